@@ -1,0 +1,111 @@
+//! The plain data a dump hands to a sink: pip-services' `Counter` record and `CounterType`.
+
+use std::fmt;
+use std::time::SystemTime;
+
+/// The kind of a counter, numbered as in every pip-services port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum CounterType {
+    /// Timings in milliseconds (`begin_timing` / `end_timing`, timed spans): count, min, max, average, last.
+    Interval = 0,
+    /// A value that is set, not accumulated (`last`, gauges): only `last`.
+    LastValue = 1,
+    /// Samples of any value (`stats`, histograms): count, min, max, average, last.
+    Statistics = 2,
+    /// A point in time (`timestamp`, `timestamp_now`): only `time`.
+    Timestamp = 3,
+    /// A running total (`increment`, counters): only `count`.
+    Increment = 4,
+}
+
+impl CounterType {
+    /// All types, in pip's numbering order.
+    pub const ALL: [CounterType; 5] = [
+        CounterType::Interval,
+        CounterType::LastValue,
+        CounterType::Statistics,
+        CounterType::Timestamp,
+        CounterType::Increment,
+    ];
+
+    /// pip's numeric value (Interval = 0 ... Increment = 4).
+    pub fn as_u8(self) -> u8 {
+        self as u8
+    }
+
+    /// The type for pip's numeric value, or `None` for anything outside 0..=4.
+    pub fn from_u8(value: u8) -> Option<CounterType> {
+        CounterType::ALL.get(usize::from(value)).copied()
+    }
+
+    /// Whether counters of this type keep count/min/max/average/last of samples.
+    pub fn is_sampled(self) -> bool {
+        matches!(self, CounterType::Interval | CounterType::Statistics)
+    }
+}
+
+/// pip's `CounterType.to_string` names: `INTERVAL`, `LAST`, `STATS`, `TIME`, `COUNT`.
+impl fmt::Display for CounterType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            CounterType::Interval => "INTERVAL",
+            CounterType::LastValue => "LAST",
+            CounterType::Statistics => "STATS",
+            CounterType::Timestamp => "TIME",
+            CounterType::Increment => "COUNT",
+        })
+    }
+}
+
+/// One counter's measurements at the moment of a snapshot, with pip's field names.
+///
+/// As in pip, a field the counter's type does not use stays `None`:
+/// Increment fills `count`; LastValue fills `last`; Timestamp fills `time`;
+/// Interval and Statistics fill `count`, `min`, `max`, `average`, `last` and (an addition to pip) `sum`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Counter {
+    /// The counter's name (a CloudWatch metric name).
+    pub name: String,
+    /// The counter's type (pip's `type` field).
+    pub counter_type: CounterType,
+    /// The latest sample (Interval, Statistics) or the value itself (LastValue).
+    pub last: Option<f64>,
+    /// The running total (Increment) or the number of samples (Interval, Statistics).
+    pub count: Option<i64>,
+    /// The smallest sample.
+    pub min: Option<f64>,
+    /// The largest sample.
+    pub max: Option<f64>,
+    /// The mean of the samples, derived as `sum / count`.
+    pub average: Option<f64>,
+    /// The sum of the samples. pip keeps only `average`; `count * average` equals it up to rounding.
+    pub sum: Option<f64>,
+    /// The recorded time (Timestamp).
+    pub time: Option<SystemTime>,
+    /// Name/value pairs (from `metrics` labels or event fields), published as CloudWatch dimensions.
+    pub dimensions: Vec<(String, String)>,
+}
+
+impl Counter {
+    /// A new counter with every measurement unset, as pip's `Counter(name, type)`.
+    pub fn new(name: impl Into<String>, counter_type: CounterType) -> Counter {
+        Counter {
+            name: name.into(),
+            counter_type,
+            last: None,
+            count: None,
+            min: None,
+            max: None,
+            average: None,
+            sum: None,
+            time: None,
+            dimensions: Vec::new(),
+        }
+    }
+
+    /// Whether the counter holds no measurement at all (a sink skips such counters).
+    pub fn is_empty(&self) -> bool {
+        self.last.is_none() && self.count.is_none() && self.time.is_none()
+    }
+}

@@ -1,0 +1,108 @@
+//! Errors a user can act on.
+
+use std::error::Error as StdError;
+use std::fmt;
+
+/// A configuration value that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// A key holds a value of the wrong form.
+    #[error("configuration key `{key}` must be {expected}, but is {value:?}")]
+    Invalid {
+        /// The dotted key, as given.
+        key: String,
+        /// What the value must be.
+        expected: &'static str,
+        /// The value found (never a secret: secret keys are not reported by value).
+        value: String,
+    },
+    /// A key that must be set is missing.
+    #[error("configuration key `{key}` is missing: {why}")]
+    Missing {
+        /// The dotted key.
+        key: &'static str,
+        /// Why it is needed.
+        why: &'static str,
+    },
+}
+
+/// Why a sink could not save a batch of counters.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct SaveError {
+    message: String,
+    throttled: bool,
+    #[source]
+    source: Option<Box<dyn StdError + Send + Sync>>,
+}
+
+impl SaveError {
+    /// A failure described by `message`.
+    pub fn new(message: impl Into<String>) -> SaveError {
+        SaveError { message: message.into(), throttled: false, source: None }
+    }
+
+    /// A failure caused by `source`.
+    pub fn with_source(message: impl Into<String>, source: impl StdError + Send + Sync + 'static) -> SaveError {
+        SaveError { message: message.into(), throttled: false, source: Some(Box::new(source)) }
+    }
+
+    /// Marks the failure as throttling: the exporter then waits longer before the next attempt.
+    pub fn throttled(mut self) -> SaveError {
+        self.throttled = true;
+        self
+    }
+
+    /// Whether the receiver asked us to slow down.
+    pub fn is_throttled(&self) -> bool {
+        self.throttled
+    }
+}
+
+/// Any failure of this crate's public operations.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration cannot be used.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A dump could not save its counters; the data is kept and sent again by the next dump.
+    #[error("saving counters failed (the data is kept for the next dump): {0}")]
+    Save(#[from] SaveError),
+    /// A `*_blocking` call was made from inside an async runtime, where it would block the runtime's thread.
+    #[error("`{0}` blocks the calling thread and cannot be called from async code: use its async form")]
+    BlockingInRuntime(&'static str),
+    /// The background thread that drives dumps for programs without a tokio runtime could not be started.
+    #[error("could not start the cloudwatch-counters background thread: {0}")]
+    Thread(#[source] std::io::Error),
+    /// The background runtime stopped before the operation finished.
+    #[error("the cloudwatch-counters background runtime has stopped")]
+    RuntimeGone,
+}
+
+/// A string that hides its content in `Debug` and `Display` (for credentials).
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+
+    /// The secret itself; call only where it is handed to the party that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}

@@ -1,0 +1,292 @@
+//! The dump machinery: snapshot the store, hand the counters to the sink, reset or merge back, and the
+//! background interval task that does it on a timer.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use tokio::runtime::Handle;
+use tokio::sync::{oneshot, Notify};
+use tokio::task::JoinHandle;
+
+use crate::error::Error;
+use crate::sink::Sink;
+use crate::store::Store;
+
+tokio::task_local! {
+    /// Set while a dump runs, so the tracing layer never times or counts the work of publishing.
+    static PUBLISHING: ();
+}
+
+/// Whether the current task is publishing counters (the layer ignores spans and events there).
+pub(crate) fn is_publishing() -> bool {
+    PUBLISHING.try_with(|_| ()).is_ok()
+}
+
+/// How many times the wait doubles under repeated throttling (up to 2^3 = 8 intervals).
+const MAX_BACKOFF_DOUBLINGS: u32 = 3;
+
+/// What one dump did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DumpReport {
+    /// Counters handed to the sink (0 when nothing was updated since the last dump).
+    pub saved: usize,
+    /// Whether this dump reset the counters (reset mode, once `reset_timeout` has passed).
+    pub reset: bool,
+    /// Non-finite values refused by the counters since the previous dump.
+    pub rejected_values: u64,
+}
+
+struct DumpState {
+    last_reset: Instant,
+    /// The previous save failed: send again even if nothing changed since.
+    retry: bool,
+}
+
+/// State shared by a `CachedCounters`, its handles' owners (layer, recorder) and its background task.
+pub(crate) struct Shared {
+    pub(crate) store: Store,
+    sink: Arc<dyn Sink>,
+    interval_ms: AtomicU64,
+    reset_timeout: Duration,
+    state: tokio::sync::Mutex<DumpState>,
+    driver: Mutex<Driver>,
+}
+
+/// The background machinery: the runtime handle used, the interval task, and our own thread for programs
+/// without a tokio runtime.
+#[derive(Default)]
+struct Driver {
+    handle: Option<Handle>,
+    timer: Option<(Arc<Notify>, JoinHandle<()>)>,
+    thread: Option<(oneshot::Sender<()>, std::thread::JoinHandle<()>)>,
+}
+
+impl Shared {
+    pub(crate) fn new(sink: Arc<dyn Sink>, interval: Duration, reset_timeout: Duration) -> Shared {
+        Shared {
+            store: Store::default(),
+            sink,
+            interval_ms: AtomicU64::new(millis(interval)),
+            reset_timeout,
+            state: tokio::sync::Mutex::new(DumpState { last_reset: Instant::now(), retry: false }),
+            driver: Mutex::new(Driver::default()),
+        }
+    }
+
+    pub(crate) fn interval(&self) -> Duration {
+        Duration::from_millis(self.interval_ms.load(Relaxed))
+    }
+
+    pub(crate) fn set_interval(&self, interval: Duration) {
+        self.interval_ms.store(millis(interval), Relaxed);
+    }
+
+    /// One dump: snapshot (taking the contents when a reset is due), save, then keep the data if the save failed.
+    pub(crate) async fn dump(&self) -> Result<DumpReport, Error> {
+        PUBLISHING.scope((), self.dump_inner()).await
+    }
+
+    async fn dump_inner(&self) -> Result<DumpReport, Error> {
+        let mut state = self.state.lock().await;
+        let reset = !self.reset_timeout.is_zero() && state.last_reset.elapsed() >= self.reset_timeout;
+        let snap = self.store.snapshot(reset);
+        if snap.rejected > 0 {
+            tracing::warn!(
+                target: "cloudwatch_counters",
+                rejected = snap.rejected,
+                "non-finite values (NaN or infinite) were passed to counters and not recorded"
+            );
+        }
+        let mut report = DumpReport { saved: 0, reset, rejected_values: snap.rejected };
+        if snap.counters.is_empty() || !(snap.dirty || state.retry || reset) {
+            if reset {
+                state.last_reset = Instant::now();
+            }
+            return Ok(report);
+        }
+        match self.sink.save(&snap.counters).await {
+            Ok(()) => {
+                state.retry = false;
+                if reset {
+                    state.last_reset = Instant::now();
+                }
+                report.saved = snap.counters.len();
+                Ok(report)
+            }
+            Err(err) => {
+                snap.merge_back();
+                state.retry = true;
+                Err(Error::Save(err))
+            }
+        }
+    }
+
+    pub(crate) fn is_open(&self) -> bool {
+        self.lock_driver().timer.is_some()
+    }
+
+    fn lock_driver(&self) -> std::sync::MutexGuard<'_, Driver> {
+        self.driver.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Starts the interval task on the current tokio runtime, or on a thread of our own when there is none.
+    pub(crate) fn open(self: &Arc<Shared>) -> Result<(), Error> {
+        let mut driver = self.lock_driver();
+        if driver.timer.is_some() {
+            return Ok(());
+        }
+        let handle = match (Handle::try_current(), &driver.handle) {
+            (Ok(current), _) => current,
+            (Err(_), Some(own)) => own.clone(),
+            (Err(_), None) => {
+                let (handle, stop, join) = own_runtime()?;
+                driver.thread = Some((stop, join));
+                handle
+            }
+        };
+        let stop = Arc::new(Notify::new());
+        let task = handle.spawn(run_timer(Arc::downgrade(self), Arc::clone(&stop)));
+        driver.handle = Some(handle);
+        driver.timer = Some((stop, task));
+        Ok(())
+    }
+
+    /// Stops the interval task (waiting for a dump in progress) and flushes what is left.
+    pub(crate) async fn close(&self) -> Result<DumpReport, Error> {
+        let timer = self.lock_driver().timer.take();
+        if let Some((stop, task)) = timer {
+            stop.notify_one();
+            let _ = task.await;
+        }
+        self.dump().await
+    }
+
+    /// Stops our own runtime thread, if there is one. `join` waits for it to end.
+    pub(crate) fn stop_thread(&self, join: bool) {
+        let thread = self.lock_driver().thread.take();
+        if let Some((stop, thread)) = thread {
+            let _ = stop.send(());
+            if join {
+                let _ = thread.join();
+            }
+        }
+    }
+
+    /// Runs `future` to completion from synchronous code: on the runtime the counters were opened on, or on a
+    /// temporary one. Refuses to run inside an async runtime, where blocking would stall it.
+    pub(crate) fn block_on<F>(&self, what: &'static str, future: F) -> Result<F::Output, Error>
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        if Handle::try_current().is_ok() {
+            return Err(Error::BlockingInRuntime(what));
+        }
+        let handle = self.lock_driver().handle.clone();
+        match handle {
+            Some(handle) => {
+                let (tx, rx) = std::sync::mpsc::sync_channel(1);
+                handle.spawn(async move {
+                    let _ = tx.send(future.await);
+                });
+                rx.recv().map_err(|_| Error::RuntimeGone)
+            }
+            None => {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Error::Thread)?;
+                Ok(runtime.block_on(future))
+            }
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let driver = std::mem::take(&mut *self.lock_driver());
+        if let Some((stop, _task)) = driver.timer {
+            stop.notify_one();
+        }
+        if let Some((stop, _thread)) = driver.thread {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// A current-thread runtime on a thread of its own, driven until `stop` fires.
+fn own_runtime() -> Result<(Handle, oneshot::Sender<()>, std::thread::JoinHandle<()>), Error> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Error::Thread)?;
+    let handle = runtime.handle().clone();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let join = std::thread::Builder::new()
+        .name("cloudwatch-counters".into())
+        .spawn(move || {
+            runtime.block_on(async {
+                let _ = stopped.await;
+            });
+        })
+        .map_err(Error::Thread)?;
+    Ok((handle, stop, join))
+}
+
+/// The interval task: dump every interval; after a failure wait one interval, and after throttling back off
+/// exponentially (with jitter) up to 8 intervals.
+async fn run_timer(shared: Weak<Shared>, stop: Arc<Notify>) {
+    let mut throttled: u32 = 0;
+    loop {
+        let Some(interval) = shared.upgrade().map(|s| s.interval()) else { return };
+        let delay = backoff(interval, throttled);
+        tokio::select! {
+            _ = stop.notified() => return,
+            _ = tokio::time::sleep(delay) => {}
+        }
+        let Some(shared) = shared.upgrade() else { return };
+        match shared.dump().await {
+            Ok(_) => throttled = 0,
+            Err(err) => {
+                if matches!(&err, Error::Save(e) if e.is_throttled()) {
+                    throttled = throttled.saturating_add(1);
+                }
+                tracing::warn!(target: "cloudwatch_counters", error = %err, "dumping counters failed; retrying at the next interval");
+            }
+        }
+    }
+}
+
+/// The wait before the next dump: the interval, doubled per consecutive throttling (capped), with +-10% jitter.
+pub(crate) fn backoff(interval: Duration, throttled: u32) -> Duration {
+    if throttled == 0 {
+        return interval;
+    }
+    let factor = 1u32 << throttled.min(MAX_BACKOFF_DOUBLINGS);
+    let base = interval.saturating_mul(factor);
+    let jitter = (jitter_unit() - 0.5) * 0.2;
+    base.mul_f64(1.0 + jitter)
+}
+
+/// A number in [0, 1) that varies between calls; good enough to spread retries apart.
+fn jitter_unit() -> f64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(Instant::now().elapsed().as_nanos());
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_under_throttling_and_is_capped() {
+        let i = Duration::from_secs(10);
+        assert_eq!(backoff(i, 0), i);
+        let one = backoff(i, 1);
+        assert!(one >= Duration::from_secs(18) && one <= Duration::from_secs(22), "{one:?}");
+        let many = backoff(i, 30);
+        assert!(many <= Duration::from_secs(88) && many >= Duration::from_secs(72), "{many:?}");
+    }
+}

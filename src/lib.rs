@@ -1,0 +1,64 @@
+//! pip-services style performance counters for Rust, published to AWS CloudWatch Metrics.
+//!
+//! Counters are pip's records — Interval (timings in ms), LastValue, Statistics, Timestamp and Increment —
+//! kept in one lock-free store and dumped to a [`Sink`] on an interval.
+//!
+//! ```
+//! use cloudwatch_counters::{Counters, CountersOptions, LogCounters};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cloudwatch_counters::Error> {
+//! let counters = LogCounters::new(CountersOptions::default());
+//! counters.open()?;
+//! counters.increment("mycomponent.mymethod.calls", 1);
+//! let timing = counters.begin_timing("mycomponent.mymethod.exec_time");
+//! // ... the work ...
+//! timing.end_timing();
+//! counters.close().await?; // flushes: prints both counters
+//! # Ok(()) }
+//! ```
+//!
+//! # How it works
+//! - Every counter is a cell of atomics in a sharded `DashMap` keyed by `metrics::Key` (name + labels), looked up
+//!   with the key's precomputed hash. A [`CounterHandle`] points straight at a cell: updates through it are a few
+//!   atomic operations, with no lock and no allocation. The name-based [`Counters`] methods look the name up first.
+//! - A dump snapshots the store and hands the non-empty counters to the sink. With `reset_timeout` = 0 (pip's
+//!   default) values are cumulative and every dump sends the totals; otherwise the dump that comes once
+//!   `reset_timeout` has passed takes the values out, and they are merged back if the save fails, so nothing
+//!   recorded is ever dropped unsaved.
+//! - [`CachedCounters::open`] runs dumps on a background interval task: on the current tokio runtime, or — in a
+//!   program without one — on a small thread of its own. [`CachedCounters::close`] (or `close_blocking` in
+//!   synchronous code) stops it and flushes.
+//!
+//! # Limitations
+//! - A name updated with another type replaces the counter and drops its data (pip's rule).
+//! - Under concurrent updates, one reset-mode dump may see a sample's count without its sum (or the other way
+//!   round); the next dump carries the rest, so totals over time are exact while one period's average can be off
+//!   by one sample.
+//! - Non-finite values (NaN, infinities) are refused, counted and reported in the next dump's warning.
+
+#![warn(missing_docs)]
+
+mod cell;
+mod composite;
+mod config;
+mod counter;
+mod counters;
+mod error;
+mod exporter;
+mod handle;
+mod null;
+pub mod sink;
+mod store;
+mod timing;
+
+pub use composite::CompositeCounters;
+pub use config::{ConfigParams, CountersOptions, DEFAULT_INTERVAL};
+pub use counter::{Counter, CounterType};
+pub use counters::{CachedCounters, Counters};
+pub use error::{ConfigError, Error, SaveError, Secret};
+pub use exporter::DumpReport;
+pub use handle::CounterHandle;
+pub use null::NullCounters;
+pub use sink::log::{LogCounters, LogSink};
+pub use sink::Sink;
+pub use timing::CounterTiming;

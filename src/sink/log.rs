@@ -1,0 +1,130 @@
+//! [`LogSink`] and [`LogCounters`]: pip's `LogCounters`, one line per counter to stdout or any writer.
+
+use std::fmt::Write as _;
+use std::io::Write;
+use std::ops::Deref;
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::config::CountersOptions;
+use crate::counter::Counter;
+use crate::counters::CachedCounters;
+use crate::error::SaveError;
+use crate::sink::{SaveFuture, Sink};
+
+/// Writes each dump as pip's LogCounters does: counters sorted by name, one line each, only the fields that are
+/// set: `Counter orders.create.exec_time { "type": INTERVAL, "last": 51.2, "count": 3, "min": 50.1, "max": 52.9, "avg": 51.4 }`.
+/// Dimensions follow the name in brackets: `Counter http.requests[status=200] { ... }`.
+pub struct LogSink {
+    writer: Mutex<Box<dyn Write + Send>>,
+}
+
+impl LogSink {
+    /// A sink that writes to standard output.
+    pub fn stdout() -> LogSink {
+        LogSink::to_writer(std::io::stdout())
+    }
+
+    /// A sink that writes to `writer`.
+    pub fn to_writer(writer: impl Write + Send + 'static) -> LogSink {
+        LogSink { writer: Mutex::new(Box::new(writer)) }
+    }
+}
+
+impl Sink for LogSink {
+    fn save<'a>(&'a self, counters: &'a [Counter]) -> SaveFuture<'a> {
+        Box::pin(async move {
+            let mut sorted: Vec<&Counter> = counters.iter().collect();
+            sorted.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.dimensions.cmp(&b.dimensions)));
+            let text: String = sorted.into_iter().map(format_counter).collect();
+            let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            writer
+                .write_all(text.as_bytes())
+                .and_then(|()| writer.flush())
+                .map_err(|e| SaveError::with_source("writing counters to the log failed", e))
+        })
+    }
+}
+
+/// One counter as a log line (with its trailing newline).
+pub fn format_counter(counter: &Counter) -> String {
+    let mut line = format!("Counter {}", counter.name);
+    if !counter.dimensions.is_empty() {
+        let dims: Vec<String> = counter.dimensions.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let _ = write!(line, "[{}]", dims.join(","));
+    }
+    let _ = write!(line, " {{ \"type\": {}", counter.counter_type);
+    let fields = [
+        ("last", counter.last),
+        ("count", counter.count.map(|c| c as f64)),
+        ("min", counter.min),
+        ("max", counter.max),
+        ("avg", counter.average),
+    ];
+    for (name, value) in fields {
+        if let Some(value) = value {
+            let _ = write!(line, ", \"{name}\": {value}");
+        }
+    }
+    if let Some(time) = counter.time {
+        let _ = write!(line, ", \"time\": {}", format_time(time));
+    }
+    line.push_str(" }\n");
+    line
+}
+
+/// `time` as milliseconds since the Unix epoch, the value CloudWatchCounters publishes for Timestamp counters.
+fn format_time(time: SystemTime) -> String {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_millis().to_string(),
+        Err(e) => format!("-{}", e.duration().as_millis()),
+    }
+}
+
+/// pip's `LogCounters`: [`CachedCounters`] that dump to a [`LogSink`]. It derefs to `CachedCounters` for the
+/// whole API (`open`, `dump`, `close`, `handle`, ...).
+#[derive(Clone, Debug)]
+pub struct LogCounters(CachedCounters);
+
+impl LogCounters {
+    /// Log counters that write to standard output.
+    pub fn new(options: CountersOptions) -> LogCounters {
+        LogCounters(CachedCounters::new(LogSink::stdout(), options))
+    }
+
+    /// Log counters that write to `writer`.
+    pub fn to_writer(writer: impl Write + Send + 'static, options: CountersOptions) -> LogCounters {
+        LogCounters(CachedCounters::new(LogSink::to_writer(writer), options))
+    }
+
+    /// The underlying counters.
+    pub fn counters(&self) -> &CachedCounters {
+        &self.0
+    }
+}
+
+impl Deref for LogCounters {
+    type Target = CachedCounters;
+
+    fn deref(&self) -> &CachedCounters {
+        &self.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::counter::CounterType;
+    use std::time::Duration;
+
+    #[test]
+    fn lines_list_only_the_fields_that_are_set() {
+        let mut c = Counter::new("a.calls", CounterType::Increment);
+        c.count = Some(3);
+        assert_eq!(format_counter(&c), "Counter a.calls { \"type\": COUNT, \"count\": 3 }\n");
+        let mut t = Counter::new("a.time", CounterType::Timestamp);
+        t.time = Some(UNIX_EPOCH + Duration::from_millis(1_234));
+        t.dimensions = vec![("k".into(), "v".into())];
+        assert_eq!(format_counter(&t), "Counter a.time[k=v] { \"type\": TIME, \"time\": 1234 }\n");
+    }
+}

@@ -1,0 +1,209 @@
+//! The lock-free store: a sharded `DashMap` from `metrics::Key` (name + labels) to a shared [`Cell`].
+//!
+//! Lookups use the key's precomputed hash (the map's hasher passes it through), take one shard read lock and
+//! return an `Arc` to the cell; after that, updates touch only the cell's atomics. One counter exists per key
+//! whatever its type: asking for a key with another type replaces the counter (pip's rule), and the old cell
+//! is retired.
+
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
+
+use dashmap::mapref::entry::Entry;
+use dashmap::DashMap;
+use metrics::Key;
+
+use crate::cell::{Cell, Taken};
+use crate::counter::{Counter, CounterType};
+
+/// A hasher for `metrics::Key`, whose `Hash` writes only its precomputed 64-bit hash.
+#[derive(Default)]
+pub(crate) struct KeyHasher(u64);
+
+impl Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Not reached for `Key`; kept correct for any other input.
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, hash: u64) {
+        self.0 = hash;
+    }
+}
+
+type Map = DashMap<Key, Arc<Cell>, BuildHasherDefault<KeyHasher>>;
+
+/// What a dump reads out of the store.
+#[derive(Debug, Default)]
+pub(crate) struct Snapshot {
+    /// The non-empty counters, in the store's order.
+    pub(crate) counters: Vec<Counter>,
+    /// In reset mode, what was taken out of each cell, to merge back if the save fails.
+    pub(crate) taken: Vec<(Arc<Cell>, Taken)>,
+    /// Whether any counter was updated since the previous snapshot.
+    pub(crate) dirty: bool,
+    /// Non-finite values refused since the previous snapshot.
+    pub(crate) rejected: u64,
+}
+
+impl Snapshot {
+    /// Puts taken contents back into their cells (the save failed).
+    pub(crate) fn merge_back(&self) {
+        for (cell, taken) in &self.taken {
+            cell.merge(taken);
+        }
+    }
+}
+
+/// All counters of one `CachedCounters`.
+#[derive(Debug, Default)]
+pub(crate) struct Store {
+    map: Map,
+}
+
+impl Store {
+    /// The cell for `key`, created if missing and replaced if it has another type.
+    #[inline]
+    pub(crate) fn cell(&self, key: &Key, kind: CounterType) -> Arc<Cell> {
+        if let Some(cell) = self.map.get(key) {
+            if cell.kind() == kind {
+                return Arc::clone(&cell);
+            }
+        }
+        self.insert(key, kind)
+    }
+
+    #[cold]
+    fn insert(&self, key: &Key, kind: CounterType) -> Arc<Cell> {
+        match self.map.entry(key.to_retained()) {
+            Entry::Occupied(mut entry) if entry.get().kind() != kind => {
+                let cell = Arc::new(Cell::new(kind));
+                entry.insert(Arc::clone(&cell)).retire();
+                cell
+            }
+            Entry::Occupied(entry) => Arc::clone(entry.get()),
+            Entry::Vacant(entry) => Arc::clone(&entry.insert(Arc::new(Cell::new(kind)))),
+        }
+    }
+
+    /// Removes one counter (its cell is retired). Returns whether it existed.
+    pub(crate) fn remove(&self, key: &Key) -> bool {
+        self.map.remove(key).inspect(|(_, cell)| cell.retire()).is_some()
+    }
+
+    /// Removes every counter.
+    pub(crate) fn clear(&self) {
+        self.map.retain(|_, cell| {
+            cell.retire();
+            false
+        });
+    }
+
+    /// The number of live counters.
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// One counter as it is now, if it exists.
+    pub(crate) fn get(&self, key: &Key) -> Option<Counter> {
+        self.map.get(key).map(|cell| to_counter(key, &cell, &cell.read()))
+    }
+
+    /// Every counter as it is now, empty ones included (pip's `get_all`).
+    pub(crate) fn read_all(&self) -> Vec<Counter> {
+        self.map.iter().map(|e| to_counter(e.key(), e.value(), &e.value().read())).collect()
+    }
+
+    /// Reads (cumulative mode) or takes (`take = true`, reset mode) every non-empty counter.
+    pub(crate) fn snapshot(&self, take: bool) -> Snapshot {
+        let mut snap = Snapshot::default();
+        for entry in self.map.iter() {
+            let (key, cell) = (entry.key(), entry.value());
+            snap.dirty |= cell.take_dirty();
+            snap.rejected += cell.take_rejected();
+            let contents = if take { cell.take() } else { cell.read() };
+            if take && contents.is_torn(cell.kind()) {
+                cell.merge(&contents);
+                continue;
+            }
+            if contents.is_empty(cell.kind()) {
+                continue;
+            }
+            snap.counters.push(to_counter(key, cell, &contents));
+            if take {
+                snap.taken.push((Arc::clone(cell), contents));
+            }
+        }
+        snap
+    }
+}
+
+fn to_counter(key: &Key, cell: &Cell, contents: &Taken) -> Counter {
+    let mut counter = Counter::new(key.name(), cell.kind());
+    counter.dimensions = key.labels().map(|l| (l.key().to_owned(), l.value().to_owned())).collect();
+    contents.fill(&mut counter);
+    counter
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn same_key_and_type_share_one_cell() {
+        let store = Store::default();
+        let a = store.cell(&Key::from_static_name("a"), CounterType::Increment);
+        let b = store.cell(&Key::from_name(String::from("a")), CounterType::Increment);
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(store.len(), 1);
+    }
+
+    #[test]
+    fn labels_make_distinct_counters() {
+        let store = Store::default();
+        let plain = store.cell(&Key::from_static_name("a"), CounterType::Increment);
+        let labelled = store.cell(&Key::from_parts("a", vec![metrics::Label::new("k", "v")]), CounterType::Increment);
+        assert!(!Arc::ptr_eq(&plain, &labelled));
+        labelled.add(2);
+        let snap = store.snapshot(false);
+        assert_eq!(snap.counters.len(), 1);
+        assert_eq!(snap.counters[0].dimensions, vec![("k".to_owned(), "v".to_owned())]);
+    }
+
+    #[test]
+    fn another_type_replaces_and_retires_the_old_cell() {
+        let store = Store::default();
+        let key = Key::from_static_name("x");
+        let old = store.cell(&key, CounterType::Increment);
+        old.add(5);
+        let new = store.cell(&key, CounterType::LastValue);
+        assert!(old.is_retired());
+        assert!(!new.is_retired());
+        assert_eq!(store.len(), 1);
+        assert_eq!(store.get(&key).map(|c| c.counter_type), Some(CounterType::LastValue));
+    }
+
+    #[test]
+    fn torn_take_goes_back_into_the_cell() {
+        let store = Store::default();
+        let cell = store.cell(&Key::from_static_name("s"), CounterType::Statistics);
+        // Simulate a sample whose count arrived but whose sum/min/max were taken by an earlier dump.
+        cell.merge(&{
+            let probe = Cell::new(CounterType::Statistics);
+            probe.sample(1.0);
+            let mut t = probe.take();
+            t.clear_values_for_test();
+            t
+        });
+        let snap = store.snapshot(true);
+        assert!(snap.counters.is_empty(), "a torn take is not published");
+        cell.sample(4.0);
+        let snap = store.snapshot(true);
+        assert_eq!(snap.counters[0].count, Some(2), "the merged count is published with the next sample");
+    }
+}

@@ -148,7 +148,11 @@ impl Cell {
             return self.reject();
         }
         update_f64(&self.last, |last| {
-            Some(if last.to_bits() == UNSET { delta } else { last + delta })
+            Some(if last.to_bits() == UNSET {
+                delta
+            } else {
+                last + delta
+            })
         });
         self.mark(DIRTY);
     }
@@ -204,9 +208,17 @@ impl Cell {
         update_f64(&self.min, |min| (taken.min < min).then_some(taken.min));
         update_f64(&self.max, |max| (taken.max > max).then_some(taken.max));
         // Newer values win: restore `last` and `time` only where nothing was set since.
-        let _ = self.last.compare_exchange(UNSET, taken.last, Relaxed, Relaxed);
-        let _ = self.time.compare_exchange(NO_TIME, taken.time, Relaxed, Relaxed);
-        self.mark(if taken.present { DIRTY | PRESENT } else { DIRTY });
+        let _ = self
+            .last
+            .compare_exchange(UNSET, taken.last, Relaxed, Relaxed);
+        let _ = self
+            .time
+            .compare_exchange(NO_TIME, taken.time, Relaxed, Relaxed);
+        self.mark(if taken.present {
+            DIRTY | PRESENT
+        } else {
+            DIRTY
+        });
     }
 }
 
@@ -218,7 +230,8 @@ impl Taken {
         if !kind.is_sampled() {
             return false;
         }
-        let has_values = self.sum != 0.0 || self.min.is_finite() || self.max.is_finite() || self.last != UNSET;
+        let has_values =
+            self.sum != 0.0 || self.min.is_finite() || self.max.is_finite() || self.last != UNSET;
         if self.count == 0 {
             has_values
         } else {
@@ -276,7 +289,9 @@ fn unset_to_none(bits: u64) -> Option<f64> {
 /// Applies `f` to the `f64` stored in `cell` until the CAS succeeds; `f` returning `None` leaves it unchanged.
 #[inline]
 fn update_f64(cell: &AtomicU64, f: impl Fn(f64) -> Option<f64>) {
-    let _ = cell.fetch_update(Relaxed, Relaxed, |bits| f(f64::from_bits(bits)).map(f64::to_bits));
+    let _ = cell.fetch_update(Relaxed, Relaxed, |bits| {
+        f(f64::from_bits(bits)).map(f64::to_bits)
+    });
 }
 
 /// Microseconds since the Unix epoch (negative before it), saturating far outside the representable range.
@@ -364,7 +379,10 @@ mod tests {
 
     #[test]
     fn epoch_micros_round_trips_before_and_after_the_epoch() {
-        for t in [UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456), UNIX_EPOCH - Duration::from_micros(5)] {
+        for t in [
+            UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456),
+            UNIX_EPOCH - Duration::from_micros(5),
+        ] {
             assert_eq!(from_epoch_micros(epoch_micros(t)), t);
         }
     }

@@ -64,7 +64,9 @@ impl CachedCounters {
     /// Counters that dump to a shared sink.
     pub fn with_shared_sink(sink: Arc<dyn Sink>, options: CountersOptions) -> CachedCounters {
         let shared = Shared::new(sink, options.get_interval(), options.get_reset_timeout());
-        CachedCounters { shared: Arc::new(shared) }
+        CachedCounters {
+            shared: Arc::new(shared),
+        }
     }
 
     /// A handle to the counter `name` (no labels) of type `counter_type`, created if needed.
@@ -84,7 +86,10 @@ impl CachedCounters {
     pub fn get(&self, name: &str, counter_type: CounterType) -> Counter {
         let key = Key::from_name(name.to_owned());
         self.shared.store.cell(&key, counter_type);
-        self.shared.store.get(&key).unwrap_or_else(|| Counter::new(name, counter_type))
+        self.shared
+            .store
+            .get(&key)
+            .unwrap_or_else(|| Counter::new(name, counter_type))
     }
 
     /// Every counter as it is now, empty ones included (pip's `get_all`).
@@ -122,6 +127,22 @@ impl CachedCounters {
         self.shared.set_interval(interval);
     }
 
+    /// The reset timeout (zero = never reset).
+    pub fn reset_timeout(&self) -> Duration {
+        self.shared.reset_timeout()
+    }
+
+    /// Changes the reset timeout (see [`CountersOptions::reset_timeout`]).
+    pub fn set_reset_timeout(&self, reset_timeout: Duration) {
+        self.shared.set_reset_timeout(reset_timeout);
+    }
+
+    /// Applies `options` (interval and reset timeout).
+    pub fn set_options(&self, options: &CountersOptions) {
+        self.set_interval(options.get_interval());
+        self.set_reset_timeout(options.get_reset_timeout());
+    }
+
     /// Dumps now: saves every counter if any was updated since the last dump (and resets them if a reset is
     /// due). On error nothing is lost: the data goes out with the next dump.
     pub async fn dump(&self) -> Result<DumpReport, Error> {
@@ -131,7 +152,8 @@ impl CachedCounters {
     /// [`dump`](Self::dump) for synchronous code. Fails with [`Error::BlockingInRuntime`] inside async code.
     pub fn dump_blocking(&self) -> Result<DumpReport, Error> {
         let shared = Arc::clone(&self.shared);
-        self.shared.block_on("dump_blocking", async move { shared.dump().await })?
+        self.shared
+            .block_on("dump_blocking", async move { shared.dump().await })?
     }
 
     /// Starts dumping every interval in the background. Idempotent.
@@ -157,7 +179,9 @@ impl CachedCounters {
     /// [`close`](Self::close) for synchronous code. Fails with [`Error::BlockingInRuntime`] inside async code.
     pub fn close_blocking(&self) -> Result<DumpReport, Error> {
         let shared = Arc::clone(&self.shared);
-        let report = self.shared.block_on("close_blocking", async move { shared.close().await });
+        let report = self
+            .shared
+            .block_on("close_blocking", async move { shared.close().await });
         self.shared.stop_thread(true);
         report?
     }
@@ -173,23 +197,28 @@ impl Counters for CachedCounters {
     }
 
     fn end_timing(&self, name: &str, elapsed_ms: f64) {
-        self.name_handle(name, CounterType::Interval).record(elapsed_ms);
+        self.name_handle(name, CounterType::Interval)
+            .record(elapsed_ms);
     }
 
     fn stats(&self, name: &str, value: f64) {
-        self.name_handle(name, CounterType::Statistics).record(value);
+        self.name_handle(name, CounterType::Statistics)
+            .record(value);
     }
 
     fn last(&self, name: &str, value: f64) {
-        self.name_handle(name, CounterType::LastValue).set_last(value);
+        self.name_handle(name, CounterType::LastValue)
+            .set_last(value);
     }
 
     fn timestamp(&self, name: &str, value: SystemTime) {
-        self.name_handle(name, CounterType::Timestamp).timestamp(value);
+        self.name_handle(name, CounterType::Timestamp)
+            .timestamp(value);
     }
 
     fn increment(&self, name: &str, value: i64) {
-        self.name_handle(name, CounterType::Increment).increment(value);
+        self.name_handle(name, CounterType::Increment)
+            .increment(value);
     }
 }
 

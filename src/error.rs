@@ -32,6 +32,7 @@ pub enum ConfigError {
 pub struct SaveError {
     message: String,
     throttled: bool,
+    failed: Option<Vec<usize>>,
     #[source]
     source: Option<Box<dyn StdError + Send + Sync>>,
 }
@@ -39,18 +40,43 @@ pub struct SaveError {
 impl SaveError {
     /// A failure described by `message`.
     pub fn new(message: impl Into<String>) -> SaveError {
-        SaveError { message: message.into(), throttled: false, source: None }
+        SaveError {
+            message: message.into(),
+            throttled: false,
+            failed: None,
+            source: None,
+        }
     }
 
     /// A failure caused by `source`.
-    pub fn with_source(message: impl Into<String>, source: impl StdError + Send + Sync + 'static) -> SaveError {
-        SaveError { message: message.into(), throttled: false, source: Some(Box::new(source)) }
+    pub fn with_source(
+        message: impl Into<String>,
+        source: impl StdError + Send + Sync + 'static,
+    ) -> SaveError {
+        SaveError {
+            message: message.into(),
+            throttled: false,
+            failed: None,
+            source: Some(Box::new(source)),
+        }
     }
 
     /// Marks the failure as throttling: the exporter then waits longer before the next attempt.
     pub fn throttled(mut self) -> SaveError {
         self.throttled = true;
         self
+    }
+
+    /// Marks the failure as partial: only the counters at these indices (into the slice given to `save`) were
+    /// not saved; the others were, and are not sent again in reset mode.
+    pub fn partial(mut self, failed: Vec<usize>) -> SaveError {
+        self.failed = Some(failed);
+        self
+    }
+
+    /// The indices of the counters that were not saved, or `None` when none were.
+    pub fn failed(&self) -> Option<&[usize]> {
+        self.failed.as_deref()
     }
 
     /// Whether the receiver asked us to slow down.
@@ -69,11 +95,17 @@ pub enum Error {
     #[error("saving counters failed (the data is kept for the next dump): {0}")]
     Save(#[from] SaveError),
     /// A `*_blocking` call was made from inside an async runtime, where it would block the runtime's thread.
-    #[error("`{0}` blocks the calling thread and cannot be called from async code: use its async form")]
+    #[error(
+        "`{0}` blocks the calling thread and cannot be called from async code: use its async form"
+    )]
     BlockingInRuntime(&'static str),
     /// The background thread that drives dumps for programs without a tokio runtime could not be started.
     #[error("could not start the cloudwatch-counters background thread: {0}")]
     Thread(#[source] std::io::Error),
+    /// `open` could not reach a usable CloudWatch client (no region, no credentials, ...). Nothing was started;
+    /// fix the cause and call `open` again.
+    #[error("cannot open CloudWatch counters: {0}")]
+    Open(String),
     /// The background runtime stopped before the operation finished.
     #[error("the cloudwatch-counters background runtime has stopped")]
     RuntimeGone,

@@ -4,11 +4,13 @@
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, Notify};
 use tokio::task::JoinHandle;
+// The tokio clock: the same as std's, but it can be paused and advanced in tests.
+use tokio::time::Instant;
 
 use crate::error::Error;
 use crate::sink::Sink;
@@ -49,7 +51,7 @@ pub(crate) struct Shared {
     pub(crate) store: Store,
     sink: Arc<dyn Sink>,
     interval_ms: AtomicU64,
-    reset_timeout: Duration,
+    reset_timeout_ns: AtomicU64,
     state: tokio::sync::Mutex<DumpState>,
     driver: Mutex<Driver>,
 }
@@ -69,8 +71,13 @@ impl Shared {
             store: Store::default(),
             sink,
             interval_ms: AtomicU64::new(millis(interval)),
-            reset_timeout,
-            state: tokio::sync::Mutex::new(DumpState { last_reset: Instant::now(), retry: false }),
+            reset_timeout_ns: AtomicU64::new(
+                u64::try_from(reset_timeout.as_nanos()).unwrap_or(u64::MAX),
+            ),
+            state: tokio::sync::Mutex::new(DumpState {
+                last_reset: Instant::now(),
+                retry: false,
+            }),
             driver: Mutex::new(Driver::default()),
         }
     }
@@ -83,6 +90,17 @@ impl Shared {
         self.interval_ms.store(millis(interval), Relaxed);
     }
 
+    pub(crate) fn reset_timeout(&self) -> Duration {
+        Duration::from_nanos(self.reset_timeout_ns.load(Relaxed))
+    }
+
+    pub(crate) fn set_reset_timeout(&self, reset_timeout: Duration) {
+        self.reset_timeout_ns.store(
+            u64::try_from(reset_timeout.as_nanos()).unwrap_or(u64::MAX),
+            Relaxed,
+        );
+    }
+
     /// One dump: snapshot (taking the contents when a reset is due), save, then keep the data if the save failed.
     pub(crate) async fn dump(&self) -> Result<DumpReport, Error> {
         PUBLISHING.scope((), self.dump_inner()).await
@@ -90,7 +108,8 @@ impl Shared {
 
     async fn dump_inner(&self) -> Result<DumpReport, Error> {
         let mut state = self.state.lock().await;
-        let reset = !self.reset_timeout.is_zero() && state.last_reset.elapsed() >= self.reset_timeout;
+        let reset_timeout = self.reset_timeout();
+        let reset = !reset_timeout.is_zero() && state.last_reset.elapsed() >= reset_timeout;
         let snap = self.store.snapshot(reset);
         if snap.rejected > 0 {
             tracing::warn!(
@@ -99,7 +118,11 @@ impl Shared {
                 "non-finite values (NaN or infinite) were passed to counters and not recorded"
             );
         }
-        let mut report = DumpReport { saved: 0, reset, rejected_values: snap.rejected };
+        let mut report = DumpReport {
+            saved: 0,
+            reset,
+            rejected_values: snap.rejected,
+        };
         if snap.counters.is_empty() || !(snap.dirty || state.retry || reset) {
             if reset {
                 state.last_reset = Instant::now();
@@ -116,7 +139,7 @@ impl Shared {
                 Ok(report)
             }
             Err(err) => {
-                snap.merge_back();
+                snap.merge_back(err.failed());
                 state.retry = true;
                 Err(Error::Save(err))
             }
@@ -128,7 +151,9 @@ impl Shared {
     }
 
     fn lock_driver(&self) -> std::sync::MutexGuard<'_, Driver> {
-        self.driver.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.driver
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Starts the interval task on the current tokio runtime, or on a thread of our own when there is none.
@@ -194,7 +219,10 @@ impl Shared {
                 rx.recv().map_err(|_| Error::RuntimeGone)
             }
             None => {
-                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Error::Thread)?;
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(Error::Thread)?;
                 Ok(runtime.block_on(future))
             }
         }
@@ -215,7 +243,10 @@ impl Drop for Shared {
 
 /// A current-thread runtime on a thread of its own, driven until `stop` fires.
 fn own_runtime() -> Result<(Handle, oneshot::Sender<()>, std::thread::JoinHandle<()>), Error> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Error::Thread)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(Error::Thread)?;
     let handle = runtime.handle().clone();
     let (stop, stopped) = oneshot::channel::<()>();
     let join = std::thread::Builder::new()
@@ -234,13 +265,17 @@ fn own_runtime() -> Result<(Handle, oneshot::Sender<()>, std::thread::JoinHandle
 async fn run_timer(shared: Weak<Shared>, stop: Arc<Notify>) {
     let mut throttled: u32 = 0;
     loop {
-        let Some(interval) = shared.upgrade().map(|s| s.interval()) else { return };
+        let Some(interval) = shared.upgrade().map(|s| s.interval()) else {
+            return;
+        };
         let delay = backoff(interval, throttled);
         tokio::select! {
             _ = stop.notified() => return,
             _ = tokio::time::sleep(delay) => {}
         }
-        let Some(shared) = shared.upgrade() else { return };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
         match shared.dump().await {
             Ok(_) => throttled = 0,
             Err(err) => {
@@ -268,7 +303,7 @@ pub(crate) fn backoff(interval: Duration, throttled: u32) -> Duration {
 fn jitter_unit() -> f64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u128(Instant::now().elapsed().as_nanos());
+    hasher.write_u128(std::time::Instant::now().elapsed().as_nanos());
     (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
 }
 
@@ -285,8 +320,14 @@ mod tests {
         let i = Duration::from_secs(10);
         assert_eq!(backoff(i, 0), i);
         let one = backoff(i, 1);
-        assert!(one >= Duration::from_secs(18) && one <= Duration::from_secs(22), "{one:?}");
+        assert!(
+            one >= Duration::from_secs(18) && one <= Duration::from_secs(22),
+            "{one:?}"
+        );
         let many = backoff(i, 30);
-        assert!(many <= Duration::from_secs(88) && many >= Duration::from_secs(72), "{many:?}");
+        assert!(
+            many <= Duration::from_secs(88) && many >= Duration::from_secs(72),
+            "{many:?}"
+        );
     }
 }

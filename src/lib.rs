@@ -39,6 +39,7 @@
 #![warn(missing_docs)]
 
 mod cell;
+mod cloudwatch;
 mod composite;
 mod config;
 mod counter;
@@ -51,8 +52,12 @@ pub mod sink;
 mod store;
 mod timing;
 
+pub use cloudwatch::{CloudWatchCounters, CloudWatchCountersBuilder};
 pub use composite::CompositeCounters;
-pub use config::{ConfigParams, CountersOptions, DEFAULT_INTERVAL};
+pub use config::{
+    CloudWatchSettings, ConfigParams, CountersOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_INTERVAL,
+    MAX_BATCH_SIZE,
+};
 pub use counter::{Counter, CounterType};
 pub use counters::{CachedCounters, Counters};
 pub use error::{ConfigError, Error, SaveError, Secret};

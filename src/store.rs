@@ -52,10 +52,18 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
-    /// Puts taken contents back into their cells (the save failed).
-    pub(crate) fn merge_back(&self) {
-        for (cell, taken) in &self.taken {
-            cell.merge(taken);
+    /// Puts taken contents back into their cells (the save failed): those at the `failed` indices of
+    /// `counters`, or all of them when `failed` is `None`.
+    pub(crate) fn merge_back(&self, failed: Option<&[usize]>) {
+        match failed {
+            None => self
+                .taken
+                .iter()
+                .for_each(|(cell, taken)| cell.merge(taken)),
+            Some(failed) => failed
+                .iter()
+                .filter_map(|&i| self.taken.get(i))
+                .for_each(|(cell, taken)| cell.merge(taken)),
         }
     }
 }
@@ -93,7 +101,10 @@ impl Store {
 
     /// Removes one counter (its cell is retired). Returns whether it existed.
     pub(crate) fn remove(&self, key: &Key) -> bool {
-        self.map.remove(key).inspect(|(_, cell)| cell.retire()).is_some()
+        self.map
+            .remove(key)
+            .inspect(|(_, cell)| cell.retire())
+            .is_some()
     }
 
     /// Removes every counter.
@@ -111,12 +122,17 @@ impl Store {
 
     /// One counter as it is now, if it exists.
     pub(crate) fn get(&self, key: &Key) -> Option<Counter> {
-        self.map.get(key).map(|cell| to_counter(key, &cell, &cell.read()))
+        self.map
+            .get(key)
+            .map(|cell| to_counter(key, &cell, &cell.read()))
     }
 
     /// Every counter as it is now, empty ones included (pip's `get_all`).
     pub(crate) fn read_all(&self) -> Vec<Counter> {
-        self.map.iter().map(|e| to_counter(e.key(), e.value(), &e.value().read())).collect()
+        self.map
+            .iter()
+            .map(|e| to_counter(e.key(), e.value(), &e.value().read()))
+            .collect()
     }
 
     /// Reads (cumulative mode) or takes (`take = true`, reset mode) every non-empty counter.
@@ -145,7 +161,10 @@ impl Store {
 
 fn to_counter(key: &Key, cell: &Cell, contents: &Taken) -> Counter {
     let mut counter = Counter::new(key.name(), cell.kind());
-    counter.dimensions = key.labels().map(|l| (l.key().to_owned(), l.value().to_owned())).collect();
+    counter.dimensions = key
+        .labels()
+        .map(|l| (l.key().to_owned(), l.value().to_owned()))
+        .collect();
     contents.fill(&mut counter);
     counter
 }
@@ -167,12 +186,18 @@ mod tests {
     fn labels_make_distinct_counters() {
         let store = Store::default();
         let plain = store.cell(&Key::from_static_name("a"), CounterType::Increment);
-        let labelled = store.cell(&Key::from_parts("a", vec![metrics::Label::new("k", "v")]), CounterType::Increment);
+        let labelled = store.cell(
+            &Key::from_parts("a", vec![metrics::Label::new("k", "v")]),
+            CounterType::Increment,
+        );
         assert!(!Arc::ptr_eq(&plain, &labelled));
         labelled.add(2);
         let snap = store.snapshot(false);
         assert_eq!(snap.counters.len(), 1);
-        assert_eq!(snap.counters[0].dimensions, vec![("k".to_owned(), "v".to_owned())]);
+        assert_eq!(
+            snap.counters[0].dimensions,
+            vec![("k".to_owned(), "v".to_owned())]
+        );
     }
 
     #[test]
@@ -185,7 +210,10 @@ mod tests {
         assert!(old.is_retired());
         assert!(!new.is_retired());
         assert_eq!(store.len(), 1);
-        assert_eq!(store.get(&key).map(|c| c.counter_type), Some(CounterType::LastValue));
+        assert_eq!(
+            store.get(&key).map(|c| c.counter_type),
+            Some(CounterType::LastValue)
+        );
     }
 
     #[test]
@@ -204,6 +232,10 @@ mod tests {
         assert!(snap.counters.is_empty(), "a torn take is not published");
         cell.sample(4.0);
         let snap = store.snapshot(true);
-        assert_eq!(snap.counters[0].count, Some(2), "the merged count is published with the next sample");
+        assert_eq!(
+            snap.counters[0].count,
+            Some(2),
+            "the merged count is published with the next sample"
+        );
     }
 }

@@ -6,6 +6,9 @@ use std::pin::Pin;
 use crate::counter::Counter;
 use crate::error::SaveError;
 
+pub mod cloudwatch;
+pub mod datum;
+pub mod limits;
 pub mod log;
 
 /// The future a [`Sink::save`] returns.

@@ -1,0 +1,341 @@
+//! Counter -> CloudWatch `MetricDatum`, as pip's CloudWatchCounters maps it, checked against CloudWatch's limits.
+//!
+//! | CounterType | Unit         | payload                                                        |
+//! |-------------|--------------|----------------------------------------------------------------|
+//! | Increment   | Count        | `Value = count`                                                |
+//! | Interval    | Milliseconds | `StatisticValues {SampleCount = count, Sum, Minimum, Maximum}` |
+//! | Statistics  | None         | the same StatisticValues                                       |
+//! | LastValue   | None         | `Value = last`                                                 |
+//! | Timestamp   | None         | `Value = epoch ms of time`, `Timestamp = time`                 |
+//!
+//! Dimensions: `InstanceID = instance`, then the counter's own (a counter's own `InstanceID` wins).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use aws_sdk_cloudwatch::primitives::DateTime;
+use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit, StatisticSet};
+
+use crate::counter::{Counter, CounterType};
+use crate::sink::limits::{self, SkipReason, MAX_DIMENSIONS};
+
+/// The dimension every datum carries (pip's).
+pub const INSTANCE_DIMENSION: &str = "InstanceID";
+
+/// What every datum of one dump shares.
+#[derive(Debug, Clone)]
+pub struct DatumContext<'a> {
+    /// The InstanceID dimension's value.
+    pub instance: &'a str,
+    /// StorageResolution: 60 or 1.
+    pub storage_resolution: i32,
+    /// The time of the dump, for the timestamp limits.
+    pub now: SystemTime,
+}
+
+/// The datum for `counter`, or why it cannot be sent.
+pub fn to_datum(counter: &Counter, ctx: &DatumContext<'_>) -> Result<MetricDatum, SkipReason> {
+    limits::check_metric_name(&counter.name)?;
+    if ctx.storage_resolution != 1 && ctx.storage_resolution != 60 {
+        return Err(SkipReason::StorageResolution);
+    }
+    let own_instance = counter
+        .dimensions
+        .iter()
+        .any(|(k, _)| k == INSTANCE_DIMENSION);
+    let count = counter.dimensions.len() + usize::from(!own_instance);
+    if count > MAX_DIMENSIONS {
+        return Err(SkipReason::TooManyDimensions);
+    }
+    let mut dimensions = Vec::with_capacity(count);
+    if !own_instance {
+        limits::check_dimension(INSTANCE_DIMENSION, ctx.instance)?;
+        dimensions.push(
+            Dimension::builder()
+                .name(INSTANCE_DIMENSION)
+                .value(ctx.instance)
+                .build(),
+        );
+    }
+    for (name, value) in &counter.dimensions {
+        limits::check_dimension(name, value)?;
+        dimensions.push(Dimension::builder().name(name).value(value).build());
+    }
+    let datum = MetricDatum::builder()
+        .metric_name(&counter.name)
+        .set_dimensions(Some(dimensions))
+        .storage_resolution(ctx.storage_resolution);
+    let datum = match counter.counter_type {
+        CounterType::Increment => {
+            let count = counter.count.ok_or(SkipReason::Value)?;
+            datum
+                .unit(StandardUnit::Count)
+                .value(limits::check_value(count as f64)?)
+        }
+        CounterType::Interval | CounterType::Statistics => {
+            let unit = if counter.counter_type == CounterType::Interval {
+                StandardUnit::Milliseconds
+            } else {
+                StandardUnit::None
+            };
+            datum.unit(unit).statistic_values(statistic_set(counter)?)
+        }
+        CounterType::LastValue => datum
+            .unit(StandardUnit::None)
+            .value(limits::check_value(counter.last.ok_or(SkipReason::Value)?)?),
+        CounterType::Timestamp => {
+            let time = limits::check_timestamp(counter.time.ok_or(SkipReason::Value)?, ctx.now)?;
+            datum
+                .unit(StandardUnit::None)
+                .value(epoch_millis(time))
+                .timestamp(DateTime::from(time))
+        }
+    };
+    Ok(datum.build())
+}
+
+fn statistic_set(counter: &Counter) -> Result<StatisticSet, SkipReason> {
+    let samples = counter
+        .count
+        .filter(|&n| n > 0)
+        .ok_or(SkipReason::EmptyStatistics)?;
+    let sum = counter
+        .sum
+        .or_else(|| counter.average.map(|avg| avg * samples as f64));
+    let (sum, min, max) = match (sum, counter.min, counter.max) {
+        (Some(sum), Some(min), Some(max)) => (sum, min, max),
+        _ => return Err(SkipReason::EmptyStatistics),
+    };
+    Ok(StatisticSet::builder()
+        .sample_count(samples as f64)
+        .sum(limits::check_value(sum)?)
+        .minimum(limits::check_value(min)?)
+        .maximum(limits::check_value(max)?)
+        .build())
+}
+
+/// Milliseconds since the Unix epoch (UTC), negative before it.
+pub fn epoch_millis(time: SystemTime) -> f64 {
+    match time.duration_since(UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as f64,
+        Err(e) => -(e.duration().as_millis() as f64),
+    }
+}
+
+/// A conservative estimate of a datum's size in a request body, for the 1 MB request limit.
+pub fn estimated_size(datum: &MetricDatum) -> usize {
+    const FIXED: usize = 160;
+    let dims: usize = datum
+        .dimensions()
+        .iter()
+        .map(|d| 24 + d.name().map_or(0, str::len) + d.value().map_or(0, str::len))
+        .sum();
+    FIXED + datum.metric_name().map_or(0, str::len) + dims
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn ctx() -> DatumContext<'static> {
+        DatumContext {
+            instance: "host-1",
+            storage_resolution: 60,
+            now: SystemTime::now(),
+        }
+    }
+
+    fn stats(kind: CounterType) -> Counter {
+        let mut c = Counter::new("op.exec_time", kind);
+        (c.count, c.sum, c.min, c.max, c.average, c.last) = (
+            Some(4),
+            Some(10.0),
+            Some(1.0),
+            Some(4.0),
+            Some(2.5),
+            Some(4.0),
+        );
+        c
+    }
+
+    #[test]
+    fn each_type_maps_as_pip_does() {
+        let mut inc = Counter::new("calls", CounterType::Increment);
+        inc.count = Some(7);
+        let d = to_datum(&inc, &ctx()).unwrap();
+        assert_eq!(
+            (d.unit(), d.value(), d.timestamp()),
+            (Some(&StandardUnit::Count), Some(7.0), None)
+        );
+        assert_eq!(d.dimensions()[0].name(), Some("InstanceID"));
+        assert_eq!(d.dimensions()[0].value(), Some("host-1"));
+
+        for (kind, unit) in [
+            (CounterType::Interval, StandardUnit::Milliseconds),
+            (CounterType::Statistics, StandardUnit::None),
+        ] {
+            let d = to_datum(&stats(kind), &ctx()).unwrap();
+            assert_eq!(d.unit(), Some(&unit));
+            let s = d.statistic_values().unwrap();
+            assert_eq!(
+                (s.sample_count(), s.sum(), s.minimum(), s.maximum()),
+                (Some(4.0), Some(10.0), Some(1.0), Some(4.0))
+            );
+            assert_eq!(d.value(), None);
+        }
+
+        let mut last = Counter::new("queue", CounterType::LastValue);
+        last.last = Some(3.5);
+        let d = to_datum(&last, &ctx()).unwrap();
+        assert_eq!(
+            (d.unit(), d.value()),
+            (Some(&StandardUnit::None), Some(3.5))
+        );
+
+        let when = SystemTime::now() - Duration::from_secs(60);
+        let mut ts = Counter::new("backup", CounterType::Timestamp);
+        ts.time = Some(when);
+        let d = to_datum(&ts, &ctx()).unwrap();
+        assert_eq!(d.value(), Some(epoch_millis(when)));
+        assert_eq!(d.timestamp(), Some(&DateTime::from(when)));
+    }
+
+    #[test]
+    fn labels_follow_instance_id_and_an_own_instance_id_wins() {
+        let mut c = Counter::new("calls", CounterType::Increment);
+        c.count = Some(1);
+        c.dimensions = vec![("status".into(), "200".into())];
+        let names: Vec<_> = to_datum(&c, &ctx())
+            .unwrap()
+            .dimensions()
+            .iter()
+            .map(|d| d.name().unwrap().to_owned())
+            .collect();
+        assert_eq!(names, ["InstanceID", "status"]);
+        c.dimensions = vec![("InstanceID".into(), "mine".into())];
+        let d = to_datum(&c, &ctx()).unwrap();
+        assert_eq!(d.dimensions().len(), 1);
+        assert_eq!(d.dimensions()[0].value(), Some("mine"));
+    }
+
+    #[test]
+    fn every_limit_is_enforced() {
+        let ok = |c: &Counter| to_datum(c, &ctx());
+        let mut inc = Counter::new("calls", CounterType::Increment);
+        inc.count = Some(1);
+        let with = |f: &dyn Fn(&mut Counter)| {
+            let mut c = inc.clone();
+            f(&mut c);
+            c
+        };
+        assert!(ok(&inc).is_ok());
+        assert_eq!(
+            ok(&with(&|c| c.name = String::new())).unwrap_err(),
+            SkipReason::MetricName
+        );
+        assert_eq!(
+            ok(&with(&|c| c.name = "x".repeat(256))).unwrap_err(),
+            SkipReason::MetricName
+        );
+        assert!(ok(&with(&|c| c.name = "x".repeat(255))).is_ok());
+        assert_eq!(
+            ok(&with(&|c| c.name = "caf\u{e9}".into())).unwrap_err(),
+            SkipReason::MetricName
+        );
+        assert_eq!(
+            ok(&with(&|c| c.name = "a\nb".into())).unwrap_err(),
+            SkipReason::MetricName
+        );
+        let dims = |n: usize| {
+            (0..n)
+                .map(|i| (format!("k{i}"), "v".to_owned()))
+                .collect::<Vec<_>>()
+        };
+        assert!(
+            ok(&with(&|c| c.dimensions = dims(29))).is_ok(),
+            "29 + InstanceID = 30"
+        );
+        assert_eq!(
+            ok(&with(&|c| c.dimensions = dims(30))).unwrap_err(),
+            SkipReason::TooManyDimensions
+        );
+        assert_eq!(
+            ok(&with(&|c| c.dimensions = vec![(String::new(), "v".into())])).unwrap_err(),
+            SkipReason::DimensionName
+        );
+        assert_eq!(
+            ok(&with(&|c| c.dimensions = vec![(":k".into(), "v".into())])).unwrap_err(),
+            SkipReason::DimensionName
+        );
+        assert_eq!(
+            ok(&with(
+                &|c| c.dimensions = vec![("x".repeat(256), "v".into())]
+            ))
+            .unwrap_err(),
+            SkipReason::DimensionName
+        );
+        assert_eq!(
+            ok(&with(&|c| c.dimensions = vec![("k".into(), String::new())])).unwrap_err(),
+            SkipReason::DimensionValue
+        );
+        assert_eq!(
+            ok(&with(
+                &|c| c.dimensions = vec![("k".into(), "v".repeat(1025))]
+            ))
+            .unwrap_err(),
+            SkipReason::DimensionValue
+        );
+        assert!(ok(&with(
+            &|c| c.dimensions = vec![("k".into(), "v".repeat(1024))]
+        ))
+        .is_ok());
+        assert_eq!(
+            ok(&with(
+                &|c| c.dimensions = vec![("k".into(), "\u{fc}".into())]
+            ))
+            .unwrap_err(),
+            SkipReason::DimensionValue
+        );
+
+        let mut last = Counter::new("g", CounterType::LastValue);
+        for bad in [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            2f64.powi(361),
+            -(2f64.powi(361)),
+        ] {
+            last.last = Some(bad);
+            assert_eq!(ok(&last).unwrap_err(), SkipReason::Value, "{bad}");
+        }
+        let mut s = stats(CounterType::Statistics);
+        s.max = Some(f64::INFINITY);
+        assert_eq!(ok(&s).unwrap_err(), SkipReason::Value);
+        let mut empty = stats(CounterType::Statistics);
+        empty.count = Some(0);
+        assert_eq!(ok(&empty).unwrap_err(), SkipReason::EmptyStatistics);
+
+        let mut ts = Counter::new("t", CounterType::Timestamp);
+        ts.time = Some(SystemTime::now() - Duration::from_secs(15 * 24 * 3600));
+        assert_eq!(ok(&ts).unwrap_err(), SkipReason::TooOld);
+        ts.time = Some(SystemTime::now() + Duration::from_secs(3 * 3600));
+        assert_eq!(ok(&ts).unwrap_err(), SkipReason::InFuture);
+
+        let bad_resolution = DatumContext {
+            storage_resolution: 5,
+            ..ctx()
+        };
+        assert_eq!(
+            to_datum(&inc, &bad_resolution).unwrap_err(),
+            SkipReason::StorageResolution
+        );
+        let bad_instance = DatumContext {
+            instance: "",
+            ..ctx()
+        };
+        assert_eq!(
+            to_datum(&inc, &bad_instance).unwrap_err(),
+            SkipReason::DimensionValue
+        );
+    }
+}

@@ -1,0 +1,90 @@
+//! A counting global allocator proves the update path does not allocate.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::time::SystemTime;
+
+use cloudwatch_counters::{CachedCounters, CounterType, CountersOptions, LogSink};
+
+struct CountingAllocator;
+
+thread_local! {
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+unsafe impl GlobalAlloc for CountingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.with(|a| a.set(a.get() + 1));
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.with(|a| a.set(a.get() + 1));
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: CountingAllocator = CountingAllocator;
+
+/// Allocations made by this thread while `f` runs.
+fn allocations_in(f: impl FnOnce()) -> u64 {
+    let before = ALLOCATIONS.with(Cell::get);
+    f();
+    ALLOCATIONS.with(Cell::get) - before
+}
+
+#[test]
+fn updates_through_a_held_handle_never_allocate() {
+    let counters = CachedCounters::new(
+        LogSink::to_writer(std::io::sink()),
+        CountersOptions::default(),
+    );
+    let inc = counters.handle("inc", CounterType::Increment);
+    let stats = counters.handle("stats", CounterType::Statistics);
+    let interval = counters.handle("interval", CounterType::Interval);
+    let last = counters.handle("last", CounterType::LastValue);
+    let time = counters.handle("time", CounterType::Timestamp);
+    let now = SystemTime::now();
+    let n = allocations_in(|| {
+        for i in 0..10_000 {
+            let v = f64::from(i);
+            inc.increment(1);
+            inc.set_count(i.into());
+            stats.record(v);
+            interval.record(v);
+            last.set_last(v);
+            last.add_last(1.0);
+            time.timestamp(now);
+            stats.record(f64::NAN); // refused and counted, still no allocation
+        }
+    });
+    assert_eq!(n, 0, "allocations on the update path");
+    // The counting allocator does see allocations, so the zero above means something.
+    assert!(
+        allocations_in(|| drop(
+            counters.handle(String::from("a new counter"), CounterType::Increment)
+        )) > 0
+    );
+}
+
+#[test]
+fn looking_up_an_existing_static_name_does_not_allocate() {
+    let counters = CachedCounters::new(
+        LogSink::to_writer(std::io::sink()),
+        CountersOptions::default(),
+    );
+    counters
+        .handle("calls", CounterType::Increment)
+        .increment(1);
+    let n = allocations_in(|| {
+        for _ in 0..1_000 {
+            counters
+                .handle("calls", CounterType::Increment)
+                .increment(1);
+        }
+    });
+    assert_eq!(n, 0);
+}

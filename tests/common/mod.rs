@@ -1,0 +1,105 @@
+//! Test helpers shared by the integration tests: a sink that records what it is given.
+#![allow(dead_code)]
+
+pub mod localstack;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+use cloudwatch_counters::sink::SaveFuture;
+use cloudwatch_counters::{Counter, SaveError, Sink};
+use tokio::sync::watch;
+
+/// Records every batch it saves; can be told to fail.
+#[derive(Clone)]
+pub struct RecordingSink {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    saves: Mutex<Vec<Vec<Counter>>>,
+    fail: AtomicBool,
+    saved: watch::Sender<usize>,
+    saved_cv: Condvar,
+}
+
+impl Default for RecordingSink {
+    fn default() -> Self {
+        RecordingSink {
+            inner: Arc::new(Inner {
+                saves: Mutex::new(Vec::new()),
+                fail: AtomicBool::new(false),
+                saved: watch::channel(0).0,
+                saved_cv: Condvar::new(),
+            }),
+        }
+    }
+}
+
+impl RecordingSink {
+    /// Makes every following save fail (true) or succeed (false).
+    pub fn set_failing(&self, fail: bool) {
+        self.inner.fail.store(fail, Ordering::SeqCst);
+    }
+
+    /// Every successful save so far.
+    pub fn saves(&self) -> Vec<Vec<Counter>> {
+        self.inner.saves.lock().unwrap().clone()
+    }
+
+    /// The last successful save.
+    pub fn last_save(&self) -> Vec<Counter> {
+        self.saves().last().cloned().unwrap_or_default()
+    }
+
+    /// Waits until at least `n` saves have succeeded.
+    pub async fn wait_for_saves(&self, n: usize) {
+        let mut rx = self.inner.saved.subscribe();
+        rx.wait_for(|&count| count >= n)
+            .await
+            .expect("sink dropped");
+    }
+}
+
+impl RecordingSink {
+    /// Blocks until at least `n` saves have succeeded; panics after `limit` (a broken timer fails, not hangs).
+    pub fn wait_for_saves_blocking(&self, n: usize, limit: Duration) {
+        let saves = self.inner.saves.lock().unwrap();
+        let (saves, timeout) = self
+            .inner
+            .saved_cv
+            .wait_timeout_while(saves, limit, |s| s.len() < n)
+            .unwrap();
+        assert!(
+            !timeout.timed_out(),
+            "only {} of {n} saves arrived within {limit:?}",
+            saves.len()
+        );
+    }
+}
+
+impl Sink for RecordingSink {
+    fn save<'a>(&'a self, counters: &'a [Counter]) -> SaveFuture<'a> {
+        Box::pin(async move {
+            if self.inner.fail.load(Ordering::SeqCst) {
+                return Err(SaveError::new("recording sink told to fail"));
+            }
+            let mut saves = self.inner.saves.lock().unwrap();
+            saves.push(counters.to_vec());
+            let n = saves.len();
+            drop(saves);
+            self.inner.saved_cv.notify_all();
+            self.inner.saved.send_replace(n);
+            Ok(())
+        })
+    }
+}
+
+/// The counter called `name` in `counters`.
+pub fn find<'a>(counters: &'a [Counter], name: &str) -> &'a Counter {
+    counters
+        .iter()
+        .find(|c| c.name == name)
+        .unwrap_or_else(|| panic!("no counter {name} in {counters:?}"))
+}

@@ -1,0 +1,204 @@
+//! Dumps, resets, clears, type replacement, close-flush and the background timer.
+
+mod common;
+
+use std::time::Duration;
+
+use cloudwatch_counters::{CachedCounters, CounterType, Counters, CountersOptions, Error};
+use common::{find, RecordingSink};
+
+fn counters(options: CountersOptions) -> (CachedCounters, RecordingSink) {
+    let sink = RecordingSink::default();
+    (CachedCounters::new(sink.clone(), options), sink)
+}
+
+#[tokio::test]
+async fn cumulative_dumps_resend_totals_and_skip_when_nothing_changed() {
+    let (c, sink) = counters(CountersOptions::default());
+    c.increment("calls", 2);
+    assert_eq!(c.dump().await.unwrap().saved, 1);
+    assert_eq!(
+        c.dump().await.unwrap().saved,
+        0,
+        "nothing updated since: pip skips the dump"
+    );
+    c.increment("calls", 3);
+    c.dump().await.unwrap();
+    let saves = sink.saves();
+    assert_eq!(saves.len(), 2);
+    assert_eq!(
+        find(&saves[1], "calls").count,
+        Some(5),
+        "cumulative: the total since start"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn reset_happens_only_after_reset_timeout_and_a_successful_save() {
+    let options = CountersOptions::default().reset_timeout(Duration::from_secs(60));
+    let (c, sink) = counters(options);
+    c.increment("calls", 1);
+    let first = c.dump().await.unwrap();
+    assert!(!first.reset, "reset_timeout has not passed yet");
+    tokio::time::advance(Duration::from_secs(61)).await;
+    c.increment("calls", 1);
+    let second = c.dump().await.unwrap();
+    assert!(second.reset);
+    assert_eq!(
+        find(&sink.last_save(), "calls").count,
+        Some(2),
+        "values accumulate until the reset"
+    );
+    c.increment("calls", 5);
+    c.dump().await.unwrap();
+    assert_eq!(
+        find(&sink.last_save(), "calls").count,
+        Some(5),
+        "after the reset counting starts again"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_save_in_reset_mode_keeps_the_data_for_the_next_dump() {
+    let options = CountersOptions::default().reset_timeout(Duration::from_millis(1));
+    let (c, sink) = counters(options);
+    tokio::time::advance(Duration::from_millis(2)).await;
+    c.increment("calls", 4);
+    c.stats("size", 10.0);
+    sink.set_failing(true);
+    let err = c.dump().await.unwrap_err();
+    assert!(matches!(err, Error::Save(_)), "{err}");
+    c.increment("calls", 1);
+    c.stats("size", 2.0);
+    sink.set_failing(false);
+    c.dump().await.unwrap();
+    let saved = sink.last_save();
+    assert_eq!(find(&saved, "calls").count, Some(5));
+    let size = find(&saved, "size");
+    assert_eq!(
+        (size.count, size.sum, size.min, size.max, size.last),
+        (Some(2), Some(12.0), Some(2.0), Some(10.0), Some(2.0))
+    );
+}
+
+#[tokio::test]
+async fn failed_save_in_cumulative_mode_is_retried_even_without_updates() {
+    let (c, sink) = counters(CountersOptions::default());
+    c.last("queue", 7.0);
+    sink.set_failing(true);
+    assert!(c.dump().await.is_err());
+    sink.set_failing(false);
+    assert_eq!(c.dump().await.unwrap().saved, 1);
+    assert_eq!(find(&sink.last_save(), "queue").last, Some(7.0));
+}
+
+#[tokio::test]
+async fn clear_removes_one_counter_and_clear_all_removes_every_one() {
+    let (c, sink) = counters(CountersOptions::default());
+    let held = c.handle("a", CounterType::Increment);
+    held.increment(1);
+    c.increment("b", 1);
+    c.clear("a");
+    assert!(held.is_detached());
+    c.clear("missing"); // no error for a missing name
+    c.dump().await.unwrap();
+    let names: Vec<String> = sink.last_save().into_iter().map(|c| c.name).collect();
+    assert_eq!(names, vec!["b".to_owned()]);
+    c.clear_all();
+    assert!(c.is_empty());
+    c.increment("c", 1);
+    c.dump().await.unwrap();
+    assert_eq!(sink.last_save().len(), 1);
+}
+
+#[tokio::test]
+async fn a_name_reused_with_another_type_replaces_the_counter() {
+    let (c, sink) = counters(CountersOptions::default());
+    c.increment("x", 10);
+    c.last("x", 2.5);
+    c.dump().await.unwrap();
+    let saved = sink.last_save();
+    assert_eq!(saved.len(), 1);
+    assert_eq!(saved[0].counter_type, CounterType::LastValue);
+    assert_eq!((saved[0].last, saved[0].count), (Some(2.5), None));
+}
+
+#[tokio::test]
+async fn get_creates_an_empty_counter_that_is_never_sent() {
+    let (c, sink) = counters(CountersOptions::default());
+    let got = c.get("new", CounterType::Statistics);
+    assert!(got.is_empty());
+    assert_eq!(c.len(), 1);
+    c.increment("real", 1);
+    c.dump().await.unwrap();
+    let names: Vec<String> = sink.last_save().into_iter().map(|c| c.name).collect();
+    assert_eq!(names, vec!["real".to_owned()]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_timer_dumps_every_interval_without_any_update_arriving() {
+    let (c, sink) = counters(CountersOptions::default().interval(Duration::from_secs(300)));
+    c.open().unwrap();
+    assert!(c.is_open());
+    c.increment("calls", 1);
+    // pip dumps only when an update arrives after the interval; here the timer alone does it.
+    sink.wait_for_saves(1).await;
+    c.increment("calls", 1);
+    sink.wait_for_saves(2).await;
+    assert_eq!(find(&sink.last_save(), "calls").count, Some(2));
+    let started = tokio::time::Instant::now();
+    c.increment("calls", 1);
+    sink.wait_for_saves(3).await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(299),
+        "dumps are spaced by the interval"
+    );
+    c.close().await.unwrap();
+    assert!(!c.is_open());
+}
+
+#[tokio::test]
+async fn close_flushes_what_the_timer_has_not_sent() {
+    let (c, sink) = counters(CountersOptions::default());
+    c.open().unwrap();
+    c.increment("calls", 3);
+    let timing = c.begin_timing("op");
+    drop(timing); // an un-ended timing records when dropped
+    let report = c.close().await.unwrap();
+    assert_eq!(report.saved, 2);
+    let saved = sink.last_save();
+    assert_eq!(find(&saved, "calls").count, Some(3));
+    assert_eq!(find(&saved, "op").count, Some(1));
+}
+
+#[test]
+fn programs_without_a_runtime_open_dump_and_close_on_a_thread_of_their_own() {
+    let (c, sink) = counters(CountersOptions::default().interval(Duration::from_millis(20)));
+    c.open().unwrap();
+    c.increment("calls", 1);
+    sink.wait_for_saves_blocking(1, Duration::from_secs(30));
+    c.increment("calls", 1);
+    c.close_blocking().unwrap();
+    assert_eq!(find(&sink.last_save(), "calls").count, Some(2));
+    assert!(!c.is_open());
+}
+
+#[tokio::test]
+async fn blocking_calls_inside_async_code_are_refused_with_a_clear_error() {
+    let (c, _sink) = counters(CountersOptions::default());
+    let err = c.dump_blocking().unwrap_err();
+    assert!(matches!(err, Error::BlockingInRuntime("dump_blocking")));
+    assert!(err.to_string().contains("async"), "{err}");
+}
+
+#[tokio::test]
+async fn end_timing_records_milliseconds() {
+    let (c, _sink) = counters(CountersOptions::default());
+    let timing = c.begin_timing("sleep");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let elapsed = timing.end_timing();
+    let got = c.get("sleep", CounterType::Interval);
+    assert_eq!(got.count, Some(1));
+    assert_eq!(got.last, Some(elapsed));
+    assert!(elapsed >= 20.0, "milliseconds, not seconds: {elapsed}");
+}

@@ -8,10 +8,7 @@ use cloudwatch_counters::{Counters, CountersOptions, LogCounters};
 
 #[tokio::main]
 async fn main() -> Result<(), cloudwatch_counters::Error> {
-    let seconds: u64 = std::env::var("QUICKSTART_SECONDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(3);
+    let seconds: u64 = std::env::var("QUICKSTART_SECONDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
     let options = CountersOptions::default().interval(Duration::from_secs(1));
     let counters = LogCounters::new(options);
     counters.open()?;
@@ -27,10 +24,7 @@ async fn main() -> Result<(), cloudwatch_counters::Error> {
         tokio::time::sleep(Duration::from_millis(40 + u64::from(request % 7) * 5)).await;
         timing.end_timing();
         // Statistics: any sampled value.
-        counters.stats(
-            "quickstart.payload_bytes",
-            f64::from(512 + request % 5 * 100),
-        );
+        counters.stats("quickstart.payload_bytes", f64::from(512 + request % 5 * 100));
         // LastValue: the current value of something.
         counters.last("quickstart.queue_depth", f64::from(request % 10));
         // Timestamp: when something last happened.

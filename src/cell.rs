@@ -35,6 +35,8 @@ pub(crate) struct Taken {
 #[derive(Debug)]
 pub(crate) struct Cell {
     kind: CounterType,
+    /// Factor applied to `metrics` histogram samples (1000 for a histogram described in seconds, kept in ms).
+    scale: f64,
     flags: AtomicU8,
     retired: AtomicBool,
     /// Samples refused because they were not finite.
@@ -53,6 +55,7 @@ impl Cell {
     pub(crate) fn new(kind: CounterType) -> Cell {
         Cell {
             kind,
+            scale: 1.0,
             flags: AtomicU8::new(0),
             retired: AtomicBool::new(false),
             rejected: AtomicU64::new(0),
@@ -63,6 +66,11 @@ impl Cell {
             last: AtomicU64::new(UNSET),
             time: AtomicI64::new(NO_TIME),
         }
+    }
+
+    /// A cell whose `metrics` histogram samples are multiplied by `scale`.
+    pub(crate) fn with_scale(kind: CounterType, scale: f64) -> Cell {
+        Cell { scale, ..Cell::new(kind) }
     }
 
     pub(crate) fn kind(&self) -> CounterType {
@@ -147,13 +155,7 @@ impl Cell {
         if !delta.is_finite() {
             return self.reject();
         }
-        update_f64(&self.last, |last| {
-            Some(if last.to_bits() == UNSET {
-                delta
-            } else {
-                last + delta
-            })
-        });
+        update_f64(&self.last, |last| Some(if last.to_bits() == UNSET { delta } else { last + delta }));
         self.mark(DIRTY);
     }
 
@@ -208,17 +210,9 @@ impl Cell {
         update_f64(&self.min, |min| (taken.min < min).then_some(taken.min));
         update_f64(&self.max, |max| (taken.max > max).then_some(taken.max));
         // Newer values win: restore `last` and `time` only where nothing was set since.
-        let _ = self
-            .last
-            .compare_exchange(UNSET, taken.last, Relaxed, Relaxed);
-        let _ = self
-            .time
-            .compare_exchange(NO_TIME, taken.time, Relaxed, Relaxed);
-        self.mark(if taken.present {
-            DIRTY | PRESENT
-        } else {
-            DIRTY
-        });
+        let _ = self.last.compare_exchange(UNSET, taken.last, Relaxed, Relaxed);
+        let _ = self.time.compare_exchange(NO_TIME, taken.time, Relaxed, Relaxed);
+        self.mark(if taken.present { DIRTY | PRESENT } else { DIRTY });
     }
 }
 
@@ -230,8 +224,7 @@ impl Taken {
         if !kind.is_sampled() {
             return false;
         }
-        let has_values =
-            self.sum != 0.0 || self.min.is_finite() || self.max.is_finite() || self.last != UNSET;
+        let has_values = self.sum != 0.0 || self.min.is_finite() || self.max.is_finite() || self.last != UNSET;
         if self.count == 0 {
             has_values
         } else {
@@ -271,6 +264,36 @@ impl Taken {
     }
 }
 
+impl metrics::CounterFn for Cell {
+    fn increment(&self, value: u64) {
+        self.add(i64::try_from(value).unwrap_or(i64::MAX));
+    }
+
+    fn absolute(&self, value: u64) {
+        self.set_count(i64::try_from(value).unwrap_or(i64::MAX));
+    }
+}
+
+impl metrics::GaugeFn for Cell {
+    fn increment(&self, value: f64) {
+        self.add_last(value);
+    }
+
+    fn decrement(&self, value: f64) {
+        self.add_last(-value);
+    }
+
+    fn set(&self, value: f64) {
+        self.set_last(value);
+    }
+}
+
+impl metrics::HistogramFn for Cell {
+    fn record(&self, value: f64) {
+        self.sample(value * self.scale);
+    }
+}
+
 #[cfg(test)]
 impl Taken {
     /// Drops everything but the count, as a take that raced with a half-recorded sample would.
@@ -289,9 +312,7 @@ fn unset_to_none(bits: u64) -> Option<f64> {
 /// Applies `f` to the `f64` stored in `cell` until the CAS succeeds; `f` returning `None` leaves it unchanged.
 #[inline]
 fn update_f64(cell: &AtomicU64, f: impl Fn(f64) -> Option<f64>) {
-    let _ = cell.fetch_update(Relaxed, Relaxed, |bits| {
-        f(f64::from_bits(bits)).map(f64::to_bits)
-    });
+    let _ = cell.fetch_update(Relaxed, Relaxed, |bits| f(f64::from_bits(bits)).map(f64::to_bits));
 }
 
 /// Microseconds since the Unix epoch (negative before it), saturating far outside the representable range.
@@ -379,10 +400,7 @@ mod tests {
 
     #[test]
     fn epoch_micros_round_trips_before_and_after_the_epoch() {
-        for t in [
-            UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456),
-            UNIX_EPOCH - Duration::from_micros(5),
-        ] {
+        for t in [UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456), UNIX_EPOCH - Duration::from_micros(5)] {
             assert_eq!(from_epoch_micros(epoch_micros(t)), t);
         }
     }

@@ -5,9 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, SdkConfig};
-use aws_sdk_cloudwatch::config::{
-    Credentials, ProvideCredentials, Region, SharedCredentialsProvider,
-};
+use aws_sdk_cloudwatch::config::{Credentials, ProvideCredentials, Region, SharedCredentialsProvider};
 use aws_sdk_cloudwatch::Client;
 use aws_smithy_types::timeout::TimeoutConfig;
 
@@ -77,11 +75,7 @@ impl CloudWatchCounters {
     fn with_settings(settings: CloudWatchSettings, source: ClientSource) -> CloudWatchCounters {
         let sink = Arc::new(CloudWatchSink::default());
         let counters = CachedCounters::new(Arc::clone(&sink), settings.counters.clone());
-        CloudWatchCounters {
-            counters,
-            sink,
-            setup: Mutex::new((settings, source)),
-        }
+        CloudWatchCounters { counters, sink, setup: Mutex::new((settings, source)) }
     }
 
     /// Reads pip-style configuration (see [`CloudWatchSettings`] for the keys). Takes effect at the next `open`;
@@ -187,18 +181,13 @@ async fn connect(settings: &CloudWatchSettings, source: ClientSource) -> Result<
         key: "source",
         why: "it is the CloudWatch namespace every metric is published under",
     })?;
-    check_namespace(&namespace)
-        .map_err(|expected| crate::config::invalid("source", expected, &namespace))?;
+    check_namespace(&namespace).map_err(|expected| crate::config::invalid("source", expected, &namespace))?;
     let instance = match &settings.instance {
         Some(instance) => instance.clone(),
         None => gethostname::gethostname().to_string_lossy().into_owned(),
     };
     check_dimension("InstanceID", &instance).map_err(|_| {
-        crate::config::invalid(
-            "instance",
-            "1-1024 ASCII characters without control characters",
-            &instance,
-        )
+        crate::config::invalid("instance", "1-1024 ASCII characters without control characters", &instance)
     })?;
     let client = match source {
         ClientSource::Client(client) => *client,
@@ -236,15 +225,10 @@ async fn client_from(settings: &CloudWatchSettings, sdk: SdkConfig) -> Result<Cl
         .connect_timeout(settings.connect_timeout)
         .operation_attempt_timeout(settings.connect_timeout.max(Duration::from_secs(1)))
         .build();
-    let region = settings
-        .region
-        .clone()
-        .map(Region::new)
-        .or_else(|| sdk.region().cloned());
+    let region = settings.region.clone().map(Region::new).or_else(|| sdk.region().cloned());
     let Some(region) = region else {
         return Err(Error::Open(
-            "no AWS region: set `connection.region` (or AWS_REGION / a profile's region)"
-                .to_owned(),
+            "no AWS region: set `connection.region` (or AWS_REGION / a profile's region)".to_owned(),
         ));
     };
     let provider = match &settings.credentials {
@@ -252,9 +236,7 @@ async fn client_from(settings: &CloudWatchSettings, sdk: SdkConfig) -> Result<Cl
         None => sdk.credentials_provider(),
     };
     let Some(provider) = provider else {
-        return Err(Error::Open(
-            "no AWS credentials provider is configured".to_owned(),
-        ));
+        return Err(Error::Open("no AWS credentials provider is configured".to_owned()));
     };
     let mut config = aws_sdk_cloudwatch::config::Builder::from(&sdk)
         .timeout_config(timeouts)
@@ -264,8 +246,7 @@ async fn client_from(settings: &CloudWatchSettings, sdk: SdkConfig) -> Result<Cl
         config = config.endpoint_url(url);
     }
     let config = config.build();
-    let probe =
-        tokio::time::timeout(settings.connect_timeout, provider.provide_credentials()).await;
+    let probe = tokio::time::timeout(settings.connect_timeout, provider.provide_credentials()).await;
     match probe {
         Ok(Ok(_)) => Ok(Client::from_conf(config)),
         Ok(Err(err)) => Err(Error::Open(format!(
@@ -319,11 +300,7 @@ impl CloudWatchCountersBuilder {
     }
 
     /// Static credentials instead of aws-config's default chain.
-    pub fn credentials(
-        mut self,
-        access_id: impl Into<String>,
-        access_key: impl Into<String>,
-    ) -> Self {
+    pub fn credentials(mut self, access_id: impl Into<String>, access_key: impl Into<String>) -> Self {
         self.settings.credentials = Some((access_id.into(), Secret::new(access_key)));
         self
     }

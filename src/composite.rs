@@ -42,9 +42,7 @@ impl Counters for CompositeCounters {
     }
 
     fn end_timing(&self, name: &str, elapsed_ms: f64) {
-        self.children
-            .iter()
-            .for_each(|c| c.end_timing(name, elapsed_ms));
+        self.children.iter().for_each(|c| c.end_timing(name, elapsed_ms));
     }
 
     fn stats(&self, name: &str, value: f64) {
@@ -71,8 +69,6 @@ impl Counters for CompositeCounters {
 
 impl fmt::Debug for CompositeCounters {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CompositeCounters")
-            .field("children", &self.children.len())
-            .finish()
+        f.debug_struct("CompositeCounters").field("children", &self.children.len()).finish()
     }
 }

@@ -22,32 +22,20 @@ pub struct ConfigParams {
 /// Keys whose values are secrets: `Debug` shows `***` for them.
 fn is_secret_key(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
-    ["access_key", "client_key", "secret", "password", "token"]
-        .iter()
-        .any(|s| key.contains(s))
+    ["access_key", "client_key", "secret", "password", "token"].iter().any(|s| key.contains(s))
 }
 
 impl std::fmt::Debug for ConfigParams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let shown = self
-            .values
-            .iter()
-            .map(|(k, v)| (k, if is_secret_key(k) { "***" } else { v.as_str() }));
+        let shown = self.values.iter().map(|(k, v)| (k, if is_secret_key(k) { "***" } else { v.as_str() }));
         f.debug_map().entries(shown).finish()
     }
 }
 
 impl ConfigParams {
     /// Builds parameters from `(key, value)` pairs; a later pair with the same key wins.
-    pub fn from_tuples<K: Into<String>, V: Into<String>>(
-        pairs: impl IntoIterator<Item = (K, V)>,
-    ) -> ConfigParams {
-        ConfigParams {
-            values: pairs
-                .into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        }
+    pub fn from_tuples<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> ConfigParams {
+        ConfigParams { values: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
     }
 
     /// Sets one key.
@@ -71,16 +59,9 @@ impl ConfigParams {
         let Some((key, value)) = self.get_last_of(keys) else {
             return Ok(None);
         };
-        let ms: f64 = value
-            .trim()
-            .parse()
-            .map_err(|_| invalid(key, "a number of milliseconds", value))?;
+        let ms: f64 = value.trim().parse().map_err(|_| invalid(key, "a number of milliseconds", value))?;
         if !(0.0..=1e15).contains(&ms) {
-            return Err(invalid(
-                key,
-                "a number of milliseconds between 0 and 10^15",
-                value,
-            ));
+            return Err(invalid(key, "a number of milliseconds between 0 and 10^15", value));
         }
         Ok(Some(Duration::from_secs_f64(ms / 1000.0)))
     }
@@ -90,11 +71,7 @@ impl ConfigParams {
         let Some((key, value)) = self.get_last_of(keys) else {
             return Ok(None);
         };
-        value
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| invalid(key, "a non-negative integer", value))
+        value.trim().parse().map(Some).map_err(|_| invalid(key, "a non-negative integer", value))
     }
 
     /// A boolean (`true`/`false`, `1`/`0`, `yes`/`no`, any case) from the last of `keys` that is set.
@@ -111,18 +88,12 @@ impl ConfigParams {
 
     /// A non-empty string from the last of `keys` that is set.
     pub fn get_string(&self, keys: &[&str]) -> Option<String> {
-        self.get_last_of(keys)
-            .map(|(_, v)| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
+        self.get_last_of(keys).map(|(_, v)| v.trim().to_owned()).filter(|v| !v.is_empty())
     }
 }
 
 pub(crate) fn invalid(key: &str, expected: &'static str, value: &str) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.to_owned(),
-        expected,
-        value: value.to_owned(),
-    }
+    ConfigError::Invalid { key: key.to_owned(), expected, value: value.to_owned() }
 }
 
 /// pip's default dump interval: 5 minutes.
@@ -144,10 +115,7 @@ pub struct CountersOptions {
 
 impl Default for CountersOptions {
     fn default() -> Self {
-        CountersOptions {
-            interval: DEFAULT_INTERVAL,
-            reset_timeout: Duration::ZERO,
-        }
+        CountersOptions { interval: DEFAULT_INTERVAL, reset_timeout: Duration::ZERO }
     }
 }
 
@@ -158,9 +126,7 @@ impl CountersOptions {
         let mut options = CountersOptions::default();
         if let Some(interval) = config.get_millis(&["interval", "options.interval"])? {
             if interval.is_zero() {
-                let (key, value) = config
-                    .get_last_of(&["interval", "options.interval"])
-                    .unwrap_or_default();
+                let (key, value) = config.get_last_of(&["interval", "options.interval"]).unwrap_or_default();
                 return Err(invalid(key, "a positive number of milliseconds", value));
             }
             options.interval = interval;
@@ -211,11 +177,7 @@ mod tests {
 
     #[test]
     fn options_prefix_wins_over_plain_key() {
-        let c = ConfigParams::from_tuples([
-            ("interval", "1000"),
-            ("options.interval", "2500"),
-            ("reset_timeout", "7"),
-        ]);
+        let c = ConfigParams::from_tuples([("interval", "1000"), ("options.interval", "2500"), ("reset_timeout", "7")]);
         let o = CountersOptions::from_config(&c).unwrap();
         assert_eq!(o.get_interval(), Duration::from_millis(2500));
         assert_eq!(o.get_reset_timeout(), Duration::from_millis(7));
@@ -223,13 +185,8 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_key() {
-        for (key, value) in [
-            ("options.interval", "soon"),
-            ("options.interval", "0"),
-            ("options.reset_timeout", "-5"),
-        ] {
-            let err = CountersOptions::from_config(&ConfigParams::from_tuples([(key, value)]))
-                .unwrap_err();
+        for (key, value) in [("options.interval", "soon"), ("options.interval", "0"), ("options.reset_timeout", "-5")] {
+            let err = CountersOptions::from_config(&ConfigParams::from_tuples([(key, value)])).unwrap_err();
             assert!(err.to_string().contains(key), "{err}");
         }
     }
@@ -287,16 +244,8 @@ impl Default for CloudWatchSettings {
     }
 }
 
-const ACCESS_ID_KEYS: &[&str] = &[
-    "credential.access_id",
-    "credential.client_id",
-    "credentials.access_id",
-];
-const ACCESS_KEY_KEYS: &[&str] = &[
-    "credential.access_key",
-    "credential.client_key",
-    "credentials.access_key",
-];
+const ACCESS_ID_KEYS: &[&str] = &["credential.access_id", "credential.client_id", "credentials.access_id"];
+const ACCESS_KEY_KEYS: &[&str] = &["credential.access_key", "credential.client_key", "credentials.access_key"];
 
 impl CloudWatchSettings {
     /// Reads the settings from pip-style keys (see the type's docs for the list).
@@ -338,17 +287,11 @@ impl CloudWatchSettings {
         }
         if let Some(n) = config.get_usize(&["batch_size", "options.batch_size"])? {
             if !(1..=MAX_BATCH_SIZE).contains(&n) {
-                return Err(invalid(
-                    "options.batch_size",
-                    "between 1 and 1000",
-                    &n.to_string(),
-                ));
+                return Err(invalid("options.batch_size", "between 1 and 1000", &n.to_string()));
             }
             s.batch_size = n;
         }
-        if let Some((key, value)) =
-            config.get_last_of(&["storage_resolution", "options.storage_resolution"])
-        {
+        if let Some((key, value)) = config.get_last_of(&["storage_resolution", "options.storage_resolution"]) {
             s.storage_resolution = match value.trim() {
                 "60" => 60,
                 "1" => 1,
@@ -404,32 +347,19 @@ mod cloudwatch_tests {
             ("options.storage_resolution", "1"),
         ]);
         let s = CloudWatchSettings::from_config(&c).unwrap();
-        assert_eq!(
-            s.namespace.as_deref(),
-            Some("my-svc"),
-            "pip read these as integers and lost them"
-        );
+        assert_eq!(s.namespace.as_deref(), Some("my-svc"), "pip read these as integers and lost them");
         assert_eq!(s.instance.as_deref(), Some("i-abc"));
         assert_eq!(s.connect_timeout, Duration::from_millis(1500));
         assert_eq!((s.batch_size, s.storage_resolution), (20, 1));
-        for (k, v) in [
-            ("options.batch_size", "1001"),
-            ("options.batch_size", "0"),
-            ("options.storage_resolution", "5"),
-        ] {
-            assert!(
-                CloudWatchSettings::from_config(&ConfigParams::from_tuples([(k, v)])).is_err(),
-                "{k}={v}"
-            );
+        for (k, v) in [("options.batch_size", "1001"), ("options.batch_size", "0"), ("options.storage_resolution", "5")]
+        {
+            assert!(CloudWatchSettings::from_config(&ConfigParams::from_tuples([(k, v)])).is_err(), "{k}={v}");
         }
     }
 
     #[test]
     fn credentials_never_show_in_debug_output() {
-        let c = ConfigParams::from_tuples([
-            ("credential.access_id", "AKID"),
-            ("credential.access_key", "TOPSECRET"),
-        ]);
+        let c = ConfigParams::from_tuples([("credential.access_id", "AKID"), ("credential.access_key", "TOPSECRET")]);
         let s = CloudWatchSettings::from_config(&c).unwrap();
         assert!(!format!("{s:?}").contains("TOPSECRET"));
         assert!(!format!("{c:?}").contains("TOPSECRET"));

@@ -85,6 +85,8 @@ pub struct Counter {
     pub time: Option<SystemTime>,
     /// Name/value pairs (from `metrics` labels or event fields), published as CloudWatch dimensions.
     pub dimensions: Vec<(String, String)>,
+    /// The unit a `metrics` description gave this name (`describe_counter!` etc.), if any.
+    pub unit: Option<metrics::Unit>,
 }
 
 impl Counter {
@@ -101,6 +103,7 @@ impl Counter {
             sum: None,
             time: None,
             dimensions: Vec::new(),
+            unit: None,
         }
     }
 

@@ -64,9 +64,7 @@ impl CachedCounters {
     /// Counters that dump to a shared sink.
     pub fn with_shared_sink(sink: Arc<dyn Sink>, options: CountersOptions) -> CachedCounters {
         let shared = Shared::new(sink, options.get_interval(), options.get_reset_timeout());
-        CachedCounters {
-            shared: Arc::new(shared),
-        }
+        CachedCounters { shared: Arc::new(shared) }
     }
 
     /// A handle to the counter `name` (no labels) of type `counter_type`, created if needed.
@@ -86,10 +84,7 @@ impl CachedCounters {
     pub fn get(&self, name: &str, counter_type: CounterType) -> Counter {
         let key = Key::from_name(name.to_owned());
         self.shared.store.cell(&key, counter_type);
-        self.shared
-            .store
-            .get(&key)
-            .unwrap_or_else(|| Counter::new(name, counter_type))
+        self.shared.store.get(&key).unwrap_or_else(|| Counter::new(name, counter_type))
     }
 
     /// Every counter as it is now, empty ones included (pip's `get_all`).
@@ -152,8 +147,7 @@ impl CachedCounters {
     /// [`dump`](Self::dump) for synchronous code. Fails with [`Error::BlockingInRuntime`] inside async code.
     pub fn dump_blocking(&self) -> Result<DumpReport, Error> {
         let shared = Arc::clone(&self.shared);
-        self.shared
-            .block_on("dump_blocking", async move { shared.dump().await })?
+        self.shared.block_on("dump_blocking", async move { shared.dump().await })?
     }
 
     /// Starts dumping every interval in the background. Idempotent.
@@ -179,11 +173,29 @@ impl CachedCounters {
     /// [`close`](Self::close) for synchronous code. Fails with [`Error::BlockingInRuntime`] inside async code.
     pub fn close_blocking(&self) -> Result<DumpReport, Error> {
         let shared = Arc::clone(&self.shared);
-        let report = self
-            .shared
-            .block_on("close_blocking", async move { shared.close().await });
+        let report = self.shared.block_on("close_blocking", async move { shared.close().await });
         self.shared.stop_thread(true);
         report?
+    }
+
+    /// A `metrics::Recorder` recording into these counters:
+    /// `metrics::set_global_recorder(counters.recorder())`.
+    pub fn recorder(&self) -> crate::recorder::CountersRecorder {
+        crate::recorder::CountersRecorder::new(Arc::clone(&self.shared))
+    }
+
+    /// A `tracing_subscriber::Layer` that times spans and counts metric events into these counters, with the
+    /// default settings: `registry().with(counters.layer())`.
+    pub fn layer<S>(&self) -> crate::layer::FilteredCountersLayer<S>
+    where
+        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    {
+        self.layer_builder().build()
+    }
+
+    /// Settings for the layer (excluded targets, naming, what to record); finish with `.build()`.
+    pub fn layer_builder(&self) -> crate::layer::CountersLayerBuilder {
+        crate::layer::CountersLayerBuilder::new(Arc::clone(&self.shared))
     }
 
     fn name_handle(&self, name: &str, counter_type: CounterType) -> CounterHandle {
@@ -197,28 +209,23 @@ impl Counters for CachedCounters {
     }
 
     fn end_timing(&self, name: &str, elapsed_ms: f64) {
-        self.name_handle(name, CounterType::Interval)
-            .record(elapsed_ms);
+        self.name_handle(name, CounterType::Interval).record(elapsed_ms);
     }
 
     fn stats(&self, name: &str, value: f64) {
-        self.name_handle(name, CounterType::Statistics)
-            .record(value);
+        self.name_handle(name, CounterType::Statistics).record(value);
     }
 
     fn last(&self, name: &str, value: f64) {
-        self.name_handle(name, CounterType::LastValue)
-            .set_last(value);
+        self.name_handle(name, CounterType::LastValue).set_last(value);
     }
 
     fn timestamp(&self, name: &str, value: SystemTime) {
-        self.name_handle(name, CounterType::Timestamp)
-            .timestamp(value);
+        self.name_handle(name, CounterType::Timestamp).timestamp(value);
     }
 
     fn increment(&self, name: &str, value: i64) {
-        self.name_handle(name, CounterType::Increment)
-            .increment(value);
+        self.name_handle(name, CounterType::Increment).increment(value);
     }
 }
 

@@ -40,25 +40,12 @@ pub struct SaveError {
 impl SaveError {
     /// A failure described by `message`.
     pub fn new(message: impl Into<String>) -> SaveError {
-        SaveError {
-            message: message.into(),
-            throttled: false,
-            failed: None,
-            source: None,
-        }
+        SaveError { message: message.into(), throttled: false, failed: None, source: None }
     }
 
     /// A failure caused by `source`.
-    pub fn with_source(
-        message: impl Into<String>,
-        source: impl StdError + Send + Sync + 'static,
-    ) -> SaveError {
-        SaveError {
-            message: message.into(),
-            throttled: false,
-            failed: None,
-            source: Some(Box::new(source)),
-        }
+    pub fn with_source(message: impl Into<String>, source: impl StdError + Send + Sync + 'static) -> SaveError {
+        SaveError { message: message.into(), throttled: false, failed: None, source: Some(Box::new(source)) }
     }
 
     /// Marks the failure as throttling: the exporter then waits longer before the next attempt.
@@ -95,9 +82,7 @@ pub enum Error {
     #[error("saving counters failed (the data is kept for the next dump): {0}")]
     Save(#[from] SaveError),
     /// A `*_blocking` call was made from inside an async runtime, where it would block the runtime's thread.
-    #[error(
-        "`{0}` blocks the calling thread and cannot be called from async code: use its async form"
-    )]
+    #[error("`{0}` blocks the calling thread and cannot be called from async code: use its async form")]
     BlockingInRuntime(&'static str),
     /// The background thread that drives dumps for programs without a tokio runtime could not be started.
     #[error("could not start the cloudwatch-counters background thread: {0}")]

@@ -71,13 +71,8 @@ impl Shared {
             store: Store::default(),
             sink,
             interval_ms: AtomicU64::new(millis(interval)),
-            reset_timeout_ns: AtomicU64::new(
-                u64::try_from(reset_timeout.as_nanos()).unwrap_or(u64::MAX),
-            ),
-            state: tokio::sync::Mutex::new(DumpState {
-                last_reset: Instant::now(),
-                retry: false,
-            }),
+            reset_timeout_ns: AtomicU64::new(u64::try_from(reset_timeout.as_nanos()).unwrap_or(u64::MAX)),
+            state: tokio::sync::Mutex::new(DumpState { last_reset: Instant::now(), retry: false }),
             driver: Mutex::new(Driver::default()),
         }
     }
@@ -95,10 +90,7 @@ impl Shared {
     }
 
     pub(crate) fn set_reset_timeout(&self, reset_timeout: Duration) {
-        self.reset_timeout_ns.store(
-            u64::try_from(reset_timeout.as_nanos()).unwrap_or(u64::MAX),
-            Relaxed,
-        );
+        self.reset_timeout_ns.store(u64::try_from(reset_timeout.as_nanos()).unwrap_or(u64::MAX), Relaxed);
     }
 
     /// One dump: snapshot (taking the contents when a reset is due), save, then keep the data if the save failed.
@@ -118,11 +110,7 @@ impl Shared {
                 "non-finite values (NaN or infinite) were passed to counters and not recorded"
             );
         }
-        let mut report = DumpReport {
-            saved: 0,
-            reset,
-            rejected_values: snap.rejected,
-        };
+        let mut report = DumpReport { saved: 0, reset, rejected_values: snap.rejected };
         if snap.counters.is_empty() || !(snap.dirty || state.retry || reset) {
             if reset {
                 state.last_reset = Instant::now();
@@ -151,9 +139,7 @@ impl Shared {
     }
 
     fn lock_driver(&self) -> std::sync::MutexGuard<'_, Driver> {
-        self.driver
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.driver.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Starts the interval task on the current tokio runtime, or on a thread of our own when there is none.
@@ -219,10 +205,8 @@ impl Shared {
                 rx.recv().map_err(|_| Error::RuntimeGone)
             }
             None => {
-                let runtime = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                    .map_err(Error::Thread)?;
+                let runtime =
+                    tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Error::Thread)?;
                 Ok(runtime.block_on(future))
             }
         }
@@ -243,10 +227,7 @@ impl Drop for Shared {
 
 /// A current-thread runtime on a thread of its own, driven until `stop` fires.
 fn own_runtime() -> Result<(Handle, oneshot::Sender<()>, std::thread::JoinHandle<()>), Error> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(Error::Thread)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Error::Thread)?;
     let handle = runtime.handle().clone();
     let (stop, stopped) = oneshot::channel::<()>();
     let join = std::thread::Builder::new()
@@ -320,14 +301,8 @@ mod tests {
         let i = Duration::from_secs(10);
         assert_eq!(backoff(i, 0), i);
         let one = backoff(i, 1);
-        assert!(
-            one >= Duration::from_secs(18) && one <= Duration::from_secs(22),
-            "{one:?}"
-        );
+        assert!(one >= Duration::from_secs(18) && one <= Duration::from_secs(22), "{one:?}");
         let many = backoff(i, 30);
-        assert!(
-            many <= Duration::from_secs(88) && many >= Duration::from_secs(72),
-            "{many:?}"
-        );
+        assert!(many <= Duration::from_secs(88) && many >= Duration::from_secs(72), "{many:?}");
     }
 }

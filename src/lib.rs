@@ -47,7 +47,9 @@ mod counters;
 mod error;
 mod exporter;
 mod handle;
+pub mod layer;
 mod null;
+mod recorder;
 pub mod sink;
 mod store;
 mod timing;
@@ -55,15 +57,16 @@ mod timing;
 pub use cloudwatch::{CloudWatchCounters, CloudWatchCountersBuilder};
 pub use composite::CompositeCounters;
 pub use config::{
-    CloudWatchSettings, ConfigParams, CountersOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_INTERVAL,
-    MAX_BATCH_SIZE,
+    CloudWatchSettings, ConfigParams, CountersOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_INTERVAL, MAX_BATCH_SIZE,
 };
 pub use counter::{Counter, CounterType};
 pub use counters::{CachedCounters, Counters};
 pub use error::{ConfigError, Error, SaveError, Secret};
 pub use exporter::DumpReport;
 pub use handle::CounterHandle;
+pub use layer::{CountersLayer, CountersLayerBuilder};
 pub use null::NullCounters;
+pub use recorder::{CountersRecorder, MAX_LABELS};
 pub use sink::log::{LogCounters, LogSink};
 pub use sink::Sink;
 pub use timing::CounterTiming;

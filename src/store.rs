@@ -56,14 +56,10 @@ impl Snapshot {
     /// `counters`, or all of them when `failed` is `None`.
     pub(crate) fn merge_back(&self, failed: Option<&[usize]>) {
         match failed {
-            None => self
-                .taken
-                .iter()
-                .for_each(|(cell, taken)| cell.merge(taken)),
-            Some(failed) => failed
-                .iter()
-                .filter_map(|&i| self.taken.get(i))
-                .for_each(|(cell, taken)| cell.merge(taken)),
+            None => self.taken.iter().for_each(|(cell, taken)| cell.merge(taken)),
+            Some(failed) => {
+                failed.iter().filter_map(|&i| self.taken.get(i)).for_each(|(cell, taken)| cell.merge(taken))
+            }
         }
     }
 }
@@ -72,39 +68,58 @@ impl Snapshot {
 #[derive(Debug, Default)]
 pub(crate) struct Store {
     map: Map,
+    units: DashMap<String, metrics::Unit>,
 }
 
 impl Store {
     /// The cell for `key`, created if missing and replaced if it has another type.
     #[inline]
     pub(crate) fn cell(&self, key: &Key, kind: CounterType) -> Arc<Cell> {
+        self.scaled_cell(key, kind, 1.0)
+    }
+
+    /// [`Store::cell`], creating a missing cell with a histogram `scale` (see [`Cell::with_scale`]).
+    #[inline]
+    pub(crate) fn scaled_cell(&self, key: &Key, kind: CounterType, scale: f64) -> Arc<Cell> {
         if let Some(cell) = self.map.get(key) {
             if cell.kind() == kind {
                 return Arc::clone(&cell);
             }
         }
-        self.insert(key, kind)
+        self.insert(key, kind, scale)
     }
 
     #[cold]
-    fn insert(&self, key: &Key, kind: CounterType) -> Arc<Cell> {
+    fn insert(&self, key: &Key, kind: CounterType, scale: f64) -> Arc<Cell> {
         match self.map.entry(key.to_retained()) {
             Entry::Occupied(mut entry) if entry.get().kind() != kind => {
-                let cell = Arc::new(Cell::new(kind));
+                let cell = Arc::new(Cell::with_scale(kind, scale));
                 entry.insert(Arc::clone(&cell)).retire();
                 cell
             }
             Entry::Occupied(entry) => Arc::clone(entry.get()),
-            Entry::Vacant(entry) => Arc::clone(&entry.insert(Arc::new(Cell::new(kind)))),
+            Entry::Vacant(entry) => Arc::clone(&entry.insert(Arc::new(Cell::with_scale(kind, scale)))),
         }
+    }
+
+    /// Records the unit a `metrics` description gave a name.
+    pub(crate) fn describe(&self, name: &str, unit: metrics::Unit) {
+        self.units.insert(name.to_owned(), unit);
+    }
+
+    /// Whether any unit was described (a cheap check before a lookup by name).
+    pub(crate) fn has_units(&self) -> bool {
+        !self.units.is_empty()
+    }
+
+    /// The unit described for `name`, if any.
+    pub(crate) fn unit(&self, name: &str) -> Option<metrics::Unit> {
+        self.units.get(name).map(|u| *u)
     }
 
     /// Removes one counter (its cell is retired). Returns whether it existed.
     pub(crate) fn remove(&self, key: &Key) -> bool {
-        self.map
-            .remove(key)
-            .inspect(|(_, cell)| cell.retire())
-            .is_some()
+        self.map.remove(key).inspect(|(_, cell)| cell.retire()).is_some()
     }
 
     /// Removes every counter.
@@ -122,17 +137,12 @@ impl Store {
 
     /// One counter as it is now, if it exists.
     pub(crate) fn get(&self, key: &Key) -> Option<Counter> {
-        self.map
-            .get(key)
-            .map(|cell| to_counter(key, &cell, &cell.read()))
+        self.map.get(key).map(|cell| self.to_counter(key, &cell, &cell.read()))
     }
 
     /// Every counter as it is now, empty ones included (pip's `get_all`).
     pub(crate) fn read_all(&self) -> Vec<Counter> {
-        self.map
-            .iter()
-            .map(|e| to_counter(e.key(), e.value(), &e.value().read()))
-            .collect()
+        self.map.iter().map(|e| self.to_counter(e.key(), e.value(), &e.value().read())).collect()
     }
 
     /// Reads (cumulative mode) or takes (`take = true`, reset mode) every non-empty counter.
@@ -150,7 +160,7 @@ impl Store {
             if contents.is_empty(cell.kind()) {
                 continue;
             }
-            snap.counters.push(to_counter(key, cell, &contents));
+            snap.counters.push(self.to_counter(key, cell, &contents));
             if take {
                 snap.taken.push((Arc::clone(cell), contents));
             }
@@ -159,14 +169,16 @@ impl Store {
     }
 }
 
-fn to_counter(key: &Key, cell: &Cell, contents: &Taken) -> Counter {
-    let mut counter = Counter::new(key.name(), cell.kind());
-    counter.dimensions = key
-        .labels()
-        .map(|l| (l.key().to_owned(), l.value().to_owned()))
-        .collect();
-    contents.fill(&mut counter);
-    counter
+impl Store {
+    fn to_counter(&self, key: &Key, cell: &Cell, contents: &Taken) -> Counter {
+        let mut counter = Counter::new(key.name(), cell.kind());
+        counter.dimensions = key.labels().map(|l| (l.key().to_owned(), l.value().to_owned())).collect();
+        if self.has_units() {
+            counter.unit = self.unit(key.name());
+        }
+        contents.fill(&mut counter);
+        counter
+    }
 }
 
 #[cfg(test)]
@@ -186,18 +198,12 @@ mod tests {
     fn labels_make_distinct_counters() {
         let store = Store::default();
         let plain = store.cell(&Key::from_static_name("a"), CounterType::Increment);
-        let labelled = store.cell(
-            &Key::from_parts("a", vec![metrics::Label::new("k", "v")]),
-            CounterType::Increment,
-        );
+        let labelled = store.cell(&Key::from_parts("a", vec![metrics::Label::new("k", "v")]), CounterType::Increment);
         assert!(!Arc::ptr_eq(&plain, &labelled));
         labelled.add(2);
         let snap = store.snapshot(false);
         assert_eq!(snap.counters.len(), 1);
-        assert_eq!(
-            snap.counters[0].dimensions,
-            vec![("k".to_owned(), "v".to_owned())]
-        );
+        assert_eq!(snap.counters[0].dimensions, vec![("k".to_owned(), "v".to_owned())]);
     }
 
     #[test]
@@ -210,10 +216,7 @@ mod tests {
         assert!(old.is_retired());
         assert!(!new.is_retired());
         assert_eq!(store.len(), 1);
-        assert_eq!(
-            store.get(&key).map(|c| c.counter_type),
-            Some(CounterType::LastValue)
-        );
+        assert_eq!(store.get(&key).map(|c| c.counter_type), Some(CounterType::LastValue));
     }
 
     #[test]
@@ -232,10 +235,6 @@ mod tests {
         assert!(snap.counters.is_empty(), "a torn take is not published");
         cell.sample(4.0);
         let snap = store.snapshot(true);
-        assert_eq!(
-            snap.counters[0].count,
-            Some(2),
-            "the merged count is published with the next sample"
-        );
+        assert_eq!(snap.counters[0].count, Some(2), "the merged count is published with the next sample");
     }
 }

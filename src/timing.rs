@@ -35,26 +35,17 @@ pub struct CounterTiming {
 
 impl CounterTiming {
     pub(crate) fn to_handle(handle: CounterHandle) -> CounterTiming {
-        CounterTiming {
-            start: Instant::now(),
-            target: Target::Handle(handle),
-        }
+        CounterTiming { start: Instant::now(), target: Target::Handle(handle) }
     }
 
     /// A timing that records nothing (pip's `CounterTiming()` without a callback, as `NullCounters` returns).
     pub fn none() -> CounterTiming {
-        CounterTiming {
-            start: Instant::now(),
-            target: Target::Nowhere,
-        }
+        CounterTiming { start: Instant::now(), target: Target::Nowhere }
     }
 
     /// A timing that hands the elapsed milliseconds to `callback` (pip's `ICounterTimingCallback`).
     pub fn with_callback(callback: impl FnOnce(f64) + Send + 'static) -> CounterTiming {
-        CounterTiming {
-            start: Instant::now(),
-            target: Target::Callback(Box::new(callback)),
-        }
+        CounterTiming { start: Instant::now(), target: Target::Callback(Box::new(callback)) }
     }
 
     /// One timing that ends all of `timings` with the same elapsed time (what `CompositeCounters` returns).
@@ -67,10 +58,7 @@ impl CounterTiming {
                 std::mem::replace(&mut t.target, Target::Nowhere)
             })
             .collect();
-        CounterTiming {
-            start,
-            target: Target::Many(targets),
-        }
+        CounterTiming { start, target: Target::Many(targets) }
     }
 
     /// Milliseconds since the timing began.
@@ -100,8 +88,6 @@ impl Drop for CounterTiming {
 
 impl fmt::Debug for CounterTiming {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CounterTiming")
-            .field("elapsed_ms", &self.elapsed_ms())
-            .finish()
+        f.debug_struct("CounterTiming").field("elapsed_ms", &self.elapsed_ms()).finish()
     }
 }

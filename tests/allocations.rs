@@ -38,10 +38,7 @@ fn allocations_in(f: impl FnOnce()) -> u64 {
 
 #[test]
 fn updates_through_a_held_handle_never_allocate() {
-    let counters = CachedCounters::new(
-        LogSink::to_writer(std::io::sink()),
-        CountersOptions::default(),
-    );
+    let counters = CachedCounters::new(LogSink::to_writer(std::io::sink()), CountersOptions::default());
     let inc = counters.handle("inc", CounterType::Increment);
     let stats = counters.handle("stats", CounterType::Statistics);
     let interval = counters.handle("interval", CounterType::Interval);
@@ -63,27 +60,16 @@ fn updates_through_a_held_handle_never_allocate() {
     });
     assert_eq!(n, 0, "allocations on the update path");
     // The counting allocator does see allocations, so the zero above means something.
-    assert!(
-        allocations_in(|| drop(
-            counters.handle(String::from("a new counter"), CounterType::Increment)
-        )) > 0
-    );
+    assert!(allocations_in(|| drop(counters.handle(String::from("a new counter"), CounterType::Increment))) > 0);
 }
 
 #[test]
 fn looking_up_an_existing_static_name_does_not_allocate() {
-    let counters = CachedCounters::new(
-        LogSink::to_writer(std::io::sink()),
-        CountersOptions::default(),
-    );
-    counters
-        .handle("calls", CounterType::Increment)
-        .increment(1);
+    let counters = CachedCounters::new(LogSink::to_writer(std::io::sink()), CountersOptions::default());
+    counters.handle("calls", CounterType::Increment).increment(1);
     let n = allocations_in(|| {
         for _ in 0..1_000 {
-            counters
-                .handle("calls", CounterType::Increment)
-                .increment(1);
+            counters.handle("calls", CounterType::Increment).increment(1);
         }
     });
     assert_eq!(n, 0);

@@ -6,24 +6,15 @@ use cloudwatch_counters::{CloudWatchCounters, ConfigParams, Error};
 #[tokio::test]
 async fn a_missing_namespace_fails_open_and_leaves_it_closed_then_open_can_be_retried() {
     let counters = CloudWatchCounters::builder()
-        .sdk_config(
-            SdkConfig::builder()
-                .behavior_version(BehaviorVersion::latest())
-                .build(),
-        )
+        .sdk_config(SdkConfig::builder().behavior_version(BehaviorVersion::latest()).build())
         .build();
     let err = counters.open().await.unwrap_err();
     assert!(err.to_string().contains("source"), "{err}");
     assert!(!counters.is_open());
     // Retry after fixing the namespace: now the region is what is missing, and it says so.
-    counters
-        .configure(&ConfigParams::from_tuples([("source", "MyApp")]))
-        .unwrap();
+    counters.configure(&ConfigParams::from_tuples([("source", "MyApp")])).unwrap();
     let err = counters.open().await.unwrap_err();
-    assert!(
-        matches!(err, Error::Open(_)) && err.to_string().contains("region"),
-        "{err}"
-    );
+    assert!(matches!(err, Error::Open(_)) && err.to_string().contains("region"), "{err}");
     assert!(!counters.is_open());
 }
 
@@ -36,14 +27,9 @@ async fn a_reserved_namespace_is_refused() {
 
 #[tokio::test]
 async fn errors_and_debug_output_never_show_the_secret_key() {
-    let counters = CloudWatchCounters::builder()
-        .credentials("AKIDEXAMPLE", "wJalrXUtnFEMI-SECRET")
-        .build();
+    let counters = CloudWatchCounters::builder().credentials("AKIDEXAMPLE", "wJalrXUtnFEMI-SECRET").build();
     let debug = format!("{counters:?}");
-    assert!(
-        !debug.contains("wJalrXUtnFEMI-SECRET") && debug.contains("AKIDEXAMPLE"),
-        "{debug}"
-    );
+    assert!(!debug.contains("wJalrXUtnFEMI-SECRET") && debug.contains("AKIDEXAMPLE"), "{debug}");
     let err = counters.open().await.unwrap_err();
     assert!(!format!("{err} {err:?}").contains("SECRET"));
 }
@@ -54,10 +40,5 @@ async fn dumping_before_open_keeps_the_data() {
     cloudwatch_counters::Counters::increment(&*counters, "calls", 1);
     let err = counters.dump().await.unwrap_err();
     assert!(err.to_string().contains("not open"), "{err}");
-    assert_eq!(
-        counters
-            .get("calls", cloudwatch_counters::CounterType::Increment)
-            .count,
-        Some(1)
-    );
+    assert_eq!(counters.get("calls", cloudwatch_counters::CounterType::Increment).count, Some(1));
 }

@@ -46,33 +46,18 @@ async fn every_counter_type_arrives_with_exact_statistics_and_unit() {
     let reader = localstack::reader();
     let dims = [("InstanceID", "test-host-1")];
     let p = statistics(&reader, &ns, "calls", &dims).await;
-    assert_eq!(
-        (p.sample_count(), p.sum(), p.unit()),
-        (Some(1.0), Some(7.0), Some(&StandardUnit::Count))
-    );
+    assert_eq!((p.sample_count(), p.sum(), p.unit()), (Some(1.0), Some(7.0), Some(&StandardUnit::Count)));
 
     let p = statistics(&reader, &ns, "op.exec_time", &dims).await;
     assert_eq!(
-        (
-            p.sample_count(),
-            p.sum(),
-            p.minimum(),
-            p.maximum(),
-            p.average()
-        ),
+        (p.sample_count(), p.sum(), p.minimum(), p.maximum(), p.average()),
         (Some(3.0), Some(60.0), Some(10.0), Some(30.0), Some(20.0))
     );
     assert_eq!(p.unit(), Some(&StandardUnit::Milliseconds));
 
     let p = statistics(&reader, &ns, "payload", &dims).await;
     assert_eq!(
-        (
-            p.sample_count(),
-            p.sum(),
-            p.minimum(),
-            p.maximum(),
-            p.average()
-        ),
+        (p.sample_count(), p.sum(), p.minimum(), p.maximum(), p.average()),
         (Some(2.0), Some(6.0), Some(-2.0), Some(8.0), Some(3.0))
     );
     assert_eq!(p.unit(), Some(&StandardUnit::None));
@@ -84,10 +69,7 @@ async fn every_counter_type_arrives_with_exact_statistics_and_unit() {
     );
 
     let p = statistics(&reader, &ns, "backup", &dims).await;
-    let epoch_ms = when
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as f64;
+    let epoch_ms = when.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis() as f64;
     assert_eq!((p.sample_count(), p.sum()), (Some(1.0), Some(epoch_ms)));
 }
 
@@ -96,42 +78,26 @@ async fn every_counter_type_arrives_with_exact_statistics_and_unit() {
 async fn labels_arrive_as_dimensions_beside_instance_id() {
     let ns = unique_namespace("labels");
     let (counters, _requests) = open_counters(&ns).await;
-    let key = Key::from_parts(
-        "http.requests",
-        vec![Label::new("route", "/orders"), Label::new("status", "201")],
-    );
-    counters
-        .handle_for_key(&key, CounterType::Increment)
-        .increment(9);
+    let key = Key::from_parts("http.requests", vec![Label::new("route", "/orders"), Label::new("status", "201")]);
+    counters.handle_for_key(&key, CounterType::Increment).increment(9);
     counters.close().await.unwrap();
 
     let reader = localstack::reader();
     let listed = reader.list_metrics().namespace(&ns).send().await.unwrap();
     let metric = &listed.metrics()[0];
-    let mut dims: Vec<(String, String)> = metric
-        .dimensions()
-        .iter()
-        .map(|d| (d.name().unwrap().to_owned(), d.value().unwrap().to_owned()))
-        .collect();
+    let mut dims: Vec<(String, String)> =
+        metric.dimensions().iter().map(|d| (d.name().unwrap().to_owned(), d.value().unwrap().to_owned())).collect();
     dims.sort();
     assert_eq!(
         dims,
-        [
-            ("InstanceID", "test-host-1"),
-            ("route", "/orders"),
-            ("status", "201")
-        ]
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        [("InstanceID", "test-host-1"), ("route", "/orders"), ("status", "201")]
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
     );
     let p = statistics(
         &reader,
         &ns,
         "http.requests",
-        &[
-            ("InstanceID", "test-host-1"),
-            ("route", "/orders"),
-            ("status", "201"),
-        ],
+        &[("InstanceID", "test-host-1"), ("route", "/orders"), ("status", "201")],
     )
     .await;
     assert_eq!(p.sum(), Some(9.0));
@@ -150,26 +116,14 @@ async fn one_dump_of_2500_counters_arrives_complete_in_3_gzip_requests() {
     assert_eq!(requests.count(), 3, "1000 + 1000 + 500 datums");
     // Each body is far over 10 KiB: the SDK gzips it, once.
     assert_eq!(requests.encodings(), vec![Some("gzip".to_owned()); 3]);
-    assert_eq!(
-        counters
-            .telemetry()
-            .datums_sent
-            .load(std::sync::atomic::Ordering::Relaxed),
-        2500
-    );
+    assert_eq!(counters.telemetry().datums_sent.load(std::sync::atomic::Ordering::Relaxed), 2500);
 
     let reader = localstack::reader();
     let names = metric_names(&reader, &ns).await;
     assert_eq!(names.len(), 2500);
     // Spot-check values through the API: gzip did not damage the payload.
     for i in [0, 999, 1000, 2499] {
-        let p = statistics(
-            &reader,
-            &ns,
-            &format!("bulk.counter.{i:04}"),
-            &[("InstanceID", "test-host-1")],
-        )
-        .await;
+        let p = statistics(&reader, &ns, &format!("bulk.counter.{i:04}"), &[("InstanceID", "test-host-1")]).await;
         assert_eq!(p.sum(), Some(f64::from(i) + 1.0));
     }
 }
@@ -181,10 +135,7 @@ async fn a_datum_breaking_a_limit_is_skipped_and_the_rest_of_the_batch_arrives()
     let (counters, requests) = open_counters(&ns).await;
     counters.increment("good.before", 1);
     counters.increment(&"x".repeat(256), 1);
-    counters.timestamp(
-        "stale",
-        SystemTime::now() - Duration::from_secs(21 * 24 * 3600),
-    );
+    counters.timestamp("stale", SystemTime::now() - Duration::from_secs(21 * 24 * 3600));
     counters.increment("good.after", 2);
     let report = counters.close().await.unwrap();
     assert_eq!(report.saved, 4, "all four handed to the sink");
@@ -193,10 +144,7 @@ async fn a_datum_breaking_a_limit_is_skipped_and_the_rest_of_the_batch_arrives()
     assert_eq!(telemetry.skipped.get(SkipReason::MetricName), 1);
     assert_eq!(telemetry.skipped.get(SkipReason::TooOld), 1);
     let reader = localstack::reader();
-    assert_eq!(
-        metric_names(&reader, &ns).await,
-        vec!["good.after".to_owned(), "good.before".to_owned()]
-    );
+    assert_eq!(metric_names(&reader, &ns).await, vec!["good.after".to_owned(), "good.before".to_owned()]);
 }
 
 #[tokio::test]
@@ -220,12 +168,6 @@ async fn configured_from_pip_keys_with_an_endpoint_it_publishes() {
     counters.increment_one("pip.calls");
     counters.close().await.unwrap();
     assert!(!counters.is_open());
-    let p = statistics(
-        &localstack::reader(),
-        &ns,
-        "pip.calls",
-        &[("InstanceID", "pip-configured")],
-    )
-    .await;
+    let p = statistics(&localstack::reader(), &ns, "pip.calls", &[("InstanceID", "pip-configured")]).await;
     assert_eq!(p.sum(), Some(1.0));
 }

@@ -19,10 +19,7 @@ fn hammer(counters: &CachedCounters) {
     let dumper = {
         let (counters, done) = (counters.clone(), Arc::clone(&done));
         std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             let mut dumps = 0;
             while !done.load(Ordering::SeqCst) {
                 runtime.block_on(counters.dump()).unwrap();
@@ -53,10 +50,7 @@ fn hammer(counters: &CachedCounters) {
     });
     done.store(true, Ordering::SeqCst);
     let dumps = dumper.join().unwrap();
-    assert!(
-        dumps > 1,
-        "dumps must run concurrently with the writers, ran {dumps}"
-    );
+    assert!(dumps > 1, "dumps must run concurrently with the writers, ran {dumps}");
     counters.dump_blocking().unwrap();
 }
 
@@ -69,33 +63,16 @@ fn reset_mode_saves_every_update_exactly_once() {
 
     let total = (THREADS * UPDATES) as i64;
     let saves = sink.saves();
-    assert!(
-        saves.len() > 1,
-        "expected several saves, got {}",
-        saves.len()
-    );
+    assert!(saves.len() > 1, "expected several saves, got {}", saves.len());
     let sum_of = |name: &str, f: fn(&cloudwatch_counters::Counter) -> f64| -> f64 {
-        saves
-            .iter()
-            .flatten()
-            .filter(|c| c.name == name)
-            .map(f)
-            .sum()
+        saves.iter().flatten().filter(|c| c.name == name).map(f).sum()
     };
     assert_eq!(sum_of("hits", |c| c.count.unwrap() as f64), total as f64);
     for name in ["sizes", "latency"] {
-        assert_eq!(
-            sum_of(name, |c| c.count.unwrap() as f64),
-            total as f64,
-            "{name} sample count"
-        );
+        assert_eq!(sum_of(name, |c| c.count.unwrap() as f64), total as f64, "{name} sample count");
         assert_eq!(sum_of(name, |c| c.sum.unwrap()), total as f64, "{name} sum");
         for c in saves.iter().flatten().filter(|c| c.name == name) {
-            assert_eq!(
-                (c.min, c.max),
-                (Some(1.0), Some(1.0)),
-                "{name} min/max in one save"
-            );
+            assert_eq!((c.min, c.max), (Some(1.0), Some(1.0)), "{name} min/max in one save");
         }
     }
     // Everything was taken: the store holds nothing more to send.

@@ -17,20 +17,12 @@ async fn cumulative_dumps_resend_totals_and_skip_when_nothing_changed() {
     let (c, sink) = counters(CountersOptions::default());
     c.increment("calls", 2);
     assert_eq!(c.dump().await.unwrap().saved, 1);
-    assert_eq!(
-        c.dump().await.unwrap().saved,
-        0,
-        "nothing updated since: pip skips the dump"
-    );
+    assert_eq!(c.dump().await.unwrap().saved, 0, "nothing updated since: pip skips the dump");
     c.increment("calls", 3);
     c.dump().await.unwrap();
     let saves = sink.saves();
     assert_eq!(saves.len(), 2);
-    assert_eq!(
-        find(&saves[1], "calls").count,
-        Some(5),
-        "cumulative: the total since start"
-    );
+    assert_eq!(find(&saves[1], "calls").count, Some(5), "cumulative: the total since start");
 }
 
 #[tokio::test(start_paused = true)]
@@ -44,18 +36,10 @@ async fn reset_happens_only_after_reset_timeout_and_a_successful_save() {
     c.increment("calls", 1);
     let second = c.dump().await.unwrap();
     assert!(second.reset);
-    assert_eq!(
-        find(&sink.last_save(), "calls").count,
-        Some(2),
-        "values accumulate until the reset"
-    );
+    assert_eq!(find(&sink.last_save(), "calls").count, Some(2), "values accumulate until the reset");
     c.increment("calls", 5);
     c.dump().await.unwrap();
-    assert_eq!(
-        find(&sink.last_save(), "calls").count,
-        Some(5),
-        "after the reset counting starts again"
-    );
+    assert_eq!(find(&sink.last_save(), "calls").count, Some(5), "after the reset counting starts again");
 }
 
 #[tokio::test(start_paused = true)]
@@ -149,10 +133,7 @@ async fn the_timer_dumps_every_interval_without_any_update_arriving() {
     let started = tokio::time::Instant::now();
     c.increment("calls", 1);
     sink.wait_for_saves(3).await;
-    assert!(
-        started.elapsed() >= Duration::from_secs(299),
-        "dumps are spaced by the interval"
-    );
+    assert!(started.elapsed() >= Duration::from_secs(299), "dumps are spaced by the interval");
     c.close().await.unwrap();
     assert!(!c.is_open());
 }

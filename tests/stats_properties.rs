@@ -80,8 +80,5 @@ fn increment_one_adds_one_and_other_fields_stay_unset() {
     c.increment_one("calls");
     let got = c.get("calls", CounterType::Increment);
     assert_eq!(got.count, Some(2));
-    assert_eq!(
-        (got.last, got.min, got.max, got.average, got.time),
-        (None, None, None, None, None)
-    );
+    assert_eq!((got.last, got.min, got.max, got.average, got.time), (None, None, None, None, None));
 }

@@ -21,12 +21,8 @@ use crate::sink::{SaveFuture, Sink};
 const MAX_REQUEST_BYTES: usize = 1_000_000 - 16_384;
 
 /// Error codes CloudWatch (and the AWS SDK) use for throttling.
-const THROTTLING_CODES: &[&str] = &[
-    "Throttling",
-    "ThrottlingException",
-    "RequestLimitExceeded",
-    "TooManyRequestsException",
-];
+const THROTTLING_CODES: &[&str] =
+    &["Throttling", "ThrottlingException", "RequestLimitExceeded", "TooManyRequestsException"];
 
 /// Where and how to publish; set when `CloudWatchCounters` opens.
 #[derive(Debug, Clone)]
@@ -85,10 +81,7 @@ impl CloudWatchSink {
 
     /// Whether a connection is set.
     pub fn is_connected(&self) -> bool {
-        self.connection
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .is_some()
+        self.connection.read().unwrap_or_else(|p| p.into_inner()).is_some()
     }
 
     /// What the sink has done so far.
@@ -113,9 +106,8 @@ impl CloudWatchSink {
                 }
             };
             let size = estimated_size(&datum);
-            let last = batches.last_mut().filter(|b| {
-                b.datums.len() < conn.batch_size && b.bytes + size <= MAX_REQUEST_BYTES
-            });
+            let last =
+                batches.last_mut().filter(|b| b.datums.len() < conn.batch_size && b.bytes + size <= MAX_REQUEST_BYTES);
             let batch = match last {
                 Some(batch) => batch,
                 None => {
@@ -132,15 +124,9 @@ impl CloudWatchSink {
     }
 
     async fn save_all(&self, counters: &[Counter]) -> Result<(), SaveError> {
-        let conn = self
-            .connection
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let conn = self.connection.read().unwrap_or_else(|p| p.into_inner()).clone();
         let Some(conn) = conn else {
-            return Err(SaveError::new(
-                "CloudWatch counters are not open; the data is kept until they are",
-            ));
+            return Err(SaveError::new("CloudWatch counters are not open; the data is kept until they are"));
         };
         let mut failed: Vec<usize> = Vec::new();
         let mut first_error: Option<SaveError> = None;
@@ -178,12 +164,8 @@ impl CloudWatchSink {
 }
 
 fn save_error(err: SdkError<PutMetricDataError, HttpResponse>) -> SaveError {
-    let throttled = err
-        .code()
-        .is_some_and(|code| THROTTLING_CODES.contains(&code))
-        || err
-            .raw_response()
-            .is_some_and(|r| r.status().as_u16() == 429);
+    let throttled = err.code().is_some_and(|code| THROTTLING_CODES.contains(&code))
+        || err.raw_response().is_some_and(|r| r.status().as_u16() == 429);
     let message = format!("PutMetricData failed: {}", DisplayErrorContext(&err));
     let save = SaveError::with_source(message, err);
     if throttled {

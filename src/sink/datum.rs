@@ -38,10 +38,7 @@ pub fn to_datum(counter: &Counter, ctx: &DatumContext<'_>) -> Result<MetricDatum
     if ctx.storage_resolution != 1 && ctx.storage_resolution != 60 {
         return Err(SkipReason::StorageResolution);
     }
-    let own_instance = counter
-        .dimensions
-        .iter()
-        .any(|(k, _)| k == INSTANCE_DIMENSION);
+    let own_instance = counter.dimensions.iter().any(|(k, _)| k == INSTANCE_DIMENSION);
     let count = counter.dimensions.len() + usize::from(!own_instance);
     if count > MAX_DIMENSIONS {
         return Err(SkipReason::TooManyDimensions);
@@ -49,12 +46,7 @@ pub fn to_datum(counter: &Counter, ctx: &DatumContext<'_>) -> Result<MetricDatum
     let mut dimensions = Vec::with_capacity(count);
     if !own_instance {
         limits::check_dimension(INSTANCE_DIMENSION, ctx.instance)?;
-        dimensions.push(
-            Dimension::builder()
-                .name(INSTANCE_DIMENSION)
-                .value(ctx.instance)
-                .build(),
-        );
+        dimensions.push(Dimension::builder().name(INSTANCE_DIMENSION).value(ctx.instance).build());
     }
     for (name, value) in &counter.dimensions {
         limits::check_dimension(name, value)?;
@@ -67,40 +59,53 @@ pub fn to_datum(counter: &Counter, ctx: &DatumContext<'_>) -> Result<MetricDatum
     let datum = match counter.counter_type {
         CounterType::Increment => {
             let count = counter.count.ok_or(SkipReason::Value)?;
-            datum
-                .unit(StandardUnit::Count)
-                .value(limits::check_value(count as f64)?)
+            datum.unit(described_unit(counter).unwrap_or(StandardUnit::Count)).value(limits::check_value(count as f64)?)
         }
-        CounterType::Interval | CounterType::Statistics => {
-            let unit = if counter.counter_type == CounterType::Interval {
-                StandardUnit::Milliseconds
-            } else {
-                StandardUnit::None
-            };
-            datum.unit(unit).statistic_values(statistic_set(counter)?)
+        CounterType::Interval => datum.unit(StandardUnit::Milliseconds).statistic_values(statistic_set(counter)?),
+        CounterType::Statistics => {
+            datum.unit(described_unit(counter).unwrap_or(StandardUnit::None)).statistic_values(statistic_set(counter)?)
         }
-        CounterType::LastValue => datum
-            .unit(StandardUnit::None)
-            .value(limits::check_value(counter.last.ok_or(SkipReason::Value)?)?),
+        CounterType::LastValue => {
+            let value = limits::check_value(counter.last.ok_or(SkipReason::Value)?)?;
+            datum.unit(described_unit(counter).unwrap_or(StandardUnit::None)).value(value)
+        }
         CounterType::Timestamp => {
             let time = limits::check_timestamp(counter.time.ok_or(SkipReason::Value)?, ctx.now)?;
-            datum
-                .unit(StandardUnit::None)
-                .value(epoch_millis(time))
-                .timestamp(DateTime::from(time))
+            datum.unit(StandardUnit::None).value(epoch_millis(time)).timestamp(DateTime::from(time))
         }
     };
     Ok(datum.build())
 }
 
+/// The CloudWatch unit for a `metrics` unit, where the two mean exactly the same thing.
+pub fn cloudwatch_unit(unit: metrics::Unit) -> Option<StandardUnit> {
+    use metrics::Unit as M;
+    Some(match unit {
+        M::Count => StandardUnit::Count,
+        M::Percent => StandardUnit::Percent,
+        M::Seconds => StandardUnit::Seconds,
+        M::Milliseconds => StandardUnit::Milliseconds,
+        M::Microseconds => StandardUnit::Microseconds,
+        M::Bytes => StandardUnit::Bytes,
+        M::CountPerSecond => StandardUnit::CountSecond,
+        M::BitsPerSecond => StandardUnit::BitsSecond,
+        M::KilobitsPerSecond => StandardUnit::KilobitsSecond,
+        M::MegabitsPerSecond => StandardUnit::MegabitsSecond,
+        M::GigabitsPerSecond => StandardUnit::GigabitsSecond,
+        M::TerabitsPerSecond => StandardUnit::TerabitsSecond,
+        // Nanoseconds have no CloudWatch unit; CloudWatch's Kilobytes/Megabytes/... are not clearly binary, so
+        // Kibibytes and larger are not mapped.
+        _ => return None,
+    })
+}
+
+fn described_unit(counter: &Counter) -> Option<StandardUnit> {
+    counter.unit.and_then(cloudwatch_unit)
+}
+
 fn statistic_set(counter: &Counter) -> Result<StatisticSet, SkipReason> {
-    let samples = counter
-        .count
-        .filter(|&n| n > 0)
-        .ok_or(SkipReason::EmptyStatistics)?;
-    let sum = counter
-        .sum
-        .or_else(|| counter.average.map(|avg| avg * samples as f64));
+    let samples = counter.count.filter(|&n| n > 0).ok_or(SkipReason::EmptyStatistics)?;
+    let sum = counter.sum.or_else(|| counter.average.map(|avg| avg * samples as f64));
     let (sum, min, max) = match (sum, counter.min, counter.max) {
         (Some(sum), Some(min), Some(max)) => (sum, min, max),
         _ => return Err(SkipReason::EmptyStatistics),
@@ -124,11 +129,8 @@ pub fn epoch_millis(time: SystemTime) -> f64 {
 /// A conservative estimate of a datum's size in a request body, for the 1 MB request limit.
 pub fn estimated_size(datum: &MetricDatum) -> usize {
     const FIXED: usize = 160;
-    let dims: usize = datum
-        .dimensions()
-        .iter()
-        .map(|d| 24 + d.name().map_or(0, str::len) + d.value().map_or(0, str::len))
-        .sum();
+    let dims: usize =
+        datum.dimensions().iter().map(|d| 24 + d.name().map_or(0, str::len) + d.value().map_or(0, str::len)).sum();
     FIXED + datum.metric_name().map_or(0, str::len) + dims
 }
 
@@ -138,23 +140,13 @@ mod tests {
     use std::time::Duration;
 
     fn ctx() -> DatumContext<'static> {
-        DatumContext {
-            instance: "host-1",
-            storage_resolution: 60,
-            now: SystemTime::now(),
-        }
+        DatumContext { instance: "host-1", storage_resolution: 60, now: SystemTime::now() }
     }
 
     fn stats(kind: CounterType) -> Counter {
         let mut c = Counter::new("op.exec_time", kind);
-        (c.count, c.sum, c.min, c.max, c.average, c.last) = (
-            Some(4),
-            Some(10.0),
-            Some(1.0),
-            Some(4.0),
-            Some(2.5),
-            Some(4.0),
-        );
+        (c.count, c.sum, c.min, c.max, c.average, c.last) =
+            (Some(4), Some(10.0), Some(1.0), Some(4.0), Some(2.5), Some(4.0));
         c
     }
 
@@ -163,17 +155,13 @@ mod tests {
         let mut inc = Counter::new("calls", CounterType::Increment);
         inc.count = Some(7);
         let d = to_datum(&inc, &ctx()).unwrap();
-        assert_eq!(
-            (d.unit(), d.value(), d.timestamp()),
-            (Some(&StandardUnit::Count), Some(7.0), None)
-        );
+        assert_eq!((d.unit(), d.value(), d.timestamp()), (Some(&StandardUnit::Count), Some(7.0), None));
         assert_eq!(d.dimensions()[0].name(), Some("InstanceID"));
         assert_eq!(d.dimensions()[0].value(), Some("host-1"));
 
-        for (kind, unit) in [
-            (CounterType::Interval, StandardUnit::Milliseconds),
-            (CounterType::Statistics, StandardUnit::None),
-        ] {
+        for (kind, unit) in
+            [(CounterType::Interval, StandardUnit::Milliseconds), (CounterType::Statistics, StandardUnit::None)]
+        {
             let d = to_datum(&stats(kind), &ctx()).unwrap();
             assert_eq!(d.unit(), Some(&unit));
             let s = d.statistic_values().unwrap();
@@ -187,10 +175,7 @@ mod tests {
         let mut last = Counter::new("queue", CounterType::LastValue);
         last.last = Some(3.5);
         let d = to_datum(&last, &ctx()).unwrap();
-        assert_eq!(
-            (d.unit(), d.value()),
-            (Some(&StandardUnit::None), Some(3.5))
-        );
+        assert_eq!((d.unit(), d.value()), (Some(&StandardUnit::None), Some(3.5)));
 
         let when = SystemTime::now() - Duration::from_secs(60);
         let mut ts = Counter::new("backup", CounterType::Timestamp);
@@ -205,12 +190,8 @@ mod tests {
         let mut c = Counter::new("calls", CounterType::Increment);
         c.count = Some(1);
         c.dimensions = vec![("status".into(), "200".into())];
-        let names: Vec<_> = to_datum(&c, &ctx())
-            .unwrap()
-            .dimensions()
-            .iter()
-            .map(|d| d.name().unwrap().to_owned())
-            .collect();
+        let names: Vec<_> =
+            to_datum(&c, &ctx()).unwrap().dimensions().iter().map(|d| d.name().unwrap().to_owned()).collect();
         assert_eq!(names, ["InstanceID", "status"]);
         c.dimensions = vec![("InstanceID".into(), "mine".into())];
         let d = to_datum(&c, &ctx()).unwrap();
@@ -229,36 +210,14 @@ mod tests {
             c
         };
         assert!(ok(&inc).is_ok());
-        assert_eq!(
-            ok(&with(&|c| c.name = String::new())).unwrap_err(),
-            SkipReason::MetricName
-        );
-        assert_eq!(
-            ok(&with(&|c| c.name = "x".repeat(256))).unwrap_err(),
-            SkipReason::MetricName
-        );
+        assert_eq!(ok(&with(&|c| c.name = String::new())).unwrap_err(), SkipReason::MetricName);
+        assert_eq!(ok(&with(&|c| c.name = "x".repeat(256))).unwrap_err(), SkipReason::MetricName);
         assert!(ok(&with(&|c| c.name = "x".repeat(255))).is_ok());
-        assert_eq!(
-            ok(&with(&|c| c.name = "caf\u{e9}".into())).unwrap_err(),
-            SkipReason::MetricName
-        );
-        assert_eq!(
-            ok(&with(&|c| c.name = "a\nb".into())).unwrap_err(),
-            SkipReason::MetricName
-        );
-        let dims = |n: usize| {
-            (0..n)
-                .map(|i| (format!("k{i}"), "v".to_owned()))
-                .collect::<Vec<_>>()
-        };
-        assert!(
-            ok(&with(&|c| c.dimensions = dims(29))).is_ok(),
-            "29 + InstanceID = 30"
-        );
-        assert_eq!(
-            ok(&with(&|c| c.dimensions = dims(30))).unwrap_err(),
-            SkipReason::TooManyDimensions
-        );
+        assert_eq!(ok(&with(&|c| c.name = "caf\u{e9}".into())).unwrap_err(), SkipReason::MetricName);
+        assert_eq!(ok(&with(&|c| c.name = "a\nb".into())).unwrap_err(), SkipReason::MetricName);
+        let dims = |n: usize| (0..n).map(|i| (format!("k{i}"), "v".to_owned())).collect::<Vec<_>>();
+        assert!(ok(&with(&|c| c.dimensions = dims(29))).is_ok(), "29 + InstanceID = 30");
+        assert_eq!(ok(&with(&|c| c.dimensions = dims(30))).unwrap_err(), SkipReason::TooManyDimensions);
         assert_eq!(
             ok(&with(&|c| c.dimensions = vec![(String::new(), "v".into())])).unwrap_err(),
             SkipReason::DimensionName
@@ -268,10 +227,7 @@ mod tests {
             SkipReason::DimensionName
         );
         assert_eq!(
-            ok(&with(
-                &|c| c.dimensions = vec![("x".repeat(256), "v".into())]
-            ))
-            .unwrap_err(),
+            ok(&with(&|c| c.dimensions = vec![("x".repeat(256), "v".into())])).unwrap_err(),
             SkipReason::DimensionName
         );
         assert_eq!(
@@ -279,32 +235,17 @@ mod tests {
             SkipReason::DimensionValue
         );
         assert_eq!(
-            ok(&with(
-                &|c| c.dimensions = vec![("k".into(), "v".repeat(1025))]
-            ))
-            .unwrap_err(),
+            ok(&with(&|c| c.dimensions = vec![("k".into(), "v".repeat(1025))])).unwrap_err(),
             SkipReason::DimensionValue
         );
-        assert!(ok(&with(
-            &|c| c.dimensions = vec![("k".into(), "v".repeat(1024))]
-        ))
-        .is_ok());
+        assert!(ok(&with(&|c| c.dimensions = vec![("k".into(), "v".repeat(1024))])).is_ok());
         assert_eq!(
-            ok(&with(
-                &|c| c.dimensions = vec![("k".into(), "\u{fc}".into())]
-            ))
-            .unwrap_err(),
+            ok(&with(&|c| c.dimensions = vec![("k".into(), "\u{fc}".into())])).unwrap_err(),
             SkipReason::DimensionValue
         );
 
         let mut last = Counter::new("g", CounterType::LastValue);
-        for bad in [
-            f64::NAN,
-            f64::INFINITY,
-            f64::NEG_INFINITY,
-            2f64.powi(361),
-            -(2f64.powi(361)),
-        ] {
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 2f64.powi(361), -(2f64.powi(361))] {
             last.last = Some(bad);
             assert_eq!(ok(&last).unwrap_err(), SkipReason::Value, "{bad}");
         }
@@ -321,21 +262,9 @@ mod tests {
         ts.time = Some(SystemTime::now() + Duration::from_secs(3 * 3600));
         assert_eq!(ok(&ts).unwrap_err(), SkipReason::InFuture);
 
-        let bad_resolution = DatumContext {
-            storage_resolution: 5,
-            ..ctx()
-        };
-        assert_eq!(
-            to_datum(&inc, &bad_resolution).unwrap_err(),
-            SkipReason::StorageResolution
-        );
-        let bad_instance = DatumContext {
-            instance: "",
-            ..ctx()
-        };
-        assert_eq!(
-            to_datum(&inc, &bad_instance).unwrap_err(),
-            SkipReason::DimensionValue
-        );
+        let bad_resolution = DatumContext { storage_resolution: 5, ..ctx() };
+        assert_eq!(to_datum(&inc, &bad_resolution).unwrap_err(), SkipReason::StorageResolution);
+        let bad_instance = DatumContext { instance: "", ..ctx() };
+        assert_eq!(to_datum(&inc, &bad_instance).unwrap_err(), SkipReason::DimensionValue);
     }
 }

@@ -162,10 +162,7 @@ pub struct SkipCounts {
 
 impl Default for SkipCounts {
     fn default() -> Self {
-        SkipCounts {
-            counts: Default::default(),
-            last_warned: Mutex::new([None; SkipReason::ALL.len()]),
-        }
+        SkipCounts { counts: Default::default(), last_warned: Mutex::new([None; SkipReason::ALL.len()]) }
     }
 }
 
@@ -205,10 +202,7 @@ impl SkipCounts {
 }
 
 fn index(reason: SkipReason) -> usize {
-    SkipReason::ALL
-        .iter()
-        .position(|r| *r == reason)
-        .unwrap_or(0)
+    SkipReason::ALL.iter().position(|r| *r == reason).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -247,13 +241,6 @@ mod tests {
         counts.skip(SkipReason::Value, "m");
         counts.skip(SkipReason::Value, "m");
         counts.skip(SkipReason::TooOld, "m");
-        assert_eq!(
-            (
-                counts.get(SkipReason::Value),
-                counts.get(SkipReason::TooOld),
-                counts.total()
-            ),
-            (2, 1, 3)
-        );
+        assert_eq!((counts.get(SkipReason::Value), counts.get(SkipReason::TooOld), counts.total()), (2, 1, 3));
     }
 }

@@ -27,9 +27,7 @@ impl LogSink {
 
     /// A sink that writes to `writer`.
     pub fn to_writer(writer: impl Write + Send + 'static) -> LogSink {
-        LogSink {
-            writer: Mutex::new(Box::new(writer)),
-        }
+        LogSink { writer: Mutex::new(Box::new(writer)) }
     }
 }
 
@@ -37,11 +35,7 @@ impl Sink for LogSink {
     fn save<'a>(&'a self, counters: &'a [Counter]) -> SaveFuture<'a> {
         Box::pin(async move {
             let mut sorted: Vec<&Counter> = counters.iter().collect();
-            sorted.sort_by(|a, b| {
-                a.name
-                    .cmp(&b.name)
-                    .then_with(|| a.dimensions.cmp(&b.dimensions))
-            });
+            sorted.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.dimensions.cmp(&b.dimensions)));
             let text: String = sorted.into_iter().map(format_counter).collect();
             let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
             writer
@@ -56,11 +50,7 @@ impl Sink for LogSink {
 pub fn format_counter(counter: &Counter) -> String {
     let mut line = format!("Counter {}", counter.name);
     if !counter.dimensions.is_empty() {
-        let dims: Vec<String> = counter
-            .dimensions
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
+        let dims: Vec<String> = counter.dimensions.iter().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = write!(line, "[{}]", dims.join(","));
     }
     let _ = write!(line, " {{ \"type\": {}", counter.counter_type);
@@ -131,16 +121,10 @@ mod tests {
     fn lines_list_only_the_fields_that_are_set() {
         let mut c = Counter::new("a.calls", CounterType::Increment);
         c.count = Some(3);
-        assert_eq!(
-            format_counter(&c),
-            "Counter a.calls { \"type\": COUNT, \"count\": 3 }\n"
-        );
+        assert_eq!(format_counter(&c), "Counter a.calls { \"type\": COUNT, \"count\": 3 }\n");
         let mut t = Counter::new("a.time", CounterType::Timestamp);
         t.time = Some(UNIX_EPOCH + Duration::from_millis(1_234));
         t.dimensions = vec![("k".into(), "v".into())];
-        assert_eq!(
-            format_counter(&t),
-            "Counter a.time[k=v] { \"type\": TIME, \"time\": 1234 }\n"
-        );
+        assert_eq!(format_counter(&t), "Counter a.time[k=v] { \"type\": TIME, \"time\": 1234 }\n");
     }
 }

@@ -6,9 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_cloudwatch::config::interceptors::BeforeTransmitInterceptorContextRef;
 use aws_sdk_cloudwatch::config::ConfigBag;
-use aws_sdk_cloudwatch::config::{
-    BehaviorVersion, Credentials, Intercept, Region, RuntimeComponents,
-};
+use aws_sdk_cloudwatch::config::{BehaviorVersion, Credentials, Intercept, Region, RuntimeComponents};
 use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{Datapoint, Dimension, Statistic};
 use aws_sdk_cloudwatch::Client;
@@ -25,10 +23,7 @@ pub fn endpoint() -> String {
 
 /// A namespace no other test (or earlier run) uses.
 pub fn unique_namespace(test: &str) -> String {
-    let nanos = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
+    let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
     format!("cwc-test/{test}/{nanos}")
 }
 
@@ -71,11 +66,7 @@ impl Intercept for Recorder {
         _rc: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), aws_sdk_cloudwatch::error::BoxError> {
-        let encoding = context
-            .request()
-            .headers()
-            .get("content-encoding")
-            .map(str::to_owned);
+        let encoding = context.request().headers().get("content-encoding").map(str::to_owned);
         self.0.encodings.lock().unwrap().push(encoding);
         self.0.count.fetch_add(1, Ordering::SeqCst);
         Ok(())
@@ -98,28 +89,15 @@ pub fn reader() -> Client {
 /// A client that records the requests it sends, to hand to the crate.
 pub fn recording_client() -> (Client, Requests) {
     let requests = Requests::default();
-    (
-        Client::from_conf(config().interceptor(Recorder(requests.clone())).build()),
-        requests,
-    )
+    (Client::from_conf(config().interceptor(Recorder(requests.clone())).build()), requests)
 }
 
 /// The one datapoint holding everything put for `metric` in the last hours (one bucket, minute-aligned).
-pub async fn statistics(
-    client: &Client,
-    namespace: &str,
-    metric: &str,
-    dims: &[(&str, &str)],
-) -> Datapoint {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs();
+pub async fn statistics(client: &Client, namespace: &str, metric: &str, dims: &[(&str, &str)]) -> Datapoint {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
     let start = (now - 3600) / 60 * 60;
-    let dimensions: Vec<Dimension> = dims
-        .iter()
-        .map(|(k, v)| Dimension::builder().name(*k).value(*v).build())
-        .collect();
+    let dimensions: Vec<Dimension> =
+        dims.iter().map(|(k, v)| Dimension::builder().name(*k).value(*v).build()).collect();
     let out = client
         .get_metric_statistics()
         .namespace(namespace)
@@ -137,29 +115,17 @@ pub async fn statistics(
         .await
         .expect("GetMetricStatistics");
     let points = out.datapoints();
-    assert_eq!(
-        points.len(),
-        1,
-        "one bucket expected for {metric}: {points:?}"
-    );
+    assert_eq!(points.len(), 1, "one bucket expected for {metric}: {points:?}");
     points[0].clone()
 }
 
 /// Every metric name in `namespace`, following pagination.
 pub async fn metric_names(client: &Client, namespace: &str) -> Vec<String> {
     let mut names = Vec::new();
-    let mut pages = client
-        .list_metrics()
-        .namespace(namespace)
-        .into_paginator()
-        .send();
+    let mut pages = client.list_metrics().namespace(namespace).into_paginator().send();
     while let Some(page) = pages.next().await {
         let page = page.expect("ListMetrics");
-        names.extend(
-            page.metrics()
-                .iter()
-                .filter_map(|m| m.metric_name().map(str::to_owned)),
-        );
+        names.extend(page.metrics().iter().filter_map(|m| m.metric_name().map(str::to_owned)));
     }
     names.sort();
     names.dedup();

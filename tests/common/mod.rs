@@ -56,9 +56,7 @@ impl RecordingSink {
     /// Waits until at least `n` saves have succeeded.
     pub async fn wait_for_saves(&self, n: usize) {
         let mut rx = self.inner.saved.subscribe();
-        rx.wait_for(|&count| count >= n)
-            .await
-            .expect("sink dropped");
+        rx.wait_for(|&count| count >= n).await.expect("sink dropped");
     }
 }
 
@@ -66,16 +64,8 @@ impl RecordingSink {
     /// Blocks until at least `n` saves have succeeded; panics after `limit` (a broken timer fails, not hangs).
     pub fn wait_for_saves_blocking(&self, n: usize, limit: Duration) {
         let saves = self.inner.saves.lock().unwrap();
-        let (saves, timeout) = self
-            .inner
-            .saved_cv
-            .wait_timeout_while(saves, limit, |s| s.len() < n)
-            .unwrap();
-        assert!(
-            !timeout.timed_out(),
-            "only {} of {n} saves arrived within {limit:?}",
-            saves.len()
-        );
+        let (saves, timeout) = self.inner.saved_cv.wait_timeout_while(saves, limit, |s| s.len() < n).unwrap();
+        assert!(!timeout.timed_out(), "only {} of {n} saves arrived within {limit:?}", saves.len());
     }
 }
 
@@ -98,8 +88,5 @@ impl Sink for RecordingSink {
 
 /// The counter called `name` in `counters`.
 pub fn find<'a>(counters: &'a [Counter], name: &str) -> &'a Counter {
-    counters
-        .iter()
-        .find(|c| c.name == name)
-        .unwrap_or_else(|| panic!("no counter {name} in {counters:?}"))
+    counters.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no counter {name} in {counters:?}"))
 }

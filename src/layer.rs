@@ -1,0 +1,406 @@
+//! [`CountersLayer`]: a `tracing_subscriber::Layer` that times spans into Interval counters and turns metric
+//! events into counters.
+//!
+//! - Every span that closes records its wall duration (creation to close, in ms) into the Interval counter
+//!   `<target with :: as .>.<span name>.exec_time` (`orders::api` + `create_order` ->
+//!   `orders.api.create_order.exec_time`). A span field `counter = "name"` replaces the base name; a naming
+//!   function can replace the rule. A span that saw an ERROR event also adds 1 to `<base>.errors`.
+//! - Events with fields named as tracing-opentelemetry does: `monotonic_counter.X` / `counter.X` add to the
+//!   Increment counter `X`, `histogram.X` records into Statistics `X`, `gauge.X` sets LastValue `X`. The event's
+//!   other fields (not `message`) become dimensions, at most 29 (30 with InstanceID).
+//! - A per-layer filter gives `Interest::never()` to every callsite that is neither a span nor a metric or ERROR
+//!   event, and to the targets excluded by default (the AWS SDK, hyper, h2, rustls, tower, tokio, this crate),
+//!   so a dump never creates more data to dump.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use dashmap::DashMap;
+use metrics::{Key, Label};
+use tracing::callsite::Identifier;
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id};
+use tracing::subscriber::Interest;
+use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_subscriber::filter::Filtered;
+use tracing_subscriber::layer::{Context, Filter, Layer};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::cell::Cell;
+use crate::counter::CounterType;
+use crate::exporter::{is_publishing, Shared};
+use crate::recorder::MAX_LABELS;
+
+/// Targets the layer ignores by default: the libraries that publishing itself uses, and this crate.
+pub const DEFAULT_EXCLUDED_TARGETS: &[&str] = &[
+    "aws_config",
+    "aws_credential_types",
+    "aws_runtime",
+    "aws_sdk_",
+    "aws_sigv4",
+    "aws_smithy_",
+    "aws_types",
+    "cloudwatch_counters",
+    "h2",
+    "hyper",
+    "hyper_util",
+    "reqwest",
+    "rustls",
+    "tokio",
+    "tower",
+    "tower_http",
+];
+
+/// The span field that overrides a span's counter base name.
+pub const COUNTER_FIELD: &str = "counter";
+
+/// A function that names a span's counter base (without `.exec_time`).
+pub type NamingFn = Arc<dyn Fn(&Metadata<'_>) -> String + Send + Sync>;
+
+/// The layer, wrapped in its per-layer filter (what `counters.layer()` returns).
+pub type FilteredCountersLayer<S> = Filtered<CountersLayer, CountersFilter, S>;
+
+/// Settings of the layer (`counters.layer_builder()`).
+#[derive(Clone)]
+pub struct CountersLayerBuilder {
+    shared: Arc<Shared>,
+    excluded: Vec<String>,
+    naming: Option<NamingFn>,
+    time_spans: bool,
+    count_events: bool,
+}
+
+impl CountersLayerBuilder {
+    pub(crate) fn new(shared: Arc<Shared>) -> CountersLayerBuilder {
+        CountersLayerBuilder {
+            shared,
+            excluded: DEFAULT_EXCLUDED_TARGETS.iter().map(|t| (*t).to_owned()).collect(),
+            naming: None,
+            time_spans: true,
+            count_events: true,
+        }
+    }
+
+    /// Also ignores spans and events whose target starts with `prefix`.
+    pub fn exclude_target(mut self, prefix: impl Into<String>) -> Self {
+        self.excluded.push(prefix.into());
+        self
+    }
+
+    /// Replaces the list of ignored target prefixes (the default is [`DEFAULT_EXCLUDED_TARGETS`]).
+    pub fn excluded_targets(mut self, prefixes: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.excluded = prefixes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Names span counters with `naming` (its result gets `.exec_time` / `.errors` appended). A span's
+    /// `counter` field still takes precedence.
+    pub fn naming(mut self, naming: impl Fn(&Metadata<'_>) -> String + Send + Sync + 'static) -> Self {
+        self.naming = Some(Arc::new(naming));
+        self
+    }
+
+    /// Whether spans are timed (default true).
+    pub fn time_spans(mut self, on: bool) -> Self {
+        self.time_spans = on;
+        self
+    }
+
+    /// Whether metric events become counters (default true).
+    pub fn count_events(mut self, on: bool) -> Self {
+        self.count_events = on;
+        self
+    }
+
+    /// The layer with its per-layer filter, ready for `registry().with(...)`.
+    pub fn build<S>(self) -> FilteredCountersLayer<S>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let filter = CountersFilter {
+            excluded: Arc::from(self.excluded),
+            time_spans: self.time_spans,
+            count_events: self.count_events,
+        };
+        let layer = CountersLayer { shared: self.shared, naming: self.naming, callsites: Arc::new(DashMap::new()) };
+        layer.with_filter(filter)
+    }
+}
+
+/// The per-layer filter: decides once per callsite whether the layer wants it.
+#[derive(Clone, Debug)]
+pub struct CountersFilter {
+    excluded: Arc<[String]>,
+    time_spans: bool,
+    count_events: bool,
+}
+
+impl CountersFilter {
+    fn wants(&self, meta: &Metadata<'_>) -> bool {
+        if self.excluded.iter().any(|prefix| meta.target().starts_with(prefix.as_str())) {
+            return false;
+        }
+        if meta.is_span() {
+            return self.time_spans;
+        }
+        (self.time_spans && *meta.level() == Level::ERROR)
+            || (self.count_events && meta.fields().iter().any(|f| metric_field(f.name()).is_some()))
+    }
+}
+
+impl<S> Filter<S> for CountersFilter {
+    fn enabled(&self, meta: &Metadata<'_>, _cx: &Context<'_, S>) -> bool {
+        self.wants(meta)
+    }
+
+    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
+        if self.wants(meta) {
+            Interest::always()
+        } else {
+            Interest::never()
+        }
+    }
+}
+
+/// The counters of one span callsite.
+struct SpanCells {
+    base: String,
+    exec_time: Arc<Cell>,
+    errors: std::sync::OnceLock<Arc<Cell>>,
+}
+
+/// Kept in a span's extensions from creation to close.
+struct SpanTiming {
+    start: Instant,
+    cells: Arc<SpanCells>,
+    error: bool,
+}
+
+/// The layer itself; see the module docs. Made by `counters.layer()`.
+pub struct CountersLayer {
+    shared: Arc<Shared>,
+    naming: Option<NamingFn>,
+    callsites: Arc<DashMap<Identifier, Arc<SpanCells>>>,
+}
+
+impl CountersLayer {
+    fn base_name(&self, meta: &Metadata<'_>) -> String {
+        match &self.naming {
+            Some(naming) => naming(meta),
+            None => format!("{}.{}", meta.target().replace("::", "."), meta.name()),
+        }
+    }
+
+    fn new_cells(&self, base: String) -> Arc<SpanCells> {
+        let key = Key::from_name(format!("{base}.exec_time"));
+        let exec_time = self.shared.store.cell(&key, CounterType::Interval);
+        Arc::new(SpanCells { base, exec_time, errors: std::sync::OnceLock::new() })
+    }
+
+    /// The cells of a span callsite, cached; re-resolved when the counters were cleared or replaced.
+    fn callsite_cells(&self, meta: &'static Metadata<'static>) -> Arc<SpanCells> {
+        let id = meta.callsite();
+        if let Some(cells) = self.callsites.get(&id) {
+            if !cells.exec_time.is_retired() {
+                return Arc::clone(&cells);
+            }
+        }
+        let cells = self.new_cells(self.base_name(meta));
+        self.callsites.insert(id, Arc::clone(&cells));
+        cells
+    }
+
+    fn errors_cell(&self, cells: &SpanCells) -> Arc<Cell> {
+        let cell = cells.errors.get_or_init(|| {
+            self.shared.store.cell(&Key::from_name(format!("{}.errors", cells.base)), CounterType::Increment)
+        });
+        if cell.is_retired() {
+            return self.shared.store.cell(&Key::from_name(format!("{}.errors", cells.base)), CounterType::Increment);
+        }
+        Arc::clone(cell)
+    }
+
+    fn record_metric_event(&self, event: &Event<'_>) {
+        let mut visitor = MetricVisitor::default();
+        event.record(&mut visitor);
+        if visitor.metrics.is_empty() {
+            return;
+        }
+        visitor.labels.truncate(MAX_LABELS);
+        for (name, kind, value) in visitor.metrics {
+            let key = Key::from_parts(name, visitor.labels.clone());
+            let cell = self.shared.store.cell(&key, kind);
+            match kind {
+                CounterType::Increment => match value {
+                    Value::Int(v) => cell.add(v),
+                    Value::Float(v) => cell.add(v as i64),
+                },
+                CounterType::Statistics => cell.sample(value.as_f64()),
+                _ => cell.set_last(value.as_f64()),
+            }
+        }
+    }
+}
+
+impl<S> Layer<S> for CountersLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if is_publishing() {
+            return;
+        }
+        let Some(span) = ctx.span(id) else { return };
+        let mut name = NameOverride(None);
+        attrs.record(&mut name);
+        let cells = match name.0 {
+            Some(base) => self.new_cells(base),
+            None => self.callsite_cells(attrs.metadata()),
+        };
+        span.extensions_mut().insert(SpanTiming { start: Instant::now(), cells, error: false });
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        if is_publishing() {
+            return;
+        }
+        if *event.metadata().level() == Level::ERROR {
+            if let Some(span) = ctx.event_span(event) {
+                if let Some(timing) = span.extensions_mut().get_mut::<SpanTiming>() {
+                    timing.error = true;
+                }
+            }
+        }
+        self.record_metric_event(event);
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        let Some(timing) = span.extensions_mut().remove::<SpanTiming>() else { return };
+        let elapsed_ms = timing.start.elapsed().as_secs_f64() * 1000.0;
+        timing.cells.exec_time.sample(elapsed_ms);
+        if timing.error {
+            self.errors_cell(&timing.cells).add(1);
+        }
+    }
+}
+
+impl fmt::Debug for CountersLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CountersLayer").field("callsites", &self.callsites.len()).finish()
+    }
+}
+
+/// The kind of counter a field name asks for, and the counter's name.
+fn metric_field(field: &str) -> Option<(CounterType, &str)> {
+    let (kind, name) = if let Some(name) = field.strip_prefix("monotonic_counter.") {
+        (CounterType::Increment, name)
+    } else if let Some(name) = field.strip_prefix("counter.") {
+        (CounterType::Increment, name)
+    } else if let Some(name) = field.strip_prefix("histogram.") {
+        (CounterType::Statistics, name)
+    } else if let Some(name) = field.strip_prefix("gauge.") {
+        (CounterType::LastValue, name)
+    } else {
+        return None;
+    };
+    (!name.is_empty()).then_some((kind, name))
+}
+
+#[derive(Clone, Copy)]
+enum Value {
+    Int(i64),
+    Float(f64),
+}
+
+impl Value {
+    fn as_f64(self) -> f64 {
+        match self {
+            Value::Int(v) => v as f64,
+            Value::Float(v) => v,
+        }
+    }
+}
+
+/// Collects an event's metric fields and its other fields (as labels).
+#[derive(Default)]
+struct MetricVisitor {
+    metrics: Vec<(String, CounterType, Value)>,
+    labels: Vec<Label>,
+}
+
+impl MetricVisitor {
+    fn value(&mut self, field: &Field, value: Value) -> bool {
+        match metric_field(field.name()) {
+            Some((kind, name)) => {
+                self.metrics.push((name.to_owned(), kind, value));
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn label(&mut self, field: &Field, value: String) {
+        if field.name() != "message" {
+            self.labels.push(Label::new(field.name(), value));
+        }
+    }
+}
+
+impl Visit for MetricVisitor {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        if !self.value(field, Value::Float(value)) {
+            self.label(field, value.to_string());
+        }
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        if !self.value(field, Value::Int(value)) {
+            self.label(field, value.to_string());
+        }
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        if !self.value(field, Value::Int(i64::try_from(value).unwrap_or(i64::MAX))) {
+            self.label(field, value.to_string());
+        }
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.label(field, value.to_string());
+    }
+
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if metric_field(field.name()).is_none() {
+            self.label(field, value.to_owned());
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if metric_field(field.name()).is_none() {
+            self.label(field, format!("{value:?}"));
+        }
+    }
+}
+
+/// Reads the `counter` field of a new span.
+struct NameOverride(Option<String>);
+
+impl Visit for NameOverride {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        if field.name() == COUNTER_FIELD && !value.is_empty() {
+            self.0 = Some(value.to_owned());
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == COUNTER_FIELD {
+            let text = format!("{value:?}");
+            let text = text.trim_matches('"');
+            if !text.is_empty() {
+                self.0 = Some(text.to_owned());
+            }
+        }
+    }
+}

@@ -38,6 +38,10 @@
 
 #![warn(missing_docs)]
 
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 mod cell;
 mod cloudwatch;
 mod composite;

@@ -74,3 +74,40 @@ fn looking_up_an_existing_static_name_does_not_allocate() {
     });
     assert_eq!(n, 0);
 }
+
+#[test]
+fn counter_macro_with_a_static_key_does_not_allocate() {
+    let counters = CachedCounters::new(LogSink::to_writer(std::io::sink()), CountersOptions::default());
+    let recorder = counters.recorder();
+    metrics::with_local_recorder(&recorder, || {
+        metrics::counter!("requests").increment(1);
+        metrics::histogram!("latency").record(1.0);
+        metrics::gauge!("inflight").set(0.0);
+        let n = allocations_in(|| {
+            for i in 0..1_000 {
+                metrics::counter!("requests").increment(1);
+                metrics::gauge!("inflight").set(f64::from(i));
+                metrics::histogram!("latency").record(f64::from(i));
+            }
+        });
+        assert_eq!(n, 0, "allocations for 3000 macro calls on known keys");
+    });
+}
+
+#[test]
+fn closing_a_span_of_a_seen_callsite_does_not_allocate() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let counters = CachedCounters::new(LogSink::to_writer(std::io::sink()), CountersOptions::default());
+    let subscriber = tracing_subscriber::Registry::default().with(counters.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let make = || tracing::info_span!("hot");
+        drop(make()); // first sight of the callsite
+        let mut closes = 0;
+        for _ in 0..1_000 {
+            let span = make();
+            closes += allocations_in(|| drop(span));
+        }
+        assert_eq!(closes, 0, "allocations while closing 1000 spans");
+    });
+    assert_eq!(counters.get("allocations.hot.exec_time", CounterType::Interval).count, Some(1001));
+}

@@ -1,0 +1,76 @@
+//! A small tokio service wired in the two lines the README shows: the tracing layer and the metrics recorder.
+//!
+//! `cargo run --example service` handles a few simulated requests and prints the counters through LogCounters.
+//! Set `CLOUDWATCH_ENDPOINT` (for example the local server of `scripts/localstack.sh start`) to publish to
+//! CloudWatch instead. Ctrl-C stops it early; the counters are flushed either way.
+
+use std::time::Duration;
+
+use cloudwatch_counters::{CachedCounters, CloudWatchCounters, CountersOptions, LogCounters};
+use tracing::instrument;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+#[instrument(err)]
+async fn create_order(id: u32) -> Result<(), String> {
+    metrics::counter!("orders.created", "channel" => if id % 2 == 0 { "web" } else { "app" }).increment(1);
+    metrics::histogram!("orders.value").record(f64::from(10 + id % 90));
+    tokio::time::sleep(Duration::from_millis(u64::from(5 + id % 20))).await;
+    if id % 7 == 0 {
+        return Err(format!("order {id} rejected"));
+    }
+    Ok(())
+}
+
+#[instrument]
+async fn list_orders() {
+    metrics::gauge!("orders.open").set(42.0);
+    tokio::time::sleep(Duration::from_millis(3)).await;
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let options = CountersOptions::default().interval(Duration::from_secs(1));
+    let (counters, cloudwatch): (CachedCounters, Option<CloudWatchCounters>) =
+        match std::env::var("CLOUDWATCH_ENDPOINT") {
+            Ok(endpoint) => {
+                let cw = CloudWatchCounters::builder()
+                    .namespace("cloudwatch-counters/service-example")
+                    .region("us-east-1")
+                    .endpoint_url(endpoint)
+                    .credentials("test", "test")
+                    .options(options)
+                    .build();
+                cw.open().await?;
+                (cw.counters().clone(), Some(cw))
+            }
+            Err(_) => {
+                let log = LogCounters::new(options);
+                log.open()?;
+                (log.counters().clone(), None)
+            }
+        };
+
+    // The two lines: time every span, and record every metrics macro.
+    tracing_subscriber::registry().with(counters.layer()).init();
+    metrics::set_global_recorder(counters.recorder())?;
+
+    let work = async {
+        for id in 0..40 {
+            let _ = create_order(id).await;
+            list_orders().await;
+        }
+    };
+    tokio::select! {
+        _ = work => {}
+        _ = tokio::signal::ctrl_c() => println!("-- Ctrl-C --"),
+    }
+    println!("-- closing: the final flush follows --");
+    match cloudwatch {
+        Some(cw) => println!("published: {:?}", cw.close().await?),
+        None => {
+            counters.close().await?;
+        }
+    }
+    Ok(())
+}

@@ -22,6 +22,9 @@ FSROOT="$TARGET/localstack-fs"
 # cbor2 6.x and pyOpenSSL 26.x break localstack-core 2026.3.0: keep them pinned.
 PINS=('localstack-core[base-runtime]==2026.3.0' 'cbor2==5.9.0' 'pyopenssl==25.3.0')
 MARKER="$VENV/.localstack-pins"
+# Every package of the venv, pinned (pip freeze of a working install): new releases of LocalStack's
+# dependencies (as cbor2 6 and pyOpenSSL 26 did) cannot break a fresh install.
+CONSTRAINTS="$(dirname "${BASH_SOURCE[0]}")/localstack-constraints.txt"
 
 die() { echo "localstack.sh: $*" >&2; exit 1; }
 log() { echo "localstack.sh: $*" >&2; }
@@ -42,7 +45,8 @@ find_python() {
 }
 
 install() {
-  local want="${PINS[*]}"
+  # The marker records the pins and the constraints file, so a change to either reinstalls.
+  local want="${PINS[*]} $(cksum <"$CONSTRAINTS")"
   if [[ -x "$VENV/bin/python" && -f "$MARKER" && "$(cat "$MARKER")" == "$want" ]]; then
     return 0
   fi
@@ -51,7 +55,7 @@ install() {
   rm -rf "$VENV"
   "$py" -m venv "$VENV"
   PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 \
-    "$VENV/bin/python" -m pip install -q "${PINS[@]}" >&2
+    "$VENV/bin/python" -m pip install -q -c "$CONSTRAINTS" "${PINS[@]}" >&2
   echo "$want" >"$MARKER"   # written last: a failed install is redone next time
 }
 

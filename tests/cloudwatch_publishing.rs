@@ -171,3 +171,22 @@ async fn configured_from_pip_keys_with_an_endpoint_it_publishes() {
     let p = statistics(&localstack::reader(), &ns, "pip.calls", &[("InstanceID", "pip-configured")]).await;
     assert_eq!(p.sum(), Some(1.0));
 }
+
+#[tokio::test]
+#[ignore = "needs the local CloudWatch: run scripts/test.sh"]
+async fn publishing_never_feeds_the_layer_its_own_sdk_spans() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let ns = unique_namespace("no-feedback");
+    let (counters, requests) = open_counters(&ns).await;
+    let _guard = tracing::subscriber::set_default(tracing_subscriber::Registry::default().with(counters.layer()));
+    tracing::info_span!(target: "app", "work").in_scope(|| {});
+    for _ in 0..3 {
+        counters.increment("app.calls", 1);
+        counters.dump().await.unwrap();
+    }
+    assert_eq!(requests.count(), 3, "three real PutMetricData calls went through the SDK");
+    let mut names: Vec<String> = counters.get_all().into_iter().map(|c| c.name).collect();
+    names.sort();
+    assert_eq!(names, vec!["app.calls".to_owned(), "app.work.exec_time".to_owned()]);
+    counters.close().await.unwrap();
+}

@@ -42,3 +42,26 @@ async fn dumping_before_open_keeps_the_data() {
     assert!(err.to_string().contains("not open"), "{err}");
     assert_eq!(counters.get("calls", cloudwatch_counters::CounterType::Increment).count, Some(1));
 }
+
+#[tokio::test]
+async fn a_failed_put_returns_the_error_counts_it_and_keeps_the_data() {
+    // Nothing listens on port 1: every request fails to connect (loopback only, no server needed).
+    let counters = CloudWatchCounters::builder()
+        .namespace("MyApp")
+        .region("us-east-1")
+        .credentials("test", "test")
+        .endpoint_url("http://127.0.0.1:1")
+        .connect_timeout(std::time::Duration::from_millis(500))
+        .options(cloudwatch_counters::CountersOptions::default().reset_timeout(std::time::Duration::from_nanos(1)))
+        .build();
+    counters.open().await.unwrap();
+    cloudwatch_counters::Counters::increment(&*counters, "calls", 3);
+    let err = counters.dump().await.unwrap_err();
+    assert!(matches!(err, Error::Save(_)), "{err}");
+    assert!(err.to_string().contains("PutMetricData failed"), "{err}");
+    assert_eq!(counters.telemetry().requests_failed.load(std::sync::atomic::Ordering::Relaxed), 1);
+    // Reset mode took the values for the dump; the failure merged them back.
+    assert_eq!(counters.get("calls", cloudwatch_counters::CounterType::Increment).count, Some(3));
+    // close() reports the failed flush and stays connected so it can be retried.
+    assert!(counters.close().await.is_err());
+}

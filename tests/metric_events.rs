@@ -1,0 +1,78 @@
+//! Events with metric fields become counters, their other fields dimensions (at most 29).
+
+mod common;
+
+use cloudwatch_counters::{CachedCounters, CounterType, CountersOptions};
+use common::RecordingSink;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::Registry;
+
+fn counters() -> CachedCounters {
+    CachedCounters::new(RecordingSink::default(), CountersOptions::default())
+}
+
+#[test]
+fn metric_fields_feed_the_matching_counter_types_with_other_fields_as_dimensions() {
+    let c = counters();
+    tracing::subscriber::with_default(Registry::default().with(c.layer()), || {
+        tracing::info!(monotonic_counter.orders = 2, region = "eu", "placed");
+        tracing::info!(counter.orders = 3_i64, region = "eu");
+        tracing::info!(histogram.order_value = 12.5, region = "eu");
+        tracing::info!(histogram.order_value = 7.5, region = "eu");
+        tracing::info!(gauge.queue_depth = 4.0);
+        tracing::info!(gauge.queue_depth = 6.0);
+    });
+    let all = c.get_all();
+    let find = |name: &str| all.iter().find(|x| x.name == name).unwrap_or_else(|| panic!("{name}: {all:?}"));
+    let orders = find("orders");
+    assert_eq!((orders.counter_type, orders.count), (CounterType::Increment, Some(5)));
+    assert_eq!(orders.dimensions, vec![("region".to_owned(), "eu".to_owned())], "message is not a dimension");
+    let value = find("order_value");
+    assert_eq!((value.counter_type, value.count, value.sum), (CounterType::Statistics, Some(2), Some(20.0)));
+    let depth = find("queue_depth");
+    assert_eq!((depth.counter_type, depth.last), (CounterType::LastValue, Some(6.0)));
+    assert!(depth.dimensions.is_empty());
+}
+
+#[test]
+fn event_dimensions_are_cut_to_29() {
+    let c = counters();
+    tracing::subscriber::with_default(Registry::default().with(c.layer()), || {
+        tracing::info!(
+            counter.wide = 1,
+            a0 = 0,
+            a1 = 1,
+            a2 = 2,
+            a3 = 3,
+            a4 = 4,
+            a5 = 5,
+            a6 = 6,
+            a7 = 7,
+            a8 = 8,
+            a9 = 9,
+            b0 = 0,
+            b1 = 1,
+            b2 = 2,
+            b3 = 3,
+            b4 = 4,
+            b5 = 5,
+            b6 = 6,
+            b7 = 7,
+            b8 = 8,
+            b9 = 9,
+            c0 = 0,
+            c1 = 1,
+            c2 = 2,
+            c3 = 3,
+            c4 = 4,
+            c5 = 5,
+            c6 = 6,
+            c7 = 7,
+            c8 = 8,
+            c9 = 9,
+        );
+    });
+    let all = c.get_all();
+    assert_eq!(all.len(), 1);
+    assert_eq!(all[0].dimensions.len(), 29);
+}

@@ -2,14 +2,9 @@
 
 mod common;
 
-use cloudwatch_counters::{CachedCounters, CountersOptions};
-use common::RecordingSink;
+use common::recording_counters as counters;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Registry;
-
-fn counters() -> CachedCounters {
-    CachedCounters::new(RecordingSink::default(), CountersOptions::default())
-}
 
 #[test]
 fn aws_sdk_hyper_and_own_targets_are_never_timed_or_counted() {

@@ -2,14 +2,10 @@
 
 mod common;
 
-use cloudwatch_counters::{CachedCounters, CounterType, CountersOptions};
-use common::RecordingSink;
+use cloudwatch_counters::CounterType;
+use common::recording_counters as counters;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Registry;
-
-fn counters() -> CachedCounters {
-    CachedCounters::new(RecordingSink::default(), CountersOptions::default())
-}
 
 #[test]
 fn metric_fields_feed_the_matching_counter_types_with_other_fields_as_dimensions() {

@@ -2,16 +2,8 @@
 
 mod common;
 
-use cloudwatch_counters::{CachedCounters, CounterType, CountersOptions};
-use common::RecordingSink;
-
-fn counters() -> CachedCounters {
-    CachedCounters::new(RecordingSink::default(), CountersOptions::default())
-}
-
-fn find(c: &CachedCounters, name: &str) -> cloudwatch_counters::Counter {
-    c.get_all().into_iter().find(|x| x.name == name).unwrap_or_else(|| panic!("no {name}"))
-}
+use cloudwatch_counters::CounterType;
+use common::{counter_named as find, recording_counters as counters};
 
 #[test]
 fn counters_gauges_and_histograms_map_to_pip_types() {

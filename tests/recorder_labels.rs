@@ -2,16 +2,7 @@
 
 mod common;
 
-use cloudwatch_counters::{CachedCounters, CountersOptions};
-use common::RecordingSink;
-
-fn counters() -> CachedCounters {
-    CachedCounters::new(RecordingSink::default(), CountersOptions::default())
-}
-
-fn find(c: &CachedCounters, name: &str) -> cloudwatch_counters::Counter {
-    c.get_all().into_iter().find(|x| x.name == name).unwrap_or_else(|| panic!("no {name}"))
-}
+use common::{counter_named as find, recording_counters as counters};
 
 #[test]
 fn labels_become_dimensions_and_more_than_29_are_cut() {

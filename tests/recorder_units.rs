@@ -2,17 +2,9 @@
 
 mod common;
 
-use cloudwatch_counters::{CachedCounters, CounterType, CountersOptions};
-use common::RecordingSink;
+use cloudwatch_counters::CounterType;
+use common::{counter_named as find, recording_counters as counters};
 use metrics::Unit;
-
-fn counters() -> CachedCounters {
-    CachedCounters::new(RecordingSink::default(), CountersOptions::default())
-}
-
-fn find(c: &CachedCounters, name: &str) -> cloudwatch_counters::Counter {
-    c.get_all().into_iter().find(|x| x.name == name).unwrap_or_else(|| panic!("no {name}"))
-}
 
 #[test]
 fn a_histogram_described_in_seconds_becomes_an_interval_in_milliseconds() {

@@ -4,15 +4,11 @@ mod common;
 
 use std::time::Duration;
 
-use cloudwatch_counters::{CachedCounters, CounterType, CountersOptions};
-use common::RecordingSink;
+use cloudwatch_counters::{CachedCounters, CounterType};
+use common::recording_counters as counters;
 use tracing::instrument;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Registry;
-
-fn counters() -> CachedCounters {
-    CachedCounters::new(RecordingSink::default(), CountersOptions::default())
-}
 
 fn subscriber(counters: &CachedCounters) -> impl tracing::Subscriber + Send + Sync {
     Registry::default().with(counters.layer())

@@ -4,13 +4,9 @@ mod common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use cloudwatch_counters::{CachedCounters, CounterType, Counters, CountersOptions};
-use common::RecordingSink;
+use cloudwatch_counters::{CounterType, Counters};
+use common::recording_counters as counters;
 use proptest::prelude::*;
-
-fn counters() -> CachedCounters {
-    CachedCounters::new(RecordingSink::default(), CountersOptions::default())
-}
 
 /// Equal to 1e-9 relative to the magnitude of the samples (the mean itself may cancel to near zero).
 fn close_to(a: f64, b: f64, scale: f64) -> bool {

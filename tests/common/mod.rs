@@ -90,3 +90,13 @@ impl Sink for RecordingSink {
 pub fn find<'a>(counters: &'a [Counter], name: &str) -> &'a Counter {
     counters.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no counter {name} in {counters:?}"))
 }
+
+/// Counters with a recording sink and the default options.
+pub fn recording_counters() -> cloudwatch_counters::CachedCounters {
+    cloudwatch_counters::CachedCounters::new(RecordingSink::default(), cloudwatch_counters::CountersOptions::default())
+}
+
+/// The counter called `name` among all of `counters`' counters.
+pub fn counter_named(counters: &cloudwatch_counters::CachedCounters, name: &str) -> Counter {
+    counters.get_all().into_iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no counter {name}"))
+}

@@ -180,9 +180,3 @@ impl Sink for CloudWatchSink {
         Box::pin(self.save_all(counters))
     }
 }
-
-impl<T: Sink + ?Sized> Sink for std::sync::Arc<T> {
-    fn save<'a>(&'a self, counters: &'a [Counter]) -> SaveFuture<'a> {
-        (**self).save(counters)
-    }
-}

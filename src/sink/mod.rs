@@ -22,3 +22,10 @@ pub trait Sink: Send + Sync + 'static {
     /// Saves one dump's counters.
     fn save<'a>(&'a self, counters: &'a [Counter]) -> SaveFuture<'a>;
 }
+
+/// A shared sink saves through the sink it points at.
+impl<T: Sink + ?Sized> Sink for std::sync::Arc<T> {
+    fn save<'a>(&'a self, counters: &'a [Counter]) -> SaveFuture<'a> {
+        (**self).save(counters)
+    }
+}

@@ -106,24 +106,24 @@ impl CloudWatchCounters {
         }
         let (settings, source) = self.lock_setup().clone();
         let connection = connect(&settings, source).await?;
+        self.start(connection)
+    }
+
+    /// Connects the sink and starts the interval dumps; a failed start leaves it disconnected.
+    fn start(&self, connection: Connection) -> Result<(), Error> {
         self.sink.connect(connection);
-        if let Err(err) = self.counters.open() {
-            self.sink.disconnect();
-            return Err(err);
-        }
-        Ok(())
+        self.counters.open().inspect_err(|_| self.sink.disconnect())
     }
 
     /// [`open`](Self::open) for synchronous code (fails with [`Error::BlockingInRuntime`] inside async code).
     pub fn open_blocking(&self) -> Result<(), Error> {
-        let (settings, source) = self.lock_setup().clone();
         if self.is_open() {
             return Ok(());
         }
+        let (settings, source) = self.lock_setup().clone();
         let connect = async move { connect(&settings, source).await };
         let connection = self.counters.shared.block_on("open_blocking", connect)??;
-        self.sink.connect(connection);
-        self.counters.open()
+        self.start(connection)
     }
 
     /// Whether the counters are open (connected, with interval dumps running).

@@ -211,14 +211,16 @@ impl CountersLayer {
         cells
     }
 
-    fn errors_cell(&self, cells: &SpanCells) -> Arc<Cell> {
-        let cell = cells.errors.get_or_init(|| {
-            self.shared.store.cell(&Key::from_name(format!("{}.errors", cells.base)), CounterType::Increment)
-        });
+    /// Adds 1 to the span's `<base>.errors` counter (resolved once, again only if it was cleared or replaced).
+    fn count_error(&self, cells: &SpanCells) {
+        let resolve =
+            || self.shared.store.cell(&Key::from_name(format!("{}.errors", cells.base)), CounterType::Increment);
+        let cell = cells.errors.get_or_init(resolve);
         if cell.is_retired() {
-            return self.shared.store.cell(&Key::from_name(format!("{}.errors", cells.base)), CounterType::Increment);
+            resolve().add(1);
+        } else {
+            cell.add(1);
         }
-        Arc::clone(cell)
     }
 
     fn record_metric_event(&self, event: &Event<'_>) {
@@ -281,7 +283,7 @@ where
         let elapsed_ms = timing.start.elapsed().as_secs_f64() * 1000.0;
         timing.cells.exec_time.sample(elapsed_ms);
         if timing.error {
-            self.errors_cell(&timing.cells).add(1);
+            self.count_error(&timing.cells);
         }
     }
 }

@@ -4,6 +4,7 @@
 //! `cargo run --example quickstart -- --cloudwatch` also publishes to CloudWatch: to `AWS_ENDPOINT_URL` when set
 //! (for example the local server of `scripts/localstack.sh start`), else to AWS with the default credential chain.
 //! Setting `AWS_ENDPOINT_URL` alone turns publishing on too. The namespace is `cloudwatch-counters/quickstart`.
+//! It runs for `QUICKSTART_SECONDS` (3); Ctrl-C stops it early, and the counters are flushed either way.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,15 +41,25 @@ async fn main() -> Result<(), cloudwatch_counters::Error> {
         None
     };
 
-    let started = tokio::time::Instant::now();
+    let deadline = tokio::time::sleep(Duration::from_secs(seconds));
+    let stop = async {
+        tokio::select! {
+            _ = deadline => {}
+            _ = tokio::signal::ctrl_c() => println!("-- Ctrl-C --"),
+        }
+    };
+    tokio::pin!(stop);
     let mut request = 0u32;
-    while started.elapsed() < Duration::from_secs(seconds) {
+    loop {
         request += 1;
         // Increment: calls.
         all.increment_one("quickstart.requests");
         // Interval: a timed operation, in milliseconds.
         let timing = all.begin_timing("quickstart.handle.exec_time");
-        tokio::time::sleep(Duration::from_millis(40 + u64::from(request % 7) * 5)).await;
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = tokio::time::sleep(Duration::from_millis(40 + u64::from(request % 7) * 5)) => {}
+        }
         timing.end_timing();
         // Statistics: any sampled value.
         all.stats("quickstart.payload_bytes", f64::from(512 + request % 5 * 100));
@@ -62,7 +73,7 @@ async fn main() -> Result<(), cloudwatch_counters::Error> {
     log.close().await?;
     if let Some(cw) = cloudwatch {
         let report = cw.close().await?;
-        let sent = cw.telemetry().datums_sent.load(std::sync::atomic::Ordering::Relaxed);
+        let sent = cw.telemetry().datums_sent;
         println!("-- published to CloudWatch: {sent} datums in all, {} in the final flush --", report.saved);
     }
     Ok(())

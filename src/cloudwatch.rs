@@ -13,7 +13,7 @@ use crate::config::{CloudWatchSettings, ConfigParams, CountersOptions};
 use crate::counters::CachedCounters;
 use crate::error::{ConfigError, Error, Secret};
 use crate::exporter::DumpReport;
-use crate::sink::cloudwatch::{CloudWatchSink, Connection, SinkTelemetry};
+use crate::sink::cloudwatch::{CloudWatchSink, Connection};
 use crate::sink::limits::{check_dimension, check_namespace};
 
 /// Where the CloudWatch client comes from.
@@ -146,9 +146,10 @@ impl CloudWatchCounters {
         Ok(report)
     }
 
-    /// What publishing has done so far: datums and requests sent, failed requests, skipped datums by reason.
-    pub fn telemetry(&self) -> &SinkTelemetry {
-        self.sink.telemetry()
+    /// What publishing has done so far: datums and requests sent, failed requests, skipped datums by reason,
+    /// keys dropped past the cap, values rejected, failed dumps.
+    pub fn telemetry(&self) -> crate::Telemetry {
+        self.counters.telemetry()
     }
 
     /// The underlying counters.

@@ -99,6 +99,10 @@ pub(crate) fn invalid(key: &str, expected: &'static str, value: &str) -> ConfigE
 /// pip's default dump interval: 5 minutes.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(300_000);
 
+/// The default cap on live counters: 10 full PutMetricData requests a dump. Each CloudWatch metric is billed, so
+/// a label fed from unbounded input (user ids, URLs) is stopped here instead of on the invoice.
+pub const DEFAULT_MAX_COUNTERS: usize = 10_000;
+
 /// How a `CachedCounters` dumps and resets.
 ///
 /// ```
@@ -111,17 +115,25 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(300_000);
 pub struct CountersOptions {
     interval: Duration,
     reset_timeout: Duration,
+    max_counters: usize,
+    telemetry: bool,
 }
 
 impl Default for CountersOptions {
     fn default() -> Self {
-        CountersOptions { interval: DEFAULT_INTERVAL, reset_timeout: Duration::ZERO }
+        CountersOptions {
+            interval: DEFAULT_INTERVAL,
+            reset_timeout: Duration::ZERO,
+            max_counters: DEFAULT_MAX_COUNTERS,
+            telemetry: true,
+        }
     }
 }
 
 impl CountersOptions {
     /// Reads pip's keys: `interval` / `options.interval` (ms, default 300000) and
-    /// `reset_timeout` / `options.reset_timeout` (ms, default 0 = never reset). The `options.` form wins.
+    /// `reset_timeout` / `options.reset_timeout` (ms, default 0 = never reset), and this crate's
+    /// `options.max_counters` (default 10000) and `options.telemetry` (default true). The `options.` form wins.
     pub fn from_config(config: &ConfigParams) -> Result<CountersOptions, ConfigError> {
         let mut options = CountersOptions::default();
         if let Some(interval) = config.get_millis(&["interval", "options.interval"])? {
@@ -133,6 +145,12 @@ impl CountersOptions {
         }
         if let Some(reset) = config.get_millis(&["reset_timeout", "options.reset_timeout"])? {
             options.reset_timeout = reset;
+        }
+        if let Some(max) = config.get_usize(&["max_counters", "options.max_counters"])? {
+            options.max_counters = max;
+        }
+        if let Some(on) = config.get_bool(&["telemetry", "options.telemetry"])? {
+            options.telemetry = on;
         }
         Ok(options)
     }
@@ -151,6 +169,30 @@ impl CountersOptions {
     pub fn reset_timeout(mut self, reset_timeout: Duration) -> Self {
         self.reset_timeout = reset_timeout;
         self
+    }
+
+    /// Caps the number of live counters (default [`DEFAULT_MAX_COUNTERS`]). Past the cap, updates to new keys
+    /// are dropped, counted (`Telemetry::keys_dropped`) and warned about once a minute; existing counters go on.
+    pub fn max_counters(mut self, max: usize) -> Self {
+        self.max_counters = max;
+        self
+    }
+
+    /// Publishes this crate's own counts (see [`Telemetry`](crate::Telemetry)) as counters named
+    /// `cloudwatch_counters.*` (default true).
+    pub fn telemetry(mut self, on: bool) -> Self {
+        self.telemetry = on;
+        self
+    }
+
+    /// The cap on live counters.
+    pub fn get_max_counters(&self) -> usize {
+        self.max_counters
+    }
+
+    /// Whether self-telemetry is published.
+    pub fn get_telemetry(&self) -> bool {
+        self.telemetry
     }
 
     /// The dump interval.
@@ -181,6 +223,17 @@ mod tests {
         let o = CountersOptions::from_config(&c).unwrap();
         assert_eq!(o.get_interval(), Duration::from_millis(2500));
         assert_eq!(o.get_reset_timeout(), Duration::from_millis(7));
+    }
+
+    #[test]
+    fn cap_and_telemetry_are_read() {
+        let o = CountersOptions::from_config(&ConfigParams::default()).unwrap();
+        assert_eq!((o.get_max_counters(), o.get_telemetry()), (DEFAULT_MAX_COUNTERS, true));
+        let c = ConfigParams::from_tuples([("options.max_counters", "50"), ("options.telemetry", "false")]);
+        let o = CountersOptions::from_config(&c).unwrap();
+        assert_eq!((o.get_max_counters(), o.get_telemetry()), (50, false));
+        let bad = ConfigParams::from_tuples([("options.telemetry", "maybe")]);
+        assert!(CountersOptions::from_config(&bad).unwrap_err().to_string().contains("options.telemetry"));
     }
 
     #[test]

@@ -50,6 +50,12 @@ pub trait Counters: Send + Sync {
 ///
 /// One counter exists per name (and label set) whatever its type. Updating a name with another type replaces
 /// the counter, dropping its data, as in pip; handles to the old counter then record into a detached cell.
+///
+/// **Shutdown.** Call `close()` (or `close_blocking()`): it flushes everything and reports errors. Dropping the
+/// last clone (and every layer and recorder made from it) of open counters without `close()` flushes
+/// best-effort: outside async code it waits up to 5 s for the save; inside async code it spawns the save on the
+/// runtime, which completes only if the runtime keeps running. A flush that fails or times out is warned about.
+/// Counters never opened are not flushed.
 #[derive(Clone)]
 pub struct CachedCounters {
     pub(crate) shared: Arc<Shared>,
@@ -63,7 +69,8 @@ impl CachedCounters {
 
     /// Counters that dump to a shared sink.
     pub fn with_shared_sink(sink: Arc<dyn Sink>, options: CountersOptions) -> CachedCounters {
-        let shared = Shared::new(sink, options.get_interval(), options.get_reset_timeout());
+        let options = &options;
+        let shared = Shared::new(sink, options);
         CachedCounters { shared: Arc::new(shared) }
     }
 
@@ -132,10 +139,15 @@ impl CachedCounters {
         self.shared.set_reset_timeout(reset_timeout);
     }
 
-    /// Applies `options` (interval and reset timeout).
+    /// Applies `options`: interval, reset timeout, counter cap and telemetry switch.
     pub fn set_options(&self, options: &CountersOptions) {
-        self.set_interval(options.get_interval());
-        self.set_reset_timeout(options.get_reset_timeout());
+        self.shared.set_options(options);
+    }
+
+    /// What the counters and their sink did so far: datums sent and skipped, failed requests and dumps, keys
+    /// dropped past the cap, values rejected.
+    pub fn telemetry(&self) -> crate::Telemetry {
+        self.shared.telemetry()
     }
 
     /// Dumps now: saves every counter if any was updated since the last dump (and resets them if a reset is

@@ -2,7 +2,7 @@
 //! background interval task that does it on a timer.
 
 use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -12,9 +12,12 @@ use tokio::task::JoinHandle;
 // The tokio clock: the same as std's, but it can be paused and advanced in tests.
 use tokio::time::Instant;
 
+use crate::config::CountersOptions;
 use crate::error::Error;
 use crate::sink::Sink;
 use crate::store::Store;
+use crate::telemetry::{self, Telemetry};
+use crate::warn::WarnEvery;
 
 tokio::task_local! {
     /// Set while a dump runs, so the tracing layer never times or counts the work of publishing.
@@ -28,6 +31,9 @@ pub(crate) fn is_publishing() -> bool {
 
 /// How many times the wait doubles under repeated throttling (up to 2^3 = 8 intervals).
 const MAX_BACKOFF_DOUBLINGS: u32 = 3;
+
+/// How long dropping open counters outside async code waits for their last flush.
+pub(crate) const DROP_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What one dump did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -44,6 +50,8 @@ struct DumpState {
     last_reset: Instant,
     /// The previous save failed: send again even if nothing changed since.
     retry: bool,
+    /// The telemetry totals already added to the telemetry counters.
+    published: Telemetry,
 }
 
 /// State shared by a `CachedCounters`, its handles' owners (layer, recorder) and its background task.
@@ -52,6 +60,10 @@ pub(crate) struct Shared {
     sink: Arc<dyn Sink>,
     interval_ms: AtomicU64,
     reset_timeout_ns: AtomicU64,
+    publish_telemetry: AtomicBool,
+    values_rejected: AtomicU64,
+    dumps_failed: AtomicU64,
+    warn_rejected: WarnEvery,
     state: tokio::sync::Mutex<DumpState>,
     driver: Mutex<Driver>,
 }
@@ -66,15 +78,43 @@ struct Driver {
 }
 
 impl Shared {
-    pub(crate) fn new(sink: Arc<dyn Sink>, interval: Duration, reset_timeout: Duration) -> Shared {
-        Shared {
-            store: Store::default(),
+    pub(crate) fn new(sink: Arc<dyn Sink>, options: &CountersOptions) -> Shared {
+        let shared = Shared {
+            store: Store::with_max_counters(options.get_max_counters()),
             sink,
-            interval_ms: AtomicU64::new(millis(interval)),
-            reset_timeout_ns: AtomicU64::new(u64::try_from(reset_timeout.as_nanos()).unwrap_or(u64::MAX)),
-            state: tokio::sync::Mutex::new(DumpState { last_reset: Instant::now(), retry: false }),
+            interval_ms: AtomicU64::new(0),
+            reset_timeout_ns: AtomicU64::new(0),
+            publish_telemetry: AtomicBool::new(true),
+            values_rejected: AtomicU64::new(0),
+            dumps_failed: AtomicU64::new(0),
+            warn_rejected: WarnEvery::default(),
+            state: tokio::sync::Mutex::new(DumpState {
+                last_reset: Instant::now(),
+                retry: false,
+                published: Telemetry::default(),
+            }),
             driver: Mutex::new(Driver::default()),
-        }
+        };
+        shared.set_options(options);
+        shared
+    }
+
+    /// Applies the interval, reset timeout, counter cap and telemetry switch.
+    pub(crate) fn set_options(&self, options: &CountersOptions) {
+        self.set_interval(options.get_interval());
+        self.set_reset_timeout(options.get_reset_timeout());
+        self.store.set_max_counters(options.get_max_counters());
+        self.publish_telemetry.store(options.get_telemetry(), Relaxed);
+    }
+
+    /// The running totals of what the counters and their sink did.
+    pub(crate) fn telemetry(&self) -> Telemetry {
+        Telemetry::new(
+            self.sink.counts(),
+            self.store.dropped(),
+            self.values_rejected.load(Relaxed),
+            self.dumps_failed.load(Relaxed),
+        )
     }
 
     pub(crate) fn interval(&self) -> Duration {
@@ -100,15 +140,24 @@ impl Shared {
 
     async fn dump_inner(&self) -> Result<DumpReport, Error> {
         let mut state = self.state.lock().await;
+        if self.publish_telemetry.load(Relaxed) {
+            let now = self.telemetry();
+            telemetry::record_deltas(&self.store, &state.published, &now);
+            state.published = now;
+        }
         let reset_timeout = self.reset_timeout();
         let reset = !reset_timeout.is_zero() && state.last_reset.elapsed() >= reset_timeout;
         let snap = self.store.snapshot(reset);
         if snap.rejected > 0 {
-            tracing::warn!(
-                target: "cloudwatch_counters",
-                rejected = snap.rejected,
-                "non-finite values (NaN or infinite) were passed to counters and not recorded"
-            );
+            let total = self.values_rejected.fetch_add(snap.rejected, Relaxed) + snap.rejected;
+            if self.warn_rejected.ready() {
+                tracing::warn!(
+                    target: "cloudwatch_counters",
+                    rejected = snap.rejected,
+                    rejected_so_far = total,
+                    "non-finite values (NaN or infinite) were passed to counters and not recorded"
+                );
+            }
         }
         let mut report = DumpReport { saved: 0, reset, rejected_values: snap.rejected };
         if snap.counters.is_empty() || !(snap.dirty || state.retry || reset) {
@@ -129,6 +178,7 @@ impl Shared {
             Err(err) => {
                 snap.merge_back(err.failed());
                 state.retry = true;
+                self.dumps_failed.fetch_add(1, Relaxed);
                 Err(Error::Save(err))
             }
         }
@@ -213,16 +263,65 @@ impl Shared {
     }
 }
 
+/// Dropping open counters (the last clone, layer and recorder included) without `close()` flushes best-effort:
+/// outside async code it waits up to [`DROP_FLUSH_TIMEOUT`] for the save; inside async code it spawns the save
+/// on the runtime, where it completes only if the runtime keeps running. A flush that cannot complete is warned
+/// about.
 impl Drop for Shared {
     fn drop(&mut self) {
         let driver = std::mem::take(&mut *self.lock_driver());
-        if let Some((stop, _task)) = driver.timer {
+        if let Some((stop, _task)) = &driver.timer {
             stop.notify_one();
+        }
+        if driver.timer.is_some() {
+            if let Some(handle) = &driver.handle {
+                self.flush_on_drop(handle);
+            }
         }
         if let Some((stop, _thread)) = driver.thread {
             let _ = stop.send(());
         }
     }
+}
+
+impl Shared {
+    fn flush_on_drop(&mut self, handle: &Handle) {
+        let retry = self.state.get_mut().retry;
+        let snap = self.store.snapshot(false);
+        if snap.counters.is_empty() || !(snap.dirty || retry) {
+            return;
+        }
+        let sink = Arc::clone(&self.sink);
+        let counters = snap.counters;
+        let n = counters.len();
+        let flush = async move {
+            let result = sink.save(&counters).await;
+            if let Err(err) = &result {
+                warn_lost(n, err);
+            }
+            result
+        };
+        if Handle::try_current().is_ok() {
+            tracing::debug!(target: "cloudwatch_counters", counters = n, "counters dropped without close(): flushing in the background");
+            handle.spawn(flush);
+            return;
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        handle.spawn(PUBLISHING.scope((), async move {
+            let _ = tx.send(flush.await);
+        }));
+        if rx.recv_timeout(DROP_FLUSH_TIMEOUT).is_err() {
+            warn_lost(n, &format!("the flush did not finish within {DROP_FLUSH_TIMEOUT:?}"));
+        }
+    }
+}
+
+fn warn_lost(counters: usize, why: &dyn std::fmt::Display) {
+    tracing::warn!(
+        target: "cloudwatch_counters",
+        counters,
+        "counters were dropped without close() and their last flush failed, so these values are lost: {why}"
+    );
 }
 
 /// A current-thread runtime on a thread of its own, driven until `stop` fires.

@@ -34,7 +34,12 @@
 //! - Under concurrent updates, one reset-mode dump may see a sample's count without its sum (or the other way
 //!   round); the next dump carries the rest, so totals over time are exact while one period's average can be off
 //!   by one sample.
-//! - Non-finite values (NaN, infinities) are refused, counted and reported in the next dump's warning.
+//! - Non-finite values (NaN, infinities) are refused, counted (`Telemetry::values_rejected`) and warned about at
+//!   most once a minute.
+//! - At most `options.max_counters` counters (default 10,000) live at once; updates to new keys past the cap
+//!   are dropped, counted (`Telemetry::keys_dropped`) and warned about at most once a minute.
+//! - Dropping open counters without `close()` flushes best-effort (see [`CachedCounters`]); a global recorder
+//!   or layer is never dropped, so call `close()` on shutdown.
 
 #![warn(missing_docs)]
 
@@ -56,12 +61,15 @@ mod null;
 mod recorder;
 pub mod sink;
 mod store;
+mod telemetry;
 mod timing;
+mod warn;
 
 pub use cloudwatch::{CloudWatchCounters, CloudWatchCountersBuilder};
 pub use composite::CompositeCounters;
 pub use config::{
-    CloudWatchSettings, ConfigParams, CountersOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_INTERVAL, MAX_BATCH_SIZE,
+    CloudWatchSettings, ConfigParams, CountersOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_INTERVAL, DEFAULT_MAX_COUNTERS,
+    MAX_BATCH_SIZE,
 };
 pub use counter::{Counter, CounterType};
 pub use counters::{CachedCounters, Counters};
@@ -72,5 +80,6 @@ pub use layer::{CountersLayer, CountersLayerBuilder};
 pub use null::NullCounters;
 pub use recorder::{CountersRecorder, MAX_LABELS};
 pub use sink::log::{LogCounters, LogSink};
-pub use sink::Sink;
+pub use sink::{Sink, SinkCounts};
+pub use telemetry::{Telemetry, TELEMETRY_PREFIX};
 pub use timing::CounterTiming;

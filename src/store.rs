@@ -4,8 +4,12 @@
 //! return an `Arc` to the cell; after that, updates touch only the cell's atomics. One counter exists per key
 //! whatever its type: asking for a key with another type replaces the counter (pip's rule), and the old cell
 //! is retired.
+//!
+//! The number of live counters is capped ([`Store::set_max_counters`]): past the cap a new key gets a detached
+//! cell, whose updates are never published, and the refusal is counted and warned about (once a minute).
 
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
 use dashmap::mapref::entry::Entry;
@@ -14,6 +18,7 @@ use metrics::Key;
 
 use crate::cell::{Cell, Taken};
 use crate::counter::{Counter, CounterType};
+use crate::warn::WarnEvery;
 
 /// A hasher for `metrics::Key`, whose `Hash` writes only its precomputed 64-bit hash.
 #[derive(Default)]
@@ -65,13 +70,55 @@ impl Snapshot {
 }
 
 /// All counters of one `CachedCounters`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Store {
     map: Map,
     units: DashMap<String, metrics::Unit>,
+    /// Live counters (kept beside the map: `DashMap::len` locks every shard).
+    live: AtomicUsize,
+    max: AtomicUsize,
+    /// New keys refused because the store was full.
+    dropped: AtomicU64,
+    warn_dropped: WarnEvery,
+    /// Where updates to refused keys go: one detached cell per type.
+    overflow: [Arc<Cell>; 5],
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::with_max_counters(crate::config::DEFAULT_MAX_COUNTERS)
+    }
 }
 
 impl Store {
+    /// An empty store holding at most `max` counters.
+    pub(crate) fn with_max_counters(max: usize) -> Store {
+        let overflow = CounterType::ALL.map(|kind| {
+            let cell = Arc::new(Cell::new(kind));
+            cell.retire();
+            cell
+        });
+        Store {
+            map: Map::default(),
+            units: DashMap::new(),
+            live: AtomicUsize::new(0),
+            max: AtomicUsize::new(max),
+            dropped: AtomicU64::new(0),
+            warn_dropped: WarnEvery::default(),
+            overflow,
+        }
+    }
+
+    /// Changes the cap on live counters. Counters already there stay, even past a lowered cap.
+    pub(crate) fn set_max_counters(&self, max: usize) {
+        self.max.store(max, Relaxed);
+    }
+
+    /// New keys refused so far because the store was full.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Relaxed)
+    }
+
     /// The cell for `key`, created if missing and replaced if it has another type.
     #[inline]
     pub(crate) fn cell(&self, key: &Key, kind: CounterType) -> Arc<Cell> {
@@ -89,17 +136,56 @@ impl Store {
         self.insert(key, kind, scale)
     }
 
+    /// The cell for one of this crate's own counters (self-telemetry): not subject to the cap.
+    pub(crate) fn reserved_cell(&self, key: &Key, kind: CounterType) -> Arc<Cell> {
+        match self.map.get(key) {
+            Some(cell) if cell.kind() == kind => Arc::clone(&cell),
+            _ => self.insert_within(key, kind, 1.0, usize::MAX),
+        }
+    }
+
     #[cold]
     fn insert(&self, key: &Key, kind: CounterType, scale: f64) -> Arc<Cell> {
+        self.insert_within(key, kind, scale, self.max.load(Relaxed))
+    }
+
+    fn insert_within(&self, key: &Key, kind: CounterType, scale: f64, max: usize) -> Arc<Cell> {
+        if self.live.load(Relaxed) >= max && !self.map.contains_key(key) {
+            return self.refuse(key, kind);
+        }
         match self.map.entry(key.to_retained()) {
-            Entry::Occupied(mut entry) if entry.get().kind() != kind => {
+            Entry::Occupied(entry) if entry.get().kind() == kind => Arc::clone(entry.get()),
+            Entry::Occupied(mut entry) => {
                 let cell = Arc::new(Cell::with_scale(kind, scale));
                 entry.insert(Arc::clone(&cell)).retire();
                 cell
             }
-            Entry::Occupied(entry) => Arc::clone(entry.get()),
-            Entry::Vacant(entry) => Arc::clone(&entry.insert(Arc::new(Cell::with_scale(kind, scale)))),
+            Entry::Vacant(entry) => {
+                // Reserve a place first, so racing inserts cannot overshoot the cap.
+                if self.live.fetch_add(1, Relaxed) >= max {
+                    self.live.fetch_sub(1, Relaxed);
+                    drop(entry);
+                    return self.refuse(key, kind);
+                }
+                Arc::clone(&entry.insert(Arc::new(Cell::with_scale(kind, scale))))
+            }
         }
+    }
+
+    #[cold]
+    fn refuse(&self, key: &Key, kind: CounterType) -> Arc<Cell> {
+        let dropped = self.dropped.fetch_add(1, Relaxed) + 1;
+        if self.warn_dropped.ready() {
+            let name: String = key.name().chars().take(80).collect();
+            tracing::warn!(
+                target: "cloudwatch_counters",
+                metric = %name.escape_debug(),
+                max_counters = self.max.load(Relaxed),
+                dropped_so_far = dropped,
+                "the counters are full (options.max_counters); new keys are dropped and their updates not published"
+            );
+        }
+        Arc::clone(&self.overflow[kind as usize])
     }
 
     /// Records the unit a `metrics` description gave a name.
@@ -119,13 +205,18 @@ impl Store {
 
     /// Removes one counter (its cell is retired). Returns whether it existed.
     pub(crate) fn remove(&self, key: &Key) -> bool {
-        self.map.remove(key).inspect(|(_, cell)| cell.retire()).is_some()
+        let removed = self.map.remove(key).inspect(|(_, cell)| cell.retire()).is_some();
+        if removed {
+            self.live.fetch_sub(1, Relaxed);
+        }
+        removed
     }
 
     /// Removes every counter.
     pub(crate) fn clear(&self) {
         self.map.retain(|_, cell| {
             cell.retire();
+            self.live.fetch_sub(1, Relaxed);
             false
         });
     }

@@ -72,8 +72,9 @@ async fn failed_save_in_cumulative_mode_is_retried_even_without_updates() {
     sink.set_failing(true);
     assert!(c.dump().await.is_err());
     sink.set_failing(false);
-    assert_eq!(c.dump().await.unwrap().saved, 1);
+    assert_eq!(c.dump().await.unwrap().saved, 2, "the kept counter and the telemetry of the failed dump");
     assert_eq!(find(&sink.last_save(), "queue").last, Some(7.0));
+    assert_eq!(find(&sink.last_save(), "cloudwatch_counters.dumps_failed").count, Some(1));
 }
 
 #[tokio::test]

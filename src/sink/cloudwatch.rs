@@ -15,7 +15,7 @@ use crate::counter::Counter;
 use crate::error::SaveError;
 use crate::sink::datum::{estimated_size, to_datum, DatumContext};
 use crate::sink::limits::SkipCounts;
-use crate::sink::{SaveFuture, Sink};
+use crate::sink::{SaveFuture, Sink, SinkCounts};
 
 /// CloudWatch's limit on one request's size, with room for the envelope.
 const MAX_REQUEST_BYTES: usize = 1_000_000 - 16_384;
@@ -178,5 +178,15 @@ fn save_error(err: SdkError<PutMetricDataError, HttpResponse>) -> SaveError {
 impl Sink for CloudWatchSink {
     fn save<'a>(&'a self, counters: &'a [Counter]) -> SaveFuture<'a> {
         Box::pin(self.save_all(counters))
+    }
+
+    fn counts(&self) -> SinkCounts {
+        let t = &self.telemetry;
+        SinkCounts {
+            datums_sent: t.datums_sent.load(Relaxed),
+            requests_sent: t.requests_sent.load(Relaxed),
+            requests_failed: t.requests_failed.load(Relaxed),
+            skipped: t.skipped.to_array(),
+        }
     }
 }

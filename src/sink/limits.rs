@@ -4,8 +4,9 @@
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
+
+use crate::warn::WarnEvery;
 
 /// Most dimensions on one datum (InstanceID included).
 pub const MAX_DIMENSIONS: usize = 30;
@@ -154,30 +155,18 @@ pub fn check_namespace(namespace: &str) -> Result<(), &'static str> {
 }
 
 /// Counts of skipped datums by reason, with warnings rate-limited to one per reason per minute.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct SkipCounts {
     counts: [AtomicU64; SkipReason::ALL.len()],
-    last_warned: Mutex<[Option<Instant>; SkipReason::ALL.len()]>,
+    warn: [WarnEvery; SkipReason::ALL.len()],
 }
-
-impl Default for SkipCounts {
-    fn default() -> Self {
-        SkipCounts { counts: Default::default(), last_warned: Mutex::new([None; SkipReason::ALL.len()]) }
-    }
-}
-
-/// The shortest time between two warnings for the same reason.
-const WARN_EVERY: Duration = Duration::from_secs(60);
 
 impl SkipCounts {
     /// Counts one skipped datum and warns (at most once a minute per reason), naming the metric.
     pub fn skip(&self, reason: SkipReason, metric: &str) {
         let i = index(reason);
         let total = self.counts[i].fetch_add(1, Relaxed) + 1;
-        let mut last = self.last_warned.lock().unwrap_or_else(|p| p.into_inner());
-        if last[i].is_none_or(|t| t.elapsed() >= WARN_EVERY) {
-            last[i] = Some(Instant::now());
-            drop(last);
+        if self.warn[i].ready() {
             let metric: String = metric.chars().take(80).collect();
             tracing::warn!(
                 target: "cloudwatch_counters",
@@ -198,6 +187,11 @@ impl SkipCounts {
     /// How many datums were skipped in all.
     pub fn total(&self) -> u64 {
         self.counts.iter().map(|c| c.load(Relaxed)).sum()
+    }
+
+    /// The counts, in the order of [`SkipReason::ALL`].
+    pub fn to_array(&self) -> [u64; SkipReason::ALL.len()] {
+        std::array::from_fn(|i| self.counts[i].load(Relaxed))
     }
 }
 

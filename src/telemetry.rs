@@ -1,0 +1,98 @@
+//! Self-telemetry: what the counters and their sink did ([`Telemetry`]), readable through the API and
+//! published as Increment counters under the reserved prefix [`TELEMETRY_PREFIX`] (unless turned off with
+//! `options.telemetry = false`).
+//!
+//! | counter                                       | counts                                              |
+//! |-----------------------------------------------|-----------------------------------------------------|
+//! | `cloudwatch_counters.datums_sent`             | datums the destination accepted                     |
+//! | `cloudwatch_counters.requests_sent`           | requests the destination accepted                   |
+//! | `cloudwatch_counters.requests_failed`         | requests that failed (after the SDK's retries)      |
+//! | `cloudwatch_counters.datums_skipped`, `reason`| datums skipped for breaking a limit, per reason     |
+//! | `cloudwatch_counters.keys_dropped`            | new keys refused past `options.max_counters`        |
+//! | `cloudwatch_counters.values_rejected`         | NaN or infinite values refused by counters          |
+//! | `cloudwatch_counters.dumps_failed`            | dumps whose save failed (the data was kept)         |
+//!
+//! A dump adds what happened since the previous one; the new counts never make a dump send on their own, they
+//! go out with the next save of the service's own counters.
+
+use metrics::{Key, Label};
+
+use crate::counter::CounterType;
+use crate::sink::limits::SkipReason;
+use crate::sink::SinkCounts;
+use crate::store::Store;
+
+/// The prefix of this crate's own counters; do not use it for yours.
+pub const TELEMETRY_PREFIX: &str = "cloudwatch_counters.";
+
+/// Running totals of what the counters and their sink did, since they were made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Telemetry {
+    /// Datums the destination accepted.
+    pub datums_sent: u64,
+    /// Requests the destination accepted.
+    pub requests_sent: u64,
+    /// Requests that failed (after the SDK's own retries).
+    pub requests_failed: u64,
+    /// New keys refused because `options.max_counters` live counters existed.
+    pub keys_dropped: u64,
+    /// NaN or infinite values refused by counters (counted at each dump).
+    pub values_rejected: u64,
+    /// Dumps whose save failed; their data was kept for the next one.
+    pub dumps_failed: u64,
+    skipped: [u64; SkipReason::ALL.len()],
+}
+
+impl Telemetry {
+    pub(crate) fn new(sink: SinkCounts, keys_dropped: u64, values_rejected: u64, dumps_failed: u64) -> Telemetry {
+        Telemetry {
+            datums_sent: sink.datums_sent,
+            requests_sent: sink.requests_sent,
+            requests_failed: sink.requests_failed,
+            keys_dropped,
+            values_rejected,
+            dumps_failed,
+            skipped: sink.skipped,
+        }
+    }
+
+    /// Datums skipped for `reason`.
+    pub fn skipped(&self, reason: SkipReason) -> u64 {
+        SkipReason::ALL.iter().position(|r| *r == reason).map_or(0, |i| self.skipped[i])
+    }
+
+    /// Datums skipped for any reason.
+    pub fn skipped_total(&self) -> u64 {
+        self.skipped.iter().sum()
+    }
+
+    /// Each published counter's key and total.
+    fn entries(&self) -> impl Iterator<Item = (Key, u64)> + '_ {
+        let plain = [
+            ("cloudwatch_counters.datums_sent", self.datums_sent),
+            ("cloudwatch_counters.requests_sent", self.requests_sent),
+            ("cloudwatch_counters.requests_failed", self.requests_failed),
+            ("cloudwatch_counters.keys_dropped", self.keys_dropped),
+            ("cloudwatch_counters.values_rejected", self.values_rejected),
+            ("cloudwatch_counters.dumps_failed", self.dumps_failed),
+        ];
+        let skipped = SkipReason::ALL.iter().zip(self.skipped).map(|(reason, n)| {
+            let label = Label::from_static_parts("reason", reason.as_str());
+            (Key::from_parts("cloudwatch_counters.datums_skipped", vec![label]), n)
+        });
+        plain.into_iter().map(|(name, n)| (Key::from_static_name(name), n)).chain(skipped)
+    }
+}
+
+/// Adds to the telemetry counters in `store` what happened between `published` and `now`. The counters are
+/// left clean, so that telemetry alone never makes a dump send.
+pub(crate) fn record_deltas(store: &Store, published: &Telemetry, now: &Telemetry) {
+    for ((key, now), (_, before)) in now.entries().zip(published.entries()) {
+        let delta = now.saturating_sub(before);
+        if delta > 0 {
+            let cell = store.reserved_cell(&key, CounterType::Increment);
+            cell.add(i64::try_from(delta).unwrap_or(i64::MAX));
+            cell.take_dirty();
+        }
+    }
+}

@@ -1,0 +1,39 @@
+//! [`WarnEvery`]: at most one warning a minute for a recurring condition, so a bad input repeated a million
+//! times costs one log line, not a million.
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+/// The shortest time between two warnings about the same condition.
+pub(crate) const WARN_EVERY: Duration = Duration::from_secs(60);
+
+/// Tells whether a warning about one condition may be logged now: the first time, then once a minute.
+#[derive(Debug, Default)]
+pub(crate) struct WarnEvery {
+    last: Mutex<Option<Instant>>,
+}
+
+impl WarnEvery {
+    /// True the first time and then at most once every [`WARN_EVERY`]; each `true` starts a new minute.
+    pub(crate) fn ready(&self) -> bool {
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if last.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
+            *last = Some(Instant::now());
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn warns_once_then_stays_quiet_within_the_minute() {
+        let warn = WarnEvery::default();
+        assert!(warn.ready());
+        assert!((0..1000).all(|_| !warn.ready()));
+    }
+}

@@ -239,6 +239,9 @@ async fn client_from(settings: &CloudWatchSettings, sdk: SdkConfig) -> Result<Cl
     let Some(provider) = provider else {
         return Err(Error::Open("no AWS credentials provider is configured".to_owned()));
     };
+    if let Some(url) = settings.endpoint_url.as_deref().or(sdk.endpoint_url()) {
+        check_endpoint(url)?;
+    }
     let mut config = aws_sdk_cloudwatch::config::Builder::from(&sdk)
         .timeout_config(timeouts)
         .region(region)
@@ -259,6 +262,30 @@ async fn client_from(settings: &CloudWatchSettings, sdk: SdkConfig) -> Result<Cl
             "looking up AWS credentials took longer than options.connect_timeout ({:?})",
             settings.connect_timeout
         ))),
+    }
+}
+
+/// Refuses plain `http://` to anything but this machine: signed requests and their data would cross the network
+/// unencrypted. `https://` endpoints and loopback servers (`localhost`, `127.0.0.0/8`, `[::1]`) are accepted.
+fn check_endpoint(url: &str) -> Result<(), Error> {
+    let Some(rest) = url.get(..7).filter(|s| s.eq_ignore_ascii_case("http://")).map(|_| &url[7..]) else {
+        return Ok(());
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, host)| host);
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.split(':').next().unwrap_or_default(),
+    };
+    let loopback =
+        host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(Error::Open(format!(
+            "refusing plain http to {host}: requests would leave this machine unencrypted; use an https:// endpoint \
+             (plain http is only allowed to loopback servers)"
+        )))
     }
 }
 
@@ -345,5 +372,27 @@ impl CloudWatchCountersBuilder {
     /// The counters, not yet open.
     pub fn build(self) -> CloudWatchCounters {
         CloudWatchCounters::with_settings(self.settings, self.source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_endpoint;
+
+    #[test]
+    fn plain_http_is_only_allowed_to_loopback() {
+        for ok in [
+            "https://monitoring.us-east-1.amazonaws.com",
+            "http://127.0.0.1:4566",
+            "http://localhost:4566/",
+            "HTTP://[::1]:4566",
+            "http://127.8.9.10",
+        ] {
+            assert!(check_endpoint(ok).is_ok(), "{ok}");
+        }
+        for bad in ["http://monitoring.us-east-1.amazonaws.com", "http://10.0.0.5:4566", "http://user@example.com/"] {
+            let err = check_endpoint(bad).unwrap_err().to_string();
+            assert!(err.contains("https://"), "{bad}: {err}");
+        }
     }
 }

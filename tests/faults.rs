@@ -1,0 +1,206 @@
+//! Faults injected through the AWS SDK's own test HTTP clients: server errors, throttling and timeouts. The
+//! clock is tokio's paused clock, so back-offs and timeouts take no real time and are checked exactly.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_cloudwatch::config::SharedHttpClient;
+use aws_smithy_http_client::test_util::{infallible_client_fn, NeverClient, NeverTcpConnector};
+use cloudwatch_counters::{CloudWatchCounters, Counters, CountersOptions, Error};
+use tokio::time::Instant;
+
+/// What the fake CloudWatch saw: each request's time and URI.
+#[derive(Clone, Default)]
+struct Seen(Arc<Mutex<Vec<(Instant, String)>>>);
+
+impl Seen {
+    fn times(&self) -> Vec<Instant> {
+        self.0.lock().unwrap().iter().map(|(t, _)| *t).collect()
+    }
+
+    fn count(&self) -> usize {
+        self.0.lock().unwrap().len()
+    }
+}
+
+/// A CBOR text string (short ones only: < 24 bytes).
+fn cbor_text(s: &str) -> Vec<u8> {
+    assert!(s.len() < 24);
+    let mut out = vec![0x60 + s.len() as u8];
+    out.extend_from_slice(s.as_bytes());
+    out
+}
+
+/// A response as CloudWatch's rpc-v2-cbor protocol sends it: `None` = success, else an error code and status.
+fn response(error: Option<(&str, u16)>) -> http::Response<Vec<u8>> {
+    let builder =
+        http::Response::builder().header("smithy-protocol", "rpc-v2-cbor").header("content-type", "application/cbor");
+    match error {
+        None => builder.status(200).body(vec![0xa0]).unwrap(),
+        Some((code, status)) => {
+            let mut body = vec![0xa2];
+            body.extend(cbor_text("__type"));
+            body.extend(cbor_text(code));
+            body.extend(cbor_text("message"));
+            body.extend(cbor_text("injected fault"));
+            builder.status(status).header("x-amzn-query-error", format!("{code};Sender")).body(body).unwrap()
+        }
+    }
+}
+
+/// A fake CloudWatch answering the `n`th request (from 0) with `script(n)`.
+fn scripted(script: impl Fn(usize) -> Option<(&'static str, u16)> + Send + Sync + 'static) -> (SharedHttpClient, Seen) {
+    let seen = Seen::default();
+    let log = seen.clone();
+    let client = infallible_client_fn(move |req| {
+        let mut log = log.0.lock().unwrap();
+        let n = log.len();
+        log.push((Instant::now(), req.uri().to_string()));
+        response(script(n))
+    });
+    (client, seen)
+}
+
+fn counters(http: SharedHttpClient, retries: RetryConfig, options: CountersOptions) -> CloudWatchCounters {
+    let sdk = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .http_client(http)
+        .retry_config(retries)
+        .build();
+    CloudWatchCounters::builder()
+        .namespace("faults")
+        .instance("test-host")
+        .region("us-east-1")
+        .credentials("test", "test")
+        .connect_timeout(Duration::from_secs(2))
+        .options(options)
+        .sdk_config(sdk)
+        .build()
+}
+
+fn hour() -> CountersOptions {
+    CountersOptions::default().interval(Duration::from_secs(3600))
+}
+
+#[tokio::test(start_paused = true)]
+async fn server_errors_are_retried_with_backoff_and_the_dump_succeeds() {
+    let (http, seen) = scripted(|n| (n < 2).then_some(("InternalServiceError", 503)));
+    let c = counters(http, RetryConfig::standard().with_max_attempts(3), hour());
+    c.open().await.unwrap();
+    c.increment("calls", 3);
+    let report = c.dump().await.expect("the third attempt succeeds");
+    assert_eq!(report.saved, 1);
+    assert_eq!(seen.count(), 3, "two 503s, then success");
+    let t = seen.times();
+    assert!(t[1] > t[0] && t[2] > t[1], "each retry waits first: {t:?}");
+    let telemetry = c.telemetry();
+    assert_eq!((telemetry.requests_sent, telemetry.requests_failed, telemetry.dumps_failed), (1, 0, 0));
+}
+
+#[tokio::test(start_paused = true)]
+async fn persistent_server_errors_fail_the_dump_and_keep_every_value() {
+    let (http, seen) = scripted(|n| (n < 3).then_some(("InternalServiceError", 500)));
+    let options = hour().reset_timeout(Duration::from_millis(1));
+    let c = counters(http, RetryConfig::standard().with_max_attempts(3), options);
+    c.open().await.unwrap();
+    c.increment("calls", 5);
+    tokio::time::advance(Duration::from_millis(5)).await;
+    let err = c.dump().await.expect_err("three 500s exhaust the retries");
+    assert!(matches!(&err, Error::Save(e) if !e.is_throttled()), "{err}");
+    assert_eq!(seen.count(), 3);
+    c.increment("calls", 2);
+    assert_eq!(c.get_all().iter().find(|x| x.name == "calls").and_then(|x| x.count), Some(7), "nothing was lost");
+    assert_eq!(c.dump().await.unwrap().saved, 3, "calls, and the telemetry's requests_failed and dumps_failed");
+    assert_eq!(c.get_all().iter().find(|x| x.name == "calls").and_then(|x| x.count), None, "reset after the save");
+    let telemetry = c.telemetry();
+    assert_eq!((telemetry.requests_failed, telemetry.dumps_failed, telemetry.datums_sent), (1, 1, 3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn throttling_backs_off_two_four_eight_intervals_with_jitter() {
+    // Four throttled dumps, then success; the SDK's own retries are off so each request is one dump.
+    let (http, seen) = scripted(|n| (n < 4).then_some(("Throttling", 400)));
+    let interval = Duration::from_secs(10);
+    let c = counters(http, RetryConfig::disabled(), CountersOptions::default().interval(interval));
+    c.open().await.unwrap();
+    c.increment("calls", 1);
+    let start = Instant::now();
+    while seen.count() < 5 {
+        tokio::time::sleep(Duration::from_millis(100)).await; // paused clock: advances instantly
+    }
+    let mut times = vec![start];
+    times.extend(seen.times());
+    let gaps: Vec<f64> = times.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).collect();
+    let nominal = [10.0, 20.0, 40.0, 80.0, 80.0];
+    for (gap, want) in gaps.iter().zip(nominal) {
+        assert!((gap - want).abs() <= want * 0.1 + 0.11, "gaps {gaps:?}, expected about {nominal:?}");
+    }
+    assert!(gaps[1..].iter().zip(&nominal[1..]).any(|(g, w)| (g - w).abs() > 0.11), "no jitter in {gaps:?}");
+    assert_eq!(c.telemetry().dumps_failed, 4);
+    let telemetry = c.telemetry();
+    assert_eq!((telemetry.requests_failed, telemetry.requests_sent), (4, 1));
+    assert_eq!(telemetry.datums_sent, 3, "the fifth attempt delivered the kept counter and two telemetry counters");
+    c.close().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_server_that_never_answers_times_out_after_connect_timeout() {
+    let http = NeverClient::new();
+    let c = counters(SharedHttpClient::new(http.clone()), RetryConfig::disabled(), hour());
+    c.open().await.unwrap();
+    c.increment("calls", 1);
+    let start = Instant::now();
+    let err = tokio::time::timeout(Duration::from_secs(600), c.dump()).await.expect("no timeout applied").unwrap_err();
+    assert_eq!(start.elapsed(), Duration::from_secs(2), "options.connect_timeout bounds each attempt: {err}");
+    assert_eq!(http.num_calls(), 1);
+    assert_eq!(c.get_all()[0].count, Some(1), "kept for the next dump");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_that_never_opens_times_out_after_connect_timeout() {
+    let (sdk_http, timeout) = (NeverTcpConnector::new().into_client(), Duration::from_millis(1500));
+    let sdk = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .http_client(sdk_http)
+        .retry_config(RetryConfig::disabled())
+        .build();
+    let c = CloudWatchCounters::builder()
+        .namespace("faults")
+        .region("us-east-1")
+        .credentials("test", "test")
+        .connect_timeout(timeout)
+        .options(hour())
+        .sdk_config(sdk)
+        .build();
+    c.open().await.unwrap();
+    c.increment("calls", 1);
+    let start = Instant::now();
+    let err = tokio::time::timeout(Duration::from_secs(600), c.dump()).await.expect("no timeout applied").unwrap_err();
+    assert_eq!(start.elapsed(), timeout, "{err}");
+    assert!(format!("{err:?}").to_lowercase().contains("timeout"), "{err:?}");
+}
+
+#[tokio::test]
+async fn requests_to_aws_use_https() {
+    let (http, seen) = scripted(|_| None);
+    let c = counters(http, RetryConfig::disabled(), hour());
+    c.open().await.unwrap();
+    c.increment("calls", 1);
+    c.close().await.unwrap();
+    let uri = seen.0.lock().unwrap()[0].1.clone();
+    assert!(uri.starts_with("https://monitoring.us-east-1.amazonaws.com"), "{uri}");
+}
+
+#[tokio::test]
+async fn plain_http_to_a_remote_endpoint_is_refused_at_open() {
+    let c = CloudWatchCounters::builder()
+        .namespace("faults")
+        .region("us-east-1")
+        .credentials("test", "test")
+        .endpoint_url("http://monitoring.example.com")
+        .build();
+    let err = c.open().await.unwrap_err().to_string();
+    assert!(err.contains("https://") && !c.is_open(), "{err}");
+}

@@ -1,0 +1,114 @@
+//! The cap on live counters and the memory held under unbounded label values and long outages, measured with a
+//! global allocator that tracks the bytes in use.
+
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
+use std::sync::Mutex;
+
+use cloudwatch_counters::{CachedCounters, CounterType, Counters, CountersOptions};
+use common::{capture_logs, find, RecordingSink};
+
+struct TrackingAllocator;
+
+static IN_USE: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for TrackingAllocator {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        IN_USE.fetch_add(layout.size() as isize, Relaxed);
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        IN_USE.fetch_sub(layout.size() as isize, Relaxed);
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        IN_USE.fetch_add(new_size as isize - layout.size() as isize, Relaxed);
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: TrackingAllocator = TrackingAllocator;
+
+/// The tests of this file measure process-wide memory: one at a time.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+fn in_use() -> isize {
+    IN_USE.load(Relaxed)
+}
+
+#[tokio::test]
+async fn a_million_label_values_stop_at_the_cap_with_memory_bounded() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    const CAP: usize = 10_000;
+    const KEYS: usize = 1_000_000;
+    let sink = RecordingSink::default();
+    let counters = CachedCounters::new(sink.clone(), CountersOptions::default().max_counters(CAP));
+    let recorder = counters.recorder();
+    let (_logs_guard, logs) = capture_logs();
+
+    let empty = in_use();
+    let mut at_cap = 0;
+    metrics::with_local_recorder(&recorder, || {
+        for user in 0..KEYS {
+            metrics::counter!("requests", "user" => user.to_string()).increment(1);
+            if user + 1 == CAP {
+                at_cap = in_use();
+            }
+        }
+    });
+    let at_end = in_use();
+    let per_counter = (at_cap - empty) as f64 / CAP as f64;
+    let growth_past_cap = at_end - at_cap;
+    println!(
+        "{CAP} counters hold {} bytes ({per_counter:.0} bytes each); {} more keys added {growth_past_cap} bytes",
+        at_cap - empty,
+        KEYS - CAP
+    );
+    assert_eq!(counters.len(), CAP);
+    assert!(growth_past_cap < 64 * 1024, "memory kept growing past the cap: {growth_past_cap} bytes");
+    assert!(per_counter < 1024.0, "{per_counter} bytes per counter");
+    assert_eq!(logs.lines_with("the counters are full"), 1, "warned once: {}", logs.text());
+
+    // Existing counters still count; the refusals are counted and published.
+    metrics::with_local_recorder(&recorder, || metrics::counter!("requests", "user" => "7").increment(1));
+    counters.dump().await.unwrap();
+    assert_eq!(counters.telemetry().keys_dropped, (KEYS - CAP) as u64);
+    let saved = sink.last_save();
+    assert_eq!(saved.len(), CAP + 1, "the capped counters and the telemetry counter");
+    assert_eq!(find(&saved, "cloudwatch_counters.keys_dropped").count, Some((KEYS - CAP) as i64));
+    let seven = saved.iter().find(|c| c.dimensions == [("user".to_owned(), "7".to_owned())]).unwrap();
+    assert_eq!(seven.count, Some(2));
+}
+
+#[tokio::test]
+async fn a_long_outage_holds_no_more_memory_than_the_counters_themselves() {
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let sink = RecordingSink::default();
+    let options = CountersOptions::default().reset_timeout(std::time::Duration::from_nanos(1));
+    let counters = CachedCounters::new(sink.clone(), options);
+    let handles: Vec<_> = (0..1000).map(|i| counters.handle(format!("c{i}"), CounterType::Statistics)).collect();
+    sink.set_failing(true);
+    let mut after_first_failures = 0;
+    for round in 0..300 {
+        for h in &handles {
+            h.record(1.0);
+        }
+        assert!(counters.dump().await.is_err());
+        if round == 9 {
+            after_first_failures = in_use();
+        }
+    }
+    let growth = in_use() - after_first_failures;
+    println!("290 more failed dumps of 1000 counters held {growth} more bytes");
+    assert!(growth < 16 * 1024, "unsent data grew memory by {growth} bytes");
+
+    sink.set_failing(false);
+    counters.dump().await.unwrap();
+    let saved = sink.last_save();
+    assert!((0..1000).all(|i| find(&saved, &format!("c{i}")).count == Some(300)), "every sample kept");
+    assert_eq!(find(&saved, "cloudwatch_counters.dumps_failed").count, Some(300));
+    counters.stats("c0", 1.0); // the counters keep working
+}

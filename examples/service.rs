@@ -2,7 +2,8 @@
 //!
 //! `cargo run --example service` handles a few simulated requests and prints the counters through LogCounters.
 //! Set `CLOUDWATCH_ENDPOINT` (for example the local server of `scripts/localstack.sh start`) to publish to
-//! CloudWatch instead. Ctrl-C stops it early; the counters are flushed either way.
+//! CloudWatch instead. `SERVICE_ORDERS` sets how many orders it handles (40). Ctrl-C stops it early; the counters
+//! are flushed either way.
 
 use std::time::Duration;
 
@@ -55,8 +56,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::registry().with(counters.layer()).init();
     metrics::set_global_recorder(counters.recorder())?;
 
+    let orders: u32 = std::env::var("SERVICE_ORDERS").ok().and_then(|s| s.parse().ok()).unwrap_or(40);
     let work = async {
-        for id in 0..40 {
+        for id in 0..orders {
             let _ = create_order(id).await;
             list_orders().await;
         }

@@ -1,0 +1,108 @@
+//! Shutdown: dropping open counters without `close()` flushes best-effort, and both examples flush on Ctrl-C.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use cloudwatch_counters::{CachedCounters, Counters, CountersOptions};
+use common::{find, RecordingSink};
+
+fn hourly(sink: &RecordingSink) -> CachedCounters {
+    CachedCounters::new(sink.clone(), CountersOptions::default().interval(Duration::from_secs(3600)))
+}
+
+#[test]
+fn dropping_open_counters_outside_async_code_waits_for_the_flush() {
+    let sink = RecordingSink::default();
+    let counters = hourly(&sink);
+    counters.open().unwrap(); // no runtime here: the counters run their own thread
+    counters.increment("calls", 3);
+    let layer_and_recorder_keep_them_alive = counters.recorder();
+    drop(counters);
+    assert!(sink.saves().is_empty(), "not flushed while the recorder still holds the counters");
+    drop(layer_and_recorder_keep_them_alive);
+    assert_eq!(find(&sink.last_save(), "calls").count, Some(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_open_counters_inside_a_runtime_flushes_in_the_background() {
+    let sink = RecordingSink::default();
+    let counters = hourly(&sink);
+    counters.open().unwrap();
+    counters.stats("size", 4.0);
+    drop(counters);
+    tokio::time::timeout(Duration::from_secs(30), sink.wait_for_saves(1)).await.expect("the flush ran");
+    assert_eq!(find(&sink.last_save(), "size").sum, Some(4.0));
+}
+
+#[test]
+fn counters_never_opened_are_not_flushed() {
+    let sink = RecordingSink::default();
+    let counters = hourly(&sink);
+    counters.increment("calls", 1);
+    drop(counters);
+    assert!(sink.saves().is_empty());
+}
+
+/// Runs an example, waits for its first dump, sends it SIGINT and returns everything it printed after that.
+fn interrupt_example(name: &str, env: &[(&str, &str)]) -> String {
+    // Make sure the example is current (a no-op after `cargo test --all-targets`, which builds it).
+    let build = Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--example", name])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .unwrap();
+    assert!(build.success(), "building the {name} example failed");
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().and_then(|deps| deps.parent()).unwrap().join("examples").join(name);
+    assert!(path.exists(), "{} is missing: build the examples (cargo test builds them)", path.display());
+    let mut child = Command::new(&path)
+        .envs(env.iter().copied())
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("CLOUDWATCH_ENDPOINT")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let limit = Duration::from_secs(60);
+    loop {
+        let line = rx.recv_timeout(limit).expect("the example printed its first dump");
+        if line.starts_with("Counter ") {
+            break;
+        }
+    }
+    let status = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let after: Vec<String> = rx.iter().collect(); // until the example closes its stdout
+    let exit = child.wait().unwrap();
+    assert!(exit.success(), "{name} exited with {exit:?} after Ctrl-C");
+    after.join("\n")
+}
+
+/// The lines after "-- closing" in an example's output: its final flush.
+fn final_flush(output: &str) -> &str {
+    output.split("-- closing").nth(1).unwrap_or_else(|| panic!("no final flush in:\n{output}"))
+}
+
+#[test]
+fn the_quickstart_flushes_on_ctrl_c() {
+    let output = interrupt_example("quickstart", &[("QUICKSTART_SECONDS", "600")]);
+    assert!(output.contains("-- Ctrl-C --"), "{output}");
+    assert!(final_flush(&output).contains("Counter quickstart.requests"), "{output}");
+}
+
+#[test]
+fn the_service_example_flushes_on_ctrl_c() {
+    let output = interrupt_example("service", &[("SERVICE_ORDERS", "1000000")]);
+    assert!(output.contains("-- Ctrl-C --"), "{output}");
+    assert!(final_flush(&output).contains("Counter orders.created"), "{output}");
+}

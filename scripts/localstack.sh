@@ -16,9 +16,10 @@ TARGET="$REPO/target"
 VENV="${LOCALSTACK_VENV:-$TARGET/localstack-venv}"
 PORT="${LOCALSTACK_PORT:-4566}"
 ENDPOINT="http://127.0.0.1:$PORT"
-LOG="$TARGET/localstack.log"
-PIDFILE="$TARGET/localstack.pid"
-FSROOT="$TARGET/localstack-fs"
+# One set of files per port, so that several servers can run side by side (the outage test runs its own).
+LOG="$TARGET/localstack-$PORT.log"
+PIDFILE="$TARGET/localstack-$PORT.pid"
+FSROOT="$TARGET/localstack-fs-$PORT"
 # cbor2 6.x and pyOpenSSL 26.x break localstack-core 2026.3.0: keep them pinned.
 PINS=('localstack-core[base-runtime]==2026.3.0' 'cbor2==5.9.0' 'pyopenssl==25.3.0')
 MARKER="$VENV/.localstack-pins"

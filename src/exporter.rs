@@ -63,7 +63,9 @@ pub(crate) struct Shared {
     publish_telemetry: AtomicBool,
     values_rejected: AtomicU64,
     dumps_failed: AtomicU64,
+    labels_cut: AtomicU64,
     warn_rejected: WarnEvery,
+    warn_labels: WarnEvery,
     state: tokio::sync::Mutex<DumpState>,
     driver: Mutex<Driver>,
 }
@@ -87,7 +89,9 @@ impl Shared {
             publish_telemetry: AtomicBool::new(true),
             values_rejected: AtomicU64::new(0),
             dumps_failed: AtomicU64::new(0),
+            labels_cut: AtomicU64::new(0),
             warn_rejected: WarnEvery::default(),
+            warn_labels: WarnEvery::default(),
             state: tokio::sync::Mutex::new(DumpState {
                 last_reset: Instant::now(),
                 retry: false,
@@ -114,7 +118,25 @@ impl Shared {
             self.store.dropped(),
             self.values_rejected.load(Relaxed),
             self.dumps_failed.load(Relaxed),
+            self.labels_cut.load(Relaxed),
         )
+    }
+
+    /// Counts (and warns about, once a minute) a metric whose labels were cut to fit CloudWatch's dimensions.
+    #[cold]
+    pub(crate) fn labels_cut(&self, metric: &str, labels: usize) {
+        let total = self.labels_cut.fetch_add(1, Relaxed) + 1;
+        if self.warn_labels.ready() {
+            let metric: String = metric.chars().take(80).collect();
+            tracing::warn!(
+                target: "cloudwatch_counters",
+                metric = %metric.escape_debug(),
+                labels,
+                cut_so_far = total,
+                "metric has more labels than CloudWatch's 30 dimensions allow (InstanceID included); labels after the first {} are dropped",
+                crate::recorder::MAX_LABELS
+            );
+        }
     }
 
     pub(crate) fn interval(&self) -> Duration {

@@ -229,7 +229,11 @@ impl CountersLayer {
         if visitor.metrics.is_empty() {
             return;
         }
-        visitor.labels.truncate(MAX_LABELS);
+        if visitor.labels.len() > MAX_LABELS {
+            let name = visitor.metrics.first().map_or("", |(name, _, _)| name.as_str());
+            self.shared.labels_cut(name, visitor.labels.len());
+            visitor.labels.truncate(MAX_LABELS);
+        }
         for (name, kind, value) in visitor.metrics {
             let key = Key::from_parts(name, visitor.labels.clone());
             let cell = self.shared.store.cell(&key, kind);

@@ -3,12 +3,12 @@
 //! `counter!` -> Increment (`increment` adds, `absolute` sets); `gauge!` -> LastValue (`set`, `increment`,
 //! `decrement`); `histogram!` -> Statistics, or Interval in milliseconds when the histogram was described with a
 //! time unit (seconds, milliseconds, microseconds or nanoseconds; samples are converted to ms). Labels become
-//! CloudWatch dimensions; past 29 labels (30 with InstanceID) the rest are cut, with one warning per metric name.
+//! CloudWatch dimensions; past 29 labels (30 with InstanceID) the rest are cut, counted (`Telemetry::labels_cut`)
+//! and warned about at most once a minute.
 //! Describe a histogram before its first use for the time unit to apply.
 
 use std::sync::Arc;
 
-use dashmap::DashSet;
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 
 use crate::counter::CounterType;
@@ -25,12 +25,11 @@ pub const MAX_LABELS: usize = MAX_DIMENSIONS - 1;
 #[derive(Clone)]
 pub struct CountersRecorder {
     shared: Arc<Shared>,
-    warned: Arc<DashSet<String>>,
 }
 
 impl CountersRecorder {
     pub(crate) fn new(shared: Arc<Shared>) -> CountersRecorder {
-        CountersRecorder { shared, warned: Arc::new(DashSet::new()) }
+        CountersRecorder { shared }
     }
 
     fn cell(&self, key: &Key, kind: CounterType, scale: f64) -> Arc<crate::cell::Cell> {
@@ -42,14 +41,7 @@ impl CountersRecorder {
 
     #[cold]
     fn cut_labels(&self, key: &Key, kind: CounterType, scale: f64) -> Arc<crate::cell::Cell> {
-        if self.warned.insert(key.name().to_owned()) {
-            tracing::warn!(
-                target: "cloudwatch_counters",
-                metric = key.name(),
-                labels = key.labels().len(),
-                "metric has more labels than CloudWatch's 30 dimensions allow (InstanceID included); labels after the first {MAX_LABELS} are dropped"
-            );
-        }
+        self.shared.labels_cut(key.name(), key.labels().len());
         let cut = Key::from_parts(key.name().to_owned(), key.labels().take(MAX_LABELS).cloned().collect::<Vec<_>>());
         self.shared.store.scaled_cell(&cut, kind, scale)
     }

@@ -11,6 +11,7 @@
 //! | `cloudwatch_counters.keys_dropped`            | new keys refused past `options.max_counters`        |
 //! | `cloudwatch_counters.values_rejected`         | NaN or infinite values refused by counters          |
 //! | `cloudwatch_counters.dumps_failed`            | dumps whose save failed (the data was kept)         |
+//! | `cloudwatch_counters.labels_cut`              | metrics whose labels past 29 were cut               |
 //!
 //! A dump adds what happened since the previous one; the new counts never make a dump send on their own, they
 //! go out with the next save of the service's own counters.
@@ -40,11 +41,19 @@ pub struct Telemetry {
     pub values_rejected: u64,
     /// Dumps whose save failed; their data was kept for the next one.
     pub dumps_failed: u64,
+    /// Metric registrations (or metric events) whose labels past 29 were cut to fit CloudWatch's 30 dimensions.
+    pub labels_cut: u64,
     skipped: [u64; SkipReason::ALL.len()],
 }
 
 impl Telemetry {
-    pub(crate) fn new(sink: SinkCounts, keys_dropped: u64, values_rejected: u64, dumps_failed: u64) -> Telemetry {
+    pub(crate) fn new(
+        sink: SinkCounts,
+        keys_dropped: u64,
+        values_rejected: u64,
+        dumps_failed: u64,
+        labels_cut: u64,
+    ) -> Telemetry {
         Telemetry {
             datums_sent: sink.datums_sent,
             requests_sent: sink.requests_sent,
@@ -52,6 +61,7 @@ impl Telemetry {
             keys_dropped,
             values_rejected,
             dumps_failed,
+            labels_cut,
             skipped: sink.skipped,
         }
     }
@@ -75,6 +85,7 @@ impl Telemetry {
             ("cloudwatch_counters.keys_dropped", self.keys_dropped),
             ("cloudwatch_counters.values_rejected", self.values_rejected),
             ("cloudwatch_counters.dumps_failed", self.dumps_failed),
+            ("cloudwatch_counters.labels_cut", self.labels_cut),
         ];
         let skipped = SkipReason::ALL.iter().zip(self.skipped).map(|(reason, n)| {
             let label = Label::from_static_parts("reason", reason.as_str());

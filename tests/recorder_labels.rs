@@ -20,4 +20,5 @@ fn labels_become_dimensions_and_more_than_29_are_cut() {
     let wide = find(&c, "wide");
     assert_eq!(wide.dimensions.len(), 29);
     assert_eq!(wide.count, Some(2), "both calls land in the one cut key");
+    assert_eq!(c.telemetry().labels_cut, 2, "each cut registration is counted");
 }

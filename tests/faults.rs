@@ -1,6 +1,8 @@
 //! Faults injected through the AWS SDK's own test HTTP clients: server errors, throttling and timeouts. The
 //! clock is tokio's paused clock, so back-offs and timeouts take no real time and are checked exactly.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -8,7 +10,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_cloudwatch::config::SharedHttpClient;
 use aws_smithy_http_client::test_util::{infallible_client_fn, NeverClient, NeverTcpConnector};
-use cloudwatch_counters::{CloudWatchCounters, Counters, CountersOptions, Error};
+use cloudwatch_counters::{CloudWatchCounters, ConfigParams, Counters, CountersOptions, Error};
 use tokio::time::Instant;
 
 /// What the fake CloudWatch saw: each request's time and URI.
@@ -203,4 +205,39 @@ async fn plain_http_to_a_remote_endpoint_is_refused_at_open() {
         .build();
     let err = c.open().await.unwrap_err().to_string();
     assert!(err.contains("https://") && !c.is_open(), "{err}");
+}
+
+#[tokio::test]
+async fn credentials_never_show_in_logs_errors_or_debug_output() {
+    const SECRET: &str = "wJalrXUtnFEMI-K7MDENG-SECRET";
+    let (logs_guard, logs) = common::capture_logs(); // every level of every target, the AWS SDK's included
+    let (http, _seen) = scripted(|n| (n > 0).then_some(("SignatureDoesNotMatch", 403)));
+    let sdk = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .http_client(http)
+        .retry_config(RetryConfig::disabled())
+        .build();
+    let config = ConfigParams::from_tuples([
+        ("source", "secrets"),
+        ("connection.region", "us-east-1"),
+        ("credential.access_id", "AKIDEXAMPLE"),
+        ("credential.access_key", SECRET),
+    ]);
+    let counters = CloudWatchCounters::builder().config(&config).unwrap().sdk_config(sdk).build();
+    counters.open().await.unwrap();
+    counters.increment("calls", 1);
+    counters.dump().await.expect("the first request is accepted");
+    counters.increment("calls", 1);
+    let err = counters.dump().await.expect_err("the second is refused");
+    drop(logs_guard);
+    let shown = [
+        logs.text(),
+        format!("{err} {err:?}"),
+        format!("{counters:?} {:?} {config:?}", counters.settings()),
+        format!("{:?}", counters.telemetry()),
+    ];
+    assert!(logs.text().contains("PutMetricData"), "the SDK's logs were captured");
+    for text in shown {
+        assert!(!text.contains(SECRET), "the secret key shows in: {text}");
+    }
 }

@@ -1,0 +1,144 @@
+//! Outage: a local CloudWatch of the test's own (on its own port, so other tests are not disturbed) is stopped
+//! in the middle of a run and started again. Recording never blocks, `dump()` reports the error, and once the
+//! server is back the next tick delivers everything recorded meanwhile, exactly. Run by `scripts/test.sh`.
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use cloudwatch_counters::{CloudWatchCounters, Counters, CountersOptions};
+use common::localstack::{self, unique_namespace};
+
+/// A LocalStack started with `scripts/localstack.sh` on a free port; stopped when dropped.
+struct Server {
+    port: u16,
+}
+
+impl Server {
+    fn script(&self, command: &str) -> std::process::Output {
+        let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("scripts/localstack.sh");
+        let out = Command::new(script).arg(command).env("LOCALSTACK_PORT", self.port.to_string()).output().unwrap();
+        assert!(out.status.success(), "localstack.sh {command}: {}", String::from_utf8_lossy(&out.stderr));
+        out
+    }
+
+    fn start(&self) -> String {
+        let out = self.script("start");
+        String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().to_owned()
+    }
+
+    fn stop(&self) {
+        self.script("stop");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// The sum of everything put for `metric` so far, or `None` before anything arrived.
+async fn sum(client: &aws_sdk_cloudwatch::Client, ns: &str, metric: &str) -> Option<(f64, f64)> {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let start = (now - 3600) / 60 * 60;
+    let out = client
+        .get_metric_statistics()
+        .namespace(ns)
+        .metric_name(metric)
+        .dimensions(aws_sdk_cloudwatch::types::Dimension::builder().name("InstanceID").value("outage-host").build())
+        .start_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(start))
+        .end_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(start + 7200))
+        .period(7200)
+        .statistics(aws_sdk_cloudwatch::types::Statistic::Sum)
+        .statistics(aws_sdk_cloudwatch::types::Statistic::SampleCount)
+        .send()
+        .await
+        .ok()?;
+    let p = out.datapoints().first()?;
+    Some((p.sample_count()?, p.sum()?))
+}
+
+/// Waits (polling, up to a minute) until `metric`'s sum is `want`; returns (sample count, sum) as they are last.
+async fn wait_for(client: &aws_sdk_cloudwatch::Client, ns: &str, metric: &str, want: f64) -> Option<(f64, f64)> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = sum(client, ns, metric).await;
+        if got.is_some_and(|(_, sum)| sum == want) || tokio::time::Instant::now() > deadline {
+            return got;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local CloudWatch: run scripts/test.sh"]
+async fn an_outage_loses_nothing_and_the_next_tick_delivers_it_all() {
+    let server = Server { port: free_port() };
+    let endpoint = tokio::task::block_in_place(|| server.start());
+    let reader = aws_sdk_cloudwatch::Client::from_conf(
+        aws_sdk_cloudwatch::Config::builder()
+            .behavior_version(aws_sdk_cloudwatch::config::BehaviorVersion::latest())
+            .region(aws_sdk_cloudwatch::config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_cloudwatch::config::Credentials::new("t", "t", None, None, "t"))
+            .endpoint_url(&endpoint)
+            .build(),
+    );
+    let ns = unique_namespace("outage");
+    let counters = CloudWatchCounters::builder()
+        .namespace(&ns)
+        .instance("outage-host")
+        .region("us-east-1")
+        .credentials("test", "test")
+        .endpoint_url(&endpoint)
+        .connect_timeout(localstack::TIMEOUT)
+        .options(CountersOptions::default().interval(Duration::from_millis(200)).reset_timeout(Duration::from_nanos(1)))
+        .build();
+    counters.open().await.unwrap();
+
+    // Before: delivered on the next tick.
+    counters.increment("orders", 10);
+    counters.stats("latency", 1.0);
+    assert_eq!(wait_for(&reader, &ns, "orders", 10.0).await, Some((1.0, 10.0)));
+
+    // The server goes away: recording goes on, dumps report the error and keep everything.
+    tokio::task::block_in_place(|| server.stop());
+    let failed_before = counters.telemetry().dumps_failed;
+    counters.increment("orders", 5);
+    counters.stats("latency", 4.0);
+    let mut recorded = 5;
+    let err = counters.dump().await.expect_err("the server is down");
+    println!("dump during the outage: {err}");
+    while counters.telemetry().dumps_failed < failed_before + 3 {
+        counters.increment("orders", 1); // recording goes on while the timer's dumps fail
+        recorded += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    counters.increment("orders", 7);
+    counters.stats("latency", 5.0);
+    recorded += 7;
+    let extra = recorded as f64;
+
+    // The server is back (empty: a restarted LocalStack keeps nothing). The next tick delivers it all.
+    tokio::task::block_in_place(|| server.start());
+    let orders = wait_for(&reader, &ns, "orders", extra).await.map(|(_, sum)| sum);
+    assert_eq!(orders, Some(extra), "every increment since the outage began");
+    let latency = wait_for(&reader, &ns, "latency", 9.0).await;
+    assert_eq!(latency, Some((2.0, 9.0)), "both samples of the outage, none from before it");
+    counters.close().await.unwrap();
+    let after_close = sum(&reader, &ns, "orders").await.map(|(_, sum)| sum);
+    assert_eq!(after_close, Some(extra), "nothing sent twice");
+    let t = counters.telemetry();
+    println!(
+        "outage: {} failed dumps, {} failed requests; delivered {extra} orders and 2 latency samples after it",
+        t.dumps_failed - failed_before,
+        t.requests_failed
+    );
+}

@@ -104,10 +104,12 @@ fn counted(outcome: Outcome, t: &Telemetry) -> (u64, &'static str) {
     }
 }
 
+type Dims = Vec<(&'static str, &'static str)>;
+
 /// The self-telemetry counter that publishes the row's count, and the total published after two dumps: a count
 /// made while dumping goes out with the next dump (so only the first is sent), one made while recording goes
 /// out with the dump that follows it (both are sent).
-fn telemetry_metric(outcome: Outcome) -> Option<(&'static str, Vec<(&'static str, &'static str)>, f64)> {
+fn telemetry_metric(outcome: Outcome) -> Option<(&'static str, Dims, f64)> {
     match outcome {
         Outcome::Rejected => Some(("cloudwatch_counters.values_rejected", vec![], 1.0)),
         Outcome::Skipped(reason) => {

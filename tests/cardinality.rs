@@ -5,7 +5,8 @@ mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
-use std::sync::Mutex;
+
+use tokio::sync::Mutex;
 
 use cloudwatch_counters::{CachedCounters, CounterType, Counters, CountersOptions};
 use common::{capture_logs, find, RecordingSink};
@@ -33,7 +34,7 @@ unsafe impl GlobalAlloc for TrackingAllocator {
 static GLOBAL: TrackingAllocator = TrackingAllocator;
 
 /// The tests of this file measure process-wide memory: one at a time.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 fn in_use() -> isize {
     IN_USE.load(Relaxed)
@@ -41,7 +42,7 @@ fn in_use() -> isize {
 
 #[tokio::test]
 async fn a_million_label_values_stop_at_the_cap_with_memory_bounded() {
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = ONE_AT_A_TIME.lock().await;
     const CAP: usize = 10_000;
     const KEYS: usize = 1_000_000;
     let sink = RecordingSink::default();
@@ -85,7 +86,7 @@ async fn a_million_label_values_stop_at_the_cap_with_memory_bounded() {
 
 #[tokio::test]
 async fn a_long_outage_holds_no_more_memory_than_the_counters_themselves() {
-    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let _serial = ONE_AT_A_TIME.lock().await;
     let sink = RecordingSink::default();
     let options = CountersOptions::default().reset_timeout(std::time::Duration::from_nanos(1));
     let counters = CachedCounters::new(sink.clone(), options);

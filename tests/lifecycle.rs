@@ -184,3 +184,19 @@ async fn end_timing_records_milliseconds() {
     assert_eq!(got.last, Some(elapsed));
     assert!(elapsed >= 20.0, "milliseconds, not seconds: {elapsed}");
 }
+
+#[tokio::test]
+async fn self_telemetry_is_published_with_the_next_save_unless_turned_off() {
+    for on in [true, false] {
+        let (c, sink) = counters(CountersOptions::default().telemetry(on));
+        c.stats("size", f64::NAN);
+        c.stats("size", 2.0);
+        c.dump().await.unwrap();
+        assert_eq!(c.dump().await.unwrap().saved, 0, "telemetry alone never makes a dump send");
+        c.stats("size", 3.0);
+        c.dump().await.unwrap();
+        assert_eq!(c.telemetry().values_rejected, 1, "readable through the API either way");
+        let published = sink.last_save().into_iter().find(|x| x.name == "cloudwatch_counters.values_rejected");
+        assert_eq!(published.and_then(|x| x.count), on.then_some(1), "telemetry on: {on}");
+    }
+}

@@ -366,6 +366,8 @@ fn own_runtime() -> Result<(Handle, oneshot::Sender<()>, std::thread::JoinHandle
 /// exponentially (with jitter) up to 8 intervals.
 async fn run_timer(shared: Weak<Shared>, stop: Arc<Notify>) {
     let mut throttled: u32 = 0;
+    let mut failed_in_a_row: u64 = 0;
+    let warn = WarnEvery::default();
     loop {
         let Some(interval) = shared.upgrade().map(|s| s.interval()) else {
             return;
@@ -379,12 +381,21 @@ async fn run_timer(shared: Weak<Shared>, stop: Arc<Notify>) {
             return;
         };
         match shared.dump().await {
-            Ok(_) => throttled = 0,
+            Ok(_) => {
+                if failed_in_a_row > 0 {
+                    tracing::info!(target: "cloudwatch_counters", failed_in_a_row, "dumping counters works again; the kept data was sent");
+                }
+                throttled = 0;
+                failed_in_a_row = 0;
+            }
             Err(err) => {
                 if matches!(&err, Error::Save(e) if e.is_throttled()) {
                     throttled = throttled.saturating_add(1);
                 }
-                tracing::warn!(target: "cloudwatch_counters", error = %err, "dumping counters failed; retrying at the next interval");
+                failed_in_a_row += 1;
+                if warn.ready() {
+                    tracing::warn!(target: "cloudwatch_counters", error = %err, failed_in_a_row, "dumping counters failed; the data is kept and retried at the next interval (warned at most once a minute)");
+                }
             }
         }
     }

@@ -200,3 +200,22 @@ async fn self_telemetry_is_published_with_the_next_save_unless_turned_off() {
         assert_eq!(published.and_then(|x| x.count), on.then_some(1), "telemetry on: {on}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_timer_warns_once_a_minute_and_says_when_it_recovers() {
+    let (logs_guard, logs) = common::capture_logs();
+    let (c, sink) = counters(CountersOptions::default().interval(Duration::from_secs(1)));
+    c.open().unwrap();
+    c.increment("calls", 1);
+    sink.set_failing(true);
+    while c.telemetry().dumps_failed < 30 {
+        tokio::time::sleep(Duration::from_millis(100)).await; // paused clock: the timer's ticks come at once
+    }
+    assert_eq!(logs.lines_with("dumping counters failed"), 1, "30 failures in 30 s: one warning");
+    sink.set_failing(false);
+    sink.wait_for_saves(1).await;
+    c.close().await.unwrap();
+    drop(logs_guard);
+    assert_eq!(logs.lines_with("dumping counters works again"), 1, "{}", logs.text());
+    assert_eq!(find(&sink.saves()[0], "calls").count, Some(1));
+}

@@ -91,6 +91,7 @@ stop() {
     fi
   fi
   rm -f "$PIDFILE"
+  rm -rf "$FSROOT"
 }
 
 start() {

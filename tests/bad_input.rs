@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use cloudwatch_counters::sink::limits::SkipReason;
-use cloudwatch_counters::{CloudWatchCounters, CounterType, Counters, CountersOptions, Telemetry};
+use cloudwatch_counters::{CloudWatchCounters, CounterType, Counters, Telemetry};
 use common::capture_logs;
 use common::localstack::{self, statistics, unique_namespace};
 use metrics::{Key, Label};
@@ -126,18 +126,9 @@ async fn every_bad_input_is_refused_skipped_or_corrected_counted_and_warned_once
     let reader = localstack::reader();
     for row in ROWS {
         let ns = unique_namespace("bad-input");
-        let counters = CloudWatchCounters::builder()
-            .namespace(&ns)
-            .instance("bad-input-host")
-            .region("us-east-1")
-            .credentials("test", "test")
-            .endpoint_url(localstack::endpoint())
-            .connect_timeout(localstack::TIMEOUT)
-            // Reset mode: each dump sends what happened since the previous one.
-            .options(
-                CountersOptions::default().interval(Duration::from_secs(3600)).reset_timeout(Duration::from_nanos(1)),
-            )
-            .build();
+        // Reset mode: each dump sends what happened since the previous one.
+        let hour = Duration::from_secs(3600);
+        let counters = localstack::reset_mode_counters(&ns, "bad-input-host", &localstack::endpoint(), hour);
         counters.open().await.unwrap();
         let (logs_guard, logs) = capture_logs();
         for _ in 0..2 {

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cloudwatch_counters::{CloudWatchCounters, Counters, CountersOptions};
+use cloudwatch_counters::{CloudWatchCounters, Counters};
 use common::localstack::{self, statistics, unique_namespace};
 use tracing_subscriber::layer::SubscriberExt;
 
@@ -58,19 +58,8 @@ fn hammer(counters: &CloudWatchCounters, stop: &AtomicBool) -> Recorded {
 #[ignore = "needs the local CloudWatch: run scripts/test.sh"]
 async fn eight_threads_with_dumps_every_few_milliseconds_lose_nothing() {
     let ns = unique_namespace("load");
-    let counters = Arc::new(
-        CloudWatchCounters::builder()
-            .namespace(&ns)
-            .instance("load-host")
-            .region("us-east-1")
-            .credentials("test", "test")
-            .endpoint_url(localstack::endpoint())
-            .connect_timeout(localstack::TIMEOUT)
-            .options(
-                CountersOptions::default().interval(Duration::from_millis(3)).reset_timeout(Duration::from_nanos(1)),
-            )
-            .build(),
-    );
+    let endpoint = localstack::endpoint();
+    let counters = Arc::new(localstack::reset_mode_counters(&ns, "load-host", &endpoint, Duration::from_millis(3)));
     counters.open().await.unwrap();
     let stop = Arc::new(AtomicBool::new(false));
     let threads: Vec<_> = (0..THREADS)

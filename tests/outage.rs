@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use cloudwatch_counters::{CloudWatchCounters, Counters, CountersOptions};
+use cloudwatch_counters::Counters;
 use common::localstack::{self, unique_namespace};
 
 /// A LocalStack started with `scripts/localstack.sh` on a free port; stopped when dropped.
@@ -83,24 +83,9 @@ async fn wait_for(client: &aws_sdk_cloudwatch::Client, ns: &str, metric: &str, w
 async fn an_outage_loses_nothing_and_the_next_tick_delivers_it_all() {
     let server = Server { port: free_port() };
     let endpoint = tokio::task::block_in_place(|| server.start());
-    let reader = aws_sdk_cloudwatch::Client::from_conf(
-        aws_sdk_cloudwatch::Config::builder()
-            .behavior_version(aws_sdk_cloudwatch::config::BehaviorVersion::latest())
-            .region(aws_sdk_cloudwatch::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_cloudwatch::config::Credentials::new("t", "t", None, None, "t"))
-            .endpoint_url(&endpoint)
-            .build(),
-    );
+    let reader = localstack::reader_at(&endpoint);
     let ns = unique_namespace("outage");
-    let counters = CloudWatchCounters::builder()
-        .namespace(&ns)
-        .instance("outage-host")
-        .region("us-east-1")
-        .credentials("test", "test")
-        .endpoint_url(&endpoint)
-        .connect_timeout(localstack::TIMEOUT)
-        .options(CountersOptions::default().interval(Duration::from_millis(200)).reset_timeout(Duration::from_nanos(1)))
-        .build();
+    let counters = localstack::reset_mode_counters(&ns, "outage-host", &endpoint, Duration::from_millis(200));
     counters.open().await.unwrap();
 
     // Before: delivered on the next tick.

@@ -74,11 +74,15 @@ impl Intercept for Recorder {
 }
 
 fn config() -> aws_sdk_cloudwatch::config::Builder {
+    config_at(&endpoint())
+}
+
+fn config_at(endpoint: &str) -> aws_sdk_cloudwatch::config::Builder {
     aws_sdk_cloudwatch::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .endpoint_url(endpoint())
+        .endpoint_url(endpoint)
 }
 
 /// A client for reading data back.
@@ -134,3 +138,29 @@ pub async fn metric_names(client: &Client, namespace: &str) -> Vec<String> {
 
 /// How long the crate's client may take per request in these tests.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Reset-mode counters for `namespace`, with InstanceID `instance`, publishing to the local CloudWatch at
+/// `endpoint` every `interval`.
+pub fn reset_mode_counters(
+    namespace: &str,
+    instance: &str,
+    endpoint: &str,
+    interval: Duration,
+) -> cloudwatch_counters::CloudWatchCounters {
+    let options =
+        cloudwatch_counters::CountersOptions::default().interval(interval).reset_timeout(Duration::from_nanos(1));
+    cloudwatch_counters::CloudWatchCounters::builder()
+        .namespace(namespace)
+        .instance(instance)
+        .region("us-east-1")
+        .credentials("test", "test")
+        .endpoint_url(endpoint)
+        .connect_timeout(TIMEOUT)
+        .options(options)
+        .build()
+}
+
+/// A client for reading data back from the local CloudWatch at `endpoint`.
+pub fn reader_at(endpoint: &str) -> Client {
+    Client::from_conf(config_at(endpoint).build())
+}

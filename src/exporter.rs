@@ -325,7 +325,7 @@ impl Shared {
         };
         if Handle::try_current().is_ok() {
             tracing::debug!(target: "cloudwatch_counters", counters = n, "counters dropped without close(): flushing in the background");
-            handle.spawn(flush);
+            handle.spawn(PUBLISHING.scope((), flush));
             return;
         }
         let (tx, rx) = std::sync::mpsc::sync_channel(1);

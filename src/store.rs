@@ -6,6 +6,7 @@
 //! is retired.
 
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
 
 use dashmap::mapref::entry::Entry;
@@ -69,6 +70,9 @@ impl Snapshot {
 pub(crate) struct Store {
     map: Map,
     units: DashMap<String, metrics::Unit>,
+    /// Whether `units` was ever written: read on every histogram registration, where `units.is_empty()` would
+    /// lock every shard.
+    described: AtomicBool,
 }
 
 impl Store {
@@ -105,11 +109,12 @@ impl Store {
     /// Records the unit a `metrics` description gave a name.
     pub(crate) fn describe(&self, name: &str, unit: metrics::Unit) {
         self.units.insert(name.to_owned(), unit);
+        self.described.store(true, Relaxed);
     }
 
     /// Whether any unit was described (a cheap check before a lookup by name).
     pub(crate) fn has_units(&self) -> bool {
-        !self.units.is_empty()
+        self.described.load(Relaxed)
     }
 
     /// The unit described for `name`, if any.

@@ -276,30 +276,36 @@ impl Taken {
 }
 
 impl metrics::CounterFn for Cell {
+    #[inline]
     fn increment(&self, value: u64) {
         self.add(i64::try_from(value).unwrap_or(i64::MAX));
     }
 
+    #[inline]
     fn absolute(&self, value: u64) {
         self.set_count(i64::try_from(value).unwrap_or(i64::MAX));
     }
 }
 
 impl metrics::GaugeFn for Cell {
+    #[inline]
     fn increment(&self, value: f64) {
         self.add_last(value);
     }
 
+    #[inline]
     fn decrement(&self, value: f64) {
         self.add_last(-value);
     }
 
+    #[inline]
     fn set(&self, value: f64) {
         self.set_last(value);
     }
 }
 
 impl metrics::HistogramFn for Cell {
+    #[inline]
     fn record(&self, value: f64) {
         self.sample(self.scaled(value));
     }

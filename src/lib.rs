@@ -56,6 +56,7 @@ mod null;
 mod recorder;
 pub mod sink;
 mod store;
+mod thread_cache;
 mod timing;
 
 pub use cloudwatch::{CloudWatchCounters, CloudWatchCountersBuilder};

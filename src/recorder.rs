@@ -58,7 +58,8 @@ impl CountersRecorder {
         }
         let (kind, scale) = kind();
         let cell = self.cell(key, kind, scale);
-        if thread_cache::caches(key) {
+        // A detached cell (one refused by the store) is not cached: it would never match, and each miss allocates.
+        if thread_cache::caches(key) && !cell.is_retired() {
             Handle::Local(thread_cache::put(self.id, key, kind, cell))
         } else {
             Handle::Cell(cell)

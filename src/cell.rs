@@ -1,18 +1,19 @@
 //! One counter's live state: a handful of atomics, updated lock-free on the hot path.
 //!
 //! A cell never allocates after creation. `f64` fields are stored as bit patterns in `AtomicU64`s and updated
-//! with compare-and-swap loops. A snapshot either reads the cell (cumulative mode) or takes its contents and leaves
+//! with compare-and-swap loops. The layout is kept small (64 bytes with its `Arc`), as a store holds one cell per
+//! counter: a Timestamp keeps its time in the `last` slot, and the histogram scale is a power-of-ten exponent. A snapshot either reads the cell (cumulative mode) or takes its contents and leaves
 //! it empty (reset mode); a taken snapshot can be merged back when the save fails, so nothing is lost.
 
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicU8, Ordering::*};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::*};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::counter::{Counter, CounterType};
 
 /// The bit pattern of an unset `last` (a NaN payload no arithmetic produces; samples are finite).
 const UNSET: u64 = 0x7ff8_0000_dead_beef;
-/// An unset `time`.
-const NO_TIME: i64 = i64::MIN;
+/// Powers of ten, for a cell's histogram scale exponent.
+const POWERS_OF_TEN: [f64; 10] = [1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
 
 /// `flags`: the cell was updated since the last snapshot.
 const DIRTY: u8 = 1;
@@ -26,8 +27,8 @@ pub(crate) struct Taken {
     sum: f64,
     min: f64,
     max: f64,
+    /// `last` for sampled and LastValue cells, microseconds since the Unix epoch for Timestamp; UNSET if unset.
     last: u64,
-    time: i64,
     present: bool,
 }
 
@@ -35,42 +36,54 @@ pub(crate) struct Taken {
 #[derive(Debug)]
 pub(crate) struct Cell {
     kind: CounterType,
-    /// Factor applied to `metrics` histogram samples (1000 for a histogram described in seconds, kept in ms).
-    scale: f64,
+    /// `metrics` histogram samples are multiplied by 10^scale (3 for a histogram described in seconds, kept in ms).
+    scale: i8,
     flags: AtomicU8,
     retired: AtomicBool,
-    /// Samples refused because they were not finite.
-    rejected: AtomicU64,
+    /// Samples refused because they were not finite (wraps past 2^32 between two dumps).
+    rejected: AtomicU32,
     /// Increment: the running total (an `i64` stored as `u64`). Interval/Statistics: the number of samples.
     count: AtomicU64,
     sum: AtomicU64,
     min: AtomicU64,
     max: AtomicU64,
+    /// Sampled and LastValue: the last value. Timestamp: microseconds since the Unix epoch (an `i64`).
     last: AtomicU64,
-    /// Timestamp: microseconds since the Unix epoch.
-    time: AtomicI64,
 }
 
 impl Cell {
     pub(crate) fn new(kind: CounterType) -> Cell {
         Cell {
             kind,
-            scale: 1.0,
+            scale: 0,
             flags: AtomicU8::new(0),
             retired: AtomicBool::new(false),
-            rejected: AtomicU64::new(0),
+            rejected: AtomicU32::new(0),
             count: AtomicU64::new(0),
             sum: AtomicU64::new(0f64.to_bits()),
             min: AtomicU64::new(f64::INFINITY.to_bits()),
             max: AtomicU64::new(f64::NEG_INFINITY.to_bits()),
             last: AtomicU64::new(UNSET),
-            time: AtomicI64::new(NO_TIME),
         }
     }
 
-    /// A cell whose `metrics` histogram samples are multiplied by `scale`.
+    /// A cell whose `metrics` histogram samples are multiplied by `scale`, a power of ten from 1e-9 to 1e9.
     pub(crate) fn with_scale(kind: CounterType, scale: f64) -> Cell {
-        Cell { scale, ..Cell::new(kind) }
+        let exponent = scale.log10().round().clamp(-9.0, 9.0) as i8;
+        debug_assert_eq!(10f64.powi(exponent.into()), scale, "a histogram scale is a power of ten");
+        Cell { scale: exponent, ..Cell::new(kind) }
+    }
+
+    /// `value` times the cell's histogram scale (a division for a negative exponent, which is exact where the
+    /// result is representable).
+    #[inline]
+    fn scaled(&self, value: f64) -> f64 {
+        let power = POWERS_OF_TEN[usize::from(self.scale.unsigned_abs())];
+        if self.scale >= 0 {
+            value * power
+        } else {
+            value / power
+        }
     }
 
     pub(crate) fn kind(&self) -> CounterType {
@@ -119,7 +132,7 @@ impl Cell {
         if self.rejected.load(Relaxed) == 0 {
             0
         } else {
-            self.rejected.swap(0, Relaxed)
+            u64::from(self.rejected.swap(0, Relaxed))
         }
     }
 
@@ -162,7 +175,9 @@ impl Cell {
     /// Timestamp: sets the time.
     #[inline]
     pub(crate) fn set_time(&self, time: SystemTime) {
-        self.time.store(epoch_micros(time), Relaxed);
+        // UNSET read as an i64 is a time 292,000 years from now; such a time is kept one microsecond earlier.
+        let micros = epoch_micros(time) as u64;
+        self.last.store(if micros == UNSET { UNSET - 1 } else { micros }, Relaxed);
         self.mark(DIRTY);
     }
 
@@ -180,7 +195,6 @@ impl Cell {
             min: f64::from_bits(self.min.load(Relaxed)),
             max: f64::from_bits(self.max.load(Relaxed)),
             last: self.last.load(Relaxed),
-            time: self.time.load(Relaxed),
         }
     }
 
@@ -197,7 +211,6 @@ impl Cell {
             min: f64::from_bits(self.min.swap(f64::INFINITY.to_bits(), Relaxed)),
             max: f64::from_bits(self.max.swap(f64::NEG_INFINITY.to_bits(), Relaxed)),
             last: self.last.swap(UNSET, Relaxed),
-            time: self.time.swap(NO_TIME, Relaxed),
         }
     }
 
@@ -209,9 +222,8 @@ impl Cell {
         }
         update_f64(&self.min, |min| (taken.min < min).then_some(taken.min));
         update_f64(&self.max, |max| (taken.max > max).then_some(taken.max));
-        // Newer values win: restore `last` and `time` only where nothing was set since.
+        // Newer values win: restore `last` (or a Timestamp's time) only where nothing was set since.
         let _ = self.last.compare_exchange(UNSET, taken.last, Relaxed, Relaxed);
-        let _ = self.time.compare_exchange(NO_TIME, taken.time, Relaxed, Relaxed);
         self.mark(if taken.present { DIRTY | PRESENT } else { DIRTY });
     }
 }
@@ -237,8 +249,7 @@ impl Taken {
         match kind {
             CounterType::Increment => !self.present,
             CounterType::Interval | CounterType::Statistics => self.count == 0,
-            CounterType::LastValue => self.last == UNSET,
-            CounterType::Timestamp => self.time == NO_TIME,
+            CounterType::LastValue | CounterType::Timestamp => self.last == UNSET,
         }
     }
 
@@ -258,39 +269,45 @@ impl Taken {
             }
             CounterType::LastValue => counter.last = unset_to_none(self.last),
             CounterType::Timestamp => {
-                counter.time = (self.time != NO_TIME).then(|| from_epoch_micros(self.time));
+                counter.time = (self.last != UNSET).then(|| from_epoch_micros(self.last as i64));
             }
         }
     }
 }
 
 impl metrics::CounterFn for Cell {
+    #[inline]
     fn increment(&self, value: u64) {
         self.add(i64::try_from(value).unwrap_or(i64::MAX));
     }
 
+    #[inline]
     fn absolute(&self, value: u64) {
         self.set_count(i64::try_from(value).unwrap_or(i64::MAX));
     }
 }
 
 impl metrics::GaugeFn for Cell {
+    #[inline]
     fn increment(&self, value: f64) {
         self.add_last(value);
     }
 
+    #[inline]
     fn decrement(&self, value: f64) {
         self.add_last(-value);
     }
 
+    #[inline]
     fn set(&self, value: f64) {
         self.set_last(value);
     }
 }
 
 impl metrics::HistogramFn for Cell {
+    #[inline]
     fn record(&self, value: f64) {
-        self.sample(value * self.scale);
+        self.sample(self.scaled(value));
     }
 }
 
@@ -319,7 +336,7 @@ fn update_f64(cell: &AtomicU64, f: impl Fn(f64) -> Option<f64>) {
 pub(crate) fn epoch_micros(time: SystemTime) -> i64 {
     match time.duration_since(UNIX_EPOCH) {
         Ok(after) => i64::try_from(after.as_micros()).unwrap_or(i64::MAX),
-        Err(before) => i64::try_from(before.duration().as_micros()).map_or(NO_TIME + 1, |us| -us),
+        Err(before) => i64::try_from(before.duration().as_micros()).map_or(i64::MIN + 1, |us| -us),
     }
 }
 
@@ -396,6 +413,29 @@ mod tests {
         assert_eq!(cell.take_rejected(), 3);
         assert_eq!(cell.take_rejected(), 0);
         assert_eq!(counter(&cell, &cell.read()).count, Some(1));
+    }
+
+    #[test]
+    fn a_cell_with_its_arc_fits_in_64_bytes() {
+        assert!(std::mem::size_of::<Cell>() + 2 * std::mem::size_of::<usize>() <= 64);
+    }
+
+    #[test]
+    fn a_timestamp_survives_take_and_merge_and_scales_are_exact() {
+        let cell = Cell::new(CounterType::Timestamp);
+        assert!(cell.read().is_empty(CounterType::Timestamp));
+        let when = UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456);
+        cell.set_time(when);
+        let taken = cell.take();
+        assert!(cell.read().is_empty(CounterType::Timestamp));
+        cell.merge(&taken);
+        assert_eq!(counter(&cell, &cell.read()).time, Some(when));
+        for (scale, sample, ms) in [(1e3, 0.25, 250.0), (1e-3, 1500.0, 1.5), (1e-6, 2_500_000.0, 2.5), (1.0, 7.0, 7.0)]
+        {
+            let cell = Cell::with_scale(CounterType::Interval, scale);
+            metrics::HistogramFn::record(&cell, sample);
+            assert_eq!(counter(&cell, &cell.read()).last, Some(ms), "scale {scale}");
+        }
     }
 
     #[test]

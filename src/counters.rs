@@ -198,10 +198,7 @@ impl CachedCounters {
 
     /// A `tracing_subscriber::Layer` that times spans and counts metric events into these counters, with the
     /// default settings: `registry().with(counters.layer())`.
-    pub fn layer<S>(&self) -> crate::layer::FilteredCountersLayer<S>
-    where
-        S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
-    {
+    pub fn layer(&self) -> crate::layer::CountersLayer {
         self.layer_builder().build()
     }
 

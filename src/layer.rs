@@ -8,11 +8,14 @@
 //! - Events with fields named as tracing-opentelemetry does: `monotonic_counter.X` / `counter.X` add to the
 //!   Increment counter `X`, `histogram.X` records into Statistics `X`, `gauge.X` sets LastValue `X`. The event's
 //!   other fields (not `message`) become dimensions, at most 29 (30 with InstanceID).
-//! - A per-layer filter gives `Interest::never()` to every callsite that is neither a span nor a metric or ERROR
-//!   event, and to the targets excluded by default (the AWS SDK, hyper, h2, rustls, tower, tokio, this crate),
-//!   so a dump never creates more data to dump.
+//! - Spans and events of the targets excluded by default (the AWS SDK, hyper, h2, rustls, tower, tokio, this
+//!   crate) are ignored, so a dump never creates more data to dump. The layer filters for itself, once per span
+//!   callsite (cached) and with a quick level/field check per event, rather than through a per-layer `Filter`:
+//!   `tracing_subscriber`'s `Filtered` looks the span up again on every enter, exit and close, which cost more
+//!   than the layer's own work. It never disables a callsite for other layers.
 
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,10 +24,8 @@ use metrics::{Key, Label};
 use tracing::callsite::Identifier;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
-use tracing::subscriber::Interest;
 use tracing::{Event, Level, Metadata, Subscriber};
-use tracing_subscriber::filter::Filtered;
-use tracing_subscriber::layer::{Context, Filter, Layer};
+use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::cell::Cell;
@@ -57,9 +58,6 @@ pub const COUNTER_FIELD: &str = "counter";
 
 /// A function that names a span's counter base (without `.exec_time`).
 pub type NamingFn = Arc<dyn Fn(&Metadata<'_>) -> String + Send + Sync>;
-
-/// The layer, wrapped in its per-layer filter (what `counters.layer()` returns).
-pub type FilteredCountersLayer<S> = Filtered<CountersLayer, CountersFilter, S>;
 
 /// Settings of the layer (`counters.layer_builder()`).
 #[derive(Clone)]
@@ -113,55 +111,41 @@ impl CountersLayerBuilder {
         self
     }
 
-    /// The layer with its per-layer filter, ready for `registry().with(...)`.
-    pub fn build<S>(self) -> FilteredCountersLayer<S>
-    where
-        S: Subscriber + for<'a> LookupSpan<'a>,
-    {
-        let filter = CountersFilter {
+    /// The layer, ready for `registry().with(...)`.
+    pub fn build(self) -> CountersLayer {
+        CountersLayer {
+            shared: self.shared,
+            naming: self.naming,
             excluded: Arc::from(self.excluded),
             time_spans: self.time_spans,
             count_events: self.count_events,
-        };
-        let layer = CountersLayer { shared: self.shared, naming: self.naming, callsites: Arc::new(DashMap::new()) };
-        layer.with_filter(filter)
-    }
-}
-
-/// The per-layer filter: decides once per callsite whether the layer wants it.
-#[derive(Clone, Debug)]
-pub struct CountersFilter {
-    excluded: Arc<[String]>,
-    time_spans: bool,
-    count_events: bool,
-}
-
-impl CountersFilter {
-    fn wants(&self, meta: &Metadata<'_>) -> bool {
-        if self.excluded.iter().any(|prefix| meta.target().starts_with(prefix.as_str())) {
-            return false;
-        }
-        if meta.is_span() {
-            return self.time_spans;
-        }
-        (self.time_spans && *meta.level() == Level::ERROR)
-            || (self.count_events && meta.fields().iter().any(|f| metric_field(f.name()).is_some()))
-    }
-}
-
-impl<S> Filter<S> for CountersFilter {
-    fn enabled(&self, meta: &Metadata<'_>, _cx: &Context<'_, S>) -> bool {
-        self.wants(meta)
-    }
-
-    fn callsite_enabled(&self, meta: &'static Metadata<'static>) -> Interest {
-        if self.wants(meta) {
-            Interest::always()
-        } else {
-            Interest::never()
+            callsites: Arc::new(DashMap::default()),
         }
     }
 }
+
+/// Hashes a callsite `Identifier` (an address) with one multiplication, instead of SipHash.
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_usize(&mut self, address: usize) {
+        self.0 = (address as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// What the layer does with spans of one callsite: time them into these cells, or ignore them (`None`).
+type Callsites = DashMap<Identifier, Option<Arc<SpanCells>>, BuildHasherDefault<AddressHasher>>;
 
 /// The counters of one span callsite.
 struct SpanCells {
@@ -177,14 +161,29 @@ struct SpanTiming {
     error: bool,
 }
 
-/// The layer itself; see the module docs. Made by `counters.layer()`.
+/// The layer itself; see the module docs. Made by `counters.layer()` or `counters.layer_builder().build()`.
 pub struct CountersLayer {
     shared: Arc<Shared>,
     naming: Option<NamingFn>,
-    callsites: Arc<DashMap<Identifier, Arc<SpanCells>>>,
+    excluded: Arc<[String]>,
+    time_spans: bool,
+    count_events: bool,
+    callsites: Arc<Callsites>,
 }
 
 impl CountersLayer {
+    fn is_excluded(&self, target: &str) -> bool {
+        self.excluded.iter().any(|prefix| target.starts_with(prefix.as_str()))
+    }
+
+    /// Whether an event is one the layer acts on: an ERROR (inside a timed span) or a metric event, of a target
+    /// that is not excluded. The cheap checks come first: most events are neither.
+    fn wants_event(&self, meta: &Metadata<'_>) -> bool {
+        let wanted = (self.time_spans && *meta.level() == Level::ERROR)
+            || (self.count_events && meta.fields().iter().any(|f| metric_field(f.name()).is_some()));
+        wanted && !self.is_excluded(meta.target())
+    }
+
     fn base_name(&self, meta: &Metadata<'_>) -> String {
         match &self.naming {
             Some(naming) => naming(meta),
@@ -198,16 +197,19 @@ impl CountersLayer {
         Arc::new(SpanCells { base, exec_time, errors: std::sync::OnceLock::new() })
     }
 
-    /// The cells of a span callsite, cached; re-resolved when the counters were cleared or replaced.
-    fn callsite_cells(&self, meta: &'static Metadata<'static>) -> Arc<SpanCells> {
+    /// The cells of a span callsite (`None` for an excluded target), cached; re-resolved when the counters were
+    /// cleared or replaced.
+    fn callsite_cells(&self, meta: &'static Metadata<'static>) -> Option<Arc<SpanCells>> {
         let id = meta.callsite();
         if let Some(cells) = self.callsites.get(&id) {
-            if !cells.exec_time.is_retired() {
-                return Arc::clone(&cells);
+            match &*cells {
+                None => return None,
+                Some(cells) if !cells.exec_time.is_retired() => return Some(Arc::clone(cells)),
+                Some(_) => {}
             }
         }
-        let cells = self.new_cells(self.base_name(meta));
-        self.callsites.insert(id, Arc::clone(&cells));
+        let cells = (!self.is_excluded(meta.target())).then(|| self.new_cells(self.base_name(meta)));
+        self.callsites.insert(id, cells.clone());
         cells
     }
 
@@ -224,6 +226,9 @@ impl CountersLayer {
     }
 
     fn record_metric_event(&self, event: &Event<'_>) {
+        if !self.count_events {
+            return;
+        }
         let mut visitor = MetricVisitor::default();
         event.record(&mut visitor);
         if visitor.metrics.is_empty() {
@@ -254,21 +259,27 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        if is_publishing() {
+        if !self.time_spans || is_publishing() {
             return;
         }
-        let Some(span) = ctx.span(id) else { return };
+        let meta = attrs.metadata();
         let mut name = NameOverride(None);
-        attrs.record(&mut name);
+        if meta.fields().field(COUNTER_FIELD).is_some() && !self.is_excluded(meta.target()) {
+            attrs.record(&mut name);
+        }
         let cells = match name.0 {
             Some(base) => self.new_cells(base),
-            None => self.callsite_cells(attrs.metadata()),
+            None => match self.callsite_cells(meta) {
+                Some(cells) => cells,
+                None => return,
+            },
         };
+        let Some(span) = ctx.span(id) else { return };
         span.extensions_mut().insert(SpanTiming { start: Instant::now(), cells, error: false });
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        if is_publishing() {
+        if !self.wants_event(event.metadata()) || is_publishing() {
             return;
         }
         if *event.metadata().level() == Level::ERROR {

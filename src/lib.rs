@@ -62,6 +62,7 @@ mod recorder;
 pub mod sink;
 mod store;
 mod telemetry;
+mod thread_cache;
 mod timing;
 mod warn;
 

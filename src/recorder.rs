@@ -6,33 +6,66 @@
 //! CloudWatch dimensions; past 29 labels (30 with InstanceID) the rest are cut, counted (`Telemetry::labels_cut`)
 //! and warned about at most once a minute.
 //! Describe a histogram before its first use for the time unit to apply.
+//!
+//! Registrations of label-less keys are served from a per-thread cache (`thread_cache`) after the first one;
+//! labelled keys are looked up in the store by their precomputed hash on every registration.
 
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 
+use crate::cell::Cell;
 use crate::counter::CounterType;
 use crate::exporter::Shared;
 use crate::sink::limits::MAX_DIMENSIONS;
+use crate::thread_cache::{self, Local};
 
 /// Most labels a `metrics` key keeps: CloudWatch allows 30 dimensions and InstanceID is one.
 pub const MAX_LABELS: usize = MAX_DIMENSIONS - 1;
 
 /// A `metrics::Recorder` that records into `CachedCounters` (`counters.recorder()`).
 ///
-/// Install it with `metrics::set_global_recorder(counters.recorder())`. A registration for a known key costs one
-/// shard read lock and a lookup by the key's precomputed hash, and returns a handle to the cell: no allocation.
+/// Install it with `metrics::set_global_recorder(counters.recorder())`. A registration for a known key returns a
+/// handle to the counter's cell with no allocation: from a per-thread cache for a key without labels, otherwise
+/// after one shard read lock and a lookup by the key's precomputed hash.
 #[derive(Clone)]
 pub struct CountersRecorder {
     shared: Arc<Shared>,
+    /// Tells this recorder's entries apart in the per-thread caches (never reused, unlike an address).
+    id: u64,
+}
+
+/// The handle a registration returns: a thread's cached handle, or the cell itself.
+enum Handle {
+    Local(Arc<Local>),
+    Cell(Arc<Cell>),
 }
 
 impl CountersRecorder {
     pub(crate) fn new(shared: Arc<Shared>) -> CountersRecorder {
-        CountersRecorder { shared }
+        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
+        CountersRecorder { shared, id: NEXT_ID.fetch_add(1, Relaxed) }
     }
 
-    fn cell(&self, key: &Key, kind: CounterType, scale: f64) -> Arc<crate::cell::Cell> {
+    /// The handle for `key`: this thread's cached one, or the store's cell (cached if the key has no labels).
+    /// `kind` is only resolved on a miss; a cached sampled cell serves either sampled kind.
+    #[inline]
+    fn handle(&self, key: &Key, cached_kind: CounterType, kind: impl FnOnce() -> (CounterType, f64)) -> Handle {
+        if let Some(local) = thread_cache::get(self.id, key, cached_kind) {
+            return Handle::Local(local);
+        }
+        let (kind, scale) = kind();
+        let cell = self.cell(key, kind, scale);
+        // A detached cell (one refused by the store) is not cached: it would never match, and each miss allocates.
+        if thread_cache::caches(key) && !cell.is_retired() {
+            Handle::Local(thread_cache::put(self.id, key, kind, cell))
+        } else {
+            Handle::Cell(cell)
+        }
+    }
+
+    fn cell(&self, key: &Key, kind: CounterType, scale: f64) -> Arc<Cell> {
         if key.labels().len() <= MAX_LABELS {
             return self.shared.store.scaled_cell(key, kind, scale);
         }
@@ -40,7 +73,7 @@ impl CountersRecorder {
     }
 
     #[cold]
-    fn cut_labels(&self, key: &Key, kind: CounterType, scale: f64) -> Arc<crate::cell::Cell> {
+    fn cut_labels(&self, key: &Key, kind: CounterType, scale: f64) -> Arc<Cell> {
         self.shared.labels_cut(key.name(), key.labels().len());
         let cut = Key::from_parts(key.name().to_owned(), key.labels().take(MAX_LABELS).cloned().collect::<Vec<_>>());
         self.shared.store.scaled_cell(&cut, kind, scale)
@@ -78,21 +111,31 @@ impl Recorder for CountersRecorder {
     }
 
     fn register_counter(&self, key: &Key, _metadata: &Metadata<'_>) -> Counter {
-        Counter::from_arc(self.cell(key, CounterType::Increment, 1.0))
+        match self.handle(key, CounterType::Increment, || (CounterType::Increment, 1.0)) {
+            Handle::Local(local) => Counter::from_arc(local),
+            Handle::Cell(cell) => Counter::from_arc(cell),
+        }
     }
 
     fn register_gauge(&self, key: &Key, _metadata: &Metadata<'_>) -> Gauge {
-        Gauge::from_arc(self.cell(key, CounterType::LastValue, 1.0))
+        match self.handle(key, CounterType::LastValue, || (CounterType::LastValue, 1.0)) {
+            Handle::Local(local) => Gauge::from_arc(local),
+            Handle::Cell(cell) => Gauge::from_arc(cell),
+        }
     }
 
     fn register_histogram(&self, key: &Key, _metadata: &Metadata<'_>) -> Histogram {
-        let timed =
-            self.shared.store.has_units().then(|| self.shared.store.unit(key.name()).and_then(to_millis)).flatten();
-        let cell = match timed {
-            Some(scale) => self.cell(key, CounterType::Interval, scale),
-            None => self.cell(key, CounterType::Statistics, 1.0),
+        let kind = || {
+            let store = &self.shared.store;
+            match store.has_units().then(|| store.unit(key.name()).and_then(to_millis)).flatten() {
+                Some(scale) => (CounterType::Interval, scale),
+                None => (CounterType::Statistics, 1.0),
+            }
         };
-        Histogram::from_arc(cell)
+        match self.handle(key, CounterType::Statistics, kind) {
+            Handle::Local(local) => Histogram::from_arc(local),
+            Handle::Cell(cell) => Histogram::from_arc(cell),
+        }
     }
 }
 

@@ -9,7 +9,7 @@
 //! cell, whose updates are never published, and the refusal is counted and warned about (once a minute).
 
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
 use dashmap::mapref::entry::Entry;
@@ -74,6 +74,9 @@ impl Snapshot {
 pub(crate) struct Store {
     map: Map,
     units: DashMap<String, metrics::Unit>,
+    /// Whether `units` was ever written: read on every histogram registration, where `units.is_empty()` would
+    /// lock every shard.
+    described: AtomicBool,
     /// Live counters (kept beside the map: `DashMap::len` locks every shard).
     live: AtomicUsize,
     max: AtomicUsize,
@@ -101,6 +104,7 @@ impl Store {
         Store {
             map: Map::default(),
             units: DashMap::new(),
+            described: AtomicBool::new(false),
             live: AtomicUsize::new(0),
             max: AtomicUsize::new(max),
             dropped: AtomicU64::new(0),
@@ -191,11 +195,12 @@ impl Store {
     /// Records the unit a `metrics` description gave a name.
     pub(crate) fn describe(&self, name: &str, unit: metrics::Unit) {
         self.units.insert(name.to_owned(), unit);
+        self.described.store(true, Relaxed);
     }
 
     /// Whether any unit was described (a cheap check before a lookup by name).
     pub(crate) fn has_units(&self) -> bool {
-        !self.units.is_empty()
+        self.described.load(Relaxed)
     }
 
     /// The unit described for `name`, if any.

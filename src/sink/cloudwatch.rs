@@ -7,7 +7,7 @@ use std::time::SystemTime;
 
 use aws_sdk_cloudwatch::config::http::HttpResponse;
 use aws_sdk_cloudwatch::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_cloudwatch::operation::put_metric_data::PutMetricDataError;
+use aws_sdk_cloudwatch::operation::put_metric_data::{PutMetricDataError, PutMetricDataInput};
 use aws_sdk_cloudwatch::types::MetricDatum;
 use aws_sdk_cloudwatch::Client;
 
@@ -87,6 +87,25 @@ impl CloudWatchSink {
     /// What the sink has done so far.
     pub fn telemetry(&self) -> &SinkTelemetry {
         &self.telemetry
+    }
+
+    /// The PutMetricData requests a save of `counters` would send now, built but not sent: the encoding half of a
+    /// save, for benches. Datums that break a limit are skipped and counted, as in a save. Empty when the sink is
+    /// not connected.
+    #[doc(hidden)]
+    pub fn encode_requests(&self, counters: &[Counter]) -> Vec<PutMetricDataInput> {
+        let conn = self.connection.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let Some(conn) = conn else { return Vec::new() };
+        self.batches(counters, &conn)
+            .into_iter()
+            .map(|batch| {
+                PutMetricDataInput::builder()
+                    .namespace(&conn.namespace)
+                    .set_metric_data(Some(batch.datums))
+                    .build()
+                    .expect("PutMetricDataInput has no required fields left unset")
+            })
+            .collect()
     }
 
     /// Turns counters into batches, skipping and counting the datums that break a limit.

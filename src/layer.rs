@@ -16,6 +16,7 @@
 
 use std::fmt;
 use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use dashmap::DashMap;
@@ -31,6 +32,7 @@ use crate::cell::Cell;
 use crate::counter::CounterType;
 use crate::exporter::{is_publishing, Shared};
 use crate::recorder::MAX_LABELS;
+use crate::span_cache;
 
 /// Targets the layer ignores by default: the libraries that publishing itself uses, and this crate.
 pub const DEFAULT_EXCLUDED_TARGETS: &[&str] = &[
@@ -119,19 +121,25 @@ impl CountersLayerBuilder {
             time_spans: self.time_spans,
             count_events: self.count_events,
             callsites: Arc::new(DashMap::default()),
+            id: NEXT_LAYER_ID.fetch_add(1, Relaxed),
             // Calibrated here, once, so that no span pays for it.
             clock: quanta::Clock::new(),
         }
     }
 }
 
-/// Hashes a callsite `Identifier` (an address) with one multiplication, instead of SipHash.
+/// The next layer's id.
+static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(0);
+
+/// Hashes a callsite `Identifier` (a `&'static dyn Callsite`: its address, then its vtable's) with a
+/// multiplication per word, instead of SipHash. Both words are mixed in: callsites of one type share the vtable.
 #[derive(Default)]
-struct AddressHasher(u64);
+pub(crate) struct AddressHasher(u64);
 
 impl Hasher for AddressHasher {
     fn finish(&self) -> u64 {
-        self.0
+        // Fold the well-mixed high bits into the low ones, which hash tables use for their bucket index.
+        self.0 ^ (self.0 >> 29)
     }
 
     fn write(&mut self, bytes: &[u8]) {
@@ -140,8 +148,8 @@ impl Hasher for AddressHasher {
         }
     }
 
-    fn write_usize(&mut self, address: usize) {
-        self.0 = (address as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    fn write_usize(&mut self, word: usize) {
+        self.0 = (self.0 ^ word as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
     }
 }
 
@@ -149,9 +157,9 @@ impl Hasher for AddressHasher {
 type Callsites = DashMap<Identifier, Option<Arc<SpanCells>>, BuildHasherDefault<AddressHasher>>;
 
 /// The counters of one span callsite.
-struct SpanCells {
+pub(crate) struct SpanCells {
     base: String,
-    exec_time: Arc<Cell>,
+    pub(crate) exec_time: Arc<Cell>,
     errors: std::sync::OnceLock<Arc<Cell>>,
 }
 
@@ -171,6 +179,8 @@ pub struct CountersLayer {
     time_spans: bool,
     count_events: bool,
     callsites: Arc<Callsites>,
+    /// Tells this layer's entries apart in the per-thread callsite caches (never reused, unlike an address).
+    id: u64,
     /// The time stamp counter where it is reliable (a read costs a few ns, against ~23 for `Instant::now` on a
     /// VM's vDSO clock), else the OS's monotonic clock.
     clock: quanta::Clock,
@@ -205,6 +215,17 @@ impl CountersLayer {
     /// The cells of a span callsite (`None` for an excluded target), cached; re-resolved when the counters were
     /// cleared or replaced.
     fn callsite_cells(&self, meta: &'static Metadata<'static>) -> Option<Arc<SpanCells>> {
+        let id = meta.callsite();
+        if let Some(known) = span_cache::get(self.id, &id) {
+            return known;
+        }
+        let cells = self.shared_callsite_cells(meta);
+        span_cache::put(self.id, id, cells.clone());
+        cells
+    }
+
+    /// [`callsite_cells`](Self::callsite_cells) from the map all threads share.
+    fn shared_callsite_cells(&self, meta: &'static Metadata<'static>) -> Option<Arc<SpanCells>> {
         let id = meta.callsite();
         if let Some(cells) = self.callsites.get(&id) {
             match &*cells {
@@ -424,5 +445,36 @@ impl Visit for NameOverride {
                 self.0 = Some(text.to_owned());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hash::BuildHasher;
+
+    use tracing::callsite::{Callsite, Identifier};
+    use tracing::subscriber::Interest;
+    use tracing::Metadata;
+
+    use super::AddressHasher;
+
+    struct Site(#[allow(dead_code)] u8);
+
+    impl Callsite for Site {
+        fn set_interest(&self, _: Interest) {}
+
+        fn metadata(&self) -> &Metadata<'_> {
+            unimplemented!("not called by hashing")
+        }
+    }
+
+    static A: Site = Site(1);
+    static B: Site = Site(2);
+
+    #[test]
+    fn callsites_of_one_type_hash_apart() {
+        let hash =
+            |site: &'static Site| std::hash::BuildHasherDefault::<AddressHasher>::default().hash_one(Identifier(site));
+        assert_ne!(hash(&A), hash(&B), "the vtable, shared by both, must not be all that is hashed");
     }
 }

@@ -60,6 +60,7 @@ pub mod layer;
 mod null;
 mod recorder;
 pub mod sink;
+mod span_cache;
 mod store;
 mod telemetry;
 mod thread_cache;

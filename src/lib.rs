@@ -21,6 +21,9 @@
 //! - Every counter is a cell of atomics in a sharded `DashMap` keyed by `metrics::Key` (name + labels), looked up
 //!   with the key's precomputed hash. A [`CounterHandle`] points straight at a cell: updates through it are a few
 //!   atomic operations, with no lock and no allocation. The name-based [`Counters`] methods look the name up first.
+//!   The recorder serves `metrics` macros on label-less keys from a per-thread cache of handles, and the layer
+//!   finds a span's counter in a per-thread cache of callsites and times it with quanta's clock (the CPU's time
+//!   stamp counter where it is reliable). BENCHMARKS.md has the figures beside the peers.
 //! - A dump snapshots the store and hands the non-empty counters to the sink. With `reset_timeout` = 0 (pip's
 //!   default) values are cumulative and every dump sends the totals; otherwise the dump that comes once
 //!   `reset_timeout` has passed takes the values out, and they are merged back if the save fails, so nothing

@@ -3,42 +3,17 @@
 
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
-
 use tokio::sync::Mutex;
 
 use cloudwatch_counters::{CachedCounters, CounterType, Counters, CountersOptions};
+use common::bytes_in_use::{in_use, BytesInUse};
 use common::{capture_logs, find, RecordingSink};
 
-struct TrackingAllocator;
-
-static IN_USE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for TrackingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        IN_USE.fetch_add(layout.size() as isize, Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        IN_USE.fetch_sub(layout.size() as isize, Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        IN_USE.fetch_add(new_size as isize - layout.size() as isize, Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: TrackingAllocator = TrackingAllocator;
+static GLOBAL: BytesInUse = BytesInUse;
 
 /// The tests of this file measure process-wide memory: one at a time.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
-
-fn in_use() -> isize {
-    IN_USE.load(Relaxed)
-}
 
 #[tokio::test]
 async fn a_million_label_values_stop_at_the_cap_with_memory_bounded() {

@@ -2,37 +2,17 @@
 //! creating 100,000 labelled counters through the `metrics` macros, divided by 100,000. Run with `--nocapture`
 //! to see the figure.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
+mod common;
 
 use cloudwatch_counters::{CachedCounters, CountersOptions, LogSink};
+use common::bytes_in_use::{in_use, BytesInUse};
 
 /// The most bytes one counter may hold (key, labels, cell and its share of the map).
 const BUDGET: usize = 256;
 const COUNTERS: usize = 100_000;
 
-struct CountingAllocator;
-
-/// Bytes allocated and not yet freed, by every thread (requested sizes, without the allocator's own overhead).
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-unsafe impl GlobalAlloc for CountingAllocator {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Relaxed);
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Relaxed);
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(new_size as isize - layout.size() as isize, Relaxed);
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: CountingAllocator = CountingAllocator;
+static GLOBAL: BytesInUse = BytesInUse;
 
 #[test]
 fn a_labelled_counter_holds_at_most_256_bytes() {
@@ -41,7 +21,7 @@ fn a_labelled_counter_holds_at_most_256_bytes() {
     let recorder = counters.recorder();
     // Warm up whatever the first registration sets up once (thread-locals, lazily built state).
     metrics::with_local_recorder(&recorder, || metrics::counter!("warm.up").increment(1));
-    let before = LIVE.load(Relaxed);
+    let before = in_use();
     metrics::with_local_recorder(&recorder, || {
         for i in 0..COUNTERS {
             // Half the counters have one label, half two; every label set is distinct.
@@ -53,7 +33,7 @@ fn a_labelled_counter_holds_at_most_256_bytes() {
             }
         }
     });
-    let held = usize::try_from(LIVE.load(Relaxed) - before).expect("memory was freed, not held");
+    let held = usize::try_from(in_use() - before).expect("memory was freed, not held");
     assert_eq!(counters.len(), COUNTERS + 1);
     let per_counter = held / COUNTERS;
     println!("memory per counter: {per_counter} bytes ({held} bytes for {COUNTERS} counters with 1-2 labels)");

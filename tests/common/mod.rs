@@ -1,6 +1,7 @@
 //! Test helpers shared by the integration tests: a sink that records what it is given.
 #![allow(dead_code)]
 
+pub mod bytes_in_use;
 pub mod localstack;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -118,9 +118,21 @@ impl Logs {
     }
 }
 
-impl std::io::Write for Logs {
+thread_local! {
+    /// Where this thread's log lines go while a capture is on.
+    static CAPTURE: std::cell::RefCell<Option<Logs>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Writes to the capture of the thread it runs on, if there is one.
+struct ThreadWriter;
+
+impl std::io::Write for ThreadWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
+        CAPTURE.with(|capture| {
+            if let Some(logs) = &*capture.borrow() {
+                logs.0.lock().unwrap().extend_from_slice(buf);
+            }
+        });
         Ok(buf.len())
     }
 
@@ -129,14 +141,30 @@ impl std::io::Write for Logs {
     }
 }
 
-/// Captures every `tracing` event of the current thread (TRACE and up) until the guard is dropped.
-pub fn capture_logs() -> (tracing::subscriber::DefaultGuard, Logs) {
+/// Ends a capture when dropped.
+pub struct CaptureGuard(());
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        CAPTURE.with(|capture| capture.borrow_mut().take());
+    }
+}
+
+/// Captures every `tracing` event of the current thread (TRACE and up, every target) until the guard is dropped.
+///
+/// The subscriber is the process's global one, installed once: a scoped (`set_default`) subscriber can miss
+/// events when other tests of the binary register the same callsites on threads without one.
+pub fn capture_logs() -> (CaptureGuard, Logs) {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(|| ThreadWriter)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber in the tests");
+    });
     let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    (tracing::subscriber::set_default(subscriber), logs)
+    CAPTURE.with(|capture| *capture.borrow_mut() = Some(logs.clone()));
+    (CaptureGuard(()), logs)
 }

@@ -129,9 +129,12 @@ async fn throttling_backs_off_two_four_eight_intervals_with_jitter() {
     c.open().await.unwrap();
     c.increment("calls", 1);
     let start = Instant::now();
-    while seen.count() < 5 {
-        tokio::time::sleep(Duration::from_millis(100)).await; // paused clock: advances instantly
-    }
+    let five_requests = async {
+        while seen.count() < 5 {
+            tokio::time::sleep(Duration::from_millis(100)).await; // paused clock: advances instantly
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(3600), five_requests).await.expect("five requests within an hour");
     let mut times = vec![start];
     times.extend(seen.times());
     let gaps: Vec<f64> = times.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).collect();

@@ -208,9 +208,12 @@ async fn a_failing_timer_warns_once_a_minute_and_says_when_it_recovers() {
     c.open().unwrap();
     c.increment("calls", 1);
     sink.set_failing(true);
-    while c.telemetry().dumps_failed < 30 {
-        tokio::time::sleep(Duration::from_millis(100)).await; // paused clock: the timer's ticks come at once
-    }
+    let thirty_failures = async {
+        while c.telemetry().dumps_failed < 30 {
+            tokio::time::sleep(Duration::from_millis(100)).await; // paused clock: the timer's ticks come at once
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(3600), thirty_failures).await.expect("the timer kept dumping");
     assert_eq!(logs.lines_with("dumping counters failed"), 1, "30 failures in 30 s: one warning");
     sink.set_failing(false);
     sink.wait_for_saves(1).await;

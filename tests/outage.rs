@@ -101,7 +101,9 @@ async fn an_outage_loses_nothing_and_the_next_tick_delivers_it_all() {
     let mut recorded = 5;
     let err = counters.dump().await.expect_err("the server is down");
     println!("dump during the outage: {err}");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     while counters.telemetry().dumps_failed < failed_before + 3 {
+        assert!(tokio::time::Instant::now() < deadline, "the timer's dumps did not fail (or run) during the outage");
         counters.increment("orders", 1); // recording goes on while the timer's dumps fail
         recorded += 1;
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -17,7 +17,7 @@ use crate::error::Error;
 use crate::sink::Sink;
 use crate::store::Store;
 use crate::telemetry::{self, Telemetry};
-use crate::warn::WarnEvery;
+use crate::warn::{shown_name, WarnEvery};
 
 tokio::task_local! {
     /// Set while a dump runs, so the tracing layer never times or counts the work of publishing.
@@ -127,10 +127,9 @@ impl Shared {
     pub(crate) fn labels_cut(&self, metric: &str, labels: usize) {
         let total = self.labels_cut.fetch_add(1, Relaxed) + 1;
         if self.warn_labels.ready() {
-            let metric: String = metric.chars().take(80).collect();
             tracing::warn!(
                 target: "cloudwatch_counters",
-                metric = %metric.escape_debug(),
+                metric = %shown_name(metric),
                 labels,
                 cut_so_far = total,
                 "metric has more labels than CloudWatch's 30 dimensions allow (InstanceID included); labels after the first {} are dropped",
@@ -182,7 +181,7 @@ impl Shared {
             }
         }
         let mut report = DumpReport { saved: 0, reset, rejected_values: snap.rejected };
-        if snap.counters.is_empty() || !(snap.dirty || state.retry || reset) {
+        if !snap.needs_save(state.retry || reset) {
             if reset {
                 state.last_reset = Instant::now();
             }
@@ -310,7 +309,7 @@ impl Shared {
     fn flush_on_drop(&mut self, handle: &Handle) {
         let retry = self.state.get_mut().retry;
         let snap = self.store.snapshot(false);
-        if snap.counters.is_empty() || !(snap.dirty || retry) {
+        if !snap.needs_save(retry) {
             return;
         }
         let sink = Arc::clone(&self.sink);

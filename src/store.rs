@@ -18,7 +18,7 @@ use metrics::Key;
 
 use crate::cell::{Cell, Taken};
 use crate::counter::{Counter, CounterType};
-use crate::warn::WarnEvery;
+use crate::warn::{shown_name, WarnEvery};
 
 /// A hasher for `metrics::Key`, whose `Hash` writes only its precomputed 64-bit hash.
 #[derive(Default)]
@@ -57,6 +57,12 @@ pub(crate) struct Snapshot {
 }
 
 impl Snapshot {
+    /// Whether the snapshot is worth a save: it holds counters, and something changed since the last snapshot or
+    /// `force` (a previous save failed, or a reset is due) says to send anyway.
+    pub(crate) fn needs_save(&self, force: bool) -> bool {
+        !self.counters.is_empty() && (self.dirty || force)
+    }
+
     /// Puts taken contents back into their cells (the save failed): those at the `failed` indices of
     /// `counters`, or all of them when `failed` is `None`.
     pub(crate) fn merge_back(&self, failed: Option<&[usize]>) {
@@ -132,20 +138,18 @@ impl Store {
     /// [`Store::cell`], creating a missing cell with a histogram `scale` (see [`Cell::with_scale`]).
     #[inline]
     pub(crate) fn scaled_cell(&self, key: &Key, kind: CounterType, scale: f64) -> Arc<Cell> {
-        if let Some(cell) = self.map.get(key) {
-            if cell.kind() == kind {
-                return Arc::clone(&cell);
-            }
-        }
-        self.insert(key, kind, scale)
+        self.existing(key, kind).unwrap_or_else(|| self.insert(key, kind, scale))
     }
 
     /// The cell for one of this crate's own counters (self-telemetry): not subject to the cap.
     pub(crate) fn reserved_cell(&self, key: &Key, kind: CounterType) -> Arc<Cell> {
-        match self.map.get(key) {
-            Some(cell) if cell.kind() == kind => Arc::clone(&cell),
-            _ => self.insert_within(key, kind, 1.0, usize::MAX),
-        }
+        self.existing(key, kind).unwrap_or_else(|| self.insert_within(key, kind, 1.0, usize::MAX))
+    }
+
+    /// The cell for `key` if it exists with type `kind`.
+    #[inline]
+    fn existing(&self, key: &Key, kind: CounterType) -> Option<Arc<Cell>> {
+        self.map.get(key).filter(|cell| cell.kind() == kind).map(|cell| Arc::clone(&cell))
     }
 
     #[cold]
@@ -180,10 +184,9 @@ impl Store {
     fn refuse(&self, key: &Key, kind: CounterType) -> Arc<Cell> {
         let dropped = self.dropped.fetch_add(1, Relaxed) + 1;
         if self.warn_dropped.ready() {
-            let name: String = key.name().chars().take(80).collect();
             tracing::warn!(
                 target: "cloudwatch_counters",
-                metric = %name.escape_debug(),
+                metric = %shown_name(key.name()),
                 max_counters = self.max.load(Relaxed),
                 dropped_so_far = dropped,
                 "the counters are full (options.max_counters); new keys are dropped and their updates not published"

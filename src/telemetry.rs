@@ -68,7 +68,7 @@ impl Telemetry {
 
     /// Datums skipped for `reason`.
     pub fn skipped(&self, reason: SkipReason) -> u64 {
-        SkipReason::ALL.iter().position(|r| *r == reason).map_or(0, |i| self.skipped[i])
+        self.skipped[crate::sink::limits::index(reason)]
     }
 
     /// Datums skipped for any reason.
@@ -76,34 +76,53 @@ impl Telemetry {
         self.skipped.iter().sum()
     }
 
-    /// Each published counter's key and total.
-    fn entries(&self) -> impl Iterator<Item = (Key, u64)> + '_ {
-        let plain = [
-            ("cloudwatch_counters.datums_sent", self.datums_sent),
-            ("cloudwatch_counters.requests_sent", self.requests_sent),
-            ("cloudwatch_counters.requests_failed", self.requests_failed),
-            ("cloudwatch_counters.keys_dropped", self.keys_dropped),
-            ("cloudwatch_counters.values_rejected", self.values_rejected),
-            ("cloudwatch_counters.dumps_failed", self.dumps_failed),
-            ("cloudwatch_counters.labels_cut", self.labels_cut),
-        ];
-        let skipped = SkipReason::ALL.iter().zip(self.skipped).map(|(reason, n)| {
-            let label = Label::from_static_parts("reason", reason.as_str());
-            (Key::from_parts("cloudwatch_counters.datums_skipped", vec![label]), n)
-        });
-        plain.into_iter().map(|(name, n)| (Key::from_static_name(name), n)).chain(skipped)
+    /// The totals of the plain counters, in the order of [`PLAIN_NAMES`].
+    fn plain(&self) -> [u64; PLAIN_NAMES.len()] {
+        [
+            self.datums_sent,
+            self.requests_sent,
+            self.requests_failed,
+            self.keys_dropped,
+            self.values_rejected,
+            self.dumps_failed,
+            self.labels_cut,
+        ]
     }
 }
+
+/// The names of the published counters without dimensions.
+const PLAIN_NAMES: [&str; 7] = [
+    "cloudwatch_counters.datums_sent",
+    "cloudwatch_counters.requests_sent",
+    "cloudwatch_counters.requests_failed",
+    "cloudwatch_counters.keys_dropped",
+    "cloudwatch_counters.values_rejected",
+    "cloudwatch_counters.dumps_failed",
+    "cloudwatch_counters.labels_cut",
+];
 
 /// Adds to the telemetry counters in `store` what happened between `published` and `now`. The counters are
 /// left clean, so that telemetry alone never makes a dump send.
 pub(crate) fn record_deltas(store: &Store, published: &Telemetry, now: &Telemetry) {
-    for ((key, now), (_, before)) in now.entries().zip(published.entries()) {
-        let delta = now.saturating_sub(before);
-        if delta > 0 {
-            let cell = store.reserved_cell(&key, CounterType::Increment);
-            cell.add(i64::try_from(delta).unwrap_or(i64::MAX));
-            cell.take_dirty();
-        }
+    let plain = PLAIN_NAMES.iter().zip(now.plain().into_iter().zip(published.plain()));
+    for (name, (now, before)) in plain {
+        add_delta(store, || Key::from_static_name(name), now.saturating_sub(before));
+    }
+    let skipped = SkipReason::ALL.iter().zip(now.skipped.into_iter().zip(published.skipped));
+    for (reason, (now, before)) in skipped {
+        let key = || {
+            let label = Label::from_static_parts("reason", reason.as_str());
+            Key::from_parts("cloudwatch_counters.datums_skipped", vec![label])
+        };
+        add_delta(store, key, now.saturating_sub(before));
+    }
+}
+
+/// Adds `delta` to the Increment counter `key` (built only when there is something to add), leaving it clean.
+fn add_delta(store: &Store, key: impl FnOnce() -> Key, delta: u64) {
+    if delta > 0 {
+        let cell = store.reserved_cell(&key(), CounterType::Increment);
+        cell.add(i64::try_from(delta).unwrap_or(i64::MAX));
+        cell.take_dirty();
     }
 }

@@ -26,6 +26,11 @@ impl WarnEvery {
     }
 }
 
+/// A metric name as a warning shows it: at most 80 characters, control and non-ASCII characters escaped.
+pub(crate) fn shown_name(name: &str) -> String {
+    name.chars().take(80).collect::<String>().escape_debug().to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -65,12 +65,12 @@ fn scripted(script: impl Fn(usize) -> Option<(&'static str, u16)> + Send + Sync 
     (client, seen)
 }
 
+/// An SDK configuration that sends through `http`, retrying as `retries` says.
+fn sdk(http: SharedHttpClient, retries: RetryConfig) -> SdkConfig {
+    SdkConfig::builder().behavior_version(BehaviorVersion::latest()).http_client(http).retry_config(retries).build()
+}
+
 fn counters(http: SharedHttpClient, retries: RetryConfig, options: CountersOptions) -> CloudWatchCounters {
-    let sdk = SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .http_client(http)
-        .retry_config(retries)
-        .build();
     CloudWatchCounters::builder()
         .namespace("faults")
         .instance("test-host")
@@ -78,7 +78,7 @@ fn counters(http: SharedHttpClient, retries: RetryConfig, options: CountersOptio
         .credentials("test", "test")
         .connect_timeout(Duration::from_secs(2))
         .options(options)
-        .sdk_config(sdk)
+        .sdk_config(sdk(http, retries))
         .build()
 }
 
@@ -166,18 +166,13 @@ async fn a_server_that_never_answers_times_out_after_connect_timeout() {
 #[tokio::test(start_paused = true)]
 async fn a_connection_that_never_opens_times_out_after_connect_timeout() {
     let (sdk_http, timeout) = (NeverTcpConnector::new().into_client(), Duration::from_millis(1500));
-    let sdk = SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .http_client(sdk_http)
-        .retry_config(RetryConfig::disabled())
-        .build();
     let c = CloudWatchCounters::builder()
         .namespace("faults")
         .region("us-east-1")
         .credentials("test", "test")
         .connect_timeout(timeout)
         .options(hour())
-        .sdk_config(sdk)
+        .sdk_config(sdk(sdk_http, RetryConfig::disabled()))
         .build();
     c.open().await.unwrap();
     c.increment("calls", 1);
@@ -215,18 +210,14 @@ async fn credentials_never_show_in_logs_errors_or_debug_output() {
     const SECRET: &str = "wJalrXUtnFEMI-K7MDENG-SECRET";
     let (logs_guard, logs) = common::capture_logs(); // every level of every target, the AWS SDK's included
     let (http, _seen) = scripted(|n| (n > 0).then_some(("SignatureDoesNotMatch", 403)));
-    let sdk = SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .http_client(http)
-        .retry_config(RetryConfig::disabled())
-        .build();
     let config = ConfigParams::from_tuples([
         ("source", "secrets"),
         ("connection.region", "us-east-1"),
         ("credential.access_id", "AKIDEXAMPLE"),
         ("credential.access_key", SECRET),
     ]);
-    let counters = CloudWatchCounters::builder().config(&config).unwrap().sdk_config(sdk).build();
+    let counters =
+        CloudWatchCounters::builder().config(&config).unwrap().sdk_config(sdk(http, RetryConfig::disabled())).build();
     counters.open().await.unwrap();
     counters.increment("calls", 1);
     counters.dump().await.expect("the first request is accepted");

@@ -47,22 +47,8 @@ fn free_port() -> u16 {
 
 /// The sum of everything put for `metric` so far, or `None` before anything arrived.
 async fn sum(client: &aws_sdk_cloudwatch::Client, ns: &str, metric: &str) -> Option<(f64, f64)> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
-    let start = (now - 3600) / 60 * 60;
-    let out = client
-        .get_metric_statistics()
-        .namespace(ns)
-        .metric_name(metric)
-        .dimensions(aws_sdk_cloudwatch::types::Dimension::builder().name("InstanceID").value("outage-host").build())
-        .start_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(start))
-        .end_time(aws_sdk_cloudwatch::primitives::DateTime::from_secs(start + 7200))
-        .period(7200)
-        .statistics(aws_sdk_cloudwatch::types::Statistic::Sum)
-        .statistics(aws_sdk_cloudwatch::types::Statistic::SampleCount)
-        .send()
-        .await
-        .ok()?;
-    let p = out.datapoints().first()?;
+    let points = localstack::datapoints(client, ns, metric, &[("InstanceID", "outage-host")]).await.ok()?;
+    let p = points.first()?;
     Some((p.sample_count()?, p.sum()?))
 }
 

@@ -6,7 +6,7 @@ use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, SystemTime};
 
-use crate::warn::WarnEvery;
+use crate::warn::{shown_name, WarnEvery};
 
 /// Most dimensions on one datum (InstanceID included).
 pub const MAX_DIMENSIONS: usize = 30;
@@ -167,11 +167,10 @@ impl SkipCounts {
         let i = index(reason);
         let total = self.counts[i].fetch_add(1, Relaxed) + 1;
         if self.warn[i].ready() {
-            let metric: String = metric.chars().take(80).collect();
             tracing::warn!(
                 target: "cloudwatch_counters",
                 reason = reason.as_str(),
-                metric = %metric.escape_debug(),
+                metric = %shown_name(metric),
                 skipped_so_far = total,
                 "a datum was not sent to CloudWatch: {}; the rest of the batch is sent",
                 reason.explain()
@@ -195,7 +194,8 @@ impl SkipCounts {
     }
 }
 
-fn index(reason: SkipReason) -> usize {
+/// The position of `reason` in [`SkipReason::ALL`] (and in every per-reason array).
+pub(crate) fn index(reason: SkipReason) -> usize {
     SkipReason::ALL.iter().position(|r| *r == reason).unwrap_or(0)
 }
 

@@ -98,6 +98,18 @@ pub fn recording_client() -> (Client, Requests) {
 
 /// The one datapoint holding everything put for `metric` in the last hours (one bucket, minute-aligned).
 pub async fn statistics(client: &Client, namespace: &str, metric: &str, dims: &[(&str, &str)]) -> Datapoint {
+    let points = datapoints(client, namespace, metric, dims).await.expect("GetMetricStatistics");
+    assert_eq!(points.len(), 1, "one bucket expected for {metric}: {points:?}");
+    points[0].clone()
+}
+
+/// The datapoints of `metric` from an hour ago on, in two-hour buckets (minute-aligned): at most one.
+pub async fn datapoints(
+    client: &Client,
+    namespace: &str,
+    metric: &str,
+    dims: &[(&str, &str)],
+) -> Result<Vec<Datapoint>, aws_sdk_cloudwatch::Error> {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
     let start = (now - 3600) / 60 * 60;
     let dimensions: Vec<Dimension> =
@@ -116,11 +128,8 @@ pub async fn statistics(client: &Client, namespace: &str, metric: &str, dims: &[
         .statistics(Statistic::Maximum)
         .statistics(Statistic::Average)
         .send()
-        .await
-        .expect("GetMetricStatistics");
-    let points = out.datapoints();
-    assert_eq!(points.len(), 1, "one bucket expected for {metric}: {points:?}");
-    points[0].clone()
+        .await?;
+    Ok(out.datapoints().to_vec())
 }
 
 /// Every metric name in `namespace`, following pagination.

@@ -19,7 +19,7 @@ async fn main() -> Result<(), cloudwatch_counters::Error> {
     let options = CountersOptions::default().interval(Duration::from_secs(1));
 
     let log = LogCounters::new(options.clone());
-    log.open()?;
+    log.open().await?;
     let mut all = CompositeCounters::new(vec![Arc::new(log.counters().clone())]);
     let cloudwatch = if publish {
         let mut builder = CloudWatchCounters::builder()
@@ -33,7 +33,7 @@ async fn main() -> Result<(), cloudwatch_counters::Error> {
                 .credentials("test", "test")
                 .region(std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".to_owned()));
         }
-        let cw = builder.build();
+        let cw = builder.build()?;
         cw.open().await?;
         all.add(Arc::new(cw.counters().clone()));
         Some(cw)
@@ -44,7 +44,7 @@ async fn main() -> Result<(), cloudwatch_counters::Error> {
     let deadline = tokio::time::sleep(Duration::from_secs(seconds));
     let stop = async {
         tokio::select! {
-            _ = deadline => {}
+            () = deadline => {}
             _ = tokio::signal::ctrl_c() => println!("-- Ctrl-C --"),
         }
     };
@@ -57,8 +57,8 @@ async fn main() -> Result<(), cloudwatch_counters::Error> {
         // Interval: a timed operation, in milliseconds.
         let timing = all.begin_timing("quickstart.handle.exec_time");
         tokio::select! {
-            _ = &mut stop => break,
-            _ = tokio::time::sleep(Duration::from_millis(40 + u64::from(request % 7) * 5)) => {}
+            () = &mut stop => break,
+            () = tokio::time::sleep(Duration::from_millis(40 + u64::from(request % 7) * 5)) => {}
         }
         timing.end_timing();
         // Statistics: any sampled value.

@@ -33,23 +33,20 @@ async fn list_orders() {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let options = CountersOptions::default().interval(Duration::from_secs(1));
     let (counters, cloudwatch): (CachedCounters, Option<CloudWatchCounters>) =
-        match std::env::var("CLOUDWATCH_ENDPOINT") {
-            Ok(endpoint) => {
-                let cw = CloudWatchCounters::builder()
-                    .namespace("cloudwatch-counters/service-example")
-                    .region("us-east-1")
-                    .endpoint_url(endpoint)
-                    .credentials("test", "test")
-                    .options(options)
-                    .build();
-                cw.open().await?;
-                (cw.counters().clone(), Some(cw))
-            }
-            Err(_) => {
-                let log = LogCounters::new(options);
-                log.open()?;
-                (log.counters().clone(), None)
-            }
+        if let Ok(endpoint) = std::env::var("CLOUDWATCH_ENDPOINT") {
+            let cw = CloudWatchCounters::builder()
+                .namespace("cloudwatch-counters/service-example")
+                .region("us-east-1")
+                .endpoint_url(endpoint)
+                .credentials("test", "test")
+                .options(options)
+                .build()?;
+            cw.open().await?;
+            (cw.counters().clone(), Some(cw))
+        } else {
+            let log = LogCounters::new(options);
+            log.open().await?;
+            (log.counters().clone(), None)
         };
 
     // The two lines: time every span, and record every metrics macro.
@@ -64,7 +61,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     tokio::select! {
-        _ = work => {}
+        () = work => {}
         _ = tokio::signal::ctrl_c() => println!("-- Ctrl-C --"),
     }
     println!("-- closing: the final flush follows --");

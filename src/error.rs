@@ -5,6 +5,7 @@ use std::fmt;
 
 /// A configuration value that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// A key holds a value of the wrong form.
     #[error("configuration key `{key}` must be {expected}, but is {value:?}")]
@@ -72,8 +73,9 @@ impl SaveError {
     }
 }
 
-/// Any failure of this crate's public operations.
+/// Any failure of this crate's public operations. Each variant is one cause; match on it to react.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The configuration cannot be used.
     #[error(transparent)]
@@ -87,13 +89,66 @@ pub enum Error {
     /// The background thread that drives dumps for programs without a tokio runtime could not be started.
     #[error("could not start the cloudwatch-counters background thread: {0}")]
     Thread(#[source] std::io::Error),
-    /// `open` could not reach a usable CloudWatch client (no region, no credentials, ...). Nothing was started;
-    /// fix the cause and call `open` again.
-    #[error("cannot open CloudWatch counters: {0}")]
-    Open(String),
     /// The background runtime stopped before the operation finished.
     #[error("the cloudwatch-counters background runtime has stopped")]
     RuntimeGone,
+    /// `open` found no AWS region. Nothing was started; set one and call `open` again.
+    #[error(
+        "cannot open CloudWatch counters: no AWS region: set `connection.region` (or AWS_REGION / a profile's region)"
+    )]
+    NoRegion,
+    /// `open` found no AWS credentials. Nothing was started; provide them and call `open` again. The message
+    /// summarizes the credential chain's answer; [`source`](std::error::Error::source) has all of it.
+    #[error(
+        "cannot open CloudWatch counters: no AWS credentials ({summary}): set `credential.access_id` and \
+         `credential.access_key`, or make them available to the default chain (environment, profile, IMDS)"
+    )]
+    NoCredentials {
+        /// The first line of the credential chain's answer.
+        summary: String,
+        /// The credential chain's error.
+        #[source]
+        source: Box<dyn StdError + Send + Sync>,
+    },
+    /// Looking up credentials took longer than `options.connect_timeout`.
+    #[error(
+        "cannot open CloudWatch counters: looking up AWS credentials took longer than options.connect_timeout ({0:?})"
+    )]
+    CredentialsTimeout(std::time::Duration),
+    /// The endpoint is plain `http://` to a host that is not this machine: signed requests and their data would
+    /// cross the network unencrypted.
+    #[error(
+        "cannot open CloudWatch counters: refusing plain http to {host}: requests would leave this machine \
+         unencrypted; use an https:// endpoint (plain http is only allowed to loopback servers)"
+    )]
+    InsecureEndpoint {
+        /// The endpoint's host.
+        host: String,
+    },
+    /// The endpoint URL cannot be used.
+    #[error("cannot open CloudWatch counters: the endpoint {url:?} is not a usable URL: {reason}")]
+    InvalidEndpoint {
+        /// The endpoint as configured.
+        url: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// `install` found a global recorder or tracing subscriber already set.
+    #[error("cannot install the counters: a global {0} is already set")]
+    AlreadyInstalled(&'static str),
+}
+
+#[cfg(feature = "cloudwatch")]
+/// The first line of an error's message, at most 200 characters: what a user needs to read, not the SDK's
+/// whole debug output.
+pub(crate) fn summarize(err: &dyn StdError) -> String {
+    let text = err.to_string();
+    let line = text.lines().next().unwrap_or_default();
+    let mut summary: String = line.chars().take(200).collect();
+    if summary.len() < line.len() {
+        summary.push_str("...");
+    }
+    summary
 }
 
 /// A string that hides its content in `Debug` and `Display` (for credentials).

@@ -44,47 +44,46 @@
 //! - Dropping open counters without `close()` flushes best-effort (see [`CachedCounters`]); a global recorder
 //!   or layer is never dropped, so call `close()` on shutdown.
 
-#![warn(missing_docs)]
+#![forbid(unsafe_code)]
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
-mod cell;
-mod cloudwatch;
-mod composite;
 mod config;
-mod counter;
 mod counters;
 mod error;
 mod exporter;
-mod handle;
-pub mod layer;
-mod null;
-mod recorder;
+mod frontend;
+#[cfg(feature = "cloudwatch")]
+mod install;
+mod model;
+mod publishing;
 pub mod sink;
-mod span_cache;
 mod store;
-mod telemetry;
-mod thread_cache;
-mod timing;
 mod warn;
 
-pub use cloudwatch::{CloudWatchCounters, CloudWatchCountersBuilder};
-pub use composite::CompositeCounters;
-pub use config::{
-    CloudWatchSettings, ConfigParams, CountersOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_INTERVAL, DEFAULT_MAX_COUNTERS,
-    MAX_BATCH_SIZE,
-};
-pub use counter::{Counter, CounterType};
-pub use counters::{CachedCounters, Counters};
+/// The tracing layer's settings and constants: see [`CountersLayer`].
+pub mod layer {
+    pub use crate::frontend::layer::{
+        CountersLayer, CountersLayerBuilder, NamingFn, COUNTER_FIELD, DEFAULT_EXCLUDED_TARGETS,
+    };
+}
+
+#[cfg(feature = "cloudwatch")]
+pub use config::{CloudWatchSettings, DEFAULT_CONNECT_TIMEOUT, MAX_BATCH_SIZE};
+pub use config::{ConfigParams, CountersOptions, DEFAULT_INTERVAL, DEFAULT_MAX_COUNTERS};
+pub use counters::{CachedCounters, CompositeCounters, LogCounters, NullCounters};
+#[cfg(feature = "cloudwatch")]
+pub use counters::{CloudWatchCounters, CloudWatchCountersBuilder};
 pub use error::{ConfigError, Error, SaveError, Secret};
-pub use exporter::DumpReport;
-pub use handle::CounterHandle;
-pub use layer::{CountersLayer, CountersLayerBuilder};
-pub use null::NullCounters;
-pub use recorder::{CountersRecorder, MAX_LABELS};
-pub use sink::log::{LogCounters, LogSink};
-pub use sink::{Sink, SinkCounts};
-pub use telemetry::{Telemetry, TELEMETRY_PREFIX};
-pub use timing::CounterTiming;
+pub use exporter::{DumpReport, Telemetry, TELEMETRY_PREFIX};
+pub use frontend::counters_api::Counters;
+pub use frontend::handle::CounterHandle;
+pub use frontend::layer::{CountersLayer, CountersLayerBuilder};
+pub use frontend::recorder::CountersRecorder;
+pub use frontend::timing::CounterTiming;
+#[cfg(feature = "cloudwatch")]
+pub use install::CountersGuard;
+pub use model::{Counter, CounterType, MAX_DIMENSIONS, MAX_LABELS};
+pub use sink::{LogSink, SaveFuture, Sink, SinkCounts, SkipReason};

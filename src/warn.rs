@@ -16,7 +16,7 @@ pub(crate) struct WarnEvery {
 impl WarnEvery {
     /// True the first time and then at most once every [`WARN_EVERY`]; each `true` starts a new minute.
     pub(crate) fn ready(&self) -> bool {
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         if last.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
             *last = Some(Instant::now());
             true

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, SystemTime};
 
-use cloudwatch_counters::sink::limits::SkipReason;
+use cloudwatch_counters::SkipReason;
 use cloudwatch_counters::{CloudWatchCounters, CounterType, Counters, Telemetry};
 use common::capture_logs;
 use common::localstack::{self, statistics, unique_namespace};
@@ -62,7 +62,7 @@ const ROWS: &[Row] = &[
         what: "1025-char dimension value",
         record: |c| {
             let key = Key::from_parts("long_value", vec![Label::new("k", "v".repeat(1025))]);
-            c.handle_for_key(&key, CounterType::Increment).increment(1)
+            c.handle_for_key(&key, CounterType::Increment).increment(1);
         },
         outcome: Outcome::Skipped(SkipReason::DimensionValue),
     },
@@ -70,7 +70,7 @@ const ROWS: &[Row] = &[
         what: "= in name and value",
         record: |c| {
             let key = Key::from_parts("a=b", vec![Label::new("k", "x=y")]);
-            c.handle_for_key(&key, CounterType::Increment).increment(1)
+            c.handle_for_key(&key, CounterType::Increment).increment(1);
         },
         outcome: Outcome::Arrives("a=b", &[("k", "x=y")]),
     },
@@ -83,7 +83,7 @@ const ROWS: &[Row] = &[
         what: "non-ASCII dimension value",
         record: |c| {
             let key = Key::from_parts("city", vec![Label::new("name", "Z\u{fc}rich")]);
-            c.handle_for_key(&key, CounterType::Increment).increment(1)
+            c.handle_for_key(&key, CounterType::Increment).increment(1);
         },
         outcome: Outcome::Skipped(SkipReason::DimensionValue),
     },

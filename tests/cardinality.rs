@@ -17,9 +17,9 @@ static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 #[tokio::test]
 async fn a_million_label_values_stop_at_the_cap_with_memory_bounded() {
-    let _serial = ONE_AT_A_TIME.lock().await;
     const CAP: usize = 10_000;
     const KEYS: usize = 1_000_000;
+    let _serial = ONE_AT_A_TIME.lock().await;
     let sink = RecordingSink::default();
     let counters = CachedCounters::new(sink.clone(), CountersOptions::default().max_counters(CAP));
     let recorder = counters.recorder();

@@ -7,27 +7,28 @@ use cloudwatch_counters::{CloudWatchCounters, ConfigParams, Error};
 async fn a_missing_namespace_fails_open_and_leaves_it_closed_then_open_can_be_retried() {
     let counters = CloudWatchCounters::builder()
         .sdk_config(SdkConfig::builder().behavior_version(BehaviorVersion::latest()).build())
-        .build();
+        .build()
+        .unwrap();
     let err = counters.open().await.unwrap_err();
     assert!(err.to_string().contains("source"), "{err}");
     assert!(!counters.is_open());
     // Retry after fixing the namespace: now the region is what is missing, and it says so.
     counters.configure(&ConfigParams::from_tuples([("source", "MyApp")])).unwrap();
     let err = counters.open().await.unwrap_err();
-    assert!(matches!(err, Error::Open(_)) && err.to_string().contains("region"), "{err}");
+    assert!(matches!(err, Error::NoRegion) && err.to_string().contains("region"), "{err}");
     assert!(!counters.is_open());
 }
 
 #[tokio::test]
 async fn a_reserved_namespace_is_refused() {
-    let counters = CloudWatchCounters::builder().namespace("AWS/EC2").build();
+    let counters = CloudWatchCounters::builder().namespace("AWS/EC2").build().unwrap();
     let err = counters.open().await.unwrap_err();
     assert!(err.to_string().contains("AWS/"), "{err}");
 }
 
 #[tokio::test]
 async fn errors_and_debug_output_never_show_the_secret_key() {
-    let counters = CloudWatchCounters::builder().credentials("AKIDEXAMPLE", "wJalrXUtnFEMI-SECRET").build();
+    let counters = CloudWatchCounters::builder().credentials("AKIDEXAMPLE", "wJalrXUtnFEMI-SECRET").build().unwrap();
     let debug = format!("{counters:?}");
     assert!(!debug.contains("wJalrXUtnFEMI-SECRET") && debug.contains("AKIDEXAMPLE"), "{debug}");
     let err = counters.open().await.unwrap_err();
@@ -36,8 +37,8 @@ async fn errors_and_debug_output_never_show_the_secret_key() {
 
 #[tokio::test]
 async fn dumping_before_open_keeps_the_data() {
-    let counters = CloudWatchCounters::builder().namespace("MyApp").build();
-    cloudwatch_counters::Counters::increment(&*counters, "calls", 1);
+    let counters = CloudWatchCounters::builder().namespace("MyApp").build().unwrap();
+    cloudwatch_counters::Counters::increment(&counters, "calls", 1);
     let err = counters.dump().await.unwrap_err();
     assert!(err.to_string().contains("not open"), "{err}");
     assert_eq!(counters.get("calls", cloudwatch_counters::CounterType::Increment).count, Some(1));
@@ -53,9 +54,10 @@ async fn a_failed_put_returns_the_error_counts_it_and_keeps_the_data() {
         .endpoint_url("http://127.0.0.1:1")
         .connect_timeout(std::time::Duration::from_millis(500))
         .options(cloudwatch_counters::CountersOptions::default().reset_timeout(std::time::Duration::from_nanos(1)))
-        .build();
+        .build()
+        .unwrap();
     counters.open().await.unwrap();
-    cloudwatch_counters::Counters::increment(&*counters, "calls", 3);
+    cloudwatch_counters::Counters::increment(&counters, "calls", 3);
     let err = counters.dump().await.unwrap_err();
     assert!(matches!(err, Error::Save(_)), "{err}");
     assert!(err.to_string().contains("PutMetricData failed"), "{err}");

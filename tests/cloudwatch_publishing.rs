@@ -6,7 +6,7 @@ mod common;
 use std::time::{Duration, SystemTime};
 
 use aws_sdk_cloudwatch::types::StandardUnit;
-use cloudwatch_counters::sink::limits::SkipReason;
+use cloudwatch_counters::SkipReason;
 use cloudwatch_counters::{CloudWatchCounters, CounterType, Counters, CountersOptions};
 use common::localstack::{self, metric_names, recording_client, statistics, unique_namespace};
 use metrics::{Key, Label};
@@ -18,7 +18,8 @@ async fn open_counters(namespace: &str) -> (CloudWatchCounters, localstack::Requ
         .instance("test-host-1")
         .options(CountersOptions::default().interval(Duration::from_secs(3600)))
         .client(client)
-        .build();
+        .build()
+        .unwrap();
     counters.open().await.expect("open");
     (counters, requests)
 }
@@ -186,6 +187,7 @@ async fn publishing_never_feeds_the_layer_its_own_sdk_spans() {
     }
     assert_eq!(requests.count(), 3, "three real PutMetricData calls went through the SDK");
     let mut names: Vec<String> = counters
+        .counters()
         .get_all()
         .into_iter()
         .map(|c| c.name)

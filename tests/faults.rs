@@ -80,6 +80,7 @@ fn counters(http: SharedHttpClient, retries: RetryConfig, options: CountersOptio
         .options(options)
         .sdk_config(sdk(http, retries))
         .build()
+        .expect("valid settings")
 }
 
 fn hour() -> CountersOptions {
@@ -113,9 +114,17 @@ async fn persistent_server_errors_fail_the_dump_and_keep_every_value() {
     assert!(matches!(&err, Error::Save(e) if !e.is_throttled()), "{err}");
     assert_eq!(seen.count(), 3);
     c.increment("calls", 2);
-    assert_eq!(c.get_all().iter().find(|x| x.name == "calls").and_then(|x| x.count), Some(7), "nothing was lost");
+    assert_eq!(
+        c.counters().get_all().iter().find(|x| x.name == "calls").and_then(|x| x.count),
+        Some(7),
+        "nothing was lost"
+    );
     assert_eq!(c.dump().await.unwrap().saved, 3, "calls, and the telemetry's requests_failed and dumps_failed");
-    assert_eq!(c.get_all().iter().find(|x| x.name == "calls").and_then(|x| x.count), None, "reset after the save");
+    assert_eq!(
+        c.counters().get_all().iter().find(|x| x.name == "calls").and_then(|x| x.count),
+        None,
+        "reset after the save"
+    );
     let telemetry = c.telemetry();
     assert_eq!((telemetry.requests_failed, telemetry.dumps_failed, telemetry.datums_sent), (1, 1, 3));
 }
@@ -160,7 +169,7 @@ async fn a_server_that_never_answers_times_out_after_connect_timeout() {
     let err = tokio::time::timeout(Duration::from_secs(600), c.dump()).await.expect("no timeout applied").unwrap_err();
     assert_eq!(start.elapsed(), Duration::from_secs(2), "options.connect_timeout bounds each attempt: {err}");
     assert_eq!(http.num_calls(), 1);
-    assert_eq!(c.get_all()[0].count, Some(1), "kept for the next dump");
+    assert_eq!(c.counters().get_all()[0].count, Some(1), "kept for the next dump");
 }
 
 #[tokio::test(start_paused = true)]
@@ -173,7 +182,8 @@ async fn a_connection_that_never_opens_times_out_after_connect_timeout() {
         .connect_timeout(timeout)
         .options(hour())
         .sdk_config(sdk(sdk_http, RetryConfig::disabled()))
-        .build();
+        .build()
+        .unwrap();
     c.open().await.unwrap();
     c.increment("calls", 1);
     let start = Instant::now();
@@ -200,7 +210,8 @@ async fn plain_http_to_a_remote_endpoint_is_refused_at_open() {
         .region("us-east-1")
         .credentials("test", "test")
         .endpoint_url("http://monitoring.example.com")
-        .build();
+        .build()
+        .unwrap();
     let err = c.open().await.unwrap_err().to_string();
     assert!(err.contains("https://") && !c.is_open(), "{err}");
 }
@@ -217,7 +228,7 @@ async fn credentials_never_show_in_logs_errors_or_debug_output() {
         ("credential.access_key", SECRET),
     ]);
     let counters =
-        CloudWatchCounters::builder().config(&config).unwrap().sdk_config(sdk(http, RetryConfig::disabled())).build();
+        CloudWatchCounters::builder().config(&config).sdk_config(sdk(http, RetryConfig::disabled())).build().unwrap();
     counters.open().await.unwrap();
     counters.increment("calls", 1);
     counters.dump().await.expect("the first request is accepted");

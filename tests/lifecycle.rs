@@ -123,7 +123,7 @@ async fn get_creates_an_empty_counter_that_is_never_sent() {
 #[tokio::test(start_paused = true)]
 async fn the_timer_dumps_every_interval_without_any_update_arriving() {
     let (c, sink) = counters(CountersOptions::default().interval(Duration::from_secs(300)));
-    c.open().unwrap();
+    c.open().await.unwrap();
     assert!(c.is_open());
     c.increment("calls", 1);
     // pip dumps only when an update arrives after the interval; here the timer alone does it.
@@ -142,7 +142,7 @@ async fn the_timer_dumps_every_interval_without_any_update_arriving() {
 #[tokio::test]
 async fn close_flushes_what_the_timer_has_not_sent() {
     let (c, sink) = counters(CountersOptions::default());
-    c.open().unwrap();
+    c.open().await.unwrap();
     c.increment("calls", 3);
     let timing = c.begin_timing("op");
     drop(timing); // an un-ended timing records when dropped
@@ -156,7 +156,7 @@ async fn close_flushes_what_the_timer_has_not_sent() {
 #[test]
 fn programs_without_a_runtime_open_dump_and_close_on_a_thread_of_their_own() {
     let (c, sink) = counters(CountersOptions::default().interval(Duration::from_millis(20)));
-    c.open().unwrap();
+    c.open_blocking().unwrap();
     c.increment("calls", 1);
     sink.wait_for_saves_blocking(1, Duration::from_secs(30));
     c.increment("calls", 1);
@@ -205,7 +205,7 @@ async fn self_telemetry_is_published_with_the_next_save_unless_turned_off() {
 async fn a_failing_timer_warns_once_a_minute_and_says_when_it_recovers() {
     let (logs_guard, logs) = common::capture_logs();
     let (c, sink) = counters(CountersOptions::default().interval(Duration::from_secs(1)));
-    c.open().unwrap();
+    c.open().await.unwrap();
     c.increment("calls", 1);
     sink.set_failing(true);
     let thirty_failures = async {

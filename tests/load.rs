@@ -49,7 +49,7 @@ fn hammer(counters: &CloudWatchCounters, stop: &AtomicBool) -> Recorded {
                     std::thread::yield_now();
                 }
             }
-        })
+        });
     });
     r
 }

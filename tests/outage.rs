@@ -97,7 +97,7 @@ async fn an_outage_loses_nothing_and_the_next_tick_delivers_it_all() {
     counters.increment("orders", 7);
     counters.stats("latency", 5.0);
     recorded += 7;
-    let extra = recorded as f64;
+    let extra = f64::from(recorded);
 
     // The server is back (empty: a restarted LocalStack keeps nothing). The next tick delivers it all.
     tokio::task::block_in_place(|| server.start());

@@ -18,7 +18,7 @@ fn hourly(sink: &RecordingSink) -> CachedCounters {
 fn dropping_open_counters_outside_async_code_waits_for_the_flush() {
     let sink = RecordingSink::default();
     let counters = hourly(&sink);
-    counters.open().unwrap(); // no runtime here: the counters run their own thread
+    counters.open_blocking().unwrap(); // no runtime here: the counters run their own thread
     counters.increment("calls", 3);
     let layer_and_recorder_keep_them_alive = counters.recorder();
     drop(counters);
@@ -31,7 +31,7 @@ fn dropping_open_counters_outside_async_code_waits_for_the_flush() {
 async fn dropping_open_counters_inside_a_runtime_flushes_in_the_background() {
     let sink = RecordingSink::default();
     let counters = hourly(&sink);
-    counters.open().unwrap();
+    counters.open().await.unwrap();
     counters.stats("size", 4.0);
     drop(counters);
     tokio::time::timeout(Duration::from_secs(30), sink.wait_for_saves(1)).await.expect("the flush ran");

@@ -2,108 +2,30 @@
 //! break them. Emulators do not enforce these limits; CloudWatch rejects the whole request if one datum breaks
 //! one, so each datum is checked here and only the bad one is dropped.
 
-use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, SystemTime};
 
+use super::SkipReason;
 use crate::warn::{shown_name, WarnEvery};
 
-/// Most dimensions on one datum (InstanceID included).
-pub const MAX_DIMENSIONS: usize = 30;
 /// Longest metric name, namespace or dimension name, in characters.
-pub const MAX_NAME_LEN: usize = 255;
+pub(crate) const MAX_NAME_LEN: usize = 255;
 /// Longest dimension value, in characters.
-pub const MAX_DIMENSION_VALUE_LEN: usize = 1024;
+pub(crate) const MAX_DIMENSION_VALUE_LEN: usize = 1024;
 /// Largest magnitude CloudWatch accepts for a value: 2^360.
-pub const MAX_VALUE: f64 = 2.348_542_582_773_833_2e108;
+pub(crate) const MAX_VALUE: f64 = 2.348_542_582_773_833_2e108;
 /// Oldest a datum's timestamp may be.
-pub const MAX_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
+pub(crate) const MAX_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
 /// Furthest in the future a datum's timestamp may be.
-pub const MAX_AHEAD: Duration = Duration::from_secs(2 * 3600);
-
-/// Why a datum was not sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum SkipReason {
-    /// The metric name is empty, longer than 255 characters, not ASCII, or has control characters.
-    MetricName,
-    /// More than 30 dimensions.
-    TooManyDimensions,
-    /// A dimension name is empty, longer than 255 characters, starts with `:`, is not ASCII or has control
-    /// characters.
-    DimensionName,
-    /// A dimension value is empty, longer than 1024 characters, not ASCII or has control characters.
-    DimensionValue,
-    /// A value is NaN, infinite, or beyond +-2^360.
-    Value,
-    /// A statistic set with no samples.
-    EmptyStatistics,
-    /// A timestamp more than two weeks old.
-    TooOld,
-    /// A timestamp more than two hours ahead.
-    InFuture,
-    /// A storage resolution other than 1 or 60.
-    StorageResolution,
-}
-
-impl SkipReason {
-    /// Every reason, in a fixed order.
-    pub const ALL: [SkipReason; 9] = [
-        SkipReason::MetricName,
-        SkipReason::TooManyDimensions,
-        SkipReason::DimensionName,
-        SkipReason::DimensionValue,
-        SkipReason::Value,
-        SkipReason::EmptyStatistics,
-        SkipReason::TooOld,
-        SkipReason::InFuture,
-        SkipReason::StorageResolution,
-    ];
-
-    /// A short snake_case name, used in warnings and self-telemetry.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SkipReason::MetricName => "metric_name",
-            SkipReason::TooManyDimensions => "too_many_dimensions",
-            SkipReason::DimensionName => "dimension_name",
-            SkipReason::DimensionValue => "dimension_value",
-            SkipReason::Value => "value",
-            SkipReason::EmptyStatistics => "empty_statistics",
-            SkipReason::TooOld => "too_old",
-            SkipReason::InFuture => "in_future",
-            SkipReason::StorageResolution => "storage_resolution",
-        }
-    }
-
-    fn explain(self) -> &'static str {
-        match self {
-            SkipReason::MetricName => "metric names must be 1-255 ASCII characters without control characters",
-            SkipReason::TooManyDimensions => "a datum may have at most 30 dimensions, InstanceID included",
-            SkipReason::DimensionName => {
-                "dimension names must be 1-255 ASCII characters, without control characters, not starting with ':'"
-            }
-            SkipReason::DimensionValue => "dimension values must be 1-1024 ASCII characters without control characters",
-            SkipReason::Value => "values must be finite and within +-2^360",
-            SkipReason::EmptyStatistics => "a statistic set needs at least one sample",
-            SkipReason::TooOld => "timestamps may be at most two weeks old",
-            SkipReason::InFuture => "timestamps may be at most two hours ahead",
-            SkipReason::StorageResolution => "storage resolution must be 1 or 60",
-        }
-    }
-}
-
-impl fmt::Display for SkipReason {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub(crate) const MAX_AHEAD: Duration = Duration::from_secs(2 * 3600);
 
 /// Whether `s` is non-empty, at most `max` characters, ASCII, and free of control characters.
-pub fn valid_text(s: &str, max: usize) -> bool {
+pub(crate) fn valid_text(s: &str, max: usize) -> bool {
     !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii() && !b.is_ascii_control())
 }
 
 /// Checks a metric name.
-pub fn check_metric_name(name: &str) -> Result<(), SkipReason> {
+pub(crate) fn check_metric_name(name: &str) -> Result<(), SkipReason> {
     if valid_text(name, MAX_NAME_LEN) && !name.trim().is_empty() {
         Ok(())
     } else {
@@ -112,7 +34,7 @@ pub fn check_metric_name(name: &str) -> Result<(), SkipReason> {
 }
 
 /// Checks one dimension.
-pub fn check_dimension(name: &str, value: &str) -> Result<(), SkipReason> {
+pub(crate) fn check_dimension(name: &str, value: &str) -> Result<(), SkipReason> {
     if !valid_text(name, MAX_NAME_LEN) || name.starts_with(':') || name.trim().is_empty() {
         return Err(SkipReason::DimensionName);
     }
@@ -123,7 +45,7 @@ pub fn check_dimension(name: &str, value: &str) -> Result<(), SkipReason> {
 }
 
 /// Checks a value.
-pub fn check_value(value: f64) -> Result<f64, SkipReason> {
+pub(crate) fn check_value(value: f64) -> Result<f64, SkipReason> {
     if value.is_finite() && value.abs() <= MAX_VALUE {
         Ok(value)
     } else {
@@ -132,17 +54,16 @@ pub fn check_value(value: f64) -> Result<f64, SkipReason> {
 }
 
 /// Checks a timestamp against `now`.
-pub fn check_timestamp(time: SystemTime, now: SystemTime) -> Result<SystemTime, SkipReason> {
+pub(crate) fn check_timestamp(time: SystemTime, now: SystemTime) -> Result<SystemTime, SkipReason> {
     match now.duration_since(time) {
         Ok(age) if age > MAX_AGE => Err(SkipReason::TooOld),
-        Ok(_) => Ok(time),
         Err(ahead) if ahead.duration() > MAX_AHEAD => Err(SkipReason::InFuture),
-        Err(_) => Ok(time),
+        Ok(_) | Err(_) => Ok(time),
     }
 }
 
 /// Checks a namespace (at configuration time: a bad one makes every request fail).
-pub fn check_namespace(namespace: &str) -> Result<(), &'static str> {
+pub(crate) fn check_namespace(namespace: &str) -> Result<(), &'static str> {
     if !valid_text(namespace, MAX_NAME_LEN) {
         Err("1-255 ASCII characters without control characters")
     } else if namespace.starts_with("AWS/") {
@@ -156,15 +77,15 @@ pub fn check_namespace(namespace: &str) -> Result<(), &'static str> {
 
 /// Counts of skipped datums by reason, with warnings rate-limited to one per reason per minute.
 #[derive(Debug, Default)]
-pub struct SkipCounts {
+pub(crate) struct SkipCounts {
     counts: [AtomicU64; SkipReason::ALL.len()],
     warn: [WarnEvery; SkipReason::ALL.len()],
 }
 
 impl SkipCounts {
     /// Counts one skipped datum and warns (at most once a minute per reason), naming the metric.
-    pub fn skip(&self, reason: SkipReason, metric: &str) {
-        let i = index(reason);
+    pub(crate) fn skip(&self, reason: SkipReason, metric: &str) {
+        let i = reason.index();
         let total = self.counts[i].fetch_add(1, Relaxed) + 1;
         if self.warn[i].ready() {
             tracing::warn!(
@@ -179,24 +100,21 @@ impl SkipCounts {
     }
 
     /// How many datums were skipped for `reason`.
-    pub fn get(&self, reason: SkipReason) -> u64 {
-        self.counts[index(reason)].load(Relaxed)
+    #[cfg(test)]
+    pub(crate) fn get(&self, reason: SkipReason) -> u64 {
+        self.counts[reason.index()].load(Relaxed)
     }
 
     /// How many datums were skipped in all.
-    pub fn total(&self) -> u64 {
+    #[cfg(test)]
+    pub(crate) fn total(&self) -> u64 {
         self.counts.iter().map(|c| c.load(Relaxed)).sum()
     }
 
     /// The counts, in the order of [`SkipReason::ALL`].
-    pub fn to_array(&self) -> [u64; SkipReason::ALL.len()] {
+    pub(crate) fn to_array(&self) -> [u64; SkipReason::ALL.len()] {
         std::array::from_fn(|i| self.counts[i].load(Relaxed))
     }
-}
-
-/// The position of `reason` in [`SkipReason::ALL`] (and in every per-reason array).
-pub(crate) fn index(reason: SkipReason) -> usize {
-    SkipReason::ALL.iter().position(|r| *r == reason).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -1,15 +1,12 @@
-//! [`LogSink`] and [`LogCounters`]: pip's `LogCounters`, one line per counter to stdout or any writer.
+//! [`LogSink`]: pip's `LogCounters` output, one line per counter to stdout or any writer.
 
 use std::fmt::Write as _;
 use std::io::Write;
-use std::ops::Deref;
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::config::CountersOptions;
-use crate::counter::Counter;
-use crate::counters::CachedCounters;
 use crate::error::SaveError;
+use crate::model::Counter;
 use crate::sink::{SaveFuture, Sink};
 
 /// Writes each dump as pip's LogCounters does: counters sorted by name, one line each, only the fields that are
@@ -31,13 +28,19 @@ impl LogSink {
     }
 }
 
+impl std::fmt::Debug for LogSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogSink").finish_non_exhaustive()
+    }
+}
+
 impl Sink for LogSink {
     fn save<'a>(&'a self, counters: &'a [Counter]) -> SaveFuture<'a> {
         Box::pin(async move {
             let mut sorted: Vec<&Counter> = counters.iter().collect();
             sorted.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.dimensions.cmp(&b.dimensions)));
             let text: String = sorted.into_iter().map(format_counter).collect();
-            let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let mut writer = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             writer
                 .write_all(text.as_bytes())
                 .and_then(|()| writer.flush())
@@ -47,7 +50,7 @@ impl Sink for LogSink {
 }
 
 /// One counter as a log line (with its trailing newline).
-pub fn format_counter(counter: &Counter) -> String {
+pub(crate) fn format_counter(counter: &Counter) -> String {
     let mut line = format!("Counter {}", counter.name);
     if !counter.dimensions.is_empty() {
         let dims: Vec<String> = counter.dimensions.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -81,40 +84,10 @@ fn format_time(time: SystemTime) -> String {
     }
 }
 
-/// pip's `LogCounters`: [`CachedCounters`] that dump to a [`LogSink`]. It derefs to `CachedCounters` for the
-/// whole API (`open`, `dump`, `close`, `handle`, ...).
-#[derive(Clone, Debug)]
-pub struct LogCounters(CachedCounters);
-
-impl LogCounters {
-    /// Log counters that write to standard output.
-    pub fn new(options: CountersOptions) -> LogCounters {
-        LogCounters(CachedCounters::new(LogSink::stdout(), options))
-    }
-
-    /// Log counters that write to `writer`.
-    pub fn to_writer(writer: impl Write + Send + 'static, options: CountersOptions) -> LogCounters {
-        LogCounters(CachedCounters::new(LogSink::to_writer(writer), options))
-    }
-
-    /// The underlying counters.
-    pub fn counters(&self) -> &CachedCounters {
-        &self.0
-    }
-}
-
-impl Deref for LogCounters {
-    type Target = CachedCounters;
-
-    fn deref(&self) -> &CachedCounters {
-        &self.0
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::counter::CounterType;
+    use crate::model::CounterType;
     use std::time::Duration;
 
     #[test]

@@ -1,16 +1,21 @@
-//! Where dumps go: the [`Sink`] seam and its implementations.
+//! Where dumps go: the [`Sink`] seam, what a sink reports ([`SinkCounts`], [`SkipReason`]), and the sinks.
+//! Sinks see counters, never the store or the exporter.
 
 use std::future::Future;
 use std::pin::Pin;
 
-use crate::counter::Counter;
 use crate::error::SaveError;
-use crate::sink::limits::SkipReason;
+use crate::model::Counter;
 
-pub mod cloudwatch;
-pub mod datum;
-pub mod limits;
-pub mod log;
+#[cfg(feature = "cloudwatch")]
+pub(crate) mod cloudwatch;
+#[cfg(feature = "cloudwatch")]
+pub(crate) mod limits;
+mod log;
+mod skip;
+
+pub use log::LogSink;
+pub use skip::SkipReason;
 
 /// The future a [`Sink::save`] returns.
 pub type SaveFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SaveError>> + Send + 'a>>;
@@ -21,6 +26,10 @@ pub type SaveFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SaveError>> + S
 /// again by the next dump, and counters taken for a reset are merged back into the store.
 pub trait Sink: Send + Sync + 'static {
     /// Saves one dump's counters.
+    ///
+    /// # Errors
+    /// A [`SaveError`] when some or all counters were not saved; [`SaveError::partial`] names those that were
+    /// not, so that only they are kept for the next dump.
     fn save<'a>(&'a self, counters: &'a [Counter]) -> SaveFuture<'a>;
 
     /// What the sink has done since it was made, for self-telemetry (all zero for sinks that do not count).
@@ -31,6 +40,7 @@ pub trait Sink: Send + Sync + 'static {
 
 /// A sink's running totals, read by [`Sink::counts`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SinkCounts {
     /// Datums the destination accepted.
     pub datums_sent: u64,

@@ -2,6 +2,8 @@
 //! the tests that measure memory. A test binary installs it with
 //! `#[global_allocator] static GLOBAL: BytesInUse = BytesInUse;`.
 
+#![allow(unsafe_code)] // a global allocator cannot be written without it
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering::Relaxed};
 

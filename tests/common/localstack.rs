@@ -167,6 +167,7 @@ pub fn reset_mode_counters(
         .connect_timeout(TIMEOUT)
         .options(options)
         .build()
+        .expect("valid settings")
 }
 
 /// A client for reading data back from the local CloudWatch at `endpoint`.

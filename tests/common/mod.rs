@@ -1,7 +1,8 @@
 //! Test helpers shared by the integration tests: a sink that records what it is given.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 pub mod bytes_in_use;
+#[cfg(feature = "cloudwatch")]
 pub mod localstack;
 
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Instant;
 
-use crate::handle::CounterHandle;
+use super::handle::CounterHandle;
 
 /// Where a timing's elapsed milliseconds go.
 enum Target {

@@ -4,8 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::counters::Counters;
-use crate::timing::CounterTiming;
+use crate::frontend::counters_api::Counters;
+use crate::frontend::timing::CounterTiming;
 
 /// Forwards every call to each of its children (pip's `CompositeCounters`), for example to log counters and
 /// CloudWatch counters at once. A timing ends once for all children, with one elapsed time.

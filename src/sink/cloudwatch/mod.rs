@@ -7,15 +7,19 @@ use std::time::SystemTime;
 
 use aws_sdk_cloudwatch::config::http::HttpResponse;
 use aws_sdk_cloudwatch::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_cloudwatch::operation::put_metric_data::{PutMetricDataError, PutMetricDataInput};
+use aws_sdk_cloudwatch::operation::put_metric_data::PutMetricDataError;
 use aws_sdk_cloudwatch::types::MetricDatum;
 use aws_sdk_cloudwatch::Client;
 
-use crate::counter::Counter;
 use crate::error::SaveError;
-use crate::sink::datum::{estimated_size, to_datum, DatumContext};
+use crate::model::Counter;
+
+pub(crate) mod connect;
+pub(crate) mod datum;
+
 use crate::sink::limits::SkipCounts;
 use crate::sink::{SaveFuture, Sink, SinkCounts};
+use datum::{estimated_size, to_datum, DatumContext};
 
 /// CloudWatch's limit on one request's size, with room for the envelope.
 const MAX_REQUEST_BYTES: usize = 1_000_000 - 16_384;
@@ -26,36 +30,36 @@ const THROTTLING_CODES: &[&str] =
 
 /// Where and how to publish; set when `CloudWatchCounters` opens.
 #[derive(Debug, Clone)]
-pub struct Connection {
+pub(crate) struct Connection {
     /// The CloudWatch client.
-    pub client: Client,
+    pub(crate) client: Client,
     /// The namespace of every metric.
-    pub namespace: String,
+    pub(crate) namespace: String,
     /// The InstanceID dimension's value.
-    pub instance: String,
+    pub(crate) instance: String,
     /// Datums per request (1..=1000).
-    pub batch_size: usize,
+    pub(crate) batch_size: usize,
     /// StorageResolution: 60 or 1.
-    pub storage_resolution: i32,
+    pub(crate) storage_resolution: i32,
 }
 
 /// Counts of what the sink did, since it was made.
 #[derive(Debug, Default)]
-pub struct SinkTelemetry {
+struct SinkTelemetry {
     /// Datums CloudWatch accepted.
-    pub datums_sent: AtomicU64,
+    pub(crate) datums_sent: AtomicU64,
     /// PutMetricData requests CloudWatch accepted.
-    pub requests_sent: AtomicU64,
+    pub(crate) requests_sent: AtomicU64,
     /// PutMetricData requests that failed (after the SDK's own retries).
-    pub requests_failed: AtomicU64,
+    pub(crate) requests_failed: AtomicU64,
     /// Datums skipped because they break a CloudWatch limit, by reason.
-    pub skipped: SkipCounts,
+    pub(crate) skipped: SkipCounts,
 }
 
 /// A sink that publishes to CloudWatch. It holds no client until [`CloudWatchSink::connect`]; saving before that
 /// fails, which keeps the data for later.
 #[derive(Debug, Default)]
-pub struct CloudWatchSink {
+pub(crate) struct CloudWatchSink {
     connection: RwLock<Option<Connection>>,
     telemetry: SinkTelemetry,
 }
@@ -70,42 +74,18 @@ struct Batch {
 
 impl CloudWatchSink {
     /// Starts publishing through `connection`.
-    pub fn connect(&self, connection: Connection) {
-        *self.connection.write().unwrap_or_else(|p| p.into_inner()) = Some(connection);
+    pub(crate) fn connect(&self, connection: Connection) {
+        *self.connection.write().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(connection);
     }
 
     /// Stops publishing; later saves fail and keep their data.
-    pub fn disconnect(&self) {
-        *self.connection.write().unwrap_or_else(|p| p.into_inner()) = None;
+    pub(crate) fn disconnect(&self) {
+        *self.connection.write().unwrap_or_else(std::sync::PoisonError::into_inner) = None;
     }
 
     /// Whether a connection is set.
-    pub fn is_connected(&self) -> bool {
-        self.connection.read().unwrap_or_else(|p| p.into_inner()).is_some()
-    }
-
-    /// What the sink has done so far.
-    pub fn telemetry(&self) -> &SinkTelemetry {
-        &self.telemetry
-    }
-
-    /// The PutMetricData requests a save of `counters` would send now, built but not sent: the encoding half of a
-    /// save, for benches. Datums that break a limit are skipped and counted, as in a save. Empty when the sink is
-    /// not connected.
-    #[doc(hidden)]
-    pub fn encode_requests(&self, counters: &[Counter]) -> Vec<PutMetricDataInput> {
-        let conn = self.connection.read().unwrap_or_else(|p| p.into_inner()).clone();
-        let Some(conn) = conn else { return Vec::new() };
-        self.batches(counters, &conn)
-            .into_iter()
-            .map(|batch| {
-                PutMetricDataInput::builder()
-                    .namespace(&conn.namespace)
-                    .set_metric_data(Some(batch.datums))
-                    .build()
-                    .expect("PutMetricDataInput has no required fields left unset")
-            })
-            .collect()
+    pub(crate) fn is_connected(&self) -> bool {
+        self.connection.read().unwrap_or_else(std::sync::PoisonError::into_inner).is_some()
     }
 
     /// Turns counters into batches, skipping and counting the datums that break a limit.
@@ -127,12 +107,11 @@ impl CloudWatchSink {
             let size = estimated_size(&datum);
             let last =
                 batches.last_mut().filter(|b| b.datums.len() < conn.batch_size && b.bytes + size <= MAX_REQUEST_BYTES);
-            let batch = match last {
-                Some(batch) => batch,
-                None => {
-                    batches.push(Batch::default());
-                    batches.last_mut().expect("just pushed")
-                }
+            let batch = if let Some(batch) = last {
+                batch
+            } else {
+                batches.push(Batch::default());
+                batches.last_mut().expect("just pushed")
             };
             batch.datums.push(datum);
             batch.sources.push(i);
@@ -143,7 +122,7 @@ impl CloudWatchSink {
     }
 
     async fn save_all(&self, counters: &[Counter]) -> Result<(), SaveError> {
-        let conn = self.connection.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let conn = self.connection.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         let Some(conn) = conn else {
             return Err(SaveError::new("CloudWatch counters are not open; the data is kept until they are"));
         };

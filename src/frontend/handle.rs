@@ -4,8 +4,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use crate::cell::Cell;
-use crate::counter::CounterType;
+use crate::model::CounterType;
+use crate::store::cell::CounterCell;
 
 /// A handle to one counter, obtained once (`CachedCounters::handle`) and then updated with atomics only.
 ///
@@ -18,11 +18,11 @@ use crate::counter::CounterType;
 /// is no longer published ([`CounterHandle::is_detached`] tells); get a new handle.
 #[derive(Clone)]
 pub struct CounterHandle {
-    cell: Arc<Cell>,
+    cell: Arc<CounterCell>,
 }
 
 impl CounterHandle {
-    pub(crate) fn new(cell: Arc<Cell>) -> CounterHandle {
+    pub(crate) fn new(cell: Arc<CounterCell>) -> CounterHandle {
         CounterHandle { cell }
     }
 

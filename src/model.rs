@@ -1,7 +1,14 @@
-//! The plain data a dump hands to a sink: pip-services' `Counter` record and `CounterType`.
+//! The plain data every layer shares: pip-services' `Counter` record and `CounterType`, and the dimension limit
+//! that front-ends and sinks both apply.
 
 use std::fmt;
 use std::time::SystemTime;
+
+/// Most dimensions one CloudWatch datum (or EMF metric) may carry, InstanceID included.
+pub const MAX_DIMENSIONS: usize = 30;
+
+/// Most labels a counter keeps: [`MAX_DIMENSIONS`] less the InstanceID dimension.
+pub const MAX_LABELS: usize = MAX_DIMENSIONS - 1;
 
 /// The kind of a counter, numbered as in every pip-services port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -64,6 +71,7 @@ impl fmt::Display for CounterType {
 /// Increment fills `count`; LastValue fills `last`; Timestamp fills `time`;
 /// Interval and Statistics fill `count`, `min`, `max`, `average`, `last` and (an addition to pip) `sum`.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Counter {
     /// The counter's name (a CloudWatch metric name).
     pub name: String,

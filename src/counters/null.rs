@@ -2,8 +2,8 @@
 
 use std::time::SystemTime;
 
-use crate::counters::Counters;
-use crate::timing::CounterTiming;
+use crate::frontend::counters_api::Counters;
+use crate::frontend::timing::CounterTiming;
 
 /// Counters that do nothing (pip's `NullCounters`): a stand-in where counters are optional.
 #[derive(Debug, Clone, Copy, Default)]

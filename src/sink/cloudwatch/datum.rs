@@ -15,25 +15,27 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit, StatisticSet};
 
-use crate::counter::{Counter, CounterType};
-use crate::sink::limits::{self, SkipReason, MAX_DIMENSIONS};
+use crate::model::MAX_DIMENSIONS;
+use crate::model::{Counter, CounterType};
+use crate::sink::limits;
+use crate::sink::SkipReason;
 
 /// The dimension every datum carries (pip's).
-pub const INSTANCE_DIMENSION: &str = "InstanceID";
+pub(crate) const INSTANCE_DIMENSION: &str = "InstanceID";
 
 /// What every datum of one dump shares.
 #[derive(Debug, Clone)]
-pub struct DatumContext<'a> {
+pub(crate) struct DatumContext<'a> {
     /// The InstanceID dimension's value.
-    pub instance: &'a str,
+    pub(crate) instance: &'a str,
     /// StorageResolution: 60 or 1.
-    pub storage_resolution: i32,
+    pub(crate) storage_resolution: i32,
     /// The time of the dump, for the timestamp limits.
-    pub now: SystemTime,
+    pub(crate) now: SystemTime,
 }
 
 /// The datum for `counter`, or why it cannot be sent.
-pub fn to_datum(counter: &Counter, ctx: &DatumContext<'_>) -> Result<MetricDatum, SkipReason> {
+pub(crate) fn to_datum(counter: &Counter, ctx: &DatumContext<'_>) -> Result<MetricDatum, SkipReason> {
     limits::check_metric_name(&counter.name)?;
     if ctx.storage_resolution != 1 && ctx.storage_resolution != 60 {
         return Err(SkipReason::StorageResolution);
@@ -78,7 +80,7 @@ pub fn to_datum(counter: &Counter, ctx: &DatumContext<'_>) -> Result<MetricDatum
 }
 
 /// The CloudWatch unit for a `metrics` unit, where the two mean exactly the same thing.
-pub fn cloudwatch_unit(unit: metrics::Unit) -> Option<StandardUnit> {
+pub(crate) fn cloudwatch_unit(unit: metrics::Unit) -> Option<StandardUnit> {
     use metrics::Unit as M;
     Some(match unit {
         M::Count => StandardUnit::Count,
@@ -106,9 +108,8 @@ fn described_unit(counter: &Counter) -> Option<StandardUnit> {
 fn statistic_set(counter: &Counter) -> Result<StatisticSet, SkipReason> {
     let samples = counter.count.filter(|&n| n > 0).ok_or(SkipReason::EmptyStatistics)?;
     let sum = counter.sum.or_else(|| counter.average.map(|avg| avg * samples as f64));
-    let (sum, min, max) = match (sum, counter.min, counter.max) {
-        (Some(sum), Some(min), Some(max)) => (sum, min, max),
-        _ => return Err(SkipReason::EmptyStatistics),
+    let (Some(sum), Some(min), Some(max)) = (sum, counter.min, counter.max) else {
+        return Err(SkipReason::EmptyStatistics);
     };
     Ok(StatisticSet::builder()
         .sample_count(samples as f64)
@@ -119,7 +120,7 @@ fn statistic_set(counter: &Counter) -> Result<StatisticSet, SkipReason> {
 }
 
 /// Milliseconds since the Unix epoch (UTC), negative before it.
-pub fn epoch_millis(time: SystemTime) -> f64 {
+pub(crate) fn epoch_millis(time: SystemTime) -> f64 {
     match time.duration_since(UNIX_EPOCH) {
         Ok(d) => d.as_millis() as f64,
         Err(e) => -(e.duration().as_millis() as f64),
@@ -127,7 +128,7 @@ pub fn epoch_millis(time: SystemTime) -> f64 {
 }
 
 /// A conservative estimate of a datum's size in a request body, for the 1 MB request limit.
-pub fn estimated_size(datum: &MetricDatum) -> usize {
+pub(crate) fn estimated_size(datum: &MetricDatum) -> usize {
     const FIXED: usize = 160;
     let dims: usize =
         datum.dimensions().iter().map(|d| 24 + d.name().map_or(0, str::len) + d.value().map_or(0, str::len)).sum();
@@ -183,6 +184,14 @@ mod tests {
         let d = to_datum(&ts, &ctx()).unwrap();
         assert_eq!(d.value(), Some(epoch_millis(when)));
         assert_eq!(d.timestamp(), Some(&DateTime::from(when)));
+    }
+
+    #[test]
+    fn described_units_map_only_to_exact_cloudwatch_units() {
+        let mut heap = Counter::new("heap", CounterType::LastValue);
+        (heap.last, heap.unit) = (Some(1024.0), Some(metrics::Unit::Bytes));
+        assert_eq!(to_datum(&heap, &ctx()).unwrap().unit(), Some(&StandardUnit::Bytes));
+        assert_eq!(cloudwatch_unit(metrics::Unit::Kibibytes), None);
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! The lock-free store: a sharded `DashMap` from `metrics::Key` (name + labels) to a shared [`Cell`].
+//! The lock-free store: a sharded `DashMap` from `metrics::Key` (name + labels) to a shared [`CounterCell`].
 //!
 //! Lookups use the key's precomputed hash (the map's hasher passes it through), take one shard read lock and
 //! return an `Arc` to the cell; after that, updates touch only the cell's atomics. One counter exists per key
@@ -16,9 +16,12 @@ use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use metrics::Key;
 
-use crate::cell::{Cell, Taken};
-use crate::counter::{Counter, CounterType};
+pub(crate) mod cell;
+pub(crate) mod thread_cache;
+
+use crate::model::{Counter, CounterType, MAX_LABELS};
 use crate::warn::{shown_name, WarnEvery};
+use cell::{CounterCell, Taken};
 
 /// A hasher for `metrics::Key`, whose `Hash` writes only its precomputed 64-bit hash.
 #[derive(Default)]
@@ -41,7 +44,7 @@ impl Hasher for KeyHasher {
     }
 }
 
-type Map = DashMap<Key, Arc<Cell>, BuildHasherDefault<KeyHasher>>;
+type Map = DashMap<Key, Arc<CounterCell>, BuildHasherDefault<KeyHasher>>;
 
 /// What a dump reads out of the store.
 #[derive(Debug, Default)]
@@ -49,7 +52,7 @@ pub(crate) struct Snapshot {
     /// The non-empty counters, in the store's order.
     pub(crate) counters: Vec<Counter>,
     /// In reset mode, what was taken out of each cell, to merge back if the save fails.
-    pub(crate) taken: Vec<(Arc<Cell>, Taken)>,
+    pub(crate) taken: Vec<(Arc<CounterCell>, Taken)>,
     /// Whether any counter was updated since the previous snapshot.
     pub(crate) dirty: bool,
     /// Non-finite values refused since the previous snapshot.
@@ -69,7 +72,7 @@ impl Snapshot {
         match failed {
             None => self.taken.iter().for_each(|(cell, taken)| cell.merge(taken)),
             Some(failed) => {
-                failed.iter().filter_map(|&i| self.taken.get(i)).for_each(|(cell, taken)| cell.merge(taken))
+                failed.iter().filter_map(|&i| self.taken.get(i)).for_each(|(cell, taken)| cell.merge(taken));
             }
         }
     }
@@ -89,8 +92,11 @@ pub(crate) struct Store {
     /// New keys refused because the store was full.
     dropped: AtomicU64,
     warn_dropped: WarnEvery,
+    /// Metric keys or events whose labels past [`MAX_LABELS`] were cut.
+    labels_cut: AtomicU64,
+    warn_labels: WarnEvery,
     /// Where updates to refused keys go: one detached cell per type.
-    overflow: [Arc<Cell>; 5],
+    overflow: [Arc<CounterCell>; 5],
 }
 
 impl Default for Store {
@@ -103,7 +109,7 @@ impl Store {
     /// An empty store holding at most `max` counters.
     pub(crate) fn with_max_counters(max: usize) -> Store {
         let overflow = CounterType::ALL.map(|kind| {
-            let cell = Arc::new(Cell::new(kind));
+            let cell = Arc::new(CounterCell::new(kind));
             cell.retire();
             cell
         });
@@ -115,6 +121,8 @@ impl Store {
             max: AtomicUsize::new(max),
             dropped: AtomicU64::new(0),
             warn_dropped: WarnEvery::default(),
+            labels_cut: AtomicU64::new(0),
+            warn_labels: WarnEvery::default(),
             overflow,
         }
     }
@@ -129,42 +137,62 @@ impl Store {
         self.dropped.load(Relaxed)
     }
 
+    /// Metric keys or events whose labels were cut so far.
+    pub(crate) fn labels_cut(&self) -> u64 {
+        self.labels_cut.load(Relaxed)
+    }
+
+    /// Counts (and warns about, once a minute) a metric whose `labels` were cut to [`MAX_LABELS`].
+    #[cold]
+    pub(crate) fn count_labels_cut(&self, metric: &str, labels: usize) {
+        let total = self.labels_cut.fetch_add(1, Relaxed) + 1;
+        if self.warn_labels.ready() {
+            tracing::warn!(
+                target: "cloudwatch_counters",
+                metric = %shown_name(metric),
+                labels,
+                cut_so_far = total,
+                "metric has more labels than CloudWatch's 30 dimensions allow (InstanceID included); labels after the first {MAX_LABELS} are dropped",
+            );
+        }
+    }
+
     /// The cell for `key`, created if missing and replaced if it has another type.
     #[inline]
-    pub(crate) fn cell(&self, key: &Key, kind: CounterType) -> Arc<Cell> {
+    pub(crate) fn cell(&self, key: &Key, kind: CounterType) -> Arc<CounterCell> {
         self.scaled_cell(key, kind, 1.0)
     }
 
-    /// [`Store::cell`], creating a missing cell with a histogram `scale` (see [`Cell::with_scale`]).
+    /// [`Store::cell`], creating a missing cell with a histogram `scale` (see [`CounterCell::with_scale`]).
     #[inline]
-    pub(crate) fn scaled_cell(&self, key: &Key, kind: CounterType, scale: f64) -> Arc<Cell> {
+    pub(crate) fn scaled_cell(&self, key: &Key, kind: CounterType, scale: f64) -> Arc<CounterCell> {
         self.existing(key, kind).unwrap_or_else(|| self.insert(key, kind, scale))
     }
 
     /// The cell for one of this crate's own counters (self-telemetry): not subject to the cap.
-    pub(crate) fn reserved_cell(&self, key: &Key, kind: CounterType) -> Arc<Cell> {
+    pub(crate) fn reserved_cell(&self, key: &Key, kind: CounterType) -> Arc<CounterCell> {
         self.existing(key, kind).unwrap_or_else(|| self.insert_within(key, kind, 1.0, usize::MAX))
     }
 
     /// The cell for `key` if it exists with type `kind`.
     #[inline]
-    fn existing(&self, key: &Key, kind: CounterType) -> Option<Arc<Cell>> {
+    fn existing(&self, key: &Key, kind: CounterType) -> Option<Arc<CounterCell>> {
         self.map.get(key).filter(|cell| cell.kind() == kind).map(|cell| Arc::clone(&cell))
     }
 
     #[cold]
-    fn insert(&self, key: &Key, kind: CounterType, scale: f64) -> Arc<Cell> {
+    fn insert(&self, key: &Key, kind: CounterType, scale: f64) -> Arc<CounterCell> {
         self.insert_within(key, kind, scale, self.max.load(Relaxed))
     }
 
-    fn insert_within(&self, key: &Key, kind: CounterType, scale: f64, max: usize) -> Arc<Cell> {
+    fn insert_within(&self, key: &Key, kind: CounterType, scale: f64, max: usize) -> Arc<CounterCell> {
         if self.live.load(Relaxed) >= max && !self.map.contains_key(key) {
             return self.refuse(key, kind);
         }
         match self.map.entry(key.to_retained()) {
             Entry::Occupied(entry) if entry.get().kind() == kind => Arc::clone(entry.get()),
             Entry::Occupied(mut entry) => {
-                let cell = Arc::new(Cell::with_scale(kind, scale));
+                let cell = Arc::new(CounterCell::with_scale(kind, scale));
                 entry.insert(Arc::clone(&cell)).retire();
                 cell
             }
@@ -175,13 +203,13 @@ impl Store {
                     drop(entry);
                     return self.refuse(key, kind);
                 }
-                Arc::clone(&entry.insert(Arc::new(Cell::with_scale(kind, scale))))
+                Arc::clone(&entry.insert(Arc::new(CounterCell::with_scale(kind, scale))))
             }
         }
     }
 
     #[cold]
-    fn refuse(&self, key: &Key, kind: CounterType) -> Arc<Cell> {
+    fn refuse(&self, key: &Key, kind: CounterType) -> Arc<CounterCell> {
         let dropped = self.dropped.fetch_add(1, Relaxed) + 1;
         if self.warn_dropped.ready() {
             tracing::warn!(
@@ -247,7 +275,7 @@ impl Store {
     /// Reads (cumulative mode) or takes (`take = true`, reset mode) every non-empty counter.
     pub(crate) fn snapshot(&self, take: bool) -> Snapshot {
         let mut snap = Snapshot::default();
-        for entry in self.map.iter() {
+        for entry in &self.map {
             let (key, cell) = (entry.key(), entry.value());
             snap.dirty |= cell.take_dirty();
             snap.rejected += cell.take_rejected();
@@ -269,7 +297,7 @@ impl Store {
 }
 
 impl Store {
-    fn to_counter(&self, key: &Key, cell: &Cell, contents: &Taken) -> Counter {
+    fn to_counter(&self, key: &Key, cell: &CounterCell, contents: &Taken) -> Counter {
         let mut counter = Counter::new(key.name(), cell.kind());
         counter.dimensions = key.labels().map(|l| (l.key().to_owned(), l.value().to_owned())).collect();
         if self.has_units() {
@@ -324,7 +352,7 @@ mod tests {
         let cell = store.cell(&Key::from_static_name("s"), CounterType::Statistics);
         // Simulate a sample whose count arrived but whose sum/min/max were taken by an earlier dump.
         cell.merge(&{
-            let probe = Cell::new(CounterType::Statistics);
+            let probe = CounterCell::new(CounterType::Statistics);
             probe.sample(1.0);
             let mut t = probe.take();
             t.clear_values_for_test();

@@ -5,10 +5,13 @@
 //! counter: a Timestamp keeps its time in the `last` slot, and the histogram scale is a power-of-ten exponent. A snapshot either reads the cell (cumulative mode) or takes its contents and leaves
 //! it empty (reset mode); a taken snapshot can be merged back when the save fails, so nothing is lost.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicU8, Ordering::*};
+use std::sync::atomic::{
+    AtomicBool, AtomicU32, AtomicU64, AtomicU8,
+    Ordering::{AcqRel, Acquire, Relaxed, Release},
+};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::counter::{Counter, CounterType};
+use crate::model::{Counter, CounterType};
 
 /// The bit pattern of an unset `last` (a NaN payload no arithmetic produces; samples are finite).
 const UNSET: u64 = 0x7ff8_0000_dead_beef;
@@ -34,7 +37,7 @@ pub(crate) struct Taken {
 
 /// The live state of one counter.
 #[derive(Debug)]
-pub(crate) struct Cell {
+pub(crate) struct CounterCell {
     kind: CounterType,
     /// `metrics` histogram samples are multiplied by 10^scale (3 for a histogram described in seconds, kept in ms).
     scale: i8,
@@ -51,9 +54,9 @@ pub(crate) struct Cell {
     last: AtomicU64,
 }
 
-impl Cell {
-    pub(crate) fn new(kind: CounterType) -> Cell {
-        Cell {
+impl CounterCell {
+    pub(crate) fn new(kind: CounterType) -> CounterCell {
+        CounterCell {
             kind,
             scale: 0,
             flags: AtomicU8::new(0),
@@ -68,10 +71,13 @@ impl Cell {
     }
 
     /// A cell whose `metrics` histogram samples are multiplied by `scale`, a power of ten from 1e-9 to 1e9.
-    pub(crate) fn with_scale(kind: CounterType, scale: f64) -> Cell {
+    pub(crate) fn with_scale(kind: CounterType, scale: f64) -> CounterCell {
         let exponent = scale.log10().round().clamp(-9.0, 9.0) as i8;
-        debug_assert_eq!(10f64.powi(exponent.into()), scale, "a histogram scale is a power of ten");
-        Cell { scale: exponent, ..Cell::new(kind) }
+        debug_assert!(
+            (10f64.powi(exponent.into()) - scale).abs() <= scale * 1e-12,
+            "a histogram scale is a power of ten"
+        );
+        CounterCell { scale: exponent, ..CounterCell::new(kind) }
     }
 
     /// `value` times the cell's histogram scale (a division for a negative exponent, which is exact where the
@@ -149,6 +155,12 @@ impl Cell {
         // Counted last, with Release: whoever sees the count also sees the sample's sum, min and max.
         self.count.fetch_add(1, Release);
         self.mark(DIRTY);
+    }
+
+    /// Interval/Statistics: records one `metrics` histogram sample, multiplied by the cell's scale.
+    #[inline]
+    pub(crate) fn sample_scaled(&self, value: f64) {
+        self.sample(self.scaled(value));
     }
 
     /// LastValue: sets the value; a non-finite one is refused and counted.
@@ -275,42 +287,6 @@ impl Taken {
     }
 }
 
-impl metrics::CounterFn for Cell {
-    #[inline]
-    fn increment(&self, value: u64) {
-        self.add(i64::try_from(value).unwrap_or(i64::MAX));
-    }
-
-    #[inline]
-    fn absolute(&self, value: u64) {
-        self.set_count(i64::try_from(value).unwrap_or(i64::MAX));
-    }
-}
-
-impl metrics::GaugeFn for Cell {
-    #[inline]
-    fn increment(&self, value: f64) {
-        self.add_last(value);
-    }
-
-    #[inline]
-    fn decrement(&self, value: f64) {
-        self.add_last(-value);
-    }
-
-    #[inline]
-    fn set(&self, value: f64) {
-        self.set_last(value);
-    }
-}
-
-impl metrics::HistogramFn for Cell {
-    #[inline]
-    fn record(&self, value: f64) {
-        self.sample(self.scaled(value));
-    }
-}
-
 #[cfg(test)]
 impl Taken {
     /// Drops everything but the count, as a take that raced with a half-recorded sample would.
@@ -352,7 +328,7 @@ fn from_epoch_micros(micros: i64) -> SystemTime {
 mod tests {
     use super::*;
 
-    fn counter(cell: &Cell, taken: &Taken) -> Counter {
+    fn counter(cell: &CounterCell, taken: &Taken) -> Counter {
         let mut c = Counter::new("c", cell.kind());
         taken.fill(&mut c);
         c
@@ -360,7 +336,7 @@ mod tests {
 
     #[test]
     fn take_then_merge_restores_everything() {
-        let cell = Cell::new(CounterType::Statistics);
+        let cell = CounterCell::new(CounterType::Statistics);
         for v in [3.0, -1.0, 7.5] {
             cell.sample(v);
         }
@@ -381,7 +357,7 @@ mod tests {
 
     #[test]
     fn increment_presence_survives_zero() {
-        let cell = Cell::new(CounterType::Increment);
+        let cell = CounterCell::new(CounterType::Increment);
         assert!(cell.read().is_empty(CounterType::Increment));
         cell.add(0);
         assert_eq!(counter(&cell, &cell.read()).count, Some(0));
@@ -393,7 +369,7 @@ mod tests {
 
     #[test]
     fn dirty_flag_is_set_by_updates_and_cleared_once() {
-        let cell = Cell::new(CounterType::LastValue);
+        let cell = CounterCell::new(CounterType::LastValue);
         assert!(!cell.take_dirty());
         cell.set_last(1.0);
         assert!(cell.take_dirty());
@@ -405,7 +381,7 @@ mod tests {
 
     #[test]
     fn non_finite_values_are_refused_and_counted() {
-        let cell = Cell::new(CounterType::Statistics);
+        let cell = CounterCell::new(CounterType::Statistics);
         cell.sample(f64::NAN);
         cell.sample(f64::INFINITY);
         cell.set_last(f64::NEG_INFINITY);
@@ -417,12 +393,12 @@ mod tests {
 
     #[test]
     fn a_cell_with_its_arc_fits_in_64_bytes() {
-        assert!(std::mem::size_of::<Cell>() + 2 * std::mem::size_of::<usize>() <= 64);
+        assert!(std::mem::size_of::<CounterCell>() + 2 * std::mem::size_of::<usize>() <= 64);
     }
 
     #[test]
     fn a_timestamp_survives_take_and_merge_and_scales_are_exact() {
-        let cell = Cell::new(CounterType::Timestamp);
+        let cell = CounterCell::new(CounterType::Timestamp);
         assert!(cell.read().is_empty(CounterType::Timestamp));
         let when = UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456);
         cell.set_time(when);
@@ -432,8 +408,8 @@ mod tests {
         assert_eq!(counter(&cell, &cell.read()).time, Some(when));
         for (scale, sample, ms) in [(1e3, 0.25, 250.0), (1e-3, 1500.0, 1.5), (1e-6, 2_500_000.0, 2.5), (1.0, 7.0, 7.0)]
         {
-            let cell = Cell::with_scale(CounterType::Interval, scale);
-            metrics::HistogramFn::record(&cell, sample);
+            let cell = CounterCell::with_scale(CounterType::Interval, scale);
+            cell.sample_scaled(sample);
             assert_eq!(counter(&cell, &cell.read()).last, Some(ms), "scale {scale}");
         }
     }

@@ -18,9 +18,8 @@
 
 use metrics::{Key, Label};
 
-use crate::counter::CounterType;
-use crate::sink::limits::SkipReason;
-use crate::sink::SinkCounts;
+use crate::model::CounterType;
+use crate::sink::{SinkCounts, SkipReason};
 use crate::store::Store;
 
 /// The prefix of this crate's own counters; do not use it for yours.
@@ -28,6 +27,7 @@ pub const TELEMETRY_PREFIX: &str = "cloudwatch_counters.";
 
 /// Running totals of what the counters and their sink did, since they were made.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Telemetry {
     /// Datums the destination accepted.
     pub datums_sent: u64,
@@ -68,7 +68,7 @@ impl Telemetry {
 
     /// Datums skipped for `reason`.
     pub fn skipped(&self, reason: SkipReason) -> u64 {
-        self.skipped[crate::sink::limits::index(reason)]
+        self.skipped[reason.index()]
     }
 
     /// Datums skipped for any reason.

@@ -1,0 +1,215 @@
+//! [`CloudWatchSettings`]: everything `CloudWatchCounters` reads from configuration.
+
+use std::time::Duration;
+
+use super::{invalid, ConfigParams, CountersOptions};
+use crate::error::{ConfigError, Secret};
+
+/// pip's default `options.connect_timeout`: 30 seconds.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// CloudWatch's limit of datums per PutMetricData request, the default batch size.
+pub const MAX_BATCH_SIZE: usize = 1000;
+
+/// Everything `CloudWatchCounters` reads from configuration.
+///
+/// Keys, pip's spelling first and the seed page's second (both work; for each setting the last listed key that is
+/// set wins): `connection.region` / `connections.region`; `connection.endpoint_url` / `connection.uri` /
+/// `connections.endpoint_url` (for local servers); `credential.access_id` / `credential.client_id` /
+/// `credentials.access_id`; `credential.access_key` / `credential.client_key` / `credentials.access_key`;
+/// `source` (the namespace); `instance` (the InstanceID dimension); `options.interval`, `options.reset_timeout`,
+/// `options.connect_timeout` (ms); `options.batch_size` (datums per request, 1..=1000);
+/// `options.storage_resolution` (60, or 1 for high resolution).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct CloudWatchSettings {
+    /// The AWS region; `None` = from aws-config's default chain.
+    pub region: Option<String>,
+    /// An endpoint URL to use instead of AWS's (a local CloudWatch); `None` = from the chain (`AWS_ENDPOINT_URL`).
+    pub endpoint_url: Option<String>,
+    /// Static credentials: access key id and secret key. `None` = aws-config's default chain.
+    pub credentials: Option<(String, Secret)>,
+    /// The CloudWatch namespace (pip's `source`).
+    pub namespace: Option<String>,
+    /// The value of the `InstanceID` dimension (pip's `instance`); `None` = the host name.
+    pub instance: Option<String>,
+    /// Connect and per-attempt timeout for CloudWatch requests.
+    pub connect_timeout: Duration,
+    /// Datums per PutMetricData request (1..=1000).
+    pub batch_size: usize,
+    /// StorageResolution of every datum: 60 (standard) or 1 (high resolution).
+    pub storage_resolution: i32,
+    /// Interval and reset timeout.
+    pub counters: CountersOptions,
+}
+
+impl Default for CloudWatchSettings {
+    fn default() -> Self {
+        CloudWatchSettings {
+            region: None,
+            endpoint_url: None,
+            credentials: None,
+            namespace: None,
+            instance: None,
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            batch_size: MAX_BATCH_SIZE,
+            storage_resolution: 60,
+            counters: CountersOptions::default(),
+        }
+    }
+}
+
+const ACCESS_ID_KEYS: &[&str] = &["credential.access_id", "credential.client_id", "credentials.access_id"];
+const ACCESS_KEY_KEYS: &[&str] = &["credential.access_key", "credential.client_key", "credentials.access_key"];
+
+impl CloudWatchSettings {
+    /// Reads the settings from pip-style keys (see the type's docs for the list).
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the key whose value cannot be used.
+    pub fn from_config(config: &ConfigParams) -> Result<CloudWatchSettings, ConfigError> {
+        let mut settings = CloudWatchSettings::default();
+        settings.apply_config(config)?;
+        Ok(settings)
+    }
+
+    /// Reads pip-style keys over these settings: keys that are not set keep their value. The one way
+    /// configuration is read, by [`from_config`](Self::from_config), `CloudWatchCounters::configure` and the
+    /// builder's `config`.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the key whose value cannot be used; the settings are then unchanged.
+    pub fn apply_config(&mut self, config: &ConfigParams) -> Result<(), ConfigError> {
+        let mut s = self.clone();
+        let text = |target: &mut Option<String>, keys: &[&str]| {
+            if let Some(value) = config.get_string(keys) {
+                *target = Some(value);
+            }
+        };
+        text(&mut s.region, &["connection.region", "connections.region"]);
+        text(
+            &mut s.endpoint_url,
+            &["connection.uri", "connection.endpoint_url", "connections.uri", "connections.endpoint_url"],
+        );
+        text(&mut s.namespace, &["source"]);
+        text(&mut s.instance, &["instance"]);
+        s.counters.apply_config(config)?;
+        let id = config.get_string(ACCESS_ID_KEYS);
+        // The secret is never echoed back in an error, so it is read without get_last_of's value.
+        let key = config.get_string(ACCESS_KEY_KEYS);
+        match (id, key) {
+            (Some(id), Some(key)) => s.credentials = Some((id, Secret::new(key))),
+            (None, None) => {}
+            (Some(_), None) => {
+                return Err(ConfigError::Missing {
+                    key: "credential.access_key",
+                    why: "an access id is configured without its access key",
+                })
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::Missing {
+                    key: "credential.access_id",
+                    why: "an access key is configured without its access id",
+                })
+            }
+        }
+        if let Some(t) = config.get_millis(&["connect_timeout", "options.connect_timeout"])? {
+            s.connect_timeout = t;
+        }
+        if let Some(n) = config.get_usize(&["batch_size", "options.batch_size"])? {
+            s.batch_size = n;
+        }
+        if let Some((key, value)) = config.get_last_of(&["storage_resolution", "options.storage_resolution"]) {
+            s.storage_resolution = match value.trim() {
+                "60" => 60,
+                "1" => 1,
+                _ => return Err(invalid(key, "60 or 1", value)),
+            };
+        }
+        s.validate()?;
+        *self = s;
+        Ok(())
+    }
+
+    /// Checks the rules every way of setting these shares: `options.batch_size` 1 to 1000,
+    /// `options.storage_resolution` 60 or 1, a non-zero `options.connect_timeout`, and the counters' options.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the setting that breaks a rule.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(1..=MAX_BATCH_SIZE).contains(&self.batch_size) {
+            return Err(invalid("options.batch_size", "between 1 and 1000", &self.batch_size.to_string()));
+        }
+        if self.storage_resolution != 60 && self.storage_resolution != 1 {
+            return Err(invalid("options.storage_resolution", "60 or 1", &self.storage_resolution.to_string()));
+        }
+        if self.connect_timeout.is_zero() {
+            return Err(invalid("options.connect_timeout", "a positive number of milliseconds", "0"));
+        }
+        self.counters.validate()
+    }
+}
+
+#[cfg(test)]
+mod cloudwatch_tests {
+    use super::*;
+
+    #[test]
+    fn pip_keys_and_seed_page_keys_both_work() {
+        let pip = ConfigParams::from_tuples([
+            ("connection.region", "us-east-1"),
+            ("credential.access_id", "AKID"),
+            ("credential.access_key", "SECRET"),
+        ]);
+        let seed = ConfigParams::from_tuples([
+            ("connections.region", "us-east-1"),
+            ("credentials.access_id", "AKID"),
+            ("credentials.access_key", "SECRET"),
+        ]);
+        for config in [pip, seed] {
+            let s = CloudWatchSettings::from_config(&config).unwrap();
+            assert_eq!(s.region.as_deref(), Some("us-east-1"));
+            let (id, key) = s.credentials.unwrap();
+            assert_eq!((id.as_str(), key.expose()), ("AKID", "SECRET"));
+        }
+    }
+
+    #[test]
+    fn a_missing_half_of_the_credentials_names_the_key() {
+        let only_id = ConfigParams::from_tuples([("credential.access_id", "AKID")]);
+        let err = CloudWatchSettings::from_config(&only_id).unwrap_err();
+        assert!(err.to_string().contains("credential.access_key"), "{err}");
+        let only_key = ConfigParams::from_tuples([("credentials.access_key", "SECRET")]);
+        let err = CloudWatchSettings::from_config(&only_key).unwrap_err();
+        assert!(err.to_string().contains("credential.access_id"), "{err}");
+        assert!(!err.to_string().contains("SECRET"), "{err}");
+    }
+
+    #[test]
+    fn source_instance_and_options_are_strings_and_millis() {
+        let c = ConfigParams::from_tuples([
+            ("source", "my-svc"),
+            ("instance", "i-abc"),
+            ("options.connect_timeout", "1500"),
+            ("options.batch_size", "20"),
+            ("options.storage_resolution", "1"),
+        ]);
+        let s = CloudWatchSettings::from_config(&c).unwrap();
+        assert_eq!(s.namespace.as_deref(), Some("my-svc"), "pip read these as integers and lost them");
+        assert_eq!(s.instance.as_deref(), Some("i-abc"));
+        assert_eq!(s.connect_timeout, Duration::from_millis(1500));
+        assert_eq!((s.batch_size, s.storage_resolution), (20, 1));
+        for (k, v) in [("options.batch_size", "1001"), ("options.batch_size", "0"), ("options.storage_resolution", "5")]
+        {
+            assert!(CloudWatchSettings::from_config(&ConfigParams::from_tuples([(k, v)])).is_err(), "{k}={v}");
+        }
+    }
+
+    #[test]
+    fn credentials_never_show_in_debug_output() {
+        let c = ConfigParams::from_tuples([("credential.access_id", "AKID"), ("credential.access_key", "TOPSECRET")]);
+        let s = CloudWatchSettings::from_config(&c).unwrap();
+        assert!(!format!("{s:?}").contains("TOPSECRET"));
+        assert!(!format!("{c:?}").contains("TOPSECRET"));
+        assert!(format!("{c:?}").contains("AKID"), "only secrets are hidden");
+    }
+}

@@ -1,0 +1,114 @@
+//! Configuration: pip-style dotted keys ([`ConfigParams`]) and the typed [`CountersOptions`] they are read into.
+//!
+//! This is the only module that parses configuration.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::error::ConfigError;
+
+/// Dotted configuration keys and string values, as pip-services' `ConfigParams`.
+///
+/// ```
+/// use cloudwatch_counters::ConfigParams;
+/// let config = ConfigParams::from_tuples([("options.interval", "5000"), ("options.reset_timeout", "0")]);
+/// assert_eq!(config.get("options.interval"), Some("5000"));
+/// ```
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ConfigParams {
+    values: BTreeMap<String, String>,
+}
+
+/// Keys whose values are secrets: `Debug` shows `***` for them.
+fn is_secret_key(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    ["access_key", "client_key", "secret", "password", "token"].iter().any(|s| key.contains(s))
+}
+
+impl std::fmt::Debug for ConfigParams {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = self.values.iter().map(|(k, v)| (k, if is_secret_key(k) { "***" } else { v.as_str() }));
+        f.debug_map().entries(shown).finish()
+    }
+}
+
+impl ConfigParams {
+    /// Builds parameters from `(key, value)` pairs; a later pair with the same key wins.
+    pub fn from_tuples<K: Into<String>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> ConfigParams {
+        ConfigParams { values: pairs.into_iter().map(|(k, v)| (k.into(), v.into())).collect() }
+    }
+
+    /// Sets one key.
+    pub fn set(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.values.insert(key.into(), value.into());
+    }
+
+    /// The value of `key`, if set.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.values.get(key).map(String::as_str)
+    }
+
+    /// The value of the last of `keys` that is set (pip reads `interval`, then `options.interval`: the later wins),
+    /// with the key it came from.
+    pub fn get_last_of<'a>(&self, keys: &[&'a str]) -> Option<(&'a str, &str)> {
+        keys.iter().rev().find_map(|k| self.get(k).map(|v| (*k, v)))
+    }
+
+    /// A duration in milliseconds from the last of `keys` that is set; `Ok(None)` if none is.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] when the value is not a number of milliseconds from 0 to 10^15.
+    pub fn get_millis(&self, keys: &[&str]) -> Result<Option<Duration>, ConfigError> {
+        let Some((key, value)) = self.get_last_of(keys) else {
+            return Ok(None);
+        };
+        let ms: f64 = value.trim().parse().map_err(|_| invalid(key, "a number of milliseconds", value))?;
+        if !(0.0..=1e15).contains(&ms) {
+            return Err(invalid(key, "a number of milliseconds between 0 and 10^15", value));
+        }
+        Ok(Some(Duration::from_secs_f64(ms / 1000.0)))
+    }
+
+    /// An unsigned integer from the last of `keys` that is set.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] when the value is not a non-negative integer.
+    pub fn get_usize(&self, keys: &[&str]) -> Result<Option<usize>, ConfigError> {
+        let Some((key, value)) = self.get_last_of(keys) else {
+            return Ok(None);
+        };
+        value.trim().parse().map(Some).map_err(|_| invalid(key, "a non-negative integer", value))
+    }
+
+    /// A boolean (`true`/`false`, `1`/`0`, `yes`/`no`, any case) from the last of `keys` that is set.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] when the value is not a boolean.
+    pub fn get_bool(&self, keys: &[&str]) -> Result<Option<bool>, ConfigError> {
+        let Some((key, value)) = self.get_last_of(keys) else {
+            return Ok(None);
+        };
+        match value.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" | "yes" => Ok(Some(true)),
+            "false" | "0" | "no" => Ok(Some(false)),
+            _ => Err(invalid(key, "true or false", value)),
+        }
+    }
+
+    /// A non-empty string from the last of `keys` that is set.
+    pub fn get_string(&self, keys: &[&str]) -> Option<String> {
+        self.get_last_of(keys).map(|(_, v)| v.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+}
+
+pub(crate) fn invalid(key: &str, expected: &'static str, value: &str) -> ConfigError {
+    ConfigError::Invalid { key: key.to_owned(), expected, value: value.to_owned() }
+}
+
+#[cfg(feature = "cloudwatch")]
+mod cloudwatch;
+mod options;
+
+#[cfg(feature = "cloudwatch")]
+pub use cloudwatch::{CloudWatchSettings, DEFAULT_CONNECT_TIMEOUT, MAX_BATCH_SIZE};
+pub use options::{CountersOptions, DEFAULT_INTERVAL, DEFAULT_MAX_COUNTERS};

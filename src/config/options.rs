@@ -1,0 +1,189 @@
+//! [`CountersOptions`]: how counters dump, reset and cap, read from pip keys or set with a builder.
+
+use std::time::Duration;
+
+use super::{invalid, ConfigParams};
+use crate::error::ConfigError;
+
+const INTERVAL_KEYS: &[&str] = &["interval", "options.interval"];
+
+/// pip's default dump interval: 5 minutes.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
+
+/// The default cap on live counters: 10 full PutMetricData requests a dump. Each CloudWatch metric is billed, so
+/// a label fed from unbounded input (user ids, URLs) is stopped here instead of on the invoice.
+pub const DEFAULT_MAX_COUNTERS: usize = 10_000;
+
+/// How a `CachedCounters` dumps and resets.
+///
+/// ```
+/// use std::time::Duration;
+/// use cloudwatch_counters::CountersOptions;
+/// let options = CountersOptions::default().interval(Duration::from_secs(60)).reset_timeout(Duration::from_secs(60));
+/// assert_eq!(options.get_interval(), Duration::from_secs(60));
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use]
+pub struct CountersOptions {
+    interval: Duration,
+    reset_timeout: Duration,
+    max_counters: usize,
+    telemetry: bool,
+}
+
+impl Default for CountersOptions {
+    fn default() -> Self {
+        CountersOptions {
+            interval: DEFAULT_INTERVAL,
+            reset_timeout: Duration::ZERO,
+            max_counters: DEFAULT_MAX_COUNTERS,
+            telemetry: true,
+        }
+    }
+}
+
+impl CountersOptions {
+    /// Reads pip's keys: `interval` / `options.interval` (ms, default 300000) and
+    /// `reset_timeout` / `options.reset_timeout` (ms, default 0 = never reset), and this crate's
+    /// `options.max_counters` (default 10000) and `options.telemetry` (default true). The `options.` form wins.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the key whose value cannot be used.
+    pub fn from_config(config: &ConfigParams) -> Result<CountersOptions, ConfigError> {
+        let mut options = CountersOptions::default();
+        options.apply_config(config)?;
+        Ok(options)
+    }
+
+    /// Reads the keys [`from_config`](Self::from_config) knows over these options: keys that are not set keep
+    /// their value.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the key whose value cannot be used; the options are then unchanged.
+    pub fn apply_config(&mut self, config: &ConfigParams) -> Result<(), ConfigError> {
+        let mut next = self.clone();
+        if let Some(interval) = config.get_millis(INTERVAL_KEYS)? {
+            next.interval = interval;
+        }
+        if let Some(reset) = config.get_millis(&["reset_timeout", "options.reset_timeout"])? {
+            next.reset_timeout = reset;
+        }
+        if let Some(max) = config.get_usize(&["max_counters", "options.max_counters"])? {
+            next.max_counters = max;
+        }
+        if let Some(on) = config.get_bool(&["telemetry", "options.telemetry"])? {
+            next.telemetry = on;
+        }
+        if next.interval.is_zero() {
+            let (key, value) = config.get_last_of(INTERVAL_KEYS).unwrap_or(("options.interval", "0"));
+            return Err(invalid(key, "a positive number of milliseconds", value));
+        }
+        *self = next;
+        Ok(())
+    }
+
+    /// Checks the rules every way of setting options shares: the interval is at least 1 ms.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the setting that breaks a rule.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.interval < Duration::from_millis(1) {
+            return Err(invalid(
+                "options.interval",
+                "a positive number of milliseconds",
+                &format!("{:?}", self.interval),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Sets how often counters are dumped (pip's `options.interval`; at least 1 ms, checked by
+    /// [`validate`](Self::validate)).
+    pub fn interval(mut self, interval: Duration) -> Self {
+        self.interval = interval;
+        self
+    }
+
+    /// Sets how long counters accumulate before they are reset (pip's `options.reset_timeout`).
+    ///
+    /// Zero (the default) never resets: every dump sends the totals since the start. A non-zero value resets the
+    /// counters right after the first successful dump once that much time has passed since the last reset;
+    /// `reset_timeout` equal to `interval` therefore publishes per-interval deltas.
+    pub fn reset_timeout(mut self, reset_timeout: Duration) -> Self {
+        self.reset_timeout = reset_timeout;
+        self
+    }
+
+    /// Caps the number of live counters (default [`DEFAULT_MAX_COUNTERS`]). Past the cap, updates to new keys
+    /// are dropped, counted (`Telemetry::keys_dropped`) and warned about once a minute; existing counters go on.
+    pub fn max_counters(mut self, max: usize) -> Self {
+        self.max_counters = max;
+        self
+    }
+
+    /// Publishes this crate's own counts (see [`Telemetry`](crate::Telemetry)) as counters named
+    /// `cloudwatch_counters.*` (default true).
+    pub fn telemetry(mut self, on: bool) -> Self {
+        self.telemetry = on;
+        self
+    }
+
+    /// The cap on live counters.
+    pub fn get_max_counters(&self) -> usize {
+        self.max_counters
+    }
+
+    /// Whether self-telemetry is published.
+    pub fn get_telemetry(&self) -> bool {
+        self.telemetry
+    }
+
+    /// The dump interval.
+    pub fn get_interval(&self) -> Duration {
+        self.interval
+    }
+
+    /// The reset timeout (zero = never reset).
+    pub fn get_reset_timeout(&self) -> Duration {
+        self.reset_timeout
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_pips() {
+        let o = CountersOptions::from_config(&ConfigParams::default()).unwrap();
+        assert_eq!(o.get_interval(), Duration::from_secs(300));
+        assert_eq!(o.get_reset_timeout(), Duration::ZERO);
+    }
+
+    #[test]
+    fn options_prefix_wins_over_plain_key() {
+        let c = ConfigParams::from_tuples([("interval", "1000"), ("options.interval", "2500"), ("reset_timeout", "7")]);
+        let o = CountersOptions::from_config(&c).unwrap();
+        assert_eq!(o.get_interval(), Duration::from_millis(2500));
+        assert_eq!(o.get_reset_timeout(), Duration::from_millis(7));
+    }
+
+    #[test]
+    fn cap_and_telemetry_are_read() {
+        let o = CountersOptions::from_config(&ConfigParams::default()).unwrap();
+        assert_eq!((o.get_max_counters(), o.get_telemetry()), (DEFAULT_MAX_COUNTERS, true));
+        let c = ConfigParams::from_tuples([("options.max_counters", "50"), ("options.telemetry", "false")]);
+        let o = CountersOptions::from_config(&c).unwrap();
+        assert_eq!((o.get_max_counters(), o.get_telemetry()), (50, false));
+        let bad = ConfigParams::from_tuples([("options.telemetry", "maybe")]);
+        assert!(CountersOptions::from_config(&bad).unwrap_err().to_string().contains("options.telemetry"));
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        for (key, value) in [("options.interval", "soon"), ("options.interval", "0"), ("options.reset_timeout", "-5")] {
+            let err = CountersOptions::from_config(&ConfigParams::from_tuples([(key, value)])).unwrap_err();
+            assert!(err.to_string().contains(key), "{err}");
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! The exporter: reads the store on an interval or on demand and hands the counters to a [`Sink`].
+//!
+//! - [`dump`]: one dump — snapshot, save, reset or merge back, and the flush when the last owner is dropped.
+//! - [`driver`]: the background interval task, the thread of our own for programs without a runtime, and the
+//!   bridge that runs async work from synchronous code.
+//! - [`backoff`]: how long to wait after throttling.
+//! - [`telemetry`]: what the counters and their sink did, readable and published.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+// The tokio clock: the same as std's, but it can be paused and advanced in tests.
+use tokio::time::Instant;
+
+use crate::config::CountersOptions;
+use crate::sink::Sink;
+use crate::store::Store;
+use crate::warn::WarnEvery;
+
+pub(crate) mod backoff;
+pub(crate) mod driver;
+pub(crate) mod dump;
+pub(crate) mod telemetry;
+
+pub use dump::DumpReport;
+pub use telemetry::{Telemetry, TELEMETRY_PREFIX};
+
+/// What the dumps of one set of counters share: the last reset, whether the last save failed, and the
+/// telemetry already published.
+#[derive(Debug)]
+struct DumpState {
+    last_reset: Instant,
+    /// The previous save failed: send again even if nothing changed since.
+    retry: bool,
+    /// The telemetry totals already added to the telemetry counters.
+    published: Telemetry,
+}
+
+/// Reads one store and publishes it through one sink: the state a `CachedCounters` and its background task
+/// share. The front-ends never see it.
+pub(crate) struct Exporter {
+    store: Arc<Store>,
+    sink: Arc<dyn Sink>,
+    interval_ms: AtomicU64,
+    reset_timeout_ns: AtomicU64,
+    publish_telemetry: AtomicBool,
+    values_rejected: AtomicU64,
+    dumps_failed: AtomicU64,
+    warn_rejected: WarnEvery,
+    state: tokio::sync::Mutex<DumpState>,
+    driver: Mutex<driver::Driver>,
+}
+
+impl Exporter {
+    pub(crate) fn new(sink: Arc<dyn Sink>, options: &CountersOptions) -> Exporter {
+        let exporter = Exporter {
+            store: Arc::new(Store::with_max_counters(options.get_max_counters())),
+            sink,
+            interval_ms: AtomicU64::new(0),
+            reset_timeout_ns: AtomicU64::new(0),
+            publish_telemetry: AtomicBool::new(true),
+            values_rejected: AtomicU64::new(0),
+            dumps_failed: AtomicU64::new(0),
+            warn_rejected: WarnEvery::default(),
+            state: tokio::sync::Mutex::new(DumpState {
+                last_reset: Instant::now(),
+                retry: false,
+                published: Telemetry::default(),
+            }),
+            driver: Mutex::new(driver::Driver::default()),
+        };
+        exporter.set_options(options);
+        exporter
+    }
+
+    /// The store this exporter reads.
+    pub(crate) fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Applies the interval, reset timeout, counter cap and telemetry switch.
+    pub(crate) fn set_options(&self, options: &CountersOptions) {
+        self.set_interval(options.get_interval());
+        self.set_reset_timeout(options.get_reset_timeout());
+        self.store.set_max_counters(options.get_max_counters());
+        self.publish_telemetry.store(options.get_telemetry(), Relaxed);
+    }
+
+    /// The running totals of what the counters and their sink did.
+    pub(crate) fn telemetry(&self) -> Telemetry {
+        Telemetry::new(
+            self.sink.counts(),
+            self.store.dropped(),
+            self.values_rejected.load(Relaxed),
+            self.dumps_failed.load(Relaxed),
+            self.store.labels_cut(),
+        )
+    }
+
+    pub(crate) fn interval(&self) -> Duration {
+        Duration::from_millis(self.interval_ms.load(Relaxed))
+    }
+
+    pub(crate) fn set_interval(&self, interval: Duration) {
+        self.interval_ms.store(u64::try_from(interval.as_millis()).unwrap_or(u64::MAX).max(1), Relaxed);
+    }
+
+    pub(crate) fn reset_timeout(&self) -> Duration {
+        Duration::from_nanos(self.reset_timeout_ns.load(Relaxed))
+    }
+
+    pub(crate) fn set_reset_timeout(&self, reset_timeout: Duration) {
+        self.reset_timeout_ns.store(u64::try_from(reset_timeout.as_nanos()).unwrap_or(u64::MAX), Relaxed);
+    }
+}

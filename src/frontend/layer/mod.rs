@@ -1,0 +1,189 @@
+//! [`CountersLayer`]: a `tracing_subscriber::Layer` that times spans into Interval counters and turns metric
+//! events into counters.
+//!
+//! - Every span that closes records its wall duration (creation to close, in ms) into the Interval counter
+//!   `<target with :: as .>.<span name>.exec_time` (`orders::api` + `create_order` ->
+//!   `orders.api.create_order.exec_time`). A span field `counter = "name"` replaces the base name; a naming
+//!   function can replace the rule. A span that saw an ERROR event also adds 1 to `<base>.errors`.
+//! - Events with fields named as tracing-opentelemetry does: `monotonic_counter.X` / `counter.X` add to the
+//!   Increment counter `X`, `histogram.X` records into Statistics `X`, `gauge.X` sets LastValue `X`. The event's
+//!   other fields (not `message`) become dimensions, at most 29 (30 with InstanceID).
+//! - Spans and events of the targets excluded by default (the AWS SDK, hyper, h2, rustls, tower, tokio, this
+//!   crate) are ignored, so a dump never creates more data to dump. The layer filters for itself, once per span
+//!   callsite (cached) and with a quick level/field check per event, rather than through a per-layer `Filter`:
+//!   `tracing_subscriber`'s `Filtered` looks the span up again on every enter, exit and close, which cost more
+//!   than the layer's own work. It never disables a callsite for other layers.
+
+use std::fmt;
+use std::sync::Arc;
+
+use metrics::Key;
+use tracing::span::{Attributes, Id};
+use tracing::{Event, Level, Metadata, Subscriber};
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::{Context, Layer};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::frontend::Owner;
+use crate::model::CounterType;
+use crate::publishing::is_publishing;
+use crate::store::Store;
+use events::{metric_field, NameOverride};
+use span_cache::{Callsites, SpanCells};
+
+mod builder;
+mod events;
+mod span_cache;
+
+pub use builder::{CountersLayerBuilder, NamingFn, DEFAULT_EXCLUDED_TARGETS};
+pub use events::COUNTER_FIELD;
+
+/// Kept in a span's extensions from creation to close.
+struct SpanTiming {
+    /// A raw reading of the layer's clock.
+    start: u64,
+    cells: Arc<SpanCells>,
+    error: bool,
+}
+
+/// The layer itself; see the module docs. Made by `counters.layer()` or `counters.layer_builder().build()`.
+pub struct CountersLayer {
+    store: Arc<Store>,
+    _owner: Owner,
+    naming: Option<NamingFn>,
+    excluded: Targets,
+    time_spans: bool,
+    count_events: bool,
+    callsites: Arc<Callsites>,
+    /// Tells this layer's entries apart in the per-thread callsite caches (never reused, unlike an address).
+    id: u64,
+    /// The time stamp counter where it is reliable (a read costs a few ns, against ~23 for `Instant::now` on a
+    /// VM's vDSO clock), else the OS's monotonic clock.
+    clock: quanta::Clock,
+}
+
+impl CountersLayer {
+    fn is_excluded(&self, target: &str) -> bool {
+        !self.excluded.would_enable(target, &Level::ERROR)
+    }
+
+    /// Whether an event is one the layer acts on: an ERROR (inside a timed span) or a metric event, of a target
+    /// that is not excluded. The cheap checks come first: most events are neither.
+    fn wants_event(&self, meta: &Metadata<'_>) -> bool {
+        let wanted = (self.time_spans && *meta.level() == Level::ERROR)
+            || (self.count_events && meta.fields().iter().any(|f| metric_field(f.name()).is_some()));
+        wanted && !self.is_excluded(meta.target())
+    }
+
+    fn base_name(&self, meta: &Metadata<'_>) -> String {
+        match &self.naming {
+            Some(naming) => naming(meta),
+            None => format!("{}.{}", meta.target().replace("::", "."), meta.name()),
+        }
+    }
+
+    fn new_cells(&self, base: String) -> Arc<SpanCells> {
+        let key = Key::from_name(format!("{base}.exec_time"));
+        let exec_time = self.store.cell(&key, CounterType::Interval);
+        Arc::new(SpanCells { base, exec_time, errors: std::sync::OnceLock::new() })
+    }
+
+    /// The cells of a span callsite (`None` for an excluded target), cached; re-resolved when the counters were
+    /// cleared or replaced.
+    fn callsite_cells(&self, meta: &'static Metadata<'static>) -> Option<Arc<SpanCells>> {
+        let id = meta.callsite();
+        if let Some(known) = span_cache::get(self.id, &id) {
+            return known;
+        }
+        let cells = self.shared_callsite_cells(meta);
+        span_cache::put(self.id, id, cells.clone());
+        cells
+    }
+
+    /// [`callsite_cells`](Self::callsite_cells) from the map all threads share.
+    fn shared_callsite_cells(&self, meta: &'static Metadata<'static>) -> Option<Arc<SpanCells>> {
+        let id = meta.callsite();
+        if let Some(cells) = self.callsites.get(&id) {
+            match &*cells {
+                None => return None,
+                Some(cells) if !cells.exec_time.is_retired() => return Some(Arc::clone(cells)),
+                Some(_) => {}
+            }
+        }
+        let cells = (!self.is_excluded(meta.target())).then(|| self.new_cells(self.base_name(meta)));
+        self.callsites.insert(id, cells.clone());
+        cells
+    }
+
+    /// Adds 1 to the span's `<base>.errors` counter (resolved once, again only if it was cleared or replaced).
+    fn count_error(&self, cells: &SpanCells) {
+        let resolve = || self.store.cell(&Key::from_name(format!("{}.errors", cells.base)), CounterType::Increment);
+        let cell = cells.errors.get_or_init(resolve);
+        if cell.is_retired() {
+            resolve().add(1);
+        } else {
+            cell.add(1);
+        }
+    }
+}
+
+impl<S> Layer<S> for CountersLayer
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        if !self.time_spans || is_publishing() {
+            return;
+        }
+        let meta = attrs.metadata();
+        let mut name = NameOverride(None);
+        if meta.fields().field(COUNTER_FIELD).is_some() && !self.is_excluded(meta.target()) {
+            attrs.record(&mut name);
+        }
+        let cells = match name.0 {
+            Some(base) => self.new_cells(base),
+            None => match self.callsite_cells(meta) {
+                Some(cells) => cells,
+                None => return,
+            },
+        };
+        let Some(span) = ctx.span(id) else { return };
+        span.extensions_mut().insert(SpanTiming { start: self.clock.raw(), cells, error: false });
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        if !self.wants_event(event.metadata()) || is_publishing() {
+            return;
+        }
+        if *event.metadata().level() == Level::ERROR {
+            if let Some(span) = ctx.event_span(event) {
+                if let Some(timing) = span.extensions_mut().get_mut::<SpanTiming>() {
+                    timing.error = true;
+                }
+            }
+        }
+        if self.count_events {
+            events::record_metric_event(&self.store, event);
+        }
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        let Some(timing) = span.extensions_mut().remove::<SpanTiming>() else { return };
+        let elapsed_ms = self.clock.delta_as_nanos(timing.start, self.clock.raw()) as f64 / 1e6;
+        timing.cells.exec_time.sample(elapsed_ms);
+        if timing.error {
+            self.count_error(&timing.cells);
+        }
+    }
+}
+
+impl fmt::Debug for CountersLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CountersLayer")
+            .field("callsites", &self.callsites.len())
+            .field("time_spans", &self.time_spans)
+            .field("count_events", &self.count_events)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,103 @@
+//! The layer's span callsites: what it does with a new span of a callsite (time it into these cells, or ignore
+//! it), in a map all threads share and in a per-thread cache in front of it (no shard lock per span).
+//!
+//! A cached entry whose cells were cleared or replaced is a miss, so a hit never times into a detached cell.
+
+use std::cell::RefCell;
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
+use std::sync::{Arc, OnceLock};
+
+use dashmap::DashMap;
+use tracing::callsite::Identifier;
+
+use crate::store::cell::CounterCell;
+use crate::store::thread_cache::{self, Slot, Slots};
+
+/// Hashes a callsite `Identifier` (a `&'static dyn Callsite`: its address, then its vtable's) with a
+/// multiplication per word, instead of SipHash. Both words are mixed in: callsites of one type share the vtable.
+#[derive(Default)]
+pub(crate) struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        // Fold the well-mixed high bits into the low ones, which hash tables use for their bucket index.
+        self.0 ^ (self.0 >> 29)
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_usize(&mut self, word: usize) {
+        self.0 = (self.0 ^ word as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// What the layer does with spans of one callsite: time them into these cells, or ignore them (`None`).
+pub(crate) type Callsites = DashMap<Identifier, Option<Arc<SpanCells>>, BuildHasherDefault<AddressHasher>>;
+
+/// The counters of one span callsite.
+#[derive(Debug)]
+pub(crate) struct SpanCells {
+    pub(crate) base: String,
+    pub(crate) exec_time: Arc<CounterCell>,
+    pub(crate) errors: OnceLock<Arc<CounterCell>>,
+}
+
+thread_local! {
+    static CACHE: RefCell<Slots<Identifier, Option<Arc<SpanCells>>>> = const { RefCell::new(Slots::new(64)) };
+}
+
+fn hash(callsite: &Identifier) -> u64 {
+    BuildHasherDefault::<AddressHasher>::default().hash_one(callsite)
+}
+
+/// What this thread knows of `callsite` for `layer`: `Some(None)` = ignored, `Some(Some(cells))` = timed into
+/// these cells, `None` = not cached (or its cells were retired).
+#[inline]
+#[allow(clippy::option_option)] // the three cases are exactly these: unknown, ignored, timed
+pub(crate) fn get(layer: u64, callsite: &Identifier) -> Option<Option<Arc<SpanCells>>> {
+    thread_cache::lookup(&CACHE, hash(callsite), |slot| {
+        slot.owner == layer
+            && slot.key == *callsite
+            && !slot.value.as_ref().is_some_and(|cells| cells.exec_time.is_retired())
+    })
+}
+
+/// Remembers, in this thread, what `layer` does with spans of `callsite`.
+pub(crate) fn put(layer: u64, callsite: Identifier, cells: Option<Arc<SpanCells>>) {
+    thread_cache::insert(&CACHE, hash(&callsite), Slot { owner: layer, key: callsite, value: cells });
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::callsite::{Callsite, Identifier};
+    use tracing::subscriber::Interest;
+    use tracing::Metadata;
+
+    use super::hash;
+
+    struct Site(#[allow(dead_code)] u8);
+
+    impl Callsite for Site {
+        fn set_interest(&self, _: Interest) {}
+
+        fn metadata(&self) -> &Metadata<'_> {
+            unimplemented!("not called by hashing")
+        }
+    }
+
+    static A: Site = Site(1);
+    static B: Site = Site(2);
+
+    #[test]
+    fn callsites_of_one_type_hash_apart() {
+        assert_ne!(
+            hash(&Identifier(&A)),
+            hash(&Identifier(&B)),
+            "the vtable, shared by both, must not be all that is hashed"
+        );
+    }
+}

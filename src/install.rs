@@ -1,0 +1,126 @@
+//! [`CloudWatchCounters::install`]: the one-liner that opens the counters and makes them the process's
+//! `metrics` recorder and `tracing` subscriber, returning a [`CountersGuard`] that flushes and closes on drop.
+
+use std::fmt;
+use std::time::Duration;
+
+use tokio::runtime::{Handle, RuntimeFlavor};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use crate::counters::{CloudWatchCounters, CloudWatchCountersBuilder};
+use crate::error::Error;
+use crate::exporter::DumpReport;
+
+/// How long dropping a guard inside a multi-threaded runtime waits for the final flush.
+const GUARD_DROP_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl CloudWatchCounters {
+    /// Opens the counters, installs their recorder as the global `metrics` recorder and
+    /// `registry().with(counters.layer())` as the global `tracing` subscriber, and returns a guard: keep it for
+    /// the life of the program, and call [`CountersGuard::close`] (or drop it) on shutdown to flush.
+    ///
+    /// To combine the layer with other layers (a `fmt` layer, filters), use [`install_recorder`](Self::install_recorder)
+    /// and add `guard.counters().layer()` to your own subscriber.
+    ///
+    /// # Errors
+    /// As [`open`](Self::open); [`Error::AlreadyInstalled`] when a global recorder or subscriber is already set
+    /// (the counters are closed again then).
+    pub async fn install(self) -> Result<CountersGuard, Error> {
+        let layer = self.layer();
+        let guard = self.install_recorder().await?;
+        if tracing_subscriber::registry().with(layer).try_init().is_err() {
+            let _ = guard.counters.close().await;
+            return Err(Error::AlreadyInstalled("tracing subscriber"));
+        }
+        Ok(guard)
+    }
+
+    /// Opens the counters and installs their recorder as the global `metrics` recorder (the tracing layer is
+    /// left to you: `registry().with(guard.counters().layer()).with(...)`).
+    ///
+    /// # Errors
+    /// As [`open`](Self::open); [`Error::AlreadyInstalled`] when a global recorder is already set.
+    pub async fn install_recorder(self) -> Result<CountersGuard, Error> {
+        self.open().await?;
+        if metrics::set_global_recorder(self.recorder()).is_err() {
+            let _ = self.close().await;
+            return Err(Error::AlreadyInstalled("metrics recorder"));
+        }
+        Ok(CountersGuard { counters: self, closed: false })
+    }
+}
+
+impl CloudWatchCountersBuilder {
+    /// [`build`](Self::build), then [`CloudWatchCounters::install`]:
+    /// `let _guard = CloudWatchCounters::builder().namespace("MyService").install().await?;`
+    ///
+    /// # Errors
+    /// As [`build`](Self::build) and [`CloudWatchCounters::install`].
+    pub async fn install(self) -> Result<CountersGuard, Error> {
+        self.build()?.install().await
+    }
+}
+
+/// Installed counters: [`close`](Self::close) flushes and closes them. Dropping the guard does the same,
+/// best-effort: outside async code and in a multi-threaded runtime it waits up to 10 s for the flush; in a
+/// current-thread runtime it cannot wait, so it starts the flush and warns: call `close().await` there.
+#[must_use = "dropping the guard closes the counters at once"]
+pub struct CountersGuard {
+    counters: CloudWatchCounters,
+    closed: bool,
+}
+
+impl CountersGuard {
+    /// The installed counters (for `layer()`, `telemetry()`, handles, ...).
+    pub fn counters(&self) -> &CloudWatchCounters {
+        &self.counters
+    }
+
+    /// Flushes everything recorded and closes the counters. Recording goes on into the store afterwards, but
+    /// nothing more is published.
+    ///
+    /// # Errors
+    /// As [`CloudWatchCounters::close`].
+    pub async fn close(mut self) -> Result<DumpReport, Error> {
+        self.closed = true;
+        self.counters.close().await
+    }
+}
+
+impl Drop for CountersGuard {
+    fn drop(&mut self) {
+        if self.closed {
+            return;
+        }
+        let result = match Handle::try_current() {
+            Err(_) => self.counters.close_blocking(),
+            Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
+                let close = tokio::time::timeout(GUARD_DROP_TIMEOUT, self.counters.close());
+                if let Ok(result) = tokio::task::block_in_place(|| handle.block_on(close)) {
+                    result
+                } else {
+                    warn_unflushed(&format!("the flush did not finish within {GUARD_DROP_TIMEOUT:?}"));
+                    return;
+                }
+            }
+            Ok(_) => {
+                warn_unflushed(&"a current-thread runtime cannot wait in drop: call `guard.close().await`");
+                return;
+            }
+        };
+        if let Err(err) = result {
+            warn_unflushed(&err);
+        }
+    }
+}
+
+fn warn_unflushed(why: &dyn fmt::Display) {
+    tracing::warn!(target: "cloudwatch_counters", "installed counters were dropped and their final flush did not complete: {why}");
+}
+
+impl fmt::Debug for CountersGuard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CountersGuard").field("counters", &self.counters).field("closed", &self.closed).finish()
+    }
+}

@@ -1,0 +1,86 @@
+//! [`SkipReason`]: why a sink skipped a counter instead of sending it.
+
+use std::fmt;
+
+/// Why a datum was not sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum SkipReason {
+    /// The metric name is empty, longer than 255 characters, not ASCII, or has control characters.
+    MetricName,
+    /// More than 30 dimensions.
+    TooManyDimensions,
+    /// A dimension name is empty, longer than 255 characters, starts with `:`, is not ASCII or has control
+    /// characters.
+    DimensionName,
+    /// A dimension value is empty, longer than 1024 characters, not ASCII or has control characters.
+    DimensionValue,
+    /// A value is NaN, infinite, or beyond +-2^360.
+    Value,
+    /// A statistic set with no samples.
+    EmptyStatistics,
+    /// A timestamp more than two weeks old.
+    TooOld,
+    /// A timestamp more than two hours ahead.
+    InFuture,
+    /// A storage resolution other than 1 or 60.
+    StorageResolution,
+}
+
+impl SkipReason {
+    /// Every reason, in a fixed order.
+    pub const ALL: [SkipReason; 9] = [
+        SkipReason::MetricName,
+        SkipReason::TooManyDimensions,
+        SkipReason::DimensionName,
+        SkipReason::DimensionValue,
+        SkipReason::Value,
+        SkipReason::EmptyStatistics,
+        SkipReason::TooOld,
+        SkipReason::InFuture,
+        SkipReason::StorageResolution,
+    ];
+
+    /// A short snake_case name, used in warnings and self-telemetry.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::MetricName => "metric_name",
+            SkipReason::TooManyDimensions => "too_many_dimensions",
+            SkipReason::DimensionName => "dimension_name",
+            SkipReason::DimensionValue => "dimension_value",
+            SkipReason::Value => "value",
+            SkipReason::EmptyStatistics => "empty_statistics",
+            SkipReason::TooOld => "too_old",
+            SkipReason::InFuture => "in_future",
+            SkipReason::StorageResolution => "storage_resolution",
+        }
+    }
+
+    /// The position of this reason in [`SkipReason::ALL`].
+    pub(crate) fn index(self) -> usize {
+        SkipReason::ALL.iter().position(|r| *r == self).unwrap_or(0)
+    }
+
+    /// Why CloudWatch refuses such a datum, for warnings.
+    pub fn explain(self) -> &'static str {
+        match self {
+            SkipReason::MetricName => "metric names must be 1-255 ASCII characters without control characters",
+            SkipReason::TooManyDimensions => "a datum may have at most 30 dimensions, InstanceID included",
+            SkipReason::DimensionName => {
+                "dimension names must be 1-255 ASCII characters, without control characters, not starting with ':'"
+            }
+            SkipReason::DimensionValue => "dimension values must be 1-1024 ASCII characters without control characters",
+            SkipReason::Value => "values must be finite and within +-2^360",
+            SkipReason::EmptyStatistics => "a statistic set needs at least one sample",
+            SkipReason::TooOld => "timestamps may be at most two weeks old",
+            SkipReason::InFuture => "timestamps may be at most two hours ahead",
+            SkipReason::StorageResolution => "storage resolution must be 1 or 60",
+        }
+    }
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

@@ -1,9 +1,11 @@
 //! A small tokio service wired in the two lines the README shows: the tracing layer and the metrics recorder.
 //!
 //! `cargo run --example service` handles a few simulated requests and prints the counters through LogCounters.
-//! Set `CLOUDWATCH_ENDPOINT` (for example the local server of `scripts/localstack.sh start`) to publish to
-//! CloudWatch instead. `SERVICE_ORDERS` sets how many orders it handles (40). Ctrl-C stops it early; the counters
-//! are flushed either way.
+//! `cargo run --example service -- --cloudwatch` publishes to CloudWatch instead: to `AWS_ENDPOINT_URL` when set
+//! (for example the local server of `scripts/localstack.sh start`), else to AWS with the default credential chain.
+//! Setting `AWS_ENDPOINT_URL` alone turns publishing on too, as in the quickstart. The namespace is
+//! `cloudwatch-counters/service-example`. `SERVICE_ORDERS` sets how many orders it handles (40). Ctrl-C stops it
+//! early; the counters are flushed either way.
 
 use std::time::Duration;
 
@@ -32,22 +34,26 @@ async fn list_orders() {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let options = CountersOptions::default().interval(Duration::from_secs(1));
-    let (counters, cloudwatch): (CachedCounters, Option<CloudWatchCounters>) =
-        if let Ok(endpoint) = std::env::var("CLOUDWATCH_ENDPOINT") {
-            let cw = CloudWatchCounters::builder()
-                .namespace("cloudwatch-counters/service-example")
-                .region("us-east-1")
+    let endpoint = std::env::var("AWS_ENDPOINT_URL").ok();
+    let publish = endpoint.is_some() || std::env::args().any(|a| a == "--cloudwatch");
+    let (counters, cloudwatch): (CachedCounters, Option<CloudWatchCounters>) = if publish {
+        let mut builder =
+            CloudWatchCounters::builder().namespace("cloudwatch-counters/service-example").options(options);
+        if let Some(endpoint) = endpoint {
+            // A local server takes any credentials; AWS itself uses the default chain.
+            builder = builder
                 .endpoint_url(endpoint)
                 .credentials("test", "test")
-                .options(options)
-                .build()?;
-            cw.open().await?;
-            (cw.counters().clone(), Some(cw))
-        } else {
-            let log = LogCounters::new(options);
-            log.open().await?;
-            (log.counters().clone(), None)
-        };
+                .region(std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".to_owned()));
+        }
+        let cw = builder.build()?;
+        cw.open().await?;
+        (cw.counters().clone(), Some(cw))
+    } else {
+        let log = LogCounters::new(options);
+        log.open().await?;
+        (log.counters().clone(), None)
+    };
 
     // The two lines: time every span, and record every metrics macro.
     tracing_subscriber::registry().with(counters.layer()).init();

@@ -9,5 +9,5 @@ trap 'scripts/localstack.sh stop' EXIT
 
 export CLOUDWATCH_TEST_ENDPOINT="$endpoint"
 # Build everything once, then run every test (the CloudWatch ones are #[ignore]d without a server).
-cargo test --all-targets -- --include-ignored
-cargo test --doc
+cargo test -p cloudwatch-counters --all-targets -- --include-ignored
+cargo test -p cloudwatch-counters --doc

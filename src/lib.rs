@@ -8,7 +8,7 @@
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), cloudwatch_counters::Error> {
 //! let counters = LogCounters::new(CountersOptions::default());
-//! counters.open()?;
+//! counters.open().await?;
 //! counters.increment("mycomponent.mymethod.calls", 1);
 //! let timing = counters.begin_timing("mycomponent.mymethod.exec_time");
 //! // ... the work ...
@@ -17,7 +17,15 @@
 //! # Ok(()) }
 //! ```
 //!
+//! In a service, [`CloudWatchCounters::builder`]`().namespace(..).install().await?` opens CloudWatch counters,
+//! installs them as the global `metrics` recorder and `tracing` subscriber, and returns a guard that flushes on
+//! close (see the README for wiring the layer into a subscriber of your own).
+//!
 //! # How it works
+//! - The flow is one-way: the front-ends (the [`CountersLayer`], the [`CountersRecorder`], the pip [`Counters`]
+//!   API and [`CounterHandle`]s) write the store; the exporter reads the store on an interval and hands counters to
+//!   a [`Sink`] (CloudWatch, the log); the counters types ([`CachedCounters`], `CloudWatchCounters`,
+//!   [`LogCounters`], ...) wire them together. ARCHITECTURE.md in the repository maps the modules.
 //! - Every counter is a cell of atomics in a sharded `DashMap` keyed by `metrics::Key` (name + labels), looked up
 //!   with the key's precomputed hash. A [`CounterHandle`] points straight at a cell: updates through it are a few
 //!   atomic operations, with no lock and no allocation. The name-based [`Counters`] methods look the name up first.

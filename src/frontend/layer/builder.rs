@@ -1,14 +1,10 @@
 //! [`CountersLayerBuilder`]: what the layer ignores, how it names span counters, what it records.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
-use dashmap::DashMap;
 use tracing::Metadata;
-use tracing_subscriber::filter::{LevelFilter, Targets};
 
-use super::CountersLayer;
 use crate::frontend::Owner;
 use crate::store::Store;
 
@@ -39,12 +35,12 @@ pub type NamingFn = Arc<dyn Fn(&Metadata<'_>) -> String + Send + Sync>;
 #[derive(Clone)]
 #[must_use = "a layer builder does nothing until `.build()`"]
 pub struct CountersLayerBuilder {
-    store: Arc<Store>,
-    owner: Owner,
-    excluded: Vec<String>,
-    naming: Option<NamingFn>,
-    time_spans: bool,
-    count_events: bool,
+    pub(super) store: Arc<Store>,
+    pub(super) owner: Owner,
+    pub(super) excluded: Vec<String>,
+    pub(super) naming: Option<NamingFn>,
+    pub(super) time_spans: bool,
+    pub(super) count_events: bool,
 }
 
 impl CountersLayerBuilder {
@@ -89,29 +85,6 @@ impl CountersLayerBuilder {
         self.count_events = on;
         self
     }
-
-    /// The layer, ready for `registry().with(...)`.
-    pub fn build(self) -> CountersLayer {
-        let excluded = self.excluded.iter().map(|target| (target.as_str(), LevelFilter::OFF));
-        CountersLayer {
-            store: self.store,
-            _owner: self.owner,
-            naming: self.naming,
-            excluded: Targets::new().with_default(LevelFilter::TRACE).with_targets(excluded),
-            time_spans: self.time_spans,
-            count_events: self.count_events,
-            callsites: Arc::new(DashMap::default()),
-            id: next_layer_id(),
-            // Calibrated here, once, so that no span pays for it.
-            clock: quanta::Clock::new(),
-        }
-    }
-}
-
-/// A new layer's id, never reused (unlike an address): it tells layers apart in the per-thread callsite caches.
-fn next_layer_id() -> u64 {
-    static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(0);
-    NEXT_LAYER_ID.fetch_add(1, Relaxed)
 }
 
 impl fmt::Debug for CountersLayerBuilder {

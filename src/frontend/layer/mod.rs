@@ -15,12 +15,15 @@
 //!   than the layer's own work. It never disables a callsite for other layers.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+
+use dashmap::DashMap;
 
 use metrics::Key;
 use tracing::span::{Attributes, Id};
 use tracing::{Event, Level, Metadata, Subscriber};
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -125,6 +128,31 @@ impl CountersLayer {
             cell.add(1);
         }
     }
+}
+
+impl CountersLayerBuilder {
+    /// The layer, ready for `registry().with(...)`.
+    pub fn build(self) -> CountersLayer {
+        let excluded = self.excluded.iter().map(|target| (target.as_str(), LevelFilter::OFF));
+        CountersLayer {
+            store: self.store,
+            _owner: self.owner,
+            naming: self.naming,
+            excluded: Targets::new().with_default(LevelFilter::TRACE).with_targets(excluded),
+            time_spans: self.time_spans,
+            count_events: self.count_events,
+            callsites: Arc::new(DashMap::default()),
+            id: next_layer_id(),
+            // Calibrated here, once, so that no span pays for it.
+            clock: quanta::Clock::new(),
+        }
+    }
+}
+
+/// A new layer's id, never reused (unlike an address): it tells layers apart in the per-thread callsite caches.
+fn next_layer_id() -> u64 {
+    static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(0);
+    NEXT_LAYER_ID.fetch_add(1, Relaxed)
 }
 
 impl<S> Layer<S> for CountersLayer

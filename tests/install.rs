@@ -1,0 +1,43 @@
+//! `install()`: one call opens the counters and makes them the process's `metrics` recorder and `tracing`
+//! subscriber; closing the guard flushes what both recorded into CloudWatch. One test binary, because both are
+//! process-wide.
+
+mod common;
+
+use std::time::Duration;
+
+use cloudwatch_counters::{CloudWatchCounters, CountersOptions, Error};
+use common::localstack::{self, statistics, unique_namespace};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local CloudWatch: run scripts/test.sh"]
+async fn install_records_macros_and_spans_and_the_guard_flushes_them() {
+    let ns = unique_namespace("install");
+    let builder = || {
+        CloudWatchCounters::builder()
+            .namespace(ns.clone())
+            .instance("install-host")
+            .region("us-east-1")
+            .credentials("test", "test")
+            .endpoint_url(localstack::endpoint())
+            .options(CountersOptions::default().interval(Duration::from_secs(3600)))
+    };
+    let guard = builder().install().await.expect("install");
+    for _ in 0..3 {
+        metrics::counter!("installed.orders").increment(2);
+        let _span = tracing::info_span!(target: "install_test", "handle").entered();
+    }
+    // A second install finds both globals taken, says which, and leaves the first one working.
+    let err = builder().install().await.unwrap_err();
+    assert!(matches!(err, Error::AlreadyInstalled("metrics recorder")), "{err}");
+    metrics::counter!("installed.orders").increment(1);
+
+    let report = guard.close().await.expect("close flushes");
+    assert!(report.saved >= 2, "{report:?}");
+    let reader = localstack::reader();
+    let dims = [("InstanceID", "install-host")];
+    let orders = statistics(&reader, &ns, "installed.orders", &dims).await;
+    assert_eq!(orders.sum(), Some(7.0));
+    let spans = statistics(&reader, &ns, "install_test.handle.exec_time", &dims).await;
+    assert_eq!(spans.sample_count(), Some(3.0));
+}

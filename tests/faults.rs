@@ -1,5 +1,6 @@
-//! Faults injected through the AWS SDK's own test HTTP clients: server errors, throttling and timeouts. The
-//! clock is tokio's paused clock, so back-offs and timeouts take no real time and are checked exactly.
+//! Faults injected through test HTTP clients plugged into the AWS SDK (tests/common/http.rs): server errors,
+//! throttling and timeouts. The clock is tokio's paused clock, so back-offs and timeouts take no real time and are
+//! checked exactly.
 
 mod common;
 
@@ -9,8 +10,8 @@ use std::time::Duration;
 use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_cloudwatch::config::SharedHttpClient;
-use aws_smithy_http_client::test_util::{infallible_client_fn, NeverClient, NeverTcpConnector};
 use cloudwatch_counters::{CloudWatchCounters, ConfigParams, Counters, CountersOptions, Error};
+use common::http::{infallible_client_fn, real_http_client, NeverClient, UnopenablePort};
 use tokio::time::Instant;
 
 /// What the fake CloudWatch saw: each request's time and URI.
@@ -174,11 +175,14 @@ async fn a_server_that_never_answers_times_out_after_connect_timeout() {
 
 #[tokio::test(start_paused = true)]
 async fn a_connection_that_never_opens_times_out_after_connect_timeout() {
-    let (sdk_http, timeout) = (NeverTcpConnector::new().into_client(), Duration::from_millis(1500));
+    // The SDK's real HTTP client, connecting to a loopback port whose connections never open.
+    let port = UnopenablePort::listen();
+    let (sdk_http, timeout) = (real_http_client(), Duration::from_millis(1500));
     let c = CloudWatchCounters::builder()
         .namespace("faults")
         .region("us-east-1")
         .credentials("test", "test")
+        .endpoint_url(port.endpoint())
         .connect_timeout(timeout)
         .options(hour())
         .sdk_config(sdk(sdk_http, RetryConfig::disabled()))
@@ -190,6 +194,8 @@ async fn a_connection_that_never_opens_times_out_after_connect_timeout() {
     let err = tokio::time::timeout(Duration::from_secs(600), c.dump()).await.expect("no timeout applied").unwrap_err();
     assert_eq!(start.elapsed(), timeout, "{err}");
     assert!(format!("{err:?}").to_lowercase().contains("timeout"), "{err:?}");
+    // The attempt timeout is 1.5 s too: only the HTTP client's connect timeout says so.
+    assert!(format!("{err:?}").contains("HTTP connect timeout"), "the connect timeout fired: {err:?}");
 }
 
 #[tokio::test]

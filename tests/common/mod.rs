@@ -1,7 +1,10 @@
-//! Test helpers shared by the integration tests: a sink that records what it is given.
+//! Test helpers shared by the integration tests: a sink that records what it is given (and, in `http`, test HTTP
+//! clients for the AWS SDK).
 #![allow(dead_code, unreachable_pub)]
 
 pub mod bytes_in_use;
+#[cfg(feature = "cloudwatch")]
+pub mod http;
 #[cfg(feature = "cloudwatch")]
 pub mod localstack;
 

@@ -93,5 +93,5 @@ pub use frontend::recorder::CountersRecorder;
 pub use frontend::timing::CounterTiming;
 #[cfg(feature = "cloudwatch")]
 pub use install::CountersGuard;
-pub use model::{Counter, CounterType, MAX_DIMENSIONS, MAX_LABELS};
-pub use sink::{LogSink, SaveFuture, Sink, SinkCounts, SkipReason};
+pub use model::{Counter, CounterType, MAX_DIMENSIONS, MAX_LABELS, MAX_VALUE, MIN_VALUE};
+pub use sink::{LogSink, SaveFuture, Sink, SinkCounts, SinkView, SkipReason};

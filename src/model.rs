@@ -10,6 +10,20 @@ pub const MAX_DIMENSIONS: usize = 30;
 /// Most labels a counter keeps: [`MAX_DIMENSIONS`] less the InstanceID dimension.
 pub const MAX_LABELS: usize = MAX_DIMENSIONS - 1;
 
+/// The largest magnitude CloudWatch accepts for a value: 2^360. Samples and levels beyond it are refused when
+/// they are recorded, so that one bad value never makes a counter unpublishable.
+pub const MAX_VALUE: f64 = 2.348_542_582_773_833_2e108;
+
+/// The smallest non-zero magnitude CloudWatch accepts for a value: 2^-360.
+pub const MIN_VALUE: f64 = 4.257_959_840_008_151e-109;
+
+/// Whether CloudWatch accepts `value`: finite, zero or within 2^-360 to 2^360 in magnitude.
+#[inline]
+pub(crate) fn in_range(value: f64) -> bool {
+    let magnitude = value.abs();
+    magnitude <= MAX_VALUE && (magnitude >= MIN_VALUE || magnitude == 0.0)
+}
+
 /// The kind of a counter, numbered as in every pip-services port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]

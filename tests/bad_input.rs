@@ -20,6 +20,8 @@ enum Outcome {
     Rejected,
     /// Skipped at send time for this reason.
     Skipped(SkipReason),
+    /// Refused at the call, as pip's "Counter name was not set": counted in `names_empty`.
+    NameEmpty,
     /// Sent with its labels cut to 29: counted in `labels_cut`; arrives with 30 dimensions.
     LabelsCut,
     /// Valid for CloudWatch as it is: arrives unchanged under these dimensions.
@@ -41,8 +43,9 @@ const ROWS: &[Row] = &[
     Row { what: "+Inf", record: |c| c.last("inf", f64::INFINITY), outcome: Outcome::Rejected },
     Row { what: "-Inf", record: |c| c.end_timing("neg_inf", f64::NEG_INFINITY), outcome: Outcome::Rejected },
     Row { what: "1e400", record: |c| c.stats("huge", "1e400".parse().unwrap()), outcome: Outcome::Rejected },
-    Row { what: "beyond 2^360", record: |c| c.stats("big", 1e109), outcome: Outcome::Skipped(SkipReason::Value) },
-    Row { what: "empty name", record: |c| c.increment("", 1), outcome: Outcome::Skipped(SkipReason::MetricName) },
+    Row { what: "beyond 2^360", record: |c| c.stats("big", 1e109), outcome: Outcome::Rejected },
+    Row { what: "below 2^-360", record: |c| c.last("tiny", 1e-109), outcome: Outcome::Rejected },
+    Row { what: "empty name", record: |c| c.increment("", 1), outcome: Outcome::NameEmpty },
     Row {
         what: "256-char name",
         record: |c| c.increment(&"n".repeat(256), 1),
@@ -97,7 +100,8 @@ const ROWS: &[Row] = &[
 /// How often the row's outcome was counted, and the line its warning carries.
 fn counted(outcome: Outcome, t: &Telemetry) -> (u64, &'static str) {
     match outcome {
-        Outcome::Rejected => (t.values_rejected, "non-finite values"),
+        Outcome::Rejected => (t.values_rejected, "were passed to counters and not recorded"),
+        Outcome::NameEmpty => (t.names_empty, "Counter name was not set"),
         Outcome::Skipped(reason) => (t.skipped(reason), "a datum was not sent to CloudWatch"),
         Outcome::LabelsCut => (t.labels_cut, "more labels than CloudWatch"),
         Outcome::Arrives(..) => (2, ""),
@@ -116,6 +120,7 @@ fn telemetry_metric(outcome: Outcome) -> Option<(&'static str, Dims, f64)> {
             Some(("cloudwatch_counters.datums_skipped", vec![("reason", reason.as_str())], 1.0))
         }
         Outcome::LabelsCut => Some(("cloudwatch_counters.labels_cut", vec![], 2.0)),
+        Outcome::NameEmpty => Some(("cloudwatch_counters.names_empty", vec![], 2.0)),
         Outcome::Arrives(..) => None,
     }
 }

@@ -54,13 +54,9 @@ fn hammer(counters: &CachedCounters) {
     counters.dump_blocking().unwrap();
 }
 
-#[test]
-fn reset_mode_saves_every_update_exactly_once() {
-    let sink = RecordingSink::default();
-    let options = CountersOptions::default().reset_timeout(Duration::from_nanos(1));
-    let counters = CachedCounters::new(sink.clone(), options);
-    hammer(&counters);
-
+/// Every update is in exactly one save: the saves add up to what was recorded, each save's min and max are
+/// its own samples', and nothing is left to send.
+fn assert_each_update_saved_once(sink: &RecordingSink, counters: &CachedCounters) {
     let total = (THREADS * UPDATES) as i64;
     let saves = sink.saves();
     assert!(saves.len() > 1, "expected several saves, got {}", saves.len());
@@ -80,16 +76,27 @@ fn reset_mode_saves_every_update_exactly_once() {
 }
 
 #[test]
-fn cumulative_mode_final_dump_holds_every_update() {
+fn reset_mode_saves_every_update_exactly_once() {
+    let sink = RecordingSink::default();
+    let options = CountersOptions::default().reset_timeout(Duration::from_nanos(1));
+    let counters = CachedCounters::new(sink.clone(), options);
+    hammer(&counters);
+    assert_each_update_saved_once(&sink, &counters);
+}
+
+#[test]
+fn default_mode_saves_every_update_exactly_once_and_reads_keep_running_totals() {
     let sink = RecordingSink::default();
     let counters = CachedCounters::new(sink.clone(), CountersOptions::default());
     hammer(&counters);
+    assert_each_update_saved_once(&sink, &counters);
 
+    // pip's local view (reset_timeout 0): running totals since the start.
     let total = (THREADS * UPDATES) as i64;
-    let last = sink.last_save();
-    assert_eq!(find(&last, "hits").count, Some(total));
-    assert_eq!(find(&last, "sizes").count, Some(total));
-    assert_eq!(find(&last, "sizes").sum, Some(total as f64));
-    assert_eq!(find(&last, "latency").count, Some(total));
-    assert_eq!(find(&last, "latency").average, Some(1.0));
+    let all = counters.get_all();
+    assert_eq!(find(&all, "hits").count, Some(total));
+    assert_eq!(find(&all, "sizes").count, Some(total));
+    assert_eq!(find(&all, "sizes").sum, Some(total as f64));
+    assert_eq!(find(&all, "latency").count, Some(total));
+    assert_eq!(find(&all, "latency").average, Some(1.0));
 }

@@ -11,7 +11,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_cloudwatch::config::SharedHttpClient;
 use cloudwatch_counters::{CloudWatchCounters, ConfigParams, Counters, CountersOptions, Error};
-use common::http::{infallible_client_fn, real_http_client, NeverClient, UnopenablePort};
+use common::http::{cbor_response, infallible_client_fn, real_http_client, NeverClient, UnopenablePort};
 use tokio::time::Instant;
 
 /// What the fake CloudWatch saw: each request's time and URI.
@@ -28,29 +28,9 @@ impl Seen {
     }
 }
 
-/// A CBOR text string (short ones only: < 24 bytes).
-fn cbor_text(s: &str) -> Vec<u8> {
-    assert!(s.len() < 24);
-    let mut out = vec![0x60 + s.len() as u8];
-    out.extend_from_slice(s.as_bytes());
-    out
-}
-
 /// A response as CloudWatch's rpc-v2-cbor protocol sends it: `None` = success, else an error code and status.
 fn response(error: Option<(&str, u16)>) -> http::Response<Vec<u8>> {
-    let builder =
-        http::Response::builder().header("smithy-protocol", "rpc-v2-cbor").header("content-type", "application/cbor");
-    match error {
-        None => builder.status(200).body(vec![0xa0]).unwrap(),
-        Some((code, status)) => {
-            let mut body = vec![0xa2];
-            body.extend(cbor_text("__type"));
-            body.extend(cbor_text(code));
-            body.extend(cbor_text("message"));
-            body.extend(cbor_text("injected fault"));
-            builder.status(status).header("x-amzn-query-error", format!("{code};Sender")).body(body).unwrap()
-        }
-    }
+    cbor_response(error)
 }
 
 /// A fake CloudWatch answering the `n`th request (from 0) with `script(n)`.

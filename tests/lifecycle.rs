@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use cloudwatch_counters::{CachedCounters, CounterType, Counters, CountersOptions, Error};
+use cloudwatch_counters::{CachedCounters, CounterType, Counters, CountersOptions, Error, SinkView};
 use common::{find, RecordingSink};
 
 fn counters(options: CountersOptions) -> (CachedCounters, RecordingSink) {
@@ -13,33 +13,44 @@ fn counters(options: CountersOptions) -> (CachedCounters, RecordingSink) {
 }
 
 #[tokio::test]
-async fn cumulative_dumps_resend_totals_and_skip_when_nothing_changed() {
+async fn default_dumps_send_each_period_once_and_skip_when_nothing_changed() {
     let (c, sink) = counters(CountersOptions::default());
     c.increment("calls", 2);
     assert_eq!(c.dump().await.unwrap().saved, 1);
-    assert_eq!(c.dump().await.unwrap().saved, 0, "nothing updated since: pip skips the dump");
+    assert_eq!(c.dump().await.unwrap().saved, 0, "nothing updated since: the dump sends nothing");
     c.increment("calls", 3);
     c.dump().await.unwrap();
     let saves = sink.saves();
     assert_eq!(saves.len(), 2);
-    assert_eq!(find(&saves[1], "calls").count, Some(5), "cumulative: the total since start");
+    assert_eq!(find(&saves[1], "calls").count, Some(3), "the period's increments, not the total again");
+    assert_eq!(c.get("calls", CounterType::Increment).count, Some(5), "pip's running total, read locally");
 }
 
 #[tokio::test(start_paused = true)]
 async fn reset_happens_only_after_reset_timeout_and_a_successful_save() {
     let options = CountersOptions::default().reset_timeout(Duration::from_secs(60));
-    let (c, sink) = counters(options);
-    c.increment("calls", 1);
-    let first = c.dump().await.unwrap();
-    assert!(!first.reset, "reset_timeout has not passed yet");
+    let totals = RecordingSink::with_view(SinkView::Totals);
+    let (c, periods) = counters(options.clone());
+    let t = CachedCounters::new(totals.clone(), options);
+    for counters in [&c, &t] {
+        counters.increment("calls", 1);
+        let first = counters.dump().await.unwrap();
+        assert!(!first.reset, "reset_timeout has not passed yet");
+    }
     tokio::time::advance(Duration::from_secs(61)).await;
-    c.increment("calls", 1);
-    let second = c.dump().await.unwrap();
-    assert!(second.reset);
-    assert_eq!(find(&sink.last_save(), "calls").count, Some(2), "values accumulate until the reset");
-    c.increment("calls", 5);
-    c.dump().await.unwrap();
-    assert_eq!(find(&sink.last_save(), "calls").count, Some(5), "after the reset counting starts again");
+    for counters in [&c, &t] {
+        counters.increment("calls", 1);
+        assert!(counters.dump().await.unwrap().reset);
+    }
+    assert_eq!(find(&totals.last_save(), "calls").count, Some(2), "local totals accumulate until the reset");
+    assert_eq!(find(&periods.last_save(), "calls").count, Some(1), "a metrics sink gets each period once");
+    assert_eq!(c.get("calls", CounterType::Increment).count, None, "reset, as pip's reset_all");
+    for counters in [&c, &t] {
+        counters.increment("calls", 5);
+        counters.dump().await.unwrap();
+    }
+    assert_eq!(find(&totals.last_save(), "calls").count, Some(5), "after the reset counting starts again");
+    assert_eq!(find(&periods.last_save(), "calls").count, Some(5));
 }
 
 #[tokio::test(start_paused = true)]
@@ -66,7 +77,7 @@ async fn failed_save_in_reset_mode_keeps_the_data_for_the_next_dump() {
 }
 
 #[tokio::test]
-async fn failed_save_in_cumulative_mode_is_retried_even_without_updates() {
+async fn a_failed_save_goes_out_with_the_next_dump_even_without_updates() {
     let (c, sink) = counters(CountersOptions::default());
     c.last("queue", 7.0);
     sink.set_failing(true);
@@ -130,7 +141,8 @@ async fn the_timer_dumps_every_interval_without_any_update_arriving() {
     sink.wait_for_saves(1).await;
     c.increment("calls", 1);
     sink.wait_for_saves(2).await;
-    assert_eq!(find(&sink.last_save(), "calls").count, Some(2));
+    assert_eq!(find(&sink.last_save(), "calls").count, Some(1), "the second period's increment");
+    assert_eq!(c.get("calls", CounterType::Increment).count, Some(2));
     let started = tokio::time::Instant::now();
     c.increment("calls", 1);
     sink.wait_for_saves(3).await;
@@ -161,7 +173,8 @@ fn programs_without_a_runtime_open_dump_and_close_on_a_thread_of_their_own() {
     sink.wait_for_saves_blocking(1, Duration::from_secs(30));
     c.increment("calls", 1);
     c.close_blocking().unwrap();
-    assert_eq!(find(&sink.last_save(), "calls").count, Some(2));
+    let sent: i64 = sink.saves().iter().flatten().filter(|x| x.name == "calls").filter_map(|x| x.count).sum();
+    assert_eq!(sent, 2, "each increment in exactly one save, the last one in the close flush");
     assert!(!c.is_open());
 }
 

@@ -100,7 +100,8 @@ fn increments_sum_exactly() {
 #[test]
 fn last_value_and_timestamp_keep_the_last() {
     check(|rng| {
-        let values = vec_of(rng, 1..50, |rng| f64_in(rng, -1e300, 1e300));
+        // Within CloudWatch's range (2^360): values beyond it are refused when recorded.
+        let values = vec_of(rng, 1..50, |rng| f64_in(rng, -2e108, 2e108));
         let times = vec_of(rng, 1..50, |rng| rng.u64(0..4_000_000_000_000));
         let c = counters();
         for &v in &values {

@@ -14,8 +14,9 @@ pub const MAX_BATCH_SIZE: usize = 1000;
 ///
 /// Keys, pip's spelling first and the seed page's second (both work; for each setting the last listed key that is
 /// set wins): `connection.region` / `connections.region`; `connection.endpoint_url` / `connection.uri` /
-/// `connections.endpoint_url` (for local servers); `credential.access_id` / `credential.client_id` /
-/// `credentials.access_id`; `credential.access_key` / `credential.client_key` / `credentials.access_key`;
+/// `connections.endpoint_url` (for local servers); `connection.access_id` / `credential.access_id` /
+/// `credential.client_id` / `credentials.access_id`; `connection.access_key` / `credential.access_key` /
+/// `credential.client_key` / `credentials.access_key`;
 /// `source` (the namespace); `instance` (the InstanceID dimension); `options.interval`, `options.reset_timeout`,
 /// `options.connect_timeout` (ms); `options.batch_size` (datums per request, 1..=1000);
 /// `options.storage_resolution` (60, or 1 for high resolution).
@@ -58,8 +59,10 @@ impl Default for CloudWatchSettings {
     }
 }
 
-const ACCESS_ID_KEYS: &[&str] = &["credential.access_id", "credential.client_id", "credentials.access_id"];
-const ACCESS_KEY_KEYS: &[&str] = &["credential.access_key", "credential.client_key", "credentials.access_key"];
+const ACCESS_ID_KEYS: &[&str] =
+    &["connection.access_id", "credential.access_id", "credential.client_id", "credentials.access_id"];
+const ACCESS_KEY_KEYS: &[&str] =
+    &["connection.access_key", "credential.access_key", "credential.client_key", "credentials.access_key"];
 
 impl CloudWatchSettings {
     /// Reads the settings from pip-style keys (see the type's docs for the list).
@@ -165,7 +168,13 @@ mod cloudwatch_tests {
             ("credentials.access_id", "AKID"),
             ("credentials.access_key", "SECRET"),
         ]);
-        for config in [pip, seed] {
+        // The seed page's own example puts the keys under `connection.`.
+        let seed_example = ConfigParams::from_tuples([
+            ("connection.region", "us-east-1"),
+            ("connection.access_id", "AKID"),
+            ("connection.access_key", "SECRET"),
+        ]);
+        for config in [pip, seed, seed_example] {
             let s = CloudWatchSettings::from_config(&config).unwrap();
             assert_eq!(s.region.as_deref(), Some("us-east-1"));
             let (id, key) = s.credentials.unwrap();

@@ -1,6 +1,7 @@
 //! The exporter: reads the store on an interval or on demand and hands the counters to a [`Sink`].
 //!
-//! - [`dump`]: one dump — snapshot, save, reset or merge back, and the flush when the last owner is dropped.
+//! - [`dump`]: one dump — take the periods, save, commit or put back — and the flush when the last owner is
+//!   dropped.
 //! - [`driver`]: the background interval task, the thread of our own for programs without a runtime, and the
 //!   bridge that runs async work from synchronous code.
 //! - [`backoff`]: how long to wait after throttling.
@@ -31,8 +32,6 @@ pub use telemetry::{Telemetry, TELEMETRY_PREFIX};
 #[derive(Debug)]
 struct DumpState {
     last_reset: Instant,
-    /// The previous save failed: send again even if nothing changed since.
-    retry: bool,
     /// The telemetry totals already added to the telemetry counters.
     published: Telemetry,
 }
@@ -46,6 +45,7 @@ pub(crate) struct Exporter {
     reset_timeout_ns: AtomicU64,
     publish_telemetry: AtomicBool,
     values_rejected: AtomicU64,
+    values_saturated: AtomicU64,
     dumps_failed: AtomicU64,
     warn_rejected: WarnEvery,
     state: tokio::sync::Mutex<DumpState>,
@@ -61,13 +61,10 @@ impl Exporter {
             reset_timeout_ns: AtomicU64::new(0),
             publish_telemetry: AtomicBool::new(true),
             values_rejected: AtomicU64::new(0),
+            values_saturated: AtomicU64::new(0),
             dumps_failed: AtomicU64::new(0),
             warn_rejected: WarnEvery::default(),
-            state: tokio::sync::Mutex::new(DumpState {
-                last_reset: Instant::now(),
-                retry: false,
-                published: Telemetry::default(),
-            }),
+            state: tokio::sync::Mutex::new(DumpState { last_reset: Instant::now(), published: Telemetry::default() }),
             driver: Mutex::new(driver::Driver::default()),
         };
         exporter.set_options(options);
@@ -91,10 +88,14 @@ impl Exporter {
     pub(crate) fn telemetry(&self) -> Telemetry {
         Telemetry::new(
             self.sink.counts(),
-            self.store.dropped(),
-            self.values_rejected.load(Relaxed),
-            self.dumps_failed.load(Relaxed),
-            self.store.labels_cut(),
+            telemetry::StoreCounts {
+                keys_dropped: self.store.dropped(),
+                values_rejected: self.values_rejected.load(Relaxed),
+                values_saturated: self.values_saturated.load(Relaxed),
+                dumps_failed: self.dumps_failed.load(Relaxed),
+                labels_cut: self.store.labels_cut(),
+                names_empty: self.store.names_empty(),
+            },
         )
     }
 

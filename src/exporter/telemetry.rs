@@ -9,9 +9,12 @@
 //! | `cloudwatch_counters.requests_failed`         | requests that failed (after the SDK's retries)      |
 //! | `cloudwatch_counters.datums_skipped`, `reason`| datums skipped for breaking a limit, per reason     |
 //! | `cloudwatch_counters.keys_dropped`            | new keys refused past `options.max_counters`        |
-//! | `cloudwatch_counters.values_rejected`         | NaN or infinite values refused by counters          |
+//! | `cloudwatch_counters.values_rejected`         | values refused: not finite, out of range, wrong type|
+//! | `cloudwatch_counters.values_saturated`        | increments that would have passed `i64::MAX`        |
+//! | `cloudwatch_counters.names_empty`             | updates of counters without a name                  |
 //! | `cloudwatch_counters.dumps_failed`            | dumps whose save failed (the data was kept)         |
 //! | `cloudwatch_counters.labels_cut`              | metrics whose labels past 29 were cut               |
+//! | `cloudwatch_counters.dimensions_deduplicated` | datums whose duplicate dimension names were merged  |
 //!
 //! A dump adds what happened since the previous one; the new counts never make a dump send on their own, they
 //! go out with the next save of the service's own counters.
@@ -37,31 +40,47 @@ pub struct Telemetry {
     pub requests_failed: u64,
     /// New keys refused because `options.max_counters` live counters existed.
     pub keys_dropped: u64,
-    /// NaN or infinite values refused by counters (counted at each dump).
+    /// Values refused by counters (counted at each dump): not finite, beyond CloudWatch's range (2^-360 to
+    /// 2^360 in magnitude), or not fitting the counter's type.
     pub values_rejected: u64,
+    /// Increments that would have passed `i64::MAX` (or `i64::MIN`) and saturated instead of wrapping.
+    pub values_saturated: u64,
+    /// Updates refused because the counter's name was empty (pip's "Counter name was not set").
+    pub names_empty: u64,
     /// Dumps whose save failed; their data was kept for the next one.
     pub dumps_failed: u64,
     /// Metric registrations (or metric events) whose labels past 29 were cut to fit CloudWatch's 30 dimensions.
     pub labels_cut: u64,
+    /// Datums whose duplicate dimension names were merged (the last label of a name wins; a label named
+    /// InstanceID replaces the instance dimension).
+    pub dimensions_deduplicated: u64,
     skipped: [u64; SkipReason::ALL.len()],
 }
 
+/// What the store and the exporter counted, for [`Telemetry::new`].
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct StoreCounts {
+    pub(crate) keys_dropped: u64,
+    pub(crate) values_rejected: u64,
+    pub(crate) values_saturated: u64,
+    pub(crate) dumps_failed: u64,
+    pub(crate) labels_cut: u64,
+    pub(crate) names_empty: u64,
+}
+
 impl Telemetry {
-    pub(crate) fn new(
-        sink: SinkCounts,
-        keys_dropped: u64,
-        values_rejected: u64,
-        dumps_failed: u64,
-        labels_cut: u64,
-    ) -> Telemetry {
+    pub(crate) fn new(sink: SinkCounts, store: StoreCounts) -> Telemetry {
         Telemetry {
             datums_sent: sink.datums_sent,
             requests_sent: sink.requests_sent,
             requests_failed: sink.requests_failed,
-            keys_dropped,
-            values_rejected,
-            dumps_failed,
-            labels_cut,
+            keys_dropped: store.keys_dropped,
+            values_rejected: store.values_rejected,
+            values_saturated: store.values_saturated,
+            names_empty: store.names_empty,
+            dumps_failed: store.dumps_failed,
+            labels_cut: store.labels_cut,
+            dimensions_deduplicated: sink.dimensions_deduplicated,
             skipped: sink.skipped,
         }
     }
@@ -86,12 +105,15 @@ impl Telemetry {
             self.values_rejected,
             self.dumps_failed,
             self.labels_cut,
+            self.values_saturated,
+            self.names_empty,
+            self.dimensions_deduplicated,
         ]
     }
 }
 
 /// The names of the published counters without dimensions.
-const PLAIN_NAMES: [&str; 7] = [
+const PLAIN_NAMES: [&str; 10] = [
     "cloudwatch_counters.datums_sent",
     "cloudwatch_counters.requests_sent",
     "cloudwatch_counters.requests_failed",
@@ -99,10 +121,13 @@ const PLAIN_NAMES: [&str; 7] = [
     "cloudwatch_counters.values_rejected",
     "cloudwatch_counters.dumps_failed",
     "cloudwatch_counters.labels_cut",
+    "cloudwatch_counters.values_saturated",
+    "cloudwatch_counters.names_empty",
+    "cloudwatch_counters.dimensions_deduplicated",
 ];
 
-/// Adds to the telemetry counters in `store` what happened between `published` and `now`. The counters are
-/// left clean, so that telemetry alone never makes a dump send.
+/// Adds to the telemetry counters in `store` what happened between `published` and `now`. They are reserved
+/// counters: telemetry alone never makes a dump send.
 pub(crate) fn record_deltas(store: &Store, published: &Telemetry, now: &Telemetry) {
     let plain = PLAIN_NAMES.iter().zip(now.plain().into_iter().zip(published.plain()));
     for (name, (now, before)) in plain {
@@ -118,11 +143,9 @@ pub(crate) fn record_deltas(store: &Store, published: &Telemetry, now: &Telemetr
     }
 }
 
-/// Adds `delta` to the Increment counter `key` (built only when there is something to add), leaving it clean.
+/// Adds `delta` to the reserved Increment counter `key` (built only when there is something to add).
 fn add_delta(store: &Store, key: impl FnOnce() -> Key, delta: u64) {
     if delta > 0 {
-        let cell = store.reserved_cell(&key(), CounterType::Increment);
-        cell.add(i64::try_from(delta).unwrap_or(i64::MAX));
-        cell.take_dirty();
+        store.reserved_cell(&key(), CounterType::Increment).add_unsigned(delta);
     }
 }

@@ -12,7 +12,8 @@ use crate::store::cell::CounterCell;
 /// Each method writes the fields its name says; a dump publishes the fields of the counter's type
 /// ([`CounterHandle::counter_type`]), so use the methods that match it: `increment`/`set_count` for Increment,
 /// `record` for Interval and Statistics, `set_last`/`add_last` for LastValue, `timestamp` for Timestamp.
-/// Non-finite values (NaN, infinities) are refused and counted, never recorded.
+/// Values CloudWatch cannot take (NaN, infinities, magnitudes beyond 2^360 or below 2^-360) are refused and
+/// counted, never recorded; so are calls that do not match the counter's type.
 ///
 /// A handle keeps working after its counter is cleared or replaced by another type, but what it records then
 /// is no longer published ([`CounterHandle::is_detached`] tells); get a new handle.
@@ -36,16 +37,18 @@ impl CounterHandle {
         self.cell.is_retired()
     }
 
-    /// Increment: adds `value` to the running total (pip's `increment`).
+    /// Increment: adds `value` (pip's `increment`); a sum past `i64::MAX` saturates and is counted.
     #[inline]
     pub fn increment(&self, value: i64) {
         self.cell.add(value);
     }
 
-    /// Increment: replaces the running total.
+    /// Increment: sets the counter's absolute total, as a `metrics` counter's `absolute` does. Each dump
+    /// publishes the change since the last successful publish (a lower value counts as a restart from 0; a
+    /// negative one as 0).
     #[inline]
     pub fn set_count(&self, value: i64) {
-        self.cell.set_count(value);
+        self.cell.set_absolute(u64::try_from(value).unwrap_or(0));
     }
 
     /// Interval / Statistics: records one sample (milliseconds for Interval), as pip's `stats` / `end_timing`.

@@ -187,12 +187,12 @@ impl fmt::Debug for CountersRecorder {
 impl CounterFn for CounterCell {
     #[inline]
     fn increment(&self, value: u64) {
-        self.add(i64::try_from(value).unwrap_or(i64::MAX));
+        self.add_unsigned(value);
     }
 
     #[inline]
     fn absolute(&self, value: u64) {
-        self.set_count(i64::try_from(value).unwrap_or(i64::MAX));
+        self.set_absolute(value);
     }
 }
 

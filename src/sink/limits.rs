@@ -12,8 +12,8 @@ use crate::warn::{shown_name, WarnEvery};
 pub(crate) const MAX_NAME_LEN: usize = 255;
 /// Longest dimension value, in characters.
 pub(crate) const MAX_DIMENSION_VALUE_LEN: usize = 1024;
-/// Largest magnitude CloudWatch accepts for a value: 2^360.
-pub(crate) const MAX_VALUE: f64 = 2.348_542_582_773_833_2e108;
+#[cfg(test)]
+use crate::model::MAX_VALUE;
 /// Oldest a datum's timestamp may be.
 pub(crate) const MAX_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
 /// Furthest in the future a datum's timestamp may be.
@@ -44,9 +44,9 @@ pub(crate) fn check_dimension(name: &str, value: &str) -> Result<(), SkipReason>
     Ok(())
 }
 
-/// Checks a value.
+/// Checks a value: finite, zero or within 2^-360 to 2^360 in magnitude.
 pub(crate) fn check_value(value: f64) -> Result<f64, SkipReason> {
-    if value.is_finite() && value.abs() <= MAX_VALUE {
+    if crate::model::in_range(value) {
         Ok(value)
     } else {
         Err(SkipReason::Value)
@@ -85,6 +85,11 @@ pub(crate) struct SkipCounts {
 impl SkipCounts {
     /// Counts one skipped datum and warns (at most once a minute per reason), naming the metric.
     pub(crate) fn skip(&self, reason: SkipReason, metric: &str) {
+        self.skip_because(reason, metric, reason.explain());
+    }
+
+    /// [`skip`](Self::skip), with the warning saying `why` (the destination's own message).
+    pub(crate) fn skip_because(&self, reason: SkipReason, metric: &str, why: &str) {
         let i = reason.index();
         let total = self.counts[i].fetch_add(1, Relaxed) + 1;
         if self.warn[i].ready() {
@@ -93,8 +98,7 @@ impl SkipCounts {
                 reason = reason.as_str(),
                 metric = %shown_name(metric),
                 skipped_so_far = total,
-                "a datum was not sent to CloudWatch: {}; the rest of the batch is sent",
-                reason.explain()
+                "a datum was not sent to CloudWatch: {why}; the rest of the batch is sent",
             );
         }
     }

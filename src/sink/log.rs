@@ -7,7 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::SaveError;
 use crate::model::Counter;
-use crate::sink::{SaveFuture, Sink};
+use crate::sink::{SaveFuture, Sink, SinkView};
 
 /// Writes each dump as pip's LogCounters does: counters sorted by name, one line each, only the fields that are
 /// set: `Counter orders.create.exec_time { "type": INTERVAL, "last": 51.2, "count": 3, "min": 50.1, "max": 52.9, "avg": 51.4 }`.
@@ -34,7 +34,12 @@ impl std::fmt::Debug for LogSink {
     }
 }
 
+/// The log shows pip's running view: totals since the start, or since the last reset.
 impl Sink for LogSink {
+    fn view(&self) -> SinkView {
+        SinkView::Totals
+    }
+
     fn save<'a>(&'a self, counters: &'a [Counter]) -> SaveFuture<'a> {
         Box::pin(async move {
             let mut sorted: Vec<&Counter> = counters.iter().collect();

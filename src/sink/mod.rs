@@ -32,10 +32,30 @@ pub trait Sink: Send + Sync + 'static {
     /// not, so that only they are kept for the next dump.
     fn save<'a>(&'a self, counters: &'a [Counter]) -> SaveFuture<'a>;
 
+    /// Which view of the counters the sink receives: [`SinkView::Period`] (the default) for a metrics backend,
+    /// [`SinkView::Totals`] for a local report such as the log.
+    fn view(&self) -> SinkView {
+        SinkView::Period
+    }
+
     /// What the sink has done since it was made, for self-telemetry (all zero for sinks that do not count).
     fn counts(&self) -> SinkCounts {
         SinkCounts::default()
     }
+}
+
+/// Which view of the counters a dump hands a sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SinkView {
+    /// What happened since the previous dump: the increments and samples of the period, and the current level
+    /// of gauges and timestamps. What a metrics backend (CloudWatch) adds up needs exactly this: nothing is sent
+    /// twice.
+    #[default]
+    Period,
+    /// pip's running view: totals since the start (or since the last reset, with `options.reset_timeout`), as
+    /// `get_all()` shows them. For local reports.
+    Totals,
 }
 
 /// A sink's running totals, read by [`Sink::counts`].
@@ -50,12 +70,19 @@ pub struct SinkCounts {
     pub requests_failed: u64,
     /// Datums skipped because they break a limit, in the order of [`SkipReason::ALL`].
     pub skipped: [u64; SkipReason::ALL.len()],
+    /// Counters whose duplicate dimension names were reduced to one (the last label of a name wins; a label
+    /// named InstanceID replaces the instance dimension).
+    pub dimensions_deduplicated: u64,
 }
 
 /// A shared sink saves through the sink it points at.
 impl<T: Sink + ?Sized> Sink for std::sync::Arc<T> {
     fn save<'a>(&'a self, counters: &'a [Counter]) -> SaveFuture<'a> {
         (**self).save(counters)
+    }
+
+    fn view(&self) -> SinkView {
+        (**self).view()
     }
 
     fn counts(&self) -> SinkCounts {

@@ -25,11 +25,13 @@ pub enum SkipReason {
     InFuture,
     /// A storage resolution other than 1 or 60.
     StorageResolution,
+    /// The destination refused the datum itself (CloudWatch answered 400 for a request holding only it).
+    Rejected,
 }
 
 impl SkipReason {
     /// Every reason, in a fixed order.
-    pub const ALL: [SkipReason; 9] = [
+    pub const ALL: [SkipReason; 10] = [
         SkipReason::MetricName,
         SkipReason::TooManyDimensions,
         SkipReason::DimensionName,
@@ -39,6 +41,7 @@ impl SkipReason {
         SkipReason::TooOld,
         SkipReason::InFuture,
         SkipReason::StorageResolution,
+        SkipReason::Rejected,
     ];
 
     /// A short snake_case name, used in warnings and self-telemetry.
@@ -53,6 +56,7 @@ impl SkipReason {
             SkipReason::TooOld => "too_old",
             SkipReason::InFuture => "in_future",
             SkipReason::StorageResolution => "storage_resolution",
+            SkipReason::Rejected => "rejected",
         }
     }
 
@@ -75,6 +79,7 @@ impl SkipReason {
             SkipReason::TooOld => "timestamps may be at most two weeks old",
             SkipReason::InFuture => "timestamps may be at most two hours ahead",
             SkipReason::StorageResolution => "storage resolution must be 1 or 60",
+            SkipReason::Rejected => "the destination refused the datum (a validation error for it alone)",
         }
     }
 }

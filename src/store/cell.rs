@@ -1,39 +1,44 @@
-//! One counter's live state: a handful of atomics, updated lock-free on the hot path.
+//! One counter's live state: a handful of atomics, updated lock-free on the hot path, and what each dump takes
+//! out of it (the period) and keeps for local reads (the totals).
 //!
-//! A cell never allocates after creation. `f64` fields are stored as bit patterns in `AtomicU64`s and updated
-//! with compare-and-swap loops. The layout is kept small (64 bytes with its `Arc`), as a store holds one cell per
-//! counter: a Timestamp keeps its time in the `last` slot, and the histogram scale is a power-of-ten exponent. A snapshot either reads the cell (cumulative mode) or takes its contents and leaves
-//! it empty (reset mode); a taken snapshot can be merged back when the save fails, so nothing is lost.
+//! Per type:
+//! - **Increment**: `period` holds what `increment` added since the last take (an `i64`, saturating, never
+//!   wrapping). Fractional increments (tracing events such as `monotonic_counter.x = 0.5`) and `absolute` values
+//!   (a `metrics` counter's `absolute`) live in a small box allocated the first time one is used, so a plain
+//!   counter stays 48 bytes.
+//! - **Interval / Statistics**: two slots of sum, min and max behind a writer/reader phaser (HdrHistogram's
+//!   `WriterReaderPhaser`): a sample enters the phase (one `fetch_add`), updates the slot of that phase, and
+//!   leaves it (one `fetch_add`, whose count is the period's SampleCount). A take flips the phase and waits for
+//!   the samples still inside the old one, so every sample lands whole in exactly one period: count, sum, min
+//!   and max together.
+//! - **LastValue / Timestamp**: one level, never taken: a gauge's `increment`/`decrement` keep working across
+//!   dumps and failed saves, and the level is published at every dump while the counter lives.
+//!
+//! The totals (pip's running view, for `get()`, `get_all()` and `LogCounters`) are folded in by the dump when it
+//! takes a period, not by the hot path. Takes, commits and undos run one at a time (the store's take lock).
 
 use std::sync::atomic::{
-    AtomicBool, AtomicU32, AtomicU64, AtomicU8,
-    Ordering::{AcqRel, Acquire, Relaxed, Release},
+    AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicU8,
+    Ordering::{AcqRel, Acquire, Relaxed, Release, SeqCst},
 };
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::model::{Counter, CounterType};
+use crate::model::{in_range, Counter, CounterType};
 
-/// The bit pattern of an unset `last` (a NaN payload no arithmetic produces; samples are finite).
+/// The bit pattern of an unset level (a NaN payload no arithmetic produces; levels are finite).
 const UNSET: u64 = 0x7ff8_0000_dead_beef;
 /// Powers of ten, for a cell's histogram scale exponent.
 const POWERS_OF_TEN: [f64; 10] = [1.0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9];
 
-/// `flags`: the cell was updated since the last snapshot.
+/// `flags`: an Increment cell was updated since the last take.
 const DIRTY: u8 = 1;
-/// `flags`: an Increment cell holds a value (pip's `count` is not null).
-const PRESENT: u8 = 2;
-
-/// The measurements taken out of a cell: what a failed save merges back.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) struct Taken {
-    count: u64,
-    sum: f64,
-    min: f64,
-    max: f64,
-    /// `last` for sampled and LastValue cells, microseconds since the Unix epoch for Timestamp; UNSET if unset.
-    last: u64,
-    present: bool,
-}
+/// `flags`: an Increment cell was ever updated (pip's `count` is not null, even at 0).
+const USED: u8 = 2;
+/// `flags`: one of the crate's own counters (self-telemetry), which never makes a dump send on its own.
+const RESERVED: u8 = 4;
+/// `flags`: the cell was removed from the store (cleared or replaced by another type).
+const RETIRED: u8 = 8;
 
 /// The live state of one counter.
 #[derive(Debug)]
@@ -42,41 +47,174 @@ pub(crate) struct CounterCell {
     /// `metrics` histogram samples are multiplied by 10^scale (3 for a histogram described in seconds, kept in ms).
     scale: i8,
     flags: AtomicU8,
-    retired: AtomicBool,
-    /// Samples refused because they were not finite (wraps past 2^32 between two dumps).
+    /// Values refused since the last take: not finite, or beyond CloudWatch's range (saturating, never wrapping).
     rejected: AtomicU32,
-    /// Increment: the running total (an `i64` stored as `u64`). Interval/Statistics: the number of samples.
-    count: AtomicU64,
+    body: Body,
+}
+
+#[derive(Debug)]
+enum Body {
+    Increment(Increment),
+    Level(AtomicU64),
+    Sampled(Box<Sampled>),
+}
+
+#[derive(Debug, Default)]
+struct Increment {
+    /// What `increment` added since the last take.
+    period: AtomicI64,
+    /// The local running total: everything taken since the last local reset (dump path only).
+    total: AtomicI64,
+    /// Fractional increments, `absolute` values and saturation counts, allocated the first time one is needed.
+    extra: OnceLock<Box<IncrementExtra>>,
+}
+
+#[derive(Debug, Default)]
+struct IncrementExtra {
+    /// Fractional increments since the last take (`f64` bits).
+    fraction: AtomicU64,
+    /// The fractional part of the local total (`f64` bits; dump path only).
+    fraction_total: AtomicU64,
+    /// The last `absolute` value.
+    absolute: AtomicU64,
+    has_absolute: AtomicBool,
+    /// The absolute value as of the last successful publish (dump path only).
+    published: AtomicU64,
+    /// Increments that would have passed `i64::MAX` (or `i64::MIN`) and were saturated, since the last take.
+    saturated: AtomicU32,
+}
+
+/// Samples of an Interval or Statistics counter: two slots behind a writer/reader phaser.
+#[derive(Debug)]
+struct Sampled {
+    /// Samples enter here: the even phase counts up from 0, the odd one from `i64::MIN`; the sign picks the slot.
+    start: AtomicI64,
+    /// Samples that left each slot's phase, counted from the phase's start value.
+    end: [AtomicI64; 2],
+    slots: [Slot; 2],
+    /// The latest sample (a level, never taken).
+    last: AtomicU64,
+    /// Totals and a failed save's period (dump path and local reads only).
+    view: Mutex<SampledView>,
+}
+
+#[derive(Debug)]
+struct Slot {
     sum: AtomicU64,
     min: AtomicU64,
     max: AtomicU64,
-    /// Sampled and LastValue: the last value. Timestamp: microseconds since the Unix epoch (an `i64`).
-    last: AtomicU64,
+}
+
+impl Slot {
+    fn new() -> Slot {
+        Slot {
+            sum: AtomicU64::new(0f64.to_bits()),
+            min: AtomicU64::new(f64::INFINITY.to_bits()),
+            max: AtomicU64::new(f64::NEG_INFINITY.to_bits()),
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct SampledView {
+    totals: Stats,
+    /// A period taken for a save that failed: it goes out with the next take.
+    pending: Stats,
+}
+
+/// Count, sum, min and max of some samples.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Stats {
+    pub(crate) count: u64,
+    pub(crate) sum: f64,
+    pub(crate) min: f64,
+    pub(crate) max: f64,
+}
+
+impl Default for Stats {
+    fn default() -> Self {
+        Stats { count: 0, sum: 0.0, min: f64::INFINITY, max: f64::NEG_INFINITY }
+    }
+}
+
+impl Stats {
+    fn merge(&mut self, other: &Stats) {
+        self.count = self.count.saturating_add(other.count);
+        self.sum += other.sum;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+    }
+
+    fn merged(mut self, other: &Stats) -> Stats {
+        self.merge(other);
+        self
+    }
+}
+
+/// What one take moved out of a cell: the period's data, and what a commit or an undo needs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Period {
+    /// Increment: what was added in the period.
+    Increment(IncrementPeriod),
+    /// Interval / Statistics: the period's samples.
+    Sampled(Stats),
+    /// LastValue / Timestamp: the level when taken (never moved out).
+    Level,
+}
+
+/// What an Increment counter took for one period.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub(crate) struct IncrementPeriod {
+    /// Whole increments.
+    whole: i64,
+    /// Fractional increments.
+    fraction: f64,
+    /// The absolute value read, which becomes the published baseline once the save succeeds.
+    absolute: Option<u64>,
+    /// The change of the absolute value since the last publish.
+    absolute_delta: i64,
+    /// Whether the counter was updated in the period (an `increment(0)` publishes 0).
+    updated: bool,
+}
+
+impl IncrementPeriod {
+    /// Whole increments and the absolute change, saturating.
+    fn whole_total(&self) -> i64 {
+        self.whole.saturating_add(self.absolute_delta)
+    }
+}
+
+impl Period {
+    /// Whether the period holds nothing to publish. A level that was set is never empty.
+    pub(crate) fn is_empty(&self, level: Option<u64>) -> bool {
+        match self {
+            Period::Increment(p) => !p.updated && p.whole == 0 && p.fraction == 0.0 && p.absolute_delta == 0,
+            Period::Sampled(stats) => stats.count == 0,
+            Period::Level => level.is_none_or(|bits| bits == UNSET),
+        }
+    }
 }
 
 impl CounterCell {
     pub(crate) fn new(kind: CounterType) -> CounterCell {
-        CounterCell {
-            kind,
-            scale: 0,
-            flags: AtomicU8::new(0),
-            retired: AtomicBool::new(false),
-            rejected: AtomicU32::new(0),
-            count: AtomicU64::new(0),
-            sum: AtomicU64::new(0f64.to_bits()),
-            min: AtomicU64::new(f64::INFINITY.to_bits()),
-            max: AtomicU64::new(f64::NEG_INFINITY.to_bits()),
-            last: AtomicU64::new(UNSET),
-        }
+        let body = match kind {
+            CounterType::Increment => Body::Increment(Increment::default()),
+            CounterType::LastValue | CounterType::Timestamp => Body::Level(AtomicU64::new(UNSET)),
+            CounterType::Interval | CounterType::Statistics => Body::Sampled(Box::new(Sampled {
+                start: AtomicI64::new(0),
+                end: [AtomicI64::new(0), AtomicI64::new(i64::MIN)],
+                slots: [Slot::new(), Slot::new()],
+                last: AtomicU64::new(UNSET),
+                view: Mutex::new(SampledView::default()),
+            })),
+        };
+        CounterCell { kind, scale: 0, flags: AtomicU8::new(0), rejected: AtomicU32::new(0), body }
     }
 
     /// A cell whose `metrics` histogram samples are multiplied by `scale`, a power of ten from 1e-9 to 1e9.
     pub(crate) fn with_scale(kind: CounterType, scale: f64) -> CounterCell {
         let exponent = scale.log10().round().clamp(-9.0, 9.0) as i8;
-        debug_assert!(
-            (10f64.powi(exponent.into()) - scale).abs() <= scale * 1e-12,
-            "a histogram scale is a power of ten"
-        );
+        debug_assert!((10f64.powi(exponent.into()) - scale).abs() <= scale * 1e-12, "a scale is a power of ten");
         CounterCell { scale: exponent, ..CounterCell::new(kind) }
     }
 
@@ -98,63 +236,107 @@ impl CounterCell {
 
     /// Whether the cell was removed from the store (cleared or replaced by another type).
     pub(crate) fn is_retired(&self) -> bool {
-        self.retired.load(Relaxed)
+        self.flags.load(Relaxed) & RETIRED != 0
     }
 
     pub(crate) fn retire(&self) {
-        self.retired.store(true, Relaxed);
+        self.flags.fetch_or(RETIRED, Relaxed);
+    }
+
+    /// Marks one of the crate's own counters: it never makes a dump send on its own.
+    pub(crate) fn reserve(&self) {
+        self.flags.fetch_or(RESERVED, Relaxed);
+    }
+
+    /// Whether this is one of the crate's own counters.
+    pub(crate) fn is_reserved(&self) -> bool {
+        self.flags.load(Relaxed) & RESERVED != 0
     }
 
     #[inline]
     fn mark(&self, flags: u8) {
-        // A plain load first: the cache line stays shared while the flag is already set.
+        // A plain load first: the cache line stays shared while the flags are already set.
         if self.flags.load(Relaxed) & flags != flags {
             self.flags.fetch_or(flags, Release);
         }
     }
 
-    /// Increment: adds to the running total.
-    #[inline]
-    pub(crate) fn add(&self, value: i64) {
-        self.count.fetch_add(value as u64, Relaxed);
-        self.mark(DIRTY | PRESENT);
-    }
-
-    /// Increment: replaces the running total (a `metrics` counter's `absolute`).
-    #[inline]
-    pub(crate) fn set_count(&self, value: i64) {
-        self.count.store(value as u64, Relaxed);
-        self.mark(DIRTY | PRESENT);
-    }
-
-    /// Counts a value that was refused because it was not finite (NaN or infinite).
+    /// Counts a value that was refused (not finite, or beyond CloudWatch's range), saturating.
     #[cold]
     fn reject(&self) {
-        self.rejected.fetch_add(1, Relaxed);
+        let _ = self.rejected.fetch_update(Relaxed, Relaxed, |n| n.checked_add(1));
     }
 
-    /// The number of refused values since the last call.
-    pub(crate) fn take_rejected(&self) -> u64 {
-        if self.rejected.load(Relaxed) == 0 {
-            0
-        } else {
-            u64::from(self.rejected.swap(0, Relaxed))
+    /// Increment: adds `value`. A sum that would pass `i64::MAX` (or `i64::MIN`) saturates and is counted.
+    #[inline]
+    pub(crate) fn add(&self, value: i64) {
+        let Body::Increment(inc) = &self.body else { return self.reject() };
+        let before = inc.period.fetch_add(value, Relaxed);
+        if before.checked_add(value).is_none() {
+            Self::saturate(inc, value);
+        }
+        self.mark(DIRTY | USED);
+    }
+
+    /// Undoes a wrapped `fetch_add(value)` and adds `value` saturating instead; counts it.
+    #[cold]
+    fn saturate(inc: &Increment, value: i64) {
+        let _ = inc.period.fetch_update(Relaxed, Relaxed, |p| Some(p.wrapping_sub(value).saturating_add(value)));
+        inc.count_saturated();
+    }
+
+    /// Increment: adds a `u64` (a `metrics` counter's `increment`); past `i64::MAX` it saturates and is counted.
+    #[inline]
+    pub(crate) fn add_unsigned(&self, value: u64) {
+        match i64::try_from(value) {
+            Ok(value) => self.add(value),
+            Err(_) => self.add_saturated(),
         }
     }
 
-    /// Interval/Statistics: records one sample; a non-finite one is refused and counted.
-    #[inline]
-    pub(crate) fn sample(&self, value: f64) {
-        if !value.is_finite() {
+    #[cold]
+    fn add_saturated(&self) {
+        let Body::Increment(inc) = &self.body else { return self.reject() };
+        let _ = inc.period.fetch_update(Relaxed, Relaxed, |p| Some(p.saturating_add(i64::MAX)));
+        inc.count_saturated();
+        self.mark(DIRTY | USED);
+    }
+
+    /// Increment: adds a possibly fractional `value` (tracing metric events); whole values take the integer
+    /// path, a fraction is kept exactly beside it. A non-finite or out-of-range value is refused and counted.
+    pub(crate) fn add_f64(&self, value: f64) {
+        if !in_range(value) {
             return self.reject();
         }
-        update_f64(&self.sum, |sum| Some(sum + value));
-        update_f64(&self.min, |min| (value < min).then_some(value));
-        update_f64(&self.max, |max| (value > max).then_some(value));
-        self.last.store(value.to_bits(), Relaxed);
-        // Counted last, with Release: whoever sees the count also sees the sample's sum, min and max.
-        self.count.fetch_add(1, Release);
-        self.mark(DIRTY);
+        if value.fract() == 0.0 && value.abs() < 9.0e18 {
+            return self.add(value as i64);
+        }
+        let Body::Increment(inc) = &self.body else { return self.reject() };
+        update_f64(&inc.extra().fraction, |f| Some(f + value));
+        self.mark(DIRTY | USED);
+    }
+
+    /// Increment: sets the counter's absolute total (a `metrics` counter's `absolute`); each period publishes
+    /// the change since the last successful publish (a value lower than that counts as a restart from 0).
+    pub(crate) fn set_absolute(&self, value: u64) {
+        let Body::Increment(inc) = &self.body else { return self.reject() };
+        let extra = inc.extra();
+        extra.absolute.store(value, Relaxed);
+        extra.has_absolute.store(true, Release);
+        self.mark(DIRTY | USED);
+    }
+
+    /// Interval/Statistics: records one sample; a non-finite or out-of-range one is refused and counted.
+    #[inline]
+    pub(crate) fn sample(&self, value: f64) {
+        let Body::Sampled(s) = &self.body else { return self.reject() };
+        if !in_range(value) {
+            return self.reject();
+        }
+        let slot = s.enter();
+        s.record(slot, value);
+        s.leave(slot);
+        s.last.store(value.to_bits(), Relaxed);
     }
 
     /// Interval/Statistics: records one `metrics` histogram sample, multiplied by the cell's scale.
@@ -163,138 +345,349 @@ impl CounterCell {
         self.sample(self.scaled(value));
     }
 
-    /// LastValue: sets the value; a non-finite one is refused and counted.
+    /// LastValue: sets the level; a non-finite or out-of-range one is refused and counted.
     #[inline]
     pub(crate) fn set_last(&self, value: f64) {
-        if !value.is_finite() {
+        let Body::Level(level) = &self.body else { return self.reject() };
+        if !in_range(value) {
             return self.reject();
         }
-        self.last.store(value.to_bits(), Relaxed);
-        self.mark(DIRTY);
+        level.store(value.to_bits(), Relaxed);
     }
 
-    /// LastValue: adds to the value (a `metrics` gauge's `increment` / `decrement`); a non-finite delta is
-    /// refused and counted.
+    /// LastValue: adds `delta` to the level (a `metrics` gauge's `increment` / `decrement`; an unset level
+    /// counts as 0). A delta that is not finite, or a level it would take out of range, is refused and counted.
     #[inline]
     pub(crate) fn add_last(&self, delta: f64) {
+        let Body::Level(level) = &self.body else { return self.reject() };
         if !delta.is_finite() {
             return self.reject();
         }
-        update_f64(&self.last, |last| Some(if last.to_bits() == UNSET { delta } else { last + delta }));
-        self.mark(DIRTY);
+        let mut refused = false;
+        let _ = level.fetch_update(Relaxed, Relaxed, |bits| {
+            let now = if bits == UNSET { delta } else { f64::from_bits(bits) + delta };
+            refused = !in_range(now);
+            (!refused).then(|| now.to_bits())
+        });
+        if refused {
+            self.reject();
+        }
     }
 
     /// Timestamp: sets the time.
     #[inline]
     pub(crate) fn set_time(&self, time: SystemTime) {
+        let Body::Level(level) = &self.body else { return self.reject() };
         // UNSET read as an i64 is a time 292,000 years from now; such a time is kept one microsecond earlier.
         let micros = epoch_micros(time) as u64;
-        self.last.store(if micros == UNSET { UNSET - 1 } else { micros }, Relaxed);
-        self.mark(DIRTY);
+        level.store(if micros == UNSET { UNSET - 1 } else { micros }, Relaxed);
     }
 
-    /// Clears the dirty flag; returns whether the cell was updated since the previous call.
-    pub(crate) fn take_dirty(&self) -> bool {
-        self.flags.fetch_and(!DIRTY, Acquire) & DIRTY != 0
-    }
-
-    /// Reads the cell without changing it (cumulative mode).
-    pub(crate) fn read(&self) -> Taken {
-        Taken {
-            present: self.flags.load(Acquire) & PRESENT != 0,
-            count: self.count.load(Acquire),
-            sum: f64::from_bits(self.sum.load(Relaxed)),
-            min: f64::from_bits(self.min.load(Relaxed)),
-            max: f64::from_bits(self.max.load(Relaxed)),
-            last: self.last.load(Relaxed),
-        }
-    }
-
-    /// Takes the cell's contents, leaving it empty (reset mode).
-    ///
-    /// Every update lands in exactly one take: each field is swapped out atomically, and the flags are cleared
-    /// first so a concurrent update marks the cell again.
-    pub(crate) fn take(&self) -> Taken {
-        let present = self.flags.swap(0, Acquire) & PRESENT != 0;
-        Taken {
-            present,
-            count: self.count.swap(0, AcqRel),
-            sum: f64::from_bits(self.sum.swap(0f64.to_bits(), Relaxed)),
-            min: f64::from_bits(self.min.swap(f64::INFINITY.to_bits(), Relaxed)),
-            max: f64::from_bits(self.max.swap(f64::NEG_INFINITY.to_bits(), Relaxed)),
-            last: self.last.swap(UNSET, Relaxed),
-        }
-    }
-
-    /// Puts taken contents back after a failed save, combining them with whatever arrived since.
-    pub(crate) fn merge(&self, taken: &Taken) {
-        self.count.fetch_add(taken.count, Relaxed);
-        if taken.sum != 0.0 {
-            update_f64(&self.sum, |sum| Some(sum + taken.sum));
-        }
-        update_f64(&self.min, |min| (taken.min < min).then_some(taken.min));
-        update_f64(&self.max, |max| (taken.max > max).then_some(taken.max));
-        // Newer values win: restore `last` (or a Timestamp's time) only where nothing was set since.
-        let _ = self.last.compare_exchange(UNSET, taken.last, Relaxed, Relaxed);
-        self.mark(if taken.present { DIRTY | PRESENT } else { DIRTY });
-    }
-}
-
-impl Taken {
-    /// Whether a take raced with a sample half-way through being recorded: the sample's count and its
-    /// sum/min/max landed on different sides of the take. Such contents go back into the cell (merge) and are
-    /// published with the next take, where the rest of the sample is; totals stay exact either way.
-    pub(crate) fn is_torn(&self, kind: CounterType) -> bool {
-        if !kind.is_sampled() {
-            return false;
-        }
-        let has_values = self.sum != 0.0 || self.min.is_finite() || self.max.is_finite() || self.last != UNSET;
-        if self.count == 0 {
-            has_values
+    /// The values refused since the last call.
+    pub(crate) fn take_rejected(&self) -> u64 {
+        if self.rejected.load(Relaxed) == 0 {
+            0
         } else {
-            !(self.min.is_finite() && self.max.is_finite() && self.last != UNSET)
+            u64::from(self.rejected.swap(0, Relaxed))
         }
     }
 
-    /// Whether there is nothing to publish.
-    pub(crate) fn is_empty(&self, kind: CounterType) -> bool {
-        match kind {
-            CounterType::Increment => !self.present,
-            CounterType::Interval | CounterType::Statistics => self.count == 0,
-            CounterType::LastValue | CounterType::Timestamp => self.last == UNSET,
+    /// The increments saturated since the last call.
+    pub(crate) fn take_saturated(&self) -> u64 {
+        match &self.body {
+            Body::Increment(inc) => inc.extra.get().map_or(0, |e| u64::from(e.saturated.swap(0, Relaxed))),
+            _ => 0,
         }
     }
 
-    /// Fills the fields of `counter` that its type uses, as pip does.
-    pub(crate) fn fill(&self, counter: &mut Counter) {
-        match counter.counter_type {
-            CounterType::Increment => counter.count = self.present.then_some(self.count as i64),
-            CounterType::Interval | CounterType::Statistics => {
-                if self.count > 0 {
-                    counter.count = Some(self.count as i64);
-                    counter.sum = Some(self.sum);
-                    counter.average = Some(self.sum / self.count as f64);
-                    counter.min = Some(self.min);
-                    counter.max = Some(self.max);
-                    counter.last = unset_to_none(self.last);
+    /// Takes the period: moves what was recorded since the last take out of the cell and folds it into the
+    /// local totals. The caller publishes it, then calls [`commit`](Self::commit) or [`undo`](Self::undo).
+    pub(crate) fn take(&self) -> Period {
+        match &self.body {
+            Body::Increment(inc) => {
+                let updated = self.flags.fetch_and(!DIRTY, Acquire) & DIRTY != 0;
+                let mut period = IncrementPeriod { whole: inc.period.swap(0, Acquire), updated, ..Default::default() };
+                if let Some(extra) = inc.extra.get() {
+                    period.fraction = f64::from_bits(extra.fraction.swap(0f64.to_bits(), Relaxed));
+                    if extra.has_absolute.load(Acquire) {
+                        let now = extra.absolute.load(Relaxed);
+                        let base = extra.published.load(Relaxed);
+                        let delta = if now >= base { now - base } else { now };
+                        period.absolute = Some(now);
+                        period.absolute_delta = i64::try_from(delta).unwrap_or(i64::MAX);
+                    }
+                    update_f64(&extra.fraction_total, |f| Some(f + period.fraction));
+                }
+                let _ = inc.total.fetch_update(Relaxed, Relaxed, |t| Some(t.saturating_add(period.whole_total())));
+                Period::Increment(period)
+            }
+            Body::Sampled(s) => {
+                let taken = s.flip();
+                let mut view = s.view();
+                view.totals.merge(&taken);
+                let pending = std::mem::take(&mut view.pending);
+                Period::Sampled(taken.merged(&pending))
+            }
+            Body::Level(_) => Period::Level,
+        }
+    }
+
+    /// The save of `period` succeeded: an absolute value becomes the published baseline.
+    pub(crate) fn commit(&self, period: &Period) {
+        if let (Body::Increment(inc), Period::Increment(p)) = (&self.body, period) {
+            if let (Some(extra), Some(absolute)) = (inc.extra.get(), p.absolute) {
+                extra.published.store(absolute, Relaxed);
+            }
+        }
+    }
+
+    /// The save of `period` failed: the period goes back, to be published with the next take (the local totals
+    /// already hold it and are not counted twice).
+    pub(crate) fn undo(&self, period: &Period) {
+        match (&self.body, period) {
+            (Body::Increment(inc), Period::Increment(p)) => {
+                let _ = inc.total.fetch_update(Relaxed, Relaxed, |t| Some(t.saturating_sub(p.whole_total())));
+                inc.period.fetch_add(p.whole, Relaxed);
+                if let Some(extra) = inc.extra.get() {
+                    update_f64(&extra.fraction, |f| Some(f + p.fraction));
+                    update_f64(&extra.fraction_total, |f| Some(f - p.fraction));
+                }
+                if p.updated {
+                    self.mark(DIRTY);
                 }
             }
-            CounterType::LastValue => counter.last = unset_to_none(self.last),
-            CounterType::Timestamp => {
-                counter.time = (self.last != UNSET).then(|| from_epoch_micros(self.last as i64));
+            (Body::Sampled(s), Period::Sampled(stats)) => s.view().pending.merge(stats),
+            _ => {}
+        }
+    }
+
+    /// Resets the local totals (pip's reset after `reset_timeout`).
+    pub(crate) fn reset_totals(&self) {
+        match &self.body {
+            Body::Increment(inc) => {
+                // As pip's reset, which removes the counters: unused until the next update.
+                self.flags.fetch_and(!USED, Relaxed);
+                inc.total.store(0, Relaxed);
+                if let Some(extra) = inc.extra.get() {
+                    extra.fraction_total.store(0f64.to_bits(), Relaxed);
+                }
             }
+            Body::Sampled(s) => s.view().totals = Stats::default(),
+            Body::Level(_) => {}
+        }
+    }
+
+    /// The level (LastValue value or Timestamp time bits), `None` for other types.
+    fn level_bits(&self) -> Option<u64> {
+        match &self.body {
+            Body::Level(level) => Some(level.load(Relaxed)),
+            _ => None,
+        }
+    }
+
+    /// Whether `period` holds nothing to publish.
+    pub(crate) fn is_empty_period(&self, period: &Period) -> bool {
+        period.is_empty(self.level_bits())
+    }
+
+    /// Fills `counter` with the period view of `period`: what happened in it, and the current level.
+    pub(crate) fn fill_period(&self, period: &Period, counter: &mut Counter) {
+        match period {
+            Period::Increment(p) => fill_increment(counter, p.whole_total(), p.fraction),
+            Period::Sampled(stats) => self.fill_stats(counter, stats),
+            Period::Level => self.fill_level(counter),
+        }
+    }
+
+    /// Fills `counter` with the local totals (pip's running view), after a take has folded its period in.
+    pub(crate) fn fill_totals(&self, counter: &mut Counter) {
+        match &self.body {
+            Body::Increment(inc) => {
+                if self.flags.load(Relaxed) & USED != 0 {
+                    let fraction = inc.extra.get().map_or(0.0, |e| f64::from_bits(e.fraction_total.load(Relaxed)));
+                    fill_increment(counter, inc.total.load(Relaxed), fraction);
+                }
+            }
+            Body::Sampled(s) => {
+                let totals = s.view().totals;
+                self.fill_stats(counter, &totals);
+            }
+            Body::Level(_) => self.fill_level(counter),
+        }
+    }
+
+    /// Fills `counter` with the local view as it is now: the totals plus what the current period holds so far
+    /// (a read racing a sample may see part of it).
+    pub(crate) fn fill_live(&self, counter: &mut Counter) {
+        match &self.body {
+            Body::Increment(inc) => {
+                let period = inc.period.load(Relaxed);
+                if self.flags.load(Relaxed) & USED != 0 || period != 0 {
+                    let mut whole = inc.total.load(Relaxed).saturating_add(period);
+                    let mut fraction = 0.0;
+                    if let Some(extra) = inc.extra.get() {
+                        fraction = f64::from_bits(extra.fraction_total.load(Relaxed))
+                            + f64::from_bits(extra.fraction.load(Relaxed));
+                        if extra.has_absolute.load(Acquire) {
+                            let (now, base) = (extra.absolute.load(Relaxed), extra.published.load(Relaxed));
+                            let delta = if now >= base { now - base } else { now };
+                            whole = whole.saturating_add(i64::try_from(delta).unwrap_or(i64::MAX));
+                        }
+                    }
+                    fill_increment(counter, whole, fraction);
+                }
+            }
+            Body::Sampled(s) => {
+                let view = s.view();
+                let live = view.totals.merged(&s.read_current());
+                drop(view);
+                self.fill_stats(counter, &live);
+            }
+            Body::Level(_) => self.fill_level(counter),
+        }
+    }
+
+    fn fill_stats(&self, counter: &mut Counter, stats: &Stats) {
+        if stats.count == 0 {
+            return;
+        }
+        counter.count = Some(i64::try_from(stats.count).unwrap_or(i64::MAX));
+        counter.sum = Some(stats.sum);
+        counter.average = Some(stats.sum / stats.count as f64);
+        counter.min = Some(stats.min);
+        counter.max = Some(stats.max);
+        if let Body::Sampled(s) = &self.body {
+            counter.last = unset_to_none(s.last.load(Relaxed));
+        }
+    }
+
+    fn fill_level(&self, counter: &mut Counter) {
+        let Some(bits) = self.level_bits().filter(|&bits| bits != UNSET) else { return };
+        match self.kind {
+            CounterType::Timestamp => counter.time = Some(from_epoch_micros(bits as i64)),
+            _ => counter.last = Some(f64::from_bits(bits)),
         }
     }
 }
 
-#[cfg(test)]
-impl Taken {
-    /// Drops everything but the count, as a take that raced with a half-recorded sample would.
-    pub(crate) fn clear_values_for_test(&mut self) {
-        self.sum = 0.0;
-        self.min = f64::INFINITY;
-        self.max = f64::NEG_INFINITY;
-        self.last = UNSET;
+/// An Increment's `count` (whole, saturating) and, when fractions were added, the exact value in `sum`.
+fn fill_increment(counter: &mut Counter, whole: i64, fraction: f64) {
+    if fraction == 0.0 {
+        counter.count = Some(whole);
+    } else {
+        counter.count = Some(whole.saturating_add(fraction.trunc() as i64));
+        counter.sum = Some(whole as f64 + fraction);
+    }
+}
+
+impl Increment {
+    /// The rarely used part, allocated the first time it is needed.
+    #[cold]
+    fn extra(&self) -> &IncrementExtra {
+        self.extra.get_or_init(Box::default)
+    }
+
+    #[cold]
+    fn count_saturated(&self) {
+        let _ = self.extra().saturated.fetch_update(Relaxed, Relaxed, |n| n.checked_add(1));
+    }
+}
+
+impl Sampled {
+    fn view(&self) -> std::sync::MutexGuard<'_, SampledView> {
+        self.view.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A sample enters the current phase; the sign of its ticket says which slot it writes.
+    #[inline]
+    fn enter(&self) -> usize {
+        usize::from(self.start.fetch_add(1, AcqRel) < 0)
+    }
+
+    /// Adds one sample to `slot`'s sum, min and max.
+    #[inline]
+    fn record(&self, slot: usize, value: f64) {
+        let cells = &self.slots[slot];
+        update_f64(&cells.sum, |sum| Some(sum + value));
+        update_f64(&cells.min, |min| (value < min).then_some(value));
+        update_f64(&cells.max, |max| (value > max).then_some(value));
+    }
+
+    /// The sample leaves its phase: the leavers of a phase are its SampleCount, and a take waits for them all.
+    #[inline]
+    fn leave(&self, slot: usize) {
+        self.end[slot].fetch_add(1, Release);
+    }
+
+    /// Starts a take: new samples go to the other slot from here on.
+    fn begin_flip(&self) -> Flip {
+        let old = usize::from(self.start.load(Acquire) < 0);
+        let new = 1 - old;
+        // No sample writes the new slot yet: its leavers are counted from its start value.
+        self.end[new].store(phase_start(new), Relaxed);
+        let entered = self.start.swap(phase_start(new), SeqCst);
+        Flip { old, entered }
+    }
+
+    /// Ends a take once every sample that entered the old phase has left it: takes the old slot's contents.
+    /// `None` while a sample is still inside.
+    fn try_finish(&self, flip: &Flip) -> Option<Stats> {
+        if self.end[flip.old].load(Acquire) != flip.entered {
+            return None;
+        }
+        let slot = &self.slots[flip.old];
+        Some(Stats {
+            count: flip.entered.wrapping_sub(phase_start(flip.old)) as u64,
+            sum: f64::from_bits(slot.sum.swap(0f64.to_bits(), Relaxed)),
+            min: f64::from_bits(slot.min.swap(f64::INFINITY.to_bits(), Relaxed)),
+            max: f64::from_bits(slot.max.swap(f64::NEG_INFINITY.to_bits(), Relaxed)),
+        })
+    }
+
+    /// Takes the current period: flips, and waits for the samples still inside the old phase (a few
+    /// instructions each; it yields if one's thread was preempted there).
+    fn flip(&self) -> Stats {
+        let flip = self.begin_flip();
+        let mut spins = 0u32;
+        loop {
+            if let Some(stats) = self.try_finish(&flip) {
+                return stats;
+            }
+            if spins < 100 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+            spins = spins.saturating_add(1);
+        }
+    }
+
+    /// What the current period holds so far, without taking it (a local read).
+    fn read_current(&self) -> Stats {
+        let current = usize::from(self.start.load(Acquire) < 0);
+        let slot = &self.slots[current];
+        Stats {
+            count: self.end[current].load(Acquire).wrapping_sub(phase_start(current)) as u64,
+            sum: f64::from_bits(slot.sum.load(Relaxed)),
+            min: f64::from_bits(slot.min.load(Relaxed)),
+            max: f64::from_bits(slot.max.load(Relaxed)),
+        }
+    }
+}
+
+/// A take in progress: the phase it closed and how many samples entered it.
+#[derive(Debug)]
+struct Flip {
+    old: usize,
+    entered: i64,
+}
+
+/// Where a slot's tickets start: 0 for the even slot, `i64::MIN` for the odd one (whose tickets are negative).
+fn phase_start(slot: usize) -> i64 {
+    if slot == 0 {
+        0
+    } else {
+        i64::MIN
     }
 }
 
@@ -316,108 +709,15 @@ pub(crate) fn epoch_micros(time: SystemTime) -> i64 {
     }
 }
 
-fn from_epoch_micros(micros: i64) -> SystemTime {
+/// The time `micros` microseconds from the Unix epoch.
+pub(crate) fn from_epoch_micros(micros: i64) -> SystemTime {
+    let magnitude = Duration::from_micros(micros.unsigned_abs());
     if micros >= 0 {
-        UNIX_EPOCH + Duration::from_micros(micros as u64)
+        UNIX_EPOCH + magnitude
     } else {
-        UNIX_EPOCH - Duration::from_micros(micros.unsigned_abs())
+        UNIX_EPOCH - magnitude
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn counter(cell: &CounterCell, taken: &Taken) -> Counter {
-        let mut c = Counter::new("c", cell.kind());
-        taken.fill(&mut c);
-        c
-    }
-
-    #[test]
-    fn take_then_merge_restores_everything() {
-        let cell = CounterCell::new(CounterType::Statistics);
-        for v in [3.0, -1.0, 7.5] {
-            cell.sample(v);
-        }
-        let before = cell.read();
-        let taken = cell.take();
-        assert_eq!(before, taken);
-        assert!(cell.read().is_empty(CounterType::Statistics));
-        cell.sample(10.0);
-        cell.merge(&taken);
-        let c = counter(&cell, &cell.read());
-        assert_eq!(c.count, Some(4));
-        assert_eq!(c.sum, Some(19.5));
-        assert_eq!(c.min, Some(-1.0));
-        assert_eq!(c.max, Some(10.0));
-        // The newer sample stays the last one.
-        assert_eq!(c.last, Some(10.0));
-    }
-
-    #[test]
-    fn increment_presence_survives_zero() {
-        let cell = CounterCell::new(CounterType::Increment);
-        assert!(cell.read().is_empty(CounterType::Increment));
-        cell.add(0);
-        assert_eq!(counter(&cell, &cell.read()).count, Some(0));
-        let taken = cell.take();
-        assert!(cell.read().is_empty(CounterType::Increment));
-        cell.merge(&taken);
-        assert_eq!(counter(&cell, &cell.read()).count, Some(0));
-    }
-
-    #[test]
-    fn dirty_flag_is_set_by_updates_and_cleared_once() {
-        let cell = CounterCell::new(CounterType::LastValue);
-        assert!(!cell.take_dirty());
-        cell.set_last(1.0);
-        assert!(cell.take_dirty());
-        assert!(!cell.take_dirty());
-        cell.add_last(2.0);
-        assert!(cell.take_dirty());
-        assert_eq!(counter(&cell, &cell.read()).last, Some(3.0));
-    }
-
-    #[test]
-    fn non_finite_values_are_refused_and_counted() {
-        let cell = CounterCell::new(CounterType::Statistics);
-        cell.sample(f64::NAN);
-        cell.sample(f64::INFINITY);
-        cell.set_last(f64::NEG_INFINITY);
-        cell.sample(2.0);
-        assert_eq!(cell.take_rejected(), 3);
-        assert_eq!(cell.take_rejected(), 0);
-        assert_eq!(counter(&cell, &cell.read()).count, Some(1));
-    }
-
-    #[test]
-    fn a_cell_with_its_arc_fits_in_64_bytes() {
-        assert!(std::mem::size_of::<CounterCell>() + 2 * std::mem::size_of::<usize>() <= 64);
-    }
-
-    #[test]
-    fn a_timestamp_survives_take_and_merge_and_scales_are_exact() {
-        let cell = CounterCell::new(CounterType::Timestamp);
-        assert!(cell.read().is_empty(CounterType::Timestamp));
-        let when = UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456);
-        cell.set_time(when);
-        let taken = cell.take();
-        assert!(cell.read().is_empty(CounterType::Timestamp));
-        cell.merge(&taken);
-        assert_eq!(counter(&cell, &cell.read()).time, Some(when));
-        for (scale, sample, ms) in [(1e3, 0.25, 250.0), (1e-3, 1500.0, 1.5), (1e-6, 2_500_000.0, 2.5), (1.0, 7.0, 7.0)]
-        {
-            let cell = CounterCell::with_scale(CounterType::Interval, scale);
-            cell.sample_scaled(sample);
-            assert_eq!(counter(&cell, &cell.read()).last, Some(ms), "scale {scale}");
-        }
-    }
-
-    #[test]
-    fn epoch_micros_round_trips_before_and_after_the_epoch() {
-        for t in [UNIX_EPOCH + Duration::from_micros(1_700_000_000_123_456), UNIX_EPOCH - Duration::from_micros(5)] {
-            assert_eq!(from_epoch_micros(epoch_micros(t)), t);
-        }
-    }
-}
+mod tests;

@@ -10,18 +10,18 @@
 
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use metrics::Key;
 
-pub(crate) mod cell;
-pub(crate) mod thread_cache;
-
 use crate::model::{Counter, CounterType, MAX_LABELS};
 use crate::warn::{shown_name, WarnEvery};
-use cell::{CounterCell, Taken};
+use cell::{CounterCell, Period};
+
+pub(crate) mod cell;
+pub(crate) mod thread_cache;
 
 /// A hasher for `metrics::Key`, whose `Hash` writes only its precomputed 64-bit hash.
 #[derive(Default)]
@@ -46,36 +46,23 @@ impl Hasher for KeyHasher {
 
 type Map = DashMap<Key, Arc<CounterCell>, BuildHasherDefault<KeyHasher>>;
 
-/// What a dump reads out of the store.
-#[derive(Debug, Default)]
-pub(crate) struct Snapshot {
-    /// The non-empty counters, in the store's order.
-    pub(crate) counters: Vec<Counter>,
-    /// In reset mode, what was taken out of each cell, to merge back if the save fails.
-    pub(crate) taken: Vec<(Arc<CounterCell>, Taken)>,
-    /// Whether any counter was updated since the previous snapshot.
-    pub(crate) dirty: bool,
-    /// Non-finite values refused since the previous snapshot.
-    pub(crate) rejected: u64,
+/// One counter's period, taken by a dump.
+#[derive(Debug)]
+pub(crate) struct Taken {
+    pub(crate) key: Key,
+    pub(crate) cell: Arc<CounterCell>,
+    pub(crate) period: Period,
 }
 
-impl Snapshot {
-    /// Whether the snapshot is worth a save: it holds counters, and something changed since the last snapshot or
-    /// `force` (a previous save failed, or a reset is due) says to send anyway.
-    pub(crate) fn needs_save(&self, force: bool) -> bool {
-        !self.counters.is_empty() && (self.dirty || force)
-    }
-
-    /// Puts taken contents back into their cells (the save failed): those at the `failed` indices of
-    /// `counters`, or all of them when `failed` is `None`.
-    pub(crate) fn merge_back(&self, failed: Option<&[usize]>) {
-        match failed {
-            None => self.taken.iter().for_each(|(cell, taken)| cell.merge(taken)),
-            Some(failed) => {
-                failed.iter().filter_map(|&i| self.taken.get(i)).for_each(|(cell, taken)| cell.merge(taken));
-            }
-        }
-    }
+/// What a dump takes out of the store.
+#[derive(Debug, Default)]
+pub(crate) struct TakeAll {
+    /// Every live counter's period, in the store's order (empty periods included: levels and totals need them).
+    pub(crate) taken: Vec<Taken>,
+    /// Values refused since the previous take (not finite, or beyond CloudWatch's range).
+    pub(crate) rejected: u64,
+    /// Increments that saturated since the previous take.
+    pub(crate) saturated: u64,
 }
 
 /// All counters of one `CachedCounters`.
@@ -97,6 +84,11 @@ pub(crate) struct Store {
     warn_labels: WarnEvery,
     /// Where updates to refused keys go: one detached cell per type.
     overflow: [Arc<CounterCell>; 5],
+    /// Updates refused because the counter's name was empty.
+    names_empty: AtomicU64,
+    warn_names: WarnEvery,
+    /// Serializes takes, commits and undos with local reads, so that a read sees each period once.
+    take_lock: Mutex<()>,
 }
 
 impl Default for Store {
@@ -124,6 +116,9 @@ impl Store {
             labels_cut: AtomicU64::new(0),
             warn_labels: WarnEvery::default(),
             overflow,
+            names_empty: AtomicU64::new(0),
+            warn_names: WarnEvery::default(),
+            take_lock: Mutex::new(()),
         }
     }
 
@@ -169,9 +164,19 @@ impl Store {
         self.existing(key, kind).unwrap_or_else(|| self.insert(key, kind, scale))
     }
 
-    /// The cell for one of this crate's own counters (self-telemetry): not subject to the cap.
+    /// The cell for one of this crate's own counters (self-telemetry): not subject to the cap, and never
+    /// making a dump send on its own.
     pub(crate) fn reserved_cell(&self, key: &Key, kind: CounterType) -> Arc<CounterCell> {
-        self.existing(key, kind).unwrap_or_else(|| self.insert_within(key, kind, 1.0, usize::MAX))
+        self.existing(key, kind).unwrap_or_else(|| {
+            let cell = self.insert_within(key, kind, 1.0, usize::MAX);
+            cell.reserve();
+            cell
+        })
+    }
+
+    /// Updates refused so far because the counter's name was empty.
+    pub(crate) fn names_empty(&self) -> u64 {
+        self.names_empty.load(Relaxed)
     }
 
     /// The cell for `key` if it exists with type `kind`.
@@ -186,6 +191,9 @@ impl Store {
     }
 
     fn insert_within(&self, key: &Key, kind: CounterType, scale: f64, max: usize) -> Arc<CounterCell> {
+        if key.name().trim().is_empty() {
+            return self.refuse_empty_name(kind);
+        }
         if self.live.load(Relaxed) >= max && !self.map.contains_key(key) {
             return self.refuse(key, kind);
         }
@@ -218,6 +226,21 @@ impl Store {
                 max_counters = self.max.load(Relaxed),
                 dropped_so_far = dropped,
                 "the counters are full (options.max_counters); new keys are dropped and their updates not published"
+            );
+        }
+        Arc::clone(&self.overflow[kind as usize])
+    }
+
+    /// pip's "Counter name was not set": an update to a counter without a name is refused (into a detached
+    /// cell), counted and warned about once a minute, instead of making a counter no dump can publish.
+    #[cold]
+    fn refuse_empty_name(&self, kind: CounterType) -> Arc<CounterCell> {
+        let refused = self.names_empty.fetch_add(1, Relaxed) + 1;
+        if self.warn_names.ready() {
+            tracing::warn!(
+                target: "cloudwatch_counters",
+                refused_so_far = refused,
+                "Counter name was not set: updates to a counter with an empty name are not recorded"
             );
         }
         Arc::clone(&self.overflow[kind as usize])
@@ -262,48 +285,71 @@ impl Store {
         self.map.len()
     }
 
-    /// One counter as it is now, if it exists.
+    fn lock_takes(&self) -> MutexGuard<'_, ()> {
+        self.take_lock.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// One counter as it is now (pip's local view), if it exists.
     pub(crate) fn get(&self, key: &Key) -> Option<Counter> {
-        self.map.get(key).map(|cell| self.to_counter(key, &cell, &cell.read()))
+        let _takes = self.lock_takes();
+        self.map.get(key).map(|cell| {
+            let mut counter = self.counter_for(key, &cell);
+            cell.fill_live(&mut counter);
+            counter
+        })
     }
 
     /// Every counter as it is now, empty ones included (pip's `get_all`).
     pub(crate) fn read_all(&self) -> Vec<Counter> {
-        self.map.iter().map(|e| self.to_counter(e.key(), e.value(), &e.value().read())).collect()
+        let _takes = self.lock_takes();
+        self.map
+            .iter()
+            .map(|entry| {
+                let mut counter = self.counter_for(entry.key(), entry.value());
+                entry.value().fill_live(&mut counter);
+                counter
+            })
+            .collect()
     }
 
-    /// Reads (cumulative mode) or takes (`take = true`, reset mode) every non-empty counter.
-    pub(crate) fn snapshot(&self, take: bool) -> Snapshot {
-        let mut snap = Snapshot::default();
+    /// Takes every counter's period (see [`CounterCell::take`]); the dump then commits or undoes each.
+    pub(crate) fn take_all(&self) -> TakeAll {
+        let _takes = self.lock_takes();
+        let mut all = TakeAll { taken: Vec::with_capacity(self.live.load(Relaxed)), ..TakeAll::default() };
         for entry in &self.map {
-            let (key, cell) = (entry.key(), entry.value());
-            snap.dirty |= cell.take_dirty();
-            snap.rejected += cell.take_rejected();
-            let contents = if take { cell.take() } else { cell.read() };
-            if take && contents.is_torn(cell.kind()) {
-                cell.merge(&contents);
-                continue;
-            }
-            if contents.is_empty(cell.kind()) {
-                continue;
-            }
-            snap.counters.push(self.to_counter(key, cell, &contents));
-            if take {
-                snap.taken.push((Arc::clone(cell), contents));
-            }
+            let cell = entry.value();
+            all.rejected += cell.take_rejected();
+            all.saturated += cell.take_saturated();
+            all.taken.push(Taken { key: entry.key().clone(), cell: Arc::clone(cell), period: cell.take() });
         }
-        snap
+        all
     }
-}
 
-impl Store {
-    fn to_counter(&self, key: &Key, cell: &CounterCell, contents: &Taken) -> Counter {
+    /// The saves of these periods succeeded.
+    pub(crate) fn commit<'a>(&self, taken: impl IntoIterator<Item = &'a Taken>) {
+        let _takes = self.lock_takes();
+        taken.into_iter().for_each(|t| t.cell.commit(&t.period));
+    }
+
+    /// The saves of these periods failed: they go out with the next take.
+    pub(crate) fn undo<'a>(&self, taken: impl IntoIterator<Item = &'a Taken>) {
+        let _takes = self.lock_takes();
+        taken.into_iter().for_each(|t| t.cell.undo(&t.period));
+    }
+
+    /// Resets every counter's local totals (pip's reset after `reset_timeout`).
+    pub(crate) fn reset_totals(&self) {
+        let _takes = self.lock_takes();
+        self.map.iter().for_each(|entry| entry.value().reset_totals());
+    }
+
+    /// An empty counter for `key` and `cell`: name, dimensions, described unit.
+    pub(crate) fn counter_for(&self, key: &Key, cell: &CounterCell) -> Counter {
         let mut counter = Counter::new(key.name(), cell.kind());
         counter.dimensions = key.labels().map(|l| (l.key().to_owned(), l.value().to_owned())).collect();
         if self.has_units() {
             counter.unit = self.unit(key.name());
         }
-        contents.fill(&mut counter);
         counter
     }
 }
@@ -328,9 +374,10 @@ mod tests {
         let labelled = store.cell(&Key::from_parts("a", vec![metrics::Label::new("k", "v")]), CounterType::Increment);
         assert!(!Arc::ptr_eq(&plain, &labelled));
         labelled.add(2);
-        let snap = store.snapshot(false);
-        assert_eq!(snap.counters.len(), 1);
-        assert_eq!(snap.counters[0].dimensions, vec![("k".to_owned(), "v".to_owned())]);
+        let all = store.take_all();
+        let taken: Vec<_> = all.taken.iter().filter(|t| !t.cell.is_empty_period(&t.period)).collect();
+        assert_eq!(taken.len(), 1);
+        assert_eq!(store.counter_for(&taken[0].key, &taken[0].cell).dimensions, vec![("k".to_owned(), "v".to_owned())]);
     }
 
     #[test]
@@ -347,21 +394,27 @@ mod tests {
     }
 
     #[test]
-    fn torn_take_goes_back_into_the_cell() {
+    fn an_empty_name_is_refused_counted_and_never_stored() {
         let store = Store::default();
-        let cell = store.cell(&Key::from_static_name("s"), CounterType::Statistics);
-        // Simulate a sample whose count arrived but whose sum/min/max were taken by an earlier dump.
-        cell.merge(&{
-            let probe = CounterCell::new(CounterType::Statistics);
-            probe.sample(1.0);
-            let mut t = probe.take();
-            t.clear_values_for_test();
-            t
-        });
-        let snap = store.snapshot(true);
-        assert!(snap.counters.is_empty(), "a torn take is not published");
-        cell.sample(4.0);
-        let snap = store.snapshot(true);
-        assert_eq!(snap.counters[0].count, Some(2), "the merged count is published with the next sample");
+        for name in ["", "  "] {
+            let cell = store.cell(&Key::from_name(name.to_owned()), CounterType::Increment);
+            cell.add(1);
+            assert!(cell.is_retired(), "a detached cell");
+        }
+        assert_eq!((store.len(), store.names_empty()), (0, 2));
+    }
+
+    #[test]
+    fn a_local_read_during_an_unfinished_save_sees_each_value_once() {
+        let store = Store::default();
+        let key = Key::from_static_name("calls");
+        store.cell(&key, CounterType::Increment).add(2);
+        let all = store.take_all();
+        assert_eq!(store.get(&key).and_then(|c| c.count), Some(2), "while the save is in flight");
+        store.undo(&all.taken);
+        assert_eq!(store.get(&key).and_then(|c| c.count), Some(2), "after it failed");
+        let again = store.take_all();
+        store.commit(&again.taken);
+        assert_eq!(store.get(&key).and_then(|c| c.count), Some(2), "after it succeeded");
     }
 }

@@ -14,6 +14,7 @@ use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
 };
 use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::shared::IntoShared;
 use aws_smithy_types::body::SdkBody;
@@ -129,5 +130,100 @@ impl UnopenablePort {
     /// The port's URL: `http://127.0.0.1:<port>`.
     pub fn endpoint(&self) -> String {
         format!("http://{}", self.address)
+    }
+}
+
+/// What a [`gate`] does with a request instead of passing it on.
+#[derive(Debug)]
+pub enum Intercepted {
+    /// Answers it with this response (the request never reaches the server).
+    Respond(http::Response<Vec<u8>>),
+    /// Fails it as a refused connection would: the server surely did not see it.
+    Refuse,
+}
+
+type Intercept = dyn Fn(&HttpRequest) -> Option<Intercepted> + Send + Sync;
+
+/// An HTTP client that passes each request to `inner` unless `intercept` answers or refuses it first.
+#[derive(Clone)]
+struct Gate {
+    inner: SharedHttpClient,
+    intercept: Arc<Intercept>,
+}
+
+impl fmt::Debug for Gate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Gate")
+    }
+}
+
+#[derive(Clone)]
+struct GateConnector {
+    inner: SharedHttpConnector,
+    intercept: Arc<Intercept>,
+}
+
+impl fmt::Debug for GateConnector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("GateConnector")
+    }
+}
+
+impl HttpConnector for GateConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        match (self.intercept)(&request) {
+            None => self.inner.call(request),
+            Some(Intercepted::Respond(response)) => {
+                let response = HttpResponse::try_from(response.map(SdkBody::from)).expect("a valid http 1.x response");
+                HttpConnectorFuture::ready(Ok(response))
+            }
+            Some(Intercepted::Refuse) => HttpConnectorFuture::ready(Err(ConnectorError::io(
+                std::io::Error::new(ErrorKind::ConnectionRefused, "connection refused (injected)").into(),
+            ))),
+        }
+    }
+}
+
+impl HttpClient for Gate {
+    fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
+        let inner = self.inner.http_connector(settings, components);
+        GateConnector { inner, intercept: Arc::clone(&self.intercept) }.into_shared()
+    }
+
+    fn connector_metadata(&self) -> Option<ConnectorMetadata> {
+        Some(ConnectorMetadata::new("gate", None))
+    }
+}
+
+/// `inner`, with `intercept` deciding first what happens to each request.
+pub fn gate(
+    inner: SharedHttpClient,
+    intercept: impl Fn(&HttpRequest) -> Option<Intercepted> + Send + Sync + 'static,
+) -> SharedHttpClient {
+    Gate { inner, intercept: Arc::new(intercept) }.into_shared()
+}
+
+/// A CBOR text string (short ones only: < 24 bytes).
+fn cbor_text(s: &str) -> Vec<u8> {
+    assert!(s.len() < 24);
+    let mut out = vec![0x60 + s.len() as u8];
+    out.extend_from_slice(s.as_bytes());
+    out
+}
+
+/// A response as CloudWatch's rpc-v2-cbor protocol sends it: `None` = success, else an error code and status.
+pub fn cbor_response(error: Option<(&str, u16)>) -> http::Response<Vec<u8>> {
+    let builder =
+        http::Response::builder().header("smithy-protocol", "rpc-v2-cbor").header("content-type", "application/cbor");
+    match error {
+        None => builder.status(200).body(vec![0xa0]).unwrap(),
+        Some((code, status)) => {
+            let mut body = vec![0xa2];
+            body.extend(cbor_text("__type"));
+            body.extend(cbor_text(code));
+            body.extend(cbor_text("message"));
+            body.extend(cbor_text("injected fault"));
+            builder.status(status).header("x-amzn-query-error", format!("{code};Sender")).body(body).unwrap()
+        }
     }
 }

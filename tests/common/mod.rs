@@ -13,7 +13,7 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use cloudwatch_counters::sink::SaveFuture;
-use cloudwatch_counters::{Counter, SaveError, Sink};
+use cloudwatch_counters::{Counter, SaveError, Sink, SinkView};
 use tokio::sync::watch;
 
 /// Records every batch it saves; can be told to fail.
@@ -23,6 +23,7 @@ pub struct RecordingSink {
 }
 
 struct Inner {
+    view: SinkView,
     saves: Mutex<Vec<Vec<Counter>>>,
     fail: AtomicBool,
     saved: watch::Sender<usize>,
@@ -31,8 +32,16 @@ struct Inner {
 
 impl Default for RecordingSink {
     fn default() -> Self {
+        RecordingSink::with_view(SinkView::Period)
+    }
+}
+
+impl RecordingSink {
+    /// A recording sink that receives `view` of the counters (the default is the period view, as CloudWatch).
+    pub fn with_view(view: SinkView) -> Self {
         RecordingSink {
             inner: Arc::new(Inner {
+                view,
                 saves: Mutex::new(Vec::new()),
                 fail: AtomicBool::new(false),
                 saved: watch::channel(0).0,
@@ -75,6 +84,10 @@ impl RecordingSink {
 }
 
 impl Sink for RecordingSink {
+    fn view(&self) -> SinkView {
+        self.inner.view
+    }
+
     fn save<'a>(&'a self, counters: &'a [Counter]) -> SaveFuture<'a> {
         Box::pin(async move {
             if self.inner.fail.load(Ordering::SeqCst) {

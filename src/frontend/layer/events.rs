@@ -33,7 +33,8 @@ pub(crate) fn record_metric_event(store: &Store, event: &Event<'_>) {
         match kind {
             CounterType::Increment => match value {
                 Value::Int(v) => cell.add(v),
-                Value::Float(v) => cell.add(v as i64),
+                Value::Unsigned(v) => cell.add_unsigned(v),
+                Value::Float(v) => cell.add_f64(v),
             },
             CounterType::Statistics => cell.sample(value.as_f64()),
             _ => cell.set_last(value.as_f64()),
@@ -60,6 +61,7 @@ pub(crate) fn metric_field(field: &str) -> Option<(CounterType, &str)> {
 #[derive(Clone, Copy)]
 enum Value {
     Int(i64),
+    Unsigned(u64),
     Float(f64),
 }
 
@@ -67,6 +69,7 @@ impl Value {
     fn as_f64(self) -> f64 {
         match self {
             Value::Int(v) => v as f64,
+            Value::Unsigned(v) => v as f64,
             Value::Float(v) => v,
         }
     }
@@ -111,7 +114,7 @@ impl Visit for MetricVisitor {
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if !self.value(field, Value::Int(i64::try_from(value).unwrap_or(i64::MAX))) {
+        if !self.value(field, Value::Unsigned(value)) {
             self.label(field, value.to_string());
         }
     }

@@ -8,7 +8,8 @@
 //! | LastValue   | None         | `Value = last`                                                 |
 //! | Timestamp   | None         | `Value = epoch ms of time`, `Timestamp = time`                 |
 //!
-//! Dimensions: `InstanceID = instance`, then the counter's own (a counter's own `InstanceID` wins).
+//! Dimensions: `InstanceID = instance`, then the counter's own; a repeated name keeps its last label's value (a
+//! counter's own `InstanceID` wins), and that is counted.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -34,34 +35,56 @@ pub(crate) struct DatumContext<'a> {
     pub(crate) now: SystemTime,
 }
 
+/// A datum and whether its dimensions had a repeated name.
+#[derive(Debug)]
+pub(crate) struct Built {
+    pub(crate) datum: MetricDatum,
+    pub(crate) deduplicated: bool,
+}
+
+/// The datum's dimensions: InstanceID, then the counter's own. CloudWatch refuses a whole request in which one
+/// datum names a dimension twice, so a repeated name keeps its last label's value (a label named InstanceID
+/// replaces the instance); the second value says whether that happened.
+fn dimensions<'a>(counter: &'a Counter, ctx: &DatumContext<'a>) -> Result<(Vec<Dimension>, bool), SkipReason> {
+    let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(counter.dimensions.len() + 1);
+    pairs.push((INSTANCE_DIMENSION, ctx.instance));
+    let mut deduplicated = false;
+    for (name, value) in &counter.dimensions {
+        match pairs.iter_mut().find(|(seen, _)| *seen == name) {
+            Some(pair) => {
+                pair.1 = value;
+                deduplicated = true;
+            }
+            None => pairs.push((name, value)),
+        }
+    }
+    if pairs.len() > MAX_DIMENSIONS {
+        return Err(SkipReason::TooManyDimensions);
+    }
+    let mut dimensions = Vec::with_capacity(pairs.len());
+    for (name, value) in pairs {
+        limits::check_dimension(name, value)?;
+        dimensions.push(Dimension::builder().name(name).value(value).build());
+    }
+    Ok((dimensions, deduplicated))
+}
+
 /// The datum for `counter`, or why it cannot be sent.
-pub(crate) fn to_datum(counter: &Counter, ctx: &DatumContext<'_>) -> Result<MetricDatum, SkipReason> {
+pub(crate) fn to_datum(counter: &Counter, ctx: &DatumContext<'_>) -> Result<Built, SkipReason> {
     limits::check_metric_name(&counter.name)?;
     if ctx.storage_resolution != 1 && ctx.storage_resolution != 60 {
         return Err(SkipReason::StorageResolution);
     }
-    let own_instance = counter.dimensions.iter().any(|(k, _)| k == INSTANCE_DIMENSION);
-    let count = counter.dimensions.len() + usize::from(!own_instance);
-    if count > MAX_DIMENSIONS {
-        return Err(SkipReason::TooManyDimensions);
-    }
-    let mut dimensions = Vec::with_capacity(count);
-    if !own_instance {
-        limits::check_dimension(INSTANCE_DIMENSION, ctx.instance)?;
-        dimensions.push(Dimension::builder().name(INSTANCE_DIMENSION).value(ctx.instance).build());
-    }
-    for (name, value) in &counter.dimensions {
-        limits::check_dimension(name, value)?;
-        dimensions.push(Dimension::builder().name(name).value(value).build());
-    }
+    let (dimensions, deduplicated) = dimensions(counter, ctx)?;
     let datum = MetricDatum::builder()
         .metric_name(&counter.name)
         .set_dimensions(Some(dimensions))
         .storage_resolution(ctx.storage_resolution);
     let datum = match counter.counter_type {
         CounterType::Increment => {
-            let count = counter.count.ok_or(SkipReason::Value)?;
-            datum.unit(described_unit(counter).unwrap_or(StandardUnit::Count)).value(limits::check_value(count as f64)?)
+            // A fractional total (tracing events) is exact in `sum`; a whole one is `count`.
+            let value = counter.sum.or(counter.count.map(|count| count as f64)).ok_or(SkipReason::Value)?;
+            datum.unit(described_unit(counter).unwrap_or(StandardUnit::Count)).value(limits::check_value(value)?)
         }
         CounterType::Interval => datum.unit(StandardUnit::Milliseconds).statistic_values(statistic_set(counter)?),
         CounterType::Statistics => {
@@ -76,7 +99,7 @@ pub(crate) fn to_datum(counter: &Counter, ctx: &DatumContext<'_>) -> Result<Metr
             datum.unit(StandardUnit::None).value(epoch_millis(time)).timestamp(DateTime::from(time))
         }
     };
-    Ok(datum.build())
+    Ok(Built { datum: datum.build(), deduplicated })
 }
 
 /// The CloudWatch unit for a `metrics` unit, where the two mean exactly the same thing.
@@ -155,7 +178,7 @@ mod tests {
     fn each_type_maps_as_pip_does() {
         let mut inc = Counter::new("calls", CounterType::Increment);
         inc.count = Some(7);
-        let d = to_datum(&inc, &ctx()).unwrap();
+        let d = to_datum(&inc, &ctx()).unwrap().datum;
         assert_eq!((d.unit(), d.value(), d.timestamp()), (Some(&StandardUnit::Count), Some(7.0), None));
         assert_eq!(d.dimensions()[0].name(), Some("InstanceID"));
         assert_eq!(d.dimensions()[0].value(), Some("host-1"));
@@ -163,7 +186,7 @@ mod tests {
         for (kind, unit) in
             [(CounterType::Interval, StandardUnit::Milliseconds), (CounterType::Statistics, StandardUnit::None)]
         {
-            let d = to_datum(&stats(kind), &ctx()).unwrap();
+            let d = to_datum(&stats(kind), &ctx()).unwrap().datum;
             assert_eq!(d.unit(), Some(&unit));
             let s = d.statistic_values().unwrap();
             assert_eq!(
@@ -175,13 +198,13 @@ mod tests {
 
         let mut last = Counter::new("queue", CounterType::LastValue);
         last.last = Some(3.5);
-        let d = to_datum(&last, &ctx()).unwrap();
+        let d = to_datum(&last, &ctx()).unwrap().datum;
         assert_eq!((d.unit(), d.value()), (Some(&StandardUnit::None), Some(3.5)));
 
         let when = SystemTime::now() - Duration::from_secs(60);
         let mut ts = Counter::new("backup", CounterType::Timestamp);
         ts.time = Some(when);
-        let d = to_datum(&ts, &ctx()).unwrap();
+        let d = to_datum(&ts, &ctx()).unwrap().datum;
         assert_eq!(d.value(), Some(epoch_millis(when)));
         assert_eq!(d.timestamp(), Some(&DateTime::from(when)));
     }
@@ -190,7 +213,7 @@ mod tests {
     fn described_units_map_only_to_exact_cloudwatch_units() {
         let mut heap = Counter::new("heap", CounterType::LastValue);
         (heap.last, heap.unit) = (Some(1024.0), Some(metrics::Unit::Bytes));
-        assert_eq!(to_datum(&heap, &ctx()).unwrap().unit(), Some(&StandardUnit::Bytes));
+        assert_eq!(to_datum(&heap, &ctx()).unwrap().datum.unit(), Some(&StandardUnit::Bytes));
         assert_eq!(cloudwatch_unit(metrics::Unit::Kibibytes), None);
     }
 
@@ -200,12 +223,33 @@ mod tests {
         c.count = Some(1);
         c.dimensions = vec![("status".into(), "200".into())];
         let names: Vec<_> =
-            to_datum(&c, &ctx()).unwrap().dimensions().iter().map(|d| d.name().unwrap().to_owned()).collect();
+            to_datum(&c, &ctx()).unwrap().datum.dimensions().iter().map(|d| d.name().unwrap().to_owned()).collect();
         assert_eq!(names, ["InstanceID", "status"]);
         c.dimensions = vec![("InstanceID".into(), "mine".into())];
-        let d = to_datum(&c, &ctx()).unwrap();
-        assert_eq!(d.dimensions().len(), 1);
-        assert_eq!(d.dimensions()[0].value(), Some("mine"));
+        let built = to_datum(&c, &ctx()).unwrap();
+        assert_eq!(built.datum.dimensions().len(), 1);
+        assert_eq!(built.datum.dimensions()[0].value(), Some("mine"));
+        assert!(built.deduplicated, "counted: the label replaced the instance dimension");
+    }
+
+    #[test]
+    fn a_repeated_dimension_name_keeps_its_last_value_and_is_counted() {
+        let mut c = Counter::new("m", CounterType::Increment);
+        c.count = Some(1);
+        c.dimensions = vec![("k".into(), "a".into()), ("j".into(), "x".into()), ("k".into(), "b".into())];
+        let built = to_datum(&c, &ctx()).unwrap();
+        let dims: Vec<_> = built.datum.dimensions().iter().map(|d| (d.name().unwrap(), d.value().unwrap())).collect();
+        assert_eq!(dims, [("InstanceID", "host-1"), ("k", "b"), ("j", "x")]);
+        assert!(built.deduplicated);
+        c.dimensions.truncate(2);
+        assert!(!to_datum(&c, &ctx()).unwrap().deduplicated);
+    }
+
+    #[test]
+    fn a_fractional_increment_is_sent_exactly() {
+        let mut c = Counter::new("m", CounterType::Increment);
+        (c.count, c.sum) = (Some(2), Some(2.75));
+        assert_eq!(to_datum(&c, &ctx()).unwrap().datum.value(), Some(2.75));
     }
 
     #[test]

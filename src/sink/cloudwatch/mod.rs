@@ -1,6 +1,7 @@
 //! [`CloudWatchSink`]: saves counters with PutMetricData, in requests of at most `batch_size` datums and
 //! under 1 MB, skipping (and counting) datums CloudWatch would reject.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::RwLock;
 use std::time::SystemTime;
@@ -18,7 +19,7 @@ pub(crate) mod connect;
 pub(crate) mod datum;
 
 use crate::sink::limits::SkipCounts;
-use crate::sink::{SaveFuture, Sink, SinkCounts};
+use crate::sink::{SaveFuture, Sink, SinkCounts, SkipReason};
 use datum::{estimated_size, to_datum, DatumContext};
 
 /// CloudWatch's limit on one request's size, with room for the envelope.
@@ -54,6 +55,8 @@ struct SinkTelemetry {
     pub(crate) requests_failed: AtomicU64,
     /// Datums skipped because they break a CloudWatch limit, by reason.
     pub(crate) skipped: SkipCounts,
+    /// Datums whose repeated dimension names were merged.
+    pub(crate) dimensions_deduplicated: AtomicU64,
 }
 
 /// A sink that publishes to CloudWatch. It holds no client until [`CloudWatchSink::connect`]; saving before that
@@ -88,19 +91,30 @@ impl CloudWatchSink {
         self.connection.read().unwrap_or_else(std::sync::PoisonError::into_inner).is_some()
     }
 
-    /// Turns counters into batches, skipping and counting the datums that break a limit.
-    fn batches(&self, counters: &[Counter], conn: &Connection) -> Vec<Batch> {
-        let ctx = DatumContext {
-            instance: &conn.instance,
-            storage_resolution: conn.storage_resolution,
-            now: SystemTime::now(),
-        };
+    /// Turns the counters at `indices` into batches of at most `batch_size` datums and under 1 MB, skipping
+    /// (and, on the `first` pass over a save's counters, counting) the datums that break a limit.
+    fn batches(
+        &self,
+        counters: &[Counter],
+        indices: impl IntoIterator<Item = usize>,
+        conn: &Connection,
+        ctx: &DatumContext<'_>,
+        first: bool,
+    ) -> Vec<Batch> {
         let mut batches = vec![Batch::default()];
-        for (i, counter) in counters.iter().enumerate() {
-            let datum = match to_datum(counter, &ctx) {
-                Ok(datum) => datum,
+        for i in indices {
+            let counter = &counters[i];
+            let datum = match to_datum(counter, ctx) {
+                Ok(built) => {
+                    if built.deduplicated && first {
+                        self.telemetry.dimensions_deduplicated.fetch_add(1, Relaxed);
+                    }
+                    built.datum
+                }
                 Err(reason) => {
-                    self.telemetry.skipped.skip(reason, &counter.name);
+                    if first {
+                        self.telemetry.skipped.skip(reason, &counter.name);
+                    }
                     continue;
                 }
             };
@@ -121,36 +135,51 @@ impl CloudWatchSink {
         batches
     }
 
+    /// Sends every counter, a request per batch. A request CloudWatch refuses as invalid (a 400 that is not
+    /// throttling: one bad datum fails the whole request) is split in halves and sent again, down to the datum
+    /// at fault, which is dropped and counted ([`SkipReason::Rejected`]); the rest is delivered.
     async fn save_all(&self, counters: &[Counter]) -> Result<(), SaveError> {
         let conn = self.connection.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
         let Some(conn) = conn else {
             return Err(SaveError::new("CloudWatch counters are not open; the data is kept until they are"));
         };
+        let ctx = DatumContext {
+            instance: &conn.instance,
+            storage_resolution: conn.storage_resolution,
+            now: SystemTime::now(),
+        };
+        let mut queue: VecDeque<Batch> = self.batches(counters, 0..counters.len(), &conn, &ctx, true).into();
         let mut failed: Vec<usize> = Vec::new();
         let mut first_error: Option<SaveError> = None;
-        for batch in self.batches(counters, &conn) {
+        while let Some(Batch { datums, sources, .. }) = queue.pop_front() {
             if first_error.as_ref().is_some_and(SaveError::is_throttled) {
                 // Throttled: do not press on with the rest now; it is all kept for the next attempt.
-                failed.extend(batch.sources);
+                failed.extend(sources);
                 continue;
             }
-            let n = batch.datums.len() as u64;
-            let result = conn
-                .client
-                .put_metric_data()
-                .namespace(&conn.namespace)
-                .set_metric_data(Some(batch.datums))
-                .send()
-                .await;
-            match result {
-                Ok(_) => {
-                    self.telemetry.requests_sent.fetch_add(1, Relaxed);
-                    self.telemetry.datums_sent.fetch_add(n, Relaxed);
-                }
-                Err(err) => {
-                    self.telemetry.requests_failed.fetch_add(1, Relaxed);
-                    failed.extend(batch.sources);
-                    first_error.get_or_insert_with(|| save_error(err));
+            let n = datums.len() as u64;
+            let result =
+                conn.client.put_metric_data().namespace(&conn.namespace).set_metric_data(Some(datums)).send().await;
+            let Err(err) = result else {
+                self.telemetry.requests_sent.fetch_add(1, Relaxed);
+                self.telemetry.datums_sent.fetch_add(n, Relaxed);
+                continue;
+            };
+            self.telemetry.requests_failed.fetch_add(1, Relaxed);
+            if !is_invalid_request(&err) {
+                failed.extend(sources);
+                first_error.get_or_insert_with(|| save_error(err));
+                continue;
+            }
+            if let [only] = sources[..] {
+                let why = format!("CloudWatch refused it: {}", summarize_sdk_error(&err));
+                self.telemetry.skipped.skip_because(SkipReason::Rejected, &counters[only].name, &why);
+                continue;
+            }
+            let (left, right) = sources.split_at(sources.len() / 2);
+            for half in [right, left] {
+                for batch in self.batches(counters, half.iter().copied(), &conn, &ctx, false).into_iter().rev() {
+                    queue.push_front(batch);
                 }
             }
         }
@@ -161,9 +190,28 @@ impl CloudWatchSink {
     }
 }
 
+/// Whether CloudWatch refused the request as invalid: a 400 that is not throttling. Such a request fails the
+/// same way however often it is sent, so it is split to find the datum at fault.
+fn is_invalid_request(err: &SdkError<PutMetricDataError, HttpResponse>) -> bool {
+    err.raw_response().is_some_and(|r| r.status().as_u16() == 400) && !is_throttling(err)
+}
+
+fn is_throttling(err: &SdkError<PutMetricDataError, HttpResponse>) -> bool {
+    err.code().is_some_and(|code| THROTTLING_CODES.contains(&code))
+        || err.raw_response().is_some_and(|r| r.status().as_u16() == 429)
+}
+
+/// The service's code and message, without the SDK's debug output.
+fn summarize_sdk_error(err: &SdkError<PutMetricDataError, HttpResponse>) -> String {
+    match (err.code(), err.message()) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.to_owned(),
+        _ => err.to_string(),
+    }
+}
+
 fn save_error(err: SdkError<PutMetricDataError, HttpResponse>) -> SaveError {
-    let throttled = err.code().is_some_and(|code| THROTTLING_CODES.contains(&code))
-        || err.raw_response().is_some_and(|r| r.status().as_u16() == 429);
+    let throttled = is_throttling(&err);
     let message = format!("PutMetricData failed: {}", DisplayErrorContext(&err));
     let save = SaveError::with_source(message, err);
     if throttled {
@@ -185,6 +233,7 @@ impl Sink for CloudWatchSink {
             requests_sent: t.requests_sent.load(Relaxed),
             requests_failed: t.requests_failed.load(Relaxed),
             skipped: t.skipped.to_array(),
+            dimensions_deduplicated: t.dimensions_deduplicated.load(Relaxed),
         }
     }
 }

@@ -4,8 +4,8 @@
 //! `cargo run --example service -- --cloudwatch` publishes to CloudWatch instead: to `AWS_ENDPOINT_URL` when set
 //! (for example the local server of `scripts/localstack.sh start`), else to AWS with the default credential chain.
 //! Setting `AWS_ENDPOINT_URL` alone turns publishing on too, as in the quickstart. The namespace is
-//! `cloudwatch-counters/service-example`. `SERVICE_ORDERS` sets how many orders it handles (40). Ctrl-C stops it
-//! early; the counters are flushed either way.
+//! `cloudwatch-counters/service-example`, the InstanceID the host name (or `SERVICE_INSTANCE`). `SERVICE_ORDERS`
+//! sets how many orders it handles (40). Ctrl-C stops it early; the counters are flushed either way.
 
 use std::time::Duration;
 
@@ -39,6 +39,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (counters, cloudwatch): (CachedCounters, Option<CloudWatchCounters>) = if publish {
         let mut builder =
             CloudWatchCounters::builder().namespace("cloudwatch-counters/service-example").options(options);
+        if let Ok(instance) = std::env::var("SERVICE_INSTANCE") {
+            builder = builder.instance(instance);
+        }
         if let Some(endpoint) = endpoint {
             // A local server takes any credentials; AWS itself uses the default chain.
             builder = builder
@@ -72,7 +75,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("-- closing: the final flush follows --");
     match cloudwatch {
-        Some(cw) => println!("published: {:?}", cw.close().await?),
+        Some(cw) => {
+            let report = cw.close().await?;
+            let t = cw.telemetry();
+            println!(
+                "-- published: {} requests, {} datums; the final flush: {report:?}",
+                t.requests_sent, t.datums_sent
+            );
+        }
         None => {
             counters.close().await?;
         }

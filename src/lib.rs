@@ -32,21 +32,27 @@
 //!   The recorder serves `metrics` macros on label-less keys from a per-thread cache of handles, and the layer
 //!   finds a span's counter in a per-thread cache of callsites and times it with quanta's clock (the CPU's time
 //!   stamp counter where it is reliable). BENCHMARKS.md has the figures beside the peers.
-//! - A dump snapshots the store and hands the non-empty counters to the sink. With `reset_timeout` = 0 (pip's
-//!   default) values are cumulative and every dump sends the totals; otherwise the dump that comes once
-//!   `reset_timeout` has passed takes the values out, and they are merged back if the save fails, so nothing
-//!   recorded is ever dropped unsaved.
+//! - A dump takes each counter's period out of the store — what was added, the period's samples (count, sum,
+//!   min, max), and the current level of gauges and timestamps — and hands it to the sink. A metrics backend
+//!   (CloudWatch) receives exactly that ([`SinkView::Period`]): each value goes out in one dump, never again, so
+//!   CloudWatch's sums and counts are the truth. This is a deliberate fix of pip-services, which re-sends running
+//!   totals that CloudWatch then adds up. A save that fails puts its period back for the next dump.
+//! - pip's running view stays what is read locally: [`CachedCounters::get`], `get_all` and [`LogCounters`]
+//!   ([`SinkView::Totals`]) show totals since the start with `reset_timeout` 0, and since the last reset
+//!   otherwise. The dump folds each period into these totals; recording pays nothing for them.
+//! - Samples are recorded behind a writer/reader phaser (HdrHistogram's): a sample enters a phase, updates that
+//!   phase's slot, and leaves; a take flips the phase and waits for the samples still inside, so each sample's
+//!   count, sum, min and max land together in exactly one period.
 //! - [`CachedCounters::open`] runs dumps on a background interval task: on the current tokio runtime, or — in a
 //!   program without one — on a small thread of its own. [`CachedCounters::close`] (or `close_blocking` in
 //!   synchronous code) stops it and flushes.
 //!
 //! # Limitations
 //! - A name updated with another type replaces the counter and drops its data (pip's rule).
-//! - Under concurrent updates, one reset-mode dump may see a sample's count without its sum (or the other way
-//!   round); the next dump carries the rest, so totals over time are exact while one period's average can be off
-//!   by one sample.
-//! - Non-finite values (NaN, infinities) are refused, counted (`Telemetry::values_rejected`) and warned about at
-//!   most once a minute.
+//! - Values CloudWatch cannot take (NaN, infinities, magnitudes beyond 2^360 or below 2^-360) are refused when
+//!   recorded, counted (`Telemetry::values_rejected`) and warned about at most once a minute. Increments past
+//!   `i64::MAX` saturate (`Telemetry::values_saturated`).
+//! - A local read (`get`, `get_all`) racing a sample may see part of it; dumps never do.
 //! - At most `options.max_counters` counters (default 10,000) live at once; updates to new keys past the cap
 //!   are dropped, counted (`Telemetry::keys_dropped`) and warned about at most once a minute.
 //! - Dropping open counters without `close()` flushes best-effort (see [`CachedCounters`]); a global recorder

@@ -72,3 +72,31 @@ fn event_dimensions_are_cut_to_29() {
     assert_eq!(all.len(), 1);
     assert_eq!(all[0].dimensions.len(), 29);
 }
+
+#[test]
+fn counter_events_keep_fractions_saturate_past_i64_max_and_refuse_non_finite_values() {
+    let c = counters();
+    tracing::subscriber::with_default(Registry::default().with(c.layer()), || {
+        // As tracing-opentelemetry: a float counter adds its exact value.
+        tracing::info!(monotonic_counter.tokens = 0.5);
+        tracing::info!(monotonic_counter.tokens = 0.25);
+        tracing::info!(monotonic_counter.tokens = 2_u64);
+        tracing::info!(monotonic_counter.tokens = f64::NAN);
+        tracing::info!(counter.huge = u64::MAX);
+        tracing::info!(counter.huge = 1_u64);
+    });
+    let tokens = c.get("tokens", CounterType::Increment);
+    assert_eq!((tokens.count, tokens.sum), (Some(2), Some(2.75)));
+    let huge = c.get("huge", CounterType::Increment);
+    assert_eq!(huge.count, Some(i64::MAX), "saturated, not wrapped to a negative count");
+    let dump = futures_block_on(c.dump());
+    assert_eq!(dump.rejected_values, 1, "the NaN");
+    let t = c.telemetry();
+    assert_eq!((t.values_rejected, t.values_saturated), (1, 2));
+}
+
+/// Runs a future to completion on a fresh current-thread runtime.
+fn futures_block_on<F: std::future::Future<Output = Result<T, E>>, T, E: std::fmt::Debug>(future: F) -> T {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    runtime.block_on(future).expect("the dump succeeds")
+}

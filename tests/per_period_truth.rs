@@ -282,3 +282,61 @@ async fn duplicate_labels_overflow_and_out_of_range_values_deliver_the_rest_and_
     let h = statistics(&reader, &ns, "h", &[("InstanceID", "values-host")]).await;
     assert_eq!((h.sample_count(), h.sum()), (Some(1.0), Some(5.0)));
 }
+
+/// Builds and runs an example to its end against the local CloudWatch; returns what it printed.
+fn run_example(name: &str, env: &[(&str, &str)]) -> String {
+    let build = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--example", name])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo runs");
+    assert!(build.success(), "building the {name} example failed");
+    let exe = std::env::current_exe().expect("the test's path");
+    let path = exe.parent().and_then(|deps| deps.parent()).expect("target/debug").join("examples").join(name);
+    let output = std::process::Command::new(&path)
+        .envs(env.iter().copied())
+        .env("AWS_ENDPOINT_URL", localstack::endpoint())
+        .output()
+        .expect("the example runs");
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.success(), "{name} failed: {stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    stdout
+}
+
+#[tokio::test]
+#[ignore = "needs the local CloudWatch: run scripts/test.sh"]
+async fn the_service_example_publishes_each_request_once_across_its_dumps() {
+    // A service as a new user runs it: default configuration (reset_timeout 0), a dump every second, 100
+    // requests over about two seconds, then the close flush. pip's running totals would be added up by
+    // CloudWatch at every dump.
+    let instance = format!("service-{}", std::process::id());
+    let output = run_example("service", &[("SERVICE_ORDERS", "100"), ("SERVICE_INSTANCE", &instance)]);
+    let reader = localstack::reader();
+    let ns = "cloudwatch-counters/service-example";
+    let host = [("InstanceID", instance.as_str())];
+    let spans = statistics(&reader, ns, "service.create_order.exec_time", &host).await;
+    let errors = statistics(&reader, ns, "service.create_order.errors", &host).await;
+    let values = statistics(&reader, ns, "orders.value", &host).await;
+    let mut created = 0.0;
+    for channel in ["web", "app"] {
+        let dims = [host[0], ("channel", channel)];
+        created += statistics(&reader, ns, "orders.created", &dims).await.sum().unwrap_or_default();
+    }
+    let requests: u64 = output
+        .lines()
+        .find_map(|l| l.strip_prefix("-- published: ")?.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no report of what was published in:\n{output}"));
+    assert!(requests >= 2, "several dumps ran ({requests} requests), so re-sent totals would show");
+    println!(
+        "service example, 100 requests, {requests} PutMetricData requests:\n  metric                          recorded  CloudWatch\n  \
+         service.create_order.exec_time  n 100     SampleCount {:?}\n  service.create_order.errors     15        Sum {:?}\n  \
+         orders.created                  100       Sum {created}\n  orders.value                    n 100     SampleCount {:?}",
+        spans.sample_count(),
+        errors.sum(),
+        values.sample_count(),
+    );
+    assert_eq!(spans.sample_count(), Some(100.0), "one span per request");
+    assert_eq!(errors.sum(), Some(15.0), "orders 0, 7, ..., 98 are rejected");
+    assert_eq!(created, 100.0);
+    assert_eq!(values.sample_count(), Some(100.0));
+}

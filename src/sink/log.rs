@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::error::SaveError;
-use crate::model::Counter;
+use crate::model::{Counter, CounterType};
 use crate::sink::{SaveFuture, Sink, SinkView};
 
 /// Writes each dump as pip's LogCounters does: counters sorted by name, one line each, only the fields that are
@@ -64,7 +64,12 @@ pub(crate) fn format_counter(counter: &Counter) -> String {
     let _ = write!(line, " {{ \"type\": {}", counter.counter_type);
     let fields = [
         ("last", counter.last),
-        ("count", counter.count.map(|c| c as f64)),
+        // A fractional Increment total (tracing events) is exact in `sum`; pip's count is a number.
+        (
+            "count",
+            if counter.counter_type == CounterType::Increment { counter.sum } else { None }
+                .or(counter.count.map(|c| c as f64)),
+        ),
         ("min", counter.min),
         ("max", counter.max),
         ("avg", counter.average),
@@ -92,7 +97,6 @@ fn format_time(time: SystemTime) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::CounterType;
     use std::time::Duration;
 
     #[test]

@@ -33,6 +33,7 @@ pub enum ConfigError {
 pub struct SaveError {
     message: String,
     throttled: bool,
+    ambiguous: bool,
     failed: Option<Vec<usize>>,
     #[source]
     source: Option<Box<dyn StdError + Send + Sync>>,
@@ -41,18 +42,36 @@ pub struct SaveError {
 impl SaveError {
     /// A failure described by `message`.
     pub fn new(message: impl Into<String>) -> SaveError {
-        SaveError { message: message.into(), throttled: false, failed: None, source: None }
+        SaveError { message: message.into(), throttled: false, ambiguous: false, failed: None, source: None }
     }
 
     /// A failure caused by `source`.
     pub fn with_source(message: impl Into<String>, source: impl StdError + Send + Sync + 'static) -> SaveError {
-        SaveError { message: message.into(), throttled: false, failed: None, source: Some(Box::new(source)) }
+        SaveError {
+            message: message.into(),
+            throttled: false,
+            ambiguous: false,
+            failed: None,
+            source: Some(Box::new(source)),
+        }
     }
 
     /// Marks the failure as throttling: the exporter then waits longer before the next attempt.
     pub fn throttled(mut self) -> SaveError {
         self.throttled = true;
         self
+    }
+
+    /// Marks the failure as ambiguous: some data was sent and may have been stored, so it is not sent again
+    /// (only what [`partial`](Self::partial) names is kept).
+    pub fn ambiguous(mut self) -> SaveError {
+        self.ambiguous = true;
+        self
+    }
+
+    /// Whether some of the data may have been stored although the save failed (it is not sent again).
+    pub fn is_ambiguous(&self) -> bool {
+        self.ambiguous
     }
 
     /// Marks the failure as partial: only the counters at these indices (into the slice given to `save`) were
@@ -80,10 +99,12 @@ pub enum Error {
     /// The configuration cannot be used.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// A dump could not save its counters; the data is kept and sent again by the next dump.
-    #[error("saving counters failed (the data is kept for the next dump): {0}")]
+    /// A dump could not save its counters. What the destination surely did not store is kept and sent by the
+    /// next dump; what it may have stored is not sent again ([`SaveError::is_ambiguous`]).
+    #[error("saving counters failed: {0}")]
     Save(#[from] SaveError),
-    /// A `*_blocking` call was made from inside an async runtime, where it would block the runtime's thread.
+    /// A `*_blocking` call was made in the root future of an async runtime (`#[tokio::main]`'s body, `block_on`),
+    /// where blocking would stall every task of the runtime.
     #[error("`{0}` blocks the calling thread and cannot be called from async code: use its async form")]
     BlockingInRuntime(&'static str),
     /// The background thread that drives dumps for programs without a tokio runtime could not be started.
@@ -133,6 +154,26 @@ pub enum Error {
         /// What is wrong with it.
         reason: &'static str,
     },
+    /// `close` did not finish within `options.close_timeout` (the endpoint hangs, say). What was being sent
+    /// then may or may not have arrived and is not sent again; what was not sent yet stays in the counters.
+    #[error(
+        "close did not finish within options.close_timeout ({timeout:?}): {datums_unconfirmed} datums were being \
+         sent and are not confirmed (they are not sent again); anything not yet sent stays in the counters"
+    )]
+    CloseTimeout {
+        /// The bound that passed.
+        timeout: std::time::Duration,
+        /// Datums whose save was under way when it was cut off: CloudWatch may or may not hold them.
+        datums_unconfirmed: u64,
+    },
+    /// A `*_blocking` call did not finish within its bound (`options.close_timeout`).
+    #[error("`{what}` did not finish within {timeout:?}")]
+    Timeout {
+        /// The call.
+        what: &'static str,
+        /// The bound that passed.
+        timeout: std::time::Duration,
+    },
     /// `install` found a global recorder or tracing subscriber already set.
     #[error("cannot install the counters: a global {0} is already set")]
     AlreadyInstalled(&'static str),
@@ -142,7 +183,12 @@ pub enum Error {
 /// The first line of an error's message, at most 200 characters: what a user needs to read, not the SDK's
 /// whole debug output.
 pub(crate) fn summarize(err: &dyn StdError) -> String {
-    let text = err.to_string();
+    first_line(&err.to_string())
+}
+
+#[cfg(feature = "cloudwatch")]
+/// The first line of `text`, at most 200 characters.
+pub(crate) fn first_line(text: &str) -> String {
     let line = text.lines().next().unwrap_or_default();
     let mut summary: String = line.chars().take(200).collect();
     if summary.len() < line.len() {

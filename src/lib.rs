@@ -85,8 +85,8 @@ pub mod layer {
 }
 
 #[cfg(feature = "cloudwatch")]
-pub use config::{CloudWatchSettings, DEFAULT_CONNECT_TIMEOUT, MAX_BATCH_SIZE};
-pub use config::{ConfigParams, CountersOptions, DEFAULT_INTERVAL, DEFAULT_MAX_COUNTERS};
+pub use config::{CloudWatchSettings, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, MAX_BATCH_SIZE};
+pub use config::{ConfigParams, CountersOptions, DEFAULT_CLOSE_TIMEOUT, DEFAULT_INTERVAL, DEFAULT_MAX_COUNTERS};
 pub use counters::{CachedCounters, CompositeCounters, LogCounters, NullCounters};
 #[cfg(feature = "cloudwatch")]
 pub use counters::{CloudWatchCounters, CloudWatchCountersBuilder};

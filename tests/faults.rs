@@ -141,16 +141,23 @@ async fn throttling_backs_off_two_four_eight_intervals_with_jitter() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_server_that_never_answers_times_out_after_connect_timeout() {
+async fn a_server_that_never_answers_times_out_and_the_request_is_not_sent_again() {
     let http = NeverClient::new();
-    let c = counters(SharedHttpClient::new(http.clone()), RetryConfig::disabled(), hour());
+    // Standard retries: the SDK would retry a timeout, but this request may have been stored.
+    let c = counters(SharedHttpClient::new(http.clone()), RetryConfig::standard().with_max_attempts(3), hour());
     c.open().await.unwrap();
     c.increment("calls", 1);
     let start = Instant::now();
     let err = tokio::time::timeout(Duration::from_secs(600), c.dump()).await.expect("no timeout applied").unwrap_err();
-    assert_eq!(start.elapsed(), Duration::from_secs(2), "options.connect_timeout bounds each attempt: {err}");
+    let bound = Duration::from_secs(2) + cloudwatch_counters::DEFAULT_REQUEST_TIMEOUT;
+    assert_eq!(start.elapsed(), bound, "connect and request timeouts bound each attempt: {err}");
+    assert!(matches!(&err, Error::Save(e) if e.is_ambiguous()), "{err}");
+    assert_eq!(http.num_calls(), 1, "not retried by the SDK");
+    let t = c.telemetry();
+    assert_eq!((t.requests_ambiguous, t.datums_ambiguous), (1, 1));
+    assert_eq!(c.dump().await.unwrap().saved, 0, "not sent again by the next dump");
     assert_eq!(http.num_calls(), 1);
-    assert_eq!(c.counters().get_all()[0].count, Some(1), "kept for the next dump");
+    assert_eq!(c.counters().get_all()[0].count, Some(1), "the local view still counts it");
 }
 
 #[tokio::test(start_paused = true)]

@@ -7,6 +7,9 @@ use crate::error::{ConfigError, Secret};
 
 /// pip's default `options.connect_timeout`: 30 seconds.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long one PutMetricData attempt may wait for CloudWatch's answer once connected (default
+/// `options.request_timeout`).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// CloudWatch's limit of datums per PutMetricData request, the default batch size.
 pub const MAX_BATCH_SIZE: usize = 1000;
 
@@ -18,7 +21,7 @@ pub const MAX_BATCH_SIZE: usize = 1000;
 /// `credential.client_id` / `credentials.access_id`; `connection.access_key` / `credential.access_key` /
 /// `credential.client_key` / `credentials.access_key`;
 /// `source` (the namespace); `instance` (the InstanceID dimension); `options.interval`, `options.reset_timeout`,
-/// `options.connect_timeout` (ms); `options.batch_size` (datums per request, 1..=1000);
+/// `options.connect_timeout`, `options.request_timeout` (or `options.timeout`), `options.close_timeout` (ms); `options.batch_size` (datums per request, 1..=1000);
 /// `options.storage_resolution` (60, or 1 for high resolution).
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
@@ -33,8 +36,13 @@ pub struct CloudWatchSettings {
     pub namespace: Option<String>,
     /// The value of the `InstanceID` dimension (pip's `instance`); `None` = the host name.
     pub instance: Option<String>,
-    /// Connect and per-attempt timeout for CloudWatch requests.
+    /// How long connecting to CloudWatch may take (pip's `options.connect_timeout`). A connection that was never
+    /// made sent nothing, so the SDK retries it and the data is kept.
     pub connect_timeout: Duration,
+    /// How long a PutMetricData may wait for CloudWatch's answer once connected (`options.request_timeout`).
+    /// Each attempt is bounded by both timeouts together; an attempt that times out after sending may have been
+    /// stored, so it is neither retried nor sent again (it is counted as ambiguous).
+    pub request_timeout: Duration,
     /// Datums per PutMetricData request (1..=1000).
     pub batch_size: usize,
     /// StorageResolution of every datum: 60 (standard) or 1 (high resolution).
@@ -52,6 +60,7 @@ impl Default for CloudWatchSettings {
             namespace: None,
             instance: None,
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             batch_size: MAX_BATCH_SIZE,
             storage_resolution: 60,
             counters: CountersOptions::default(),
@@ -118,6 +127,11 @@ impl CloudWatchSettings {
         if let Some(t) = config.get_millis(&["connect_timeout", "options.connect_timeout"])? {
             s.connect_timeout = t;
         }
+        if let Some(t) =
+            config.get_millis(&["timeout", "options.timeout", "request_timeout", "options.request_timeout"])?
+        {
+            s.request_timeout = t;
+        }
         if let Some(n) = config.get_usize(&["batch_size", "options.batch_size"])? {
             s.batch_size = n;
         }
@@ -147,6 +161,9 @@ impl CloudWatchSettings {
         }
         if self.connect_timeout.is_zero() {
             return Err(invalid("options.connect_timeout", "a positive number of milliseconds", "0"));
+        }
+        if self.request_timeout.is_zero() {
+            return Err(invalid("options.request_timeout", "a positive number of milliseconds", "0"));
         }
         self.counters.validate()
     }

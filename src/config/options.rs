@@ -6,6 +6,11 @@ use super::{invalid, ConfigParams};
 use crate::error::ConfigError;
 
 const INTERVAL_KEYS: &[&str] = &["interval", "options.interval"];
+const CLOSE_TIMEOUT_KEYS: &[&str] = &["close_timeout", "options.close_timeout"];
+
+/// The default bound on `close()` and every `*_blocking` call: one CloudWatch request attempt at the default
+/// timeouts (connect 30 s, request 10 s) and 5 s more.
+pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(45);
 
 /// pip's default dump interval: 5 minutes.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
@@ -29,6 +34,7 @@ pub struct CountersOptions {
     reset_timeout: Duration,
     max_counters: usize,
     telemetry: bool,
+    close_timeout: Duration,
 }
 
 impl Default for CountersOptions {
@@ -38,6 +44,7 @@ impl Default for CountersOptions {
             reset_timeout: Duration::ZERO,
             max_counters: DEFAULT_MAX_COUNTERS,
             telemetry: true,
+            close_timeout: DEFAULT_CLOSE_TIMEOUT,
         }
     }
 }
@@ -45,7 +52,8 @@ impl Default for CountersOptions {
 impl CountersOptions {
     /// Reads pip's keys: `interval` / `options.interval` (ms, default 300000) and
     /// `reset_timeout` / `options.reset_timeout` (ms, default 0 = never reset), and this crate's
-    /// `options.max_counters` (default 10000) and `options.telemetry` (default true). The `options.` form wins.
+    /// `options.max_counters` (default 10000), `options.telemetry` (default true) and `options.close_timeout`
+    /// (ms, default 45000). The `options.` form wins.
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] naming the key whose value cannot be used.
@@ -74,6 +82,13 @@ impl CountersOptions {
         if let Some(on) = config.get_bool(&["telemetry", "options.telemetry"])? {
             next.telemetry = on;
         }
+        if let Some(timeout) = config.get_millis(CLOSE_TIMEOUT_KEYS)? {
+            if timeout.is_zero() {
+                let (key, value) = config.get_last_of(CLOSE_TIMEOUT_KEYS).unwrap_or(("options.close_timeout", "0"));
+                return Err(invalid(key, "a positive number of milliseconds", value));
+            }
+            next.close_timeout = timeout;
+        }
         if next.interval.is_zero() {
             let (key, value) = config.get_last_of(INTERVAL_KEYS).unwrap_or(("options.interval", "0"));
             return Err(invalid(key, "a positive number of milliseconds", value));
@@ -82,7 +97,7 @@ impl CountersOptions {
         Ok(())
     }
 
-    /// Checks the rules every way of setting options shares: the interval is at least 1 ms.
+    /// Checks the rules every way of setting options shares: the interval and the close timeout are at least 1 ms.
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] naming the setting that breaks a rule.
@@ -126,6 +141,21 @@ impl CountersOptions {
     pub fn telemetry(mut self, on: bool) -> Self {
         self.telemetry = on;
         self
+    }
+
+    /// Bounds `close()`, the flush of dropped counters, and every `*_blocking` call (pip-style key
+    /// `options.close_timeout`, ms; default [`DEFAULT_CLOSE_TIMEOUT`]). A dump under way when `close` is called may
+    /// finish within it; then it is cut off and `close` returns [`Error::CloseTimeout`](crate::Error::CloseTimeout)
+    /// naming what was not confirmed. For CloudWatch, allow one request attempt (connect and request timeouts)
+    /// and a few seconds more.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// The bound on `close()` and every `*_blocking` call.
+    pub fn get_close_timeout(&self) -> Duration {
+        self.close_timeout
     }
 
     /// The cap on live counters.

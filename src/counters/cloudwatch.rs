@@ -225,9 +225,16 @@ impl CloudWatchCountersBuilder {
         self
     }
 
-    /// The connect and per-attempt timeout (pip's `options.connect_timeout`, default 30 s).
+    /// How long connecting to CloudWatch may take (pip's `options.connect_timeout`, default 30 s).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.settings.connect_timeout = timeout;
+        self
+    }
+
+    /// How long a PutMetricData may wait for CloudWatch's answer once connected (`options.request_timeout`,
+    /// default 10 s). An attempt is bounded by the connect and request timeouts together.
+    pub fn request_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.request_timeout = timeout;
         self
     }
 

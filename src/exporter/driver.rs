@@ -3,6 +3,7 @@
 
 use std::future::Future;
 use std::sync::{Arc, Weak};
+use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, Notify};
@@ -12,12 +13,21 @@ use super::{backoff, DumpReport, Exporter};
 use crate::error::Error;
 use crate::warn::WarnEvery;
 
-/// The runtime handle used, the interval task, and our own thread for programs without a tokio runtime.
+/// The interval task, the runtime it runs on, and our own runtime thread for programs without a tokio runtime.
 #[derive(Debug, Default)]
 pub(crate) struct Driver {
+    /// The runtime the interval task runs on (the caller's, or our own).
     pub(crate) handle: Option<Handle>,
     pub(crate) timer: Option<(Arc<Notify>, JoinHandle<()>)>,
-    pub(crate) thread: Option<(oneshot::Sender<()>, std::thread::JoinHandle<()>)>,
+    pub(crate) own: Option<OwnRuntime>,
+}
+
+/// A current-thread runtime on a thread of its own, driven until `stop` fires.
+#[derive(Debug)]
+pub(crate) struct OwnRuntime {
+    pub(crate) handle: Handle,
+    pub(crate) stop: oneshot::Sender<()>,
+    join: std::thread::JoinHandle<()>,
 }
 
 impl Exporter {
@@ -29,20 +39,20 @@ impl Exporter {
         self.driver.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Starts the interval task on the current tokio runtime, or on a thread of our own when there is none.
+    /// Starts the interval task on the current tokio runtime, or, in a program without one, on a thread of our
+    /// own (started again if an earlier `close` stopped it).
     pub(crate) fn open(self: &Arc<Exporter>) -> Result<(), Error> {
         let mut driver = self.lock_driver();
         if driver.timer.is_some() {
             return Ok(());
         }
-        let handle = match (Handle::try_current(), &driver.handle) {
-            (Ok(current), _) => current,
-            (Err(_), Some(own)) => own.clone(),
-            (Err(_), None) => {
-                let (handle, stop, join) = own_runtime()?;
-                driver.thread = Some((stop, join));
-                handle
+        let handle = if let Ok(current) = Handle::try_current() {
+            current
+        } else {
+            if driver.own.is_none() {
+                driver.own = Some(OwnRuntime::start()?);
             }
+            driver.own.as_ref().map(|own| own.handle.clone()).expect("just started")
         };
         let stop = Arc::new(Notify::new());
         let task = handle.spawn(run_timer(Arc::downgrade(self), Arc::clone(&stop)));
@@ -52,64 +62,94 @@ impl Exporter {
     }
 
     /// Stops the interval task (waiting for a dump in progress) and flushes what is left.
+    /// Within `options.close_timeout`: a dump in progress may finish, then it is cut off (its periods are
+    /// settled: put back, or counted as ambiguous if its save was under way), and the final flush gets what is
+    /// left of the time.
     pub(crate) async fn close(&self) -> Result<DumpReport, Error> {
+        let timeout = self.close_timeout();
+        let deadline = tokio::time::Instant::now() + timeout;
+        let abandoned_before = self.datums_abandoned();
         let timer = self.lock_driver().timer.take();
         if let Some((stop, task)) = timer {
             stop.notify_one();
-            let _ = task.await;
-        }
-        self.dump().await
-    }
-
-    /// Stops our own runtime thread, if there is one. `join` waits for it to end.
-    pub(crate) fn stop_thread(&self, join: bool) {
-        let thread = self.lock_driver().thread.take();
-        if let Some((stop, thread)) = thread {
-            let _ = stop.send(());
-            if join {
-                let _ = thread.join();
+            let abort = task.abort_handle();
+            if tokio::time::timeout_at(deadline, task).await.is_err() {
+                abort.abort();
             }
         }
+        match tokio::time::timeout_at(deadline, self.dump()).await {
+            Ok(report) => report,
+            Err(_) => Err(Error::CloseTimeout {
+                timeout,
+                datums_unconfirmed: self.datums_abandoned().saturating_sub(abandoned_before),
+            }),
+        }
     }
 
-    /// Runs `future` to completion from synchronous code: on the runtime the counters were opened on, or on a
-    /// temporary one. Refuses to run inside an async runtime, where blocking would stall it.
+    /// Stops our own runtime thread, if there is one (a later `open` starts a new one). `join` waits for it.
+    pub(crate) fn stop_thread(&self, join: bool) {
+        let own = self.lock_driver().own.take();
+        if let Some(own) = own {
+            own.stop(join);
+        }
+    }
+
+    /// Runs `future` to completion from synchronous code, within `options.close_timeout` (and a second more): on
+    /// our own runtime thread when the counters run one, else on a helper thread with a runtime of its own, so
+    /// that it never needs the caller's runtime (which a blocked caller may be driving). Refused in the root
+    /// future of a runtime (`#[tokio::main]`'s body, `block_on`), where blocking stalls every task; allowed in
+    /// `spawn_blocking` and in plain threads. Tokio cannot tell a spawned async task from `spawn_blocking`, so
+    /// there it blocks the task's thread: use the async forms in async code.
     pub(crate) fn block_on<F>(&self, what: &'static str, future: F) -> Result<F::Output, Error>
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        if Handle::try_current().is_ok() {
+        if Handle::try_current().is_ok() && tokio::task::try_id().is_none() {
             return Err(Error::BlockingInRuntime(what));
         }
-        let handle = self.lock_driver().handle.clone();
-        if let Some(handle) = handle {
-            let (tx, rx) = std::sync::mpsc::sync_channel(1);
-            handle.spawn(async move {
-                let _ = tx.send(future.await);
-            });
-            rx.recv().map_err(|_| Error::RuntimeGone)
+        let timeout = self.close_timeout();
+        let own = self.lock_driver().own.as_ref().map(|own| own.handle.clone());
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        let run = async move {
+            let _ = tx.send(future.await);
+        };
+        if let Some(handle) = own {
+            drop(handle.spawn(run));
         } else {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Error::Thread)?;
-            Ok(runtime.block_on(future))
+            std::thread::Builder::new()
+                .name("cloudwatch-counters-blocking".into())
+                .spawn(move || runtime.block_on(run))
+                .map_err(Error::Thread)?;
         }
+        rx.recv_timeout(timeout + Duration::from_secs(1)).map_err(|_| Error::Timeout { what, timeout })
     }
 }
 
-/// A current-thread runtime on a thread of its own, driven until `stop` fires.
-fn own_runtime() -> Result<(Handle, oneshot::Sender<()>, std::thread::JoinHandle<()>), Error> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Error::Thread)?;
-    let handle = runtime.handle().clone();
-    let (stop, stopped) = oneshot::channel::<()>();
-    let join = std::thread::Builder::new()
-        .name("cloudwatch-counters".into())
-        .spawn(move || {
-            runtime.block_on(async {
-                let _ = stopped.await;
-            });
-        })
-        .map_err(Error::Thread)?;
-    Ok((handle, stop, join))
+impl OwnRuntime {
+    fn start() -> Result<OwnRuntime, Error> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Error::Thread)?;
+        let handle = runtime.handle().clone();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let join = std::thread::Builder::new()
+            .name("cloudwatch-counters".into())
+            .spawn(move || {
+                runtime.block_on(async {
+                    let _ = stopped.await;
+                });
+            })
+            .map_err(Error::Thread)?;
+        Ok(OwnRuntime { handle, stop, join })
+    }
+
+    /// Stops the thread; `join` waits for it to end.
+    pub(crate) fn stop(self, join: bool) {
+        let _ = self.stop.send(());
+        if join {
+            let _ = self.join.join();
+        }
+    }
 }
 
 /// The interval task: dump every interval; after a failure wait one interval, and after throttling back off

@@ -3,20 +3,17 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::runtime::Handle;
 use tokio::time::Instant;
 
+use super::driver::OwnRuntime;
 use super::{telemetry, Exporter};
 use crate::error::Error;
 use crate::model::Counter;
 use crate::publishing;
 use crate::sink::SinkView;
 use crate::store::{TakeAll, Taken};
-
-/// How long dropping open counters outside async code waits for their last flush.
-pub(crate) const DROP_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What one dump did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -28,6 +25,32 @@ pub struct DumpReport {
     pub reset: bool,
     /// Values refused by the counters since the previous dump (not finite, or beyond CloudWatch's range).
     pub rejected_values: u64,
+}
+
+/// The periods of a dump in progress. A dump that is dropped before it settled them (a bounded `close` cancelled
+/// it) settles them here: put back when nothing was handed to the sink yet, else counted as ambiguous and never
+/// sent again, since the save was under way and CloudWatch may hold them.
+struct InFlight<'a> {
+    exporter: &'a Exporter,
+    taken: &'a [Taken],
+    datums: u64,
+    sending: bool,
+    settled: bool,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        if self.sending {
+            self.exporter.store.commit(self.taken);
+            self.exporter.requests_abandoned.fetch_add(1, Relaxed);
+            self.exporter.datums_abandoned.fetch_add(self.datums, Relaxed);
+        } else {
+            self.exporter.store.undo(self.taken);
+        }
+    }
 }
 
 /// What a dump hands the sink: the counters, and for each the index of the period it came from.
@@ -59,12 +82,15 @@ impl Exporter {
         self.count_refused(&all);
         let mut report = DumpReport { saved: 0, reset: false, rejected_values: all.rejected };
         let prepared = self.prepare(&all.taken);
+        let mut flight = InFlight { exporter: self, taken: &all.taken, datums: 0, sending: false, settled: false };
         if !prepared.worth_saving {
             // Only the crate's own telemetry changed: it waits for the next save of the service's counters.
-            self.store.undo(&all.taken);
-            return Ok(report);
+            return Ok(report); // `flight` puts the periods back
         }
+        flight.datums = prepared.counters.len() as u64;
+        flight.sending = true;
         let result = self.sink.save(&prepared.counters).await;
+        flight.settled = true;
         let mut failed: Vec<usize> = match &result {
             Ok(()) => Vec::new(),
             Err(err) => match err.failed() {
@@ -136,55 +162,79 @@ impl Exporter {
     }
 }
 
-/// Dropping open counters (the last clone, layer and recorder included) without `close()` flushes best-effort:
-/// outside async code it waits up to [`DROP_FLUSH_TIMEOUT`] for the save; inside async code it spawns the save
-/// on the runtime, where it completes only if the runtime keeps running. A flush that cannot complete is warned
-/// about.
+/// Dropping open counters (the last clone, layer and recorder included) without `close()` flushes best-effort.
+/// Counters that run their own runtime thread flush there, and the thread stops after the flush, whatever
+/// runtime the drop happens in. Otherwise, outside async code the drop waits up to `options.close_timeout` for
+/// the save; inside async code it spawns the save on the runtime, where it completes only if the runtime keeps
+/// running. A flush that fails, times out or is dropped unfinished is warned about, with what was lost.
 impl Drop for Exporter {
     fn drop(&mut self) {
         let driver = std::mem::take(&mut *self.lock_driver());
         if let Some((stop, _task)) = &driver.timer {
             stop.notify_one();
         }
-        if driver.timer.is_some() {
-            if let Some(handle) = &driver.handle {
-                self.flush_on_drop(handle);
+        match (driver.timer.is_some(), &driver.handle) {
+            (true, Some(handle)) => self.flush_on_drop(handle, driver.own),
+            _ => {
+                if let Some(own) = driver.own {
+                    own.stop(false);
+                }
             }
         }
-        if let Some((stop, _thread)) = driver.thread {
-            let _ = stop.send(());
+    }
+}
+
+/// Warns, when dropped armed, that a drop's flush never finished (its runtime stopped first).
+struct Unfinished(Option<usize>);
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(counters) = self.0 {
+            warn_lost(counters, &"the runtime stopped before the flush finished");
         }
     }
 }
 
 impl Exporter {
-    fn flush_on_drop(&mut self, handle: &Handle) {
+    fn flush_on_drop(&mut self, handle: &Handle, own: Option<OwnRuntime>) {
         let all = self.store.take_all();
         let prepared = self.prepare(&all.taken);
         if !prepared.worth_saving {
+            if let Some(own) = own {
+                own.stop(false);
+            }
             return;
         }
         let sink = Arc::clone(&self.sink);
         let counters = prepared.counters;
         let n = counters.len();
-        let flush = async move {
-            let result = sink.save(&counters).await;
-            if let Err(err) = &result {
-                warn_lost(n, err);
-            }
-            result
+        let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
+        // Our own runtime thread runs the flush and stops once it is done: nothing waits on the caller's runtime.
+        let (runtime, stop_own) = match own {
+            Some(own) => (own.handle, Some(own.stop)),
+            None => (handle.clone(), None),
         };
-        if Handle::try_current().is_ok() {
+        let in_async_code = Handle::try_current().is_ok();
+        if in_async_code && stop_own.is_none() {
             tracing::debug!(target: "cloudwatch_counters", counters = n, "counters dropped without close(): flushing in the background");
-            handle.spawn(publishing::scope(flush));
+        }
+        runtime.spawn(publishing::scope(async move {
+            let mut unfinished = Unfinished(Some(n));
+            if let Err(err) = sink.save(&counters).await {
+                warn_lost(n, &err);
+            }
+            unfinished.0 = None;
+            let _ = done_tx.send(());
+            if let Some(stop) = stop_own {
+                let _ = stop.send(());
+            }
+        }));
+        if in_async_code {
             return;
         }
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        handle.spawn(publishing::scope(async move {
-            let _ = tx.send(flush.await);
-        }));
-        if rx.recv_timeout(DROP_FLUSH_TIMEOUT).is_err() {
-            warn_lost(n, &format!("the flush did not finish within {DROP_FLUSH_TIMEOUT:?}"));
+        let timeout = self.close_timeout();
+        if done_rx.recv_timeout(timeout).is_err() {
+            warn_lost(n, &format!("the flush did not finish within options.close_timeout ({timeout:?})"));
         }
     }
 }

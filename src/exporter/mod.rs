@@ -47,6 +47,10 @@ pub(crate) struct Exporter {
     values_rejected: AtomicU64,
     values_saturated: AtomicU64,
     dumps_failed: AtomicU64,
+    /// Saves cut off by a bounded `close` while under way, and their datums.
+    requests_abandoned: AtomicU64,
+    datums_abandoned: AtomicU64,
+    close_timeout_ms: AtomicU64,
     warn_rejected: WarnEvery,
     state: tokio::sync::Mutex<DumpState>,
     driver: Mutex<driver::Driver>,
@@ -63,6 +67,9 @@ impl Exporter {
             values_rejected: AtomicU64::new(0),
             values_saturated: AtomicU64::new(0),
             dumps_failed: AtomicU64::new(0),
+            requests_abandoned: AtomicU64::new(0),
+            datums_abandoned: AtomicU64::new(0),
+            close_timeout_ms: AtomicU64::new(0),
             warn_rejected: WarnEvery::default(),
             state: tokio::sync::Mutex::new(DumpState { last_reset: Instant::now(), published: Telemetry::default() }),
             driver: Mutex::new(driver::Driver::default()),
@@ -82,6 +89,21 @@ impl Exporter {
         self.set_reset_timeout(options.get_reset_timeout());
         self.store.set_max_counters(options.get_max_counters());
         self.publish_telemetry.store(options.get_telemetry(), Relaxed);
+        self.set_close_timeout(options.get_close_timeout());
+    }
+
+    /// How long `close` (and every `*_blocking` call) may take.
+    pub(crate) fn close_timeout(&self) -> Duration {
+        Duration::from_millis(self.close_timeout_ms.load(Relaxed))
+    }
+
+    pub(crate) fn set_close_timeout(&self, timeout: Duration) {
+        self.close_timeout_ms.store(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).max(1), Relaxed);
+    }
+
+    /// Datums of saves cut off by a bounded `close` so far.
+    pub(crate) fn datums_abandoned(&self) -> u64 {
+        self.datums_abandoned.load(Relaxed)
     }
 
     /// The running totals of what the counters and their sink did.
@@ -95,6 +117,8 @@ impl Exporter {
                 dumps_failed: self.dumps_failed.load(Relaxed),
                 labels_cut: self.store.labels_cut(),
                 names_empty: self.store.names_empty(),
+                requests_abandoned: self.requests_abandoned.load(Relaxed),
+                datums_abandoned: self.datums_abandoned.load(Relaxed),
             },
         )
     }

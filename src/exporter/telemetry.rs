@@ -15,6 +15,8 @@
 //! | `cloudwatch_counters.dumps_failed`            | dumps whose save failed (the data was kept)         |
 //! | `cloudwatch_counters.labels_cut`              | metrics whose labels past 29 were cut               |
 //! | `cloudwatch_counters.dimensions_deduplicated` | datums whose duplicate dimension names were merged  |
+//! | `cloudwatch_counters.requests_ambiguous`      | requests that failed after being sent (not re-sent) |
+//! | `cloudwatch_counters.datums_ambiguous`        | the datums of those requests                        |
 //!
 //! A dump adds what happened since the previous one; the new counts never make a dump send on their own, they
 //! go out with the next save of the service's own counters.
@@ -54,6 +56,11 @@ pub struct Telemetry {
     /// Datums whose duplicate dimension names were merged (the last label of a name wins; a label named
     /// InstanceID replaces the instance dimension).
     pub dimensions_deduplicated: u64,
+    /// Requests that failed after they were sent: CloudWatch may have stored them, so they were not sent again
+    /// (that would count them twice); if it did not, their data is lost.
+    pub requests_ambiguous: u64,
+    /// The datums of those requests.
+    pub datums_ambiguous: u64,
     skipped: [u64; SkipReason::ALL.len()],
 }
 
@@ -66,6 +73,8 @@ pub(crate) struct StoreCounts {
     pub(crate) dumps_failed: u64,
     pub(crate) labels_cut: u64,
     pub(crate) names_empty: u64,
+    pub(crate) requests_abandoned: u64,
+    pub(crate) datums_abandoned: u64,
 }
 
 impl Telemetry {
@@ -81,6 +90,8 @@ impl Telemetry {
             dumps_failed: store.dumps_failed,
             labels_cut: store.labels_cut,
             dimensions_deduplicated: sink.dimensions_deduplicated,
+            requests_ambiguous: sink.requests_ambiguous + store.requests_abandoned,
+            datums_ambiguous: sink.datums_ambiguous + store.datums_abandoned,
             skipped: sink.skipped,
         }
     }
@@ -108,12 +119,14 @@ impl Telemetry {
             self.values_saturated,
             self.names_empty,
             self.dimensions_deduplicated,
+            self.requests_ambiguous,
+            self.datums_ambiguous,
         ]
     }
 }
 
 /// The names of the published counters without dimensions.
-const PLAIN_NAMES: [&str; 10] = [
+const PLAIN_NAMES: [&str; 12] = [
     "cloudwatch_counters.datums_sent",
     "cloudwatch_counters.requests_sent",
     "cloudwatch_counters.requests_failed",
@@ -124,6 +137,8 @@ const PLAIN_NAMES: [&str; 10] = [
     "cloudwatch_counters.values_saturated",
     "cloudwatch_counters.names_empty",
     "cloudwatch_counters.dimensions_deduplicated",
+    "cloudwatch_counters.requests_ambiguous",
+    "cloudwatch_counters.datums_ambiguous",
 ];
 
 /// Adds to the telemetry counters in `store` what happened between `published` and `now`. They are reserved

@@ -73,6 +73,11 @@ pub struct SinkCounts {
     /// Counters whose duplicate dimension names were reduced to one (the last label of a name wins; a label
     /// named InstanceID replaces the instance dimension).
     pub dimensions_deduplicated: u64,
+    /// Requests that failed after they were sent: the destination may have stored them, so they are not sent
+    /// again (that would count them twice).
+    pub requests_ambiguous: u64,
+    /// The datums of those requests.
+    pub datums_ambiguous: u64,
 }
 
 /// A shared sink saves through the sink it points at.

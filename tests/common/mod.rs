@@ -7,6 +7,7 @@ pub mod bytes_in_use;
 pub mod http;
 #[cfg(feature = "cloudwatch")]
 pub mod localstack;
+pub mod proxy;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};

@@ -41,12 +41,27 @@ mod span_cache;
 pub use builder::{CountersLayerBuilder, NamingFn, DEFAULT_EXCLUDED_TARGETS};
 pub use events::COUNTER_FIELD;
 
-/// Kept in a span's extensions from creation to close.
+/// One layer's timing of a span, from creation to close.
 struct SpanTiming {
+    /// The layer's id: several counters layers can time the same span.
+    layer: u64,
     /// A raw reading of the layer's clock.
     start: u64,
     cells: Arc<SpanCells>,
     error: bool,
+}
+
+/// Kept in a span's extensions: the timing of each counters layer of the subscriber (extensions hold one value
+/// per type, so the layers share this one). The first layer's timing is inline: one layer costs no allocation.
+struct SpanTimings {
+    first: SpanTiming,
+    more: Vec<SpanTiming>,
+}
+
+impl SpanTimings {
+    fn get_mut(&mut self, layer: u64) -> Option<&mut SpanTiming> {
+        std::iter::once(&mut self.first).chain(self.more.iter_mut()).find(|t| t.layer == layer)
+    }
 }
 
 /// The layer itself; see the module docs. Made by `counters.layer()` or `counters.layer_builder().build()`.
@@ -149,6 +164,24 @@ impl CountersLayerBuilder {
     }
 }
 
+impl CountersLayer {
+    /// Takes this layer's timing out of a closing span's extensions.
+    fn take_timing(&self, extensions: &mut tracing_subscriber::registry::ExtensionsMut<'_>) -> Option<SpanTiming> {
+        let timings = extensions.get_mut::<SpanTimings>()?;
+        if let Some(i) = timings.more.iter().position(|t| t.layer == self.id) {
+            return Some(timings.more.swap_remove(i));
+        }
+        if timings.first.layer != self.id {
+            return None;
+        }
+        match timings.more.pop() {
+            // Another layer's timing takes the inline place.
+            Some(other) => Some(std::mem::replace(&mut timings.first, other)),
+            None => extensions.remove::<SpanTimings>().map(|t| t.first),
+        }
+    }
+}
+
 /// A new layer's id, never reused (unlike an address): it tells layers apart in the per-thread callsite caches.
 fn next_layer_id() -> u64 {
     static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(0);
@@ -176,7 +209,12 @@ where
             },
         };
         let Some(span) = ctx.span(id) else { return };
-        span.extensions_mut().insert(SpanTiming { start: self.clock.raw(), cells, error: false });
+        let timing = SpanTiming { layer: self.id, start: self.clock.raw(), cells, error: false };
+        let mut extensions = span.extensions_mut();
+        match extensions.get_mut::<SpanTimings>() {
+            Some(timings) => timings.more.push(timing),
+            None => extensions.insert(SpanTimings { first: timing, more: Vec::new() }),
+        }
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
@@ -185,7 +223,7 @@ where
         }
         if *event.metadata().level() == Level::ERROR {
             if let Some(span) = ctx.event_span(event) {
-                if let Some(timing) = span.extensions_mut().get_mut::<SpanTiming>() {
+                if let Some(timing) = span.extensions_mut().get_mut::<SpanTimings>().and_then(|t| t.get_mut(self.id)) {
                     timing.error = true;
                 }
             }
@@ -197,7 +235,7 @@ where
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
-        let Some(timing) = span.extensions_mut().remove::<SpanTiming>() else { return };
+        let Some(timing) = self.take_timing(&mut span.extensions_mut()) else { return };
         let elapsed_ms = self.clock.delta_as_nanos(timing.start, self.clock.raw()) as f64 / 1e6;
         timing.cells.exec_time.sample(elapsed_ms);
         if timing.error {

@@ -1,8 +1,6 @@
 //! Resolving CloudWatch settings into a ready [`Connection`]: namespace and instance checked, region and
 //! credentials found (and probed), the endpoint checked, timeouts set.
 
-use std::time::Duration;
-
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_cloudwatch::config::{Credentials, ProvideCredentials, Region, SharedCredentialsProvider};
 use aws_sdk_cloudwatch::Client;
@@ -72,7 +70,7 @@ fn static_credentials(id: &str, key: &Secret) -> Credentials {
 async fn client_from(settings: &CloudWatchSettings, sdk: SdkConfig) -> Result<Client, Error> {
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(settings.connect_timeout)
-        .operation_attempt_timeout(settings.connect_timeout.max(Duration::from_secs(1)))
+        .operation_attempt_timeout(settings.connect_timeout + settings.request_timeout)
         .build();
     let region = settings.region.clone().map(Region::new).or_else(|| sdk.region().cloned());
     let Some(region) = region else {

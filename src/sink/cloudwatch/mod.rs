@@ -17,9 +17,13 @@ use crate::model::Counter;
 
 pub(crate) mod connect;
 pub(crate) mod datum;
+mod delivery;
+
+use delivery::{delivery, Delivery, NoAmbiguousRetries};
 
 use crate::sink::limits::SkipCounts;
 use crate::sink::{SaveFuture, Sink, SinkCounts, SkipReason};
+use crate::warn::WarnEvery;
 use datum::{estimated_size, to_datum, DatumContext};
 
 /// CloudWatch's limit on one request's size, with room for the envelope.
@@ -57,6 +61,10 @@ struct SinkTelemetry {
     pub(crate) skipped: SkipCounts,
     /// Datums whose repeated dimension names were merged.
     pub(crate) dimensions_deduplicated: AtomicU64,
+    /// Requests that failed after they were sent (CloudWatch may have stored them), and their datums.
+    pub(crate) requests_ambiguous: AtomicU64,
+    pub(crate) datums_ambiguous: AtomicU64,
+    warn_ambiguous: WarnEvery,
 }
 
 /// A sink that publishes to CloudWatch. It holds no client until [`CloudWatchSink::connect`]; saving before that
@@ -158,14 +166,34 @@ impl CloudWatchSink {
                 continue;
             }
             let n = datums.len() as u64;
-            let result =
-                conn.client.put_metric_data().namespace(&conn.namespace).set_metric_data(Some(datums)).send().await;
+            let result = conn
+                .client
+                .put_metric_data()
+                .namespace(&conn.namespace)
+                .set_metric_data(Some(datums))
+                .customize()
+                .config_override(aws_sdk_cloudwatch::config::Builder::default().retry_classifier(NoAmbiguousRetries))
+                .send()
+                .await;
             let Err(err) = result else {
                 self.telemetry.requests_sent.fetch_add(1, Relaxed);
                 self.telemetry.datums_sent.fetch_add(n, Relaxed);
                 continue;
             };
             self.telemetry.requests_failed.fetch_add(1, Relaxed);
+            if delivery(&err) == Delivery::MaybeStored {
+                // Never sent again: CloudWatch may hold it already (see `delivery`).
+                self.count_ambiguous(n, &err);
+                first_error.get_or_insert_with(|| {
+                    let message = format!(
+                        "{n} datums were sent but not confirmed: CloudWatch may or may not have stored them, so they \
+                         are not sent again ({})",
+                        summarize_sdk_error(&err)
+                    );
+                    SaveError::with_source(message, err).ambiguous()
+                });
+                continue;
+            }
             if !is_invalid_request(&err) {
                 failed.extend(sources);
                 first_error.get_or_insert_with(|| save_error(err));
@@ -190,6 +218,26 @@ impl CloudWatchSink {
     }
 }
 
+impl CloudWatchSink {
+    /// Counts (and warns about, once a minute) a request CloudWatch may or may not have stored.
+    fn count_ambiguous(&self, datums: u64, err: &SdkError<PutMetricDataError, HttpResponse>) {
+        let t = &self.telemetry;
+        let requests = t.requests_ambiguous.fetch_add(1, Relaxed) + 1;
+        let datums_so_far = t.datums_ambiguous.fetch_add(datums, Relaxed) + datums;
+        if t.warn_ambiguous.ready() {
+            tracing::warn!(
+                target: "cloudwatch_counters",
+                datums,
+                requests_so_far = requests,
+                datums_so_far,
+                error = %summarize_sdk_error(err),
+                "a PutMetricData request failed after it was sent: CloudWatch may have stored it, so it is not sent \
+                 again (that would count it twice); if it was not stored, these datums are lost"
+            );
+        }
+    }
+}
+
 /// Whether CloudWatch refused the request as invalid: a 400 that is not throttling. Such a request fails the
 /// same way however often it is sent, so it is split to find the datum at fault.
 fn is_invalid_request(err: &SdkError<PutMetricDataError, HttpResponse>) -> bool {
@@ -206,13 +254,13 @@ fn summarize_sdk_error(err: &SdkError<PutMetricDataError, HttpResponse>) -> Stri
     match (err.code(), err.message()) {
         (Some(code), Some(message)) => format!("{code}: {message}"),
         (Some(code), None) => code.to_owned(),
-        _ => err.to_string(),
+        _ => crate::error::first_line(&DisplayErrorContext(err).to_string()),
     }
 }
 
 fn save_error(err: SdkError<PutMetricDataError, HttpResponse>) -> SaveError {
     let throttled = is_throttling(&err);
-    let message = format!("PutMetricData failed: {}", DisplayErrorContext(&err));
+    let message = format!("PutMetricData failed (the data is kept for the next dump): {}", summarize_sdk_error(&err));
     let save = SaveError::with_source(message, err);
     if throttled {
         save.throttled()
@@ -234,6 +282,8 @@ impl Sink for CloudWatchSink {
             requests_failed: t.requests_failed.load(Relaxed),
             skipped: t.skipped.to_array(),
             dimensions_deduplicated: t.dimensions_deduplicated.load(Relaxed),
+            requests_ambiguous: t.requests_ambiguous.load(Relaxed),
+            datums_ambiguous: t.datums_ambiguous.load(Relaxed),
         }
     }
 }

@@ -1,0 +1,115 @@
+//! What a failed PutMetricData means for the data in it: CloudWatch surely did not store it (no connection was
+//! made, or CloudWatch answered with an error), or it may have (the request was sent and then the attempt timed
+//! out, or the connection broke before the answer).
+//!
+//! Data CloudWatch surely did not store is kept for the next dump. Data it may have stored is never sent again,
+//! neither by the SDK's retries ([`NoAmbiguousRetries`] forbids them) nor by the next dump (the exporter counts it
+//! as ambiguous instead of putting it back): sending it again would count it twice whenever the first request
+//! did arrive, as it does when a hung endpoint resumes or a response is lost. What this costs: when such a
+//! request did not arrive after all, its data is lost, and counted (`Telemetry::datums_ambiguous`).
+
+use std::error::Error as StdError;
+
+use aws_sdk_cloudwatch::config::http::HttpResponse;
+use aws_sdk_cloudwatch::error::SdkError;
+use aws_sdk_cloudwatch::operation::put_metric_data::PutMetricDataError;
+use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction, RetryClassifierPriority};
+
+/// Whether CloudWatch may hold the data of a failed request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Delivery {
+    /// CloudWatch surely did not store it: keep it for the next dump.
+    NotStored,
+    /// CloudWatch may have stored it: never send it again.
+    MaybeStored,
+}
+
+/// What a failed PutMetricData means for its data.
+pub(crate) fn delivery(err: &SdkError<PutMetricDataError, HttpResponse>) -> Delivery {
+    match err {
+        // CloudWatch answered: it decided, and an error answer stores nothing. A request never built was never sent.
+        SdkError::ServiceError(_) | SdkError::ConstructionFailure(_) => Delivery::NotStored,
+        SdkError::ResponseError(_) => match err.raw_response().map(|r| r.status().as_u16()) {
+            Some(status) if status >= 300 => Delivery::NotStored,
+            _ => Delivery::MaybeStored,
+        },
+        SdkError::DispatchFailure(failure) => match failure.as_connector_error() {
+            Some(connector) if failed_before_sending(connector) => Delivery::NotStored,
+            _ => Delivery::MaybeStored,
+        },
+        // The attempt timed out, maybe after the request was sent; and whatever else may come.
+        _ => Delivery::MaybeStored,
+    }
+}
+
+/// Whether a connector error happened before any byte of the request left: the connection could not be made
+/// (refused, unreachable, DNS, the connect timeout).
+fn failed_before_sending(err: &ConnectorError) -> bool {
+    let mut source: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = source {
+        #[cfg(feature = "default-https-client")]
+        if e.downcast_ref::<hyper_util::client::legacy::Error>()
+            .is_some_and(hyper_util::client::legacy::Error::is_connect)
+        {
+            return true;
+        }
+        if e.downcast_ref::<aws_smithy_runtime_api::client::dns::ResolveDnsError>().is_some() {
+            return true;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::{AddrNotAvailable, ConnectionRefused, HostUnreachable, NetworkUnreachable};
+            if matches!(io.kind(), ConnectionRefused | AddrNotAvailable | HostUnreachable | NetworkUnreachable) {
+                return true;
+            }
+        }
+        source = e.source();
+    }
+    false
+}
+
+/// A retry classifier that forbids the SDK to retry a PutMetricData CloudWatch may have stored. It runs after
+/// the SDK's own classifiers, so everything else (throttling, 5xx answers, connections that could not be made) is
+/// retried as the SDK does.
+#[derive(Debug, Default)]
+pub(crate) struct NoAmbiguousRetries;
+
+impl ClassifyRetry for NoAmbiguousRetries {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        let Some(Err(err)) = ctx.output_or_error() else { return RetryAction::NoActionIndicated };
+        if ctx.response().is_some() {
+            // CloudWatch answered: its answer decides, as the SDK classified it.
+            return RetryAction::NoActionIndicated;
+        }
+        let before_sending = err.as_connector_error().is_some_and(failed_before_sending);
+        if before_sending {
+            RetryAction::NoActionIndicated
+        } else {
+            RetryAction::RetryForbidden
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "cloudwatch-counters: no retry of a request CloudWatch may have stored"
+    }
+
+    fn priority(&self) -> RetryClassifierPriority {
+        RetryClassifierPriority::run_after(RetryClassifierPriority::transient_error_classifier())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_connection_failed_before_sending_and_a_reset_did_not() {
+        let refused = ConnectorError::io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into());
+        assert!(failed_before_sending(&refused));
+        let reset = ConnectorError::io(std::io::Error::from(std::io::ErrorKind::ConnectionReset).into());
+        assert!(!failed_before_sending(&reset));
+        let timeout = ConnectorError::timeout("read timed out".into());
+        assert!(!failed_before_sending(&timeout));
+    }
+}

@@ -190,7 +190,10 @@ impl CachedCounters {
     pub fn close_blocking(&self) -> Result<DumpReport, Error> {
         let exporter = Arc::clone(&self.exporter);
         let report = self.exporter.block_on("close_blocking", async move { exporter.close().await });
-        self.exporter.stop_thread(true);
+        if !matches!(report, Err(Error::BlockingInRuntime(_))) {
+            // Closed (or timed out closing): our own runtime thread, if any, is no longer needed.
+            self.exporter.stop_thread(true);
+        }
         report?
     }
 

@@ -73,7 +73,10 @@ impl Exporter {
         if let Some((stop, task)) = timer {
             stop.notify_one();
             let abort = task.abort_handle();
-            if tokio::time::timeout_at(deadline, task).await.is_err() {
+            // An idle timer (between dumps) holds nothing: stop it at once, even on a runtime nobody drives. A
+            // dump under way may finish within the bound; a dump cut off settles its periods itself.
+            let idle = self.state.try_lock().is_ok();
+            if idle || tokio::time::timeout_at(deadline, task).await.is_err() {
                 abort.abort();
             }
         }

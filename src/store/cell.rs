@@ -253,6 +253,19 @@ impl CounterCell {
         self.flags.load(Relaxed) & RESERVED != 0
     }
 
+    /// Whether an update may be recorded: a cell removed from the store (cleared, replaced by another type, or
+    /// refused past the cap) is read by nobody, so an update through a stale handle is counted as rejected
+    /// instead (one load of the flags, which `mark` needs anyway).
+    #[inline]
+    fn accepts_updates(&self) -> bool {
+        if self.flags.load(Relaxed) & RETIRED == 0 {
+            true
+        } else {
+            self.reject();
+            false
+        }
+    }
+
     #[inline]
     fn mark(&self, flags: u8) {
         // A plain load first: the cache line stays shared while the flags are already set.
@@ -271,6 +284,9 @@ impl CounterCell {
     #[inline]
     pub(crate) fn add(&self, value: i64) {
         let Body::Increment(inc) = &self.body else { return self.reject() };
+        if !self.accepts_updates() {
+            return;
+        }
         let before = inc.period.fetch_add(value, Relaxed);
         if before.checked_add(value).is_none() {
             Self::saturate(inc, value);
@@ -297,6 +313,9 @@ impl CounterCell {
     #[cold]
     fn add_saturated(&self) {
         let Body::Increment(inc) = &self.body else { return self.reject() };
+        if !self.accepts_updates() {
+            return;
+        }
         let _ = inc.period.fetch_update(Relaxed, Relaxed, |p| Some(p.saturating_add(i64::MAX)));
         inc.count_saturated();
         self.mark(DIRTY | USED);
@@ -320,6 +339,9 @@ impl CounterCell {
     /// the change since the last successful publish (a value lower than that counts as a restart from 0).
     pub(crate) fn set_absolute(&self, value: u64) {
         let Body::Increment(inc) = &self.body else { return self.reject() };
+        if !self.accepts_updates() {
+            return;
+        }
         let extra = inc.extra();
         extra.absolute.store(value, Relaxed);
         extra.has_absolute.store(true, Release);
@@ -330,6 +352,9 @@ impl CounterCell {
     #[inline]
     pub(crate) fn sample(&self, value: f64) {
         let Body::Sampled(s) = &self.body else { return self.reject() };
+        if !self.accepts_updates() {
+            return;
+        }
         if !in_range(value) {
             return self.reject();
         }
@@ -349,6 +374,9 @@ impl CounterCell {
     #[inline]
     pub(crate) fn set_last(&self, value: f64) {
         let Body::Level(level) = &self.body else { return self.reject() };
+        if !self.accepts_updates() {
+            return;
+        }
         if !in_range(value) {
             return self.reject();
         }
@@ -360,6 +388,9 @@ impl CounterCell {
     #[inline]
     pub(crate) fn add_last(&self, delta: f64) {
         let Body::Level(level) = &self.body else { return self.reject() };
+        if !self.accepts_updates() {
+            return;
+        }
         if !delta.is_finite() {
             return self.reject();
         }
@@ -378,6 +409,9 @@ impl CounterCell {
     #[inline]
     pub(crate) fn set_time(&self, time: SystemTime) {
         let Body::Level(level) = &self.body else { return self.reject() };
+        if !self.accepts_updates() {
+            return;
+        }
         // UNSET read as an i64 is a time 292,000 years from now; such a time is kept one microsecond earlier.
         let micros = epoch_micros(time) as u64;
         level.store(if micros == UNSET { UNSET - 1 } else { micros }, Relaxed);

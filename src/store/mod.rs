@@ -46,6 +46,15 @@ impl Hasher for KeyHasher {
 
 type Map = DashMap<Key, Arc<CounterCell>, BuildHasherDefault<KeyHasher>>;
 
+/// One detached cell per type: where updates go that the store refused.
+fn detached_cells() -> [Arc<CounterCell>; 5] {
+    CounterType::ALL.map(|kind| {
+        let cell = Arc::new(CounterCell::new(kind));
+        cell.retire();
+        cell
+    })
+}
+
 /// One counter's period, taken by a dump.
 #[derive(Debug)]
 pub(crate) struct Taken {
@@ -84,11 +93,16 @@ pub(crate) struct Store {
     warn_labels: WarnEvery,
     /// Where updates to refused keys go: one detached cell per type.
     overflow: [Arc<CounterCell>; 5],
-    /// Updates refused because the counter's name was empty.
+    /// Updates refused because the counter's name was empty (counted here, once each)...
     names_empty: AtomicU64,
+    /// ...and where they go: detached cells whose refusals are not counted again.
+    nameless: [Arc<CounterCell>; 5],
     warn_names: WarnEvery,
     /// Serializes takes, commits and undos with local reads, so that a read sees each period once.
     take_lock: Mutex<()>,
+    /// Cells removed from the map that handles may still update: their refused updates are counted at each take,
+    /// and a cell is forgotten once nothing else holds it.
+    retired: Mutex<Vec<Arc<CounterCell>>>,
 }
 
 impl Default for Store {
@@ -100,11 +114,7 @@ impl Default for Store {
 impl Store {
     /// An empty store holding at most `max` counters.
     pub(crate) fn with_max_counters(max: usize) -> Store {
-        let overflow = CounterType::ALL.map(|kind| {
-            let cell = Arc::new(CounterCell::new(kind));
-            cell.retire();
-            cell
-        });
+        let overflow = detached_cells();
         Store {
             map: Map::default(),
             units: DashMap::new(),
@@ -117,8 +127,10 @@ impl Store {
             warn_labels: WarnEvery::default(),
             overflow,
             names_empty: AtomicU64::new(0),
+            nameless: detached_cells(),
             warn_names: WarnEvery::default(),
             take_lock: Mutex::new(()),
+            retired: Mutex::new(Vec::new()),
         }
     }
 
@@ -201,7 +213,7 @@ impl Store {
             Entry::Occupied(entry) if entry.get().kind() == kind => Arc::clone(entry.get()),
             Entry::Occupied(mut entry) => {
                 let cell = Arc::new(CounterCell::with_scale(kind, scale));
-                entry.insert(Arc::clone(&cell)).retire();
+                self.retire(entry.insert(Arc::clone(&cell)));
                 cell
             }
             Entry::Vacant(entry) => {
@@ -243,7 +255,23 @@ impl Store {
                 "Counter name was not set: updates to a counter with an empty name are not recorded"
             );
         }
-        Arc::clone(&self.overflow[kind as usize])
+        Arc::clone(&self.nameless[kind as usize])
+    }
+
+    /// Takes `cell` out of service: updates through handles still pointing at it are refused and counted.
+    fn retire(&self, cell: Arc<CounterCell>) {
+        cell.retire();
+        self.retired.lock().unwrap_or_else(PoisonError::into_inner).push(cell);
+    }
+
+    /// Updates refused since the last call by cells out of service (and the overflow cells past the cap);
+    /// forgets the retired cells nothing else holds any more.
+    fn take_refused_by_retired(&self) -> u64 {
+        let overflow: u64 = self.overflow.iter().map(|cell| cell.take_rejected()).sum();
+        let mut retired = self.retired.lock().unwrap_or_else(PoisonError::into_inner);
+        let refused = retired.iter().map(|cell| cell.take_rejected()).sum::<u64>();
+        retired.retain(|cell| Arc::strong_count(cell) > 1);
+        overflow + refused
     }
 
     /// Records the unit a `metrics` description gave a name.
@@ -264,7 +292,7 @@ impl Store {
 
     /// Removes one counter (its cell is retired). Returns whether it existed.
     pub(crate) fn remove(&self, key: &Key) -> bool {
-        let removed = self.map.remove(key).inspect(|(_, cell)| cell.retire()).is_some();
+        let removed = self.map.remove(key).map(|(_, cell)| self.retire(cell)).is_some();
         if removed {
             self.live.fetch_sub(1, Relaxed);
         }
@@ -274,7 +302,7 @@ impl Store {
     /// Removes every counter.
     pub(crate) fn clear(&self) {
         self.map.retain(|_, cell| {
-            cell.retire();
+            self.retire(Arc::clone(cell));
             self.live.fetch_sub(1, Relaxed);
             false
         });
@@ -316,6 +344,7 @@ impl Store {
     pub(crate) fn take_all(&self) -> TakeAll {
         let _takes = self.lock_takes();
         let mut all = TakeAll { taken: Vec::with_capacity(self.live.load(Relaxed)), ..TakeAll::default() };
+        all.rejected = self.take_refused_by_retired();
         for entry in &self.map {
             let cell = entry.value();
             all.rejected += cell.take_rejected();

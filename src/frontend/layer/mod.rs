@@ -165,6 +165,12 @@ impl CountersLayerBuilder {
 }
 
 impl CountersLayer {
+    #[cold]
+    fn record_after_clear(&self, cells: &SpanCells, elapsed_ms: f64) {
+        let key = Key::from_name(format!("{}.exec_time", cells.base));
+        self.store.cell(&key, CounterType::Interval).sample(elapsed_ms);
+    }
+
     /// Takes this layer's timing out of a closing span's extensions.
     fn take_timing(&self, extensions: &mut tracing_subscriber::registry::ExtensionsMut<'_>) -> Option<SpanTiming> {
         let timings = extensions.get_mut::<SpanTimings>()?;
@@ -237,7 +243,13 @@ where
         let Some(span) = ctx.span(&id) else { return };
         let Some(timing) = self.take_timing(&mut span.extensions_mut()) else { return };
         let elapsed_ms = self.clock.delta_as_nanos(timing.start, self.clock.raw()) as f64 / 1e6;
-        timing.cells.exec_time.sample(elapsed_ms);
+        if timing.cells.exec_time.is_retired() {
+            // The counters were cleared (or the name taken by another type) while the span was open: record
+            // into the counter that has the name now.
+            self.record_after_clear(&timing.cells, elapsed_ms);
+        } else {
+            timing.cells.exec_time.sample(elapsed_ms);
+        }
         if timing.error {
             self.count_error(&timing.cells);
         }

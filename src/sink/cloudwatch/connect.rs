@@ -5,6 +5,7 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_cloudwatch::config::{Credentials, ProvideCredentials, Region, SharedCredentialsProvider};
 use aws_sdk_cloudwatch::Client;
 use aws_smithy_types::timeout::TimeoutConfig;
+use aws_types::service_config::ServiceConfigKey;
 
 use super::Connection;
 use crate::config::{invalid, CloudWatchSettings};
@@ -86,8 +87,8 @@ async fn client_from(settings: &CloudWatchSettings, sdk: SdkConfig) -> Result<Cl
             source: "no credentials provider is configured".into(),
         });
     };
-    if let Some(url) = settings.endpoint_url.as_deref().or(sdk.endpoint_url()) {
-        check_endpoint(url)?;
+    if let Some(url) = effective_endpoint(settings, &sdk) {
+        check_endpoint(&url)?;
     }
     let mut config = aws_sdk_cloudwatch::config::Builder::from(&sdk)
         .timeout_config(timeouts)
@@ -103,6 +104,22 @@ async fn client_from(settings: &CloudWatchSettings, sdk: SdkConfig) -> Result<Cl
         Ok(Err(err)) => Err(Error::NoCredentials { summary: summarize(&err), source: Box::new(err) }),
         Err(_) => Err(Error::CredentialsTimeout(settings.connect_timeout)),
     }
+}
+
+/// The endpoint URL the CloudWatch client will use, resolved as the SDK resolves it: the settings' (builder or
+/// pip keys), else one set in code on the `SdkConfig`, else CloudWatch's own (`AWS_ENDPOINT_URL_CLOUDWATCH`, a
+/// profile's `services` section), else the general one (`AWS_ENDPOINT_URL`, a profile's `endpoint_url`). `None`:
+/// AWS's own https endpoint.
+fn effective_endpoint(settings: &CloudWatchSettings, sdk: &SdkConfig) -> Option<String> {
+    if let Some(url) = &settings.endpoint_url {
+        return Some(url.clone());
+    }
+    if sdk.get_origin("endpoint_url").is_client_config() {
+        return sdk.endpoint_url().map(str::to_owned);
+    }
+    let key =
+        ServiceConfigKey::builder().service_id("CloudWatch").env("AWS_ENDPOINT_URL").profile("endpoint_url").build();
+    key.ok().and_then(|key| sdk.service_config()?.load_config(key)).or_else(|| sdk.endpoint_url().map(str::to_owned))
 }
 
 /// Checks an endpoint URL: it must parse as an absolute `http(s)://host...` URL, and plain `http://` is refused

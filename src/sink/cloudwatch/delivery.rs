@@ -55,7 +55,9 @@ fn failed_before_sending(err: &ConnectorError) -> bool {
         {
             return true;
         }
-        if e.downcast_ref::<aws_smithy_runtime_api::client::dns::ResolveDnsError>().is_some() {
+        if e.downcast_ref::<aws_smithy_runtime_api::client::dns::ResolveDnsError>().is_some()
+            || e.downcast_ref::<super::guard::InsecureEndpointRefused>().is_some()
+        {
             return true;
         }
         if let Some(io) = e.downcast_ref::<std::io::Error>() {

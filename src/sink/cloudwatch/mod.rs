@@ -18,8 +18,10 @@ use crate::model::Counter;
 pub(crate) mod connect;
 pub(crate) mod datum;
 mod delivery;
+mod guard;
 
 use delivery::{delivery, Delivery, NoAmbiguousRetries};
+use guard::EndpointGuard;
 
 use crate::sink::limits::SkipCounts;
 use crate::sink::{SaveFuture, Sink, SinkCounts, SkipReason};
@@ -172,7 +174,11 @@ impl CloudWatchSink {
                 .namespace(&conn.namespace)
                 .set_metric_data(Some(datums))
                 .customize()
-                .config_override(aws_sdk_cloudwatch::config::Builder::default().retry_classifier(NoAmbiguousRetries))
+                .config_override(
+                    aws_sdk_cloudwatch::config::Builder::default()
+                        .retry_classifier(NoAmbiguousRetries)
+                        .interceptor(EndpointGuard),
+                )
                 .send()
                 .await;
             let Err(err) = result else {

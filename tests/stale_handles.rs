@@ -1,0 +1,75 @@
+//! Handles kept by users (a `metrics::Counter` in a struct, a `CounterHandle`, an open span) across `clear`,
+//! `clear_all`, a type replacement and a full cap: an update reaches the counter that now has the name, or is
+//! counted as refused — never written into a cell nobody reads.
+
+mod common;
+
+use cloudwatch_counters::{CounterType, Counters, CountersOptions};
+use common::{find, recording_counters, RecordingSink};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::Registry;
+
+#[tokio::test]
+async fn metrics_handles_kept_across_clear_all_and_a_type_change_are_refused_and_counted() {
+    let sink = RecordingSink::default();
+    let c = cloudwatch_counters::CachedCounters::new(sink.clone(), CountersOptions::default());
+    let recorder = c.recorder();
+    let (orders, sizes) =
+        metrics::with_local_recorder(&recorder, || (metrics::counter!("orders"), metrics::histogram!("sizes")));
+    orders.increment(1);
+    c.clear_all();
+    orders.increment(5); // the counter it pointed at is gone
+    c.last("sizes", 1.0); // "sizes" is now a LastValue
+    sizes.record(3.0);
+    metrics::with_local_recorder(&recorder, || metrics::counter!("orders").increment(2));
+    let report = c.dump().await.unwrap();
+    assert_eq!(report.rejected_values, 2, "both stale updates counted");
+    let saved = sink.last_save();
+    assert_eq!(find(&saved, "orders").count, Some(2), "only the update through a live handle");
+    assert_eq!(find(&saved, "sizes").counter_type, CounterType::LastValue);
+    assert_eq!(c.telemetry().values_rejected, 2);
+}
+
+#[tokio::test]
+async fn a_counter_handle_of_a_cleared_counter_is_detached_and_its_updates_counted() {
+    let c = recording_counters();
+    let calls = c.handle("calls", CounterType::Increment);
+    c.clear("calls");
+    assert!(calls.is_detached());
+    calls.increment(3);
+    c.increment("calls", 1);
+    assert_eq!(c.get("calls", CounterType::Increment).count, Some(1));
+    assert_eq!(c.dump().await.unwrap().rejected_values, 1);
+}
+
+#[tokio::test]
+async fn updates_past_a_full_cap_are_counted_as_well_as_the_refused_key() {
+    let c =
+        cloudwatch_counters::CachedCounters::new(RecordingSink::default(), CountersOptions::default().max_counters(1));
+    let recorder = c.recorder();
+    metrics::with_local_recorder(&recorder, || {
+        metrics::counter!("a").increment(1);
+        let refused = metrics::counter!("b");
+        refused.increment(1);
+        refused.increment(1);
+    });
+    c.dump().await.unwrap();
+    let t = c.telemetry();
+    assert_eq!((t.keys_dropped, t.values_rejected), (1, 2));
+}
+
+#[test]
+fn a_span_open_across_clear_all_is_timed_into_the_counter_that_has_its_name_now() {
+    let c = recording_counters();
+    tracing::subscriber::with_default(Registry::default().with(c.layer()), || {
+        let first = tracing::info_span!("work").entered();
+        drop(first);
+        let open = tracing::info_span!("work").entered();
+        c.clear_all();
+        drop(open);
+    });
+    let all = c.get_all();
+    let work: Vec<_> = all.iter().filter(|x| x.name.ends_with(".work.exec_time")).collect();
+    assert_eq!(work.len(), 1, "{all:?}");
+    assert_eq!(work[0].count, Some(1), "the span closed after the clear is in the new counter");
+}

@@ -75,13 +75,15 @@ impl SaveError {
     }
 
     /// Marks the failure as partial: only the counters at these indices (into the slice given to `save`) were
-    /// not saved; the others were, and are not sent again in reset mode.
+    /// not saved and go back into the counters for the next dump; the others were saved (or may have been, for
+    /// an [ambiguous](Self::ambiguous) failure) and are not sent again.
     pub fn partial(mut self, failed: Vec<usize>) -> SaveError {
         self.failed = Some(failed);
         self
     }
 
-    /// The indices of the counters that were not saved, or `None` when none were.
+    /// The indices of the counters that were not saved, or `None` when the failure did not say (then none was
+    /// saved, unless the failure is [ambiguous](Self::ambiguous): then any may have been).
     pub fn failed(&self) -> Option<&[usize]> {
         self.failed.as_deref()
     }
@@ -197,6 +199,17 @@ pub(crate) fn first_line(text: &str) -> String {
     summary
 }
 
+#[cfg(feature = "cloudwatch")]
+/// `url` with any `user:password@` part hidden, for errors and `Debug` output.
+pub(crate) fn redact_userinfo(url: &str) -> String {
+    let start = url.find("://").map_or(0, |i| i + 3);
+    let authority_end = url[start..].find(['/', '?', '#']).map_or(url.len(), |i| start + i);
+    match url[start..authority_end].rfind('@') {
+        Some(at) => format!("{}***@{}", &url[..start], &url[start + at + 1..]),
+        None => url.to_owned(),
+    }
+}
+
 /// A string that hides its content in `Debug` and `Display` (for credentials).
 #[derive(Clone, PartialEq, Eq, Default)]
 pub struct Secret(String);
@@ -222,5 +235,17 @@ impl fmt::Debug for Secret {
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("***")
+    }
+}
+
+#[cfg(all(test, feature = "cloudwatch"))]
+mod tests {
+    use super::redact_userinfo;
+
+    #[test]
+    fn userinfo_is_hidden_and_the_rest_kept() {
+        assert_eq!(redact_userinfo("http://user:pw@10.0.0.1:4566/x?y"), "http://***@10.0.0.1:4566/x?y");
+        assert_eq!(redact_userinfo("https://monitoring.aws/p@th"), "https://monitoring.aws/p@th");
+        assert_eq!(redact_userinfo("127.0.0.1:4566"), "127.0.0.1:4566");
     }
 }

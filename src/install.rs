@@ -2,7 +2,6 @@
 //! `metrics` recorder and `tracing` subscriber, returning a [`CountersGuard`] that flushes and closes on drop.
 
 use std::fmt;
-use std::time::Duration;
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tracing_subscriber::layer::SubscriberExt;
@@ -11,9 +10,6 @@ use tracing_subscriber::util::SubscriberInitExt;
 use crate::counters::{CloudWatchCounters, CloudWatchCountersBuilder};
 use crate::error::Error;
 use crate::exporter::DumpReport;
-
-/// How long dropping a guard inside a multi-threaded runtime waits for the final flush.
-const GUARD_DROP_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl CloudWatchCounters {
     /// Opens the counters, installs their recorder as the global `metrics` recorder and
@@ -63,8 +59,8 @@ impl CloudWatchCountersBuilder {
 }
 
 /// Installed counters: [`close`](Self::close) flushes and closes them. Dropping the guard does the same,
-/// best-effort: outside async code and in a multi-threaded runtime it waits up to 10 s for the flush; in a
-/// current-thread runtime it cannot wait, so it starts the flush and warns: call `close().await` there.
+/// best-effort: outside async code and in a multi-threaded runtime it waits for the flush (bounded by
+/// `options.close_timeout`); in a current-thread runtime it cannot wait and warns: call `close().await` there.
 #[must_use = "dropping the guard closes the counters at once"]
 pub struct CountersGuard {
     counters: CloudWatchCounters,
@@ -96,13 +92,8 @@ impl Drop for CountersGuard {
         let result = match Handle::try_current() {
             Err(_) => self.counters.close_blocking(),
             Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-                let close = tokio::time::timeout(GUARD_DROP_TIMEOUT, self.counters.close());
-                if let Ok(result) = tokio::task::block_in_place(|| handle.block_on(close)) {
-                    result
-                } else {
-                    warn_unflushed(&format!("the flush did not finish within {GUARD_DROP_TIMEOUT:?}"));
-                    return;
-                }
+                // `close` is bounded by `options.close_timeout`.
+                tokio::task::block_in_place(|| handle.block_on(self.counters.close()))
             }
             Ok(_) => {
                 warn_unflushed(&"a current-thread runtime cannot wait in drop: call `guard.close().await`");

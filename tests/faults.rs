@@ -239,3 +239,75 @@ async fn credentials_never_show_in_logs_errors_or_debug_output() {
         assert!(!text.contains(SECRET), "the secret key shows in: {text}");
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_400_about_the_whole_request_keeps_the_data_instead_of_splitting_and_dropping_it() {
+    // Access denied (or an expired signature) is about the request, not a datum: no split, nothing dropped.
+    let (http, seen) = scripted(|n| (n == 0).then_some(("AccessDeniedException", 400)));
+    let c = counters(http, RetryConfig::disabled(), hour());
+    c.open().await.unwrap();
+    c.increment("a", 1);
+    c.increment("b", 2);
+    let err = c.dump().await.unwrap_err();
+    assert!(matches!(&err, Error::Save(e) if !e.is_ambiguous()), "{err}");
+    assert_eq!(seen.count(), 1, "one request, not split");
+    assert_eq!(c.telemetry().skipped_total(), 0, "nothing dropped");
+    let report = c.dump().await.unwrap();
+    assert!(report.saved >= 2, "the kept counters go out with the next dump: {report:?}");
+    assert_eq!(c.telemetry().datums_sent, report.saved as u64);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_success_answer_whose_body_cannot_be_read_is_not_retried() {
+    let seen = Seen::default();
+    let log = seen.clone();
+    let http = infallible_client_fn(move |req| {
+        log.0.lock().unwrap().push((Instant::now(), req.uri().to_string()));
+        http::Response::builder()
+            .status(200)
+            .header("smithy-protocol", "rpc-v2-cbor")
+            .header("content-type", "application/cbor")
+            .body(vec![0xff, 0x00, 0xff])
+            .unwrap()
+    });
+    let c = counters(http, RetryConfig::standard().with_max_attempts(3), hour());
+    c.open().await.unwrap();
+    c.increment("calls", 1);
+    let result = c.dump().await;
+    assert_eq!(seen.count(), 1, "CloudWatch answered 200: it stored the request, so it is never sent again");
+    if let Err(err) = result {
+        assert!(matches!(&err, Error::Save(e) if e.is_ambiguous()), "{err}");
+    }
+    assert_eq!(c.dump().await.unwrap().saved, 0, "nor by the next dump");
+    assert_eq!(seen.count(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_cut_off_mid_save_gives_up_only_what_was_sent_and_keeps_the_rest() {
+    let http = NeverClient::new();
+    let options = hour().close_timeout(Duration::from_secs(1));
+    let c = CloudWatchCounters::builder()
+        .namespace("faults")
+        .instance("test-host")
+        .region("us-east-1")
+        .credentials("test", "test")
+        .connect_timeout(Duration::from_secs(2))
+        .batch_size(1)
+        .options(options.telemetry(false))
+        .sdk_config(sdk(SharedHttpClient::new(http.clone()), RetryConfig::disabled()))
+        .build()
+        .unwrap();
+    c.open().await.unwrap();
+    c.increment("first", 1);
+    c.increment("second", 2);
+    // The first request never gets an answer; close is cut off after 1 s, before the second is sent.
+    let err = c.close().await.unwrap_err();
+    assert!(matches!(err, Error::CloseTimeout { datums_unconfirmed: 1, .. }), "{err}");
+    assert_eq!(http.num_calls(), 1);
+    assert_eq!(c.telemetry().datums_ambiguous, 1, "only the one sent");
+    // The second was kept: the next dump sends it (and only it).
+    let err = c.dump().await.unwrap_err();
+    assert!(matches!(&err, Error::Save(e) if e.is_ambiguous()), "{err}");
+    assert_eq!(http.num_calls(), 2, "the kept counter, alone");
+    assert_eq!(c.telemetry().datums_ambiguous, 2);
+}

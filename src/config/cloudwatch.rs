@@ -23,7 +23,7 @@ pub const MAX_BATCH_SIZE: usize = 1000;
 /// `source` (the namespace); `instance` (the InstanceID dimension); `options.interval`, `options.reset_timeout`,
 /// `options.connect_timeout`, `options.request_timeout` (or `options.timeout`), `options.close_timeout` (ms); `options.batch_size` (datums per request, 1..=1000);
 /// `options.storage_resolution` (60, or 1 for high resolution).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CloudWatchSettings {
     /// The AWS region; `None` = from aws-config's default chain.
@@ -49,6 +49,24 @@ pub struct CloudWatchSettings {
     pub storage_resolution: i32,
     /// Interval and reset timeout.
     pub counters: CountersOptions,
+}
+
+/// Secrets and any `user:password@` part of the endpoint are hidden.
+impl std::fmt::Debug for CloudWatchSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CloudWatchSettings")
+            .field("region", &self.region)
+            .field("endpoint_url", &self.endpoint_url.as_deref().map(crate::error::redact_userinfo))
+            .field("credentials", &self.credentials)
+            .field("namespace", &self.namespace)
+            .field("instance", &self.instance)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("request_timeout", &self.request_timeout)
+            .field("batch_size", &self.batch_size)
+            .field("storage_resolution", &self.storage_resolution)
+            .field("counters", &self.counters)
+            .finish()
+    }
 }
 
 impl Default for CloudWatchSettings {

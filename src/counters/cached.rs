@@ -24,12 +24,14 @@ use crate::sink::Sink;
 /// [`close`](CachedCounters::close) stops them and flushes what is left.
 ///
 /// One counter exists per name (and label set) whatever its type. Updating a name with another type replaces
-/// the counter, dropping its data, as in pip; handles to the old counter then record into a detached cell.
+/// the counter, dropping its data, as in pip; updates through handles to the old counter are then refused and
+/// counted (`Telemetry::values_rejected`), as are updates through handles of cleared counters.
 ///
 /// **Shutdown.** Call `close()` (or `close_blocking()`): it flushes everything and reports errors. Dropping the
 /// last clone (and every layer and recorder made from it) of open counters without `close()` flushes
-/// best-effort: outside async code it waits up to 5 s for the save; inside async code it spawns the save on the
-/// runtime, which completes only if the runtime keeps running. A flush that fails or times out is warned about.
+/// best-effort: counters running their own thread flush there; otherwise outside async code it waits up to
+/// `options.close_timeout` for the save, and inside async code it spawns the save on the runtime, which completes
+/// only if the runtime keeps running. A flush that fails, times out or is dropped unfinished is warned about.
 /// Counters never opened are not flushed.
 #[derive(Clone)]
 pub struct CachedCounters {

@@ -54,6 +54,7 @@ impl Exporter {
             }
             driver.own.as_ref().map(|own| own.handle.clone()).expect("just started")
         };
+        self.closing.store(false, std::sync::atomic::Ordering::Relaxed);
         let stop = Arc::new(Notify::new());
         let task = handle.spawn(run_timer(Arc::downgrade(self), Arc::clone(&stop)));
         driver.handle = Some(handle);
@@ -69,6 +70,7 @@ impl Exporter {
         let timeout = self.close_timeout();
         let deadline = tokio::time::Instant::now() + timeout;
         let abandoned_before = self.datums_abandoned();
+        self.closing.store(true, std::sync::atomic::Ordering::Relaxed);
         let timer = self.lock_driver().timer.take();
         if let Some((stop, task)) = timer {
             stop.notify_one();
@@ -101,8 +103,10 @@ impl Exporter {
     /// our own runtime thread when the counters run one, else on a helper thread with a runtime of its own, so
     /// that it never needs the caller's runtime (which a blocked caller may be driving). Refused in the root
     /// future of a runtime (`#[tokio::main]`'s body, `block_on`), where blocking stalls every task; allowed in
-    /// `spawn_blocking` and in plain threads. Tokio cannot tell a spawned async task from `spawn_blocking`, so
-    /// there it blocks the task's thread: use the async forms in async code.
+    /// `spawn_blocking` and in plain threads (a thread that entered a runtime with `Handle::enter` counts as its
+    /// root future). Tokio cannot tell a spawned async task from `spawn_blocking`, so there it blocks the task's
+    /// thread, and a current-thread runtime blocked that way cannot serve the SDK's pooled connections: use the
+    /// async forms in async code.
     pub(crate) fn block_on<F>(&self, what: &'static str, future: F) -> Result<F::Output, Error>
     where
         F: Future + Send + 'static,
@@ -126,7 +130,11 @@ impl Exporter {
                 .spawn(move || runtime.block_on(run))
                 .map_err(Error::Thread)?;
         }
-        rx.recv_timeout(timeout + Duration::from_secs(1)).map_err(|_| Error::Timeout { what, timeout })
+        rx.recv_timeout(timeout + Duration::from_secs(1)).map_err(|err| match err {
+            std::sync::mpsc::RecvTimeoutError::Timeout => Error::Timeout { what, timeout },
+            // The runtime running it stopped (a `close` elsewhere) before it finished.
+            std::sync::mpsc::RecvTimeoutError::Disconnected => Error::RuntimeGone,
+        })
     }
 }
 
@@ -173,7 +181,7 @@ async fn run_timer(exporter: Weak<Exporter>, stop: Arc<Notify>) {
         let Some(exporter) = exporter.upgrade() else {
             return;
         };
-        match exporter.dump().await {
+        match exporter.timer_dump().await {
             Ok(_) => {
                 if failed_in_a_row > 0 {
                     tracing::info!(target: "cloudwatch_counters", failed_in_a_row, "dumping counters works again; the kept data was sent");

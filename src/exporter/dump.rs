@@ -23,7 +23,9 @@ pub struct DumpReport {
     pub saved: usize,
     /// Whether this dump reset the local totals (`options.reset_timeout` had passed).
     pub reset: bool,
-    /// Values refused by the counters since the previous dump (not finite, or beyond CloudWatch's range).
+    /// Updates refused by the counters since the previous dump: values not finite or beyond CloudWatch's range,
+    /// calls that do not fit the counter's type, and updates through handles of counters that were cleared,
+    /// replaced or refused past `options.max_counters`.
     pub rejected_values: u64,
 }
 
@@ -33,7 +35,8 @@ pub struct DumpReport {
 struct InFlight<'a> {
     exporter: &'a Exporter,
     taken: &'a [Taken],
-    datums: u64,
+    /// For each counter handed to the sink, the index of its period in `taken`.
+    sources: &'a [usize],
     sending: bool,
     settled: bool,
 }
@@ -43,13 +46,23 @@ impl Drop for InFlight<'_> {
         if self.settled {
             return;
         }
-        if self.sending {
-            self.exporter.store.commit(self.taken);
-            self.exporter.requests_abandoned.fetch_add(1, Relaxed);
-            self.exporter.datums_abandoned.fetch_add(self.datums, Relaxed);
-        } else {
+        if !self.sending {
             self.exporter.store.undo(self.taken);
+            return;
         }
+        // Cut off during the save: what the sink had sent (or was sending) may have arrived and is not sent
+        // again; the rest goes back into the counters.
+        let mut sent: Vec<usize> = match self.exporter.sink.maybe_delivered() {
+            Some(started) => started.iter().filter_map(|&i| self.sources.get(i).copied()).collect(),
+            None => self.sources.to_vec(),
+        };
+        sent.sort_unstable();
+        let (committed, undone): (Vec<_>, Vec<_>) =
+            self.taken.iter().enumerate().partition(|(i, _)| sent.binary_search(i).is_ok());
+        self.exporter.store.commit(committed.into_iter().map(|(_, t)| t));
+        self.exporter.store.undo(undone.into_iter().map(|(_, t)| t));
+        self.exporter.requests_abandoned.fetch_add(1, Relaxed);
+        self.exporter.datums_abandoned.fetch_add(sent.len() as u64, Relaxed);
     }
 }
 
@@ -66,11 +79,19 @@ impl Exporter {
     /// One dump: take every counter's period, hand the sink its view of them, then commit what was saved and
     /// put back what was not (it goes out with the next dump; nothing is sent twice).
     pub(crate) async fn dump(&self) -> Result<DumpReport, Error> {
-        publishing::scope(self.dump_inner()).await
+        publishing::scope(self.dump_inner(false)).await
     }
 
-    async fn dump_inner(&self) -> Result<DumpReport, Error> {
+    /// A dump of the interval task: none once `close` has begun.
+    pub(crate) async fn timer_dump(&self) -> Result<DumpReport, Error> {
+        publishing::scope(self.dump_inner(true)).await
+    }
+
+    async fn dump_inner(&self, from_timer: bool) -> Result<DumpReport, Error> {
         let mut state = self.state.lock().await;
+        if from_timer && self.closing.load(Relaxed) {
+            return Ok(DumpReport::default());
+        }
         if self.publish_telemetry.load(Relaxed) {
             let now = self.telemetry();
             telemetry::record_deltas(&self.store, &state.published, &now);
@@ -82,12 +103,12 @@ impl Exporter {
         self.count_refused(&all);
         let mut report = DumpReport { saved: 0, reset: false, rejected_values: all.rejected };
         let prepared = self.prepare(&all.taken);
-        let mut flight = InFlight { exporter: self, taken: &all.taken, datums: 0, sending: false, settled: false };
+        let mut flight =
+            InFlight { exporter: self, taken: &all.taken, sources: &prepared.sources, sending: false, settled: false };
         if !prepared.worth_saving {
             // Only the crate's own telemetry changed: it waits for the next save of the service's counters.
             return Ok(report); // `flight` puts the periods back
         }
-        flight.datums = prepared.counters.len() as u64;
         flight.sending = true;
         let result = self.sink.save(&prepared.counters).await;
         flight.settled = true;
@@ -95,6 +116,8 @@ impl Exporter {
             Ok(()) => Vec::new(),
             Err(err) => match err.failed() {
                 Some(failed) => failed.iter().filter_map(|&i| prepared.sources.get(i).copied()).collect(),
+                // The destination may hold all of it: none of it is sent again.
+                None if err.is_ambiguous() => Vec::new(),
                 None => prepared.sources.clone(),
             },
         };
@@ -132,8 +155,9 @@ impl Exporter {
                     target: "cloudwatch_counters",
                     rejected = all.rejected,
                     rejected_so_far = total,
-                    "values that are not finite or beyond CloudWatch's range (2^-360 to 2^360), or that do not fit \
-                     the counter's type, were passed to counters and not recorded"
+                    "values that are not finite or beyond CloudWatch's range (2^-360 to 2^360), that do not fit the \
+                     counter's type, or that went through handles of counters cleared, replaced or refused past \
+                     options.max_counters were passed to counters and not recorded"
                 );
             }
         }
@@ -210,6 +234,7 @@ impl Exporter {
         let n = counters.len();
         let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
         // Our own runtime thread runs the flush and stops once it is done: nothing waits on the caller's runtime.
+        let own_thread = own.is_some();
         let (runtime, stop_own) = match own {
             Some(own) => (own.handle, Some(own.stop)),
             None => (handle.clone(), None),
@@ -218,7 +243,7 @@ impl Exporter {
         if in_async_code && stop_own.is_none() {
             tracing::debug!(target: "cloudwatch_counters", counters = n, "counters dropped without close(): flushing in the background");
         }
-        runtime.spawn(publishing::scope(async move {
+        let flush = publishing::scope(async move {
             let mut unfinished = Unfinished(Some(n));
             if let Err(err) = sink.save(&counters).await {
                 warn_lost(n, &err);
@@ -228,7 +253,20 @@ impl Exporter {
             if let Some(stop) = stop_own {
                 let _ = stop.send(());
             }
-        }));
+        });
+        if in_async_code || own_thread {
+            runtime.spawn(flush);
+        } else {
+            // Outside async code, the runtime the counters ran on may be driven by nobody now: flush on a helper
+            // thread of our own, and wait for it below.
+            let helper = tokio::runtime::Builder::new_current_thread().enable_all().build().map(|rt| {
+                std::thread::Builder::new().name("cloudwatch-counters-flush".into()).spawn(move || rt.block_on(flush))
+            });
+            if !matches!(helper, Ok(Ok(_))) {
+                warn_lost(n, &"no thread could be started for the flush");
+                return;
+            }
+        }
         if in_async_code {
             return;
         }

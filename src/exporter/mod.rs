@@ -51,6 +51,8 @@ pub(crate) struct Exporter {
     requests_abandoned: AtomicU64,
     datums_abandoned: AtomicU64,
     close_timeout_ms: AtomicU64,
+    /// Set by `close`: the interval task starts no more dumps (it checks under the dump lock).
+    closing: AtomicBool,
     warn_rejected: WarnEvery,
     state: tokio::sync::Mutex<DumpState>,
     driver: Mutex<driver::Driver>,
@@ -70,6 +72,7 @@ impl Exporter {
             requests_abandoned: AtomicU64::new(0),
             datums_abandoned: AtomicU64::new(0),
             close_timeout_ms: AtomicU64::new(0),
+            closing: AtomicBool::new(false),
             warn_rejected: WarnEvery::default(),
             state: tokio::sync::Mutex::new(DumpState { last_reset: Instant::now(), published: Telemetry::default() }),
             driver: Mutex::new(driver::Driver::default()),

@@ -22,8 +22,10 @@ pub type SaveFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SaveError>> + S
 
 /// A destination for dumped counters (pip's `_save`).
 ///
-/// A dump hands the sink every non-empty counter at once. An `Err` keeps the data: cumulative counters are sent
-/// again by the next dump, and counters taken for a reset are merged back into the store.
+/// A dump hands the sink its view of every counter at once ([`Sink::view`]). After an `Err`, what the sink says
+/// was not saved ([`SaveError::partial`]; all of it if it does not say) goes back into the counters for the next
+/// dump, unless the error is [ambiguous](SaveError::ambiguous): then what the destination may hold is not sent
+/// again.
 pub trait Sink: Send + Sync + 'static {
     /// Saves one dump's counters.
     ///
@@ -36,6 +38,14 @@ pub trait Sink: Send + Sync + 'static {
     /// [`SinkView::Totals`] for a local report such as the log.
     fn view(&self) -> SinkView {
         SinkView::Period
+    }
+
+    /// For a save that was cut off before it finished (a bounded `close`): the indices (into the slice given to
+    /// `save`) of the counters whose data may have reached the destination, because their request was sent or
+    /// being sent. The others go back into the counters. `None` (the default): unknown, so all of it is taken as
+    /// maybe delivered, and none of it is sent again.
+    fn maybe_delivered(&self) -> Option<Vec<usize>> {
+        None
     }
 
     /// What the sink has done since it was made, for self-telemetry (all zero for sinks that do not count).
@@ -68,8 +78,9 @@ pub struct SinkCounts {
     pub requests_sent: u64,
     /// Requests that failed (after the SDK's own retries).
     pub requests_failed: u64,
-    /// Datums skipped because they break a limit, in the order of [`SkipReason::ALL`].
-    pub skipped: [u64; SkipReason::ALL.len()],
+    /// Datums skipped because they break a limit, in the order of [`SkipReason::ALL`] (read with
+    /// [`SinkCounts::skipped`]).
+    pub(crate) skipped: [u64; SkipReason::ALL.len()],
     /// Counters whose duplicate dimension names were reduced to one (the last label of a name wins; a label
     /// named InstanceID replaces the instance dimension).
     pub dimensions_deduplicated: u64,
@@ -80,6 +91,19 @@ pub struct SinkCounts {
     pub datums_ambiguous: u64,
 }
 
+impl SinkCounts {
+    /// Datums skipped for `reason`.
+    pub fn skipped(&self, reason: SkipReason) -> u64 {
+        self.skipped[reason.index()]
+    }
+
+    /// These counts with `count` datums skipped for `reason` (for sinks of your own).
+    pub fn with_skipped(mut self, reason: SkipReason, count: u64) -> SinkCounts {
+        self.skipped[reason.index()] = count;
+        self
+    }
+}
+
 /// A shared sink saves through the sink it points at.
 impl<T: Sink + ?Sized> Sink for std::sync::Arc<T> {
     fn save<'a>(&'a self, counters: &'a [Counter]) -> SaveFuture<'a> {
@@ -88,6 +112,10 @@ impl<T: Sink + ?Sized> Sink for std::sync::Arc<T> {
 
     fn view(&self) -> SinkView {
         (**self).view()
+    }
+
+    fn maybe_delivered(&self) -> Option<Vec<usize>> {
+        (**self).maybe_delivered()
     }
 
     fn counts(&self) -> SinkCounts {

@@ -331,6 +331,9 @@ impl CounterCell {
             return self.add(value as i64);
         }
         let Body::Increment(inc) = &self.body else { return self.reject() };
+        if !self.accepts_updates() {
+            return;
+        }
         update_f64(&inc.extra().fraction, |f| Some(f + value));
         self.mark(DIRTY | USED);
     }
@@ -481,7 +484,7 @@ impl CounterCell {
         match (&self.body, period) {
             (Body::Increment(inc), Period::Increment(p)) => {
                 let _ = inc.total.fetch_update(Relaxed, Relaxed, |t| Some(t.saturating_sub(p.whole_total())));
-                inc.period.fetch_add(p.whole, Relaxed);
+                let _ = inc.period.fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_add(p.whole)));
                 if let Some(extra) = inc.extra.get() {
                     update_f64(&extra.fraction, |f| Some(f + p.fraction));
                     update_f64(&extra.fraction_total, |f| Some(f - p.fraction));

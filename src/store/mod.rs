@@ -176,6 +176,15 @@ impl Store {
         self.existing(key, kind).unwrap_or_else(|| self.insert(key, kind, scale))
     }
 
+    /// The cell for `key` of type `kind`, created if missing; `None` when a counter of another type has the name.
+    pub(crate) fn cell_if_free(&self, key: &Key, kind: CounterType) -> Option<Arc<CounterCell>> {
+        match self.map.get(key).map(|cell| Arc::clone(&cell)) {
+            Some(cell) if cell.kind() == kind => Some(cell),
+            Some(_) => None,
+            None => Some(self.cell(key, kind)),
+        }
+    }
+
     /// The cell for one of this crate's own counters (self-telemetry): not subject to the cap, and never
     /// making a dump send on its own.
     pub(crate) fn reserved_cell(&self, key: &Key, kind: CounterType) -> Arc<CounterCell> {

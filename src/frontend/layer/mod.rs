@@ -165,10 +165,15 @@ impl CountersLayerBuilder {
 }
 
 impl CountersLayer {
+    /// Records into the counter that has the span's name now, unless another type took the name meanwhile (then
+    /// the sample is refused and counted, and that counter is left alone).
     #[cold]
     fn record_after_clear(&self, cells: &SpanCells, elapsed_ms: f64) {
         let key = Key::from_name(format!("{}.exec_time", cells.base));
-        self.store.cell(&key, CounterType::Interval).sample(elapsed_ms);
+        match self.store.cell_if_free(&key, CounterType::Interval) {
+            Some(cell) => cell.sample(elapsed_ms),
+            None => cells.exec_time.sample(elapsed_ms), // retired: refused and counted
+        }
     }
 
     /// Takes this layer's timing out of a closing span's extensions.

@@ -126,7 +126,7 @@ fn effective_endpoint(settings: &CloudWatchSettings, sdk: &SdkConfig) -> Option<
 /// to anything but this machine (signed requests and their data would cross the network unencrypted).
 /// `https://` endpoints and loopback servers (`localhost`, `127.0.0.0/8`, `[::1]`) are accepted.
 pub(crate) fn check_endpoint(url: &str) -> Result<(), Error> {
-    let invalid = |reason| Error::InvalidEndpoint { url: url.to_owned(), reason };
+    let invalid = |reason| Error::InvalidEndpoint { url: crate::error::redact_userinfo(url), reason };
     let uri: http::Uri = url.parse().map_err(|_| invalid("it does not parse as a URL"))?;
     let scheme = uri
         .scheme_str()

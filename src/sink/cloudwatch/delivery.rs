@@ -80,9 +80,14 @@ pub(crate) struct NoAmbiguousRetries;
 impl ClassifyRetry for NoAmbiguousRetries {
     fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
         let Some(Err(err)) = ctx.output_or_error() else { return RetryAction::NoActionIndicated };
-        if ctx.response().is_some() {
-            // CloudWatch answered: its answer decides, as the SDK classified it.
-            return RetryAction::NoActionIndicated;
+        if let Some(response) = ctx.response() {
+            // A success answer whose body could not be read (or that timed out) was stored: never again. An
+            // error answer decides, as the SDK classified it.
+            return if response.status().is_success() {
+                RetryAction::RetryForbidden
+            } else {
+                RetryAction::NoActionIndicated
+            };
         }
         let before_sending = err.as_connector_error().is_some_and(failed_before_sending);
         if before_sending {

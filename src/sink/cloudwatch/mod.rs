@@ -75,6 +75,8 @@ struct SinkTelemetry {
 pub(crate) struct CloudWatchSink {
     connection: RwLock<Option<Connection>>,
     telemetry: SinkTelemetry,
+    /// The indices of the counters of the save under way whose request was sent or is being sent.
+    progress: std::sync::Mutex<Vec<usize>>,
 }
 
 /// One request's datums and the indices of the counters they came from.
@@ -159,6 +161,7 @@ impl CloudWatchSink {
             now: SystemTime::now(),
         };
         let mut queue: VecDeque<Batch> = self.batches(counters, 0..counters.len(), &conn, &ctx, true).into();
+        self.progress().clear();
         let mut failed: Vec<usize> = Vec::new();
         let mut first_error: Option<SaveError> = None;
         while let Some(Batch { datums, sources, .. }) = queue.pop_front() {
@@ -168,6 +171,11 @@ impl CloudWatchSink {
                 continue;
             }
             let n = datums.len() as u64;
+            let before = {
+                let mut progress = self.progress();
+                progress.extend_from_slice(&sources);
+                progress.len() - sources.len()
+            };
             let result = conn
                 .client
                 .put_metric_data()
@@ -200,6 +208,8 @@ impl CloudWatchSink {
                 });
                 continue;
             }
+            // Not stored: these go back into the counters, not counted as maybe delivered.
+            self.progress().truncate(before);
             if !is_invalid_request(&err) {
                 failed.extend(sources);
                 first_error.get_or_insert_with(|| save_error(err));
@@ -225,6 +235,10 @@ impl CloudWatchSink {
 }
 
 impl CloudWatchSink {
+    fn progress(&self) -> std::sync::MutexGuard<'_, Vec<usize>> {
+        self.progress.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Counts (and warns about, once a minute) a request CloudWatch may or may not have stored.
     fn count_ambiguous(&self, datums: u64, err: &SdkError<PutMetricDataError, HttpResponse>) {
         let t = &self.telemetry;
@@ -244,10 +258,15 @@ impl CloudWatchSink {
     }
 }
 
-/// Whether CloudWatch refused the request as invalid: a 400 that is not throttling. Such a request fails the
-/// same way however often it is sent, so it is split to find the datum at fault.
+/// Error codes with which CloudWatch refuses a request for the data in it (a bad value or combination in one
+/// datum fails the whole request). Other 400s (access denied, an expired signature) are about the request as a
+/// whole: splitting would not help, and the data is kept instead.
+const INVALID_DATA_CODES: &[&str] = &["InvalidParameterValue", "InvalidParameterCombination"];
+
+/// Whether CloudWatch refused the request for its data: such a request fails the same way however often it is
+/// sent, so it is split to find the datum at fault.
 fn is_invalid_request(err: &SdkError<PutMetricDataError, HttpResponse>) -> bool {
-    err.raw_response().is_some_and(|r| r.status().as_u16() == 400) && !is_throttling(err)
+    err.code().is_some_and(|code| INVALID_DATA_CODES.contains(&code))
 }
 
 fn is_throttling(err: &SdkError<PutMetricDataError, HttpResponse>) -> bool {
@@ -278,6 +297,10 @@ fn save_error(err: SdkError<PutMetricDataError, HttpResponse>) -> SaveError {
 impl Sink for CloudWatchSink {
     fn save<'a>(&'a self, counters: &'a [Counter]) -> SaveFuture<'a> {
         Box::pin(self.save_all(counters))
+    }
+
+    fn maybe_delivered(&self) -> Option<Vec<usize>> {
+        Some(self.progress().clone())
     }
 
     fn counts(&self) -> SinkCounts {

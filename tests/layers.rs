@@ -3,40 +3,18 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cloudwatch_counters::{
     CachedCounters, CompositeCounters, Counter, CounterType, Counters, CountersOptions, LogCounters,
 };
-use common::{find, RecordingSink};
+use common::{find, RecordingSink, SharedWriter};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::registry;
 
-/// A writer whose output the test reads back.
-#[derive(Clone, Default)]
-struct SharedBuf(Arc<Mutex<Vec<u8>>>);
-
-impl SharedBuf {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for SharedBuf {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn log_counters() -> (LogCounters, SharedBuf) {
-    let out = SharedBuf::default();
+fn log_counters() -> (LogCounters, SharedWriter) {
+    let out = SharedWriter::default();
     (LogCounters::to_writer(out.clone(), CountersOptions::default()), out)
 }
 

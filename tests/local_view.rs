@@ -4,38 +4,14 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use cloudwatch_counters::{CounterType, Counters, CountersOptions, LogCounters};
-
-/// A writer whose output the test can read.
-#[derive(Clone, Default)]
-struct Output(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Output {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Output {
-    /// The lines printed for `name`, and forget them.
-    fn take_lines(&self, name: &str) -> Vec<String> {
-        let text = String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap();
-        text.lines().filter(|l| l.starts_with(&format!("Counter {name} "))).map(str::to_owned).collect()
-    }
-}
+use common::SharedWriter;
 
 #[tokio::test]
 async fn log_counters_print_running_totals_by_default() {
-    let out = Output::default();
+    let out = SharedWriter::default();
     let log = LogCounters::to_writer(out.clone(), CountersOptions::default());
     log.increment("calls", 2);
     log.end_timing("op", 10.0);
@@ -56,7 +32,7 @@ async fn log_counters_print_running_totals_by_default() {
 
 #[tokio::test(start_paused = true)]
 async fn with_a_reset_timeout_the_local_view_starts_again_after_each_reset() {
-    let out = Output::default();
+    let out = SharedWriter::default();
     let log = LogCounters::to_writer(out.clone(), CountersOptions::default().reset_timeout(Duration::from_secs(60)));
     log.increment("calls", 2);
     log.dump().await.unwrap();

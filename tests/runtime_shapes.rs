@@ -167,41 +167,43 @@ async fn dump_blocking_and_close_blocking_work_inside_spawn_blocking() {
     }
 }
 
-#[test]
-fn counters_opened_in_a_runtime_that_shut_down_close_in_another_runtime() {
+/// Opens counters in runtime A, records across an interval dump there, then closes them in runtime B, with A
+/// shut down first or still running.
+fn close_in_another_runtime(shut_down_a_first: bool) {
     let (c, sink) = counters(Duration::from_millis(50));
     let a = multi_thread_runtime();
     a.block_on(c.open()).unwrap();
     c.increment("calls", 1);
     sink.wait_for_saves_blocking(1, LIMIT); // the interval task runs on A
     c.increment("calls", 2);
-    drop(a); // A shuts down: the interval task is gone
+    let a = if shut_down_a_first {
+        drop(a); // the interval task is gone
+        None
+    } else {
+        Some(a)
+    };
     let b = current_thread_runtime();
     let report = b.block_on(async { tokio::time::timeout(LIMIT, c.close()).await.expect("close returned") });
     assert!(report.is_ok(), "{report:?}");
     assert!(!c.is_open());
     assert_eq!(sent(&sink, "calls"), 3, "each increment saved exactly once");
+    if let Some(a) = a {
+        let after_close = sink.saves().len();
+        // A still runs: a timer that survived the close would dump this within a few intervals.
+        c.increment("calls", 4);
+        a.block_on(async { tokio::time::sleep(Duration::from_millis(300)).await });
+        assert_eq!(sink.saves().len(), after_close, "no dump after close");
+    }
+}
+
+#[test]
+fn counters_opened_in_a_runtime_that_shut_down_close_in_another_runtime() {
+    close_in_another_runtime(true);
 }
 
 #[test]
 fn counters_opened_in_a_live_runtime_close_in_another_runtime() {
-    let (c, sink) = counters(Duration::from_millis(50));
-    let a = multi_thread_runtime();
-    a.block_on(c.open()).unwrap();
-    c.increment("calls", 1);
-    sink.wait_for_saves_blocking(1, LIMIT); // the interval task runs on A
-    c.increment("calls", 2);
-    let b = current_thread_runtime();
-    let report = b.block_on(async { tokio::time::timeout(LIMIT, c.close()).await.expect("close returned") });
-    assert!(report.is_ok(), "{report:?}");
-    assert!(!c.is_open());
-    assert_eq!(sent(&sink, "calls"), 3, "each increment saved exactly once");
-    let after_close = sink.saves().len();
-    // A still runs: a timer that survived the close would dump this within a few intervals.
-    c.increment("calls", 4);
-    a.block_on(async { tokio::time::sleep(Duration::from_millis(300)).await });
-    assert_eq!(sink.saves().len(), after_close, "no dump after close");
-    drop(a);
+    close_in_another_runtime(false);
 }
 
 #[tokio::test]

@@ -284,14 +284,19 @@ impl CounterCell {
     #[inline]
     pub(crate) fn add(&self, value: i64) {
         let Body::Increment(inc) = &self.body else { return self.reject() };
-        if !self.accepts_updates() {
-            return;
+        // One load of the flags serves both checks: a hot counter's line is contended. Seen a little early, a
+        // DIRTY flag a take is clearing only matters for `add(0)`: any other amount makes its period non-empty.
+        let flags = self.flags.load(Relaxed);
+        if flags & RETIRED != 0 {
+            return self.reject();
         }
         let before = inc.period.fetch_add(value, Relaxed);
         if before.checked_add(value).is_none() {
             Self::saturate(inc, value);
         }
-        self.mark(DIRTY | USED);
+        if flags & (DIRTY | USED) != DIRTY | USED {
+            self.flags.fetch_or(DIRTY | USED, Release);
+        }
     }
 
     /// Undoes a wrapped `fetch_add(value)` and adds `value` saturating instead; counts it.

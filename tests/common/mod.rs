@@ -105,6 +105,34 @@ impl Sink for RecordingSink {
     }
 }
 
+/// A writer whose output the test reads back (for `LogCounters::to_writer`).
+#[derive(Clone, Default)]
+pub struct SharedWriter(Arc<Mutex<Vec<u8>>>);
+
+impl SharedWriter {
+    /// Everything written so far.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+
+    /// The lines printed for the counter `name`, and forget everything written so far.
+    pub fn take_lines(&self, name: &str) -> Vec<String> {
+        let text = String::from_utf8(std::mem::take(&mut *self.0.lock().unwrap())).unwrap();
+        text.lines().filter(|l| l.starts_with(&format!("Counter {name} "))).map(str::to_owned).collect()
+    }
+}
+
+impl std::io::Write for SharedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The counter called `name` in `counters`.
 pub fn find<'a>(counters: &'a [Counter], name: &str) -> &'a Counter {
     counters.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no counter {name} in {counters:?}"))

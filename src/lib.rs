@@ -17,7 +17,7 @@
 //! # Ok(()) }
 //! ```
 //!
-//! In a service, [`CloudWatchCounters::builder`]`().namespace(..).install().await?` opens CloudWatch counters,
+//! In a service, `CloudWatchCounters::builder().namespace(..).install().await?` opens CloudWatch counters,
 //! installs them as the global `metrics` recorder and `tracing` subscriber, and returns a guard that flushes on
 //! close (see the README for wiring the layer into a subscriber of your own).
 //!

@@ -6,8 +6,8 @@ use super::timing::CounterTiming;
 
 /// pip-services' `ICounters`: the operations every counters component offers.
 ///
-/// Names are looked up on each call; on a hot path, hold a [`CounterHandle`] instead
-/// ([`CachedCounters::handle`]), which updates with no lookup and no allocation.
+/// Names are looked up on each call; on a hot path, hold a [`CounterHandle`](crate::CounterHandle) instead
+/// ([`CachedCounters::handle`](crate::CachedCounters::handle)), which updates with no lookup and no allocation.
 pub trait Counters: Send + Sync {
     /// Starts timing; ending (or dropping) the returned guard records the elapsed milliseconds into the
     /// Interval counter `name`.

@@ -176,20 +176,22 @@ impl CountersLayer {
         }
     }
 
-    /// Takes this layer's timing out of a closing span's extensions.
+    /// Takes this layer's timing out of a closing span's extensions (one map operation for a single counters
+    /// layer); the other layers' timings stay.
     fn take_timing(&self, extensions: &mut tracing_subscriber::registry::ExtensionsMut<'_>) -> Option<SpanTiming> {
-        let timings = extensions.get_mut::<SpanTimings>()?;
-        if let Some(i) = timings.more.iter().position(|t| t.layer == self.id) {
-            return Some(timings.more.swap_remove(i));
-        }
-        if timings.first.layer != self.id {
-            return None;
-        }
-        match timings.more.pop() {
-            // Another layer's timing takes the inline place.
-            Some(other) => Some(std::mem::replace(&mut timings.first, other)),
-            None => extensions.remove::<SpanTimings>().map(|t| t.first),
-        }
+        let mut timings = extensions.remove::<SpanTimings>()?;
+        let mine = if timings.first.layer == self.id {
+            match timings.more.pop() {
+                // Another layer's timing takes the inline place.
+                Some(other) => Some(std::mem::replace(&mut timings.first, other)),
+                None => return Some(timings.first),
+            }
+        } else {
+            let i = timings.more.iter().position(|t| t.layer == self.id);
+            i.map(|i| timings.more.swap_remove(i))
+        };
+        extensions.insert(timings);
+        mine
     }
 }
 
@@ -222,9 +224,12 @@ where
         let Some(span) = ctx.span(id) else { return };
         let timing = SpanTiming { layer: self.id, start: self.clock.raw(), cells, error: false };
         let mut extensions = span.extensions_mut();
-        match extensions.get_mut::<SpanTimings>() {
-            Some(timings) => timings.more.push(timing),
-            None => extensions.insert(SpanTimings { first: timing, more: Vec::new() }),
+        // One map operation for the usual single counters layer; another layer's timings, if any, are kept.
+        if let Some(mut others) = extensions.replace(SpanTimings { first: timing, more: Vec::new() }) {
+            if let Some(timings) = extensions.get_mut::<SpanTimings>() {
+                timings.more.push(others.first);
+                timings.more.append(&mut others.more);
+            }
         }
     }
 

@@ -69,7 +69,7 @@ impl Exporter {
     pub(crate) async fn close(&self) -> Result<DumpReport, Error> {
         let timeout = self.close_timeout();
         let deadline = tokio::time::Instant::now() + timeout;
-        let abandoned_before = self.datums_abandoned();
+        let cut_off_before = self.cut_off_datums();
         self.closing.store(true, std::sync::atomic::Ordering::Relaxed);
         let timer = self.lock_driver().timer.take();
         if let Some((stop, task)) = timer {
@@ -86,7 +86,7 @@ impl Exporter {
             Ok(report) => report,
             Err(_) => Err(Error::CloseTimeout {
                 timeout,
-                datums_unconfirmed: self.datums_abandoned().saturating_sub(abandoned_before),
+                datums_unconfirmed: self.cut_off_datums().saturating_sub(cut_off_before),
             }),
         }
     }

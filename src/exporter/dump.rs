@@ -54,15 +54,19 @@ impl Drop for InFlight<'_> {
         // again; the rest goes back into the counters.
         let mut sent: Vec<usize> = match self.exporter.sink.maybe_delivered() {
             Some(started) => started.iter().filter_map(|&i| self.sources.get(i).copied()).collect(),
-            None => self.sources.to_vec(),
+            None => {
+                // A sink that cannot say: all of it may have arrived, and nothing else counted it.
+                self.exporter.requests_abandoned.fetch_add(1, Relaxed);
+                self.exporter.datums_abandoned.fetch_add(self.sources.len() as u64, Relaxed);
+                self.sources.to_vec()
+            }
         };
         sent.sort_unstable();
         let (committed, undone): (Vec<_>, Vec<_>) =
             self.taken.iter().enumerate().partition(|(i, _)| sent.binary_search(i).is_ok());
         self.exporter.store.commit(committed.into_iter().map(|(_, t)| t));
         self.exporter.store.undo(undone.into_iter().map(|(_, t)| t));
-        self.exporter.requests_abandoned.fetch_add(1, Relaxed);
-        self.exporter.datums_abandoned.fetch_add(sent.len() as u64, Relaxed);
+        self.exporter.cut_off_datums.fetch_add(sent.len() as u64, Relaxed);
     }
 }
 

@@ -47,9 +47,12 @@ pub(crate) struct Exporter {
     values_rejected: AtomicU64,
     values_saturated: AtomicU64,
     dumps_failed: AtomicU64,
-    /// Saves cut off by a bounded `close` while under way, and their datums.
+    /// Saves cut off by a bounded `close` while under way, of sinks that cannot say what they sent (all their
+    /// datums count as ambiguous).
     requests_abandoned: AtomicU64,
     datums_abandoned: AtomicU64,
+    /// Datums a cut-off save may have delivered (for `close`'s error), whatever the sink.
+    cut_off_datums: AtomicU64,
     close_timeout_ms: AtomicU64,
     /// Set by `close`: the interval task starts no more dumps (it checks under the dump lock).
     closing: AtomicBool,
@@ -71,6 +74,7 @@ impl Exporter {
             dumps_failed: AtomicU64::new(0),
             requests_abandoned: AtomicU64::new(0),
             datums_abandoned: AtomicU64::new(0),
+            cut_off_datums: AtomicU64::new(0),
             close_timeout_ms: AtomicU64::new(0),
             closing: AtomicBool::new(false),
             warn_rejected: WarnEvery::default(),
@@ -104,9 +108,9 @@ impl Exporter {
         self.close_timeout_ms.store(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).max(1), Relaxed);
     }
 
-    /// Datums of saves cut off by a bounded `close` so far.
-    pub(crate) fn datums_abandoned(&self) -> u64 {
-        self.datums_abandoned.load(Relaxed)
+    /// Datums that saves cut off by a bounded `close` may have delivered, so far.
+    pub(crate) fn cut_off_datums(&self) -> u64 {
+        self.cut_off_datums.load(Relaxed)
     }
 
     /// The running totals of what the counters and their sink did.

@@ -42,8 +42,9 @@ pub trait Sink: Send + Sync + 'static {
 
     /// For a save that was cut off before it finished (a bounded `close`): the indices (into the slice given to
     /// `save`) of the counters whose data may have reached the destination, because their request was sent or
-    /// being sent. The others go back into the counters. `None` (the default): unknown, so all of it is taken as
-    /// maybe delivered, and none of it is sent again.
+    /// being sent; a sink that counts ambiguous requests counts the one in flight here. The others go back into
+    /// the counters. `None` (the default): unknown, so all of it is taken as maybe delivered (and counted as
+    /// ambiguous by the exporter), and none of it is sent again.
     fn maybe_delivered(&self) -> Option<Vec<usize>> {
         None
     }

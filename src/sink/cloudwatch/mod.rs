@@ -75,8 +75,16 @@ struct SinkTelemetry {
 pub(crate) struct CloudWatchSink {
     connection: RwLock<Option<Connection>>,
     telemetry: SinkTelemetry,
-    /// The indices of the counters of the save under way whose request was sent or is being sent.
-    progress: std::sync::Mutex<Vec<usize>>,
+    /// Where the save under way is: for a save cut off before it finished.
+    progress: std::sync::Mutex<Progress>,
+}
+
+/// The counters of the save under way whose request was settled as maybe stored (sent and accepted, or sent and
+/// counted as ambiguous), and those of the request being sent.
+#[derive(Debug, Default)]
+struct Progress {
+    settled: Vec<usize>,
+    in_flight: Vec<usize>,
 }
 
 /// One request's datums and the indices of the counters they came from.
@@ -161,7 +169,7 @@ impl CloudWatchSink {
             now: SystemTime::now(),
         };
         let mut queue: VecDeque<Batch> = self.batches(counters, 0..counters.len(), &conn, &ctx, true).into();
-        self.progress().clear();
+        *self.progress() = Progress::default();
         let mut failed: Vec<usize> = Vec::new();
         let mut first_error: Option<SaveError> = None;
         while let Some(Batch { datums, sources, .. }) = queue.pop_front() {
@@ -171,11 +179,7 @@ impl CloudWatchSink {
                 continue;
             }
             let n = datums.len() as u64;
-            let before = {
-                let mut progress = self.progress();
-                progress.extend_from_slice(&sources);
-                progress.len() - sources.len()
-            };
+            self.progress().in_flight.clone_from(&sources);
             let result = conn
                 .client
                 .put_metric_data()
@@ -190,6 +194,7 @@ impl CloudWatchSink {
                 .send()
                 .await;
             let Err(err) = result else {
+                self.settle_in_flight(true);
                 self.telemetry.requests_sent.fetch_add(1, Relaxed);
                 self.telemetry.datums_sent.fetch_add(n, Relaxed);
                 continue;
@@ -197,6 +202,7 @@ impl CloudWatchSink {
             self.telemetry.requests_failed.fetch_add(1, Relaxed);
             if delivery(&err) == Delivery::MaybeStored {
                 // Never sent again: CloudWatch may hold it already (see `delivery`).
+                self.settle_in_flight(true);
                 self.count_ambiguous(n, &err);
                 first_error.get_or_insert_with(|| {
                     let message = format!(
@@ -208,8 +214,8 @@ impl CloudWatchSink {
                 });
                 continue;
             }
-            // Not stored: these go back into the counters, not counted as maybe delivered.
-            self.progress().truncate(before);
+            // Not stored: these go back into the counters.
+            self.settle_in_flight(false);
             if !is_invalid_request(&err) {
                 failed.extend(sources);
                 first_error.get_or_insert_with(|| save_error(err));
@@ -235,8 +241,17 @@ impl CloudWatchSink {
 }
 
 impl CloudWatchSink {
-    fn progress(&self) -> std::sync::MutexGuard<'_, Vec<usize>> {
+    fn progress(&self) -> std::sync::MutexGuard<'_, Progress> {
         self.progress.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The request being sent is settled: CloudWatch may hold its data (`maybe_stored`), or surely does not.
+    fn settle_in_flight(&self, maybe_stored: bool) {
+        let mut progress = self.progress();
+        let in_flight = std::mem::take(&mut progress.in_flight);
+        if maybe_stored {
+            progress.settled.extend(in_flight);
+        }
     }
 
     /// Counts (and warns about, once a minute) a request CloudWatch may or may not have stored.
@@ -299,8 +314,18 @@ impl Sink for CloudWatchSink {
         Box::pin(self.save_all(counters))
     }
 
+    /// The request in flight when the save was cut off is counted as ambiguous here (the settled ones were
+    /// counted when they settled).
     fn maybe_delivered(&self) -> Option<Vec<usize>> {
-        Some(self.progress().clone())
+        let mut progress = self.progress();
+        let in_flight = std::mem::take(&mut progress.in_flight);
+        if !in_flight.is_empty() {
+            self.telemetry.requests_ambiguous.fetch_add(1, Relaxed);
+            self.telemetry.datums_ambiguous.fetch_add(in_flight.len() as u64, Relaxed);
+        }
+        let mut maybe = std::mem::take(&mut progress.settled);
+        maybe.extend(in_flight);
+        Some(maybe)
     }
 
     fn counts(&self) -> SinkCounts {

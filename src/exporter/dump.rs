@@ -52,14 +52,13 @@ impl Drop for InFlight<'_> {
         }
         // Cut off during the save: what the sink had sent (or was sending) may have arrived and is not sent
         // again; the rest goes back into the counters.
-        let mut sent: Vec<usize> = match self.exporter.sink.maybe_delivered() {
-            Some(started) => started.iter().filter_map(|&i| self.sources.get(i).copied()).collect(),
-            None => {
-                // A sink that cannot say: all of it may have arrived, and nothing else counted it.
-                self.exporter.requests_abandoned.fetch_add(1, Relaxed);
-                self.exporter.datums_abandoned.fetch_add(self.sources.len() as u64, Relaxed);
-                self.sources.to_vec()
-            }
+        let mut sent: Vec<usize> = if let Some(started) = self.exporter.sink.maybe_delivered() {
+            started.iter().filter_map(|&i| self.sources.get(i).copied()).collect()
+        } else {
+            // A sink that cannot say: all of it may have arrived, and nothing else counted it.
+            self.exporter.requests_abandoned.fetch_add(1, Relaxed);
+            self.exporter.datums_abandoned.fetch_add(self.sources.len() as u64, Relaxed);
+            self.sources.to_vec()
         };
         sent.sort_unstable();
         let (committed, undone): (Vec<_>, Vec<_>) =

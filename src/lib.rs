@@ -55,6 +55,10 @@
 //! - A local read (`get`, `get_all`) racing a sample may see part of it; dumps never do.
 //! - At most `options.max_counters` counters (default 10,000) live at once; updates to new keys past the cap
 //!   are dropped, counted (`Telemetry::keys_dropped`) and warned about at most once a minute.
+//! - A request that failed after it was sent (a timeout, a broken connection) is never sent again, since
+//!   CloudWatch may hold it: if it did not, its data is lost, and counted (`Telemetry::datums_ambiguous`).
+//! - `close()` takes at most `options.close_timeout`; a save it cuts off gives up what was being sent and keeps
+//!   the rest in the counters.
 //! - Dropping open counters without `close()` flushes best-effort (see [`CachedCounters`]); a global recorder
 //!   or layer is never dropped, so call `close()` on shutdown.
 

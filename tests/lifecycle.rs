@@ -235,3 +235,22 @@ async fn a_failing_timer_warns_once_a_minute_and_says_when_it_recovers() {
     assert_eq!(logs.lines_with("dumping counters works again"), 1, "{}", logs.text());
     assert_eq!(find(&sink.saves()[0], "calls").count, Some(1));
 }
+
+/// A sink of one's own that reports every save as ambiguous (sent, not confirmed).
+struct Unconfirmed;
+
+impl cloudwatch_counters::Sink for Unconfirmed {
+    fn save<'a>(&'a self, _: &'a [cloudwatch_counters::Counter]) -> cloudwatch_counters::SaveFuture<'a> {
+        Box::pin(async { Err(cloudwatch_counters::SaveError::new("sent, no answer").ambiguous()) })
+    }
+}
+
+#[tokio::test]
+async fn an_ambiguous_failure_of_a_sink_of_ones_own_is_not_sent_again() {
+    let c = CachedCounters::new(Unconfirmed, CountersOptions::default().telemetry(false));
+    c.increment("calls", 3);
+    let err = c.dump().await.unwrap_err();
+    assert!(matches!(&err, Error::Save(e) if e.is_ambiguous()), "{err}");
+    assert_eq!(c.dump().await.unwrap().saved, 0, "nothing put back: the destination may hold it");
+    assert_eq!(c.get("calls", CounterType::Increment).count, Some(3), "the local view counts it once");
+}

@@ -124,11 +124,7 @@ impl Exporter {
         if let Some(handle) = own {
             drop(handle.spawn(run));
         } else {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Error::Thread)?;
-            std::thread::Builder::new()
-                .name("cloudwatch-counters-blocking".into())
-                .spawn(move || runtime.block_on(run))
-                .map_err(Error::Thread)?;
+            spawn_on_helper_thread("cloudwatch-counters-blocking", run)?;
         }
         rx.recv_timeout(timeout + Duration::from_secs(1)).map_err(|err| match err {
             std::sync::mpsc::RecvTimeoutError::Timeout => Error::Timeout { what, timeout },
@@ -136,6 +132,17 @@ impl Exporter {
             std::sync::mpsc::RecvTimeoutError::Disconnected => Error::RuntimeGone,
         })
     }
+}
+
+/// Runs `future` on a new thread with a current-thread runtime of its own: for work that must not need the
+/// caller's runtime, which may be blocked or driven by nobody.
+pub(crate) fn spawn_on_helper_thread<F>(name: &str, future: F) -> Result<(), Error>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Error::Thread)?;
+    std::thread::Builder::new().name(name.into()).spawn(move || runtime.block_on(future)).map_err(Error::Thread)?;
+    Ok(())
 }
 
 impl OwnRuntime {

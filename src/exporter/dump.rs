@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tokio::runtime::Handle;
 use tokio::time::Instant;
 
-use super::driver::OwnRuntime;
+use super::driver::{spawn_on_helper_thread, OwnRuntime};
 use super::{telemetry, Exporter};
 use crate::error::Error;
 use crate::model::Counter;
@@ -262,11 +262,8 @@ impl Exporter {
         } else {
             // Outside async code, the runtime the counters ran on may be driven by nobody now: flush on a helper
             // thread of our own, and wait for it below.
-            let helper = tokio::runtime::Builder::new_current_thread().enable_all().build().map(|rt| {
-                std::thread::Builder::new().name("cloudwatch-counters-flush".into()).spawn(move || rt.block_on(flush))
-            });
-            if !matches!(helper, Ok(Ok(_))) {
-                warn_lost(n, &"no thread could be started for the flush");
+            if let Err(err) = spawn_on_helper_thread("cloudwatch-counters-flush", flush) {
+                warn_lost(n, &err);
                 return;
             }
         }

@@ -451,12 +451,9 @@ impl CounterCell {
                 let mut period = IncrementPeriod { whole: inc.period.swap(0, Acquire), updated, ..Default::default() };
                 if let Some(extra) = inc.extra.get() {
                     period.fraction = f64::from_bits(extra.fraction.swap(0f64.to_bits(), Relaxed));
-                    if extra.has_absolute.load(Acquire) {
-                        let now = extra.absolute.load(Relaxed);
-                        let base = extra.published.load(Relaxed);
-                        let delta = if now >= base { now - base } else { now };
+                    if let Some((now, delta)) = extra.absolute_change() {
                         period.absolute = Some(now);
-                        period.absolute_delta = i64::try_from(delta).unwrap_or(i64::MAX);
+                        period.absolute_delta = delta;
                     }
                     update_f64(&extra.fraction_total, |f| Some(f + period.fraction));
                 }
@@ -570,10 +567,8 @@ impl CounterCell {
                     if let Some(extra) = inc.extra.get() {
                         fraction = f64::from_bits(extra.fraction_total.load(Relaxed))
                             + f64::from_bits(extra.fraction.load(Relaxed));
-                        if extra.has_absolute.load(Acquire) {
-                            let (now, base) = (extra.absolute.load(Relaxed), extra.published.load(Relaxed));
-                            let delta = if now >= base { now - base } else { now };
-                            whole = whole.saturating_add(i64::try_from(delta).unwrap_or(i64::MAX));
+                        if let Some((_, delta)) = extra.absolute_change() {
+                            whole = whole.saturating_add(delta);
                         }
                     }
                     fill_increment(counter, whole, fraction);
@@ -632,6 +627,19 @@ impl Increment {
     #[cold]
     fn count_saturated(&self) {
         let _ = self.extra().saturated.fetch_update(Relaxed, Relaxed, |n| n.checked_add(1));
+    }
+}
+
+impl IncrementExtra {
+    /// The absolute value set and its change since the last successful publish (a value lower than that
+    /// counts as a restart from 0), if an absolute value was ever set.
+    fn absolute_change(&self) -> Option<(u64, i64)> {
+        if !self.has_absolute.load(Acquire) {
+            return None;
+        }
+        let (now, base) = (self.absolute.load(Relaxed), self.published.load(Relaxed));
+        let delta = if now >= base { now - base } else { now };
+        Some((now, i64::try_from(delta).unwrap_or(i64::MAX)))
     }
 }
 

@@ -103,6 +103,8 @@ pub(crate) struct Store {
     /// Cells removed from the map that handles may still update: their refused updates are counted at each take,
     /// and a cell is forgotten once nothing else holds it.
     retired: Mutex<Vec<Arc<CounterCell>>>,
+    /// Refusals counted by retired cells that were forgotten before a take collected them.
+    refused_by_forgotten: AtomicU64,
 }
 
 impl Default for Store {
@@ -131,6 +133,7 @@ impl Store {
             warn_names: WarnEvery::default(),
             take_lock: Mutex::new(()),
             retired: Mutex::new(Vec::new()),
+            refused_by_forgotten: AtomicU64::new(0),
         }
     }
 
@@ -270,7 +273,21 @@ impl Store {
     /// Takes `cell` out of service: updates through handles still pointing at it are refused and counted.
     fn retire(&self, cell: Arc<CounterCell>) {
         cell.retire();
-        self.retired.lock().unwrap_or_else(PoisonError::into_inner).push(cell);
+        let mut retired = self.retired.lock().unwrap_or_else(PoisonError::into_inner);
+        retired.push(cell);
+        // Counters that are never dumped (never opened) and cleared again and again: forget, from time to time,
+        // the cells nothing holds, keeping their counts for the next take.
+        if retired.len() >= 1024 && retired.len().is_power_of_two() {
+            let mut refused = 0;
+            retired.retain(|cell| {
+                let held = Arc::strong_count(cell) > 1;
+                if !held {
+                    refused += cell.take_rejected();
+                }
+                held
+            });
+            self.refused_by_forgotten.fetch_add(refused, Relaxed);
+        }
     }
 
     /// Updates refused since the last call by cells out of service (and the overflow cells past the cap);
@@ -280,7 +297,7 @@ impl Store {
         let mut retired = self.retired.lock().unwrap_or_else(PoisonError::into_inner);
         let refused = retired.iter().map(|cell| cell.take_rejected()).sum::<u64>();
         retired.retain(|cell| Arc::strong_count(cell) > 1);
-        overflow + refused
+        overflow + refused + self.refused_by_forgotten.swap(0, Relaxed)
     }
 
     /// Records the unit a `metrics` description gave a name.
@@ -440,6 +457,24 @@ mod tests {
             assert!(cell.is_retired(), "a detached cell");
         }
         assert_eq!((store.len(), store.names_empty()), (0, 2));
+    }
+
+    #[test]
+    fn cleared_counters_are_forgotten_when_nothing_holds_them_and_their_refusals_still_counted() {
+        let store = Store::default();
+        let held = store.cell(&Key::from_static_name("held"), CounterType::Increment);
+        store.clear();
+        held.add(1); // refused: counted
+        for i in 0..5000 {
+            store.cell(&Key::from_name(format!("c{i}")), CounterType::Increment);
+            store.clear();
+        }
+        let retired = store.retired.lock().unwrap().len();
+        assert!(retired < 2048, "{retired} retired cells kept although nothing holds them");
+        assert_eq!(store.take_all().rejected, 1);
+        drop(held);
+        assert!(store.take_all().taken.is_empty());
+        assert_eq!(store.retired.lock().unwrap().len(), 0, "forgotten at the take once nothing holds them");
     }
 
     #[test]

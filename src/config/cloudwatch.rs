@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{invalid, ConfigParams, CountersOptions};
+use super::{check_positive, invalid, ConfigParams, CountersOptions};
 use crate::error::{ConfigError, Secret};
 
 /// pip's default `options.connect_timeout`: 30 seconds.
@@ -142,11 +142,11 @@ impl CloudWatchSettings {
                 })
             }
         }
-        if let Some(t) = config.get_millis(&["connect_timeout", "options.connect_timeout"])? {
+        if let Some(t) = config.get_positive_millis(&["connect_timeout", "options.connect_timeout"])? {
             s.connect_timeout = t;
         }
         if let Some(t) =
-            config.get_millis(&["timeout", "options.timeout", "request_timeout", "options.request_timeout"])?
+            config.get_positive_millis(&["timeout", "options.timeout", "request_timeout", "options.request_timeout"])?
         {
             s.request_timeout = t;
         }
@@ -177,12 +177,10 @@ impl CloudWatchSettings {
         if self.storage_resolution != 60 && self.storage_resolution != 1 {
             return Err(invalid("options.storage_resolution", "60 or 1", &self.storage_resolution.to_string()));
         }
-        if self.connect_timeout.is_zero() {
-            return Err(invalid("options.connect_timeout", "a positive number of milliseconds", "0"));
-        }
-        if self.request_timeout.is_zero() {
-            return Err(invalid("options.request_timeout", "a positive number of milliseconds", "0"));
-        }
+        check_positive(&[
+            ("options.connect_timeout", self.connect_timeout),
+            ("options.request_timeout", self.request_timeout),
+        ])?;
         self.counters.validate()
     }
 }

@@ -69,6 +69,20 @@ impl ConfigParams {
         Ok(Some(Duration::from_secs_f64(ms / 1000.0)))
     }
 
+    /// [`get_millis`](Self::get_millis) for a duration that must not be zero.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] when the value is not a positive number of milliseconds up to 10^15.
+    pub fn get_positive_millis(&self, keys: &[&str]) -> Result<Option<Duration>, ConfigError> {
+        match self.get_millis(keys)? {
+            Some(d) if d.is_zero() => {
+                let (key, value) = self.get_last_of(keys).unwrap_or_default();
+                Err(invalid(key, POSITIVE_MILLIS, value))
+            }
+            other => Ok(other),
+        }
+    }
+
     /// An unsigned integer from the last of `keys` that is set.
     ///
     /// # Errors
@@ -98,6 +112,17 @@ impl ConfigParams {
     /// A non-empty string from the last of `keys` that is set.
     pub fn get_string(&self, keys: &[&str]) -> Option<String> {
         self.get_last_of(keys).map(|(_, v)| v.trim().to_owned()).filter(|v| !v.is_empty())
+    }
+}
+
+/// What a duration setting that must not be zero expects.
+const POSITIVE_MILLIS: &str = "a positive number of milliseconds";
+
+/// Checks that each of these duration settings is at least 1 ms.
+pub(crate) fn check_positive(settings: &[(&str, Duration)]) -> Result<(), ConfigError> {
+    match settings.iter().find(|(_, d)| *d < Duration::from_millis(1)) {
+        Some((key, d)) => Err(invalid(key, POSITIVE_MILLIS, &format!("{d:?}"))),
+        None => Ok(()),
     }
 }
 

@@ -2,11 +2,8 @@
 
 use std::time::Duration;
 
-use super::{invalid, ConfigParams};
+use super::{check_positive, ConfigParams};
 use crate::error::ConfigError;
-
-const INTERVAL_KEYS: &[&str] = &["interval", "options.interval"];
-const CLOSE_TIMEOUT_KEYS: &[&str] = &["close_timeout", "options.close_timeout"];
 
 /// The default bound on `close()` and every `*_blocking` call: one CloudWatch request attempt at the default
 /// timeouts (connect 30 s, request 10 s) and 5 s more.
@@ -70,7 +67,7 @@ impl CountersOptions {
     /// [`ConfigError::Invalid`] naming the key whose value cannot be used; the options are then unchanged.
     pub fn apply_config(&mut self, config: &ConfigParams) -> Result<(), ConfigError> {
         let mut next = self.clone();
-        if let Some(interval) = config.get_millis(INTERVAL_KEYS)? {
+        if let Some(interval) = config.get_positive_millis(&["interval", "options.interval"])? {
             next.interval = interval;
         }
         if let Some(reset) = config.get_millis(&["reset_timeout", "options.reset_timeout"])? {
@@ -82,16 +79,8 @@ impl CountersOptions {
         if let Some(on) = config.get_bool(&["telemetry", "options.telemetry"])? {
             next.telemetry = on;
         }
-        if let Some(timeout) = config.get_millis(CLOSE_TIMEOUT_KEYS)? {
-            if timeout.is_zero() {
-                let (key, value) = config.get_last_of(CLOSE_TIMEOUT_KEYS).unwrap_or(("options.close_timeout", "0"));
-                return Err(invalid(key, "a positive number of milliseconds", value));
-            }
+        if let Some(timeout) = config.get_positive_millis(&["close_timeout", "options.close_timeout"])? {
             next.close_timeout = timeout;
-        }
-        if next.interval.is_zero() {
-            let (key, value) = config.get_last_of(INTERVAL_KEYS).unwrap_or(("options.interval", "0"));
-            return Err(invalid(key, "a positive number of milliseconds", value));
         }
         *self = next;
         Ok(())
@@ -102,14 +91,7 @@ impl CountersOptions {
     /// # Errors
     /// [`ConfigError::Invalid`] naming the setting that breaks a rule.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.interval < Duration::from_millis(1) {
-            return Err(invalid(
-                "options.interval",
-                "a positive number of milliseconds",
-                &format!("{:?}", self.interval),
-            ));
-        }
-        Ok(())
+        check_positive(&[("options.interval", self.interval), ("options.close_timeout", self.close_timeout)])
     }
 
     /// Sets how often counters are dumped (pip's `options.interval`; at least 1 ms, checked by
@@ -199,6 +181,15 @@ mod tests {
     }
 
     #[test]
+    fn a_zero_interval_or_close_timeout_set_in_code_is_refused_by_validate() {
+        assert!(CountersOptions::default().validate().is_ok());
+        let err = CountersOptions::default().close_timeout(Duration::ZERO).validate().unwrap_err();
+        assert!(err.to_string().contains("options.close_timeout"), "{err}");
+        let err = CountersOptions::default().interval(Duration::ZERO).validate().unwrap_err();
+        assert!(err.to_string().contains("options.interval"), "{err}");
+    }
+
+    #[test]
     fn cap_and_telemetry_are_read() {
         let o = CountersOptions::from_config(&ConfigParams::default()).unwrap();
         assert_eq!((o.get_max_counters(), o.get_telemetry()), (DEFAULT_MAX_COUNTERS, true));
@@ -211,7 +202,13 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_key() {
-        for (key, value) in [("options.interval", "soon"), ("options.interval", "0"), ("options.reset_timeout", "-5")] {
+        for (key, value) in [
+            ("options.interval", "soon"),
+            ("options.interval", "0"),
+            ("interval", "0"),
+            ("options.reset_timeout", "-5"),
+            ("options.close_timeout", "0"),
+        ] {
             let err = CountersOptions::from_config(&ConfigParams::from_tuples([(key, value)])).unwrap_err();
             assert!(err.to_string().contains(key), "{err}");
         }

@@ -174,10 +174,13 @@ impl Exporter {
         for (i, t) in taken.iter().enumerate() {
             let empty = t.cell.is_empty_period(&t.period);
             prepared.worth_saving |= !empty && !t.cell.is_reserved();
+            if empty && view != SinkView::Totals {
+                // Nothing happened in the period: no counter to build (most of a large store, most dumps).
+                continue;
+            }
             let mut counter = self.store.counter_for(&t.key, &t.cell);
             match view {
                 SinkView::Totals => t.cell.fill_totals(&mut counter),
-                _ if empty => continue,
                 _ => t.cell.fill_period(&t.period, &mut counter),
             }
             if !counter.is_empty() {

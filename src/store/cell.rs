@@ -277,7 +277,7 @@ impl CounterCell {
     /// Counts a value that was refused (not finite, or beyond CloudWatch's range), saturating.
     #[cold]
     fn reject(&self) {
-        let _ = self.rejected.fetch_update(Relaxed, Relaxed, |n| n.checked_add(1));
+        count_one(&self.rejected);
     }
 
     /// Increment: adds `value`. A sum that would pass `i64::MAX` (or `i64::MIN`) saturates and is counted.
@@ -626,7 +626,7 @@ impl Increment {
 
     #[cold]
     fn count_saturated(&self) {
-        let _ = self.extra().saturated.fetch_update(Relaxed, Relaxed, |n| n.checked_add(1));
+        count_one(&self.extra().saturated);
     }
 }
 
@@ -739,6 +739,11 @@ fn phase_start(slot: usize) -> i64 {
     } else {
         i64::MIN
     }
+}
+
+/// Adds one to a per-period event count, stopping at `u32::MAX` instead of wrapping.
+fn count_one(count: &AtomicU32) {
+    let _ = count.fetch_update(Relaxed, Relaxed, |n| n.checked_add(1));
 }
 
 fn unset_to_none(bits: u64) -> Option<f64> {

@@ -32,6 +32,7 @@ pub struct CountersOptions {
     max_counters: usize,
     telemetry: bool,
     close_timeout: Duration,
+    percentiles: bool,
 }
 
 impl Default for CountersOptions {
@@ -42,6 +43,7 @@ impl Default for CountersOptions {
             max_counters: DEFAULT_MAX_COUNTERS,
             telemetry: true,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
+            percentiles: true,
         }
     }
 }
@@ -49,8 +51,8 @@ impl Default for CountersOptions {
 impl CountersOptions {
     /// Reads pip's keys: `interval` / `options.interval` (ms, default 300000) and
     /// `reset_timeout` / `options.reset_timeout` (ms, default 0 = never reset), and this crate's
-    /// `options.max_counters` (default 10000), `options.telemetry` (default true) and `options.close_timeout`
-    /// (ms, default 45000). The `options.` form wins.
+    /// `options.max_counters` (default 10000), `options.telemetry` (default true), `options.close_timeout`
+    /// (ms, default 45000) and `options.percentiles` (default true). The `options.` form wins.
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] naming the key whose value cannot be used.
@@ -82,6 +84,9 @@ impl CountersOptions {
         if let Some(timeout) = config.get_positive_millis(&["close_timeout", "options.close_timeout"])? {
             next.close_timeout = timeout;
         }
+        if let Some(on) = config.get_bool(&["percentiles", "options.percentiles"])? {
+            next.percentiles = on;
+        }
         *self = next;
         Ok(())
     }
@@ -109,6 +114,21 @@ impl CountersOptions {
     pub fn reset_timeout(mut self, reset_timeout: Duration) -> Self {
         self.reset_timeout = reset_timeout;
         self
+    }
+
+    /// Whether timings and histograms (Interval and Statistics counters) are published so that CloudWatch
+    /// computes percentiles (default on, pip's `options.percentiles` style key): each sample is also counted in
+    /// a log-linear bucket, and a period goes out as Values/Counts with exact SampleCount, Minimum, Maximum and
+    /// Sum. Off, a period goes out as pip's StatisticValues exactly. Sinks that publish no percentiles (the
+    /// log) never count buckets.
+    pub fn percentiles(mut self, on: bool) -> Self {
+        self.percentiles = on;
+        self
+    }
+
+    /// Whether timings and histograms are published with percentiles.
+    pub fn get_percentiles(&self) -> bool {
+        self.percentiles
     }
 
     /// Caps the number of live counters (default [`DEFAULT_MAX_COUNTERS`]). Past the cap, updates to new keys

@@ -90,11 +90,12 @@ impl Exporter {
         &self.store
     }
 
-    /// Applies the interval, reset timeout, counter cap and telemetry switch.
+    /// Applies the interval, reset timeout, counter cap, percentiles and telemetry switches.
     pub(crate) fn set_options(&self, options: &CountersOptions) {
         self.set_interval(options.get_interval());
         self.set_reset_timeout(options.get_reset_timeout());
         self.store.set_max_counters(options.get_max_counters());
+        self.store.set_percentiles(options.get_percentiles() && self.sink.percentiles());
         self.publish_telemetry.store(options.get_telemetry(), Relaxed);
         self.set_close_timeout(options.get_close_timeout());
     }

@@ -40,6 +40,13 @@ pub trait Sink: Send + Sync + 'static {
         SinkView::Period
     }
 
+    /// Whether the sink publishes percentiles from [`Counter::distribution`]: only then (and with
+    /// `options.percentiles` on) do Interval and Statistics counters count their samples in buckets. Default
+    /// `false`.
+    fn percentiles(&self) -> bool {
+        false
+    }
+
     /// For a save that was cut off before it finished (a bounded `close`): the indices (into the slice given to
     /// `save`) of the counters whose data may have reached the destination, because their request was sent or
     /// being sent; a sink that counts ambiguous requests counts the one in flight here. The others go back into
@@ -113,6 +120,10 @@ impl<T: Sink + ?Sized> Sink for std::sync::Arc<T> {
 
     fn view(&self) -> SinkView {
         (**self).view()
+    }
+
+    fn percentiles(&self) -> bool {
+        (**self).percentiles()
     }
 
     fn maybe_delivered(&self) -> Option<Vec<usize>> {

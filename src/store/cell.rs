@@ -10,7 +10,7 @@
 //!   `WriterReaderPhaser`): a sample enters the phase (one `fetch_add`), updates the slot of that phase, and
 //!   leaves it (one `fetch_add`, whose count is the period's SampleCount). A take flips the phase and waits for
 //!   the samples still inside the old one, so every sample lands whole in exactly one period: count, sum, min
-//!   and max together.
+//!   and max together, and with percentiles on its bucket count (see `buckets`).
 //! - **LastValue / Timestamp**: one level, never taken: a gauge's `increment`/`decrement` keep working across
 //!   dumps and failed saves, and the level is published at every dump while the counter lives.
 //!
@@ -24,7 +24,8 @@ use std::sync::atomic::{
 use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::model::{in_range, Counter, CounterType};
+use super::buckets::Buckets;
+use crate::model::{in_range, Counter, CounterType, Distribution};
 
 /// The bit pattern of an unset level (a NaN payload no arithmetic produces; levels are finite).
 const UNSET: u64 = 0x7ff8_0000_dead_beef;
@@ -39,6 +40,8 @@ const USED: u8 = 2;
 const RESERVED: u8 = 4;
 /// `flags`: the cell was removed from the store (cleared or replaced by another type).
 const RETIRED: u8 = 8;
+/// `flags`: a sampled cell counts its samples in buckets too, for percentiles.
+const PERCENTILES: u8 = 16;
 
 /// The live state of one counter.
 #[derive(Debug)]
@@ -94,6 +97,8 @@ struct Sampled {
     slots: [Slot; 2],
     /// The latest sample (a level, never taken).
     last: AtomicU64,
+    /// Bucket counts for percentiles, allocated at the first sample with percentiles on.
+    buckets: OnceLock<Box<Buckets>>,
     /// Totals and a failed save's period (dump path and local reads only).
     view: Mutex<SampledView>,
 }
@@ -119,7 +124,7 @@ impl Slot {
 struct SampledView {
     totals: Stats,
     /// A period taken for a save that failed: it goes out with the next take.
-    pending: Stats,
+    pending: SampledPeriod,
 }
 
 /// Count, sum, min and max of some samples.
@@ -151,13 +156,37 @@ impl Stats {
     }
 }
 
+/// The samples of an Interval or Statistics period.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub(crate) struct SampledPeriod {
+    pub(crate) stats: Stats,
+    /// Their buckets, when percentiles were on for the whole period (it holds exactly `stats.count` samples).
+    pub(crate) distribution: Option<Distribution>,
+}
+
+impl SampledPeriod {
+    /// Adds `other`'s samples; the buckets stay only if both sides have them for all their samples.
+    fn merge(&mut self, other: &SampledPeriod) {
+        self.distribution = match (self.distribution.take(), &other.distribution) {
+            (Some(mut mine), Some(theirs)) => {
+                mine.merge(theirs);
+                Some(mine)
+            }
+            (mine, None) if other.stats.count == 0 => mine,
+            (None, Some(theirs)) if self.stats.count == 0 => Some(theirs.clone()),
+            _ => None,
+        };
+        self.stats.merge(&other.stats);
+    }
+}
+
 /// What one take moved out of a cell: the period's data, and what a commit or an undo needs.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Period {
     /// Increment: what was added in the period.
     Increment(IncrementPeriod),
     /// Interval / Statistics: the period's samples.
-    Sampled(Stats),
+    Sampled(SampledPeriod),
     /// LastValue / Timestamp: the level when taken (never moved out).
     Level,
 }
@@ -189,7 +218,7 @@ impl Period {
     pub(crate) fn is_empty(&self, level: Option<u64>) -> bool {
         match self {
             Period::Increment(p) => !p.updated && p.whole == 0 && p.fraction == 0.0 && p.absolute_delta == 0,
-            Period::Sampled(stats) => stats.count == 0,
+            Period::Sampled(sampled) => sampled.stats.count == 0,
             Period::Level => level.is_none_or(|bits| bits == UNSET),
         }
     }
@@ -205,6 +234,7 @@ impl CounterCell {
                 end: [AtomicI64::new(0), AtomicI64::new(i64::MIN)],
                 slots: [Slot::new(), Slot::new()],
                 last: AtomicU64::new(UNSET),
+                buckets: OnceLock::new(),
                 view: Mutex::new(SampledView::default()),
             })),
         };
@@ -241,6 +271,18 @@ impl CounterCell {
 
     pub(crate) fn retire(&self) {
         self.flags.fetch_or(RETIRED, Relaxed);
+    }
+
+    /// Interval/Statistics: whether samples are also counted in buckets for percentiles (from the next sample
+    /// on; a period that had them only in part is sent as a statistic set).
+    pub(crate) fn set_percentiles(&self, on: bool) {
+        if self.kind.is_sampled() {
+            if on {
+                self.flags.fetch_or(PERCENTILES, Relaxed);
+            } else {
+                self.flags.fetch_and(!PERCENTILES, Relaxed);
+            }
+        }
     }
 
     /// Marks one of the crate's own counters: it never makes a dump send on its own.
@@ -360,14 +402,15 @@ impl CounterCell {
     #[inline]
     pub(crate) fn sample(&self, value: f64) {
         let Body::Sampled(s) = &self.body else { return self.reject() };
-        if !self.accepts_updates() {
-            return;
-        }
-        if !in_range(value) {
+        let flags = self.flags.load(Relaxed);
+        if flags & RETIRED != 0 || !in_range(value) {
             return self.reject();
         }
         let slot = s.enter();
         s.record(slot, value);
+        if flags & PERCENTILES != 0 {
+            s.buckets.get_or_init(Box::default).record(slot, value);
+        }
         s.leave(slot);
         s.last.store(value.to_bits(), Relaxed);
     }
@@ -461,11 +504,14 @@ impl CounterCell {
                 Period::Increment(period)
             }
             Body::Sampled(s) => {
-                let taken = s.flip();
+                let (stats, distribution) = s.flip();
+                let distribution =
+                    distribution.filter(|d| self.flags.load(Relaxed) & PERCENTILES != 0 && d.count() == stats.count);
                 let mut view = s.view();
-                view.totals.merge(&taken);
-                let pending = std::mem::take(&mut view.pending);
-                Period::Sampled(taken.merged(&pending))
+                view.totals.merge(&stats);
+                let mut period = std::mem::take(&mut view.pending);
+                period.merge(&SampledPeriod { stats, distribution });
+                Period::Sampled(period)
             }
             Body::Level(_) => Period::Level,
         }
@@ -495,7 +541,7 @@ impl CounterCell {
                     self.mark(DIRTY);
                 }
             }
-            (Body::Sampled(s), Period::Sampled(stats)) => s.view().pending.merge(stats),
+            (Body::Sampled(s), Period::Sampled(sampled)) => s.view().pending.merge(sampled),
             _ => {}
         }
     }
@@ -533,7 +579,10 @@ impl CounterCell {
     pub(crate) fn fill_period(&self, period: &Period, counter: &mut Counter) {
         match period {
             Period::Increment(p) => fill_increment(counter, p.whole_total(), p.fraction),
-            Period::Sampled(stats) => self.fill_stats(counter, stats),
+            Period::Sampled(sampled) => {
+                self.fill_stats(counter, &sampled.stats);
+                counter.distribution.clone_from(&sampled.distribution);
+            }
             Period::Level => self.fill_level(counter),
         }
     }
@@ -679,29 +728,30 @@ impl Sampled {
         Flip { old, entered }
     }
 
-    /// Ends a take once every sample that entered the old phase has left it: takes the old slot's contents.
-    /// `None` while a sample is still inside.
-    fn try_finish(&self, flip: &Flip) -> Option<Stats> {
+    /// Ends a take once every sample that entered the old phase has left it: takes the old slot's contents
+    /// (and its bucket counts, if any). `None` while a sample is still inside.
+    fn try_finish(&self, flip: &Flip) -> Option<(Stats, Option<Distribution>)> {
         if self.end[flip.old].load(Acquire) != flip.entered {
             return None;
         }
         let slot = &self.slots[flip.old];
-        Some(Stats {
+        let stats = Stats {
             count: flip.entered.wrapping_sub(phase_start(flip.old)) as u64,
             sum: f64::from_bits(slot.sum.swap(0f64.to_bits(), Relaxed)),
             min: f64::from_bits(slot.min.swap(f64::INFINITY.to_bits(), Relaxed)),
             max: f64::from_bits(slot.max.swap(f64::NEG_INFINITY.to_bits(), Relaxed)),
-        })
+        };
+        Some((stats, self.buckets.get().map(|b| b.take(flip.old))))
     }
 
     /// Takes the current period: flips, and waits for the samples still inside the old phase (a few
     /// instructions each; it yields if one's thread was preempted there).
-    fn flip(&self) -> Stats {
+    fn flip(&self) -> (Stats, Option<Distribution>) {
         let flip = self.begin_flip();
         let mut spins = 0u32;
         loop {
-            if let Some(stats) = self.try_finish(&flip) {
-                return stats;
+            if let Some(taken) = self.try_finish(&flip) {
+                return taken;
             }
             if spins < 100 {
                 std::hint::spin_loop();

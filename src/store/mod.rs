@@ -20,6 +20,7 @@ use crate::model::{Counter, CounterType, MAX_LABELS};
 use crate::warn::{shown_name, WarnEvery};
 use cell::{CounterCell, Period};
 
+mod buckets;
 pub(crate) mod cell;
 pub(crate) mod thread_cache;
 
@@ -85,6 +86,8 @@ pub(crate) struct Store {
     /// Live counters (kept beside the map: `DashMap::len` locks every shard).
     live: AtomicUsize,
     max: AtomicUsize,
+    /// Whether Interval and Statistics counters also count their samples in buckets (for percentiles).
+    percentiles: AtomicBool,
     /// New keys refused because the store was full.
     dropped: AtomicU64,
     warn_dropped: WarnEvery,
@@ -123,6 +126,7 @@ impl Store {
             described: AtomicBool::new(false),
             live: AtomicUsize::new(0),
             max: AtomicUsize::new(max),
+            percentiles: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
             warn_dropped: WarnEvery::default(),
             labels_cut: AtomicU64::new(0),
@@ -140,6 +144,22 @@ impl Store {
     /// Changes the cap on live counters. Counters already there stay, even past a lowered cap.
     pub(crate) fn set_max_counters(&self, max: usize) {
         self.max.store(max, Relaxed);
+    }
+
+    /// Whether Interval and Statistics counters count their samples in buckets, for percentiles: new counters
+    /// from now on, and those already there from their next sample.
+    pub(crate) fn set_percentiles(&self, on: bool) {
+        self.percentiles.store(on, Relaxed);
+        self.map.iter().for_each(|entry| entry.value().set_percentiles(on));
+    }
+
+    /// A new cell, counting its samples in buckets if percentiles are on.
+    fn new_cell(&self, kind: CounterType, scale: f64) -> Arc<CounterCell> {
+        let cell = CounterCell::with_scale(kind, scale);
+        if self.percentiles.load(Relaxed) {
+            cell.set_percentiles(true);
+        }
+        Arc::new(cell)
     }
 
     /// New keys refused so far because the store was full.
@@ -224,7 +244,7 @@ impl Store {
         match self.map.entry(key.to_retained()) {
             Entry::Occupied(entry) if entry.get().kind() == kind => Arc::clone(entry.get()),
             Entry::Occupied(mut entry) => {
-                let cell = Arc::new(CounterCell::with_scale(kind, scale));
+                let cell = self.new_cell(kind, scale);
                 self.retire(entry.insert(Arc::clone(&cell)));
                 cell
             }
@@ -235,7 +255,7 @@ impl Store {
                     drop(entry);
                     return self.refuse(key, kind);
                 }
-                Arc::clone(&entry.insert(Arc::new(CounterCell::with_scale(kind, scale))))
+                Arc::clone(&entry.insert(self.new_cell(kind, scale)))
             }
         }
     }

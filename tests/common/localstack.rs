@@ -4,11 +4,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_cloudwatch::config::interceptors::BeforeTransmitInterceptorContextRef;
+use aws_sdk_cloudwatch::config::interceptors::{
+    BeforeSerializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+};
 use aws_sdk_cloudwatch::config::ConfigBag;
 use aws_sdk_cloudwatch::config::{BehaviorVersion, Credentials, Intercept, Region, RuntimeComponents};
+use aws_sdk_cloudwatch::operation::put_metric_data::PutMetricDataInput;
 use aws_sdk_cloudwatch::primitives::DateTime;
-use aws_sdk_cloudwatch::types::{Datapoint, Dimension, Statistic};
+use aws_sdk_cloudwatch::types::{Datapoint, Dimension, MetricDatum, Statistic};
 use aws_sdk_cloudwatch::Client;
 
 /// The reason printed for CloudWatch tests skipped by a plain `cargo test`.
@@ -32,12 +35,18 @@ pub fn unique_namespace(test: &str) -> String {
 pub struct Requests {
     count: Arc<AtomicUsize>,
     encodings: Arc<Mutex<Vec<Option<String>>>>,
+    datums: Arc<Mutex<Vec<MetricDatum>>>,
 }
 
 impl Requests {
     /// Requests sent.
     pub fn count(&self) -> usize {
         self.count.load(Ordering::SeqCst)
+    }
+
+    /// Every datum the SDK was given to encode, in order.
+    pub fn datums(&self) -> Vec<MetricDatum> {
+        self.datums.lock().unwrap().clone()
     }
 
     /// Each request's Content-Encoding header.
@@ -58,6 +67,18 @@ impl std::fmt::Debug for Requests {
 impl Intercept for Recorder {
     fn name(&self) -> &'static str {
         "test-request-recorder"
+    }
+
+    fn read_before_serialization(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), aws_sdk_cloudwatch::error::BoxError> {
+        if let Some(input) = context.input().downcast_ref::<PutMetricDataInput>() {
+            self.0.datums.lock().unwrap().extend(input.metric_data().iter().cloned());
+        }
+        Ok(())
     }
 
     fn read_before_transmit(

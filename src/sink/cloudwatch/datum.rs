@@ -3,10 +3,15 @@
 //! | CounterType | Unit         | payload                                                        |
 //! |-------------|--------------|----------------------------------------------------------------|
 //! | Increment   | Count        | `Value = count`                                                |
-//! | Interval    | Milliseconds | `StatisticValues {SampleCount = count, Sum, Minimum, Maximum}` |
-//! | Statistics  | None         | the same StatisticValues                                       |
+//! | Interval    | Milliseconds | `Values`/`Counts` (percentiles), else `StatisticValues`        |
+//! | Statistics  | None         | the same                                                       |
 //! | LastValue   | None         | `Value = last`                                                 |
 //! | Timestamp   | None         | `Value = epoch ms of time`, `Timestamp = time`                 |
+//!
+//! With percentiles on (the default), a period of Interval or Statistics samples goes out as at most 150
+//! `Values` with their `Counts` ([`Counter::percentile_values`]), so that CloudWatch computes percentiles;
+//! SampleCount, Minimum, Maximum and Sum stay exact. Without percentiles, or for a period with negative
+//! samples, it is pip's `StatisticValues {SampleCount = count, Sum, Minimum, Maximum}`.
 //!
 //! Dimensions: `InstanceID = instance`, then the counter's own; a repeated name keeps its last label's value (a
 //! counter's own `InstanceID` wins), and that is counted.
@@ -14,12 +19,16 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws_sdk_cloudwatch::primitives::DateTime;
+use aws_sdk_cloudwatch::types::builders::MetricDatumBuilder;
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit, StatisticSet};
 
 use crate::model::MAX_DIMENSIONS;
 use crate::model::{Counter, CounterType};
 use crate::sink::limits;
 use crate::sink::SkipReason;
+
+/// Most values one datum's `Values` may hold.
+pub(crate) const MAX_VALUES_PER_DATUM: usize = 150;
 
 /// The dimension every datum carries (pip's).
 pub(crate) const INSTANCE_DIMENSION: &str = "InstanceID";
@@ -86,10 +95,8 @@ pub(crate) fn to_datum(counter: &Counter, ctx: &DatumContext<'_>) -> Result<Buil
             let value = counter.sum.or(counter.count.map(|count| count as f64)).ok_or(SkipReason::Value)?;
             datum.unit(described_unit(counter).unwrap_or(StandardUnit::Count)).value(limits::check_value(value)?)
         }
-        CounterType::Interval => datum.unit(StandardUnit::Milliseconds).statistic_values(statistic_set(counter)?),
-        CounterType::Statistics => {
-            datum.unit(described_unit(counter).unwrap_or(StandardUnit::None)).statistic_values(statistic_set(counter)?)
-        }
+        CounterType::Interval => samples(datum.unit(StandardUnit::Milliseconds), counter)?,
+        CounterType::Statistics => samples(datum.unit(described_unit(counter).unwrap_or(StandardUnit::None)), counter)?,
         CounterType::LastValue => {
             let value = limits::check_value(counter.last.ok_or(SkipReason::Value)?)?;
             datum.unit(described_unit(counter).unwrap_or(StandardUnit::None)).value(value)
@@ -128,6 +135,17 @@ fn described_unit(counter: &Counter) -> Option<StandardUnit> {
     counter.unit.and_then(cloudwatch_unit)
 }
 
+/// A period's samples: values and counts when the counter carries a usable distribution, else the statistic set.
+fn samples(datum: MetricDatumBuilder, counter: &Counter) -> Result<MetricDatumBuilder, SkipReason> {
+    let Some(sent) = counter.percentile_values(MAX_VALUES_PER_DATUM) else {
+        return Ok(datum.statistic_values(statistic_set(counter)?));
+    };
+    for value in &sent.values {
+        limits::check_value(*value)?;
+    }
+    Ok(datum.set_values(Some(sent.values)).set_counts(Some(sent.counts)))
+}
+
 fn statistic_set(counter: &Counter) -> Result<StatisticSet, SkipReason> {
     let samples = counter.count.filter(|&n| n > 0).ok_or(SkipReason::EmptyStatistics)?;
     let sum = counter.sum.or_else(|| counter.average.map(|avg| avg * samples as f64));
@@ -155,7 +173,9 @@ pub(crate) fn estimated_size(datum: &MetricDatum) -> usize {
     const FIXED: usize = 160;
     let dims: usize =
         datum.dimensions().iter().map(|d| 24 + d.name().map_or(0, str::len) + d.value().map_or(0, str::len)).sum();
-    FIXED + datum.metric_name().map_or(0, str::len) + dims
+    // A value and its count: two doubles, with room for the JSON protocol's decimal text.
+    let values = datum.values().len() * 64;
+    FIXED + datum.metric_name().map_or(0, str::len) + dims + values
 }
 
 #[cfg(test)]

@@ -314,6 +314,10 @@ impl Sink for CloudWatchSink {
         Box::pin(self.save_all(counters))
     }
 
+    fn percentiles(&self) -> bool {
+        true
+    }
+
     /// The request in flight when the save was cut off is counted as ambiguous here (the settled ones were
     /// counted when they settled).
     fn maybe_delivered(&self) -> Option<Vec<usize>> {

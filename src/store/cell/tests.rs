@@ -214,9 +214,9 @@ fn a_sample_inside_its_phase_when_the_take_flips_is_waited_for_and_taken_whole()
     s.record(slot, 5.0);
     assert_eq!(s.try_finish(&flip), None);
     s.leave(slot);
-    let taken = s.try_finish(&flip).expect("every sample left");
+    let (taken, _) = s.try_finish(&flip).expect("every sample left");
     assert_eq!((taken.count, taken.sum, taken.min, taken.max), (2, 6.0, 1.0, 5.0));
-    assert_eq!(s.flip().count, 0, "nothing of it is left for the next period");
+    assert_eq!(s.flip().0.count, 0, "nothing of it is left for the next period");
 }
 
 #[test]
@@ -227,14 +227,14 @@ fn a_sample_that_enters_after_the_flip_goes_whole_to_the_next_period() {
     let flip = s.begin_flip();
     let slot = s.enter();
     s.record(slot, 9.0);
-    let taken = s.try_finish(&flip).expect("the late sample is not in the old phase");
+    let (taken, _) = s.try_finish(&flip).expect("the late sample is not in the old phase");
     assert_eq!((taken.count, taken.sum, taken.max), (1, 1.0, 1.0));
     s.leave(slot);
-    let next = s.flip();
+    let (next, _) = s.flip();
     assert_eq!((next.count, next.sum, next.min, next.max), (1, 9.0, 9.0, 9.0));
     // And the slots alternate cleanly: a third period starts empty.
     cell.sample(2.0);
-    assert_eq!(s.flip(), Stats { count: 1, sum: 2.0, min: 2.0, max: 2.0 });
+    assert_eq!(s.flip().0, Stats { count: 1, sum: 2.0, min: 2.0, max: 2.0 });
 }
 
 #[test]
@@ -242,6 +242,7 @@ fn under_concurrent_samples_every_sample_lands_whole_in_exactly_one_period() {
     const THREADS: u64 = 4;
     const SAMPLES: u64 = 50_000;
     let cell = Arc::new(CounterCell::new(CounterType::Statistics));
+    cell.set_percentiles(true);
     let writers: Vec<_> = (0..THREADS)
         .map(|t| {
             let cell = Arc::clone(&cell);
@@ -256,8 +257,10 @@ fn under_concurrent_samples_every_sample_lands_whole_in_exactly_one_period() {
     let mut total = Stats::default();
     let mut periods = 0u32;
     while writers.iter().any(|w| !w.is_finished()) || periods == 0 {
-        let Period::Sampled(p) = cell.take() else { panic!("a sampled period") };
+        let Period::Sampled(SampledPeriod { stats: p, distribution }) = cell.take() else { panic!("a sampled period") };
         if p.count > 0 {
+            // The same samples were counted in the buckets as in the statistics.
+            assert_eq!(distribution.as_ref().map(Distribution::count), Some(p.count));
             // A whole period: its min and max are among its own samples, and its sum fits between them.
             assert!(p.min <= p.max && p.sum >= p.min * p.count as f64 && p.sum <= p.max * p.count as f64, "{p:?}");
         }
@@ -268,7 +271,7 @@ fn under_concurrent_samples_every_sample_lands_whole_in_exactly_one_period() {
         writer.join().expect("writer");
     }
     let Period::Sampled(rest) = cell.take() else { panic!("a sampled period") };
-    total.merge(&rest);
+    total.merge(&rest.stats);
     let expected_sum: u64 = (0..THREADS * SAMPLES).map(|n| n % 1000).sum();
     assert_eq!(total.count, THREADS * SAMPLES);
     assert_eq!(total.sum, expected_sum as f64);
@@ -311,4 +314,45 @@ fn calls_of_another_type_are_refused_and_counted_not_recorded() {
     cell.set_last(1.0);
     assert_eq!(cell.take_rejected(), 2);
     assert!(cell.is_empty_period(&cell.take()));
+}
+
+#[test]
+fn with_percentiles_a_period_carries_its_buckets_and_a_failed_save_keeps_them() {
+    let cell = CounterCell::new(CounterType::Interval);
+    cell.set_percentiles(true);
+    for v in [1.0, 2.0, 2.0, 0.0] {
+        cell.sample(v);
+    }
+    let first = cell.take();
+    let Period::Sampled(p) = &first else { panic!("a sampled period") };
+    let buckets: Vec<_> = p.distribution.as_ref().expect("buckets").buckets().map(|b| (b.lower, b.count)).collect();
+    assert_eq!(buckets, [(0.0, 1), (1.0, 1), (2.0, 2)]);
+    let mut counter = Counter::new("t", CounterType::Interval);
+    cell.fill_period(&first, &mut counter);
+    assert_eq!(counter.distribution, p.distribution, "the period view carries them");
+    cell.undo(&first);
+    cell.sample(8.0);
+    let Period::Sampled(p) = cell.take() else { panic!("a sampled period") };
+    assert_eq!(p.stats.count, 5);
+    assert_eq!(p.distribution.map(|d| d.count()), Some(5), "the failed period's buckets joined the next");
+}
+
+#[test]
+fn a_period_with_percentiles_on_for_only_part_of_it_goes_out_without_buckets() {
+    let cell = CounterCell::new(CounterType::Statistics);
+    cell.sample(1.0);
+    cell.set_percentiles(true);
+    cell.sample(2.0);
+    let Period::Sampled(p) = cell.take() else { panic!("a sampled period") };
+    assert_eq!((p.stats.count, p.distribution), (2, None), "one sample was not counted in a bucket");
+    cell.sample(3.0);
+    let Period::Sampled(p) = cell.take() else { panic!("a sampled period") };
+    assert_eq!(p.distribution.map(|d| d.count()), Some(1), "the next period is whole");
+    cell.sample(4.0);
+    cell.set_percentiles(false);
+    let Period::Sampled(p) = cell.take() else { panic!("a sampled period") };
+    assert_eq!((p.stats.count, p.distribution), (1, None), "off: statistics only");
+    let plain = CounterCell::new(CounterType::Increment);
+    plain.set_percentiles(true);
+    assert_eq!(plain.flags.load(Relaxed) & PERCENTILES, 0, "only sampled counters count buckets");
 }

@@ -1,8 +1,15 @@
-//! The plain data every layer shares: pip-services' `Counter` record and `CounterType`, and the dimension limit
-//! that front-ends and sinks both apply.
+//! The plain data every layer shares: pip-services' `Counter` record and `CounterType`, the dimension limit
+//! that front-ends and sinks both apply, and a period's [`Distribution`] with the values and counts that stand
+//! for it.
 
 use std::fmt;
 use std::time::SystemTime;
+
+pub(crate) mod distribution;
+mod percentiles;
+
+pub use distribution::{Bucket, Distribution};
+pub use percentiles::{PercentileValues, KEPT_PERCENTILES};
 
 /// Most dimensions one CloudWatch datum (or EMF metric) may carry, InstanceID included.
 pub const MAX_DIMENSIONS: usize = 30;
@@ -83,7 +90,8 @@ impl fmt::Display for CounterType {
 ///
 /// As in pip, a field the counter's type does not use stays `None`:
 /// Increment fills `count`; LastValue fills `last`; Timestamp fills `time`;
-/// Interval and Statistics fill `count`, `min`, `max`, `average`, `last` and (an addition to pip) `sum`.
+/// Interval and Statistics fill `count`, `min`, `max`, `average`, `last` and (additions to pip) `sum` and, in a
+/// period view with percentiles on, `distribution`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Counter {
@@ -109,6 +117,9 @@ pub struct Counter {
     pub dimensions: Vec<(String, String)>,
     /// The unit a `metrics` description gave this name (`describe_counter!` etc.), if any.
     pub unit: Option<metrics::Unit>,
+    /// Interval and Statistics, in a period view with `options.percentiles` on: the period's samples in
+    /// log-linear buckets, for [`percentile_values`](Counter::percentile_values).
+    pub distribution: Option<Distribution>,
 }
 
 impl Counter {
@@ -126,6 +137,7 @@ impl Counter {
             time: None,
             dimensions: Vec::new(),
             unit: None,
+            distribution: None,
         }
     }
 

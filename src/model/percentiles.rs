@@ -196,14 +196,26 @@ fn place(groups: &[Group], sum: f64) -> PercentileValues {
         room_down += (m - g.lower) * n;
     }
     let missing = sum - base;
-    let share = |room: f64| if room > 0.0 { (missing.abs() / room).min(1.0) } else { 0.0 };
+    // How far each value moves from its middle towards the bound on the side the sum needs, as a share of the
+    // way. Samples that all sit on their buckets' lower bounds (small whole numbers do) need the whole way:
+    // snapped to it, those values come out exact.
+    let share = |room: f64| {
+        let share = if room > 0.0 { (missing.abs() / room).min(1.0) } else { 0.0 };
+        if share > 1.0 - 1e-9 {
+            1.0
+        } else {
+            share
+        }
+    };
     let (up, down) = if missing >= 0.0 { (share(room_up), 0.0) } else { (0.0, share(room_down)) };
     let mut values: Vec<f64> = Vec::with_capacity(groups.len());
     let mut counts: Vec<f64> = Vec::with_capacity(groups.len());
     let mut max_relative_error = 0f64;
     for g in groups {
         let m = middle(g);
-        let value = (m + up * (g.upper - m) - down * (m - g.lower)).clamp(g.lower, g.upper);
+        let value =
+            if down > 0.0 { g.lower + (1.0 - down) * (m - g.lower) } else { g.upper - (1.0 - up) * (g.upper - m) };
+        let value = value.clamp(g.lower, g.upper);
         if g.lower > 0.0 {
             max_relative_error = max_relative_error.max((value - g.lower) / g.lower).max((g.upper - value) / g.upper);
         }

@@ -121,3 +121,13 @@ fn nothing_is_built_without_a_usable_distribution() {
     assert_eq!(short.percentile_values(150), None, "a distribution that does not hold the period's samples");
     assert_eq!(counter_of(&[1.0, 2.0]).percentile_values(2), None);
 }
+
+#[test]
+fn small_whole_numbers_are_sent_as_themselves() {
+    let samples: Vec<f64> = (0..10_000).map(|i| f64::from(i % 10)).collect();
+    let sent = counter_of(&samples).percentile_values(150).expect("values");
+    assert_eq!(sent.values, (0..10).map(f64::from).collect::<Vec<_>>());
+    assert_eq!(sent.counts, [1000.0; 10]);
+    let ms: Vec<f64> = (1..=100).map(f64::from).collect();
+    assert_eq!(counter_of(&ms).percentile_values(150).expect("values").values, ms);
+}

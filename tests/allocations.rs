@@ -6,7 +6,10 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::time::SystemTime;
 
+mod common;
+
 use cloudwatch_counters::{CachedCounters, CounterType, CountersOptions, LogSink};
+use common::RecordingSink;
 
 struct CountingAllocator;
 
@@ -96,6 +99,30 @@ fn counter_macro_with_a_static_key_does_not_allocate() {
         });
         assert_eq!(n, 0, "allocations for 3000 macro calls on known keys");
     });
+}
+
+#[test]
+fn a_histogram_with_percentiles_allocates_only_when_a_new_range_of_values_is_first_used() {
+    let sink = RecordingSink::with_percentiles();
+    let counters = CachedCounters::new(sink.clone(), CountersOptions::default());
+    let recorder = counters.recorder();
+    metrics::with_local_recorder(&recorder, || {
+        let latency = metrics::histogram!("latency");
+        // Warm: the values below span 0.5 to 1024, eleven powers of two, each first touched here.
+        let first = allocations_in(|| (0..2048).for_each(|i| latency.record(f64::from(i + 1) / 2.0)));
+        assert!(first > 0, "the buckets of each power of two are allocated at first use");
+        let n = allocations_in(|| {
+            for i in 0..10_000 {
+                metrics::histogram!("latency").record(f64::from(i % 2048 + 1) / 2.0);
+                latency.record(0.0);
+            }
+        });
+        assert_eq!(n, 0, "allocations for 20000 samples in known ranges");
+    });
+    counters.dump_blocking().expect("dump");
+    let sent = common::find(&sink.last_save(), "latency").distribution.clone().expect("the period's buckets");
+    assert_eq!(sent.count(), 22_048, "every sample was counted in a bucket");
+    assert_eq!(sent.zeros(), 10_000);
 }
 
 #[test]

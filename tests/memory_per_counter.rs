@@ -1,11 +1,12 @@
 //! Memory held per live counter, measured with a counting global allocator: the bytes still allocated after
-//! creating 100,000 labelled counters through the `metrics` macros, divided by 100,000. Run with `--nocapture`
-//! to see the figure.
+//! creating 100,000 labelled counters through the `metrics` macros, divided by 100,000; and per histogram with
+//! percentiles. Run with `--nocapture` to see the figures.
 
 mod common;
 
 use cloudwatch_counters::{CachedCounters, CountersOptions, LogSink};
 use common::bytes_in_use::{in_use, BytesInUse};
+use common::RecordingSink;
 
 /// The most bytes one counter may hold (key, labels, cell and its share of the map).
 const BUDGET: usize = 256;
@@ -14,8 +15,12 @@ const COUNTERS: usize = 100_000;
 #[global_allocator]
 static GLOBAL: BytesInUse = BytesInUse;
 
+/// The allocator counts every thread's memory: one measurement at a time.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn a_labelled_counter_holds_at_most_256_bytes() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let options = CountersOptions::default().max_counters(usize::MAX); // past the default cap of 10,000
     let counters = CachedCounters::new(LogSink::to_writer(std::io::sink()), options);
     let recorder = counters.recorder();
@@ -40,5 +45,32 @@ fn a_labelled_counter_holds_at_most_256_bytes() {
     assert!(per_counter <= BUDGET, "{per_counter} bytes per counter, over the budget of {BUDGET}");
     // The allocator does see the store's memory, so the figure above means something.
     assert!(per_counter > 0);
+    drop(counters);
+}
+
+/// The most bytes a histogram with percentiles may hold when its samples span ten powers of two (a latency from
+/// 1 ms to 1 s): the counter, the bucket table and ten octaves of bucket counts.
+const DISTRIBUTION_BUDGET: usize = 16 * 1024;
+
+#[test]
+fn a_histogram_with_percentiles_over_ten_powers_of_two_holds_at_most_16_kib() {
+    const HISTOGRAMS: usize = 1_000;
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let counters = CachedCounters::new(RecordingSink::with_percentiles(), CountersOptions::default());
+    let recorder = counters.recorder();
+    metrics::with_local_recorder(&recorder, || metrics::histogram!("warm.up").record(1.0));
+    let before = in_use();
+    metrics::with_local_recorder(&recorder, || {
+        for i in 0..HISTOGRAMS {
+            let histogram = metrics::histogram!("latency", "route" => format!("/items/{i}"));
+            // 1 ms to 1 s: every power of two from 2^0 to 2^9.
+            (0..1000).for_each(|ms| histogram.record(f64::from(ms + 1)));
+        }
+    });
+    let held = usize::try_from(in_use() - before).expect("memory was freed, not held");
+    let per_histogram = held / HISTOGRAMS;
+    println!("memory per histogram with percentiles (1 ms to 1 s): {per_histogram} bytes");
+    assert!(per_histogram <= DISTRIBUTION_BUDGET, "{per_histogram} bytes per histogram");
+    assert!(per_histogram > 10 * 1024, "ten octaves of bucket counts are held: the figure means something");
     drop(counters);
 }

@@ -218,6 +218,14 @@ mod tests {
         assert_eq!((o.get_max_counters(), o.get_telemetry()), (50, false));
         let bad = ConfigParams::from_tuples([("options.telemetry", "maybe")]);
         assert!(CountersOptions::from_config(&bad).unwrap_err().to_string().contains("options.telemetry"));
+        assert!(CountersOptions::default().get_percentiles(), "percentiles are on by default");
+        let off = ConfigParams::from_tuples([("options.percentiles", "false")]);
+        assert!(!CountersOptions::from_config(&off).unwrap().get_percentiles());
+        assert!(!CountersOptions::from_config(&ConfigParams::from_tuples([("percentiles", "false")]))
+            .unwrap()
+            .get_percentiles());
+        let bad = ConfigParams::from_tuples([("options.percentiles", "p99")]);
+        assert!(CountersOptions::from_config(&bad).unwrap_err().to_string().contains("options.percentiles"));
     }
 
     #[test]

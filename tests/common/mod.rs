@@ -25,6 +25,7 @@ pub struct RecordingSink {
 
 struct Inner {
     view: SinkView,
+    percentiles: bool,
     saves: Mutex<Vec<Vec<Counter>>>,
     fail: AtomicBool,
     saved: watch::Sender<usize>,
@@ -43,6 +44,7 @@ impl RecordingSink {
         RecordingSink {
             inner: Arc::new(Inner {
                 view,
+                percentiles: false,
                 saves: Mutex::new(Vec::new()),
                 fail: AtomicBool::new(false),
                 saved: watch::channel(0).0,
@@ -53,6 +55,14 @@ impl RecordingSink {
 }
 
 impl RecordingSink {
+    /// A recording sink with the period view that publishes percentiles, as CloudWatch's: with
+    /// `options.percentiles` on, timings and histograms count their samples in buckets for it.
+    pub fn with_percentiles() -> Self {
+        let sink = RecordingSink::default();
+        let inner = Arc::into_inner(sink.inner).expect("a new sink");
+        RecordingSink { inner: Arc::new(Inner { percentiles: true, ..inner }) }
+    }
+
     /// Makes every following save fail (true) or succeed (false).
     pub fn set_failing(&self, fail: bool) {
         self.inner.fail.store(fail, Ordering::SeqCst);
@@ -87,6 +97,10 @@ impl RecordingSink {
 impl Sink for RecordingSink {
     fn view(&self) -> SinkView {
         self.inner.view
+    }
+
+    fn percentiles(&self) -> bool {
+        self.inner.percentiles
     }
 
     fn save<'a>(&'a self, counters: &'a [Counter]) -> SaveFuture<'a> {

@@ -230,6 +230,26 @@ mod tests {
     }
 
     #[test]
+    fn a_period_with_a_distribution_goes_out_as_values_and_counts_unless_it_has_negative_samples() {
+        use crate::model::distribution::bucket_index;
+        use crate::model::Distribution;
+        let mut c = stats(CounterType::Interval);
+        let buckets = [1.0, 2.0, 3.0, 4.0].iter().map(|&v| (bucket_index(v), 1)).collect();
+        c.distribution = Some(Distribution::from_parts(0, 0, buckets));
+        let d = to_datum(&c, &ctx()).unwrap().datum;
+        assert_eq!((d.values(), d.counts()), ([1.0, 2.0, 3.0, 4.0].as_slice(), [1.0; 4].as_slice()));
+        assert!(d.statistic_values().is_none(), "CloudWatch refuses neither, but one source of truth is sent");
+        assert!(estimated_size(&d) >= 4 * 64, "the values count towards the request size");
+        let mut negative = stats(CounterType::Statistics);
+        (negative.min, negative.sum) = (Some(-2.0), Some(5.0));
+        let buckets = [2.0, 1.0, 4.0].iter().map(|&v| (bucket_index(v), 1)).collect();
+        negative.distribution = Some(Distribution::from_parts(0, 1, buckets));
+        let d = to_datum(&negative, &ctx()).unwrap().datum;
+        assert!(d.values().is_empty());
+        assert_eq!(d.statistic_values().and_then(StatisticSet::minimum), Some(-2.0));
+    }
+
+    #[test]
     fn described_units_map_only_to_exact_cloudwatch_units() {
         let mut heap = Counter::new("heap", CounterType::LastValue);
         (heap.last, heap.unit) = (Some(1024.0), Some(metrics::Unit::Bytes));

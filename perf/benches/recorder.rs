@@ -36,6 +36,8 @@ impl collector::CloudWatch for NullCloudWatch {
 /// The recorders under test, built once.
 struct Peers {
     ours: cloudwatch_counters::CountersRecorder,
+    /// Ours as CloudWatch users get it: percentiles on, each histogram sample also counted in its bucket.
+    ours_percentiles: cloudwatch_counters::CountersRecorder,
     prometheus: metrics_exporter_prometheus::PrometheusRecorder,
     prometheus_handle: PrometheusHandle,
     cloudwatch: collector::RecorderHandle,
@@ -63,7 +65,21 @@ impl Peers {
             collector::new(NullCloudWatch, config, None)
         };
         runtime.spawn(task);
-        Peers { ours: counters.recorder(), prometheus, prometheus_handle, cloudwatch, _runtime: runtime }
+        // Never opened: nothing is sent, and the recorder is the one `CloudWatchCounters` users record through.
+        let cloudwatch_counters = cloudwatch_counters::CloudWatchCounters::builder()
+            .namespace("bench")
+            .region("us-east-1")
+            .credentials("bench", "bench")
+            .build()
+            .expect("valid settings");
+        Peers {
+            ours: counters.recorder(),
+            ours_percentiles: cloudwatch_counters.recorder(),
+            prometheus,
+            prometheus_handle,
+            cloudwatch,
+            _runtime: runtime,
+        }
     }
 }
 
@@ -115,7 +131,25 @@ fn single_thread(c: &mut Criterion) {
     group.finish();
 
     let mut group = c.benchmark_group("histogram_record");
-    compare(&mut group, &peers, &|| metrics::histogram!("latency").record(std::hint::black_box(12.5)));
+    let record = || metrics::histogram!("latency").record(std::hint::black_box(12.5));
+    group.bench_function("ours_percentiles", |b| {
+        metrics::with_local_recorder(&peers.ours_percentiles, || b.iter(record))
+    });
+    compare(&mut group, &peers, &record);
+    group.finish();
+
+    // Latencies spread over 0.1 ms to 1.6 s (15 powers of two): every sample in another bucket.
+    let mut group = c.benchmark_group("histogram_record_spread");
+    let next = std::cell::Cell::new(0u32);
+    let spread = || {
+        let i = next.get().wrapping_add(1);
+        next.set(i);
+        metrics::histogram!("latency").record(0.1 * f64::from(1 + (i.wrapping_mul(2_654_435_761) >> 18)));
+    };
+    group.bench_function("ours_percentiles", |b| {
+        metrics::with_local_recorder(&peers.ours_percentiles, || b.iter(spread))
+    });
+    compare(&mut group, &peers, &spread);
     group.finish();
 }
 

@@ -197,3 +197,32 @@ async fn publishing_never_feeds_the_layer_its_own_sdk_spans() {
     assert_eq!(names, vec!["app.calls".to_owned(), "app.work.exec_time".to_owned()], "no SDK spans counted");
     counters.close().await.unwrap();
 }
+
+#[tokio::test]
+#[ignore = "needs the local CloudWatch: run scripts/test.sh"]
+async fn metrics_named_with_a_high_resolution_prefix_are_sent_at_one_second_resolution() {
+    let ns = unique_namespace("resolution");
+    let (client, requests) = recording_client();
+    let counters = CloudWatchCounters::builder()
+        .namespace(&ns)
+        .instance("test-host-1")
+        .high_resolution_for("api.")
+        .client(client)
+        .build()
+        .unwrap();
+    counters.open().await.expect("open");
+    counters.end_timing("api.checkout", 12.0);
+    counters.end_timing("batch.nightly", 40.0);
+    counters.close().await.unwrap();
+    let resolution = |name: &str| {
+        let datums = requests.datums();
+        datums.iter().find(|d| d.metric_name() == Some(name)).and_then(|d| d.storage_resolution())
+    };
+    assert_eq!(resolution("api.checkout"), Some(1));
+    assert_eq!(resolution("batch.nightly"), Some(60));
+    let reader = localstack::reader();
+    for (name, ms) in [("api.checkout", 12.0), ("batch.nightly", 40.0)] {
+        let p = statistics(&reader, &ns, name, &[("InstanceID", "test-host-1")]).await;
+        assert_eq!((p.sample_count(), p.sum()), (Some(1.0), Some(ms)), "{name} stored");
+    }
+}

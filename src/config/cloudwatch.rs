@@ -22,7 +22,8 @@ pub const MAX_BATCH_SIZE: usize = 1000;
 /// `credential.client_key` / `credentials.access_key`;
 /// `source` (the namespace); `instance` (the InstanceID dimension); `options.interval`, `options.reset_timeout`,
 /// `options.connect_timeout`, `options.request_timeout` (or `options.timeout`), `options.close_timeout` (ms); `options.batch_size` (datums per request, 1..=1000);
-/// `options.storage_resolution` (60, or 1 for high resolution).
+/// `options.storage_resolution` (60, or 1 for high resolution); `options.high_resolution` (comma-separated metric
+/// name prefixes published at 1-second resolution whatever `options.storage_resolution` says).
 #[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CloudWatchSettings {
@@ -47,6 +48,9 @@ pub struct CloudWatchSettings {
     pub batch_size: usize,
     /// StorageResolution of every datum: 60 (standard) or 1 (high resolution).
     pub storage_resolution: i32,
+    /// Metric name prefixes published at StorageResolution 1 whatever `storage_resolution` says (an empty
+    /// prefix matches every metric).
+    pub high_resolution: Vec<String>,
     /// Interval and reset timeout.
     pub counters: CountersOptions,
 }
@@ -64,6 +68,7 @@ impl std::fmt::Debug for CloudWatchSettings {
             .field("request_timeout", &self.request_timeout)
             .field("batch_size", &self.batch_size)
             .field("storage_resolution", &self.storage_resolution)
+            .field("high_resolution", &self.high_resolution)
             .field("counters", &self.counters)
             .finish()
     }
@@ -81,6 +86,7 @@ impl Default for CloudWatchSettings {
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
             batch_size: MAX_BATCH_SIZE,
             storage_resolution: 60,
+            high_resolution: Vec::new(),
             counters: CountersOptions::default(),
         }
     }
@@ -160,6 +166,10 @@ impl CloudWatchSettings {
                 _ => return Err(invalid(key, "60 or 1", value)),
             };
         }
+        if let Some(prefixes) = config.get_last_of(&["high_resolution", "options.high_resolution"]).map(|(_, v)| v) {
+            s.high_resolution =
+                prefixes.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect();
+        }
         s.validate()?;
         *self = s;
         Ok(())
@@ -234,8 +244,10 @@ mod cloudwatch_tests {
             ("options.connect_timeout", "1500"),
             ("options.batch_size", "20"),
             ("options.storage_resolution", "1"),
+            ("options.high_resolution", "api., checkout,"),
         ]);
         let s = CloudWatchSettings::from_config(&c).unwrap();
+        assert_eq!(s.high_resolution, ["api.", "checkout"]);
         assert_eq!(s.namespace.as_deref(), Some("my-svc"), "pip read these as integers and lost them");
         assert_eq!(s.instance.as_deref(), Some("i-abc"));
         assert_eq!(s.connect_timeout, Duration::from_millis(1500));

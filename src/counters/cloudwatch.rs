@@ -250,6 +250,14 @@ impl CloudWatchCountersBuilder {
         self
     }
 
+    /// Publishes the metrics whose names start with `prefix` at StorageResolution 1 (1-second periods, and
+    /// CloudWatch's high-resolution price), whatever [`high_resolution`](Self::high_resolution) says for the
+    /// rest (`options.high_resolution`, comma-separated). Can be called more than once.
+    pub fn high_resolution_for(mut self, prefix: impl Into<String>) -> Self {
+        self.settings.high_resolution.push(prefix.into());
+        self
+    }
+
     /// Builds the client from this `SdkConfig` (the settings still override region, endpoint and credentials).
     pub fn sdk_config(mut self, sdk: SdkConfig) -> Self {
         self.source = ClientSource::SdkConfig(Box::new(sdk));

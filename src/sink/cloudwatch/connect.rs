@@ -48,6 +48,7 @@ pub(crate) async fn connect(settings: &CloudWatchSettings, source: ClientSource)
         instance,
         batch_size: settings.batch_size,
         storage_resolution: settings.storage_resolution,
+        high_resolution: settings.high_resolution.clone().into(),
     })
 }
 

@@ -40,6 +40,8 @@ pub(crate) struct DatumContext<'a> {
     pub(crate) instance: &'a str,
     /// StorageResolution: 60 or 1.
     pub(crate) storage_resolution: i32,
+    /// Metric name prefixes published at StorageResolution 1.
+    pub(crate) high_resolution: &'a [String],
     /// The time of the dump, for the timestamp limits.
     pub(crate) now: SystemTime,
 }
@@ -88,7 +90,7 @@ pub(crate) fn to_datum(counter: &Counter, ctx: &DatumContext<'_>) -> Result<Buil
     let datum = MetricDatum::builder()
         .metric_name(&counter.name)
         .set_dimensions(Some(dimensions))
-        .storage_resolution(ctx.storage_resolution);
+        .storage_resolution(storage_resolution(counter, ctx));
     let datum = match counter.counter_type {
         CounterType::Increment => {
             // A fractional total (tracing events) is exact in `sum`; a whole one is `count`.
@@ -107,6 +109,15 @@ pub(crate) fn to_datum(counter: &Counter, ctx: &DatumContext<'_>) -> Result<Buil
         }
     };
     Ok(Built { datum: datum.build(), deduplicated })
+}
+
+/// 1 for a metric whose name starts with one of the high-resolution prefixes, else the default.
+fn storage_resolution(counter: &Counter, ctx: &DatumContext<'_>) -> i32 {
+    if ctx.high_resolution.iter().any(|prefix| counter.name.starts_with(prefix.as_str())) {
+        1
+    } else {
+        ctx.storage_resolution
+    }
 }
 
 /// The CloudWatch unit for a `metrics` unit, where the two mean exactly the same thing.
@@ -184,7 +195,7 @@ mod tests {
     use std::time::Duration;
 
     fn ctx() -> DatumContext<'static> {
-        DatumContext { instance: "host-1", storage_resolution: 60, now: SystemTime::now() }
+        DatumContext { instance: "host-1", storage_resolution: 60, high_resolution: &[], now: SystemTime::now() }
     }
 
     fn stats(kind: CounterType) -> Counter {
@@ -247,6 +258,21 @@ mod tests {
         let d = to_datum(&negative, &ctx()).unwrap().datum;
         assert!(d.values().is_empty());
         assert_eq!(d.statistic_values().and_then(StatisticSet::minimum), Some(-2.0));
+    }
+
+    #[test]
+    fn metrics_named_with_a_high_resolution_prefix_get_one_second_resolution() {
+        let prefixes = ["api.".to_owned(), "checkout".to_owned()];
+        let ctx = DatumContext { high_resolution: &prefixes, ..ctx() };
+        let resolution = |name: &str| {
+            let mut c = Counter::new(name, CounterType::Increment);
+            c.count = Some(1);
+            to_datum(&c, &ctx).unwrap().datum.storage_resolution()
+        };
+        assert_eq!(resolution("api.latency"), Some(1));
+        assert_eq!(resolution("checkout.exec_time"), Some(1));
+        assert_eq!(resolution("apis"), Some(60), "a prefix, not a substring");
+        assert_eq!(resolution("db.query"), Some(60));
     }
 
     #[test]

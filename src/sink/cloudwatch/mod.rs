@@ -48,6 +48,8 @@ pub(crate) struct Connection {
     pub(crate) batch_size: usize,
     /// StorageResolution: 60 or 1.
     pub(crate) storage_resolution: i32,
+    /// Metric name prefixes published at StorageResolution 1.
+    pub(crate) high_resolution: std::sync::Arc<[String]>,
 }
 
 /// Counts of what the sink did, since it was made.
@@ -166,6 +168,7 @@ impl CloudWatchSink {
         let ctx = DatumContext {
             instance: &conn.instance,
             storage_resolution: conn.storage_resolution,
+            high_resolution: &conn.high_resolution,
             now: SystemTime::now(),
         };
         let mut queue: VecDeque<Batch> = self.batches(counters, 0..counters.len(), &conn, &ctx, true).into();

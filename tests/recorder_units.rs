@@ -34,3 +34,31 @@ fn units_from_descriptions_carry_to_counters() {
     // How a described unit maps to a CloudWatch unit is tested beside the mapping (src/sink/cloudwatch/datum.rs).
     assert_eq!(find(&c, "ratio").unit, Some(Unit::Kibibytes));
 }
+
+#[test]
+fn a_unit_described_after_the_first_sample_applies_from_the_next_dump_and_values_stay_as_recorded() {
+    let sink = common::RecordingSink::with_percentiles();
+    let c = cloudwatch_counters::CachedCounters::new(sink.clone(), cloudwatch_counters::CountersOptions::default());
+    let recorder = c.recorder();
+    metrics::with_local_recorder(&recorder, || {
+        metrics::histogram!("payload").record(512.0);
+        metrics::histogram!("db.query").record(0.25);
+    });
+    c.dump_blocking().expect("dump");
+    let first = sink.last_save();
+    assert_eq!(common::find(&first, "payload").unit, None);
+    metrics::with_local_recorder(&recorder, || {
+        metrics::describe_histogram!("payload", Unit::Bytes, "described late");
+        metrics::describe_histogram!("db.query", Unit::Seconds, "described late");
+        metrics::histogram!("payload").record(1024.0);
+        metrics::histogram!("db.query").record(0.5);
+    });
+    c.dump_blocking().expect("dump");
+    let second = sink.last_save();
+    let payload = common::find(&second, "payload");
+    assert_eq!((payload.unit, payload.sum), (Some(Unit::Bytes), Some(1024.0)));
+    // Already recording in seconds: it stays a Statistics counter in seconds, now published as Seconds.
+    let query = common::find(&second, "db.query");
+    assert_eq!((query.counter_type, query.unit, query.sum), (CounterType::Statistics, Some(Unit::Seconds), Some(0.5)));
+    assert_eq!(query.distribution.as_ref().map(cloudwatch_counters::Distribution::count), Some(1));
+}

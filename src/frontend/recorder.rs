@@ -5,7 +5,10 @@
 //! time unit (seconds, milliseconds, microseconds or nanoseconds; samples are converted to ms). Labels become
 //! CloudWatch dimensions; past 29 labels (30 with InstanceID) the rest are cut, counted (`Telemetry::labels_cut`)
 //! and warned about at most once a minute.
-//! Describe a histogram before its first use for the time unit to apply.
+//! Units: a described unit is published with every dump after the description, mapped to the CloudWatch unit that
+//! means exactly the same (none for nanoseconds and the binary Kibibytes and up). A histogram must be described
+//! before its first sample for a time unit to turn it into milliseconds; described later, it keeps the values
+//! as recorded and is published with the described unit from the next dump on.
 //!
 //! Registrations of label-less keys are served from a per-thread cache after the first one; labelled keys are
 //! looked up in the store by their precomputed hash on every registration.

@@ -281,6 +281,29 @@ mod tests {
         (heap.last, heap.unit) = (Some(1024.0), Some(metrics::Unit::Bytes));
         assert_eq!(to_datum(&heap, &ctx()).unwrap().datum.unit(), Some(&StandardUnit::Bytes));
         assert_eq!(cloudwatch_unit(metrics::Unit::Kibibytes), None);
+        use metrics::Unit as M;
+        let every = [
+            (M::Count, Some(StandardUnit::Count)),
+            (M::Percent, Some(StandardUnit::Percent)),
+            (M::Seconds, Some(StandardUnit::Seconds)),
+            (M::Milliseconds, Some(StandardUnit::Milliseconds)),
+            (M::Microseconds, Some(StandardUnit::Microseconds)),
+            (M::Nanoseconds, None),
+            (M::Tebibytes, None),
+            (M::Gibibytes, None),
+            (M::Mebibytes, None),
+            (M::Kibibytes, None),
+            (M::Bytes, Some(StandardUnit::Bytes)),
+            (M::TerabitsPerSecond, Some(StandardUnit::TerabitsSecond)),
+            (M::GigabitsPerSecond, Some(StandardUnit::GigabitsSecond)),
+            (M::MegabitsPerSecond, Some(StandardUnit::MegabitsSecond)),
+            (M::KilobitsPerSecond, Some(StandardUnit::KilobitsSecond)),
+            (M::BitsPerSecond, Some(StandardUnit::BitsSecond)),
+            (M::CountPerSecond, Some(StandardUnit::CountSecond)),
+        ];
+        for (unit, expected) in every {
+            assert_eq!(cloudwatch_unit(unit), expected, "{unit:?}");
+        }
     }
 
     #[test]

@@ -42,7 +42,12 @@
 //!   otherwise. The dump folds each period into these totals; recording pays nothing for them.
 //! - Samples are recorded behind a writer/reader phaser (HdrHistogram's): a sample enters a phase, updates that
 //!   phase's slot, and leaves; a take flips the phase and waits for the samples still inside, so each sample's
-//!   count, sum, min and max land together in exactly one period.
+//!   count, sum, min, max and bucket land together in exactly one period.
+//! - With `options.percentiles` on (the default for CloudWatch), each sample of a timing or histogram is also
+//!   counted in a log-linear bucket (128 per power of two, at most 0.78% wide), and a period reaches CloudWatch
+//!   as at most 150 Values/Counts, so that CloudWatch computes percentiles: SampleCount, Minimum and Maximum
+//!   exact, Sum exact up to rounding, the period's p50/p90/p95/p99/p99.9/p99.99 within one bucket
+//!   ([`Distribution`], [`Counter::percentile_values`]).
 //! - [`CachedCounters::open`] runs dumps on a background interval task: on the current tokio runtime, or — in a
 //!   program without one — on a small thread of its own. [`CachedCounters::close`] (or `close_blocking` in
 //!   synchronous code) stops it and flushes.

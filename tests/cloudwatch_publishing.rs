@@ -216,7 +216,10 @@ async fn metrics_named_with_a_high_resolution_prefix_are_sent_at_one_second_reso
     counters.close().await.unwrap();
     let resolution = |name: &str| {
         let datums = requests.datums();
-        datums.iter().find(|d| d.metric_name() == Some(name)).and_then(|d| d.storage_resolution())
+        datums
+            .iter()
+            .find(|d| d.metric_name() == Some(name))
+            .and_then(aws_sdk_cloudwatch::types::MetricDatum::storage_resolution)
     };
     assert_eq!(resolution("api.checkout"), Some(1));
     assert_eq!(resolution("batch.nightly"), Some(60));

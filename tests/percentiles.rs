@@ -73,18 +73,20 @@ async fn sent_values_give_the_percentiles_and_statistics_of_what_was_recorded() 
     let namespace = unique_namespace("percentiles");
     let (counters, requests) = open_counters(&namespace, CountersOptions::default()).await;
     let recorder = counters.recorder();
-    let recorded = distributions();
+    let truth = distributions();
     metrics::with_local_recorder(&recorder, || {
-        for (name, samples) in &recorded {
+        for (name, samples) in &truth {
             let histogram = metrics::histogram!(*name);
-            samples.iter().for_each(|&v| histogram.record(v));
+            for &v in samples {
+                histogram.record(v);
+            }
         }
     });
     counters.dump().await.expect("dump");
 
     let datums = requests.datums();
     let reader = common::localstack::reader();
-    for (name, samples) in recorded {
+    for (name, samples) in truth {
         let datum = the_datum(&datums, name);
         assert!(datum.statistic_values().is_none(), "{name}: sent as values, not a statistic set");
         let (values, counts) = (datum.values(), datum.counts());

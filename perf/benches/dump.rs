@@ -123,9 +123,68 @@ fn dump(c: &mut Criterion) {
     runtime.block_on(counters.close()).expect("close");
 }
 
+/// Histograms in the dump of [`dump_histograms`], and samples each records between two dumps.
+const HISTOGRAMS: usize = 1_000;
+const SAMPLES: usize = 1_000;
+
+/// A dump of 1,000 histograms, each with 1,000 samples spread over 0.1 ms to 1.6 s since the last dump (untimed:
+/// recording them): with percentiles (the default), taking every histogram's buckets, compacting each to at most
+/// 150 values and counts, encoding, gzipping (the SDK's request compression) and sending; and with percentiles
+/// off (statistic sets), for scale.
+fn dump_histograms(c: &mut Criterion) {
+    let mut group = c.benchmark_group("dump_1k_histograms");
+    for (name, percentiles) in [("ours_percentiles", true), ("ours_statistic_sets", false)] {
+        let (http, _seen) = fake_cloudwatch();
+        let options =
+            CountersOptions::default().percentiles(percentiles).telemetry(false).interval(Duration::from_secs(3600));
+        let counters = CloudWatchCounters::builder()
+            .namespace("bench")
+            .instance("bench-host")
+            .region("us-east-1")
+            .credentials("test", "test")
+            .options(options)
+            .sdk_config(sdk(http))
+            .build()
+            .expect("valid settings");
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(counters.open()).expect("open");
+        let handles: Vec<_> = (0..HISTOGRAMS)
+            .map(|i| {
+                let key = Key::from_parts(format!("service.op{i}.latency"), Vec::<Label>::new());
+                counters.handle_for_key(&key, CounterType::Statistics)
+            })
+            .collect();
+        let record_all = || {
+            for (h, handle) in handles.iter().enumerate() {
+                for i in 0..SAMPLES as u32 {
+                    let spread = (i.wrapping_add(h as u32).wrapping_mul(2_654_435_761)) >> 18;
+                    handle.record(0.1 * f64::from(1 + spread));
+                }
+            }
+        };
+        let before = counters.telemetry();
+        let dumps = Cell::new(0_u64);
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                record_all,
+                |()| {
+                    dumps.set(dumps.get() + 1);
+                    runtime.block_on(counters.dump()).expect("dump")
+                },
+                BatchSize::PerIteration,
+            )
+        });
+        let after = counters.telemetry();
+        assert_eq!(after.datums_sent - before.datums_sent, HISTOGRAMS as u64 * dumps.get(), "one datum a histogram");
+        assert_eq!((after.requests_failed, after.dumps_failed, after.skipped_total()), (0, 0, 0));
+        runtime.block_on(counters.close()).expect("close");
+    }
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default().sample_size(20).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(4))
 }
 
-criterion_group! { name = benches; config = config(); targets = dump }
+criterion_group! { name = benches; config = config(); targets = dump, dump_histograms }
 criterion_main!(benches);

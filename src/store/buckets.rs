@@ -19,7 +19,7 @@ const GROUP: usize = 16;
 /// The biased exponent of 2^-360, the smallest magnitude CloudWatch takes.
 const FIRST_EXPONENT: usize = 1023 - 360;
 /// Groups covering 2^-360 to 2^360 (721 octaves).
-const GROUPS: usize = (721 + GROUP - 1) / GROUP;
+const GROUPS: usize = 721_usize.div_ceil(GROUP);
 
 /// One octave's bucket counts, per phase.
 #[derive(Debug)]

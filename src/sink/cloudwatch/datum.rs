@@ -277,11 +277,11 @@ mod tests {
 
     #[test]
     fn described_units_map_only_to_exact_cloudwatch_units() {
+        use metrics::Unit as M;
         let mut heap = Counter::new("heap", CounterType::LastValue);
         (heap.last, heap.unit) = (Some(1024.0), Some(metrics::Unit::Bytes));
         assert_eq!(to_datum(&heap, &ctx()).unwrap().datum.unit(), Some(&StandardUnit::Bytes));
         assert_eq!(cloudwatch_unit(metrics::Unit::Kibibytes), None);
-        use metrics::Unit as M;
         let every = [
             (M::Count, Some(StandardUnit::Count)),
             (M::Percent, Some(StandardUnit::Percent)),

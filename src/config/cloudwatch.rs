@@ -20,7 +20,9 @@ pub const MAX_BATCH_SIZE: usize = 1000;
 /// `connections.endpoint_url` (for local servers); `connection.access_id` / `credential.access_id` /
 /// `credential.client_id` / `credentials.access_id`; `connection.access_key` / `credential.access_key` /
 /// `credential.client_key` / `credentials.access_key`;
-/// `source` (the namespace); `instance` (the InstanceID dimension); `options.interval`, `options.reset_timeout`,
+/// `source` (the namespace); `instance` (the InstanceID dimension; set empty for none); `dimensions.<name>`
+/// (dimensions of every datum); `options.rollup` (true: each metric also without InstanceID); `options.rollups`
+/// (more dimension sets: `service;service,route`); `options.interval`, `options.reset_timeout`,
 /// `options.connect_timeout`, `options.request_timeout` (or `options.timeout`), `options.close_timeout` (ms); `options.batch_size` (datums per request, 1..=1000);
 /// `options.storage_resolution` (60, or 1 for high resolution); `options.high_resolution` (comma-separated metric
 /// name prefixes published at 1-second resolution whatever `options.storage_resolution` says).
@@ -35,8 +37,18 @@ pub struct CloudWatchSettings {
     pub credentials: Option<(String, Secret)>,
     /// The CloudWatch namespace (pip's `source`).
     pub namespace: Option<String>,
-    /// The value of the `InstanceID` dimension (pip's `instance`); `None` = the host name.
+    /// The value of the `InstanceID` dimension (pip's `instance`); `None` = the host name; empty = no InstanceID
+    /// dimension at all (one metric for the whole fleet instead of one per instance).
     pub instance: Option<String>,
+    /// Dimensions every datum carries after InstanceID, before the counter's own labels (which win over them):
+    /// `dimensions.<name>=<value>` keys, or the builder's `dimension`.
+    pub dimensions: Vec<(String, String)>,
+    /// Also publishes each metric without its InstanceID dimension (`options.rollup`): CloudWatch then has a
+    /// fleet-wide metric beside each instance's, whose statistics and percentiles cover every instance.
+    pub rollup: bool,
+    /// More dimension sets each metric is also published with, as EMF's DimensionSets (`options.rollups`:
+    /// `service;service,route`): a set is used for the metrics that have every dimension it names.
+    pub rollups: Vec<Vec<String>>,
     /// How long connecting to CloudWatch may take (pip's `options.connect_timeout`). A connection that was never
     /// made sent nothing, so the SDK retries it and the data is kept.
     pub connect_timeout: Duration,
@@ -69,6 +81,9 @@ impl std::fmt::Debug for CloudWatchSettings {
             .field("batch_size", &self.batch_size)
             .field("storage_resolution", &self.storage_resolution)
             .field("high_resolution", &self.high_resolution)
+            .field("dimensions", &self.dimensions)
+            .field("rollup", &self.rollup)
+            .field("rollups", &self.rollups)
             .field("counters", &self.counters)
             .finish()
     }
@@ -87,6 +102,9 @@ impl Default for CloudWatchSettings {
             batch_size: MAX_BATCH_SIZE,
             storage_resolution: 60,
             high_resolution: Vec::new(),
+            dimensions: Vec::new(),
+            rollup: false,
+            rollups: Vec::new(),
             counters: CountersOptions::default(),
         }
     }
@@ -128,6 +146,24 @@ impl CloudWatchSettings {
         );
         text(&mut s.namespace, &["source"]);
         text(&mut s.instance, &["instance"]);
+        if config.get("instance").is_some_and(|v| v.trim().is_empty()) {
+            s.instance = Some(String::new()); // set empty: no InstanceID dimension
+        }
+        for (name, value) in config.get_section("dimensions").iter() {
+            match s.dimensions.iter_mut().find(|(n, _)| n == name) {
+                Some(dimension) => dimension.1 = value.to_owned(),
+                None => s.dimensions.push((name.to_owned(), value.to_owned())),
+            }
+        }
+        if let Some(on) = config.get_bool(&["rollup", "options.rollup"])? {
+            s.rollup = on;
+        }
+        if let Some(sets) = config.get_last_of(&["rollups", "options.rollups"]).map(|(_, v)| v) {
+            s.rollups = sets
+                .split(';')
+                .map(|set| set.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).collect())
+                .collect();
+        }
         s.counters.apply_config(config)?;
         let id = config.get_string(ACCESS_ID_KEYS);
         // The secret is never echoed back in an error, so it is read without get_last_of's value.
@@ -248,6 +284,18 @@ mod cloudwatch_tests {
         ]);
         let s = CloudWatchSettings::from_config(&c).unwrap();
         assert_eq!(s.high_resolution, ["api.", "checkout"]);
+        let fleet = ConfigParams::from_tuples([
+            ("instance", ""),
+            ("dimensions.service", "checkout"),
+            ("dimensions.env", "prod"),
+            ("options.rollup", "true"),
+            ("options.rollups", "service; service, route"),
+        ]);
+        let f = CloudWatchSettings::from_config(&fleet).unwrap();
+        assert_eq!(f.instance.as_deref(), Some(""), "empty: no InstanceID dimension");
+        assert_eq!(f.dimensions, [("env".to_owned(), "prod".to_owned()), ("service".to_owned(), "checkout".to_owned())]);
+        assert!(f.rollup);
+        assert_eq!(f.rollups, [vec!["service".to_owned()], vec!["service".to_owned(), "route".to_owned()]]);
         assert_eq!(s.namespace.as_deref(), Some("my-svc"), "pip read these as integers and lost them");
         assert_eq!(s.instance.as_deref(), Some("i-abc"));
         assert_eq!(s.connect_timeout, Duration::from_millis(1500));

@@ -109,6 +109,24 @@ impl ConfigParams {
         }
     }
 
+    /// The keys under `section.` with that prefix removed, as pip's `getSection` (`dimensions.service` is
+    /// `service` in the section `dimensions`).
+    pub fn get_section(&self, section: &str) -> ConfigParams {
+        let prefix = format!("{section}.");
+        ConfigParams {
+            values: self
+                .values
+                .iter()
+                .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|rest| (rest.to_owned(), v.clone())))
+                .collect(),
+        }
+    }
+
+    /// Every key and value, by key.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> + '_ {
+        self.values.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// A non-empty string from the last of `keys` that is set.
     pub fn get_string(&self, keys: &[&str]) -> Option<String> {
         self.get_last_of(keys).map(|(_, v)| v.trim().to_owned()).filter(|v| !v.is_empty())

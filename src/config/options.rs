@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::{check_positive, ConfigParams};
+use super::{check_positive, invalid, ConfigParams};
 use crate::error::ConfigError;
 
 /// The default bound on `close()` and every `*_blocking` call: one CloudWatch request attempt at the default
@@ -33,6 +33,8 @@ pub struct CountersOptions {
     telemetry: bool,
     close_timeout: Duration,
     percentiles: bool,
+    /// Where in each interval dumps run, in millionths of it; `None`: a random place per counters instance.
+    dump_phase_ppm: Option<u32>,
 }
 
 impl Default for CountersOptions {
@@ -44,6 +46,7 @@ impl Default for CountersOptions {
             telemetry: true,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
             percentiles: true,
+            dump_phase_ppm: None,
         }
     }
 }
@@ -87,6 +90,13 @@ impl CountersOptions {
         if let Some(on) = config.get_bool(&["percentiles", "options.percentiles"])? {
             next.percentiles = on;
         }
+        if let Some((key, value)) = config.get_last_of(&["dump_phase", "options.dump_phase"]) {
+            let phase: f64 = value.trim().parse().map_err(|_| invalid(key, "a fraction from 0 to 1", value))?;
+            if !(0.0..1.0).contains(&phase) {
+                return Err(invalid(key, "a fraction from 0 to 1 (1 excluded)", value));
+            }
+            next = next.dump_phase(phase);
+        }
         *self = next;
         Ok(())
     }
@@ -124,6 +134,22 @@ impl CountersOptions {
     pub fn percentiles(mut self, on: bool) -> Self {
         self.percentiles = on;
         self
+    }
+
+    /// Where in each interval the dumps run, as a fraction of it from 0 to 1 (`options.dump_phase`): dumps run at
+    /// multiples of the interval on the wall clock plus this much of it. By default each counters instance picks a
+    /// random phase when it is made and keeps it, so that a fleet deployed together spreads its PutMetricData
+    /// requests over the interval instead of sending them in one burst (CloudWatch's quota is per account and
+    /// region). Values outside 0..1 are wrapped into it.
+    pub fn dump_phase(mut self, fraction: f64) -> Self {
+        let fraction = if fraction.is_finite() { fraction.rem_euclid(1.0) } else { 0.0 };
+        self.dump_phase_ppm = Some(((fraction * 1e6) as u32).min(999_999));
+        self
+    }
+
+    /// The phase set with [`dump_phase`](Self::dump_phase), if any.
+    pub fn get_dump_phase(&self) -> Option<f64> {
+        self.dump_phase_ppm.map(|ppm| f64::from(ppm) / 1e6)
     }
 
     /// Whether timings and histograms are published with percentiles.

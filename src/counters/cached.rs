@@ -126,6 +126,12 @@ impl CachedCounters {
         Ok(())
     }
 
+    /// Where in each interval the timer dumps, as a fraction of it: `options.dump_phase`, or the random phase
+    /// these counters picked when they were made (see [`CountersOptions::dump_phase`](crate::CountersOptions::dump_phase)).
+    pub fn dump_phase(&self) -> f64 {
+        self.exporter.dump_phase()
+    }
+
     /// What the counters and their sink did so far: datums sent and skipped, failed requests and dumps, keys
     /// dropped past the cap, values rejected.
     pub fn telemetry(&self) -> Telemetry {
@@ -324,6 +330,12 @@ macro_rules! forward_counters_api {
             /// What publishing has done so far; see [`Telemetry`](crate::Telemetry).
             pub fn telemetry(&self) -> $crate::Telemetry {
                 self.counters.telemetry()
+            }
+
+            /// Where in each interval the timer dumps; see
+            /// [`CachedCounters::dump_phase`](crate::CachedCounters::dump_phase).
+            pub fn dump_phase(&self) -> f64 {
+                self.counters.dump_phase()
             }
 
             /// Dumps now; see [`CachedCounters::dump`](crate::CachedCounters::dump).

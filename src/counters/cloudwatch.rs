@@ -201,6 +201,39 @@ impl CloudWatchCountersBuilder {
         self
     }
 
+    /// No InstanceID dimension (as `instance` set empty): every instance publishes the same metrics, which
+    /// CloudWatch aggregates into one per name and dimensions, and a new instance creates no new metrics.
+    pub fn without_instance(mut self) -> Self {
+        self.settings.instance = Some(String::new());
+        self
+    }
+
+    /// A dimension every datum carries after InstanceID (`dimensions.<name>` keys): service, environment, ...
+    /// A counter's own label of the same name wins.
+    pub fn dimension(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        let (name, value) = (name.into(), value.into());
+        match self.settings.dimensions.iter_mut().find(|(n, _)| *n == name) {
+            Some(dimension) => dimension.1 = value,
+            None => self.settings.dimensions.push((name, value)),
+        }
+        self
+    }
+
+    /// Also publishes each metric without its InstanceID dimension (`options.rollup`): a fleet-wide metric beside
+    /// each instance's (statistics and percentiles over every instance). Each rollup is a datum of its own in the
+    /// request (1000 datums a request) and a CloudWatch metric of its own.
+    pub fn rollup(mut self, on: bool) -> Self {
+        self.settings.rollup = on;
+        self
+    }
+
+    /// Also publishes each metric that has all these dimensions with only them (`options.rollups`, as EMF's
+    /// DimensionSets; an empty set gives a metric without dimensions). Can be called more than once.
+    pub fn rollup_dimensions(mut self, names: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.settings.rollups.push(names.into_iter().map(Into::into).collect());
+        self
+    }
+
     /// The AWS region.
     pub fn region(mut self, region: impl Into<String>) -> Self {
         self.settings.region = Some(region.into());

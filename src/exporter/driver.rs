@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::sync::{Arc, Weak};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, Notify};
@@ -170,17 +170,21 @@ impl OwnRuntime {
     }
 }
 
-/// The interval task: dump every interval; after a failure wait one interval, and after throttling back off
-/// exponentially (with jitter) up to 8 intervals.
+/// The interval task: dump at the exporter's phase of every interval (wall-clock multiples of the interval plus
+/// the phase); after throttling back off exponentially (with jitter) up to 8 intervals.
 async fn run_timer(exporter: Weak<Exporter>, stop: Arc<Notify>) {
     let mut throttled: u32 = 0;
     let mut failed_in_a_row: u64 = 0;
     let warn = WarnEvery::default();
     loop {
-        let Some(interval) = exporter.upgrade().map(|s| s.interval()) else {
+        let Some((interval, phase)) = exporter.upgrade().map(|s| (s.interval(), s.dump_phase())) else {
             return;
         };
-        let delay = backoff::backoff(interval, throttled);
+        let delay = if throttled > 0 {
+            backoff::backoff(interval, throttled)
+        } else {
+            backoff::until_phase(SystemTime::now(), interval, phase)
+        };
         tokio::select! {
             () = stop.notified() => return,
             () = tokio::time::sleep(delay) => {}

@@ -42,6 +42,8 @@ pub(crate) struct Exporter {
     store: Arc<Store>,
     sink: Arc<dyn Sink>,
     interval_ms: AtomicU64,
+    /// Where in each interval the timer dumps, as a fraction of it (`f64` bits).
+    phase: AtomicU64,
     reset_timeout_ns: AtomicU64,
     publish_telemetry: AtomicBool,
     values_rejected: AtomicU64,
@@ -67,6 +69,7 @@ impl Exporter {
             store: Arc::new(Store::with_max_counters(options.get_max_counters())),
             sink,
             interval_ms: AtomicU64::new(0),
+            phase: AtomicU64::new(options.get_dump_phase().unwrap_or_else(fastrand::f64).to_bits()),
             reset_timeout_ns: AtomicU64::new(0),
             publish_telemetry: AtomicBool::new(true),
             values_rejected: AtomicU64::new(0),
@@ -93,6 +96,9 @@ impl Exporter {
     /// Applies the interval, reset timeout, counter cap, percentiles and telemetry switches.
     pub(crate) fn set_options(&self, options: &CountersOptions) {
         self.set_interval(options.get_interval());
+        if let Some(phase) = options.get_dump_phase() {
+            self.phase.store(phase.to_bits(), Relaxed);
+        }
         self.set_reset_timeout(options.get_reset_timeout());
         self.store.set_max_counters(options.get_max_counters());
         self.store.set_percentiles(options.get_percentiles() && self.sink.percentiles());
@@ -129,6 +135,11 @@ impl Exporter {
                 datums_abandoned: self.datums_abandoned.load(Relaxed),
             },
         )
+    }
+
+    /// Where in each interval the timer dumps, as a fraction of it.
+    pub(crate) fn dump_phase(&self) -> f64 {
+        f64::from_bits(self.phase.load(Relaxed))
     }
 
     pub(crate) fn interval(&self) -> Duration {

@@ -32,11 +32,19 @@ pub(crate) async fn connect(settings: &CloudWatchSettings, source: ClientSource)
     })?;
     check_namespace(&namespace).map_err(|expected| invalid("source", expected, &namespace))?;
     let instance = match &settings.instance {
-        Some(instance) => instance.clone(),
-        None => gethostname::gethostname().to_string_lossy().into_owned(),
+        Some(instance) if instance.is_empty() => None,
+        Some(instance) => Some(instance.clone()),
+        None => Some(gethostname::gethostname().to_string_lossy().into_owned()),
     };
-    check_dimension("InstanceID", &instance)
-        .map_err(|_| invalid("instance", "1-1024 ASCII characters without control characters", &instance))?;
+    if let Some(instance) = &instance {
+        check_dimension("InstanceID", instance)
+            .map_err(|_| invalid("instance", "1-1024 ASCII characters without control characters", instance))?;
+    }
+    for (name, value) in &settings.dimensions {
+        check_dimension(name, value).map_err(|_| {
+            invalid("dimensions", "names and values of 1-255 / 1-1024 ASCII characters", &format!("{name}={value}"))
+        })?;
+    }
     let client = match source {
         ClientSource::Client(client) => *client,
         ClientSource::SdkConfig(sdk) => client_from(settings, *sdk).await?,
@@ -49,6 +57,9 @@ pub(crate) async fn connect(settings: &CloudWatchSettings, source: ClientSource)
         batch_size: settings.batch_size,
         storage_resolution: settings.storage_resolution,
         high_resolution: settings.high_resolution.clone().into(),
+        dimensions: settings.dimensions.clone().into(),
+        rollup: settings.rollup,
+        rollups: settings.rollups.clone().into(),
     })
 }
 

@@ -36,8 +36,14 @@ pub(crate) const INSTANCE_DIMENSION: &str = "InstanceID";
 /// What every datum of one dump shares.
 #[derive(Debug, Clone)]
 pub(crate) struct DatumContext<'a> {
-    /// The InstanceID dimension's value.
-    pub(crate) instance: &'a str,
+    /// The InstanceID dimension's value; `None`: no InstanceID dimension.
+    pub(crate) instance: Option<&'a str>,
+    /// Dimensions of every datum, after InstanceID (a counter's own label of the same name wins).
+    pub(crate) dimensions: &'a [(String, String)],
+    /// Whether each metric is also published without InstanceID.
+    pub(crate) rollup: bool,
+    /// More dimension sets each metric is also published with (those whose every name it has).
+    pub(crate) rollups: &'a [Vec<String>],
     /// StorageResolution: 60 or 1.
     pub(crate) storage_resolution: i32,
     /// Metric name prefixes published at StorageResolution 1.
@@ -46,25 +52,34 @@ pub(crate) struct DatumContext<'a> {
     pub(crate) now: SystemTime,
 }
 
-/// A datum and whether its dimensions had a repeated name.
+/// A counter's datums (its own, then its rollups) and whether its dimensions had a repeated name.
 #[derive(Debug)]
 pub(crate) struct Built {
-    pub(crate) datum: MetricDatum,
+    pub(crate) datums: Vec<MetricDatum>,
     pub(crate) deduplicated: bool,
 }
 
-/// The datum's dimensions: InstanceID, then the counter's own. CloudWatch refuses a whole request in which one
-/// datum names a dimension twice, so a repeated name keeps its last label's value (a label named InstanceID
-/// replaces the instance); the second value says whether that happened.
-fn dimensions<'a>(counter: &'a Counter, ctx: &DatumContext<'a>) -> Result<(Vec<Dimension>, bool), SkipReason> {
-    let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(counter.dimensions.len() + 1);
-    pairs.push((INSTANCE_DIMENSION, ctx.instance));
+/// The datum's dimensions: InstanceID, the default dimensions, then the counter's own. CloudWatch refuses a whole
+/// request in which one datum names a dimension twice, so a repeated name keeps its last value: a label replaces
+/// a default dimension silently, and a label repeating InstanceID or another label is counted (the second
+/// value says whether that happened).
+fn dimension_pairs<'a>(counter: &'a Counter, ctx: &DatumContext<'a>) -> Result<(Vec<(&'a str, &'a str)>, bool), SkipReason> {
+    let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(counter.dimensions.len() + ctx.dimensions.len() + 1);
+    pairs.extend(ctx.instance.map(|instance| (INSTANCE_DIMENSION, instance)));
+    let defaults_from = pairs.len();
+    for (name, value) in ctx.dimensions {
+        match pairs.iter_mut().find(|(seen, _)| *seen == name) {
+            Some(pair) => pair.1 = value,
+            None => pairs.push((name, value)),
+        }
+    }
+    let defaults = defaults_from..pairs.len();
     let mut deduplicated = false;
     for (name, value) in &counter.dimensions {
-        match pairs.iter_mut().find(|(seen, _)| *seen == name) {
-            Some(pair) => {
-                pair.1 = value;
-                deduplicated = true;
+        match pairs.iter().position(|(seen, _)| *seen == name) {
+            Some(at) => {
+                pairs[at].1 = value;
+                deduplicated |= !defaults.contains(&at);
             }
             None => pairs.push((name, value)),
         }
@@ -72,25 +87,41 @@ fn dimensions<'a>(counter: &'a Counter, ctx: &DatumContext<'a>) -> Result<(Vec<D
     if pairs.len() > MAX_DIMENSIONS {
         return Err(SkipReason::TooManyDimensions);
     }
-    let mut dimensions = Vec::with_capacity(pairs.len());
-    for (name, value) in pairs {
+    for (name, value) in &pairs {
         limits::check_dimension(name, value)?;
-        dimensions.push(Dimension::builder().name(name).value(value).build());
     }
-    Ok((dimensions, deduplicated))
+    Ok((pairs, deduplicated))
 }
 
-/// The datum for `counter`, or why it cannot be sent.
+/// The dimension sets a counter is published with: its own, then (without repeats) the one without InstanceID
+/// when `rollup` is on, and each rollup set whose every name it has.
+fn dimension_sets<'a>(pairs: &[(&'a str, &'a str)], ctx: &DatumContext<'_>) -> Vec<Vec<(&'a str, &'a str)>> {
+    let mut sets = vec![pairs.to_vec()];
+    let mut add = |set: Vec<(&'a str, &'a str)>| {
+        if !sets.contains(&set) {
+            sets.push(set);
+        }
+    };
+    if ctx.rollup {
+        add(pairs.iter().copied().filter(|(name, _)| *name != INSTANCE_DIMENSION).collect());
+    }
+    for names in ctx.rollups {
+        if names.iter().all(|n| pairs.iter().any(|(name, _)| name == n)) {
+            add(pairs.iter().copied().filter(|(name, _)| names.iter().any(|n| n == name)).collect());
+        }
+    }
+    sets
+}
+
+/// The datums for `counter` (its own, then its rollups), or why it cannot be sent.
 pub(crate) fn to_datum(counter: &Counter, ctx: &DatumContext<'_>) -> Result<Built, SkipReason> {
     limits::check_metric_name(&counter.name)?;
     if ctx.storage_resolution != 1 && ctx.storage_resolution != 60 {
         return Err(SkipReason::StorageResolution);
     }
-    let (dimensions, deduplicated) = dimensions(counter, ctx)?;
-    let datum = MetricDatum::builder()
-        .metric_name(&counter.name)
-        .set_dimensions(Some(dimensions))
-        .storage_resolution(storage_resolution(counter, ctx));
+    let (pairs, deduplicated) = dimension_pairs(counter, ctx)?;
+    let datum =
+        MetricDatum::builder().metric_name(&counter.name).storage_resolution(storage_resolution(counter, ctx));
     let datum = match counter.counter_type {
         CounterType::Increment => {
             // A fractional total (tracing events) is exact in `sum`; a whole one is `count`.
@@ -108,7 +139,14 @@ pub(crate) fn to_datum(counter: &Counter, ctx: &DatumContext<'_>) -> Result<Buil
             datum.unit(StandardUnit::None).value(epoch_millis(time)).timestamp(DateTime::from(time))
         }
     };
-    Ok(Built { datum: datum.build(), deduplicated })
+    let datums = dimension_sets(&pairs, ctx)
+        .into_iter()
+        .map(|set| {
+            let dimensions = set.into_iter().map(|(name, value)| Dimension::builder().name(name).value(value).build());
+            datum.clone().set_dimensions(Some(dimensions.collect())).build()
+        })
+        .collect();
+    Ok(Built { datums, deduplicated })
 }
 
 /// 1 for a metric whose name starts with one of the high-resolution prefixes, else the default.
@@ -195,7 +233,15 @@ mod tests {
     use std::time::Duration;
 
     fn ctx() -> DatumContext<'static> {
-        DatumContext { instance: "host-1", storage_resolution: 60, high_resolution: &[], now: SystemTime::now() }
+        DatumContext {
+            instance: Some("host-1"),
+            dimensions: &[],
+            rollup: false,
+            rollups: &[],
+            storage_resolution: 60,
+            high_resolution: &[],
+            now: SystemTime::now(),
+        }
     }
 
     fn stats(kind: CounterType) -> Counter {
@@ -209,7 +255,7 @@ mod tests {
     fn each_type_maps_as_pip_does() {
         let mut inc = Counter::new("calls", CounterType::Increment);
         inc.count = Some(7);
-        let d = to_datum(&inc, &ctx()).unwrap().datum;
+        let d = to_datum(&inc, &ctx()).unwrap().datums.remove(0);
         assert_eq!((d.unit(), d.value(), d.timestamp()), (Some(&StandardUnit::Count), Some(7.0), None));
         assert_eq!(d.dimensions()[0].name(), Some("InstanceID"));
         assert_eq!(d.dimensions()[0].value(), Some("host-1"));
@@ -217,7 +263,7 @@ mod tests {
         for (kind, unit) in
             [(CounterType::Interval, StandardUnit::Milliseconds), (CounterType::Statistics, StandardUnit::None)]
         {
-            let d = to_datum(&stats(kind), &ctx()).unwrap().datum;
+            let d = to_datum(&stats(kind), &ctx()).unwrap().datums.remove(0);
             assert_eq!(d.unit(), Some(&unit));
             let s = d.statistic_values().unwrap();
             assert_eq!(
@@ -229,13 +275,13 @@ mod tests {
 
         let mut last = Counter::new("queue", CounterType::LastValue);
         last.last = Some(3.5);
-        let d = to_datum(&last, &ctx()).unwrap().datum;
+        let d = to_datum(&last, &ctx()).unwrap().datums.remove(0);
         assert_eq!((d.unit(), d.value()), (Some(&StandardUnit::None), Some(3.5)));
 
         let when = SystemTime::now() - Duration::from_secs(60);
         let mut ts = Counter::new("backup", CounterType::Timestamp);
         ts.time = Some(when);
-        let d = to_datum(&ts, &ctx()).unwrap().datum;
+        let d = to_datum(&ts, &ctx()).unwrap().datums.remove(0);
         assert_eq!(d.value(), Some(epoch_millis(when)));
         assert_eq!(d.timestamp(), Some(&DateTime::from(when)));
     }
@@ -247,7 +293,7 @@ mod tests {
         let mut c = stats(CounterType::Interval);
         let buckets = [1.0, 2.0, 3.0, 4.0].iter().map(|&v| (bucket_index(v), 1)).collect();
         c.distribution = Some(Distribution::from_parts(0, 0, buckets));
-        let d = to_datum(&c, &ctx()).unwrap().datum;
+        let d = to_datum(&c, &ctx()).unwrap().datums.remove(0);
         assert_eq!((d.values(), d.counts()), ([1.0, 2.0, 3.0, 4.0].as_slice(), [1.0; 4].as_slice()));
         assert!(d.statistic_values().is_none(), "CloudWatch refuses neither, but one source of truth is sent");
         assert!(estimated_size(&d) >= 4 * 64, "the values count towards the request size");
@@ -255,7 +301,7 @@ mod tests {
         (negative.min, negative.sum) = (Some(-2.0), Some(5.0));
         let buckets = [2.0, 1.0, 4.0].iter().map(|&v| (bucket_index(v), 1)).collect();
         negative.distribution = Some(Distribution::from_parts(0, 1, buckets));
-        let d = to_datum(&negative, &ctx()).unwrap().datum;
+        let d = to_datum(&negative, &ctx()).unwrap().datums.remove(0);
         assert!(d.values().is_empty());
         assert_eq!(d.statistic_values().and_then(StatisticSet::minimum), Some(-2.0));
     }
@@ -267,7 +313,7 @@ mod tests {
         let resolution = |name: &str| {
             let mut c = Counter::new(name, CounterType::Increment);
             c.count = Some(1);
-            to_datum(&c, &ctx).unwrap().datum.storage_resolution()
+            to_datum(&c, &ctx).unwrap().datums.remove(0).storage_resolution()
         };
         assert_eq!(resolution("api.latency"), Some(1));
         assert_eq!(resolution("checkout.exec_time"), Some(1));
@@ -280,7 +326,7 @@ mod tests {
         use metrics::Unit as M;
         let mut heap = Counter::new("heap", CounterType::LastValue);
         (heap.last, heap.unit) = (Some(1024.0), Some(metrics::Unit::Bytes));
-        assert_eq!(to_datum(&heap, &ctx()).unwrap().datum.unit(), Some(&StandardUnit::Bytes));
+        assert_eq!(to_datum(&heap, &ctx()).unwrap().datums.remove(0).unit(), Some(&StandardUnit::Bytes));
         assert_eq!(cloudwatch_unit(metrics::Unit::Kibibytes), None);
         let every = [
             (M::Count, Some(StandardUnit::Count)),
@@ -312,13 +358,53 @@ mod tests {
         c.count = Some(1);
         c.dimensions = vec![("status".into(), "200".into())];
         let names: Vec<_> =
-            to_datum(&c, &ctx()).unwrap().datum.dimensions().iter().map(|d| d.name().unwrap().to_owned()).collect();
+            to_datum(&c, &ctx()).unwrap().datums.remove(0).dimensions().iter().map(|d| d.name().unwrap().to_owned()).collect();
         assert_eq!(names, ["InstanceID", "status"]);
         c.dimensions = vec![("InstanceID".into(), "mine".into())];
         let built = to_datum(&c, &ctx()).unwrap();
-        assert_eq!(built.datum.dimensions().len(), 1);
-        assert_eq!(built.datum.dimensions()[0].value(), Some("mine"));
+        assert_eq!(built.datums[0].dimensions().len(), 1);
+        assert_eq!(built.datums[0].dimensions()[0].value(), Some("mine"));
         assert!(built.deduplicated, "counted: the label replaced the instance dimension");
+    }
+
+    fn dims(datum: &MetricDatum) -> Vec<(&str, &str)> {
+        datum.dimensions().iter().map(|d| (d.name().unwrap(), d.value().unwrap())).collect()
+    }
+
+    #[test]
+    fn default_dimensions_follow_instance_id_and_a_label_replaces_one_silently() {
+        let defaults = [("service".to_owned(), "checkout".to_owned()), ("env".to_owned(), "prod".to_owned())];
+        let ctx = DatumContext { dimensions: &defaults, ..ctx() };
+        let mut c = Counter::new("calls", CounterType::Increment);
+        c.count = Some(1);
+        c.dimensions = vec![("route".into(), "/pay".into()), ("env".into(), "canary".into())];
+        let built = to_datum(&c, &ctx).unwrap();
+        assert_eq!(
+            dims(&built.datums[0]),
+            [("InstanceID", "host-1"), ("service", "checkout"), ("env", "canary"), ("route", "/pay")]
+        );
+        assert!(!built.deduplicated, "overriding a default dimension is not a repeat");
+        let no_instance = DatumContext { instance: None, ..ctx };
+        assert_eq!(dims(&to_datum(&c, &no_instance).unwrap().datums[0])[0], ("service", "checkout"));
+    }
+
+    #[test]
+    fn rollups_add_a_datum_per_distinct_dimension_set_the_metric_has() {
+        let sets = [vec!["route".to_owned()], vec!["route".to_owned(), "status".to_owned()], vec![]];
+        let ctx = DatumContext { rollup: true, rollups: &sets, ..ctx() };
+        let mut c = Counter::new("latency", CounterType::Increment);
+        c.count = Some(3);
+        c.dimensions = vec![("route".into(), "/pay".into())];
+        let built = to_datum(&c, &ctx).unwrap();
+        let all: Vec<_> = built.datums.iter().map(dims).collect();
+        assert_eq!(
+            all,
+            [vec![("InstanceID", "host-1"), ("route", "/pay")], vec![("route", "/pay")], vec![]],
+            "the set without InstanceID equals the route set: sent once; route+status is not the metric's"
+        );
+        assert!(built.datums.iter().all(|d| d.value() == Some(3.0) && d.metric_name() == Some("latency")));
+        let no_instance = DatumContext { instance: None, ..ctx };
+        assert_eq!(to_datum(&c, &no_instance).unwrap().datums.len(), 2, "without InstanceID the rollup is the metric");
     }
 
     #[test]
@@ -327,7 +413,7 @@ mod tests {
         c.count = Some(1);
         c.dimensions = vec![("k".into(), "a".into()), ("j".into(), "x".into()), ("k".into(), "b".into())];
         let built = to_datum(&c, &ctx()).unwrap();
-        let dims: Vec<_> = built.datum.dimensions().iter().map(|d| (d.name().unwrap(), d.value().unwrap())).collect();
+        let dims: Vec<_> = built.datums[0].dimensions().iter().map(|d| (d.name().unwrap(), d.value().unwrap())).collect();
         assert_eq!(dims, [("InstanceID", "host-1"), ("k", "b"), ("j", "x")]);
         assert!(built.deduplicated);
         c.dimensions.truncate(2);
@@ -338,7 +424,7 @@ mod tests {
     fn a_fractional_increment_is_sent_exactly() {
         let mut c = Counter::new("m", CounterType::Increment);
         (c.count, c.sum) = (Some(2), Some(2.75));
-        assert_eq!(to_datum(&c, &ctx()).unwrap().datum.value(), Some(2.75));
+        assert_eq!(to_datum(&c, &ctx()).unwrap().datums.remove(0).value(), Some(2.75));
     }
 
     #[test]
@@ -406,7 +492,7 @@ mod tests {
 
         let bad_resolution = DatumContext { storage_resolution: 5, ..ctx() };
         assert_eq!(to_datum(&inc, &bad_resolution).unwrap_err(), SkipReason::StorageResolution);
-        let bad_instance = DatumContext { instance: "", ..ctx() };
+        let bad_instance = DatumContext { instance: Some(""), ..ctx() };
         assert_eq!(to_datum(&inc, &bad_instance).unwrap_err(), SkipReason::DimensionValue);
     }
 }

@@ -42,8 +42,14 @@ pub(crate) struct Connection {
     pub(crate) client: Client,
     /// The namespace of every metric.
     pub(crate) namespace: String,
-    /// The InstanceID dimension's value.
-    pub(crate) instance: String,
+    /// The InstanceID dimension's value; `None`: no InstanceID dimension.
+    pub(crate) instance: Option<String>,
+    /// Dimensions of every datum, after InstanceID.
+    pub(crate) dimensions: std::sync::Arc<[(String, String)]>,
+    /// Whether each metric is also published without InstanceID.
+    pub(crate) rollup: bool,
+    /// More dimension sets each metric is also published with.
+    pub(crate) rollups: std::sync::Arc<[Vec<String>]>,
     /// Datums per request (1..=1000).
     pub(crate) batch_size: usize,
     /// StorageResolution: 60 or 1.
@@ -93,6 +99,7 @@ struct Progress {
 #[derive(Default)]
 struct Batch {
     datums: Vec<MetricDatum>,
+    /// The counters the datums came from, each once.
     sources: Vec<usize>,
     bytes: usize,
 }
@@ -126,12 +133,12 @@ impl CloudWatchSink {
         let mut batches = vec![Batch::default()];
         for i in indices {
             let counter = &counters[i];
-            let datum = match to_datum(counter, ctx) {
+            let datums = match to_datum(counter, ctx) {
                 Ok(built) => {
                     if built.deduplicated && first {
                         self.telemetry.dimensions_deduplicated.fetch_add(1, Relaxed);
                     }
-                    built.datum
+                    built.datums
                 }
                 Err(reason) => {
                     if first {
@@ -140,16 +147,19 @@ impl CloudWatchSink {
                     continue;
                 }
             };
-            let size = estimated_size(&datum);
-            let last =
-                batches.last_mut().filter(|b| b.datums.len() < conn.batch_size && b.bytes + size <= MAX_REQUEST_BYTES);
-            let batch = if let Some(batch) = last {
+            // A counter's datums (its own and its rollups) travel in one request: sent, failed or cut off together.
+            let size: usize = datums.iter().map(estimated_size).sum();
+            let fits = |b: &&mut Batch| {
+                b.datums.is_empty()
+                    || (b.datums.len() + datums.len() <= conn.batch_size && b.bytes + size <= MAX_REQUEST_BYTES)
+            };
+            let batch = if let Some(batch) = batches.last_mut().filter(fits) {
                 batch
             } else {
                 batches.push(Batch::default());
                 batches.last_mut().expect("just pushed")
             };
-            batch.datums.push(datum);
+            batch.datums.extend(datums);
             batch.sources.push(i);
             batch.bytes += size;
         }
@@ -166,7 +176,10 @@ impl CloudWatchSink {
             return Err(SaveError::new("CloudWatch counters are not open; the data is kept until they are"));
         };
         let ctx = DatumContext {
-            instance: &conn.instance,
+            instance: conn.instance.as_deref(),
+            dimensions: &conn.dimensions,
+            rollup: conn.rollup,
+            rollups: &conn.rollups,
             storage_resolution: conn.storage_resolution,
             high_resolution: &conn.high_resolution,
             now: SystemTime::now(),

@@ -293,7 +293,10 @@ mod cloudwatch_tests {
         ]);
         let f = CloudWatchSettings::from_config(&fleet).unwrap();
         assert_eq!(f.instance.as_deref(), Some(""), "empty: no InstanceID dimension");
-        assert_eq!(f.dimensions, [("env".to_owned(), "prod".to_owned()), ("service".to_owned(), "checkout".to_owned())]);
+        assert_eq!(
+            f.dimensions,
+            [("env".to_owned(), "prod".to_owned()), ("service".to_owned(), "checkout".to_owned())]
+        );
         assert!(f.rollup);
         assert_eq!(f.rollups, [vec!["service".to_owned()], vec!["service".to_owned(), "route".to_owned()]]);
         assert_eq!(s.namespace.as_deref(), Some("my-svc"), "pip read these as integers and lost them");

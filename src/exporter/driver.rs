@@ -176,23 +176,25 @@ async fn run_timer(exporter: Weak<Exporter>, stop: Arc<Notify>) {
     let mut throttled: u32 = 0;
     let mut failed_in_a_row: u64 = 0;
     let warn = WarnEvery::default();
+    // The schedule is kept on tokio's clock, aligned to the wall clock once (and again after throttling).
+    let aligned = |exporter: &Exporter| {
+        tokio::time::Instant::now()
+            + backoff::until_phase(SystemTime::now(), exporter.interval(), exporter.dump_phase())
+    };
+    let Some(mut deadline) = exporter.upgrade().map(|e| aligned(&e)) else {
+        return;
+    };
     loop {
-        let Some((interval, phase)) = exporter.upgrade().map(|s| (s.interval(), s.dump_phase())) else {
-            return;
-        };
-        let delay = if throttled > 0 {
-            backoff::backoff(interval, throttled)
-        } else {
-            backoff::until_phase(SystemTime::now(), interval, phase)
-        };
         tokio::select! {
             () = stop.notified() => return,
-            () = tokio::time::sleep(delay) => {}
+            () = tokio::time::sleep_until(deadline) => {}
         }
         let Some(exporter) = exporter.upgrade() else {
             return;
         };
-        match exporter.timer_dump().await {
+        let result = exporter.timer_dump().await;
+        let was_throttled = throttled > 0;
+        match result {
             Ok(_) => {
                 if failed_in_a_row > 0 {
                     tracing::info!(target: "cloudwatch_counters", failed_in_a_row, "dumping counters works again; the kept data was sent");
@@ -210,5 +212,30 @@ async fn run_timer(exporter: Weak<Exporter>, stop: Arc<Notify>) {
                 }
             }
         }
+        let interval = exporter.interval();
+        deadline = if throttled > 0 {
+            tokio::time::Instant::now() + backoff::backoff(interval, throttled)
+        } else if was_throttled {
+            aligned(&exporter)
+        } else {
+            next_deadline(deadline, interval, tokio::time::Instant::now())
+        };
     }
+}
+
+/// The first of `deadline` plus whole intervals that is more than a hundredth of an interval after `now` (a dump
+/// that overran its interval skips the deadlines it missed).
+fn next_deadline(
+    deadline: tokio::time::Instant,
+    interval: Duration,
+    now: tokio::time::Instant,
+) -> tokio::time::Instant {
+    let interval = interval.max(Duration::from_millis(1));
+    let mut next = deadline + interval;
+    if next <= now + interval / 100 {
+        let behind = now.saturating_duration_since(next).as_nanos() / interval.as_nanos() + 1;
+        let skipped = u32::try_from(behind).ok().and_then(|n| interval.checked_mul(n));
+        next = skipped.map_or(now + interval, |skipped| next + skipped);
+    }
+    next
 }

@@ -20,6 +20,11 @@
 //!
 //! A dump adds what happened since the previous one; the new counts never make a dump send on their own, they
 //! go out with the next save of the service's own counters.
+//!
+//! What it costs: only problems are published, and only when they happen. `datums_sent` and `requests_sent`
+//! (which change at every dump) stay local ([`Telemetry`]); the others are published only in a period in which
+//! they grew. The CloudWatch sink publishes them without InstanceID (with the default dimensions), so a healthy
+//! fleet creates no telemetry metric, and each kind of problem creates one metric for the whole fleet.
 
 use metrics::{Key, Label};
 
@@ -27,8 +32,7 @@ use crate::model::CounterType;
 use crate::sink::{SinkCounts, SkipReason};
 use crate::store::Store;
 
-/// The prefix of this crate's own counters; do not use it for yours.
-pub const TELEMETRY_PREFIX: &str = "cloudwatch_counters.";
+pub use crate::model::TELEMETRY_PREFIX;
 
 /// Running totals of what the counters and their sink did, since they were made.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -141,11 +145,14 @@ const PLAIN_NAMES: [&str; 12] = [
     "cloudwatch_counters.datums_ambiguous",
 ];
 
+/// Counts that change at every dump: kept local, never published (they would cost a metric per instance).
+const LOCAL_ONLY: [&str; 2] = ["cloudwatch_counters.datums_sent", "cloudwatch_counters.requests_sent"];
+
 /// Adds to the telemetry counters in `store` what happened between `published` and `now`. They are reserved
 /// counters: telemetry alone never makes a dump send.
 pub(crate) fn record_deltas(store: &Store, published: &Telemetry, now: &Telemetry) {
     let plain = PLAIN_NAMES.iter().zip(now.plain().into_iter().zip(published.plain()));
-    for (name, (now, before)) in plain {
+    for (name, (now, before)) in plain.filter(|(name, _)| !LOCAL_ONLY.contains(name)) {
         add_delta(store, || Key::from_static_name(name), now.saturating_sub(before));
     }
     let skipped = SkipReason::ALL.iter().zip(now.skipped.into_iter().zip(published.skipped));

@@ -11,6 +11,9 @@ mod percentiles;
 pub use distribution::{Bucket, Distribution};
 pub use percentiles::{PercentileValues, KEPT_PERCENTILES};
 
+/// The prefix of this crate's own counters (self-telemetry); do not use it for yours.
+pub const TELEMETRY_PREFIX: &str = "cloudwatch_counters.";
+
 /// Most dimensions one CloudWatch datum (or EMF metric) may carry, InstanceID included.
 pub const MAX_DIMENSIONS: usize = 30;
 

@@ -22,8 +22,8 @@ use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::builders::MetricDatumBuilder;
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit, StatisticSet};
 
-use crate::model::MAX_DIMENSIONS;
 use crate::model::{Counter, CounterType};
+use crate::model::{MAX_DIMENSIONS, TELEMETRY_PREFIX};
 use crate::sink::limits;
 use crate::sink::SkipReason;
 
@@ -63,9 +63,15 @@ pub(crate) struct Built {
 /// request in which one datum names a dimension twice, so a repeated name keeps its last value: a label replaces
 /// a default dimension silently, and a label repeating InstanceID or another label is counted (the second
 /// value says whether that happened).
-fn dimension_pairs<'a>(counter: &'a Counter, ctx: &DatumContext<'a>) -> Result<(Vec<(&'a str, &'a str)>, bool), SkipReason> {
+fn dimension_pairs<'a>(
+    counter: &'a Counter,
+    ctx: &DatumContext<'a>,
+) -> Result<(Vec<(&'a str, &'a str)>, bool), SkipReason> {
     let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(counter.dimensions.len() + ctx.dimensions.len() + 1);
-    pairs.extend(ctx.instance.map(|instance| (INSTANCE_DIMENSION, instance)));
+    // The crate's own telemetry is one metric for the whole fleet, not one per instance.
+    if !counter.name.starts_with(TELEMETRY_PREFIX) {
+        pairs.extend(ctx.instance.map(|instance| (INSTANCE_DIMENSION, instance)));
+    }
     let defaults_from = pairs.len();
     for (name, value) in ctx.dimensions {
         match pairs.iter_mut().find(|(seen, _)| *seen == name) {
@@ -120,8 +126,7 @@ pub(crate) fn to_datum(counter: &Counter, ctx: &DatumContext<'_>) -> Result<Buil
         return Err(SkipReason::StorageResolution);
     }
     let (pairs, deduplicated) = dimension_pairs(counter, ctx)?;
-    let datum =
-        MetricDatum::builder().metric_name(&counter.name).storage_resolution(storage_resolution(counter, ctx));
+    let datum = MetricDatum::builder().metric_name(&counter.name).storage_resolution(storage_resolution(counter, ctx));
     let datum = match counter.counter_type {
         CounterType::Increment => {
             // A fractional total (tracing events) is exact in `sum`; a whole one is `count`.
@@ -357,8 +362,14 @@ mod tests {
         let mut c = Counter::new("calls", CounterType::Increment);
         c.count = Some(1);
         c.dimensions = vec![("status".into(), "200".into())];
-        let names: Vec<_> =
-            to_datum(&c, &ctx()).unwrap().datums.remove(0).dimensions().iter().map(|d| d.name().unwrap().to_owned()).collect();
+        let names: Vec<_> = to_datum(&c, &ctx())
+            .unwrap()
+            .datums
+            .remove(0)
+            .dimensions()
+            .iter()
+            .map(|d| d.name().unwrap().to_owned())
+            .collect();
         assert_eq!(names, ["InstanceID", "status"]);
         c.dimensions = vec![("InstanceID".into(), "mine".into())];
         let built = to_datum(&c, &ctx()).unwrap();
@@ -413,7 +424,8 @@ mod tests {
         c.count = Some(1);
         c.dimensions = vec![("k".into(), "a".into()), ("j".into(), "x".into()), ("k".into(), "b".into())];
         let built = to_datum(&c, &ctx()).unwrap();
-        let dims: Vec<_> = built.datums[0].dimensions().iter().map(|d| (d.name().unwrap(), d.value().unwrap())).collect();
+        let dims: Vec<_> =
+            built.datums[0].dimensions().iter().map(|d| (d.name().unwrap(), d.value().unwrap())).collect();
         assert_eq!(dims, [("InstanceID", "host-1"), ("k", "b"), ("j", "x")]);
         assert!(built.deduplicated);
         c.dimensions.truncate(2);

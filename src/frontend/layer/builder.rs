@@ -3,19 +3,21 @@
 use std::fmt;
 use std::sync::Arc;
 
-use tracing::Metadata;
+use tracing::{Level, Metadata};
 
 use crate::frontend::Owner;
 use crate::store::Store;
 
-/// Targets the layer ignores by default: the libraries that publishing itself uses, and this crate.
+/// Targets the layer ignores by default: the libraries that publishing itself uses, and this crate. A target
+/// matches a module and its submodules (`hyper` matches `hyper` and `hyper::client`, not `hyperion`); a trailing
+/// `*` matches any target that starts with what comes before it (`aws_sdk_*`: every AWS SDK crate).
 pub const DEFAULT_EXCLUDED_TARGETS: &[&str] = &[
     "aws_config",
     "aws_credential_types",
     "aws_runtime",
-    "aws_sdk_",
+    "aws_sdk_*",
     "aws_sigv4",
-    "aws_smithy_",
+    "aws_smithy_*",
     "aws_types",
     "cloudwatch_counters",
     "h2",
@@ -25,8 +27,16 @@ pub const DEFAULT_EXCLUDED_TARGETS: &[&str] = &[
     "rustls",
     "tokio",
     "tower",
-    "tower_http",
 ];
+
+/// Whether `target` is `pattern`'s module or one of its submodules (or, for a pattern ending in `*`, starts
+/// with what comes before the `*`).
+pub(crate) fn target_matches(target: &str, pattern: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => target.starts_with(prefix),
+        None => target.strip_prefix(pattern).is_some_and(|rest| rest.is_empty() || rest.starts_with("::")),
+    }
+}
 
 /// A function that names a span's counter base (without `.exec_time`).
 pub type NamingFn = Arc<dyn Fn(&Metadata<'_>) -> String + Send + Sync>;
@@ -41,6 +51,7 @@ pub struct CountersLayerBuilder {
     pub(super) naming: Option<NamingFn>,
     pub(super) time_spans: bool,
     pub(super) count_events: bool,
+    pub(super) level: Level,
 }
 
 impl CountersLayerBuilder {
@@ -52,16 +63,28 @@ impl CountersLayerBuilder {
             naming: None,
             time_spans: true,
             count_events: true,
+            level: Level::INFO,
         }
     }
 
-    /// Also ignores spans and events whose target starts with `prefix`.
-    pub fn exclude_target(mut self, prefix: impl Into<String>) -> Self {
-        self.excluded.push(prefix.into());
+    /// Also ignores spans and events of `target` and its submodules (`my_crate::db` also ignores
+    /// `my_crate::db::pool`; end it with `*` to match any target that starts with it).
+    pub fn exclude_target(mut self, target: impl Into<String>) -> Self {
+        self.excluded.push(target.into());
         self
     }
 
-    /// Replaces the list of ignored target prefixes (the default is [`DEFAULT_EXCLUDED_TARGETS`]).
+    /// The most verbose level the layer acts on (default INFO, the level of `#[instrument]`): spans and metric
+    /// events below it (DEBUG and TRACE by default) are neither timed nor counted, and the layer's
+    /// `max_level_hint` says so, so that a subscriber whose other layers want no more either disables those
+    /// callsites entirely.
+    pub fn level(mut self, level: Level) -> Self {
+        self.level = level;
+        self
+    }
+
+    /// Replaces the list of ignored targets (the default is [`DEFAULT_EXCLUDED_TARGETS`]; same matching as
+    /// [`exclude_target`](Self::exclude_target)).
     pub fn excluded_targets(mut self, prefixes: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.excluded = prefixes.into_iter().map(Into::into).collect();
         self
@@ -94,6 +117,7 @@ impl fmt::Debug for CountersLayerBuilder {
             .field("naming", &self.naming.is_some())
             .field("time_spans", &self.time_spans)
             .field("count_events", &self.count_events)
+            .field("level", &self.level)
             .finish_non_exhaustive()
     }
 }

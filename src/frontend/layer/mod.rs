@@ -8,11 +8,17 @@
 //! - Events with fields named as tracing-opentelemetry does: `monotonic_counter.X` / `counter.X` add to the
 //!   Increment counter `X`, `histogram.X` records into Statistics `X`, `gauge.X` sets LastValue `X`. The event's
 //!   other fields (not `message`) become dimensions, at most 29 (30 with InstanceID).
+//! - Only spans and metric events at INFO or above are acted on by default (`#[instrument]`'s level; each timed
+//!   callsite becomes a billed CloudWatch metric): DEBUG and TRACE ones are not, and the layer's
+//!   `max_level_hint` says so, so a subscriber whose other layers want no more disables those callsites
+//!   entirely. `layer_builder().level(..)` changes it.
 //! - Spans and events of the targets excluded by default (the AWS SDK, hyper, h2, rustls, tower, tokio, this
-//!   crate) are ignored, so a dump never creates more data to dump. The layer filters for itself, once per span
-//!   callsite (cached) and with a quick level/field check per event, rather than through a per-layer `Filter`:
-//!   `tracing_subscriber`'s `Filtered` looks the span up again on every enter, exit and close, which cost more
-//!   than the layer's own work. It never disables a callsite for other layers.
+//!   crate) are ignored, so a dump never creates more data to dump. Targets match on module boundaries
+//!   (`hyper` is not `hyperion`). The layer filters for itself, once per span callsite (cached) and with a quick
+//!   level/field check per event, rather than through a per-layer `Filter`: `tracing_subscriber`'s `Filtered`
+//!   looks the span up again on every enter, exit and close, which costs more than the layer's own work. It
+//!   never disables a callsite for other layers. To choose spans the tracing-subscriber way, give it a
+//!   per-layer filter: `counters.layer().with_filter(Targets::new().with_target("my_app", Level::INFO))`.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -23,7 +29,7 @@ use dashmap::DashMap;
 use metrics::Key;
 use tracing::span::{Attributes, Id};
 use tracing::{Event, Level, Metadata, Subscriber};
-use tracing_subscriber::filter::{LevelFilter, Targets};
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -69,7 +75,8 @@ pub struct CountersLayer {
     store: Arc<Store>,
     _owner: Owner,
     naming: Option<NamingFn>,
-    excluded: Targets,
+    excluded: Vec<String>,
+    level: Level,
     time_spans: bool,
     count_events: bool,
     callsites: Arc<Callsites>,
@@ -82,14 +89,21 @@ pub struct CountersLayer {
 
 impl CountersLayer {
     fn is_excluded(&self, target: &str) -> bool {
-        !self.excluded.would_enable(target, &Level::ERROR)
+        self.excluded.iter().any(|pattern| builder::target_matches(target, pattern))
+    }
+
+    /// Whether the layer acts on a span or event of `meta`'s level at all.
+    fn wants_level(&self, meta: &Metadata<'_>) -> bool {
+        *meta.level() <= self.level
     }
 
     /// Whether an event is one the layer acts on: an ERROR (inside a timed span) or a metric event, of a target
     /// that is not excluded. The cheap checks come first: most events are neither.
     fn wants_event(&self, meta: &Metadata<'_>) -> bool {
         let wanted = (self.time_spans && *meta.level() == Level::ERROR)
-            || (self.count_events && meta.fields().iter().any(|f| metric_field(f.name()).is_some()));
+            || (self.count_events
+                && self.wants_level(meta)
+                && meta.fields().iter().any(|f| metric_field(f.name()).is_some()));
         wanted && !self.is_excluded(meta.target())
     }
 
@@ -128,7 +142,8 @@ impl CountersLayer {
                 Some(_) => {}
             }
         }
-        let cells = (!self.is_excluded(meta.target())).then(|| self.new_cells(self.base_name(meta)));
+        let wanted = self.wants_level(meta) && !self.is_excluded(meta.target());
+        let cells = wanted.then(|| self.new_cells(self.base_name(meta)));
         self.callsites.insert(id, cells.clone());
         cells
     }
@@ -148,12 +163,12 @@ impl CountersLayer {
 impl CountersLayerBuilder {
     /// The layer, ready for `registry().with(...)`.
     pub fn build(self) -> CountersLayer {
-        let excluded = self.excluded.iter().map(|target| (target.as_str(), LevelFilter::OFF));
         CountersLayer {
             store: self.store,
             _owner: self.owner,
             naming: self.naming,
-            excluded: Targets::new().with_default(LevelFilter::TRACE).with_targets(excluded),
+            excluded: self.excluded,
+            level: self.level,
             time_spans: self.time_spans,
             count_events: self.count_events,
             callsites: Arc::new(DashMap::default()),
@@ -205,13 +220,26 @@ impl<S> Layer<S> for CountersLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
+    /// Always: for a layer without a per-layer filter, `never` would disable the callsite for every other layer
+    /// of the subscriber too (a layer's interest is a veto). The layer ignores what it does not want per
+    /// callsite, once; give it a per-layer filter (`.with_filter(..)`) for the subscriber to skip callsites that
+    /// no layer wants.
+    fn register_callsite(&self, _metadata: &'static Metadata<'static>) -> tracing::subscriber::Interest {
+        tracing::subscriber::Interest::always()
+    }
+
+    /// The layer's level: DEBUG and TRACE callsites cost nothing when no other layer wants them either.
+    fn max_level_hint(&self) -> Option<LevelFilter> {
+        Some(LevelFilter::from_level(self.level))
+    }
+
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         if !self.time_spans || is_publishing() {
             return;
         }
         let meta = attrs.metadata();
         let mut name = NameOverride(None);
-        if meta.fields().field(COUNTER_FIELD).is_some() && !self.is_excluded(meta.target()) {
+        if meta.fields().field(COUNTER_FIELD).is_some() && self.wants_level(meta) && !self.is_excluded(meta.target()) {
             attrs.record(&mut name);
         }
         let cells = match name.0 {

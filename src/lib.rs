@@ -93,6 +93,7 @@ pub mod layer {
     };
 }
 
+pub use config::DEFAULT_IDLE_TIMEOUT;
 #[cfg(feature = "cloudwatch")]
 pub use config::{CloudWatchSettings, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, MAX_BATCH_SIZE};
 pub use config::{ConfigParams, CountersOptions, DEFAULT_CLOSE_TIMEOUT, DEFAULT_INTERVAL, DEFAULT_MAX_COUNTERS};

@@ -154,4 +154,6 @@ mod options;
 
 #[cfg(feature = "cloudwatch")]
 pub use cloudwatch::{CloudWatchSettings, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, MAX_BATCH_SIZE};
-pub use options::{CountersOptions, DEFAULT_CLOSE_TIMEOUT, DEFAULT_INTERVAL, DEFAULT_MAX_COUNTERS};
+pub use options::{
+    CountersOptions, DEFAULT_CLOSE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_INTERVAL, DEFAULT_MAX_COUNTERS,
+};

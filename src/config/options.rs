@@ -9,6 +9,9 @@ use crate::error::ConfigError;
 /// timeouts (connect 30 s, request 10 s) and 5 s more.
 pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(45);
 
+/// The default `options.idle_timeout`: a counter not updated for an hour leaves the store.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// pip's default dump interval: 5 minutes.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(300);
 
@@ -33,6 +36,7 @@ pub struct CountersOptions {
     telemetry: bool,
     close_timeout: Duration,
     percentiles: bool,
+    idle_timeout: Duration,
     /// Where in each interval dumps run, in millionths of it; `None`: a random place per counters instance.
     dump_phase_ppm: Option<u32>,
 }
@@ -46,6 +50,7 @@ impl Default for CountersOptions {
             telemetry: true,
             close_timeout: DEFAULT_CLOSE_TIMEOUT,
             percentiles: true,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
             dump_phase_ppm: None,
         }
     }
@@ -86,6 +91,9 @@ impl CountersOptions {
         }
         if let Some(timeout) = config.get_positive_millis(&["close_timeout", "options.close_timeout"])? {
             next.close_timeout = timeout;
+        }
+        if let Some(idle) = config.get_millis(&["idle_timeout", "options.idle_timeout"])? {
+            next.idle_timeout = idle;
         }
         if let Some(on) = config.get_bool(&["percentiles", "options.percentiles"])? {
             next.percentiles = on;
@@ -134,6 +142,22 @@ impl CountersOptions {
     pub fn percentiles(mut self, on: bool) -> Self {
         self.percentiles = on;
         self
+    }
+
+    /// How long a counter may go without an update before it leaves the store (`options.idle_timeout`, default
+    /// [`DEFAULT_IDLE_TIMEOUT`], zero: never): it is published no more and frees its place under
+    /// `options.max_counters`, so that rotating label values and retired routes do not fill the store. Only
+    /// Increment, Interval and Statistics counters expire; a gauge or timestamp holds a level (set once, it still
+    /// has its value) and stays until removed. A handle kept across the expiry goes on recording into the same
+    /// counter, which comes back at its next update (`Telemetry::counters_expired` counts expirations).
+    pub fn idle_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_timeout = timeout;
+        self
+    }
+
+    /// How long a counter may go without an update before it leaves the store (zero: never).
+    pub fn get_idle_timeout(&self) -> Duration {
+        self.idle_timeout
     }
 
     /// Where in each interval the dumps run, as a fraction of it from 0 to 1 (`options.dump_phase`): dumps run at

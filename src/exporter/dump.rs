@@ -110,7 +110,9 @@ impl Exporter {
             InFlight { exporter: self, taken: &all.taken, sources: &prepared.sources, sending: false, settled: false };
         if !prepared.worth_saving {
             // Only the crate's own telemetry changed: it waits for the next save of the service's counters.
-            return Ok(report); // `flight` puts the periods back
+            drop(flight); // puts the periods back
+            self.store.expire_idle(&all.taken, self.idle_timeout(), std::time::Instant::now());
+            return Ok(report);
         }
         flight.sending = true;
         let result = self.sink.save(&prepared.counters).await;
@@ -129,6 +131,7 @@ impl Exporter {
             all.taken.iter().enumerate().partition(|(i, _)| failed.binary_search(i).is_ok());
         self.store.undo(undone.into_iter().map(|(_, t)| t));
         self.store.commit(committed.into_iter().map(|(_, t)| t));
+        self.store.expire_idle(&all.taken, self.idle_timeout(), std::time::Instant::now());
         match result {
             Ok(()) => {
                 if reset {

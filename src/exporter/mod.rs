@@ -42,6 +42,7 @@ pub(crate) struct Exporter {
     store: Arc<Store>,
     sink: Arc<dyn Sink>,
     interval_ms: AtomicU64,
+    idle_timeout_ns: AtomicU64,
     /// Where in each interval the timer dumps, as a fraction of it (`f64` bits).
     phase: AtomicU64,
     reset_timeout_ns: AtomicU64,
@@ -69,6 +70,7 @@ impl Exporter {
             store: Arc::new(Store::with_max_counters(options.get_max_counters())),
             sink,
             interval_ms: AtomicU64::new(0),
+            idle_timeout_ns: AtomicU64::new(0),
             phase: AtomicU64::new(options.get_dump_phase().unwrap_or_else(fastrand::f64).to_bits()),
             reset_timeout_ns: AtomicU64::new(0),
             publish_telemetry: AtomicBool::new(true),
@@ -96,6 +98,7 @@ impl Exporter {
     /// Applies the interval, reset timeout, counter cap, percentiles and telemetry switches.
     pub(crate) fn set_options(&self, options: &CountersOptions) {
         self.set_interval(options.get_interval());
+        self.idle_timeout_ns.store(u64::try_from(options.get_idle_timeout().as_nanos()).unwrap_or(u64::MAX), Relaxed);
         if let Some(phase) = options.get_dump_phase() {
             self.phase.store(phase.to_bits(), Relaxed);
         }
@@ -133,6 +136,7 @@ impl Exporter {
                 names_empty: self.store.names_empty(),
                 requests_abandoned: self.requests_abandoned.load(Relaxed),
                 datums_abandoned: self.datums_abandoned.load(Relaxed),
+                counters_expired: self.store.expired(),
             },
         )
     }
@@ -140,6 +144,11 @@ impl Exporter {
     /// Where in each interval the timer dumps, as a fraction of it.
     pub(crate) fn dump_phase(&self) -> f64 {
         f64::from_bits(self.phase.load(Relaxed))
+    }
+
+    /// How long a counter may go without an update before it leaves the store (zero: never).
+    pub(crate) fn idle_timeout(&self) -> Duration {
+        Duration::from_nanos(self.idle_timeout_ns.load(Relaxed))
     }
 
     pub(crate) fn interval(&self) -> Duration {

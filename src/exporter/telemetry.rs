@@ -65,6 +65,8 @@ pub struct Telemetry {
     pub requests_ambiguous: u64,
     /// The datums of those requests.
     pub datums_ambiguous: u64,
+    /// Counters that left the store after `options.idle_timeout` without an update (kept local, not published).
+    pub counters_expired: u64,
     skipped: [u64; SkipReason::ALL.len()],
 }
 
@@ -79,6 +81,7 @@ pub(crate) struct StoreCounts {
     pub(crate) names_empty: u64,
     pub(crate) requests_abandoned: u64,
     pub(crate) datums_abandoned: u64,
+    pub(crate) counters_expired: u64,
 }
 
 impl Telemetry {
@@ -96,6 +99,7 @@ impl Telemetry {
             dimensions_deduplicated: sink.dimensions_deduplicated,
             requests_ambiguous: sink.requests_ambiguous + store.requests_abandoned,
             datums_ambiguous: sink.datums_ambiguous + store.datums_abandoned,
+            counters_expired: store.counters_expired,
             skipped: sink.skipped,
         }
     }
@@ -125,12 +129,13 @@ impl Telemetry {
             self.dimensions_deduplicated,
             self.requests_ambiguous,
             self.datums_ambiguous,
+            self.counters_expired,
         ]
     }
 }
 
 /// The names of the published counters without dimensions.
-const PLAIN_NAMES: [&str; 12] = [
+const PLAIN_NAMES: [&str; 13] = [
     "cloudwatch_counters.datums_sent",
     "cloudwatch_counters.requests_sent",
     "cloudwatch_counters.requests_failed",
@@ -143,10 +148,12 @@ const PLAIN_NAMES: [&str; 12] = [
     "cloudwatch_counters.dimensions_deduplicated",
     "cloudwatch_counters.requests_ambiguous",
     "cloudwatch_counters.datums_ambiguous",
+    "cloudwatch_counters.counters_expired",
 ];
 
 /// Counts that change at every dump: kept local, never published (they would cost a metric per instance).
-const LOCAL_ONLY: [&str; 2] = ["cloudwatch_counters.datums_sent", "cloudwatch_counters.requests_sent"];
+const LOCAL_ONLY: [&str; 3] =
+    ["cloudwatch_counters.datums_sent", "cloudwatch_counters.requests_sent", "cloudwatch_counters.counters_expired"];
 
 /// Adds to the telemetry counters in `store` what happened between `published` and `now`. They are reserved
 /// counters: telemetry alone never makes a dump send.

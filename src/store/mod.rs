@@ -22,6 +22,7 @@ use cell::{CounterCell, Period};
 
 mod buckets;
 pub(crate) mod cell;
+mod expiry;
 pub(crate) mod thread_cache;
 
 /// A hasher for `metrics::Key`, whose `Hash` writes only its precomputed 64-bit hash.
@@ -108,6 +109,8 @@ pub(crate) struct Store {
     retired: Mutex<Vec<Arc<CounterCell>>>,
     /// Refusals counted by retired cells that were forgotten before a take collected them.
     refused_by_forgotten: AtomicU64,
+    /// Counters expired for idleness, and those still held elsewhere.
+    expiry: expiry::Expiry,
 }
 
 impl Default for Store {
@@ -138,6 +141,7 @@ impl Store {
             take_lock: Mutex::new(()),
             retired: Mutex::new(Vec::new()),
             refused_by_forgotten: AtomicU64::new(0),
+            expiry: expiry::Expiry::default(),
         }
     }
 
@@ -237,6 +241,9 @@ impl Store {
     fn insert_within(&self, key: &Key, kind: CounterType, scale: f64, max: usize) -> Arc<CounterCell> {
         if key.name().trim().is_empty() {
             return self.refuse_empty_name(kind);
+        }
+        if let Some(cell) = self.revive(key, kind) {
+            return cell;
         }
         if self.live.load(Relaxed) >= max && !self.map.contains_key(key) {
             return self.refuse(key, kind);
@@ -397,6 +404,7 @@ impl Store {
             all.saturated += cell.take_saturated();
             all.taken.push(Taken { key: entry.key().clone(), cell: Arc::clone(cell), period: cell.take() });
         }
+        self.take_expired(&mut all.taken);
         all
     }
 

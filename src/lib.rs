@@ -89,7 +89,7 @@ mod warn;
 /// The tracing layer's settings and constants: see [`CountersLayer`].
 pub mod layer {
     pub use crate::frontend::layer::{
-        CountersLayer, CountersLayerBuilder, NamingFn, COUNTER_FIELD, DEFAULT_EXCLUDED_TARGETS,
+        CountersLayer, CountersLayerBuilder, NamingFn, COUNTER_FIELD, DEFAULT_EXCLUDED_TARGETS, DEFAULT_SPAN_DIMENSIONS,
     };
 }
 

@@ -52,6 +52,7 @@ pub struct CountersLayerBuilder {
     pub(super) time_spans: bool,
     pub(super) count_events: bool,
     pub(super) level: Level,
+    pub(super) span_dimensions: Vec<String>,
 }
 
 impl CountersLayerBuilder {
@@ -64,6 +65,7 @@ impl CountersLayerBuilder {
             time_spans: true,
             count_events: true,
             level: Level::INFO,
+            span_dimensions: super::DEFAULT_SPAN_DIMENSIONS.iter().map(|f| (*f).to_owned()).collect(),
         }
     }
 
@@ -80,6 +82,16 @@ impl CountersLayerBuilder {
     /// callsites entirely.
     pub fn level(mut self, level: Level) -> Self {
         self.level = level;
+        self
+    }
+
+    /// The span fields whose values become dimensions of the span's counters (default
+    /// [`DEFAULT_SPAN_DIMENSIONS`](super::DEFAULT_SPAN_DIMENSIONS): `method`, `route`, `matched_path`, `status`
+    /// and their OpenTelemetry names), whether recorded when the span is created or later with
+    /// `span.record(..)`. Each distinct set of values is a counter (and a CloudWatch metric) under
+    /// `options.max_counters`: allow only fields with few values.
+    pub fn span_dimensions(mut self, fields: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.span_dimensions = fields.into_iter().map(Into::into).collect();
         self
     }
 
@@ -118,6 +130,7 @@ impl fmt::Debug for CountersLayerBuilder {
             .field("time_spans", &self.time_spans)
             .field("count_events", &self.count_events)
             .field("level", &self.level)
+            .field("span_dimensions", &self.span_dimensions)
             .finish_non_exhaustive()
     }
 }

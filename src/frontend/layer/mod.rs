@@ -34,7 +34,7 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::frontend::Owner;
-use crate::model::CounterType;
+use crate::model::{CounterType, MAX_LABELS};
 use crate::publishing::is_publishing;
 use crate::store::Store;
 use events::{metric_field, NameOverride};
@@ -43,9 +43,12 @@ use span_cache::{Callsites, SpanCells};
 mod builder;
 mod events;
 mod span_cache;
+mod span_fields;
 
 pub use builder::{CountersLayerBuilder, NamingFn, DEFAULT_EXCLUDED_TARGETS};
 pub use events::COUNTER_FIELD;
+pub use span_fields::DEFAULT_SPAN_DIMENSIONS;
+use span_fields::{LabelVisitor, SpanLabels};
 
 /// One layer's timing of a span, from creation to close.
 struct SpanTiming {
@@ -55,6 +58,8 @@ struct SpanTiming {
     start: u64,
     cells: Arc<SpanCells>,
     error: bool,
+    /// The span's allow-listed field values, for a callsite that has such fields.
+    labels: Option<Box<SpanLabels>>,
 }
 
 /// Kept in a span's extensions: the timing of each counters layer of the subscriber (extensions hold one value
@@ -77,6 +82,7 @@ pub struct CountersLayer {
     naming: Option<NamingFn>,
     excluded: Vec<String>,
     level: Level,
+    span_dimensions: Vec<String>,
     time_spans: bool,
     count_events: bool,
     callsites: Arc<Callsites>,
@@ -110,14 +116,33 @@ impl CountersLayer {
     fn base_name(&self, meta: &Metadata<'_>) -> String {
         match &self.naming {
             Some(naming) => naming(meta),
+            // tower-http's TraceLayer with its default span maker.
+            None if meta.target() == "tower_http::trace::make_span" && meta.name() == "request" => {
+                "http.request".to_owned()
+            }
             None => format!("{}.{}", meta.target().replace("::", "."), meta.name()),
         }
     }
 
-    fn new_cells(&self, base: String) -> Arc<SpanCells> {
+    fn new_cells(&self, base: String, meta: &Metadata<'_>) -> Arc<SpanCells> {
+        let labelled = meta.fields().iter().any(|f| self.span_dimensions.iter().any(|d| d == f.name()));
         let key = Key::from_name(format!("{base}.exec_time"));
         let exec_time = self.store.cell(&key, CounterType::Interval);
-        Arc::new(SpanCells { base, exec_time, errors: std::sync::OnceLock::new() })
+        Arc::new(SpanCells { base, labelled, exec_time, errors: std::sync::OnceLock::new() })
+    }
+
+    /// Records a closing span with dimensions into the counter of its labels (and counts its error there).
+    fn record_labelled(&self, cells: &SpanCells, labels: &SpanLabels, elapsed_ms: f64, error: bool) {
+        let mut labels = labels.labels();
+        if labels.len() > MAX_LABELS {
+            self.store.count_labels_cut(&cells.base, labels.len());
+            labels.truncate(MAX_LABELS);
+        }
+        let key = Key::from_parts(format!("{}.exec_time", cells.base), labels.clone());
+        self.store.cell(&key, CounterType::Interval).sample(elapsed_ms);
+        if error {
+            self.store.cell(&Key::from_parts(format!("{}.errors", cells.base), labels), CounterType::Increment).add(1);
+        }
     }
 
     /// The cells of a span callsite (`None` for an excluded target), cached; re-resolved when the counters were
@@ -143,7 +168,7 @@ impl CountersLayer {
             }
         }
         let wanted = self.wants_level(meta) && !self.is_excluded(meta.target());
-        let cells = wanted.then(|| self.new_cells(self.base_name(meta)));
+        let cells = wanted.then(|| self.new_cells(self.base_name(meta), meta));
         self.callsites.insert(id, cells.clone());
         cells
     }
@@ -169,6 +194,7 @@ impl CountersLayerBuilder {
             naming: self.naming,
             excluded: self.excluded,
             level: self.level,
+            span_dimensions: self.span_dimensions,
             time_spans: self.time_spans,
             count_events: self.count_events,
             callsites: Arc::new(DashMap::default()),
@@ -243,14 +269,19 @@ where
             attrs.record(&mut name);
         }
         let cells = match name.0 {
-            Some(base) => self.new_cells(base),
+            Some(base) => self.new_cells(base, meta),
             None => match self.callsite_cells(meta) {
                 Some(cells) => cells,
                 None => return,
             },
         };
         let Some(span) = ctx.span(id) else { return };
-        let timing = SpanTiming { layer: self.id, start: self.clock.raw(), cells, error: false };
+        let labels = cells.labelled.then(|| {
+            let mut labels = Box::<SpanLabels>::default();
+            attrs.record(&mut LabelVisitor { allowed: &self.span_dimensions, labels: &mut labels });
+            labels
+        });
+        let timing = SpanTiming { layer: self.id, start: self.clock.raw(), cells, error: false, labels };
         let mut extensions = span.extensions_mut();
         // One map operation for the usual single counters layer; another layer's timings, if any, are kept.
         if let Some(mut others) = extensions.replace(SpanTimings { first: timing, more: Vec::new() }) {
@@ -277,10 +308,23 @@ where
         }
     }
 
+    fn on_record(&self, id: &Id, values: &tracing::span::Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut extensions = span.extensions_mut();
+        let Some(timing) = extensions.get_mut::<SpanTimings>().and_then(|t| t.get_mut(self.id)) else { return };
+        if let Some(labels) = &mut timing.labels {
+            values.record(&mut LabelVisitor { allowed: &self.span_dimensions, labels });
+        }
+    }
+
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(&id) else { return };
         let Some(timing) = self.take_timing(&mut span.extensions_mut()) else { return };
         let elapsed_ms = self.clock.delta_as_nanos(timing.start, self.clock.raw()) as f64 / 1e6;
+        if let Some(labels) = timing.labels.as_deref().filter(|l| !l.is_empty()) {
+            self.record_labelled(&timing.cells, labels, elapsed_ms, timing.error);
+            return;
+        }
         if timing.cells.exec_time.is_retired() {
             // The counters were cleared (or the name taken by another type) while the span was open: record
             // into the counter that has the name now.

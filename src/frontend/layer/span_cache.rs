@@ -42,6 +42,9 @@ pub(crate) type Callsites = DashMap<Identifier, Option<Arc<SpanCells>>, BuildHas
 #[derive(Debug)]
 pub(crate) struct SpanCells {
     pub(crate) base: String,
+    /// Whether the callsite has fields that become dimensions: its spans are then timed into the counter of
+    /// their labels, looked up when they close.
+    pub(crate) labelled: bool,
     pub(crate) exec_time: Arc<CounterCell>,
     pub(crate) errors: OnceLock<Arc<CounterCell>>,
 }

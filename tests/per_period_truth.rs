@@ -339,4 +339,42 @@ async fn the_service_example_publishes_each_request_once_across_its_dumps() {
     assert_eq!(errors.sum(), Some(15.0), "orders 0, 7, ..., 98 are rejected");
     assert_eq!(created, 100.0);
     assert_eq!(values.sample_count(), Some(100.0));
+
+    // tower-http's request spans: one latency metric per method, route and status.
+    for (method, route, status, n) in
+        [("POST", "/orders/{id}", "201", 85.0), ("POST", "/orders/{id}", "422", 15.0), ("GET", "/orders", "200", 100.0)]
+    {
+        let dims = [host[0], ("method", method), ("route", route), ("status", status)];
+        let latency = statistics(&reader, ns, "http.request.exec_time", &dims).await;
+        assert_eq!(latency.sample_count(), Some(n), "{method} {route} {status}");
+    }
+    // What one instance costs: every metric carrying its InstanceID.
+    let listed = reader
+        .list_metrics()
+        .namespace(ns)
+        .dimensions(aws_sdk_cloudwatch::types::DimensionFilter::builder().name("InstanceID").value(&instance).build())
+        .send()
+        .await
+        .expect("ListMetrics");
+    let mut metrics: Vec<String> = listed
+        .metrics()
+        .iter()
+        .map(|m| {
+            let dims: Vec<String> = m
+                .dimensions()
+                .iter()
+                .filter(|d| d.name() != Some("InstanceID"))
+                .map(|d| format!("{}={}", d.name().unwrap_or_default(), d.value().unwrap_or_default()))
+                .collect();
+            format!("{} {}", m.metric_name().unwrap_or_default(), dims.join(","))
+        })
+        .collect();
+    metrics.sort();
+    metrics.dedup();
+    println!(
+        "CloudWatch metrics of one instance of the service example ({}):\n  {}",
+        metrics.len(),
+        metrics.join("\n  ")
+    );
+    assert_eq!(metrics.len(), 10, "7 of the handlers, 3 of the HTTP requests, no telemetry: {metrics:?}");
 }

@@ -59,7 +59,10 @@
 //!   `i64::MAX` saturate (`Telemetry::values_saturated`).
 //! - A local read (`get`, `get_all`) racing a sample may see part of it; dumps never do.
 //! - At most `options.max_counters` counters (default 10,000) live at once; updates to new keys past the cap
-//!   are dropped, counted (`Telemetry::keys_dropped`) and warned about at most once a minute.
+//!   are dropped, counted (`Telemetry::keys_dropped`) and warned about at most once a minute. Counters idle for
+//!   `options.idle_timeout` (1 hour) leave the store; gauges and timestamps never do.
+//! - The layer times spans at INFO and above of targets that are not excluded; span fields become dimensions
+//!   only when allow-listed (see [`CountersLayerBuilder`]).
 //! - A request that failed after it was sent (a timeout, a broken connection) is never sent again, since
 //!   CloudWatch may hold it: if it did not, its data is lost, and counted (`Telemetry::datums_ambiguous`).
 //! - `close()` takes at most `options.close_timeout`; a save it cuts off gives up what was being sent and keeps

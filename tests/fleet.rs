@@ -126,3 +126,25 @@ async fn an_expired_key_frees_its_place_and_a_kept_handle_still_reaches_cloudwat
     assert_eq!((done.sample_count(), done.sum()), (Some(2.0), Some(5.0)), "2, then 3 after the expiry");
     assert_eq!(statistics(&reader, &ns, "jobs.new", &host).await.sum(), Some(7.0));
 }
+
+#[tokio::test]
+#[ignore = "needs the local CloudWatch: run scripts/test.sh"]
+async fn only_the_spans_a_service_means_to_measure_reach_cloudwatch() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let ns = unique_namespace("span-selection");
+    let c = builder(&ns, CountersOptions::default()).instance("spans-host").build().expect("valid");
+    c.open().await.expect("open");
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(c.layer()), || {
+        tracing::info_span!(target: "shop::api", "checkout").in_scope(|| {});
+        tracing::debug_span!(target: "shop::api", "parse").in_scope(|| {});
+        tracing::info_span!(target: "hyperion::x", "call").in_scope(|| {});
+        tracing::info_span!(target: "hyper::x", "call").in_scope(|| {});
+    });
+    c.close().await.expect("close");
+    let reader = localstack::reader();
+    assert_eq!(
+        localstack::metric_names(&reader, &ns).await,
+        ["hyperion.x.call.exec_time", "shop.api.checkout.exec_time"],
+        "no DEBUG span, nothing of hyper"
+    );
+}

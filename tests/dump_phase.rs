@@ -29,9 +29,10 @@ async fn the_first_timer_dump_waits_for_the_instances_phase() {
     let interval = Duration::from_secs(60);
     let sink = RecordingSink::default();
     let counters = CachedCounters::new(sink.clone(), CountersOptions::default().interval(interval).dump_phase(0.75));
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    let into = Duration::from_nanos((now.as_nanos() % interval.as_nanos()) as u64);
-    let mut expected = (interval.mul_f64(0.75) + interval - into).as_secs_f64() % interval.as_secs_f64();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let interval_ns = interval.as_nanos();
+    let expected_ns = (interval_ns * 3 / 4 + interval_ns - now % interval_ns) % interval_ns;
+    let mut expected = expected_ns as f64 / 1e9;
     if expected < interval.as_secs_f64() / 100.0 {
         expected += interval.as_secs_f64();
     }

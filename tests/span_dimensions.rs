@@ -33,7 +33,7 @@ fn allow_listed_fields_label_the_span_counter_including_those_recorded_later() {
     c.dump_blocking().expect("dump");
     let saved = sink.last_save();
     let latency: Vec<_> = saved.iter().filter(|x| x.name == "api.request.exec_time").collect();
-    let mut seen: Vec<(Vec<(&str, &str)>, Option<i64>)> = latency.iter().map(|x| (labels(x), x.count)).collect();
+    let mut seen: Vec<_> = latency.iter().map(|x| (labels(x), x.count)).collect();
     seen.sort();
     assert_eq!(
         seen,

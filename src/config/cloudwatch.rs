@@ -151,7 +151,7 @@ impl CloudWatchSettings {
         }
         for (name, value) in config.get_section("dimensions").iter() {
             match s.dimensions.iter_mut().find(|(n, _)| n == name) {
-                Some(dimension) => dimension.1 = value.to_owned(),
+                Some(dimension) => value.clone_into(&mut dimension.1),
                 None => s.dimensions.push((name.to_owned(), value.to_owned())),
             }
         }

@@ -52,6 +52,9 @@ pub(crate) struct DatumContext<'a> {
     pub(crate) now: SystemTime,
 }
 
+/// Dimension names and values, in the order they are sent.
+type Pairs<'a> = Vec<(&'a str, &'a str)>;
+
 /// A counter's datums (its own, then its rollups) and whether its dimensions had a repeated name.
 #[derive(Debug)]
 pub(crate) struct Built {
@@ -63,10 +66,7 @@ pub(crate) struct Built {
 /// request in which one datum names a dimension twice, so a repeated name keeps its last value: a label replaces
 /// a default dimension silently, and a label repeating InstanceID or another label is counted (the second
 /// value says whether that happened).
-fn dimension_pairs<'a>(
-    counter: &'a Counter,
-    ctx: &DatumContext<'a>,
-) -> Result<(Vec<(&'a str, &'a str)>, bool), SkipReason> {
+fn dimension_pairs<'a>(counter: &'a Counter, ctx: &DatumContext<'a>) -> Result<(Pairs<'a>, bool), SkipReason> {
     let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(counter.dimensions.len() + ctx.dimensions.len() + 1);
     // The crate's own telemetry is one metric for the whole fleet, not one per instance.
     if !counter.name.starts_with(TELEMETRY_PREFIX) {
@@ -101,7 +101,7 @@ fn dimension_pairs<'a>(
 
 /// The dimension sets a counter is published with: its own, then (without repeats) the one without InstanceID
 /// when `rollup` is on, and each rollup set whose every name it has.
-fn dimension_sets<'a>(pairs: &[(&'a str, &'a str)], ctx: &DatumContext<'_>) -> Vec<Vec<(&'a str, &'a str)>> {
+fn dimension_sets<'a>(pairs: &[(&'a str, &'a str)], ctx: &DatumContext<'_>) -> Vec<Pairs<'a>> {
     let mut sets = vec![pairs.to_vec()];
     let mut add = |set: Vec<(&'a str, &'a str)>| {
         if !sets.contains(&set) {

@@ -1,6 +1,6 @@
 //! Which spans become metrics is the user's choice, and what the layer ignores costs as little as it can:
-//! a level threshold (INFO, `#[instrument]`'s default), targets matched on module boundaries, the layer's
-//! `max_level_hint`, and a per-layer filter as tracing-subscriber users expect.
+//! a level threshold (INFO, `#[instrument]`'s default), targets matched on module boundaries, and a per-layer
+//! filter as tracing-subscriber users expect (which also lets the subscriber skip what no layer wants).
 
 mod common;
 
@@ -69,16 +69,19 @@ fn excluded_targets_match_on_module_boundaries() {
 }
 
 #[test]
-fn the_layers_level_is_its_max_level_hint() {
+fn the_layer_never_silences_another_layers_debug_logs_and_a_per_layer_filter_gives_the_hint() {
     let c = counters();
-    let alone = Registry::default().with(c.layer());
-    assert_eq!(tracing::Subscriber::max_level_hint(&alone), Some(LevelFilter::INFO));
-    let debug = Registry::default().with(c.layer_builder().level(Level::DEBUG).build());
-    assert_eq!(tracing::Subscriber::max_level_hint(&debug), Some(LevelFilter::DEBUG));
-    // Another layer that wants more keeps it: the hint is the most verbose of all.
-    let with_trace_logs =
-        Registry::default().with(c.layer()).with(tracing_subscriber::fmt::layer().with_filter(LevelFilter::TRACE));
-    assert_eq!(tracing::Subscriber::max_level_hint(&with_trace_logs), Some(LevelFilter::TRACE));
+    let logs = common::SharedWriter::default();
+    let writer = {
+        let logs = logs.clone();
+        move || logs.clone()
+    };
+    let subscriber = Registry::default().with(tracing_subscriber::fmt::layer().with_writer(writer)).with(c.layer());
+    assert_eq!(tracing::Subscriber::max_level_hint(&subscriber), None, "no hint from the counters layer");
+    tracing::subscriber::with_default(subscriber, || tracing::debug!(target: "app", "a debug line"));
+    assert!(logs.text().contains("a debug line"), "the fmt layer still writes debug logs");
+    let filtered = Registry::default().with(c.layer().with_filter(LevelFilter::INFO));
+    assert_eq!(tracing::Subscriber::max_level_hint(&filtered), Some(LevelFilter::INFO));
 }
 
 #[test]

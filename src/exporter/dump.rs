@@ -111,7 +111,7 @@ impl Exporter {
         if !prepared.worth_saving {
             // Only the crate's own telemetry changed: it waits for the next save of the service's counters.
             drop(flight); // puts the periods back
-            self.store.expire_idle(&all.taken, self.idle_timeout(), std::time::Instant::now());
+            self.expire_idle(&all.taken);
             return Ok(report);
         }
         flight.sending = true;
@@ -131,7 +131,7 @@ impl Exporter {
             all.taken.iter().enumerate().partition(|(i, _)| failed.binary_search(i).is_ok());
         self.store.undo(undone.into_iter().map(|(_, t)| t));
         self.store.commit(committed.into_iter().map(|(_, t)| t));
-        self.store.expire_idle(&all.taken, self.idle_timeout(), std::time::Instant::now());
+        self.expire_idle(&all.taken);
         match result {
             Ok(()) => {
                 if reset {
@@ -146,6 +146,13 @@ impl Exporter {
                 self.dumps_failed.fetch_add(1, Relaxed);
                 Err(Error::Save(err))
             }
+        }
+    }
+
+    /// Idle expiry after a dump. Not for a sink of pip's running view (the log): its totals would go.
+    fn expire_idle(&self, taken: &[Taken]) {
+        if self.sink.view() != SinkView::Totals {
+            self.store.expire_idle(taken, self.idle_timeout(), std::time::Instant::now());
         }
     }
 

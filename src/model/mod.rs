@@ -123,6 +123,9 @@ pub struct Counter {
     /// Interval and Statistics, in a period view with `options.percentiles` on: the period's samples in
     /// log-linear buckets, for [`percentile_values`](Counter::percentile_values).
     pub distribution: Option<Distribution>,
+    /// Context recorded with the counter's updates in the period that is not a dimension (EMF properties: the
+    /// allow-listed fields of spans and events), last value of each name.
+    pub properties: Vec<(String, String)>,
 }
 
 impl Counter {
@@ -141,6 +144,7 @@ impl Counter {
             dimensions: Vec::new(),
             unit: None,
             distribution: None,
+            properties: Vec::new(),
         }
     }
 

@@ -13,6 +13,7 @@ pub(crate) mod cloudwatch;
 pub(crate) mod limits;
 mod log;
 mod skip;
+pub(crate) mod units;
 
 pub use log::LogSink;
 pub use skip::SkipReason;

@@ -3,7 +3,8 @@
 //!
 //! Sparse and bounded: CloudWatch's range (2^-360 to 2^360) is 721 powers of two, in 46 groups of 16; a group's
 //! table and an octave's counts (128 buckets × 2 phases of `u32`, 1 KiB) are allocated the first time a sample
-//! falls in them, and kept. A warm sample does two loads and one `fetch_add`, and never allocates. A bucket
+//! falls in them, and kept. A warm sample does three loads (the table, its group, the octave) and one
+//! `fetch_add`, and never allocates. A bucket
 //! count that passes `u32::MAX` in one period carries into a small list on a cold path instead of wrapping.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::Relaxed};

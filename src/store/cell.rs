@@ -468,6 +468,26 @@ impl CounterCell {
         level.store(if micros == UNSET { UNSET - 1 } else { micros }, Relaxed);
     }
 
+    /// Whether the cell holds something a take would publish: an Increment updated (or a failed save's amount put
+    /// back), samples in the current phase or a failed save's pending ones. Levels never count as activity.
+    pub(crate) fn has_activity(&self) -> bool {
+        match &self.body {
+            Body::Increment(inc) => self.flags.load(Acquire) & DIRTY != 0 || inc.period.load(Relaxed) != 0,
+            Body::Sampled(s) => s.read_current().count > 0 || s.view().pending.stats.count > 0,
+            Body::Level(_) => false,
+        }
+    }
+
+    /// Whether the cell keeps state across periods that a new cell would not have: an `absolute` baseline, or a
+    /// level. Such cells never expire.
+    pub(crate) fn holds_state(&self) -> bool {
+        match &self.body {
+            Body::Increment(inc) => inc.extra.get().is_some_and(|e| e.has_absolute.load(Acquire)),
+            Body::Sampled(_) => false,
+            Body::Level(_) => true,
+        }
+    }
+
     /// The values refused since the last call.
     pub(crate) fn take_rejected(&self) -> u64 {
         if self.rejected.load(Relaxed) == 0 {

@@ -2,13 +2,13 @@
 //! freed) and is published no more, until it is used again.
 //!
 //! Only activity counts: Increment, Interval and Statistics counters expire after `idle_timeout` without an
-//! update. LastValue and Timestamp counters hold a level (a gauge set once still holds its value), so they never
-//! expire; `remove` takes one out.
+//! update. LastValue and Timestamp counters hold a level (a gauge set once still holds its value), and an
+//! Increment fed with `absolute` holds its baseline, so they never expire; `remove` takes one out.
 //!
 //! A handle (or a per-thread cache) may still point at an expired counter. Its cell is kept aside while anything
 //! holds it: an update through it lands in the cell, whose period the next take publishes, and the cell goes
-//! back into the store if its key is free; a new registration of the key gets the same cell back. So a kept
-//! handle always records into the live counter, and nothing is lost or counted twice. A cell nothing holds any
+//! back into the store; a new registration of the key gets the same cell back. So a kept handle always records
+//! into the live counter, and nothing is lost or counted twice. A cell with nothing in it that nothing holds any
 //! more is dropped.
 
 use std::collections::HashMap;
@@ -40,11 +40,6 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Whether counters of this type expire when idle.
-fn expires(kind: CounterType) -> bool {
-    !matches!(kind, CounterType::LastValue | CounterType::Timestamp)
-}
-
 impl Store {
     /// Counters expired for idleness so far.
     pub(crate) fn expired(&self) -> u64 {
@@ -59,7 +54,7 @@ impl Store {
         }
         let mut idle_since = lock(&self.expiry.idle_since);
         let mut due = Vec::new();
-        for t in taken.iter().filter(|t| expires(t.cell.kind()) && !t.cell.is_reserved()) {
+        for t in taken.iter().filter(|t| !t.cell.is_reserved() && !t.cell.holds_state()) {
             if t.cell.is_empty_period(&t.period) {
                 let since = *idle_since.entry(t.key.clone()).or_insert(now);
                 if now.saturating_duration_since(since) >= timeout {
@@ -75,10 +70,16 @@ impl Store {
         }
     }
 
-    /// Takes `cell` out of the map (if it is still `key`'s) and keeps it aside while anything else holds it.
+    /// Takes `cell` out of the map (if it is still `key`'s). Updated since its period was taken (during the
+    /// dump), it goes back; held elsewhere, it is kept aside; otherwise it is dropped.
     fn expire(&self, key: &Key, cell: &Arc<CounterCell>) {
         let mut expired = lock(&self.expiry.expired);
         let Some((key, cell)) = self.map.remove_if(key, |_, current| Arc::ptr_eq(current, cell)) else { return };
+        // Checked after the removal: an update that comes later goes through a holder, counted below.
+        if cell.has_activity() {
+            self.map.insert(key, cell);
+            return;
+        }
         self.live.fetch_sub(1, Relaxed);
         self.expiry.total.fetch_add(1, Relaxed);
         // Held by the `Taken` that named it and this one: a third holder is a handle or a cache.
@@ -88,59 +89,192 @@ impl Store {
         }
     }
 
-    /// For a new registration of `key`: its expired cell, put back into the store, if it has one of `kind`.
+    /// For a new registration of `key`: its expired cell, put back into the store, if it has one of `kind`
+    /// (one of another type is retired: the name changes type, as pip's rule says).
     pub(super) fn revive(&self, key: &Key, kind: CounterType) -> Option<Arc<CounterCell>> {
         if self.expiry.expired_len.load(Relaxed) == 0 {
             return None;
         }
         let mut expired = lock(&self.expiry.expired);
         let cell = expired.remove(key)?;
-        self.expiry.expired_len.store(expired.len(), Relaxed);
         if cell.kind() != kind {
-            return None; // another type takes the name: the old cell is dropped with its last holder
+            self.expiry.expired_len.store(expired.len(), Relaxed);
+            drop(expired);
+            self.retire(cell);
+            return None;
         }
-        Some(self.put_back(key, cell))
-    }
-
-    /// `cell` back into the map under `key`; if a newer cell took the key meanwhile, that one.
-    fn put_back(&self, key: &Key, cell: Arc<CounterCell>) -> Arc<CounterCell> {
         match self.map.entry(key.clone()) {
-            Entry::Occupied(entry) => Arc::clone(entry.get()),
             Entry::Vacant(entry) => {
                 self.live.fetch_add(1, Relaxed);
-                Arc::clone(&entry.insert(cell))
+                self.expiry.expired_len.store(expired.len(), Relaxed);
+                Some(Arc::clone(&entry.insert(cell)))
+            }
+            // A newer cell took the key: the old one stays aside, its holders' updates still taken at each dump.
+            Entry::Occupied(entry) => {
+                let newer = Arc::clone(entry.get());
+                expired.insert(key.clone(), cell);
+                Some(newer)
             }
         }
     }
 
-    /// At a take: every expired cell's period goes into `taken` (empty unless a kept handle updated it); the
-    /// cells updated since go back into the store, and those nothing holds any more are dropped.
+    /// At a take: every expired cell's period goes into `taken`; the cells updated since go back into the store
+    /// (unless a newer cell took the key), and the empty ones nothing holds any more are dropped.
     pub(super) fn take_expired(&self, taken: &mut Vec<Taken>) {
         if self.expiry.expired_len.load(Relaxed) == 0 {
             return;
         }
         let mut expired = lock(&self.expiry.expired);
         expired.retain(|key, cell| {
-            if Arc::strong_count(cell) == 1 {
-                return false;
-            }
             let period = cell.take();
-            let active = !cell.is_empty_period(&period);
-            taken.push(Taken { key: key.clone(), cell: Arc::clone(cell), period });
-            if !active {
-                return true;
+            if cell.is_empty_period(&period) {
+                return Arc::strong_count(cell) > 1;
             }
+            taken.push(Taken { key: key.clone(), cell: Arc::clone(cell), period });
             match self.map.entry(key.clone()) {
                 Entry::Vacant(entry) => {
                     self.live.fetch_add(1, Relaxed);
                     entry.insert(Arc::clone(cell));
                     false
                 }
-                // A newer cell has the key (a registration raced the expiry): this one stays aside, and what its
-                // holders record is still taken at every dump.
                 Entry::Occupied(entry) => !Arc::ptr_eq(entry.get(), cell),
             }
         });
         self.expiry.expired_len.store(expired.len(), Relaxed);
+    }
+
+    /// `clear` and `remove`: the expired cells of these keys (all with `None`) are retired too, and their idle
+    /// times forgotten.
+    pub(super) fn forget_expired(&self, key: Option<&Key>) {
+        let retired: Vec<Arc<CounterCell>> = {
+            let mut expired = lock(&self.expiry.expired);
+            let out = match key {
+                Some(key) => expired.remove(key).into_iter().collect(),
+                None => expired.drain().map(|(_, cell)| cell).collect(),
+            };
+            self.expiry.expired_len.store(expired.len(), Relaxed);
+            out
+        };
+        for cell in retired {
+            self.retire(cell);
+        }
+        let mut idle_since = lock(&self.expiry.idle_since);
+        match key {
+            Some(key) => {
+                idle_since.remove(key);
+            }
+            None => idle_since.clear(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::CounterType;
+
+    fn key(name: &'static str) -> Key {
+        Key::from_static_name(name)
+    }
+
+    /// Takes every period and commits it (a successful dump), then expires with a timeout of 1 ns: a counter
+    /// expires at the second such dump that finds it idle.
+    fn dump(store: &Store) -> Vec<Taken> {
+        let all = store.take_all();
+        store.commit(&all.taken);
+        store.expire_idle(&all.taken, Duration::from_nanos(1), Instant::now());
+        all.taken
+    }
+
+    fn published(taken: &[Taken], name: &str) -> Option<crate::model::Counter> {
+        taken.iter().find(|t| t.key.name() == name && !t.cell.is_empty_period(&t.period)).map(|t| {
+            let mut c = crate::model::Counter::new(name, t.cell.kind());
+            t.cell.fill_period(&t.period, &mut c);
+            c
+        })
+    }
+
+    #[test]
+    fn an_update_during_the_dump_that_expires_a_counter_keeps_it() {
+        let store = Store::default();
+        store.cell(&key("idle"), CounterType::Increment).add(1);
+        dump(&store);
+        dump(&store); // idle from here
+        let all = store.take_all();
+        store.commit(&all.taken);
+        store.cell(&key("idle"), CounterType::Increment).add(7); // a short-lived handle, while the save runs
+        std::thread::sleep(Duration::from_millis(1));
+        store.expire_idle(&all.taken, Duration::from_nanos(1), Instant::now());
+        assert_eq!(store.len(), 1, "the update kept it in the store");
+        assert_eq!(published(&dump(&store), "idle").and_then(|c| c.count), Some(7));
+    }
+
+    #[test]
+    fn an_update_through_a_handle_dropped_before_the_next_take_is_published() {
+        let store = Store::default();
+        let handle = store.cell(&key("jobs"), CounterType::Increment);
+        handle.add(1);
+        dump(&store);
+        dump(&store);
+        dump(&store);
+        assert_eq!((store.len(), store.expired()), (0, 1));
+        handle.add(5);
+        drop(handle);
+        assert_eq!(published(&dump(&store), "jobs").and_then(|c| c.count), Some(5));
+        assert_eq!(store.len(), 1, "back in the store");
+    }
+
+    #[test]
+    fn a_registration_racing_the_revival_leaves_the_old_cell_taken_at_every_dump() {
+        let store = Store::default();
+        let old = store.cell(&key("route"), CounterType::Increment);
+        old.add(1);
+        dump(&store);
+        dump(&store);
+        dump(&store);
+        assert_eq!(store.len(), 0);
+        // Another registration got in first, without reviving (as if it saw no expired cell).
+        let newer = Arc::new(CounterCell::new(CounterType::Increment));
+        store.map.insert(key("route"), Arc::clone(&newer));
+        assert!(Arc::ptr_eq(&store.revive(&key("route"), CounterType::Increment).expect("the key's cell"), &newer));
+        old.add(2);
+        newer.add(3);
+        let taken = dump(&store);
+        let total: i64 = taken
+            .iter()
+            .filter(|t| t.key.name() == "route" && !t.cell.is_empty_period(&t.period))
+            .map(|t| {
+                let mut c = crate::model::Counter::new("route", CounterType::Increment);
+                t.cell.fill_period(&t.period, &mut c);
+                c.count.unwrap_or(0)
+            })
+            .sum();
+        assert_eq!(total, 5, "both cells' updates are published");
+    }
+
+    #[test]
+    fn clear_retires_expired_cells_so_kept_handles_are_refused() {
+        let store = Store::default();
+        let handle = store.cell(&key("gone"), CounterType::Increment);
+        handle.add(1);
+        dump(&store);
+        dump(&store);
+        dump(&store);
+        store.clear();
+        handle.add(4);
+        let all = store.take_all();
+        assert!(all.taken.iter().all(|t| t.key.name() != "gone"), "never published again");
+        assert_eq!(all.rejected, 1, "refused and counted");
+    }
+
+    #[test]
+    fn levels_and_absolute_counters_never_expire() {
+        let store = Store::default();
+        store.cell(&key("gauge"), CounterType::LastValue).set_last(1.0);
+        store.cell(&key("total"), CounterType::Increment).set_absolute(10);
+        for _ in 0..4 {
+            dump(&store);
+        }
+        assert_eq!((store.len(), store.expired()), (2, 0));
     }
 }

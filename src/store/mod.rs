@@ -345,6 +345,7 @@ impl Store {
 
     /// Removes one counter (its cell is retired). Returns whether it existed.
     pub(crate) fn remove(&self, key: &Key) -> bool {
+        self.forget_expired(Some(key));
         let removed = self.map.remove(key).map(|(_, cell)| self.retire(cell)).is_some();
         if removed {
             self.live.fetch_sub(1, Relaxed);
@@ -354,6 +355,7 @@ impl Store {
 
     /// Removes every counter.
     pub(crate) fn clear(&self) {
+        self.forget_expired(None);
         self.map.retain(|_, cell| {
             self.retire(Arc::clone(cell));
             self.live.fetch_sub(1, Relaxed);

@@ -77,9 +77,9 @@ impl CountersLayerBuilder {
     }
 
     /// The most verbose level the layer acts on (default INFO, the level of `#[instrument]`): spans and metric
-    /// events below it (DEBUG and TRACE by default) are neither timed nor counted, and the layer's
-    /// `max_level_hint` says so, so that a subscriber whose other layers want no more either disables those
-    /// callsites entirely.
+    /// events below it (DEBUG and TRACE by default) are neither timed nor counted. For the subscriber to skip
+    /// those callsites entirely when no other layer wants them, give the layer a per-layer filter too
+    /// (`.with_filter(LevelFilter::INFO)`).
     pub fn level(mut self, level: Level) -> Self {
         self.level = level;
         self

@@ -9,9 +9,10 @@
 //!   Increment counter `X`, `histogram.X` records into Statistics `X`, `gauge.X` sets LastValue `X`. The event's
 //!   other fields (not `message`) become dimensions, at most 29 (30 with InstanceID).
 //! - Only spans and metric events at INFO or above are acted on by default (`#[instrument]`'s level; each timed
-//!   callsite becomes a billed CloudWatch metric): DEBUG and TRACE ones are not, and the layer's
-//!   `max_level_hint` says so, so a subscriber whose other layers want no more disables those callsites
-//!   entirely. `layer_builder().level(..)` changes it.
+//!   callsite becomes a billed CloudWatch metric): DEBUG and TRACE ones are not. `layer_builder().level(..)`
+//!   changes it. The layer gives no `max_level_hint` (a hint from a layer without a filter would silence other
+//!   layers' debug logs); give it a per-layer filter (`.with_filter(LevelFilter::INFO)`) for DEBUG and TRACE
+//!   callsites to cost nothing when no other layer wants them.
 //! - Spans and events of the targets excluded by default (the AWS SDK, hyper, h2, rustls, tower, tokio, this
 //!   crate) are ignored, so a dump never creates more data to dump. Targets match on module boundaries
 //!   (`hyper` is not `hyperion`). The layer filters for itself, once per span callsite (cached) and with a quick
@@ -29,7 +30,6 @@ use dashmap::DashMap;
 use metrics::Key;
 use tracing::span::{Attributes, Id};
 use tracing::{Event, Level, Metadata, Subscriber};
-use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
@@ -252,11 +252,6 @@ where
     /// no layer wants.
     fn register_callsite(&self, _metadata: &'static Metadata<'static>) -> tracing::subscriber::Interest {
         tracing::subscriber::Interest::always()
-    }
-
-    /// The layer's level: DEBUG and TRACE callsites cost nothing when no other layer wants them either.
-    fn max_level_hint(&self) -> Option<LevelFilter> {
-        Some(LevelFilter::from_level(self.level))
     }
 
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {

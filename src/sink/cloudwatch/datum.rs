@@ -165,24 +165,7 @@ fn storage_resolution(counter: &Counter, ctx: &DatumContext<'_>) -> i32 {
 
 /// The CloudWatch unit for a `metrics` unit, where the two mean exactly the same thing.
 pub(crate) fn cloudwatch_unit(unit: metrics::Unit) -> Option<StandardUnit> {
-    use metrics::Unit as M;
-    Some(match unit {
-        M::Count => StandardUnit::Count,
-        M::Percent => StandardUnit::Percent,
-        M::Seconds => StandardUnit::Seconds,
-        M::Milliseconds => StandardUnit::Milliseconds,
-        M::Microseconds => StandardUnit::Microseconds,
-        M::Bytes => StandardUnit::Bytes,
-        M::CountPerSecond => StandardUnit::CountSecond,
-        M::BitsPerSecond => StandardUnit::BitsSecond,
-        M::KilobitsPerSecond => StandardUnit::KilobitsSecond,
-        M::MegabitsPerSecond => StandardUnit::MegabitsSecond,
-        M::GigabitsPerSecond => StandardUnit::GigabitsSecond,
-        M::TerabitsPerSecond => StandardUnit::TerabitsSecond,
-        // Nanoseconds have no CloudWatch unit; CloudWatch's Kilobytes/Megabytes/... are not clearly binary, so
-        // Kibibytes and larger are not mapped.
-        _ => return None,
-    })
+    crate::sink::units::unit_name(unit).map(StandardUnit::from)
 }
 
 fn described_unit(counter: &Counter) -> Option<StandardUnit> {

@@ -93,6 +93,8 @@ pub(crate) struct CloudWatchSink {
 struct Progress {
     settled: Vec<usize>,
     in_flight: Vec<usize>,
+    /// The datums of the request in flight (a counter with rollups has several).
+    in_flight_datums: u64,
 }
 
 /// One request's datums and the indices of the counters they came from.
@@ -195,7 +197,11 @@ impl CloudWatchSink {
                 continue;
             }
             let n = datums.len() as u64;
-            self.progress().in_flight.clone_from(&sources);
+            {
+                let mut progress = self.progress();
+                progress.in_flight.clone_from(&sources);
+                progress.in_flight_datums = n;
+            }
             let result = conn
                 .client
                 .put_metric_data()
@@ -341,7 +347,7 @@ impl Sink for CloudWatchSink {
         let in_flight = std::mem::take(&mut progress.in_flight);
         if !in_flight.is_empty() {
             self.telemetry.requests_ambiguous.fetch_add(1, Relaxed);
-            self.telemetry.datums_ambiguous.fetch_add(in_flight.len() as u64, Relaxed);
+            self.telemetry.datums_ambiguous.fetch_add(progress.in_flight_datums, Relaxed);
         }
         let mut maybe = std::mem::take(&mut progress.settled);
         maybe.extend(in_flight);

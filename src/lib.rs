@@ -103,6 +103,7 @@ pub use config::{ConfigParams, CountersOptions, DEFAULT_CLOSE_TIMEOUT, DEFAULT_I
 pub use counters::{CachedCounters, CompositeCounters, LogCounters, NullCounters};
 #[cfg(feature = "cloudwatch")]
 pub use counters::{CloudWatchCounters, CloudWatchCountersBuilder};
+pub use counters::{EmfCounters, EmfCountersBuilder, DEFAULT_AGENT_BUFFER, DEFAULT_AGENT_ENDPOINT};
 pub use error::{ConfigError, Error, SaveError, Secret};
 pub use exporter::{DumpReport, Telemetry, TELEMETRY_PREFIX};
 pub use frontend::counters_api::Counters;

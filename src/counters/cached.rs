@@ -126,6 +126,11 @@ impl CachedCounters {
         Ok(())
     }
 
+    /// The bound on `close` and the `*_blocking` calls (`options.close_timeout`).
+    pub(crate) fn close_timeout(&self) -> std::time::Duration {
+        self.exporter.close_timeout()
+    }
+
     /// Where in each interval the timer dumps, as a fraction of it: `options.dump_phase`, or the random phase
     /// these counters picked when they were made (see [`CountersOptions::dump_phase`](crate::CountersOptions::dump_phase)).
     pub fn dump_phase(&self) -> f64 {

@@ -6,6 +6,7 @@ mod cached;
 #[cfg(feature = "cloudwatch")]
 mod cloudwatch;
 mod composite;
+mod emf;
 mod log;
 mod null;
 
@@ -13,5 +14,6 @@ pub use cached::CachedCounters;
 #[cfg(feature = "cloudwatch")]
 pub use cloudwatch::{CloudWatchCounters, CloudWatchCountersBuilder};
 pub use composite::CompositeCounters;
+pub use emf::{EmfCounters, EmfCountersBuilder, DEFAULT_AGENT_BUFFER, DEFAULT_AGENT_ENDPOINT};
 pub use log::LogCounters;
 pub use null::NullCounters;

@@ -9,7 +9,9 @@ use crate::model::Counter;
 
 #[cfg(feature = "cloudwatch")]
 pub(crate) mod cloudwatch;
-#[cfg(feature = "cloudwatch")]
+pub(crate) mod emf;
+// Some checks serve only the CloudWatch sink.
+#[cfg_attr(not(feature = "cloudwatch"), allow(dead_code))]
 pub(crate) mod limits;
 mod log;
 mod skip;

@@ -1,0 +1,334 @@
+//! [`EmfCounters`]: counters published as CloudWatch Embedded Metric Format log lines, for AWS Lambda and for
+//! containers whose logs reach CloudWatch (the CloudWatch agent, FireLens, Fluent Bit).
+
+use std::fmt;
+use std::io::Write;
+use std::sync::Arc;
+
+use super::cached::{forward_counters_api, CachedCounters};
+use crate::config::{ConfigParams, CountersOptions};
+use crate::error::{ConfigError, Error};
+use crate::exporter::DumpReport;
+use crate::sink::emf::{Agent, AgentEndpoint, EmfLayout, EmfSink, Output};
+
+/// The CloudWatch agent's default EMF endpoint.
+pub const DEFAULT_AGENT_ENDPOINT: &str = "tcp://127.0.0.1:25888";
+
+/// Documents buffered for the agent by default (a dump's worth for 10,000 counters, with room).
+pub const DEFAULT_AGENT_BUFFER: usize = 10_000;
+
+/// Counters published as CloudWatch Embedded Metric Format documents: one JSON document a line to standard
+/// output (Lambda), any writer, or the CloudWatch agent over TCP or UDP. Per-period semantics as
+/// `CloudWatchCounters`: each value goes out in exactly one dump; timings and histograms carry their
+/// distribution (values and counts, with exact count, min, max and sum), so CloudWatch computes percentiles.
+///
+/// Where documents go, unless the builder says: `AWS_EMF_ENVIRONMENT` (`lambda` or `local`: standard output;
+/// `agent`, `default` or `ec2`: the agent), else standard output on Lambda (`AWS_LAMBDA_FUNCTION_NAME` is set),
+/// else the agent at `AWS_EMF_AGENT_ENDPOINT` (default [`DEFAULT_AGENT_ENDPOINT`]). The namespace comes from the
+/// builder, else `AWS_EMF_NAMESPACE`, else `aws-embedded-metrics` (as AWS's libraries).
+///
+/// ```
+/// use cloudwatch_counters::{Counters, EmfCounters};
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// let counters = EmfCounters::builder().namespace("MyService").writer(std::io::sink()).build()?;
+/// counters.increment("orders.created", 1);
+/// counters.flush_blocking()?; // an invocation's end: one EMF document
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct EmfCounters {
+    counters: CachedCounters,
+    sink: Arc<EmfSink>,
+}
+
+impl EmfCounters {
+    /// A builder, with the environment's defaults.
+    pub fn builder() -> EmfCountersBuilder {
+        EmfCountersBuilder::default()
+    }
+
+    /// Starts the interval dumps; see [`CachedCounters::open`]. A Lambda handler usually calls
+    /// [`flush`](Self::flush) at the end of each invocation instead.
+    ///
+    /// # Errors
+    /// As [`CachedCounters::open`].
+    pub async fn open(&self) -> Result<(), Error> {
+        self.counters.open().await
+    }
+
+    /// [`open`](Self::open) for synchronous code.
+    ///
+    /// # Errors
+    /// As [`CachedCounters::open`].
+    pub fn open_blocking(&self) -> Result<(), Error> {
+        self.counters.open_blocking()
+    }
+
+    /// Writes what happened since the last flush or dump (a dump). Cheap when nothing changed: no document.
+    ///
+    /// # Errors
+    /// [`Error::Save`] when writing failed; the data is kept for the next flush.
+    pub async fn flush(&self) -> Result<DumpReport, Error> {
+        self.counters.dump().await
+    }
+
+    /// [`flush`](Self::flush) for synchronous code (a Lambda handler without a runtime of its own).
+    ///
+    /// # Errors
+    /// As `flush`; also [`Error::BlockingInRuntime`] inside async code.
+    pub fn flush_blocking(&self) -> Result<DumpReport, Error> {
+        self.counters.dump_blocking()
+    }
+
+    /// Stops the interval dumps, writes what is left, and waits (within `options.close_timeout`) for the agent
+    /// to take the buffered documents.
+    ///
+    /// # Errors
+    /// As [`CachedCounters::close`]; [`Error::Timeout`] when the agent did not take every buffered document in
+    /// time (they stay buffered and go out if it comes back while the counters live).
+    pub async fn close(&self) -> Result<DumpReport, Error> {
+        let report = self.counters.close().await?;
+        self.drain_agent().await?;
+        Ok(report)
+    }
+
+    /// [`close`](Self::close) for synchronous code.
+    ///
+    /// # Errors
+    /// As [`close`](Self::close).
+    pub fn close_blocking(&self) -> Result<DumpReport, Error> {
+        let report = self.counters.close_blocking()?;
+        self.wait_for_agent()?;
+        Ok(report)
+    }
+
+    async fn drain_agent(&self) -> Result<(), Error> {
+        let sink = Arc::clone(&self.sink);
+        let timeout = self.counters.close_timeout();
+        let drained =
+            tokio::task::spawn_blocking(move || sink.agent().is_none_or(|a| a.drain(timeout))).await.unwrap_or(false);
+        if drained {
+            Ok(())
+        } else {
+            Err(Error::Timeout { what: "the CloudWatch agent taking the buffered EMF documents", timeout })
+        }
+    }
+
+    fn wait_for_agent(&self) -> Result<(), Error> {
+        let timeout = self.counters.close_timeout();
+        if self.sink.agent().is_none_or(|a| a.drain(timeout)) {
+            Ok(())
+        } else {
+            Err(Error::Timeout { what: "the CloudWatch agent taking the buffered EMF documents", timeout })
+        }
+    }
+
+    /// Documents sent to the agent, dropped because its buffer was full, and waiting in the buffer (all zero
+    /// when documents go to standard output or a writer).
+    pub fn agent_counts(&self) -> (u64, u64, usize) {
+        self.sink.agent().map_or((0, 0, 0), |a| (a.sent(), a.dropped(), a.buffered()))
+    }
+}
+
+forward_counters_api!(EmfCounters);
+
+impl fmt::Debug for EmfCounters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmfCounters").field("counters", &self.counters).field("sink", &self.sink).finish()
+    }
+}
+
+/// Where the builder sends documents.
+enum Destination {
+    FromEnvironment,
+    Stdout,
+    Writer(Box<dyn Write + Send>),
+    Agent(String),
+}
+
+/// A builder for [`EmfCounters`]; see there for the environment's defaults.
+#[must_use = "a builder does nothing until `.build()`"]
+pub struct EmfCountersBuilder {
+    layout: EmfLayout,
+    namespace: Option<String>,
+    destination: Destination,
+    options: CountersOptions,
+    agent_buffer: usize,
+    error: Option<ConfigError>,
+}
+
+impl Default for EmfCountersBuilder {
+    fn default() -> Self {
+        EmfCountersBuilder {
+            layout: EmfLayout::default(),
+            namespace: None,
+            destination: Destination::FromEnvironment,
+            options: CountersOptions::default(),
+            agent_buffer: DEFAULT_AGENT_BUFFER,
+            error: None,
+        }
+    }
+}
+
+impl fmt::Debug for EmfCountersBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmfCountersBuilder").field("layout", &self.layout).finish_non_exhaustive()
+    }
+}
+
+impl EmfCountersBuilder {
+    /// pip-style keys over what was set so far: `source` (the namespace), `connection.uri` (`stdout`, or the
+    /// agent's `tcp://host:port` / `udp://host:port`), `dimensions.<name>`, `properties.<name>`,
+    /// `options.rollups` (`service;service,route`), `options.high_resolution` and the counters' options.
+    pub fn config(mut self, config: &ConfigParams) -> Self {
+        if let Err(err) = self.options.apply_config(config) {
+            self.error.get_or_insert(err);
+        }
+        if let Some(namespace) = config.get_string(&["source"]) {
+            self.namespace = Some(namespace);
+        }
+        match config.get_string(&["connection.uri", "connections.uri"]) {
+            Some(uri) if uri.eq_ignore_ascii_case("stdout") => self.destination = Destination::Stdout,
+            Some(uri) => self.destination = Destination::Agent(uri),
+            None => {}
+        }
+        for (name, value) in config.get_section("dimensions").iter() {
+            self = self.dimension(name, value);
+        }
+        for (name, value) in config.get_section("properties").iter() {
+            self = self.property(name, value);
+        }
+        if let Some(sets) = config.get_string(&["options.rollups"]) {
+            for set in sets.split(';') {
+                self = self.rollup_dimensions(set.split(',').map(str::trim).filter(|n| !n.is_empty()));
+            }
+        }
+        if let Some(prefixes) = config.get_string(&["options.high_resolution"]) {
+            self.layout
+                .high_resolution
+                .extend(prefixes.split(',').map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned));
+        }
+        self
+    }
+
+    /// The CloudWatch namespace of every metric.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = Some(namespace.into());
+        self
+    }
+
+    /// Documents go to standard output, one a line (Lambda).
+    pub fn stdout(mut self) -> Self {
+        self.destination = Destination::Stdout;
+        self
+    }
+
+    /// Documents go to `writer`, one a line.
+    pub fn writer(mut self, writer: impl Write + Send + 'static) -> Self {
+        self.destination = Destination::Writer(Box::new(writer));
+        self
+    }
+
+    /// Documents go to the CloudWatch agent at `endpoint` (`tcp://host:port` or `udp://host:port`).
+    pub fn agent(mut self, endpoint: impl Into<String>) -> Self {
+        self.destination = Destination::Agent(endpoint.into());
+        self
+    }
+
+    /// At most this many documents wait for the agent (default [`DEFAULT_AGENT_BUFFER`]); more are dropped and
+    /// counted.
+    pub fn agent_buffer(mut self, documents: usize) -> Self {
+        self.agent_buffer = documents;
+        self
+    }
+
+    /// A dimension of every metric (a counter's own label of the same name wins).
+    pub fn dimension(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        let (name, value) = (name.into(), value.into());
+        match self.layout.dimensions.iter_mut().find(|(n, _)| *n == name) {
+            Some(d) => d.1 = value,
+            None => self.layout.dimensions.push((name, value)),
+        }
+        self
+    }
+
+    /// A property of every document: context that is logged with the metrics but is not a dimension.
+    pub fn property(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        let (name, value) = (name.into(), value.into());
+        match self.layout.properties.iter_mut().find(|(n, _)| *n == name) {
+            Some(p) => p.1 = value,
+            None => self.layout.properties.push((name, value)),
+        }
+        self
+    }
+
+    /// Also publishes each metric that has all these dimensions with only them (an entry of the directive's
+    /// DimensionSets; an empty set gives the metric without dimensions).
+    pub fn rollup_dimensions(mut self, names: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.layout.rollups.push(names.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Metrics whose names start with `prefix` are published at 1-second resolution.
+    pub fn high_resolution_for(mut self, prefix: impl Into<String>) -> Self {
+        self.layout.high_resolution.push(prefix.into());
+        self
+    }
+
+    /// The interval, caps, percentiles and the rest of the counters' options.
+    pub fn options(mut self, options: CountersOptions) -> Self {
+        self.options = options;
+        self
+    }
+
+    /// The counters, not yet open (a Lambda handler needs no `open`: it calls `flush` per invocation).
+    ///
+    /// # Errors
+    /// [`ConfigError`] for an unusable namespace, agent endpoint, option or configuration key.
+    pub fn build(self) -> Result<EmfCounters, ConfigError> {
+        if let Some(err) = self.error {
+            return Err(err);
+        }
+        self.options.validate()?;
+        let namespace = self
+            .namespace
+            .or_else(|| std::env::var("AWS_EMF_NAMESPACE").ok().filter(|n| !n.trim().is_empty()))
+            .unwrap_or_else(|| "aws-embedded-metrics".to_owned());
+        crate::sink::limits::check_namespace(&namespace)
+            .map_err(|expected| crate::config::invalid("source", expected, &namespace))?;
+        let output = match self.destination {
+            Destination::Stdout => Output::Stdout,
+            Destination::Writer(writer) => Output::Writer(std::sync::Mutex::new(writer)),
+            Destination::Agent(uri) => agent_output(&uri, self.agent_buffer)?,
+            Destination::FromEnvironment => match environment_destination() {
+                None => Output::Stdout,
+                Some(uri) => agent_output(&uri, self.agent_buffer)?,
+            },
+        };
+        let layout = EmfLayout { namespace, ..self.layout };
+        let sink = Arc::new(EmfSink::new(layout, output));
+        let counters = CachedCounters::with_shared_sink(Arc::clone(&sink) as Arc<dyn crate::sink::Sink>, self.options);
+        Ok(EmfCounters { counters, sink })
+    }
+}
+
+fn agent_output(uri: &str, buffer: usize) -> Result<Output, ConfigError> {
+    let endpoint =
+        AgentEndpoint::parse(uri).map_err(|expected| crate::config::invalid("connection.uri", expected, uri))?;
+    Agent::start(endpoint, buffer)
+        .map(Output::Agent)
+        .map_err(|e| crate::config::invalid("connection.uri", "an agent endpoint a thread can send to", &e.to_string()))
+}
+
+/// The agent endpoint the environment asks for, or `None` for standard output.
+fn environment_destination() -> Option<String> {
+    let agent = || std::env::var("AWS_EMF_AGENT_ENDPOINT").ok().filter(|e| !e.trim().is_empty());
+    match std::env::var("AWS_EMF_ENVIRONMENT").map(|e| e.trim().to_ascii_lowercase()) {
+        Ok(e) if e == "lambda" || e == "local" => None,
+        Ok(e) if e == "agent" || e == "default" || e == "ec2" || e == "ecs" => {
+            Some(agent().unwrap_or_else(|| DEFAULT_AGENT_ENDPOINT.to_owned()))
+        }
+        _ if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_some() => None,
+        _ => Some(agent().unwrap_or_else(|| DEFAULT_AGENT_ENDPOINT.to_owned())),
+    }
+}

@@ -1,0 +1,238 @@
+//! The CloudWatch agent output: documents go into a bounded buffer and a thread of their own sends them, a
+//! document and a newline at a time, over one TCP connection (reconnecting) or as one UDP datagram each.
+//!
+//! A dump never waits on the network: a document that finds the buffer full is dropped and counted. A document
+//! whose send fails stays first in the buffer and is sent again once the agent is back (for TCP, a connection
+//! the agent closed is noticed before a document is written to it), so an agent that goes away and comes back
+//! loses nothing that fit in the buffer.
+
+use std::collections::VecDeque;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+/// Where the agent listens: `tcp://host:port` or `udp://host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum AgentEndpoint {
+    Tcp(String),
+    Udp(String),
+}
+
+impl AgentEndpoint {
+    /// Parses `tcp://host:port` or `udp://host:port`.
+    pub(crate) fn parse(url: &str) -> Result<AgentEndpoint, &'static str> {
+        let (scheme, address) = url.trim().split_once("://").ok_or("tcp://host:port or udp://host:port")?;
+        if address.rsplit_once(':').is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err()) {
+            return Err("tcp://host:port or udp://host:port, with a host and a port number");
+        }
+        match scheme.to_ascii_lowercase().as_str() {
+            "tcp" => Ok(AgentEndpoint::Tcp(address.to_owned())),
+            "udp" => Ok(AgentEndpoint::Udp(address.to_owned())),
+            _ => Err("tcp://host:port or udp://host:port"),
+        }
+    }
+}
+
+/// The buffer the sink fills and the sending thread empties.
+#[derive(Debug)]
+struct Queue {
+    documents: Mutex<VecDeque<String>>,
+    changed: Condvar,
+    capacity: usize,
+    /// Documents dropped because the buffer was full.
+    dropped: AtomicU64,
+    /// Documents the agent took.
+    sent: AtomicU64,
+    stop: AtomicBool,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, VecDeque<String>> {
+        self.documents.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The agent output (see the module docs).
+#[derive(Debug)]
+pub(crate) struct Agent {
+    udp: bool,
+    queue: Arc<Queue>,
+}
+
+impl Agent {
+    /// Starts the sending thread for `endpoint`, buffering at most `capacity` documents.
+    pub(crate) fn start(endpoint: AgentEndpoint, capacity: usize) -> std::io::Result<Agent> {
+        let queue = Arc::new(Queue {
+            documents: Mutex::new(VecDeque::new()),
+            changed: Condvar::new(),
+            capacity: capacity.max(1),
+            dropped: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        });
+        let (thread_queue, thread_endpoint) = (Arc::clone(&queue), endpoint.clone());
+        std::thread::Builder::new()
+            .name("cloudwatch-counters-emf-agent".into())
+            .spawn(move || run(&thread_queue, &thread_endpoint))?;
+        Ok(Agent { udp: matches!(endpoint, AgentEndpoint::Udp(_)), queue })
+    }
+
+    /// Buffers `document` for the agent; drops and counts it when the buffer is full. Never waits.
+    pub(crate) fn send(&self, document: String) {
+        let mut documents = self.queue.lock();
+        if documents.len() >= self.queue.capacity {
+            self.queue.dropped.fetch_add(1, Relaxed);
+            return;
+        }
+        documents.push_back(document);
+        drop(documents);
+        self.queue.changed.notify_all();
+    }
+
+    /// Documents dropped because the buffer was full.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.queue.dropped.load(Relaxed)
+    }
+
+    /// Documents the agent took.
+    pub(crate) fn sent(&self) -> u64 {
+        self.queue.sent.load(Relaxed)
+    }
+
+    /// Documents waiting to be sent.
+    pub(crate) fn buffered(&self) -> usize {
+        self.queue.lock().len()
+    }
+
+    /// Waits until every buffered document was sent, at most `timeout`; whether they were.
+    pub(crate) fn drain(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut documents = self.queue.lock();
+        while !documents.is_empty() {
+            let Some(left) = deadline.checked_duration_since(Instant::now()) else { return false };
+            documents = self.queue.changed.wait_timeout(documents, left).unwrap_or_else(PoisonError::into_inner).0;
+        }
+        true
+    }
+
+    /// Whether documents go out as UDP datagrams (so each must fit in one).
+    pub(crate) fn is_udp(&self) -> bool {
+        self.udp
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        self.queue.stop.store(true, Relaxed);
+        self.queue.changed.notify_all();
+    }
+}
+
+/// A connection to the agent.
+enum Connection {
+    Tcp(TcpStream),
+    Udp(UdpSocket),
+}
+
+fn connect(endpoint: &AgentEndpoint) -> std::io::Result<Connection> {
+    match endpoint {
+        AgentEndpoint::Tcp(address) => {
+            let target = address.to_socket_addrs()?.next().ok_or_else(|| std::io::Error::other("no address"))?;
+            let stream = TcpStream::connect_timeout(&target, Duration::from_secs(2))?;
+            stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+            Ok(Connection::Tcp(stream))
+        }
+        AgentEndpoint::Udp(address) => {
+            let socket = UdpSocket::bind(("0.0.0.0", 0))?;
+            socket.connect(address.as_str())?;
+            Ok(Connection::Udp(socket))
+        }
+    }
+}
+
+/// Whether a TCP connection was closed by the agent (a read would give end of file or an error).
+fn closed(stream: &TcpStream) -> bool {
+    let mut probe = [0u8; 1];
+    if stream.set_nonblocking(true).is_err() {
+        return true;
+    }
+    let gone = match (&*stream).read(&mut probe) {
+        Ok(0) => true,
+        Ok(_) => false, // the agent sends nothing; ignore it
+        Err(e) => e.kind() != ErrorKind::WouldBlock,
+    };
+    gone || stream.set_nonblocking(false).is_err()
+}
+
+fn send_one(connection: &mut Connection, document: &str) -> std::io::Result<()> {
+    let mut line = Vec::with_capacity(document.len() + 1);
+    line.extend_from_slice(document.as_bytes());
+    line.push(b'\n');
+    match connection {
+        Connection::Tcp(stream) => {
+            if closed(stream) {
+                return Err(std::io::Error::new(ErrorKind::ConnectionReset, "the agent closed the connection"));
+            }
+            stream.write_all(&line)
+        }
+        Connection::Udp(socket) => socket.send(&line).map(|_| ()),
+    }
+}
+
+/// The sending thread: the first buffered document until it is sent, reconnecting with a growing pause (up to
+/// a second) while the agent is away.
+fn run(queue: &Queue, endpoint: &AgentEndpoint) {
+    let mut connection: Option<Connection> = None;
+    let mut pause = Duration::from_millis(10);
+    loop {
+        let document = {
+            let mut documents = queue.lock();
+            loop {
+                if queue.stop.load(Relaxed) && documents.is_empty() {
+                    return;
+                }
+                if let Some(first) = documents.front() {
+                    break first.clone();
+                }
+                documents = queue.changed.wait(documents).unwrap_or_else(PoisonError::into_inner);
+            }
+        };
+        let result = match connection.as_mut() {
+            Some(c) => send_one(c, &document),
+            None => connect(endpoint).and_then(|mut c| {
+                let sent = send_one(&mut c, &document);
+                connection = Some(c);
+                sent
+            }),
+        };
+        if result.is_ok() {
+            queue.lock().pop_front();
+            queue.sent.fetch_add(1, Relaxed);
+            queue.changed.notify_all();
+            pause = Duration::from_millis(10);
+        } else {
+            connection = None;
+            if queue.stop.load(Relaxed) {
+                return;
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_secs(1));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_are_tcp_or_udp_with_a_host_and_a_port() {
+        assert_eq!(AgentEndpoint::parse("tcp://127.0.0.1:25888"), Ok(AgentEndpoint::Tcp("127.0.0.1:25888".into())));
+        assert_eq!(AgentEndpoint::parse("udp://localhost:25888"), Ok(AgentEndpoint::Udp("localhost:25888".into())));
+        for bad in ["127.0.0.1:25888", "http://x:1", "tcp://:25888", "tcp://host", "udp://host:port"] {
+            assert!(AgentEndpoint::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

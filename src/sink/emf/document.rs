@@ -1,0 +1,315 @@
+//! Counters -> Embedded Metric Format documents, checked against the EMF specification's limits.
+//!
+//! Counters with the same dimensions share documents: the dimension values and properties are root members, and
+//! one `CloudWatchMetrics` directive names the namespace, the dimension sets (the counters' own, then the rollup
+//! sets they have every dimension of) and the metrics. At most 100 metrics go in a document and a document stays
+//! under 256 KB; more make more documents.
+//!
+//! | CounterType | value                                                                                     |
+//! |-------------|-------------------------------------------------------------------------------------------|
+//! | Increment   | the period's count (a number)                                                             |
+//! | Interval    | `{"Values":[..],"Counts":[..],"Max","Min","Count","Sum"}`: at most 100 values (percentiles)|
+//! | Statistics  | the same; with negative samples or percentiles off, `{"Max","Min","Count","Sum"}`          |
+//! | LastValue   | the level (a number)                                                                      |
+//! | Timestamp   | epoch milliseconds (a number)                                                             |
+//!
+//! The specification's metric values are numbers or arrays of at most 100 numbers; CloudWatch also takes the
+//! distribution objects above (AWS's OpenTelemetry exporter sends them), which keep SampleCount, Minimum,
+//! Maximum and Sum exact and carry the percentiles of any number of samples.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::model::{Counter, CounterType, MAX_DIMENSIONS};
+use crate::sink::units::unit_name;
+use crate::sink::SkipReason;
+
+/// Most metrics in one document's directive.
+pub(crate) const MAX_METRICS: usize = 100;
+/// Most values in one metric's array.
+pub(crate) const MAX_VALUES: usize = 100;
+/// Largest document: a CloudWatch Logs event (256 KB; the current specification allows 1 MB).
+pub(crate) const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+/// Largest document sent as one UDP datagram (with its newline, under the 65,507 bytes a datagram holds).
+pub(crate) const MAX_DATAGRAM_BYTES: usize = 65_000;
+/// Longest metric name or namespace.
+const MAX_NAME_LEN: usize = 1024;
+/// Longest dimension name.
+const MAX_DIMENSION_NAME_LEN: usize = 250;
+/// Longest dimension value.
+const MAX_DIMENSION_VALUE_LEN: usize = 1024;
+
+/// What every document of one dump shares.
+#[derive(Debug, Clone)]
+pub(crate) struct DocumentContext<'a> {
+    pub(crate) namespace: &'a str,
+    /// Dimensions of every metric, before the counter's own labels (which win over them).
+    pub(crate) dimensions: &'a [(String, String)],
+    /// More dimension sets each metric is also published with (those whose every name it has).
+    pub(crate) rollups: &'a [Vec<String>],
+    /// Properties of every document (root members that are not dimensions).
+    pub(crate) properties: &'a [(String, String)],
+    /// StorageResolution of every metric unless its name starts with a high-resolution prefix.
+    pub(crate) high_resolution: &'a [String],
+    /// Largest document ([`MAX_DOCUMENT_BYTES`], or [`MAX_DATAGRAM_BYTES`] over UDP).
+    pub(crate) max_bytes: usize,
+    pub(crate) now: SystemTime,
+}
+
+/// The documents of one dump (each with the indices of the counters it holds), and the counters skipped with why.
+#[derive(Debug, Default)]
+pub(crate) struct Documents {
+    pub(crate) documents: Vec<(String, Vec<usize>)>,
+    pub(crate) skipped: Vec<(usize, SkipReason)>,
+}
+
+/// Dimension (or property) names and values.
+type Pairs<'a> = Vec<(&'a str, &'a str)>;
+
+/// A counter's metric, its properties and its index among the dump's counters.
+type Entry<'a> = (Metric<'a>, Vec<(&'a str, &'a str)>, usize);
+
+/// One metric ready for a document: its definition and its value, as JSON text.
+struct Metric<'a> {
+    name: &'a str,
+    unit: &'static str,
+    high_resolution: bool,
+    value: String,
+}
+
+/// Builds the documents for `counters`.
+pub(crate) fn documents(counters: &[Counter], ctx: &DocumentContext<'_>) -> Documents {
+    let mut out = Documents::default();
+    let mut groups: BTreeMap<Vec<(&str, &str)>, Vec<Entry<'_>>> = BTreeMap::new();
+    for (i, counter) in counters.iter().enumerate() {
+        match metric(counter, ctx) {
+            Ok((metric, dimensions)) => {
+                let properties = counter.properties.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                groups.entry(dimensions).or_default().push((metric, properties, i));
+            }
+            Err(reason) => out.skipped.push((i, reason)),
+        }
+    }
+    let timestamp = ctx.now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
+    for (dimensions, metrics) in groups {
+        let sets = dimension_sets(&dimensions, ctx.rollups);
+        for chunk in metrics.chunks(MAX_METRICS) {
+            write_documents(&mut out.documents, ctx, timestamp, &dimensions, &sets, chunk);
+        }
+    }
+    out
+}
+
+/// Writes `metrics` as one document, or as several when one would pass [`MAX_DOCUMENT_BYTES`].
+fn write_documents(
+    out: &mut Vec<(String, Vec<usize>)>,
+    ctx: &DocumentContext<'_>,
+    timestamp: u128,
+    dimensions: &[(&str, &str)],
+    sets: &[Vec<&str>],
+    metrics: &[Entry<'_>],
+) {
+    let document = document(ctx, timestamp, dimensions, sets, metrics);
+    if document.len() <= ctx.max_bytes || metrics.len() == 1 {
+        out.push((document, metrics.iter().map(|(_, _, i)| *i).collect()));
+    } else {
+        let (left, right) = metrics.split_at(metrics.len() / 2);
+        write_documents(out, ctx, timestamp, dimensions, sets, left);
+        write_documents(out, ctx, timestamp, dimensions, sets, right);
+    }
+}
+
+fn document(
+    ctx: &DocumentContext<'_>,
+    timestamp: u128,
+    dimensions: &[(&str, &str)],
+    sets: &[Vec<&str>],
+    metrics: &[Entry<'_>],
+) -> String {
+    let mut doc = String::with_capacity(256 + metrics.len() * 64);
+    let _ = write!(doc, "{{\"_aws\":{{\"Timestamp\":{timestamp},\"CloudWatchMetrics\":[{{\"Namespace\":");
+    string(&mut doc, ctx.namespace);
+    doc.push_str(",\"Dimensions\":[");
+    for (i, set) in sets.iter().enumerate() {
+        doc.push_str(if i == 0 { "[" } else { ",[" });
+        for (j, name) in set.iter().enumerate() {
+            if j > 0 {
+                doc.push(',');
+            }
+            string(&mut doc, name);
+        }
+        doc.push(']');
+    }
+    doc.push_str("],\"Metrics\":[");
+    for (i, (m, _, _)) in metrics.iter().enumerate() {
+        doc.push_str(if i == 0 { "{\"Name\":" } else { ",{\"Name\":" });
+        string(&mut doc, m.name);
+        let _ = write!(doc, ",\"Unit\":\"{}\"", m.unit);
+        if m.high_resolution {
+            doc.push_str(",\"StorageResolution\":1");
+        }
+        doc.push('}');
+    }
+    doc.push_str("]}]}");
+    for (name, value) in dimensions {
+        member(&mut doc, name, |doc| string(doc, value));
+    }
+    // Properties: the dump's, then the metrics' own; a name already used by a dimension or a metric is left out.
+    let taken = |name: &str| {
+        name == "_aws" || dimensions.iter().any(|(d, _)| *d == name) || metrics.iter().any(|(m, _, _)| m.name == name)
+    };
+    let mut written: Vec<&str> = Vec::new();
+    let own = metrics.iter().flat_map(|(_, properties, _)| properties.iter().copied());
+    let all = ctx.properties.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(own);
+    let mut properties: Vec<(&str, &str)> = Vec::new();
+    for (name, value) in all {
+        match properties.iter_mut().find(|(n, _)| *n == name) {
+            Some(entry) => entry.1 = value,
+            None => properties.push((name, value)),
+        }
+    }
+    for (name, value) in properties {
+        if !taken(name) && !written.contains(&name) {
+            member(&mut doc, name, |doc| string(doc, value));
+            written.push(name);
+        }
+    }
+    for (m, _, _) in metrics {
+        member(&mut doc, m.name, |doc| doc.push_str(&m.value));
+    }
+    doc.push('}');
+    doc
+}
+
+/// Writes `,"name":` then the value.
+fn member(doc: &mut String, name: &str, value: impl FnOnce(&mut String)) {
+    doc.push(',');
+    string(doc, name);
+    doc.push(':');
+    value(doc);
+}
+
+/// The dimension sets of a group: its own, then each rollup set whose every name it has (without repeats).
+fn dimension_sets<'a>(dimensions: &[(&'a str, &'a str)], rollups: &[Vec<String>]) -> Vec<Vec<&'a str>> {
+    let mut sets = vec![dimensions.iter().map(|(name, _)| *name).collect::<Vec<_>>()];
+    for rollup in rollups {
+        if rollup.iter().all(|r| dimensions.iter().any(|(name, _)| name == r)) {
+            let set: Vec<&str> =
+                dimensions.iter().map(|(name, _)| *name).filter(|name| rollup.iter().any(|r| r == name)).collect();
+            if !sets.contains(&set) {
+                sets.push(set);
+            }
+        }
+    }
+    sets
+}
+
+/// A counter's metric and its dimensions, or why it cannot be sent.
+fn metric<'a>(counter: &'a Counter, ctx: &DocumentContext<'a>) -> Result<(Metric<'a>, Pairs<'a>), SkipReason> {
+    let name = counter.name.as_str();
+    if !valid(name, MAX_NAME_LEN) || name == "_aws" {
+        return Err(SkipReason::MetricName);
+    }
+    let mut dimensions: Vec<(&str, &str)> = ctx.dimensions.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    for (key, value) in &counter.dimensions {
+        match dimensions.iter_mut().find(|(k, _)| k == key) {
+            Some(entry) => entry.1 = value,
+            None => dimensions.push((key, value)),
+        }
+    }
+    if dimensions.len() > MAX_DIMENSIONS {
+        return Err(SkipReason::TooManyDimensions);
+    }
+    for (key, value) in &dimensions {
+        if !valid(key, MAX_DIMENSION_NAME_LEN) || key.starts_with(':') || *key == "_aws" || *key == name {
+            return Err(SkipReason::DimensionName);
+        }
+        if !valid(value, MAX_DIMENSION_VALUE_LEN) {
+            return Err(SkipReason::DimensionValue);
+        }
+    }
+    let described = counter.unit.and_then(unit_name);
+    let (unit, value) = match counter.counter_type {
+        CounterType::Increment => {
+            let value = counter.sum.or(counter.count.map(|c| c as f64)).ok_or(SkipReason::Value)?;
+            (described.unwrap_or("Count"), number(value))
+        }
+        CounterType::Interval => ("Milliseconds", samples(counter)?),
+        CounterType::Statistics => (described.unwrap_or("None"), samples(counter)?),
+        CounterType::LastValue => (described.unwrap_or("None"), number(counter.last.ok_or(SkipReason::Value)?)),
+        CounterType::Timestamp => {
+            let time = counter.time.ok_or(SkipReason::Value)?;
+            let ms = match time.duration_since(UNIX_EPOCH) {
+                Ok(d) => d.as_millis() as f64,
+                Err(e) => -(e.duration().as_millis() as f64),
+            };
+            ("None", number(ms))
+        }
+    };
+    let high_resolution = ctx.high_resolution.iter().any(|p| name.starts_with(p.as_str()));
+    Ok((Metric { name, unit, high_resolution, value }, dimensions))
+}
+
+/// A period's samples: values and counts with the exact statistics, or the statistics alone.
+fn samples(counter: &Counter) -> Result<String, SkipReason> {
+    let count = counter.count.filter(|&n| n > 0).ok_or(SkipReason::EmptyStatistics)?;
+    let (Some(sum), Some(min), Some(max)) = (counter.sum, counter.min, counter.max) else {
+        return Err(SkipReason::EmptyStatistics);
+    };
+    let mut out = String::from("{");
+    if let Some(sent) = counter.percentile_values(MAX_VALUES) {
+        out.push_str("\"Values\":[");
+        list(&mut out, &sent.values);
+        out.push_str("],\"Counts\":[");
+        list(&mut out, &sent.counts);
+        out.push_str("],");
+    }
+    let _ = write!(out, "\"Max\":{},\"Min\":{},\"Count\":{count},\"Sum\":{}}}", number(max), number(min), number(sum));
+    Ok(out)
+}
+
+fn list(out: &mut String, values: &[f64]) {
+    for (i, v) in values.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&number(*v));
+    }
+}
+
+/// A finite number as JSON (whole numbers without a fraction, very large or small ones with an exponent).
+fn number(value: f64) -> String {
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        format!("{}", value as i64)
+    } else {
+        format!("{value:?}")
+    }
+}
+
+/// Non-empty, at most `max` characters, ASCII, no control characters, not blank.
+fn valid(s: &str, max: usize) -> bool {
+    !s.trim().is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii() && !b.is_ascii_control())
+}
+
+/// `s` as a JSON string.
+pub(crate) fn string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests;

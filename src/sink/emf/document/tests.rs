@@ -1,0 +1,117 @@
+use super::*;
+use crate::model::distribution::bucket_index;
+use crate::model::Distribution;
+
+fn ctx<'a>(dimensions: &'a [(String, String)], rollups: &'a [Vec<String>]) -> DocumentContext<'a> {
+    DocumentContext {
+        namespace: "Shop",
+        dimensions,
+        rollups,
+        properties: &[],
+        high_resolution: &[],
+        max_bytes: MAX_DOCUMENT_BYTES,
+        now: UNIX_EPOCH + std::time::Duration::from_millis(1_700_000_000_123),
+    }
+}
+
+fn increment(name: &str, count: i64, dims: &[(&str, &str)]) -> Counter {
+    let mut c = Counter::new(name, CounterType::Increment);
+    c.count = Some(count);
+    c.dimensions = dims.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    c
+}
+
+#[test]
+fn counters_with_the_same_dimensions_share_a_document() {
+    let counters = [
+        increment("orders", 3, &[("route", "/pay")]),
+        increment("errors", 1, &[("route", "/pay")]),
+        increment("orders", 5, &[("route", "/list")]),
+    ];
+    let built = documents(&counters, &ctx(&[], &[]));
+    assert!(built.skipped.is_empty());
+    let docs: Vec<&str> = built.documents.iter().map(|(d, _)| d.as_str()).collect();
+    assert_eq!(
+        docs,
+        [
+            r#"{"_aws":{"Timestamp":1700000000123,"CloudWatchMetrics":[{"Namespace":"Shop","Dimensions":[["route"]],"Metrics":[{"Name":"orders","Unit":"Count"}]}]},"route":"/list","orders":5}"#,
+            r#"{"_aws":{"Timestamp":1700000000123,"CloudWatchMetrics":[{"Namespace":"Shop","Dimensions":[["route"]],"Metrics":[{"Name":"orders","Unit":"Count"},{"Name":"errors","Unit":"Count"}]}]},"route":"/pay","orders":3,"errors":1}"#,
+        ]
+    );
+    assert_eq!(built.documents[1].1, [0, 1], "each document names its counters");
+}
+
+#[test]
+fn a_distribution_keeps_its_exact_statistics_and_at_most_100_values() {
+    let mut c = Counter::new("latency", CounterType::Interval);
+    let samples: Vec<f64> = (1..=1000).map(f64::from).collect();
+    c.distribution = Some(Distribution::from_parts(0, 0, samples.iter().map(|&v| (bucket_index(v), 1)).collect()));
+    (c.count, c.sum, c.min, c.max) = (Some(1000), Some(500_500.0), Some(1.0), Some(1000.0));
+    let built = documents(&[c], &ctx(&[], &[]));
+    let doc = &built.documents[0].0;
+    assert!(doc.contains(r#""Unit":"Milliseconds""#));
+    assert!(doc.contains(r#""Max":1000,"Min":1,"Count":1000,"Sum":500500}"#), "{doc}");
+    let values = doc.split(r#""Values":["#).nth(1).and_then(|v| v.split(']').next()).expect("values");
+    assert!(values.split(',').count() <= MAX_VALUES);
+}
+
+#[test]
+fn limits_split_documents_and_skip_what_cannot_be_sent() {
+    let many: Vec<Counter> = (0..250).map(|i| increment(&format!("m{i}"), i, &[])).collect();
+    let built = documents(&many, &ctx(&[], &[]));
+    assert_eq!(built.documents.len(), 3, "100 metrics a document");
+    assert_eq!(built.documents.iter().map(|(_, s)| s.len()).sum::<usize>(), 250);
+
+    let long_value = "v".repeat(1025);
+    let dims31: Vec<(String, String)> = (0..31).map(|i| (format!("d{i}"), "x".to_owned())).collect();
+    let mut too_many = increment("m", 1, &[]);
+    too_many.dimensions = dims31;
+    let bad = [
+        increment("", 1, &[]),
+        increment("_aws", 1, &[]),
+        increment("m", 1, &[(":k", "v")]),
+        increment("m", 1, &[("k", &long_value)]),
+        increment("same", 1, &[("same", "v")]),
+        too_many,
+    ];
+    let skipped: Vec<SkipReason> = documents(&bad, &ctx(&[], &[])).skipped.into_iter().map(|(_, r)| r).collect();
+    assert_eq!(
+        skipped,
+        [
+            SkipReason::MetricName,
+            SkipReason::MetricName,
+            SkipReason::DimensionName,
+            SkipReason::DimensionValue,
+            SkipReason::DimensionName,
+            SkipReason::TooManyDimensions
+        ]
+    );
+}
+
+#[test]
+fn default_dimensions_rollups_properties_and_escaping() {
+    let defaults = [("service".to_owned(), "shop".to_owned())];
+    let rollups = [vec!["service".to_owned()], vec!["missing".to_owned()]];
+    let mut c = increment("q\"uote", 2, &[("route", "/a\\b")]);
+    c.properties = vec![("request_id".into(), "r-1".into()), ("route".into(), "ignored: a dimension".into())];
+    let mut ctx = ctx(&defaults, &rollups);
+    let fleet = [("version".to_owned(), "1.2".to_owned())];
+    ctx.properties = &fleet;
+    let doc = &documents(&[c], &ctx).documents[0].0;
+    assert!(doc.contains(r#""Dimensions":[["service","route"],["service"]]"#), "{doc}");
+    assert!(
+        doc.contains(r#""service":"shop","route":"/a\\b","version":"1.2","request_id":"r-1","q\"uote":2}"#),
+        "{doc}"
+    );
+}
+
+#[test]
+fn a_document_over_the_size_limit_is_split() {
+    let counters: Vec<Counter> = (0..6).map(|i| increment(&format!("metric_with_a_long_name_{i}"), i, &[])).collect();
+    let mut small = ctx(&[], &[]);
+    small.max_bytes = 300;
+    let built = documents(&counters, &small);
+    assert!(built.documents.len() > 1);
+    assert!(built.documents.iter().all(|(d, s)| d.len() <= 300 || s.len() == 1));
+    assert_eq!(built.documents.iter().map(|(_, s)| s.len()).sum::<usize>(), 6, "every counter once");
+}

@@ -1,0 +1,162 @@
+//! [`EmfSink`]: each dump as CloudWatch Embedded Metric Format documents, one JSON document a line, to standard
+//! output (Lambda), any writer, or the CloudWatch agent over TCP or UDP.
+
+use std::io::Write;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Mutex;
+use std::time::SystemTime;
+
+use crate::error::SaveError;
+use crate::model::Counter;
+use crate::sink::limits::SkipCounts;
+use crate::sink::{SaveFuture, Sink, SinkCounts, SinkView};
+
+pub(crate) mod agent;
+mod document;
+
+pub(crate) use agent::{Agent, AgentEndpoint};
+use document::{documents, DocumentContext};
+
+/// What every document of an EMF sink shares.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct EmfLayout {
+    pub(crate) namespace: String,
+    pub(crate) dimensions: Vec<(String, String)>,
+    pub(crate) rollups: Vec<Vec<String>>,
+    pub(crate) properties: Vec<(String, String)>,
+    pub(crate) high_resolution: Vec<String>,
+}
+
+/// Where documents go.
+pub(crate) enum Output {
+    /// Standard output, a document a line (Lambda sends it to CloudWatch Logs).
+    Stdout,
+    /// Any writer, a document a line.
+    Writer(Mutex<Box<dyn Write + Send>>),
+    /// The CloudWatch agent (or any EMF listener) over TCP or UDP, from a bounded buffer.
+    Agent(Agent),
+}
+
+impl std::fmt::Debug for Output {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Output::Stdout => f.write_str("Stdout"),
+            Output::Writer(_) => f.write_str("Writer"),
+            Output::Agent(agent) => write!(f, "Agent({agent:?})"),
+        }
+    }
+}
+
+/// Writes dumps as EMF documents (see the module docs).
+#[derive(Debug)]
+pub(crate) struct EmfSink {
+    layout: Mutex<EmfLayout>,
+    output: Output,
+    documents_sent: AtomicU64,
+    datums_sent: AtomicU64,
+    writes_failed: AtomicU64,
+    skipped: SkipCounts,
+}
+
+impl EmfSink {
+    pub(crate) fn new(layout: EmfLayout, output: Output) -> EmfSink {
+        EmfSink {
+            layout: Mutex::new(layout),
+            output,
+            documents_sent: AtomicU64::new(0),
+            datums_sent: AtomicU64::new(0),
+            writes_failed: AtomicU64::new(0),
+            skipped: SkipCounts::default(),
+        }
+    }
+
+    /// The agent output, if that is where documents go.
+    pub(crate) fn agent(&self) -> Option<&Agent> {
+        match &self.output {
+            Output::Agent(agent) => Some(agent),
+            _ => None,
+        }
+    }
+
+    fn write(&self, counters: &[Counter]) -> Result<(), SaveError> {
+        let layout = self.layout.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let ctx = DocumentContext {
+            namespace: &layout.namespace,
+            dimensions: &layout.dimensions,
+            rollups: &layout.rollups,
+            properties: &layout.properties,
+            high_resolution: &layout.high_resolution,
+            max_bytes: match self.agent() {
+                Some(agent) if agent.is_udp() => document::MAX_DATAGRAM_BYTES,
+                _ => document::MAX_DOCUMENT_BYTES,
+            },
+            now: SystemTime::now(),
+        };
+        let built = documents(counters, &ctx);
+        for (i, reason) in built.skipped {
+            self.skipped.skip(reason, &counters[i].name);
+        }
+        let mut written = 0;
+        let result = match &self.output {
+            Output::Stdout => write_lines(&mut std::io::stdout().lock(), &built.documents, &mut written),
+            Output::Writer(writer) => {
+                let mut writer = writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                write_lines(&mut **writer, &built.documents, &mut written)
+            }
+            Output::Agent(agent) => {
+                for (document, _) in &built.documents {
+                    agent.send(document.clone());
+                    written += 1;
+                }
+                Ok(())
+            }
+        };
+        let sent = &built.documents[..written];
+        self.documents_sent.fetch_add(sent.len() as u64, Relaxed);
+        self.datums_sent.fetch_add(sent.iter().map(|(_, sources)| sources.len() as u64).sum(), Relaxed);
+        result.map_err(|err| {
+            self.writes_failed.fetch_add(1, Relaxed);
+            // What was written is out; the rest goes back into the counters for the next dump.
+            let failed = built.documents[written..].iter().flat_map(|(_, sources)| sources.iter().copied()).collect();
+            SaveError::with_source("writing EMF documents failed", err).partial(failed)
+        })
+    }
+}
+
+/// Writes each document and a newline, counting the documents written; flushes at the end.
+fn write_lines(out: &mut dyn Write, documents: &[(String, Vec<usize>)], written: &mut usize) -> std::io::Result<()> {
+    for (document, _) in documents {
+        out.write_all(document.as_bytes())?;
+        out.write_all(b"\n")?;
+        *written += 1;
+    }
+    out.flush()
+}
+
+impl Sink for EmfSink {
+    fn save<'a>(&'a self, counters: &'a [Counter]) -> SaveFuture<'a> {
+        Box::pin(async move { self.write(counters) })
+    }
+
+    fn view(&self) -> SinkView {
+        SinkView::Period
+    }
+
+    fn percentiles(&self) -> bool {
+        true
+    }
+
+    fn counts(&self) -> SinkCounts {
+        let mut counts = SinkCounts {
+            datums_sent: self.datums_sent.load(Relaxed),
+            requests_sent: self.documents_sent.load(Relaxed),
+            requests_failed: self.writes_failed.load(Relaxed),
+            ..SinkCounts::default()
+        };
+        counts.skipped = self.skipped.to_array();
+        if let Some(agent) = self.agent() {
+            counts.datums_ambiguous = agent.dropped();
+        }
+        counts
+    }
+}

@@ -189,6 +189,7 @@ impl Exporter {
                 continue;
             }
             let mut counter = self.store.counter_for(&t.key, &t.cell);
+            counter.properties = self.store.take_properties(&t.key);
             match view {
                 SinkView::Totals => t.cell.fill_totals(&mut counter),
                 _ => t.cell.fill_period(&t.period, &mut counter),

@@ -111,6 +111,10 @@ pub(crate) struct Store {
     refused_by_forgotten: AtomicU64,
     /// Counters expired for idleness, and those still held elsewhere.
     expiry: expiry::Expiry,
+    /// Properties recorded in the current period, by counter (span and event fields that are context).
+    properties: DashMap<Key, Vec<(String, String)>>,
+    /// Whether `properties` was ever written (a cheap check at each dump).
+    has_properties: AtomicBool,
 }
 
 impl Default for Store {
@@ -142,6 +146,8 @@ impl Store {
             retired: Mutex::new(Vec::new()),
             refused_by_forgotten: AtomicU64::new(0),
             expiry: expiry::Expiry::default(),
+            properties: DashMap::new(),
+            has_properties: AtomicBool::new(false),
         }
     }
 
@@ -325,6 +331,26 @@ impl Store {
         let refused = retired.iter().map(|cell| cell.take_rejected()).sum::<u64>();
         retired.retain(|cell| Arc::strong_count(cell) > 1);
         overflow + refused + self.refused_by_forgotten.swap(0, Relaxed)
+    }
+
+    /// Keeps `properties` for the current period of the counter `key` (the last value of each name wins).
+    pub(crate) fn set_properties(&self, key: &Key, properties: Vec<(String, String)>) {
+        self.has_properties.store(true, Relaxed);
+        let mut entry = self.properties.entry(key.clone()).or_default();
+        for (name, value) in properties {
+            match entry.iter_mut().find(|(n, _)| *n == name) {
+                Some(existing) => existing.1 = value,
+                None => entry.push((name, value)),
+            }
+        }
+    }
+
+    /// Takes the properties of the counter `key`'s period.
+    pub(crate) fn take_properties(&self, key: &Key) -> Vec<(String, String)> {
+        if !self.has_properties.load(Relaxed) {
+            return Vec::new();
+        }
+        self.properties.remove(key).map(|(_, p)| p).unwrap_or_default()
     }
 
     /// Records the unit a `metrics` description gave a name.

@@ -53,6 +53,7 @@ pub struct CountersLayerBuilder {
     pub(super) count_events: bool,
     pub(super) level: Level,
     pub(super) span_dimensions: Vec<String>,
+    pub(super) properties: Vec<String>,
 }
 
 impl CountersLayerBuilder {
@@ -66,6 +67,7 @@ impl CountersLayerBuilder {
             count_events: true,
             level: Level::INFO,
             span_dimensions: super::DEFAULT_SPAN_DIMENSIONS.iter().map(|f| (*f).to_owned()).collect(),
+            properties: Vec::new(),
         }
     }
 
@@ -92,6 +94,14 @@ impl CountersLayerBuilder {
     /// `options.max_counters`: allow only fields with few values.
     pub fn span_dimensions(mut self, fields: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.span_dimensions = fields.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Span and metric-event fields that are context, not dimensions: their values go with the period's data as
+    /// properties (EMF documents carry them as root members: a request id, a trace id, a customer) instead of
+    /// becoming labels. The last value of each wins in a period. None by default.
+    pub fn properties(mut self, fields: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.properties = fields.into_iter().map(Into::into).collect();
         self
     }
 
@@ -131,6 +141,7 @@ impl fmt::Debug for CountersLayerBuilder {
             .field("count_events", &self.count_events)
             .field("level", &self.level)
             .field("span_dimensions", &self.span_dimensions)
+            .field("properties", &self.properties)
             .finish_non_exhaustive()
     }
 }

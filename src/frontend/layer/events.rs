@@ -15,9 +15,9 @@ use crate::store::Store;
 pub const COUNTER_FIELD: &str = "counter";
 
 /// Records the metric fields of `event` into `store`; its other fields (not `message`) become labels, at most
-/// [`MAX_LABELS`].
-pub(crate) fn record_metric_event(store: &Store, event: &Event<'_>) {
-    let mut visitor = MetricVisitor::default();
+/// [`MAX_LABELS`], except those named in `properties`, which become the metrics' properties.
+pub(crate) fn record_metric_event(store: &Store, event: &Event<'_>, properties: &[String]) {
+    let mut visitor = MetricVisitor { properties_allowed: properties, ..MetricVisitor::default() };
     event.record(&mut visitor);
     if visitor.metrics.is_empty() {
         return;
@@ -29,6 +29,9 @@ pub(crate) fn record_metric_event(store: &Store, event: &Event<'_>) {
     }
     for (name, kind, value) in visitor.metrics {
         let key = Key::from_parts(name, visitor.labels.clone());
+        if !visitor.properties.is_empty() {
+            store.set_properties(&key, visitor.properties.clone());
+        }
         let cell = store.cell(&key, kind);
         match kind {
             CounterType::Increment => match value {
@@ -75,14 +78,16 @@ impl Value {
     }
 }
 
-/// Collects an event's metric fields and its other fields (as labels).
+/// Collects an event's metric fields and its other fields (as labels, or properties when allow-listed).
 #[derive(Default)]
-struct MetricVisitor {
+struct MetricVisitor<'a> {
     metrics: Vec<(String, CounterType, Value)>,
     labels: Vec<Label>,
+    properties_allowed: &'a [String],
+    properties: Vec<(String, String)>,
 }
 
-impl MetricVisitor {
+impl MetricVisitor<'_> {
     fn value(&mut self, field: &Field, value: Value) -> bool {
         match metric_field(field.name()) {
             Some((kind, name)) => {
@@ -94,13 +99,15 @@ impl MetricVisitor {
     }
 
     fn label(&mut self, field: &Field, value: String) {
-        if field.name() != "message" {
+        if self.properties_allowed.iter().any(|p| p == field.name()) {
+            self.properties.push((field.name().to_owned(), value));
+        } else if field.name() != "message" {
             self.labels.push(Label::new(field.name(), value));
         }
     }
 }
 
-impl Visit for MetricVisitor {
+impl Visit for MetricVisitor<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
         if !self.value(field, Value::Float(value)) {
             self.label(field, value.to_string());

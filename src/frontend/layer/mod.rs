@@ -60,6 +60,8 @@ struct SpanTiming {
     error: bool,
     /// The span's allow-listed field values, for a callsite that has such fields.
     labels: Option<Box<SpanLabels>>,
+    /// The span's property field values, for a callsite that has such fields.
+    properties: Option<Box<SpanLabels>>,
 }
 
 /// Kept in a span's extensions: the timing of each counters layer of the subscriber (extensions hold one value
@@ -83,6 +85,7 @@ pub struct CountersLayer {
     excluded: Vec<String>,
     level: Level,
     span_dimensions: Vec<String>,
+    properties: Vec<String>,
     time_spans: bool,
     count_events: bool,
     callsites: Arc<Callsites>,
@@ -126,13 +129,22 @@ impl CountersLayer {
 
     fn new_cells(&self, base: String, meta: &Metadata<'_>) -> Arc<SpanCells> {
         let labelled = meta.fields().iter().any(|f| self.span_dimensions.iter().any(|d| d == f.name()));
+        let with_properties = meta.fields().iter().any(|f| self.properties.iter().any(|p| p == f.name()));
         let key = Key::from_name(format!("{base}.exec_time"));
         let exec_time = self.store.cell(&key, CounterType::Interval);
-        Arc::new(SpanCells { base, labelled, exec_time, errors: std::sync::OnceLock::new() })
+        Arc::new(SpanCells { base, labelled, with_properties, exec_time, errors: std::sync::OnceLock::new() })
+    }
+
+    /// Keeps a closing span's property values for the period of its counter `key`.
+    fn record_properties(&self, timing: &SpanTiming, key: &Key) {
+        if let Some(properties) = timing.properties.as_deref().filter(|p| !p.is_empty()) {
+            self.store.set_properties(key, properties.pairs());
+        }
     }
 
     /// Records a closing span with dimensions into the counter of its labels (and counts its error there).
-    fn record_labelled(&self, cells: &SpanCells, labels: &SpanLabels, elapsed_ms: f64, error: bool) {
+    fn record_labelled(&self, timing: &SpanTiming, labels: &SpanLabels, elapsed_ms: f64) {
+        let (cells, error) = (&timing.cells, timing.error);
         let mut labels = labels.labels();
         if labels.len() > MAX_LABELS {
             self.store.count_labels_cut(&cells.base, labels.len());
@@ -140,6 +152,7 @@ impl CountersLayer {
         }
         let key = Key::from_parts(format!("{}.exec_time", cells.base), labels.clone());
         self.store.cell(&key, CounterType::Interval).sample(elapsed_ms);
+        self.record_properties(timing, &key);
         if error {
             self.store.cell(&Key::from_parts(format!("{}.errors", cells.base), labels), CounterType::Increment).add(1);
         }
@@ -195,6 +208,7 @@ impl CountersLayerBuilder {
             excluded: self.excluded,
             level: self.level,
             span_dimensions: self.span_dimensions,
+            properties: self.properties,
             time_spans: self.time_spans,
             count_events: self.count_events,
             callsites: Arc::new(DashMap::default()),
@@ -276,7 +290,12 @@ where
             attrs.record(&mut LabelVisitor { allowed: &self.span_dimensions, labels: &mut labels });
             labels
         });
-        let timing = SpanTiming { layer: self.id, start: self.clock.raw(), cells, error: false, labels };
+        let properties = cells.with_properties.then(|| {
+            let mut properties = Box::<SpanLabels>::default();
+            attrs.record(&mut LabelVisitor { allowed: &self.properties, labels: &mut properties });
+            properties
+        });
+        let timing = SpanTiming { layer: self.id, start: self.clock.raw(), cells, error: false, labels, properties };
         let mut extensions = span.extensions_mut();
         // One map operation for the usual single counters layer; another layer's timings, if any, are kept.
         if let Some(mut others) = extensions.replace(SpanTimings { first: timing, more: Vec::new() }) {
@@ -299,7 +318,7 @@ where
             }
         }
         if self.count_events {
-            events::record_metric_event(&self.store, event);
+            events::record_metric_event(&self.store, event, &self.properties);
         }
     }
 
@@ -310,6 +329,9 @@ where
         if let Some(labels) = &mut timing.labels {
             values.record(&mut LabelVisitor { allowed: &self.span_dimensions, labels });
         }
+        if let Some(properties) = &mut timing.properties {
+            values.record(&mut LabelVisitor { allowed: &self.properties, labels: properties });
+        }
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
@@ -317,8 +339,11 @@ where
         let Some(timing) = self.take_timing(&mut span.extensions_mut()) else { return };
         let elapsed_ms = self.clock.delta_as_nanos(timing.start, self.clock.raw()) as f64 / 1e6;
         if let Some(labels) = timing.labels.as_deref().filter(|l| !l.is_empty()) {
-            self.record_labelled(&timing.cells, labels, elapsed_ms, timing.error);
+            self.record_labelled(&timing, labels, elapsed_ms);
             return;
+        }
+        if timing.properties.is_some() {
+            self.record_properties(&timing, &Key::from_name(format!("{}.exec_time", timing.cells.base)));
         }
         if timing.cells.exec_time.is_retired() {
             // The counters were cleared (or the name taken by another type) while the span was open: record

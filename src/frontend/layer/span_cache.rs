@@ -45,6 +45,8 @@ pub(crate) struct SpanCells {
     /// Whether the callsite has fields that become dimensions: its spans are then timed into the counter of
     /// their labels, looked up when they close.
     pub(crate) labelled: bool,
+    /// Whether the callsite has fields that are properties.
+    pub(crate) with_properties: bool,
     pub(crate) exec_time: Arc<CounterCell>,
     pub(crate) errors: OnceLock<Arc<CounterCell>>,
 }

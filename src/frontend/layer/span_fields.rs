@@ -26,6 +26,11 @@ impl SpanLabels {
         self.0.is_empty()
     }
 
+    /// The names and values, as properties.
+    pub(crate) fn pairs(&self) -> Vec<(String, String)> {
+        self.0.iter().map(|(name, value)| ((*name).to_owned(), value.clone())).collect()
+    }
+
     fn set(&mut self, name: &'static str, value: String) {
         match self.0.iter_mut().find(|(n, _)| *n == name) {
             Some(entry) => entry.1 = value,

@@ -1,0 +1,138 @@
+//! EMF: the documents EmfCounters write carry each period's metrics, dimensions and properties; a flush with
+//! nothing new writes nothing; the agent output survives the agent going away and coming back (what fit in the
+//! buffer arrives, the overflow is counted) over TCP, and sends one document per datagram over UDP.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, UdpSocket};
+use std::time::Duration;
+
+use cloudwatch_counters::{Counters, CountersOptions, EmfCounters};
+use common::SharedWriter;
+use serde_json::Value;
+use tracing_subscriber::layer::SubscriberExt;
+
+fn parse(text: &str) -> Vec<Value> {
+    text.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+}
+
+/// The value of `metric` in the document that has it.
+fn metric<'a>(docs: &'a [Value], metric: &str) -> &'a Value {
+    docs.iter().find_map(|d| d.get(metric)).unwrap_or_else(|| panic!("no {metric} in {docs:?}"))
+}
+
+#[test]
+fn a_flush_writes_the_periods_metrics_with_their_dimensions_and_properties() {
+    let out = SharedWriter::default();
+    let counters = EmfCounters::builder()
+        .namespace("Shop")
+        .writer(out.clone())
+        .dimension("service", "checkout")
+        .property("version", "1.4.2")
+        .options(CountersOptions::default().telemetry(false))
+        .build()
+        .expect("valid");
+    let layer = counters.layer_builder().properties(["request_id"]).build();
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        let span = tracing::info_span!(target: "shop", "request", route = "/pay", request_id = "r-42");
+        span.in_scope(|| tracing::info!(monotonic_counter.payments = 2, request_id = "r-42", "paid"));
+    });
+    counters.stats("basket.size", 3.0);
+    counters.stats("basket.size", 5.0);
+    let report = counters.flush_blocking().expect("flush");
+    assert_eq!(report.saved, 3);
+    let docs = parse(&out.text());
+    for doc in &docs {
+        assert_eq!(doc["_aws"]["CloudWatchMetrics"][0]["Namespace"], "Shop");
+        assert_eq!(doc["service"], "checkout");
+        assert_eq!(doc["version"], "1.4.2");
+    }
+    assert_eq!(metric(&docs, "payments"), 2);
+    let payments = docs.iter().find(|d| d.get("payments").is_some()).expect("payments");
+    assert_eq!(payments["request_id"], "r-42", "a property, not a dimension");
+    assert_eq!(payments["_aws"]["CloudWatchMetrics"][0]["Dimensions"], serde_json::json!([["service"]]));
+    let request = docs.iter().find(|d| d.get("shop.request.exec_time").is_some()).expect("the span");
+    assert_eq!(request["route"], "/pay");
+    assert_eq!(request["request_id"], "r-42");
+    let basket = metric(&docs, "basket.size");
+    assert_eq!((basket["Count"].as_u64(), basket["Sum"].as_f64()), (Some(2), Some(8.0)));
+    assert_eq!(
+        (basket["Values"].clone(), basket["Counts"].clone()),
+        (serde_json::json!([3, 5]), serde_json::json!([1, 1]))
+    );
+
+    let before = out.text().len();
+    assert_eq!(counters.flush_blocking().expect("flush").saved, 0, "nothing new: nothing written");
+    assert_eq!(out.text().len(), before);
+}
+
+#[test]
+fn over_tcp_the_agent_going_away_and_back_loses_nothing_buffered_and_the_overflow_is_counted() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let addr = listener.local_addr().expect("address");
+    let counters = EmfCounters::builder()
+        .namespace("Agent")
+        .agent(format!("tcp://{addr}"))
+        .agent_buffer(3)
+        .options(CountersOptions::default().telemetry(false).close_timeout(Duration::from_secs(20)))
+        .build()
+        .expect("valid");
+    counters.increment("first", 1);
+    counters.flush_blocking().expect("flush");
+    let (stream, _) = listener.accept().expect("the agent output connects");
+    let mut lines = BufReader::new(stream).lines();
+    let first: Value = serde_json::from_str(&lines.next().expect("a line").expect("readable")).expect("json");
+    assert_eq!(first["first"], 1);
+
+    // The agent goes away: its connection and its listener close.
+    drop(lines);
+    drop(listener);
+    for name in ["a", "b", "c", "d", "e"] {
+        counters.increment(name, 1);
+        counters.flush_blocking().expect("a flush never waits on the agent");
+    }
+    assert!(counters.agent_counts().1 >= 2, "the buffer holds 3 documents: the rest is dropped and counted");
+    let listener = TcpListener::bind(addr).expect("the agent comes back on its port");
+    let (stream, _) = listener.accept().expect("the output reconnects");
+    stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    let mut lines = BufReader::new(stream).lines();
+    let (sent_before, dropped, _) = counters.agent_counts();
+    let buffered = 5 - dropped;
+    let received: Vec<Value> = (0..buffered)
+        .map(|_| serde_json::from_str(&lines.next().expect("a line").expect("readable")).expect("a whole document"))
+        .collect();
+    let names: Vec<&str> =
+        ["a", "b", "c", "d", "e"].into_iter().filter(|n| received.iter().any(|d| d.get(*n).is_some())).collect();
+    assert_eq!(names.len() as u64, buffered, "every buffered document arrived: {names:?}");
+    assert!(sent_before >= 1);
+    counters.close_blocking().expect("close drains the buffer");
+}
+
+#[test]
+fn over_udp_each_document_is_one_datagram() {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("a free port");
+    socket.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    let counters = EmfCounters::builder()
+        .namespace("Udp")
+        .agent(format!("udp://{}", socket.local_addr().expect("address")))
+        .options(CountersOptions::default().telemetry(false))
+        .build()
+        .expect("valid");
+    let many: Vec<String> = (0..150).map(|i| format!("m{i}")).collect();
+    for name in &many {
+        counters.increment(name, 1);
+    }
+    counters.flush_blocking().expect("flush");
+    let mut seen = 0;
+    let mut buffer = vec![0u8; 70_000];
+    while seen < many.len() {
+        let n = socket.recv(&mut buffer).expect("a datagram");
+        let text = std::str::from_utf8(&buffer[..n]).expect("utf-8");
+        assert!(text.ends_with('\n'), "a document and its newline");
+        let doc: Value = serde_json::from_str(text.trim_end()).expect("a whole document per datagram");
+        seen += doc["_aws"]["CloudWatchMetrics"][0]["Metrics"].as_array().map_or(0, Vec::len);
+    }
+    assert_eq!(seen, 150, "two documents: 100 metrics, then 50");
+    counters.close_blocking().expect("close");
+}

@@ -136,3 +136,30 @@ fn over_udp_each_document_is_one_datagram() {
     assert_eq!(seen, 150, "two documents: 100 metrics, then 50");
     counters.close_blocking().expect("close");
 }
+
+/// The Lambda example as a user runs it: each invocation's flush writes its metrics, and a flush with nothing
+/// new writes nothing. (Built by `cargo test --all-targets`, as `scripts/test.sh` runs it.)
+#[test]
+#[ignore = "runs the built lambda example: scripts/test.sh"]
+fn the_lambda_example_writes_each_invocations_metrics_at_its_flush() {
+    let exe = std::env::current_exe().expect("the test's path");
+    let example = exe.parent().and_then(|deps| deps.parent()).expect("target/debug").join("examples").join("lambda");
+    let output = std::process::Command::new(&example)
+        .env("LAMBDA_INVOCATIONS", "4")
+        .env_remove("AWS_LAMBDA_FUNCTION_NAME")
+        .env_remove("AWS_EMF_AGENT_ENDPOINT")
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", example.display()));
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let docs = parse(&String::from_utf8_lossy(&output.stdout));
+    let handler: Vec<&Value> = docs.iter().filter(|d| d.get("lambda.handler.exec_time").is_some()).collect();
+    assert_eq!(handler.len(), 4, "one timed invocation a flush");
+    for (n, doc) in handler.iter().enumerate() {
+        assert_eq!(doc["lambda.handler.exec_time"]["Count"], 1);
+        assert_eq!(doc["request_id"], format!("req-{n}"), "the invocation's request id, as a property");
+        assert_eq!(doc["route"], "/orders");
+    }
+    let items: f64 = docs.iter().filter_map(|d| d.get("orders.items")?.as_f64()).sum();
+    assert_eq!(items, 6.0, "0 + 1 + 2 + 3 items");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("saved 0 counters"));
+}

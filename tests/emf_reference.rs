@@ -158,7 +158,7 @@ fn every_document_validates_against_the_specifications_schema_split_ones_include
     }
     let latency = counters.handle("latency", CounterType::Interval);
     for i in 0..100_000u32 {
-        latency.record(0.01 * f64::from(1 + i.wrapping_mul(2_654_435_761) >> 12));
+        latency.record(0.01 * f64::from(1 + (i.wrapping_mul(2_654_435_761) >> 12)));
     }
     counters.stats("temperature", -3.5); // negative: a statistic set without values
     counters.stats("temperature", 21.0);

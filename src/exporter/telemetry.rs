@@ -17,6 +17,8 @@
 //! | `cloudwatch_counters.dimensions_deduplicated` | datums whose duplicate dimension names were merged  |
 //! | `cloudwatch_counters.requests_ambiguous`      | requests that failed after being sent (not re-sent) |
 //! | `cloudwatch_counters.datums_ambiguous`        | the datums of those requests                        |
+//! | `cloudwatch_counters.documents_dropped`       | EMF documents dropped: the agent's buffer was full  |
+//! | (local only) `counters_expired`, `datums_sent`, `requests_sent` | idle expirations; what was sent   |
 //!
 //! A dump adds what happened since the previous one; the new counts never make a dump send on their own, they
 //! go out with the next save of the service's own counters.
@@ -67,6 +69,8 @@ pub struct Telemetry {
     pub datums_ambiguous: u64,
     /// Counters that left the store after `options.idle_timeout` without an update (kept local, not published).
     pub counters_expired: u64,
+    /// EMF documents dropped because the agent output's buffer was full (the agent was away too long).
+    pub documents_dropped: u64,
     skipped: [u64; SkipReason::ALL.len()],
 }
 
@@ -100,6 +104,7 @@ impl Telemetry {
             requests_ambiguous: sink.requests_ambiguous + store.requests_abandoned,
             datums_ambiguous: sink.datums_ambiguous + store.datums_abandoned,
             counters_expired: store.counters_expired,
+            documents_dropped: sink.documents_dropped,
             skipped: sink.skipped,
         }
     }
@@ -130,12 +135,13 @@ impl Telemetry {
             self.requests_ambiguous,
             self.datums_ambiguous,
             self.counters_expired,
+            self.documents_dropped,
         ]
     }
 }
 
 /// The names of the published counters without dimensions.
-const PLAIN_NAMES: [&str; 13] = [
+const PLAIN_NAMES: [&str; 14] = [
     "cloudwatch_counters.datums_sent",
     "cloudwatch_counters.requests_sent",
     "cloudwatch_counters.requests_failed",
@@ -149,6 +155,7 @@ const PLAIN_NAMES: [&str; 13] = [
     "cloudwatch_counters.requests_ambiguous",
     "cloudwatch_counters.datums_ambiguous",
     "cloudwatch_counters.counters_expired",
+    "cloudwatch_counters.documents_dropped",
 ];
 
 /// Counts that change at every dump: kept local, never published (they would cost a metric per instance).

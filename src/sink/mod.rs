@@ -100,6 +100,8 @@ pub struct SinkCounts {
     pub requests_ambiguous: u64,
     /// The datums of those requests.
     pub datums_ambiguous: u64,
+    /// Documents dropped because a bounded buffer (the EMF agent output's) was full.
+    pub documents_dropped: u64,
 }
 
 impl SinkCounts {

@@ -364,6 +364,7 @@ impl Sink for CloudWatchSink {
             dimensions_deduplicated: t.dimensions_deduplicated.load(Relaxed),
             requests_ambiguous: t.requests_ambiguous.load(Relaxed),
             datums_ambiguous: t.datums_ambiguous.load(Relaxed),
+            documents_dropped: 0,
         }
     }
 }

@@ -155,7 +155,7 @@ impl Sink for EmfSink {
         };
         counts.skipped = self.skipped.to_array();
         if let Some(agent) = self.agent() {
-            counts.datums_ambiguous = agent.dropped();
+            counts.documents_dropped = agent.dropped();
         }
         counts
     }

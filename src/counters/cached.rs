@@ -126,6 +126,12 @@ impl CachedCounters {
         Ok(())
     }
 
+    /// [`dump_blocking`](Self::dump_blocking) on this thread, for a sink that writes synchronously (EMF to a
+    /// writer): no helper thread per call.
+    pub(crate) fn dump_here(&self) -> Result<DumpReport, Error> {
+        crate::exporter::block_on_here("flush_blocking", self.exporter.dump(), self.exporter.close_timeout())?
+    }
+
     /// The bound on `close` and the `*_blocking` calls (`options.close_timeout`).
     pub(crate) fn close_timeout(&self) -> std::time::Duration {
         self.exporter.close_timeout()

@@ -77,7 +77,8 @@ impl EmfCounters {
     /// # Errors
     /// As `flush`; also [`Error::BlockingInRuntime`] inside async code.
     pub fn flush_blocking(&self) -> Result<DumpReport, Error> {
-        self.counters.dump_blocking()
+        // The EMF sink writes (or buffers for the agent) without waiting on a runtime: the dump runs right here.
+        self.counters.dump_here()
     }
 
     /// Stops the interval dumps, writes what is left, and waits (within `options.close_timeout`) for the agent

@@ -134,6 +134,33 @@ impl Exporter {
     }
 }
 
+/// Runs `future` on this thread, parking it while the future waits, within `timeout`: for futures that need no
+/// runtime (a dump whose sink writes synchronously), without a helper thread per call.
+pub(crate) fn block_on_here<F: Future>(what: &'static str, future: F, timeout: Duration) -> Result<F::Output, Error> {
+    struct Unpark(std::thread::Thread);
+    impl std::task::Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    if Handle::try_current().is_ok() && tokio::task::try_id().is_none() {
+        return Err(Error::BlockingInRuntime(what));
+    }
+    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = std::task::Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return Ok(output);
+        }
+        let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) else {
+            return Err(Error::Timeout { what, timeout });
+        };
+        std::thread::park_timeout(left);
+    }
+}
+
 /// Runs `future` on a new thread with a current-thread runtime of its own: for work that must not need the
 /// caller's runtime, which may be blocked or driven by nobody.
 pub(crate) fn spawn_on_helper_thread<F>(name: &str, future: F) -> Result<(), Error>

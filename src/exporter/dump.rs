@@ -180,7 +180,11 @@ impl Exporter {
     /// levels; [`SinkView::Totals`]: pip's running totals).
     fn prepare(&self, taken: &[Taken]) -> Prepared {
         let view = self.sink.view();
-        let mut prepared = Prepared::default();
+        let mut prepared = Prepared {
+            counters: Vec::with_capacity(taken.len()),
+            sources: Vec::with_capacity(taken.len()),
+            worth_saving: false,
+        };
         for (i, t) in taken.iter().enumerate() {
             let empty = t.cell.is_empty_period(&t.period);
             prepared.worth_saving |= !empty && !t.cell.is_reserved();

@@ -21,6 +21,7 @@ use crate::warn::WarnEvery;
 
 pub(crate) mod backoff;
 pub(crate) mod driver;
+pub(crate) use driver::block_on_here;
 pub(crate) mod dump;
 pub(crate) mod telemetry;
 

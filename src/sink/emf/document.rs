@@ -274,16 +274,23 @@ fn list(out: &mut String, values: &[f64]) {
         if i > 0 {
             out.push(',');
         }
-        out.push_str(&number(*v));
+        push_number(out, *v);
     }
 }
 
 /// A finite number as JSON (whole numbers without a fraction, very large or small ones with an exponent).
 fn number(value: f64) -> String {
+    let mut out = String::new();
+    push_number(&mut out, value);
+    out
+}
+
+/// Appends [`number`]'s text to `out`.
+fn push_number(out: &mut String, value: f64) {
     if value.fract() == 0.0 && value.abs() < 1e15 {
-        format!("{}", value as i64)
+        let _ = write!(out, "{}", value as i64);
     } else {
-        format!("{value:?}")
+        let _ = write!(out, "{value:?}");
     }
 }
 
@@ -295,6 +302,11 @@ fn valid(s: &str, max: usize) -> bool {
 /// `s` as a JSON string.
 pub(crate) fn string(out: &mut String, s: &str) {
     out.push('"');
+    if !s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        out.push_str(s);
+        out.push('"');
+        return;
+    }
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),

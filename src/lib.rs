@@ -17,6 +17,9 @@
 //! # Ok(()) }
 //! ```
 //!
+//! On Lambda or with the CloudWatch agent, [`EmfCounters`] publishes the same counters as Embedded Metric
+//! Format log lines (see the README's EMF section).
+//!
 //! In a service, `CloudWatchCounters::builder().namespace(..).install().await?` opens CloudWatch counters,
 //! installs them as the global `metrics` recorder and `tracing` subscriber, and returns a guard that flushes on
 //! close (see the README for wiring the layer into a subscriber of your own).

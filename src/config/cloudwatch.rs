@@ -150,10 +150,7 @@ impl CloudWatchSettings {
             s.instance = Some(String::new()); // set empty: no InstanceID dimension
         }
         for (name, value) in config.get_section("dimensions").iter() {
-            match s.dimensions.iter_mut().find(|(n, _)| n == name) {
-                Some(dimension) => value.clone_into(&mut dimension.1),
-                None => s.dimensions.push((name.to_owned(), value.to_owned())),
-            }
+            super::set_pair(&mut s.dimensions, name.to_owned(), value.to_owned());
         }
         if let Some(on) = config.get_bool(&["rollup", "options.rollup"])? {
             s.rollup = on;

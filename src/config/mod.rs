@@ -133,6 +133,14 @@ impl ConfigParams {
     }
 }
 
+/// Sets `name` to `value` in `pairs` (dimensions, properties): replaced where the name is there, else added last.
+pub(crate) fn set_pair(pairs: &mut Vec<(String, String)>, name: String, value: String) {
+    match pairs.iter_mut().find(|(n, _)| *n == name) {
+        Some(pair) => pair.1 = value,
+        None => pairs.push((name, value)),
+    }
+}
+
 /// What a duration setting that must not be zero expects.
 const POSITIVE_MILLIS: &str = "a positive number of milliseconds";
 

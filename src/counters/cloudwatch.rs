@@ -211,11 +211,7 @@ impl CloudWatchCountersBuilder {
     /// A dimension every datum carries after InstanceID (`dimensions.<name>` keys): service, environment, ...
     /// A counter's own label of the same name wins.
     pub fn dimension(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        let (name, value) = (name.into(), value.into());
-        match self.settings.dimensions.iter_mut().find(|(n, _)| *n == name) {
-            Some(dimension) => dimension.1 = value,
-            None => self.settings.dimensions.push((name, value)),
-        }
+        crate::config::set_pair(&mut self.settings.dimensions, name.into(), value.into());
         self
     }
 

@@ -245,21 +245,13 @@ impl EmfCountersBuilder {
 
     /// A dimension of every metric (a counter's own label of the same name wins).
     pub fn dimension(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        let (name, value) = (name.into(), value.into());
-        match self.layout.dimensions.iter_mut().find(|(n, _)| *n == name) {
-            Some(d) => d.1 = value,
-            None => self.layout.dimensions.push((name, value)),
-        }
+        crate::config::set_pair(&mut self.layout.dimensions, name.into(), value.into());
         self
     }
 
     /// A property of every document: context that is logged with the metrics but is not a dimension.
     pub fn property(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        let (name, value) = (name.into(), value.into());
-        match self.layout.properties.iter_mut().find(|(n, _)| *n == name) {
-            Some(p) => p.1 = value,
-            None => self.layout.properties.push((name, value)),
-        }
+        crate::config::set_pair(&mut self.layout.properties, name.into(), value.into());
         self
     }
 

@@ -164,3 +164,25 @@ fn the_lambda_example_writes_each_invocations_metrics_at_its_flush() {
     assert_eq!(items, 6.0, "0 + 1 + 2 + 3 items");
     assert!(String::from_utf8_lossy(&output.stderr).contains("saved 0 counters"));
 }
+
+#[test]
+fn names_emf_reserves_or_refuses_are_skipped_and_counted() {
+    let out = SharedWriter::default();
+    let counters = EmfCounters::builder()
+        .namespace("Skips")
+        .writer(out.clone())
+        .options(CountersOptions::default().telemetry(false))
+        .build()
+        .expect("valid");
+    counters.increment("_aws", 1);
+    counters.increment("caf\u{e9}", 1);
+    counters.increment("fine", 1);
+    counters.flush_blocking().expect("the rest is written");
+    let telemetry = counters.telemetry();
+    assert_eq!(telemetry.skipped(cloudwatch_counters::SkipReason::MetricName), 2);
+    let docs = parse(&out.text());
+    assert_eq!(docs.len(), 1);
+    assert_eq!(metric(&docs, "fine"), 1);
+    assert!(EmfCounters::builder().namespace("").writer(std::io::sink()).build().is_err(), "an empty namespace");
+    assert!(EmfCounters::builder().agent("http://127.0.0.1:1").build().is_err(), "not tcp:// or udp://");
+}

@@ -139,10 +139,16 @@ fn over_udp_each_document_is_one_datagram() {
 }
 
 /// The Lambda example as a user runs it: each invocation's flush writes its metrics, and a flush with nothing
-/// new writes nothing. (Built by `cargo test --all-targets`, as `scripts/test.sh` runs it.)
+/// new writes nothing. It builds the example first (with the default features, as `scripts/test.sh` has).
 #[test]
-#[ignore = "runs the built lambda example: scripts/test.sh"]
+#[ignore = "builds and runs the lambda example: scripts/test.sh"]
 fn the_lambda_example_writes_each_invocations_metrics_at_its_flush() {
+    let build = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--example", "lambda"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo runs");
+    assert!(build.success(), "building the lambda example failed");
     let exe = std::env::current_exe().expect("the test's path");
     let example = exe.parent().and_then(|deps| deps.parent()).expect("target/debug").join("examples").join("lambda");
     let output = std::process::Command::new(&example)

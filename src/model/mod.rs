@@ -27,6 +27,14 @@ pub const MAX_VALUE: f64 = 2.348_542_582_773_833_2e108;
 /// The smallest non-zero magnitude CloudWatch accepts for a value: 2^-360.
 pub const MIN_VALUE: f64 = 4.257_959_840_008_151e-109;
 
+/// Milliseconds since the Unix epoch (UTC), negative before it: a Timestamp counter's published value.
+pub(crate) fn epoch_millis(time: SystemTime) -> f64 {
+    match time.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as f64,
+        Err(e) => -(e.duration().as_millis() as f64),
+    }
+}
+
 /// Whether CloudWatch accepts `value`: finite, zero or within 2^-360 to 2^360 in magnitude.
 #[inline]
 pub(crate) fn in_range(value: f64) -> bool {

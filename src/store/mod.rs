@@ -338,10 +338,7 @@ impl Store {
         self.has_properties.store(true, Relaxed);
         let mut entry = self.properties.entry(key.clone()).or_default();
         for (name, value) in properties {
-            match entry.iter_mut().find(|(n, _)| *n == name) {
-                Some(existing) => existing.1 = value,
-                None => entry.push((name, value)),
-            }
+            crate::config::set_pair(&mut entry, name, value);
         }
     }
 

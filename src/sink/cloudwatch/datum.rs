@@ -16,14 +16,14 @@
 //! Dimensions: `InstanceID = instance`, then the counter's own; a repeated name keeps its last label's value (a
 //! counter's own `InstanceID` wins), and that is counted.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use aws_sdk_cloudwatch::primitives::DateTime;
 use aws_sdk_cloudwatch::types::builders::MetricDatumBuilder;
 use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit, StatisticSet};
 
+use crate::model::{epoch_millis, MAX_DIMENSIONS, TELEMETRY_PREFIX};
 use crate::model::{Counter, CounterType};
-use crate::model::{MAX_DIMENSIONS, TELEMETRY_PREFIX};
 use crate::sink::limits;
 use crate::sink::SkipReason;
 
@@ -195,14 +195,6 @@ fn statistic_set(counter: &Counter) -> Result<StatisticSet, SkipReason> {
         .minimum(limits::check_value(min)?)
         .maximum(limits::check_value(max)?)
         .build())
-}
-
-/// Milliseconds since the Unix epoch (UTC), negative before it.
-pub(crate) fn epoch_millis(time: SystemTime) -> f64 {
-    match time.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_millis() as f64,
-        Err(e) => -(e.duration().as_millis() as f64),
-    }
 }
 
 /// A conservative estimate of a datum's size in a request body, for the 1 MB request limit.

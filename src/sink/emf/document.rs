@@ -21,7 +21,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::model::{Counter, CounterType, MAX_DIMENSIONS};
+use crate::model::{epoch_millis, Counter, CounterType, MAX_DIMENSIONS};
+use crate::sink::limits;
 use crate::sink::units::unit_name;
 use crate::sink::SkipReason;
 
@@ -238,14 +239,7 @@ fn metric<'a>(counter: &'a Counter, ctx: &DocumentContext<'a>) -> Result<(Metric
         CounterType::Interval => ("Milliseconds", samples(counter)?),
         CounterType::Statistics => (described.unwrap_or("None"), samples(counter)?),
         CounterType::LastValue => (described.unwrap_or("None"), number(counter.last.ok_or(SkipReason::Value)?)),
-        CounterType::Timestamp => {
-            let time = counter.time.ok_or(SkipReason::Value)?;
-            let ms = match time.duration_since(UNIX_EPOCH) {
-                Ok(d) => d.as_millis() as f64,
-                Err(e) => -(e.duration().as_millis() as f64),
-            };
-            ("None", number(ms))
-        }
+        CounterType::Timestamp => ("None", number(epoch_millis(counter.time.ok_or(SkipReason::Value)?))),
     };
     let high_resolution = ctx.high_resolution.iter().any(|p| name.starts_with(p.as_str()));
     Ok((Metric { name, unit, high_resolution, value }, dimensions))
@@ -296,7 +290,7 @@ fn push_number(out: &mut String, value: f64) {
 
 /// Non-empty, at most `max` characters, ASCII, no control characters, not blank.
 fn valid(s: &str, max: usize) -> bool {
-    !s.trim().is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii() && !b.is_ascii_control())
+    limits::valid_text(s, max) && !s.trim().is_empty()
 }
 
 /// `s` as a JSON string.

@@ -50,7 +50,7 @@ impl std::fmt::Debug for Output {
 /// Writes dumps as EMF documents (see the module docs).
 #[derive(Debug)]
 pub(crate) struct EmfSink {
-    layout: Mutex<EmfLayout>,
+    layout: EmfLayout,
     output: Output,
     documents_sent: AtomicU64,
     datums_sent: AtomicU64,
@@ -61,7 +61,7 @@ pub(crate) struct EmfSink {
 impl EmfSink {
     pub(crate) fn new(layout: EmfLayout, output: Output) -> EmfSink {
         EmfSink {
-            layout: Mutex::new(layout),
+            layout,
             output,
             documents_sent: AtomicU64::new(0),
             datums_sent: AtomicU64::new(0),
@@ -79,7 +79,7 @@ impl EmfSink {
     }
 
     fn write(&self, counters: &[Counter]) -> Result<(), SaveError> {
-        let layout = self.layout.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        let layout = &self.layout;
         let ctx = DocumentContext {
             namespace: &layout.namespace,
             dimensions: &layout.dimensions,
@@ -92,7 +92,7 @@ impl EmfSink {
             },
             now: SystemTime::now(),
         };
-        let built = documents(counters, &ctx);
+        let mut built = documents(counters, &ctx);
         for (i, reason) in built.skipped {
             self.skipped.skip(reason, &counters[i].name);
         }
@@ -104,8 +104,9 @@ impl EmfSink {
                 write_lines(&mut **writer, &built.documents, &mut written)
             }
             Output::Agent(agent) => {
-                for (document, _) in &built.documents {
-                    agent.send(document.clone());
+                // Handed over, not copied: only each document's counters are needed after this.
+                for (document, _) in &mut built.documents {
+                    agent.send(std::mem::take(document));
                     written += 1;
                 }
                 Ok(())

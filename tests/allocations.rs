@@ -142,3 +142,57 @@ fn closing_a_span_of_a_seen_callsite_does_not_allocate() {
     });
     assert_eq!(counters.get("allocations.hot.exec_time", CounterType::Interval).count, Some(1001));
 }
+
+#[test]
+fn registrations_that_miss_the_thread_cache_do_not_allocate_once_warm() {
+    use metrics::{Key, Label, Recorder};
+    let options = CountersOptions::default().max_counters(40_000);
+    let counters = CachedCounters::new(LogSink::to_writer(std::io::sink()), options);
+    let recorder = counters.recorder();
+    // More keys than a thread's cache holds (4096), used round-robin: most registrations miss the cache.
+    let names: Vec<&'static str> = (0..10_000).map(|i| &*Box::leak(format!("route.{i}").into_boxed_str())).collect();
+    let labelled = |name: &'static str| -> Vec<Key> {
+        (0..10_000).map(|i| Key::from_parts(name, vec![Label::new("route", format!("/items/{i}"))])).collect()
+    };
+    let (requests, latency) = (labelled("requests"), labelled("latency"));
+    let meta = metrics::Metadata::new(module_path!(), metrics::Level::INFO, None);
+    let round = || {
+        metrics::with_local_recorder(&recorder, || {
+            for name in &names {
+                metrics::counter!(*name).increment(1);
+            }
+        });
+        for (request, latency) in requests.iter().zip(&latency) {
+            recorder.register_counter(request, &meta).increment(1);
+            recorder.register_histogram(latency, &meta).record(1.0);
+        }
+    };
+    // The first rounds create the counters and grow this thread's cache.
+    for _ in 0..3 {
+        round();
+    }
+    assert_eq!(allocations_in(round), 0, "allocations for 30000 registrations, most of them cache misses");
+    assert_eq!(counters.get("route.9999", CounterType::Increment).count, Some(4));
+}
+
+#[test]
+fn metric_events_of_known_label_values_do_not_allocate() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let counters = CachedCounters::new(LogSink::to_writer(std::io::sink()), CountersOptions::default());
+    let subscriber = tracing_subscriber::Registry::default().with(counters.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let events = |i: u64| {
+            tracing::info!(monotonic_counter.requests = 1);
+            tracing::info!(monotonic_counter.requests = 1, status = 200 + i % 3, method = "GET");
+            tracing::info!(histogram.latency = 12.5, route = ?"/items");
+            tracing::info!(gauge.inflight = i, counter.bytes = 10_u64, shard = i % 2 == 0);
+        };
+        (0..6).for_each(events);
+        let n = allocations_in(|| (0..1_000).for_each(events));
+        assert_eq!(n, 0, "allocations for 4000 metric events of known callsites and label values");
+    });
+    assert_eq!(counters.get("requests", CounterType::Increment).count, Some(1006));
+    let dims = |c: &cloudwatch_counters::Counter| c.dimensions.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>();
+    let status_201 = counters.get_all().into_iter().find(|c| c.name == "requests" && dims(c) == ["status=201", "method=GET"]);
+    assert_eq!(status_201.and_then(|c| c.count), Some(335), "i % 3 == 1 for 335 of the 1006 events");
+}

@@ -27,16 +27,24 @@ fn a_labelled_counter_holds_at_most_256_bytes() {
     // Warm up whatever the first registration sets up once (thread-locals, lazily built state).
     metrics::with_local_recorder(&recorder, || metrics::counter!("warm.up").increment(1));
     let before = in_use();
-    metrics::with_local_recorder(&recorder, || {
-        for i in 0..COUNTERS {
-            // Half the counters have one label, half two; every label set is distinct.
-            let route = format!("/items/{i}");
-            if i % 2 == 0 {
-                metrics::counter!("http.requests", "route" => route).increment(1);
-            } else {
-                metrics::counter!("http.requests", "route" => route, "method" => "GET").increment(1);
-            }
-        }
+    // On a thread of their own, which then ends: what stays is the counters, not that thread's cache of handles
+    // (measured below).
+    std::thread::scope(|s| {
+        let thread = s.spawn(|| {
+            metrics::with_local_recorder(&recorder, || {
+                for i in 0..COUNTERS {
+                    // Half the counters have one label, half two; every label set is distinct.
+                    let route = format!("/items/{i}");
+                    if i % 2 == 0 {
+                        metrics::counter!("http.requests", "route" => route).increment(1);
+                    } else {
+                        metrics::counter!("http.requests", "route" => route, "method" => "GET").increment(1);
+                    }
+                }
+            });
+        });
+        // Joined (not only waited for by the scope): the thread's locals are gone once it returns.
+        thread.join().expect("the thread ran");
     });
     let held = usize::try_from(in_use() - before).expect("memory was freed, not held");
     assert_eq!(counters.len(), COUNTERS + 1);
@@ -45,6 +53,37 @@ fn a_labelled_counter_holds_at_most_256_bytes() {
     assert!(per_counter <= BUDGET, "{per_counter} bytes per counter, over the budget of {BUDGET}");
     // The allocator does see the store's memory, so the figure above means something.
     assert!(per_counter > 0);
+    drop(counters);
+}
+
+/// The most bytes a thread's cache of handles may hold at its largest (4096 handles).
+const THREAD_CACHE_BUDGET: usize = 1024 * 1024;
+
+#[test]
+fn a_threads_cache_of_handles_holds_at_most_1_mib() {
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    let options = CountersOptions::default().max_counters(usize::MAX);
+    let counters = CachedCounters::new(LogSink::to_writer(std::io::sink()), options);
+    let recorder = counters.recorder();
+    let keys: Vec<metrics::Key> = (0..COUNTERS / 10)
+        .map(|i| metrics::Key::from_parts("http.requests", vec![metrics::Label::new("route", format!("/items/{i}"))]))
+        .collect();
+    let meta = metrics::Metadata::new(module_path!(), metrics::Level::INFO, None);
+    let (with_cache, after) = std::thread::scope(|s| {
+        let thread = s.spawn(|| {
+            // Round-robin over 10,000 keys grows the cache to its largest.
+            for _ in 0..4 {
+                keys.iter().for_each(|key| metrics::Recorder::register_counter(&recorder, key, &meta).increment(1));
+            }
+            in_use()
+        });
+        let with_cache = thread.join().expect("the thread ran");
+        (with_cache, in_use())
+    });
+    let cache = usize::try_from(with_cache - after).expect("the ended thread freed its cache");
+    println!("a thread's cache of handles at its largest: {cache} bytes");
+    assert!(cache <= THREAD_CACHE_BUDGET, "{cache} bytes");
+    assert!(cache > 4096 * 24, "4096 handles are held: the figure means something");
     drop(counters);
 }
 

@@ -5,6 +5,7 @@
 use std::any::Any;
 use std::sync::Arc;
 
+pub(crate) mod cached_cell;
 pub(crate) mod counters_api;
 pub(crate) mod handle;
 pub(crate) mod layer;

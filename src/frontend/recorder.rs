@@ -10,28 +10,30 @@
 //! before its first sample for a time unit to turn it into milliseconds; described later, it keeps the values
 //! as recorded and is published with the described unit from the next dump on.
 //!
-//! Registrations of label-less keys are served from a per-thread cache after the first one; labelled keys are
-//! looked up in the store by their precomputed hash on every registration.
+//! Registrations are served from a per-thread cache of handles after the first one, with or without labels.
+//! A miss (a key this thread has not used lately) is a store lookup by the key's precomputed hash; the handle
+//! the cache evicts for it is rewritten in place, so a warm thread's misses do not allocate either. The cache
+//! grows, up to 4096 handles a thread, while a quarter of its lookups miss.
 
 use std::cell::RefCell;
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use metrics::{Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder};
 use metrics::{SharedString, Unit};
 
+use super::cached_cell::CachedCell;
 use super::Owner;
 use crate::model::{CounterType, MAX_LABELS};
 use crate::store::cell::CounterCell;
-use crate::store::thread_cache::{self, Slot, Slots};
+use crate::store::thread_cache::{self, Slots};
 use crate::store::Store;
 
 /// A `metrics::Recorder` that records into counters (`counters.recorder()`).
 ///
 /// Install it with `metrics::set_global_recorder(counters.recorder())`. A registration for a known key returns a
-/// handle to the counter's cell with no allocation: from a per-thread cache for a key without labels, otherwise
-/// after one shard read lock and a lookup by the key's precomputed hash.
+/// handle to the counter's cell with no allocation: from a per-thread cache, or after one shard read lock and a
+/// lookup by the key's precomputed hash.
 #[derive(Clone)]
 pub struct CountersRecorder {
     store: Arc<Store>,
@@ -40,68 +42,44 @@ pub struct CountersRecorder {
     id: u64,
 }
 
-/// A handle to a cell for one thread: what the per-thread cache hands out, so that a hit touches no reference
-/// count that other threads share.
-#[derive(Debug)]
-struct Local {
-    cell: Arc<CounterCell>,
-}
-
-/// The key and type a cached handle was registered with.
-#[derive(Debug)]
-struct Cached {
-    kind: CounterType,
-    key: Key,
-}
-
 thread_local! {
-    static CACHE: RefCell<Slots<Cached, Arc<Local>>> = const { RefCell::new(Slots::new(128)) };
+    /// Up to 4096 handles per thread: a few thousand distinct keys round-robin before misses start again.
+    static CACHE: RefCell<Slots<Arc<CachedCell>>> = const { RefCell::new(Slots::new(128, 4096)) };
 }
 
-/// The handle a registration returns: a thread's cached handle, or the cell itself.
+/// The handle a registration returns: a thread's cached handle, or a detached cell (one the store refused).
 enum Handle {
-    Local(Arc<Local>),
+    Local(Arc<CachedCell>),
     Cell(Arc<CounterCell>),
-}
-
-#[inline]
-fn same_str(a: &str, b: &str) -> bool {
-    (a.as_ptr() == b.as_ptr() && a.len() == b.len()) || a == b
 }
 
 impl CountersRecorder {
     pub(crate) fn new(store: Arc<Store>, owner: Owner) -> CountersRecorder {
-        static NEXT_ID: AtomicU64 = AtomicU64::new(0);
-        CountersRecorder { store, _owner: owner, id: NEXT_ID.fetch_add(1, Relaxed) }
+        CountersRecorder { store, _owner: owner, id: thread_cache::next_owner() }
     }
 
-    /// The handle for `key`: this thread's cached one, or the store's cell (cached if the key has no labels).
-    /// `kind` is only resolved on a miss; a cached sampled cell serves either sampled kind.
+    /// The handle for `key`: this thread's cached one, or the store's cell, cached in this thread (rewriting
+    /// the handle the cache evicts, so that a miss does not allocate once the cache is warm). `kind` is only
+    /// resolved on a miss; a cached sampled cell serves either sampled kind.
     #[inline]
     fn handle(&self, key: &Key, cached_kind: CounterType, kind: impl FnOnce() -> (CounterType, f64)) -> Handle {
-        let hit = thread_cache::lookup(&CACHE, key.get_hash(), |slot| {
-            slot.owner == self.id
-                && (slot.key.kind == cached_kind || (cached_kind.is_sampled() && slot.key.kind.is_sampled()))
-                && slot.key.key.get_hash() == key.get_hash()
-                && same_str(slot.key.key.name(), key.name())
-                && slot.key.key.labels().eq(key.labels())
-                && !slot.value.cell.is_retired()
-        });
-        if let Some(local) = hit {
+        let hash = key.get_hash();
+        if let Some(local) = thread_cache::lookup(&CACHE, self.id, hash, |c| c.serves_key(cached_kind, key)) {
             return Handle::Local(local);
         }
+        self.miss(key, hash, kind)
+    }
+
+    fn miss(&self, key: &Key, hash: u64, kind: impl FnOnce() -> (CounterType, f64)) -> Handle {
         let (kind, scale) = kind();
         let cell = self.cell(key, kind, scale);
-        // Keys with labels are not cached (cloning their labels would allocate on every miss), nor is a detached
-        // cell (one refused by the store): it would never match.
-        if key.labels().len() == 0 && !cell.is_retired() {
-            let local = Arc::new(Local { cell });
-            let slot = Slot { owner: self.id, key: Cached { kind, key: key.clone() }, value: Arc::clone(&local) };
-            thread_cache::insert(&CACHE, key.get_hash(), slot);
-            Handle::Local(local)
-        } else {
-            Handle::Cell(cell)
+        if cell.is_retired() {
+            // A detached cell (refused by the store) would never match: not cached.
+            return Handle::Cell(cell);
         }
+        Handle::Local(thread_cache::insert(&CACHE, self.id, hash, |evicted| {
+            CachedCell::reuse_for_key(evicted, cell, kind, key)
+        }))
     }
 
     fn cell(&self, key: &Key, kind: CounterType, scale: f64) -> Arc<CounterCell> {
@@ -220,41 +198,5 @@ impl HistogramFn for CounterCell {
     #[inline]
     fn record(&self, value: f64) {
         self.sample_scaled(value);
-    }
-}
-
-impl CounterFn for Local {
-    #[inline]
-    fn increment(&self, value: u64) {
-        CounterFn::increment(&*self.cell, value);
-    }
-
-    #[inline]
-    fn absolute(&self, value: u64) {
-        CounterFn::absolute(&*self.cell, value);
-    }
-}
-
-impl GaugeFn for Local {
-    #[inline]
-    fn increment(&self, value: f64) {
-        GaugeFn::increment(&*self.cell, value);
-    }
-
-    #[inline]
-    fn decrement(&self, value: f64) {
-        GaugeFn::decrement(&*self.cell, value);
-    }
-
-    #[inline]
-    fn set(&self, value: f64) {
-        GaugeFn::set(&*self.cell, value);
-    }
-}
-
-impl HistogramFn for Local {
-    #[inline]
-    fn record(&self, value: f64) {
-        HistogramFn::record(&*self.cell, value);
     }
 }

@@ -1,81 +1,154 @@
-//! A small per-thread cache, generic over what it maps, for the front-ends' hot lookups: the recorder's handles
-//! of label-less keys and the layer's span callsites.
+//! A per-thread cache, generic over what it holds, for the front-ends' hot lookups: the recorder's and the
+//! metric events' handles, and the layer's span callsites.
 //!
 //! Each front-end declares its own `thread_local!` of [`Slots`] and reads it with [`lookup`] / [`insert`]. A hit
 //! costs a thread-local read and a comparison: no shard lock, and no reference count on a value other threads
-//! share. Two-way set-associative: a key sits in its slot or the neighbouring one. The caller's `matches` decides
-//! what a hit is (the same owner and key, and a value that is still live), so a hit never records into a
-//! counter that was cleared or replaced.
+//! share. Four-way set-associative: an entry sits in one of the four slots of its hash's set, the newest first.
+//!
+//! A miss does not allocate once the cache is warm: [`insert`] hands the evicted value to the caller, who can
+//! reuse it (the recorder rewrites an evicted handle in place when nothing else holds it). The table starts
+//! small and doubles, up to its maximum, while at least a quarter of the lookups miss: a thread that cycles
+//! through a thousand keys gets a table that holds them, one that uses ten keeps a small one.
+//!
+//! The caller's `matches` decides what a hit is (the same key, and a value that is still live), so a hit never
+//! records into a counter that was cleared or replaced. Entries of different front-end instances (`owner`, from
+//! [`next_owner`]) never match each other.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::thread::LocalKey;
 
-/// One cached entry: which front-end instance (`owner`) stored `value` for `key`.
+/// Slots per set: a lookup compares at most this many.
+const WAYS: usize = 4;
+
+/// One cached entry: which front-end instance (`owner`) stored `value`, under which hash.
 #[derive(Debug)]
-pub(crate) struct Slot<K, V> {
-    pub(crate) owner: u64,
-    pub(crate) key: K,
-    pub(crate) value: V,
+struct Slot<V> {
+    owner: u64,
+    hash: u64,
+    value: V,
 }
 
 /// A thread's slots: empty until the first insert.
 #[derive(Debug)]
-pub(crate) struct Slots<K, V> {
-    slots: Vec<Option<Slot<K, V>>>,
-    size: usize,
+pub(crate) struct Slots<V> {
+    table: Vec<Option<Slot<V>>>,
+    /// The table's size at the first insert, and the most it may grow to (powers of two, at least [`WAYS`]).
+    initial: usize,
+    max: usize,
+    /// Lookups and misses since the table's size was last reconsidered.
+    lookups: Cell<u64>,
+    misses: u64,
 }
 
-impl<K, V> Slots<K, V> {
-    /// An empty cache of `size` slots (a power of two, at least 2), allocated at the first insert.
-    pub(crate) const fn new(size: usize) -> Slots<K, V> {
-        Slots { slots: Vec::new(), size }
+impl<V> Slots<V> {
+    /// An empty cache of `initial` slots, growing up to `max` (powers of two, at least 4), allocated at the first
+    /// insert.
+    pub(crate) const fn new(initial: usize, max: usize) -> Slots<V> {
+        Slots { table: Vec::new(), initial, max, lookups: Cell::new(0), misses: 0 }
     }
 
-    fn index(&self, hash: u64) -> usize {
+    /// The first slot of `hash`'s set.
+    fn set(&self, hash: u64) -> usize {
         // The high bits: the low ones of a key's hash also pick its store shard.
-        ((hash >> 7) as usize) & (self.size - 1)
+        ((hash >> 7) as usize) & (self.table.len() - 1) & !(WAYS - 1)
+    }
+
+    /// Doubles the table while it is under its maximum and at least a quarter of the lookups since the last
+    /// check missed; checked once per table-size misses, so a warm table is left alone.
+    fn maybe_grow(&mut self) {
+        self.misses += 1;
+        if self.misses < self.table.len() as u64 {
+            return;
+        }
+        let grow = self.table.len() < self.max && self.misses * 4 >= self.lookups.get();
+        self.misses = 0;
+        self.lookups.set(0);
+        if grow {
+            let old = std::mem::take(&mut self.table);
+            self.table.resize_with(old.len() * 2, || None);
+            for slot in old.into_iter().flatten() {
+                let set = self.set(slot.hash);
+                if let Some(free) = self.table[set..set + WAYS].iter_mut().find(|s| s.is_none()) {
+                    *free = Some(slot);
+                }
+            }
+        }
+    }
+
+    /// The slots in use.
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.table.len()
     }
 }
 
-/// The value this thread cached under `hash` for which `matches` holds, if any.
+/// A new front-end instance's owner id, never reused (unlike an address).
+pub(crate) fn next_owner() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Relaxed)
+}
+
+/// The value `owner` cached in this thread under `hash` for which `matches` holds, if any.
 #[inline]
-pub(crate) fn lookup<K: 'static, V: Clone + 'static>(
-    cache: &'static LocalKey<RefCell<Slots<K, V>>>,
+pub(crate) fn lookup<V: Clone + 'static>(
+    cache: &'static LocalKey<RefCell<Slots<V>>>,
+    owner: u64,
     hash: u64,
-    matches: impl Fn(&Slot<K, V>) -> bool,
+    matches: impl Fn(&V) -> bool,
 ) -> Option<V> {
     cache
         .try_with(|cache| {
             let cache = cache.try_borrow().ok()?;
-            let i = cache.index(hash);
-            [i, i ^ 1]
-                .into_iter()
-                .find_map(|i| cache.slots.get(i)?.as_ref().filter(|slot| matches(slot)))
+            if cache.table.is_empty() {
+                return None;
+            }
+            cache.lookups.set(cache.lookups.get() + 1);
+            let set = cache.set(hash);
+            cache.table[set..set + WAYS]
+                .iter()
+                .flatten()
+                .find(|slot| slot.hash == hash && slot.owner == owner && matches(&slot.value))
                 .map(|slot| slot.value.clone())
         })
         .ok()
         .flatten()
 }
 
-/// Caches `slot` under `hash` in this thread; the slot's previous entry moves to the neighbouring slot.
+/// Caches, in this thread, the value `make` returns for `owner` under `hash`, as the newest of its set, and
+/// returns a clone of it. `make` receives the value this evicts (the set's oldest, when the set is full), to
+/// reuse it if it can. When the cache cannot be used (the thread is ending, or a lookup is under way), the value
+/// is made from nothing and not cached.
 #[cold]
-pub(crate) fn insert<K: 'static, V: 'static>(
-    cache: &'static LocalKey<RefCell<Slots<K, V>>>,
+pub(crate) fn insert<V: Clone + 'static>(
+    cache: &'static LocalKey<RefCell<Slots<V>>>,
+    owner: u64,
     hash: u64,
-    slot: Slot<K, V>,
-) {
-    let _ = cache.try_with(|cache| {
-        let Ok(mut cache) = cache.try_borrow_mut() else { return };
-        if cache.slots.is_empty() {
-            let size = cache.size;
-            cache.slots.resize_with(size, || None);
+    make: impl FnOnce(Option<V>) -> V,
+) -> V {
+    let mut make = Some(make);
+    let cached = cache.try_with(|cache| {
+        let Ok(mut cache) = cache.try_borrow_mut() else { return None };
+        if cache.table.is_empty() {
+            let size = cache.initial;
+            cache.table.resize_with(size, || None);
+        } else {
+            cache.maybe_grow();
         }
-        let i = cache.index(hash);
-        if cache.slots[i].is_some() {
-            cache.slots[i ^ 1] = cache.slots[i].take();
-        }
-        cache.slots[i] = Some(slot);
+        let set = cache.set(hash);
+        let ways = &mut cache.table[set..set + WAYS];
+        // The newest goes first; the others move down one, and the last one out is handed to `make`.
+        ways.rotate_right(1);
+        let evicted = ways[0].take().map(|slot| slot.value);
+        let value = make.take()?(evicted);
+        ways[0] = Some(Slot { owner, hash, value: value.clone() });
+        Some(value)
     });
+    match (cached, make) {
+        (Ok(Some(value)), _) => value,
+        (_, Some(make)) => make(None),
+        (_, None) => unreachable!("the value was made and cached"),
+    }
 }
 
 #[cfg(test)]
@@ -83,15 +156,54 @@ mod tests {
     use super::*;
 
     thread_local! {
-        static CACHE: RefCell<Slots<u32, u32>> = const { RefCell::new(Slots::new(8)) };
+        static CACHE: RefCell<Slots<u32>> = const { RefCell::new(Slots::new(8, 32)) };
     }
 
     #[test]
-    fn a_key_is_found_beside_a_colliding_one_and_owners_stay_apart() {
+    fn a_set_holds_four_the_oldest_is_handed_back_and_owners_stay_apart() {
         let hash = 3 << 7;
-        insert(&CACHE, hash, Slot { owner: 1, key: 10, value: 100 });
-        insert(&CACHE, hash, Slot { owner: 1, key: 11, value: 110 });
-        let find = |owner, key| lookup(&CACHE, hash, |s| s.owner == owner && s.key == key);
-        assert_eq!((find(1, 10), find(1, 11), find(2, 10)), (Some(100), Some(110), None));
+        for value in 10..14 {
+            assert_eq!(insert(&CACHE, 1, hash, |evicted| evicted.map_or(value, |_| unreachable!())), value);
+        }
+        let mut evicted = None;
+        insert(&CACHE, 1, hash, |old| {
+            evicted = old;
+            14
+        });
+        assert_eq!(evicted, Some(10), "the oldest of the set leaves first");
+        let find = |owner, value| lookup(&CACHE, owner, hash, |v| *v == value);
+        assert_eq!((find(1, 10), find(1, 11), find(1, 14), find(2, 14)), (None, Some(11), Some(14), None));
+    }
+
+    #[test]
+    fn the_table_grows_while_lookups_miss_and_not_past_its_maximum() {
+        thread_local! {
+            static GROWING: RefCell<Slots<u64>> = const { RefCell::new(Slots::new(8, 32)) };
+        }
+        // 64 keys round-robin in 8 slots: every lookup misses, so the table doubles up to 32.
+        for _ in 0..20 {
+            for key in 0..64u64 {
+                let hash = key.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                if lookup(&GROWING, 1, hash, |v| *v == key).is_none() {
+                    insert(&GROWING, 1, hash, |_| key);
+                }
+            }
+        }
+        assert_eq!(GROWING.with(|c| c.borrow().len()), 32);
+        // Four keys of one set fit: after their first use they all hit, and the table does not grow.
+        thread_local! {
+            static WARM: RefCell<Slots<u64>> = const { RefCell::new(Slots::new(16, 1024)) };
+        }
+        let mut misses = 0;
+        for _ in 0..1000 {
+            for key in 0..4u64 {
+                let hash = key << 7;
+                if lookup(&WARM, 1, hash, |v| *v == key).is_none() {
+                    misses += 1;
+                    insert(&WARM, 1, hash, |_| key);
+                }
+            }
+        }
+        assert_eq!((misses, WARM.with(|c| c.borrow().len())), (4, 16));
     }
 }

@@ -2,51 +2,138 @@
 //! `histogram.X`, `gauge.X`) become counters, the event's other fields their dimensions; and the span field
 //! that overrides a span's counter name.
 
-use std::fmt;
+use std::cell::RefCell;
+use std::fmt::{self, Write as _};
+use std::sync::Arc;
 
 use metrics::{Key, Label};
 use tracing::field::{Field, Visit};
 use tracing::Event;
 
+use crate::frontend::cached_cell::CachedCell;
 use crate::model::{CounterType, MAX_LABELS};
+use crate::store::cell::CounterCell;
+use crate::store::thread_cache::{self, Slots};
 use crate::store::Store;
 
 /// The span field that overrides a span's counter base name.
 pub const COUNTER_FIELD: &str = "counter";
 
+thread_local! {
+    /// The handles of the counters this thread's metric events recorded into lately, by name and label values.
+    static CACHE: RefCell<Slots<Arc<CachedCell>>> = const { RefCell::new(Slots::new(64, 4096)) };
+    /// Where an event's fields are collected, reused from event to event.
+    static SCRATCH: RefCell<Fields> = RefCell::new(Fields::default());
+}
+
 /// Records the metric fields of `event` into `store`; its other fields (not `message`) become labels, at most
-/// [`MAX_LABELS`], except those named in `properties`, which become the metrics' properties.
-pub(crate) fn record_metric_event(store: &Store, event: &Event<'_>, properties: &[String]) {
-    let mut visitor = MetricVisitor { properties_allowed: properties, ..MetricVisitor::default() };
-    event.record(&mut visitor);
-    if visitor.metrics.is_empty() {
-        return;
-    }
-    if visitor.labels.len() > MAX_LABELS {
-        let name = visitor.metrics.first().map_or("", |(name, _, _)| name.as_str());
-        store.count_labels_cut(name, visitor.labels.len());
-        visitor.labels.truncate(MAX_LABELS);
-    }
-    for (name, kind, value) in visitor.metrics {
-        let key = Key::from_parts(name, visitor.labels.clone());
-        if !visitor.properties.is_empty() {
-            store.set_properties(&key, visitor.properties.clone());
-        }
-        let cell = store.cell(&key, kind);
-        match kind {
-            CounterType::Increment => match value {
-                Value::Int(v) => cell.add(v),
-                Value::Unsigned(v) => cell.add_unsigned(v),
-                Value::Float(v) => cell.add_f64(v),
-            },
-            CounterType::Statistics => cell.sample(value.as_f64()),
-            _ => cell.set_last(value.as_f64()),
-        }
+/// [`MAX_LABELS`], except those named in `properties`, which become the metrics' properties. `layer` tells the
+/// layer's cached handles apart.
+///
+/// An event whose counters and label values this thread recorded lately costs no allocation and builds no
+/// `Key`: its fields are written into a reused buffer, and the counters are found in a per-thread cache by a
+/// hash of their name and label values. Otherwise the `Key` is built and looked up in the store once.
+pub(crate) fn record_metric_event(store: &Store, layer: u64, event: &Event<'_>, properties: &[String]) {
+    let record = |fields: &mut Fields| {
+        fields.clear();
+        event.record(&mut MetricVisitor { properties_allowed: properties, fields: &mut *fields });
+        fields.record(store, layer);
+    };
+    let recorded = SCRATCH.try_with(|scratch| scratch.try_borrow_mut().map(|mut fields| record(&mut fields)).is_ok());
+    if recorded != Ok(true) {
+        // Re-entered (a field's `Debug` emitted an event) or the thread is ending: a buffer of its own.
+        record(&mut Fields::default());
     }
 }
 
+/// An event's metric fields and labels: the label values in one string.
+#[derive(Default)]
+struct Fields {
+    metrics: Vec<(&'static str, CounterType, Value)>,
+    /// Each label's name and where its value is in `text`.
+    labels: Vec<(&'static str, usize, usize)>,
+    text: String,
+    properties: Vec<(String, String)>,
+}
+
+impl Fields {
+    fn clear(&mut self) {
+        self.metrics.clear();
+        self.labels.clear();
+        self.text.clear();
+        self.properties.clear();
+    }
+
+    /// The labels as (name, value) pairs.
+    fn labels(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
+        self.labels.iter().map(|&(name, start, end)| (name, &self.text[start..end]))
+    }
+
+    fn record(&mut self, store: &Store, layer: u64) {
+        if self.metrics.is_empty() {
+            return;
+        }
+        if self.labels.len() > MAX_LABELS {
+            store.count_labels_cut(self.metrics[0].0, self.labels.len());
+            self.labels.truncate(MAX_LABELS);
+        }
+        for &(name, kind, value) in &self.metrics {
+            let cell = self.cell(store, layer, name, kind);
+            match kind {
+                CounterType::Increment => match value {
+                    Value::Int(v) => cell.add(v),
+                    Value::Unsigned(v) => cell.add_unsigned(v),
+                    Value::Float(v) => cell.add_f64(v),
+                },
+                CounterType::Statistics => cell.sample(value.as_f64()),
+                _ => cell.set_last(value.as_f64()),
+            }
+        }
+    }
+
+    /// The handle of the counter `name` with this event's labels: this thread's cached one, else the store's.
+    fn cell(&self, store: &Store, layer: u64, name: &'static str, kind: CounterType) -> Arc<CounterCell> {
+        let hash = text_hash(std::iter::once(name).chain(self.labels().flat_map(|(k, v)| [k, v])));
+        if self.properties.is_empty() {
+            if let Some(cached) = thread_cache::lookup(&CACHE, layer, hash, |c| c.serves(kind, name, self.labels())) {
+                return Arc::clone(&cached.cell);
+            }
+        }
+        let labels = self.labels.iter().map(|&(label, start, end)| Label::new(label, self.text[start..end].to_owned()));
+        let key = Key::from_parts(name, labels.collect::<Vec<_>>());
+        if !self.properties.is_empty() {
+            store.set_properties(&key, self.properties.clone());
+        }
+        let cell = store.cell(&key, kind);
+        if !cell.is_retired() {
+            thread_cache::insert(&CACHE, layer, hash, |evicted| {
+                CachedCell::reuse(evicted, Arc::clone(&cell), kind, name, self.labels())
+            });
+        }
+        cell
+    }
+}
+
+/// A quick hash of a counter's name and label parts, for the per-thread cache (a hit compares the parts).
+fn text_hash<'a>(parts: impl Iterator<Item = &'a str>) -> u64 {
+    const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut hash = 0u64;
+    for part in parts {
+        let mut chunks = part.as_bytes().chunks_exact(8);
+        for chunk in &mut chunks {
+            let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+            hash = (hash.rotate_left(5) ^ word).wrapping_mul(MIX);
+        }
+        let mut tail = [0u8; 8];
+        tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
+        hash = (hash.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(MIX);
+        hash = (hash.rotate_left(5) ^ part.len() as u64).wrapping_mul(MIX);
+    }
+    hash
+}
+
 /// The kind of counter a field name asks for, and the counter's name.
-pub(crate) fn metric_field(field: &str) -> Option<(CounterType, &str)> {
+pub(crate) fn metric_field(field: &'static str) -> Option<(CounterType, &'static str)> {
     let (kind, name) = if let Some(name) = field.strip_prefix("monotonic_counter.") {
         (CounterType::Increment, name)
     } else if let Some(name) = field.strip_prefix("counter.") {
@@ -79,30 +166,33 @@ impl Value {
 }
 
 /// Collects an event's metric fields and its other fields (as labels, or properties when allow-listed).
-#[derive(Default)]
 struct MetricVisitor<'a> {
-    metrics: Vec<(String, CounterType, Value)>,
-    labels: Vec<Label>,
     properties_allowed: &'a [String],
-    properties: Vec<(String, String)>,
+    fields: &'a mut Fields,
 }
 
 impl MetricVisitor<'_> {
     fn value(&mut self, field: &Field, value: Value) -> bool {
         match metric_field(field.name()) {
             Some((kind, name)) => {
-                self.metrics.push((name.to_owned(), kind, value));
+                self.fields.metrics.push((name, kind, value));
                 true
             }
             None => false,
         }
     }
 
-    fn label(&mut self, field: &Field, value: String) {
+    /// A label (or property) whose value `write` appends to a string.
+    fn label(&mut self, field: &Field, write: impl FnOnce(&mut String) -> fmt::Result) {
+        // Writing into a `String` does not fail.
         if self.properties_allowed.iter().any(|p| p == field.name()) {
-            self.properties.push((field.name().to_owned(), value));
+            let mut value = String::new();
+            let _ = write(&mut value);
+            self.fields.properties.push((field.name().to_owned(), value));
         } else if field.name() != "message" {
-            self.labels.push(Label::new(field.name(), value));
+            let start = self.fields.text.len();
+            let _ = write(&mut self.fields.text);
+            self.fields.labels.push((field.name(), start, self.fields.text.len()));
         }
     }
 }
@@ -110,35 +200,35 @@ impl MetricVisitor<'_> {
 impl Visit for MetricVisitor<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
         if !self.value(field, Value::Float(value)) {
-            self.label(field, value.to_string());
+            self.label(field, |text| write!(text, "{value}"));
         }
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
         if !self.value(field, Value::Int(value)) {
-            self.label(field, value.to_string());
+            self.label(field, |text| write!(text, "{value}"));
         }
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         if !self.value(field, Value::Unsigned(value)) {
-            self.label(field, value.to_string());
+            self.label(field, |text| write!(text, "{value}"));
         }
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.label(field, value.to_string());
+        self.label(field, |text| write!(text, "{value}"));
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
         if metric_field(field.name()).is_none() {
-            self.label(field, value.to_owned());
+            self.label(field, |text| text.write_str(value));
         }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if metric_field(field.name()).is_none() {
-            self.label(field, format!("{value:?}"));
+            self.label(field, |text| write!(text, "{value:?}"));
         }
     }
 }

@@ -22,7 +22,6 @@
 //!   per-layer filter: `counters.layer().with_filter(Targets::new().with_target("my_app", Level::INFO))`.
 
 use std::fmt;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 
 use dashmap::DashMap;
@@ -212,7 +211,7 @@ impl CountersLayerBuilder {
             time_spans: self.time_spans,
             count_events: self.count_events,
             callsites: Arc::new(DashMap::default()),
-            id: next_layer_id(),
+            id: crate::store::thread_cache::next_owner(),
             // Calibrated here, once, so that no span pays for it.
             clock: quanta::Clock::new(),
         }
@@ -248,12 +247,6 @@ impl CountersLayer {
         extensions.insert(timings);
         mine
     }
-}
-
-/// A new layer's id, never reused (unlike an address): it tells layers apart in the per-thread callsite caches.
-fn next_layer_id() -> u64 {
-    static NEXT_LAYER_ID: AtomicU64 = AtomicU64::new(0);
-    NEXT_LAYER_ID.fetch_add(1, Relaxed)
 }
 
 impl<S> Layer<S> for CountersLayer
@@ -318,7 +311,7 @@ where
             }
         }
         if self.count_events {
-            events::record_metric_event(&self.store, event, &self.properties);
+            events::record_metric_event(&self.store, self.id, event, &self.properties);
         }
     }
 

@@ -11,7 +11,7 @@ use dashmap::DashMap;
 use tracing::callsite::Identifier;
 
 use crate::store::cell::CounterCell;
-use crate::store::thread_cache::{self, Slot, Slots};
+use crate::store::thread_cache::{self, Slots};
 
 /// Hashes a callsite `Identifier` (a `&'static dyn Callsite`: its address, then its vtable's) with a
 /// multiplication per word, instead of SipHash. Both words are mixed in: callsites of one type share the vtable.
@@ -51,8 +51,15 @@ pub(crate) struct SpanCells {
     pub(crate) errors: OnceLock<Arc<CounterCell>>,
 }
 
+/// A callsite and what the layer does with its spans, as a thread caches it.
+#[derive(Clone)]
+struct Cached {
+    callsite: Identifier,
+    cells: Option<Arc<SpanCells>>,
+}
+
 thread_local! {
-    static CACHE: RefCell<Slots<Identifier, Option<Arc<SpanCells>>>> = const { RefCell::new(Slots::new(64)) };
+    static CACHE: RefCell<Slots<Cached>> = const { RefCell::new(Slots::new(64, 1024)) };
 }
 
 fn hash(callsite: &Identifier) -> u64 {
@@ -64,16 +71,15 @@ fn hash(callsite: &Identifier) -> u64 {
 #[inline]
 #[allow(clippy::option_option)] // the three cases are exactly these: unknown, ignored, timed
 pub(crate) fn get(layer: u64, callsite: &Identifier) -> Option<Option<Arc<SpanCells>>> {
-    thread_cache::lookup(&CACHE, hash(callsite), |slot| {
-        slot.owner == layer
-            && slot.key == *callsite
-            && !slot.value.as_ref().is_some_and(|cells| cells.exec_time.is_retired())
+    thread_cache::lookup(&CACHE, layer, hash(callsite), |cached| {
+        cached.callsite == *callsite && !cached.cells.as_ref().is_some_and(|cells| cells.exec_time.is_retired())
     })
+    .map(|cached| cached.cells)
 }
 
 /// Remembers, in this thread, what `layer` does with spans of `callsite`.
 pub(crate) fn put(layer: u64, callsite: Identifier, cells: Option<Arc<SpanCells>>) {
-    thread_cache::insert(&CACHE, hash(&callsite), Slot { owner: layer, key: callsite, value: cells });
+    thread_cache::insert(&CACHE, layer, hash(&callsite), |_| Cached { callsite, cells });
 }
 
 #[cfg(test)]

@@ -1,0 +1,168 @@
+//! [`CachedCell`]: a thread's cached handle to a counter cell, with the key it was found for, rewritten in place
+//! when the per-thread cache evicts it and nothing else holds it, so that a cache miss does not allocate.
+//!
+//! The recorder and the layer's metric events keep these in their per-thread caches (`store::thread_cache`). A
+//! hit clones the handle's `Arc`, whose count only this thread touches while the handle stays in its cache.
+
+use std::sync::Arc;
+
+use metrics::{CounterFn, GaugeFn, HistogramFn, Key};
+
+use crate::model::CounterType;
+use crate::store::cell::CounterCell;
+
+/// A cell and the key it was found for, as text whose buffers are reused when the handle is rewritten.
+#[derive(Debug)]
+pub(crate) struct CachedCell {
+    pub(crate) cell: Arc<CounterCell>,
+    kind: CounterType,
+    key: KeyText,
+}
+
+impl CachedCell {
+    /// The handle for `cell`, found for the counter `name` + `labels` of type `kind`: `evicted` rewritten in
+    /// place when nothing else holds it (no allocation once its buffers are large enough), else a new one.
+    pub(crate) fn reuse<'a>(
+        evicted: Option<Arc<CachedCell>>,
+        cell: Arc<CounterCell>,
+        kind: CounterType,
+        name: &str,
+        labels: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> Arc<CachedCell> {
+        if let Some(mut handle) = evicted {
+            if let Some(cached) = Arc::get_mut(&mut handle) {
+                cached.cell = cell;
+                cached.kind = kind;
+                cached.key.set(name, labels);
+                return handle;
+            }
+        }
+        let mut key = KeyText::default();
+        key.set(name, labels);
+        Arc::new(CachedCell { cell, kind, key })
+    }
+
+    /// [`CachedCell::reuse`] for a `metrics::Key`.
+    pub(crate) fn reuse_for_key(
+        evicted: Option<Arc<CachedCell>>,
+        cell: Arc<CounterCell>,
+        kind: CounterType,
+        key: &Key,
+    ) -> Arc<CachedCell> {
+        Self::reuse(evicted, cell, kind, key.name(), key.labels().map(|l| (l.key(), l.value())))
+    }
+
+    /// Whether this handle serves the counter `name` + `labels` asked for as `kind` (a sampled cell serves
+    /// either sampled type) and still records into the store.
+    #[inline]
+    pub(crate) fn serves<'a>(
+        &self,
+        kind: CounterType,
+        name: &str,
+        labels: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
+    ) -> bool {
+        (self.kind == kind || (kind.is_sampled() && self.kind.is_sampled()))
+            && self.key.matches(name, labels)
+            && !self.cell.is_retired()
+    }
+
+    /// [`CachedCell::serves`] for a `metrics::Key`.
+    #[inline]
+    pub(crate) fn serves_key(&self, kind: CounterType, key: &Key) -> bool {
+        self.serves(kind, key.name(), key.labels().map(|l| (l.key(), l.value())))
+    }
+}
+
+/// A counter's name and labels as one string and the end of each part (name, then each label's key and value).
+#[derive(Debug, Default)]
+struct KeyText {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl KeyText {
+    fn set<'a>(&mut self, name: &str, labels: impl Iterator<Item = (&'a str, &'a str)>) {
+        self.text.clear();
+        self.ends.clear();
+        self.text.push_str(name);
+        self.ends.push(self.text.len());
+        for (key, value) in labels {
+            self.text.push_str(key);
+            self.ends.push(self.text.len());
+            self.text.push_str(value);
+            self.ends.push(self.text.len());
+        }
+    }
+
+    #[inline]
+    fn matches<'a>(&self, name: &str, labels: impl ExactSizeIterator<Item = (&'a str, &'a str)>) -> bool {
+        if self.ends.len() != 1 + 2 * labels.len() || self.text.get(..self.ends[0]) != Some(name) {
+            return false;
+        }
+        let mut start = self.ends[0];
+        let mut ends = self.ends[1..].iter();
+        let mut part = |expected: &str| {
+            let end = ends.next().copied().unwrap_or(start);
+            let same = self.text.get(start..end) == Some(expected);
+            start = end;
+            same
+        };
+        labels.into_iter().all(|(key, value)| part(key) && part(value))
+    }
+}
+
+impl CounterFn for CachedCell {
+    #[inline]
+    fn increment(&self, value: u64) {
+        self.cell.add_unsigned(value);
+    }
+
+    #[inline]
+    fn absolute(&self, value: u64) {
+        self.cell.set_absolute(value);
+    }
+}
+
+impl GaugeFn for CachedCell {
+    #[inline]
+    fn increment(&self, value: f64) {
+        self.cell.add_last(value);
+    }
+
+    #[inline]
+    fn decrement(&self, value: f64) {
+        self.cell.add_last(-value);
+    }
+
+    #[inline]
+    fn set(&self, value: f64) {
+        self.cell.set_last(value);
+    }
+}
+
+impl HistogramFn for CachedCell {
+    #[inline]
+    fn record(&self, value: f64) {
+        self.cell.sample_scaled(value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_matches_only_its_own_name_and_labels() {
+        let mut key = KeyText::default();
+        key.set("requests", [("method", "GET"), ("status", "200")].into_iter());
+        let matches = |name, labels: &[(&str, &str)]| key.matches(name, labels.iter().copied());
+        assert!(matches("requests", &[("method", "GET"), ("status", "200")]));
+        assert!(!matches("requests", &[("method", "GET")]));
+        assert!(!matches("requests", &[("method", "GET"), ("status", "500")]));
+        assert!(!matches("requests", &[("methodGET", ""), ("status", "200")]), "parts are compared one by one");
+        assert!(!matches("request", &[("method", "GET"), ("status", "200")]));
+        key.set("requests", std::iter::empty());
+        assert!(key.matches("requests", std::iter::empty()));
+        assert!(!key.matches("requests", [("method", "GET")].into_iter()));
+    }
+}

@@ -192,7 +192,9 @@ fn metric_events_of_known_label_values_do_not_allocate() {
         assert_eq!(n, 0, "allocations for 4000 metric events of known callsites and label values");
     });
     assert_eq!(counters.get("requests", CounterType::Increment).count, Some(1006));
-    let dims = |c: &cloudwatch_counters::Counter| c.dimensions.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>();
-    let status_201 = counters.get_all().into_iter().find(|c| c.name == "requests" && dims(c) == ["status=201", "method=GET"]);
+    let dims =
+        |c: &cloudwatch_counters::Counter| c.dimensions.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>();
+    let status_201 =
+        counters.get_all().into_iter().find(|c| c.name == "requests" && dims(c) == ["status=201", "method=GET"]);
     assert_eq!(status_201.and_then(|c| c.count), Some(335), "i % 3 == 1 for 335 of the 1006 events");
 }

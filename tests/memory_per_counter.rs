@@ -73,7 +73,9 @@ fn a_threads_cache_of_handles_holds_at_most_1_mib() {
         let thread = s.spawn(|| {
             // Round-robin over 10,000 keys grows the cache to its largest.
             for _ in 0..4 {
-                keys.iter().for_each(|key| metrics::Recorder::register_counter(&recorder, key, &meta).increment(1));
+                for key in &keys {
+                    metrics::Recorder::register_counter(&recorder, key, &meta).increment(1);
+                }
             }
             in_use()
         });

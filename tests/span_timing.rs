@@ -72,3 +72,31 @@ fn clearing_counters_does_not_break_cached_callsites() {
     });
     assert_eq!(c.get("span_timing.cached.exec_time", CounterType::Interval).count, Some(1));
 }
+
+#[test]
+fn thousands_of_spans_open_at_once_are_each_timed_once_with_their_errors() {
+    // More open spans than the layer's table of open spans holds (8192): the rest are timed in their
+    // extensions, and every one is counted once, with its error, whichever thread closes it.
+    const OPEN: usize = 20_000;
+    let c = counters();
+    let dispatch = tracing::Dispatch::new(subscriber(&c));
+    let mut spans: Vec<tracing::Span> = tracing::dispatcher::with_default(&dispatch, || {
+        (0..OPEN)
+            .map(|i| {
+                let span = tracing::info_span!("many");
+                if i % 4 == 0 {
+                    span.in_scope(|| tracing::error!("failed"));
+                }
+                span
+            })
+            .collect()
+    });
+    assert_eq!(c.get("span_timing.many.exec_time", CounterType::Interval).count.unwrap_or(0), 0, "all open");
+    let second = spans.split_off(OPEN / 2);
+    std::thread::scope(|s| {
+        s.spawn(move || drop(spans));
+        s.spawn(move || drop(second));
+    });
+    assert_eq!(c.get("span_timing.many.exec_time", CounterType::Interval).count, Some(OPEN as i64));
+    assert_eq!(c.get("span_timing.many.errors", CounterType::Increment).count, Some((OPEN / 4) as i64));
+}

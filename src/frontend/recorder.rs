@@ -64,7 +64,8 @@ impl CountersRecorder {
     #[inline]
     fn handle(&self, key: &Key, cached_kind: CounterType, kind: impl FnOnce() -> (CounterType, f64)) -> Handle {
         let hash = key.get_hash();
-        if let Some(local) = thread_cache::lookup(&CACHE, self.id, hash, |c| c.serves_key(cached_kind, key)) {
+        if let Some(local) = thread_cache::lookup(&CACHE, self.id, hash, |c| c.serves_key(cached_kind, key), Arc::clone)
+        {
             return Handle::Local(local);
         }
         self.miss(key, hash, kind)

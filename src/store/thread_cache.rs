@@ -89,14 +89,15 @@ pub(crate) fn next_owner() -> u64 {
     NEXT.fetch_add(1, Relaxed)
 }
 
-/// The value `owner` cached in this thread under `hash` for which `matches` holds, if any.
+/// What `read` makes of the value `owner` cached in this thread under `hash` for which `matches` holds, if any.
 #[inline]
-pub(crate) fn lookup<V: Clone + 'static>(
+pub(crate) fn lookup<V: 'static, R>(
     cache: &'static LocalKey<RefCell<Slots<V>>>,
     owner: u64,
     hash: u64,
     matches: impl Fn(&V) -> bool,
-) -> Option<V> {
+    read: impl FnOnce(&V) -> R,
+) -> Option<R> {
     cache
         .try_with(|cache| {
             let cache = cache.try_borrow().ok()?;
@@ -109,7 +110,7 @@ pub(crate) fn lookup<V: Clone + 'static>(
                 .iter()
                 .flatten()
                 .find(|slot| slot.hash == hash && slot.owner == owner && matches(&slot.value))
-                .map(|slot| slot.value.clone())
+                .map(|slot| read(&slot.value))
         })
         .ok()
         .flatten()
@@ -171,7 +172,7 @@ mod tests {
             14
         });
         assert_eq!(evicted, Some(10), "the oldest of the set leaves first");
-        let find = |owner, value| lookup(&CACHE, owner, hash, |v| *v == value);
+        let find = |owner, value| lookup(&CACHE, owner, hash, |v| *v == value, |v| *v);
         assert_eq!((find(1, 10), find(1, 11), find(1, 14), find(2, 14)), (None, Some(11), Some(14), None));
     }
 
@@ -184,7 +185,7 @@ mod tests {
         for _ in 0..20 {
             for key in 0..64u64 {
                 let hash = key.wrapping_mul(0x9e37_79b9_7f4a_7c15);
-                if lookup(&GROWING, 1, hash, |v| *v == key).is_none() {
+                if lookup(&GROWING, 1, hash, |v| *v == key, |_| ()).is_none() {
                     insert(&GROWING, 1, hash, |_| key);
                 }
             }
@@ -198,7 +199,7 @@ mod tests {
         for _ in 0..1000 {
             for key in 0..4u64 {
                 let hash = key << 7;
-                if lookup(&WARM, 1, hash, |v| *v == key).is_none() {
+                if lookup(&WARM, 1, hash, |v| *v == key, |_| ()).is_none() {
                     misses += 1;
                     insert(&WARM, 1, hash, |_| key);
                 }

@@ -95,8 +95,9 @@ impl Fields {
     fn cell(&self, store: &Store, layer: u64, name: &'static str, kind: CounterType) -> Arc<CounterCell> {
         let hash = text_hash(std::iter::once(name).chain(self.labels().flat_map(|(k, v)| [k, v])));
         if self.properties.is_empty() {
-            if let Some(cached) = thread_cache::lookup(&CACHE, layer, hash, |c| c.serves(kind, name, self.labels())) {
-                return Arc::clone(&cached.cell);
+            let serves = |c: &Arc<CachedCell>| c.serves(kind, name, self.labels());
+            if let Some(cell) = thread_cache::lookup(&CACHE, layer, hash, serves, |c| Arc::clone(&c.cell)) {
+                return cell;
             }
         }
         let labels = self.labels.iter().map(|&(label, start, end)| Label::new(label, self.text[start..end].to_owned()));

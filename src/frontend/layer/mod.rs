@@ -22,6 +22,7 @@
 //!   per-layer filter: `counters.layer().with_filter(Targets::new().with_target("my_app", Level::INFO))`.
 
 use std::fmt;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
 use dashmap::DashMap;
@@ -37,10 +38,12 @@ use crate::model::{CounterType, MAX_LABELS};
 use crate::publishing::is_publishing;
 use crate::store::Store;
 use events::{metric_field, NameOverride};
+use open_spans::{CallsiteCells, OpenSpans};
 use span_cache::{Callsites, SpanCells};
 
 mod builder;
 mod events;
+mod open_spans;
 mod span_cache;
 mod span_fields;
 
@@ -88,6 +91,13 @@ pub struct CountersLayer {
     time_spans: bool,
     count_events: bool,
     callsites: Arc<Callsites>,
+    /// Every callsite's cells, by the index open spans refer to them with.
+    callsite_cells: CallsiteCells,
+    /// The timings of open spans without dimensions or properties.
+    open: OpenSpans,
+    /// Open spans timed in their extensions instead (with dimensions or properties, or a full bucket): while
+    /// there are none, closing a span not in `open` costs no lookup.
+    in_extensions: AtomicUsize,
     /// Tells this layer's entries apart in the per-thread callsite caches (never reused, unlike an address).
     id: u64,
     /// The time stamp counter where it is reliable (a read costs a few ns, against ~23 for `Instant::now` on a
@@ -126,12 +136,14 @@ impl CountersLayer {
         }
     }
 
-    fn new_cells(&self, base: String, meta: &Metadata<'_>) -> Arc<SpanCells> {
+    /// The cells of spans named `base`; kept at `index` of `callsite_cells` when it is given.
+    fn new_cells(&self, base: String, meta: &Metadata<'_>, index: Option<u32>) -> Arc<SpanCells> {
         let labelled = meta.fields().iter().any(|f| self.span_dimensions.iter().any(|d| d == f.name()));
         let with_properties = meta.fields().iter().any(|f| self.properties.iter().any(|p| p == f.name()));
         let key = Key::from_name(format!("{base}.exec_time"));
         let exec_time = self.store.cell(&key, CounterType::Interval);
-        Arc::new(SpanCells { base, labelled, with_properties, exec_time, errors: std::sync::OnceLock::new() })
+        let errors = std::sync::OnceLock::new();
+        Arc::new(SpanCells { base, labelled, with_properties, exec_time, errors, index })
     }
 
     /// Keeps a closing span's property values for the period of its counter `key`.
@@ -157,16 +169,21 @@ impl CountersLayer {
         }
     }
 
-    /// The cells of a span callsite (`None` for an excluded target), cached; re-resolved when the counters were
-    /// cleared or replaced.
-    fn callsite_cells(&self, meta: &'static Metadata<'static>) -> Option<Arc<SpanCells>> {
+    /// What to do with a new span of `meta`'s callsite, cached; re-resolved when its counters were cleared or
+    /// replaced.
+    fn callsite_plan(&self, meta: &'static Metadata<'static>) -> Plan {
         let id = meta.callsite();
-        if let Some(known) = span_cache::get(self.id, &id) {
+        let plan = |cells: Option<&Arc<SpanCells>>| match cells {
+            None => Plan::Ignore,
+            Some(cells) => cells.plain().map_or_else(|| Plan::Extensions(Arc::clone(cells)), Plan::Table),
+        };
+        if let Some(known) = span_cache::get(self.id, &id, plan) {
             return known;
         }
         let cells = self.shared_callsite_cells(meta);
-        span_cache::put(self.id, id, cells.clone());
-        cells
+        let known = plan(cells.as_ref());
+        span_cache::put(self.id, id, cells);
+        known
     }
 
     /// [`callsite_cells`](Self::callsite_cells) from the map all threads share.
@@ -180,7 +197,11 @@ impl CountersLayer {
             }
         }
         let wanted = self.wants_level(meta) && !self.is_excluded(meta.target());
-        let cells = wanted.then(|| self.new_cells(self.base_name(meta), meta));
+        let cells = wanted.then(|| {
+            let base = self.base_name(meta);
+            let kept = self.callsite_cells.push(|index| self.new_cells(base.clone(), meta, Some(index)));
+            kept.unwrap_or_else(|| self.new_cells(base, meta, None))
+        });
         self.callsites.insert(id, cells.clone());
         cells
     }
@@ -211,6 +232,9 @@ impl CountersLayerBuilder {
             time_spans: self.time_spans,
             count_events: self.count_events,
             callsites: Arc::new(DashMap::default()),
+            callsite_cells: CallsiteCells::default(),
+            open: OpenSpans::default(),
+            in_extensions: AtomicUsize::new(0),
             id: crate::store::thread_cache::next_owner(),
             // Calibrated here, once, so that no span pays for it.
             clock: quanta::Clock::new(),
@@ -249,6 +273,59 @@ impl CountersLayer {
     }
 }
 
+/// What the layer does with a new span of a callsite.
+enum Plan {
+    Ignore,
+    /// Time it in the open-spans table, with the cells at this index.
+    Table(u32),
+    /// Time it in its extensions (it has dimensions or properties).
+    Extensions(Arc<SpanCells>),
+}
+
+impl CountersLayer {
+    /// Times a new span in its extensions: one with dimensions or properties, or whose table bucket is full.
+    fn time_in_extensions<S>(&self, attrs: &Attributes<'_>, id: &Id, ctx: &Context<'_, S>, cells: Arc<SpanCells>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let Some(span) = ctx.span(id) else { return };
+        let labels = cells.labelled.then(|| {
+            let mut labels = Box::<SpanLabels>::default();
+            attrs.record(&mut LabelVisitor { allowed: &self.span_dimensions, labels: &mut labels });
+            labels
+        });
+        let properties = cells.with_properties.then(|| {
+            let mut properties = Box::<SpanLabels>::default();
+            attrs.record(&mut LabelVisitor { allowed: &self.properties, labels: &mut properties });
+            properties
+        });
+        let timing = SpanTiming { layer: self.id, start: self.clock.raw(), cells, error: false, labels, properties };
+        let mut extensions = span.extensions_mut();
+        self.in_extensions.fetch_add(1, Relaxed);
+        // One map operation for the usual single counters layer; another layer's timings, if any, are kept.
+        if let Some(mut others) = extensions.replace(SpanTimings { first: timing, more: Vec::new() }) {
+            if let Some(timings) = extensions.get_mut::<SpanTimings>() {
+                timings.more.push(others.first);
+                timings.more.append(&mut others.more);
+            }
+        }
+    }
+
+    /// Records a span closed out of the open-spans table.
+    fn close_from_table(&self, open: open_spans::OpenSpan) {
+        let Some(cells) = self.callsite_cells.get(open.cells) else { return };
+        let elapsed_ms = self.clock.delta_as_nanos(open.start, self.clock.raw()) as f64 * 1e-6;
+        if cells.exec_time.is_retired() {
+            self.record_after_clear(cells, elapsed_ms);
+        } else {
+            cells.exec_time.sample(elapsed_ms);
+        }
+        if open.error {
+            self.count_error(cells);
+        }
+    }
+}
+
 impl<S> Layer<S> for CountersLayer
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
@@ -271,32 +348,19 @@ where
             attrs.record(&mut name);
         }
         let cells = match name.0 {
-            Some(base) => self.new_cells(base, meta),
-            None => match self.callsite_cells(meta) {
-                Some(cells) => cells,
-                None => return,
+            Some(base) => self.new_cells(base, meta, None),
+            None => match self.callsite_plan(meta) {
+                Plan::Ignore => return,
+                Plan::Table(index) if self.open.insert(id.into_u64(), self.clock.raw(), index) => return,
+                // Its bucket is full: in its extensions.
+                Plan::Table(index) => match self.callsite_cells.get(index) {
+                    Some(cells) => Arc::clone(cells),
+                    None => return,
+                },
+                Plan::Extensions(cells) => cells,
             },
         };
-        let Some(span) = ctx.span(id) else { return };
-        let labels = cells.labelled.then(|| {
-            let mut labels = Box::<SpanLabels>::default();
-            attrs.record(&mut LabelVisitor { allowed: &self.span_dimensions, labels: &mut labels });
-            labels
-        });
-        let properties = cells.with_properties.then(|| {
-            let mut properties = Box::<SpanLabels>::default();
-            attrs.record(&mut LabelVisitor { allowed: &self.properties, labels: &mut properties });
-            properties
-        });
-        let timing = SpanTiming { layer: self.id, start: self.clock.raw(), cells, error: false, labels, properties };
-        let mut extensions = span.extensions_mut();
-        // One map operation for the usual single counters layer; another layer's timings, if any, are kept.
-        if let Some(mut others) = extensions.replace(SpanTimings { first: timing, more: Vec::new() }) {
-            if let Some(timings) = extensions.get_mut::<SpanTimings>() {
-                timings.more.push(others.first);
-                timings.more.append(&mut others.more);
-            }
-        }
+        self.time_in_extensions(attrs, id, &ctx, cells);
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
@@ -304,9 +368,18 @@ where
             return;
         }
         if *event.metadata().level() == Level::ERROR {
-            if let Some(span) = ctx.event_span(event) {
-                if let Some(timing) = span.extensions_mut().get_mut::<SpanTimings>().and_then(|t| t.get_mut(self.id)) {
-                    timing.error = true;
+            let span = match event.parent() {
+                Some(parent) => Some(parent.clone()),
+                None if event.is_contextual() => ctx.current_span().id().cloned(),
+                None => None,
+            };
+            if let Some(id) = span.filter(|id| !self.open.mark_error(id.into_u64())) {
+                let timed_elsewhere = self.in_extensions.load(Relaxed) > 0;
+                if let Some(span) = timed_elsewhere.then(|| ctx.span(&id)).flatten() {
+                    let mut extensions = span.extensions_mut();
+                    if let Some(timing) = extensions.get_mut::<SpanTimings>().and_then(|t| t.get_mut(self.id)) {
+                        timing.error = true;
+                    }
                 }
             }
         }
@@ -316,6 +389,9 @@ where
     }
 
     fn on_record(&self, id: &Id, values: &tracing::span::Record<'_>, ctx: Context<'_, S>) {
+        if self.in_extensions.load(Relaxed) == 0 {
+            return;
+        }
         let Some(span) = ctx.span(id) else { return };
         let mut extensions = span.extensions_mut();
         let Some(timing) = extensions.get_mut::<SpanTimings>().and_then(|t| t.get_mut(self.id)) else { return };
@@ -328,8 +404,16 @@ where
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        if let Some(open) = self.open.take(id.into_u64()) {
+            self.close_from_table(open);
+            return;
+        }
+        if self.in_extensions.load(Relaxed) == 0 {
+            return;
+        }
         let Some(span) = ctx.span(&id) else { return };
         let Some(timing) = self.take_timing(&mut span.extensions_mut()) else { return };
+        self.in_extensions.fetch_sub(1, Relaxed);
         let elapsed_ms = self.clock.delta_as_nanos(timing.start, self.clock.raw()) as f64 / 1e6;
         if let Some(labels) = timing.labels.as_deref().filter(|l| !l.is_empty()) {
             self.record_labelled(&timing, labels, elapsed_ms);

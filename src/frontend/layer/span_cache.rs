@@ -49,6 +49,15 @@ pub(crate) struct SpanCells {
     pub(crate) with_properties: bool,
     pub(crate) exec_time: Arc<CounterCell>,
     pub(crate) errors: OnceLock<Arc<CounterCell>>,
+    /// Where the layer keeps these cells for its open spans (`CallsiteCells`), if it does.
+    pub(crate) index: Option<u32>,
+}
+
+impl SpanCells {
+    /// Whether a span of these cells needs nothing but its start and error flag: timed in the open-spans table.
+    pub(crate) fn plain(&self) -> Option<u32> {
+        self.index.filter(|_| !self.labelled && !self.with_properties)
+    }
 }
 
 /// A callsite and what the layer does with its spans, as a thread caches it.
@@ -66,15 +75,19 @@ fn hash(callsite: &Identifier) -> u64 {
     BuildHasherDefault::<AddressHasher>::default().hash_one(callsite)
 }
 
-/// What this thread knows of `callsite` for `layer`: `Some(None)` = ignored, `Some(Some(cells))` = timed into
-/// these cells, `None` = not cached (or its cells were retired).
+/// What this thread knows of `callsite` for `layer`, as `read` sees it: `read(None)` = ignored,
+/// `read(Some(cells))` = timed into these cells; `None` = not cached (or its cells were retired).
 #[inline]
-#[allow(clippy::option_option)] // the three cases are exactly these: unknown, ignored, timed
-pub(crate) fn get(layer: u64, callsite: &Identifier) -> Option<Option<Arc<SpanCells>>> {
-    thread_cache::lookup(&CACHE, layer, hash(callsite), |cached| {
-        cached.callsite == *callsite && !cached.cells.as_ref().is_some_and(|cells| cells.exec_time.is_retired())
-    })
-    .map(|cached| cached.cells)
+pub(crate) fn get<R>(layer: u64, callsite: &Identifier, read: impl FnOnce(Option<&Arc<SpanCells>>) -> R) -> Option<R> {
+    thread_cache::lookup(
+        &CACHE,
+        layer,
+        hash(callsite),
+        |cached| {
+            cached.callsite == *callsite && !cached.cells.as_ref().is_some_and(|cells| cells.exec_time.is_retired())
+        },
+        |cached| read(cached.cells.as_ref()),
+    )
 }
 
 /// Remembers, in this thread, what `layer` does with spans of `callsite`.

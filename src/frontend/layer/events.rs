@@ -78,8 +78,7 @@ impl Fields {
             self.labels.truncate(MAX_LABELS);
         }
         for &(name, kind, value) in &self.metrics {
-            let cell = self.cell(store, layer, name, kind);
-            match kind {
+            self.with_cell(store, layer, name, kind, |cell| match kind {
                 CounterType::Increment => match value {
                     Value::Int(v) => cell.add(v),
                     Value::Unsigned(v) => cell.add_unsigned(v),
@@ -87,17 +86,25 @@ impl Fields {
                 },
                 CounterType::Statistics => cell.sample(value.as_f64()),
                 _ => cell.set_last(value.as_f64()),
-            }
+            });
         }
     }
 
-    /// The handle of the counter `name` with this event's labels: this thread's cached one, else the store's.
-    fn cell(&self, store: &Store, layer: u64, name: &'static str, kind: CounterType) -> Arc<CounterCell> {
+    /// Runs `record` on the cell of the counter `name` with this event's labels: this thread's cached one, else
+    /// the store's (then cached).
+    fn with_cell(
+        &self,
+        store: &Store,
+        layer: u64,
+        name: &'static str,
+        kind: CounterType,
+        record: impl Fn(&CounterCell),
+    ) {
         let hash = text_hash(std::iter::once(name).chain(self.labels().flat_map(|(k, v)| [k, v])));
         if self.properties.is_empty() {
             let serves = |c: &Arc<CachedCell>| c.serves(kind, name, self.labels());
-            if let Some(cell) = thread_cache::lookup(&CACHE, layer, hash, serves, |c| Arc::clone(&c.cell)) {
-                return cell;
+            if thread_cache::lookup(&CACHE, layer, hash, serves, |c| record(&c.cell)).is_some() {
+                return;
             }
         }
         let labels = self.labels.iter().map(|&(label, start, end)| Label::new(label, self.text[start..end].to_owned()));
@@ -106,12 +113,12 @@ impl Fields {
             store.set_properties(&key, self.properties.clone());
         }
         let cell = store.cell(&key, kind);
+        record(&cell);
         if !cell.is_retired() {
             thread_cache::insert(&CACHE, layer, hash, |evicted| {
-                CachedCell::reuse(evicted, Arc::clone(&cell), kind, name, self.labels())
+                CachedCell::reuse(evicted, cell, kind, name, self.labels())
             });
         }
-        cell
     }
 }
 

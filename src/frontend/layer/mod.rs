@@ -117,12 +117,17 @@ impl CountersLayer {
 
     /// Whether an event is one the layer acts on: an ERROR (inside a timed span) or a metric event, of a target
     /// that is not excluded. The cheap checks come first: most events are neither.
-    fn wants_event(&self, meta: &Metadata<'_>) -> bool {
-        let wanted = (self.time_spans && *meta.level() == Level::ERROR)
-            || (self.count_events
-                && self.wants_level(meta)
-                && meta.fields().iter().any(|f| metric_field(f.name()).is_some()));
-        wanted && !self.is_excluded(meta.target())
+    fn wants_event(&self, meta: &'static Metadata<'static>) -> bool {
+        (self.time_spans && *meta.level() == Level::ERROR && !self.is_excluded(meta.target()))
+            || (self.count_events && self.wants_level(meta) && self.is_metric_callsite(meta))
+    }
+
+    /// Whether events of `meta`'s callsite are metric events of a target that is not excluded: worked out once
+    /// per callsite and thread.
+    fn is_metric_callsite(&self, meta: &'static Metadata<'static>) -> bool {
+        let wanted =
+            || meta.fields().iter().any(|f| metric_field(f.name()).is_some()) && !self.is_excluded(meta.target());
+        span_cache::callsite_flag(self.id, meta.callsite(), wanted)
     }
 
     fn base_name(&self, meta: &Metadata<'_>) -> String {
@@ -367,7 +372,8 @@ where
         if !self.wants_event(event.metadata()) || is_publishing() {
             return;
         }
-        if *event.metadata().level() == Level::ERROR {
+        if self.time_spans && *event.metadata().level() == Level::ERROR && !self.is_excluded(event.metadata().target())
+        {
             let span = match event.parent() {
                 Some(parent) => Some(parent.clone()),
                 None if event.is_contextual() => ctx.current_span().id().cloned(),
@@ -383,7 +389,7 @@ where
                 }
             }
         }
-        if self.count_events {
+        if self.count_events && self.wants_level(event.metadata()) && self.is_metric_callsite(event.metadata()) {
             events::record_metric_event(&self.store, self.id, event, &self.properties);
         }
     }

@@ -71,6 +71,19 @@ thread_local! {
     static CACHE: RefCell<Slots<Cached>> = const { RefCell::new(Slots::new(64, 1024)) };
 }
 
+thread_local! {
+    /// A yes/no per event callsite and layer (is it a metric event the layer records).
+    static FLAGS: RefCell<Slots<(Identifier, bool)>> = const { RefCell::new(Slots::new(64, 1024)) };
+}
+
+/// What `layer` decided about `callsite` in this thread, deciding it with `decide` the first time.
+#[inline]
+pub(crate) fn callsite_flag(layer: u64, callsite: Identifier, decide: impl FnOnce() -> bool) -> bool {
+    let hash = hash(&callsite);
+    let known = thread_cache::lookup(&FLAGS, layer, hash, |(id, _)| *id == callsite, |&(_, flag)| flag);
+    known.unwrap_or_else(|| thread_cache::insert(&FLAGS, layer, hash, |_| (callsite, decide())).1)
+}
+
 fn hash(callsite: &Identifier) -> u64 {
     BuildHasherDefault::<AddressHasher>::default().hash_one(callsite)
 }

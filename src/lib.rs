@@ -32,8 +32,9 @@
 //! - Every counter is a cell of atomics in a sharded `DashMap` keyed by `metrics::Key` (name + labels), looked up
 //!   with the key's precomputed hash. A [`CounterHandle`] points straight at a cell: updates through it are a few
 //!   atomic operations, with no lock and no allocation. The name-based [`Counters`] methods look the name up first.
-//!   The recorder serves `metrics` macros on label-less keys from a per-thread cache of handles, and the layer
-//!   finds a span's counter in a per-thread cache of callsites and times it with quanta's clock (the CPU's time
+//!   The recorder and metric events are served from per-thread caches of handles (a miss rewrites an evicted
+//!   handle, so it does not allocate either); the layer finds a span's counter in a per-thread cache of
+//!   callsites, keeps its start in a table of open spans by id and times it with quanta's clock (the CPU's time
 //!   stamp counter where it is reliable). BENCHMARKS.md has the figures beside the peers.
 //! - A dump takes each counter's period out of the store — what was added, the period's samples (count, sum,
 //!   min, max), and the current level of gauges and timestamps — and hands it to the sink. A metrics backend

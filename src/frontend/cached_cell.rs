@@ -17,6 +17,8 @@ pub(crate) struct CachedCell {
     pub(crate) cell: Arc<CounterCell>,
     kind: CounterType,
     key: KeyText,
+    /// The name, when it is a `'static` string and the counter has no labels: compared by address.
+    static_name: Option<&'static str>,
 }
 
 impl CachedCell {
@@ -34,12 +36,28 @@ impl CachedCell {
                 cached.cell = cell;
                 cached.kind = kind;
                 cached.key.set(name, labels);
+                cached.static_name = None;
                 return handle;
             }
         }
         let mut key = KeyText::default();
         key.set(name, labels);
-        Arc::new(CachedCell { cell, kind, key })
+        Arc::new(CachedCell { cell, kind, key, static_name: None })
+    }
+
+    /// [`CachedCell::reuse`] for a counter without labels whose name is `'static` (a metric event's field name),
+    /// found again by the name's address.
+    pub(crate) fn reuse_static(
+        evicted: Option<Arc<CachedCell>>,
+        cell: Arc<CounterCell>,
+        kind: CounterType,
+        name: &'static str,
+    ) -> Arc<CachedCell> {
+        let mut handle = Self::reuse(evicted, cell, kind, name, std::iter::empty());
+        if let Some(cached) = Arc::get_mut(&mut handle) {
+            cached.static_name = Some(name);
+        }
+        handle
     }
 
     /// [`CachedCell::reuse`] for a `metrics::Key`.
@@ -63,6 +81,15 @@ impl CachedCell {
     ) -> bool {
         (self.kind == kind || (kind.is_sampled() && self.kind.is_sampled()))
             && self.key.matches(name, labels)
+            && !self.cell.is_retired()
+    }
+
+    /// [`CachedCell::serves`] for a counter cached by [`CachedCell::reuse_static`]: the same `'static` name (the
+    /// same address and length: the same text, which never changes) and no labels.
+    #[inline]
+    pub(crate) fn serves_static(&self, kind: CounterType, name: &'static str) -> bool {
+        self.static_name.is_some_and(|cached| std::ptr::eq(cached, name))
+            && (self.kind == kind || (kind.is_sampled() && self.kind.is_sampled()))
             && !self.cell.is_retired()
     }
 

@@ -23,7 +23,7 @@ thread_local! {
     /// The handles of the counters this thread's metric events recorded into lately, by name and label values.
     static CACHE: RefCell<Slots<Arc<CachedCell>>> = const { RefCell::new(Slots::new(64, 4096)) };
     /// Where an event's fields are collected, reused from event to event.
-    static SCRATCH: RefCell<Fields> = RefCell::new(Fields::default());
+    static SCRATCH: RefCell<Fields> = const { RefCell::new(Fields::new()) };
 }
 
 /// Records the metric fields of `event` into `store`; its other fields (not `message`) become labels, at most
@@ -33,10 +33,16 @@ thread_local! {
 /// An event whose counters and label values this thread recorded lately costs no allocation and builds no
 /// `Key`: its fields are written into a reused buffer, and the counters are found in a per-thread cache by a
 /// hash of their name and label values. Otherwise the `Key` is built and looked up in the store once.
-pub(crate) fn record_metric_event(store: &Store, layer: u64, event: &Event<'_>, properties: &[String]) {
+pub(crate) fn record_metric_event(
+    store: &Store,
+    layer: u64,
+    event: &Event<'_>,
+    properties: &[String],
+    roles: &FieldRoles,
+) {
     let record = |fields: &mut Fields| {
         fields.clear();
-        event.record(&mut MetricVisitor { properties_allowed: properties, fields: &mut *fields });
+        event.record(&mut MetricVisitor { properties_allowed: properties, roles, fields: &mut *fields });
         fields.record(store, layer);
     };
     let recorded = SCRATCH.try_with(|scratch| scratch.try_borrow_mut().map(|mut fields| record(&mut fields)).is_ok());
@@ -44,6 +50,52 @@ pub(crate) fn record_metric_event(store: &Store, layer: u64, event: &Event<'_>, 
         // Re-entered (a field's `Debug` emitted an event) or the thread is ending: a buffer of its own.
         record(&mut Fields::default());
     }
+}
+
+/// Records the metric fields of `event`, an event without labels or properties, each as it is visited.
+pub(crate) fn record_unlabelled_metric_event(store: &Store, layer: u64, event: &Event<'_>, roles: &FieldRoles) {
+    event.record(&mut DirectVisitor { store, layer, roles });
+}
+
+/// Records an unlabelled event's metric fields straight into their cells.
+struct DirectVisitor<'a> {
+    store: &'a Store,
+    layer: u64,
+    roles: &'a FieldRoles,
+}
+
+impl DirectVisitor<'_> {
+    fn record(&self, field: &Field, value: Value) {
+        let Some((kind, name)) = self.roles.metric(field) else { return };
+        // A field name is `'static`: its address identifies it, with no hashing or comparing of text.
+        let hash = (name.as_ptr() as u64 ^ name.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let serves = |c: &Arc<CachedCell>| c.serves_static(kind, name);
+        if thread_cache::lookup(&CACHE, self.layer, hash, serves, |c| value.record(&c.cell, kind)).is_none() {
+            let cell = self.store.cell(&Key::from_static_name(name), kind);
+            value.record(&cell, kind);
+            if !cell.is_retired() {
+                thread_cache::insert(&CACHE, self.layer, hash, |evicted| {
+                    CachedCell::reuse_static(evicted, cell, kind, name)
+                });
+            }
+        }
+    }
+}
+
+impl Visit for DirectVisitor<'_> {
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.record(field, Value::Float(value));
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.record(field, Value::Int(value));
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.record(field, Value::Unsigned(value));
+    }
+
+    fn record_debug(&mut self, _field: &Field, _value: &dyn fmt::Debug) {}
 }
 
 /// An event's metric fields and labels: the label values in one string.
@@ -57,6 +109,10 @@ struct Fields {
 }
 
 impl Fields {
+    const fn new() -> Fields {
+        Fields { metrics: Vec::new(), labels: Vec::new(), text: String::new(), properties: Vec::new() }
+    }
+
     fn clear(&mut self) {
         self.metrics.clear();
         self.labels.clear();
@@ -78,47 +134,39 @@ impl Fields {
             self.labels.truncate(MAX_LABELS);
         }
         for &(name, kind, value) in &self.metrics {
-            self.with_cell(store, layer, name, kind, |cell| match kind {
-                CounterType::Increment => match value {
-                    Value::Int(v) => cell.add(v),
-                    Value::Unsigned(v) => cell.add_unsigned(v),
-                    Value::Float(v) => cell.add_f64(v),
-                },
-                CounterType::Statistics => cell.sample(value.as_f64()),
-                _ => cell.set_last(value.as_f64()),
-            });
+            with_cell(store, layer, name, kind, self, |cell| value.record(cell, kind));
         }
     }
+}
 
-    /// Runs `record` on the cell of the counter `name` with this event's labels: this thread's cached one, else
-    /// the store's (then cached).
-    fn with_cell(
-        &self,
-        store: &Store,
-        layer: u64,
-        name: &'static str,
-        kind: CounterType,
-        record: impl Fn(&CounterCell),
-    ) {
-        let hash = text_hash(std::iter::once(name).chain(self.labels().flat_map(|(k, v)| [k, v])));
-        if self.properties.is_empty() {
-            let serves = |c: &Arc<CachedCell>| c.serves(kind, name, self.labels());
-            if thread_cache::lookup(&CACHE, layer, hash, serves, |c| record(&c.cell)).is_some() {
-                return;
-            }
+/// Runs `record` on the cell of the counter `name` with the labels of `fields`: this thread's cached one, else
+/// the store's (then cached). With properties, the counter's properties are kept too.
+fn with_cell(
+    store: &Store,
+    layer: u64,
+    name: &'static str,
+    kind: CounterType,
+    fields: &Fields,
+    record: impl Fn(&CounterCell),
+) {
+    let hash = text_hash(std::iter::once(name).chain(fields.labels().flat_map(|(k, v)| [k, v])));
+    if fields.properties.is_empty() {
+        let serves = |c: &Arc<CachedCell>| c.serves(kind, name, fields.labels());
+        if thread_cache::lookup(&CACHE, layer, hash, serves, |c| record(&c.cell)).is_some() {
+            return;
         }
-        let labels = self.labels.iter().map(|&(label, start, end)| Label::new(label, self.text[start..end].to_owned()));
-        let key = Key::from_parts(name, labels.collect::<Vec<_>>());
-        if !self.properties.is_empty() {
-            store.set_properties(&key, self.properties.clone());
-        }
-        let cell = store.cell(&key, kind);
-        record(&cell);
-        if !cell.is_retired() {
-            thread_cache::insert(&CACHE, layer, hash, |evicted| {
-                CachedCell::reuse(evicted, cell, kind, name, self.labels())
-            });
-        }
+    }
+    let labels = fields.labels.iter().map(|&(label, start, end)| Label::new(label, fields.text[start..end].to_owned()));
+    let key = Key::from_parts(name, labels.collect::<Vec<_>>());
+    if !fields.properties.is_empty() {
+        store.set_properties(&key, fields.properties.clone());
+    }
+    let cell = store.cell(&key, kind);
+    record(&cell);
+    if !cell.is_retired() {
+        thread_cache::insert(&CACHE, layer, hash, |evicted| {
+            CachedCell::reuse(evicted, cell, kind, name, fields.labels())
+        });
     }
 }
 
@@ -132,12 +180,53 @@ fn text_hash<'a>(parts: impl Iterator<Item = &'a str>) -> u64 {
             let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
             hash = (hash.rotate_left(5) ^ word).wrapping_mul(MIX);
         }
-        let mut tail = [0u8; 8];
-        tail[..chunks.remainder().len()].copy_from_slice(chunks.remainder());
-        hash = (hash.rotate_left(5) ^ u64::from_le_bytes(tail)).wrapping_mul(MIX);
+        // The last bytes gathered in a register (a copy through memory would stall the load that follows).
+        let tail = chunks.remainder().iter().rev().fold(0u64, |word, &b| word << 8 | u64::from(b));
+        hash = (hash.rotate_left(5) ^ tail).wrapping_mul(MIX);
         hash = (hash.rotate_left(5) ^ part.len() as u64).wrapping_mul(MIX);
     }
     hash
+}
+
+/// What each of a callsite's first 32 fields is, worked out once: the length of its metric prefix
+/// (`monotonic_counter.` and so on), or [`FieldRoles::LABEL`] / [`FieldRoles::MESSAGE`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FieldRoles([u8; 32]);
+
+impl FieldRoles {
+    const LABEL: u8 = 0;
+    const MESSAGE: u8 = 1;
+
+    pub(crate) fn of(meta: &tracing::Metadata<'static>) -> FieldRoles {
+        let mut roles = [Self::LABEL; 32];
+        for (role, field) in roles.iter_mut().zip(meta.fields()) {
+            *role = match metric_field(field.name()) {
+                Some((_, name)) => (field.name().len() - name.len()) as u8,
+                None if field.name() == "message" => Self::MESSAGE,
+                None => Self::LABEL,
+            };
+        }
+        FieldRoles(roles)
+    }
+
+    /// Whether `field` is the event's `message`.
+    #[inline]
+    fn is_message(&self, field: &Field) -> bool {
+        self.0.get(field.index()).map_or(field.name() == "message", |&role| role == Self::MESSAGE)
+    }
+
+    /// The counter `field` records into (its kind and name), if it is a metric field.
+    #[inline]
+    fn metric(&self, field: &Field) -> Option<(CounterType, &'static str)> {
+        let Some(&role) = self.0.get(field.index()) else { return metric_field(field.name()) };
+        let kind = match role {
+            Self::LABEL | Self::MESSAGE => return None,
+            10 => CounterType::Statistics, // "histogram."
+            6 => CounterType::LastValue,   // "gauge."
+            _ => CounterType::Increment,   // "monotonic_counter.", "counter."
+        };
+        Some((kind, field.name().get(role as usize..)?))
+    }
 }
 
 /// The kind of counter a field name asks for, and the counter's name.
@@ -164,6 +253,19 @@ enum Value {
 }
 
 impl Value {
+    /// Records the value into `cell`, a counter of type `kind`.
+    fn record(self, cell: &CounterCell, kind: CounterType) {
+        match kind {
+            CounterType::Increment => match self {
+                Value::Int(v) => cell.add(v),
+                Value::Unsigned(v) => cell.add_unsigned(v),
+                Value::Float(v) => cell.add_f64(v),
+            },
+            CounterType::Statistics => cell.sample(self.as_f64()),
+            _ => cell.set_last(self.as_f64()),
+        }
+    }
+
     fn as_f64(self) -> f64 {
         match self {
             Value::Int(v) => v as f64,
@@ -176,12 +278,13 @@ impl Value {
 /// Collects an event's metric fields and its other fields (as labels, or properties when allow-listed).
 struct MetricVisitor<'a> {
     properties_allowed: &'a [String],
+    roles: &'a FieldRoles,
     fields: &'a mut Fields,
 }
 
 impl MetricVisitor<'_> {
     fn value(&mut self, field: &Field, value: Value) -> bool {
-        match metric_field(field.name()) {
+        match self.roles.metric(field) {
             Some((kind, name)) => {
                 self.fields.metrics.push((name, kind, value));
                 true
@@ -197,7 +300,7 @@ impl MetricVisitor<'_> {
             let mut value = String::new();
             let _ = write(&mut value);
             self.fields.properties.push((field.name().to_owned(), value));
-        } else if field.name() != "message" {
+        } else if !self.roles.is_message(field) {
             let start = self.fields.text.len();
             let _ = write(&mut self.fields.text);
             self.fields.labels.push((field.name(), start, self.fields.text.len()));
@@ -229,13 +332,13 @@ impl Visit for MetricVisitor<'_> {
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {
-        if metric_field(field.name()).is_none() {
+        if self.roles.metric(field).is_none() {
             self.label(field, |text| text.write_str(value));
         }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if metric_field(field.name()).is_none() {
+        if self.roles.metric(field).is_none() {
             self.label(field, |text| write!(text, "{value:?}"));
         }
     }

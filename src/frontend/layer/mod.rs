@@ -44,7 +44,7 @@ use crate::publishing::is_publishing;
 use crate::store::Store;
 use events::{metric_field, NameOverride};
 use open_spans::{CallsiteCells, OpenSpans};
-use span_cache::{Callsites, SpanCells};
+use span_cache::{Callsites, EventPlan, SpanCells};
 
 mod builder;
 mod events;
@@ -120,19 +120,20 @@ impl CountersLayer {
         *meta.level() <= self.level
     }
 
-    /// Whether an event is one the layer acts on: an ERROR (inside a timed span) or a metric event, of a target
-    /// that is not excluded. The cheap checks come first: most events are neither.
-    fn wants_event(&self, meta: &'static Metadata<'static>) -> bool {
-        (self.time_spans && *meta.level() == Level::ERROR && !self.is_excluded(meta.target()))
-            || (self.count_events && self.wants_level(meta) && self.is_metric_callsite(meta))
-    }
-
-    /// Whether events of `meta`'s callsite are metric events of a target that is not excluded: worked out once
-    /// per callsite and thread.
-    fn is_metric_callsite(&self, meta: &'static Metadata<'static>) -> bool {
-        let wanted =
-            || meta.fields().iter().any(|f| metric_field(f.name()).is_some()) && !self.is_excluded(meta.target());
-        span_cache::callsite_flag(self.id, meta.callsite(), wanted)
+    /// What the layer does with events of `meta`'s callsite (an ERROR marks its span; a metric event is
+    /// recorded), for targets that are not excluded: worked out once per callsite and thread.
+    fn event_plan(&self, meta: &'static Metadata<'static>) -> EventPlan {
+        let decide = || {
+            let wanted = |level_ok: bool| level_ok && !self.is_excluded(meta.target());
+            let metric = self.count_events && meta.fields().iter().any(|f| metric_field(f.name()).is_some());
+            EventPlan {
+                error: wanted(self.time_spans && *meta.level() == Level::ERROR),
+                metric: wanted(metric && self.wants_level(meta)),
+                labelled: meta.fields().iter().any(|f| f.name() != "message" && metric_field(f.name()).is_none()),
+                roles: events::FieldRoles::of(meta),
+            }
+        };
+        span_cache::event_plan(self.id, meta.callsite(), decide)
     }
 
     fn base_name(&self, meta: &Metadata<'_>) -> String {
@@ -374,11 +375,11 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        if !self.wants_event(event.metadata()) || is_publishing() {
+        let plan = self.event_plan(event.metadata());
+        if !(plan.error || plan.metric) || is_publishing() {
             return;
         }
-        if self.time_spans && *event.metadata().level() == Level::ERROR && !self.is_excluded(event.metadata().target())
-        {
+        if plan.error {
             let span = match event.parent() {
                 Some(parent) => Some(parent.clone()),
                 None if event.is_contextual() => ctx.current_span().id().cloned(),
@@ -394,8 +395,12 @@ where
                 }
             }
         }
-        if self.count_events && self.wants_level(event.metadata()) && self.is_metric_callsite(event.metadata()) {
-            events::record_metric_event(&self.store, self.id, event, &self.properties);
+        if plan.metric {
+            if plan.labelled {
+                events::record_metric_event(&self.store, self.id, event, &self.properties, &plan.roles);
+            } else {
+                events::record_unlabelled_metric_event(&self.store, self.id, event, &plan.roles);
+            }
         }
     }
 

@@ -45,15 +45,17 @@ impl CachedCell {
         Arc::new(CachedCell { cell, kind, key, static_name: None })
     }
 
-    /// [`CachedCell::reuse`] for a counter without labels whose name is `'static` (a metric event's field name),
-    /// found again by the name's address.
-    pub(crate) fn reuse_static(
+    /// [`CachedCell::reuse`] for a counter whose name is `'static` (a metric event's field name), found again by
+    /// the name's address and its labels' text.
+    pub(crate) fn reuse_static<'a>(
         evicted: Option<Arc<CachedCell>>,
         cell: Arc<CounterCell>,
         kind: CounterType,
         name: &'static str,
+        labels: impl Iterator<Item = (&'a str, &'a str)>,
     ) -> Arc<CachedCell> {
-        let mut handle = Self::reuse(evicted, cell, kind, name, std::iter::empty());
+        // The name is kept by address only: the text holds the labels.
+        let mut handle = Self::reuse(evicted, cell, kind, "", labels);
         if let Some(cached) = Arc::get_mut(&mut handle) {
             cached.static_name = Some(name);
         }
@@ -85,11 +87,17 @@ impl CachedCell {
     }
 
     /// [`CachedCell::serves`] for a counter cached by [`CachedCell::reuse_static`]: the same `'static` name (the
-    /// same address and length: the same text, which never changes) and no labels.
+    /// same address and length: the same text, which never changes) and the same labels.
     #[inline]
-    pub(crate) fn serves_static(&self, kind: CounterType, name: &'static str) -> bool {
+    pub(crate) fn serves_static<'a>(
+        &self,
+        kind: CounterType,
+        name: &'static str,
+        labels: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
+    ) -> bool {
         self.static_name.is_some_and(|cached| std::ptr::eq(cached, name))
             && (self.kind == kind || (kind.is_sampled() && self.kind.is_sampled()))
+            && self.key.matches("", labels)
             && !self.cell.is_retired()
     }
 
@@ -210,7 +218,9 @@ mod tests {
         assert!(!matches("requests", &[("method", "GET"), ("status", "500")]));
         assert!(!matches("requests", &[("methodGET", ""), ("status", "200")]), "parts are compared one by one");
         assert!(!matches("request", &[("method", "GET"), ("status", "200")]));
-        for (a, b) in [("status", "statux"), ("request.count", "request.coune"), ("abc", "abd"), ("route.12", "xoute.12")] {
+        for (a, b) in
+            [("status", "statux"), ("request.count", "request.coune"), ("abc", "abd"), ("route.12", "xoute.12")]
+        {
             key.set(a, std::iter::empty());
             assert!(key.matches(a, std::iter::empty()) && !key.matches(b, std::iter::empty()), "{a} against {b}");
         }

@@ -67,15 +67,14 @@ struct DirectVisitor<'a> {
 impl DirectVisitor<'_> {
     fn record(&self, field: &Field, value: Value) {
         let Some((kind, name)) = self.roles.metric(field) else { return };
-        // A field name is `'static`: its address identifies it, with no hashing or comparing of text.
-        let hash = (name.as_ptr() as u64 ^ name.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let serves = |c: &Arc<CachedCell>| c.serves_static(kind, name);
+        let hash = name_hash(name);
+        let serves = |c: &Arc<CachedCell>| c.serves_static(kind, name, std::iter::empty());
         if thread_cache::lookup(&CACHE, self.layer, hash, serves, |c| value.record(&c.cell, kind)).is_none() {
             let cell = self.store.cell(&Key::from_static_name(name), kind);
             value.record(&cell, kind);
             if !cell.is_retired() {
                 thread_cache::insert(&CACHE, self.layer, hash, |evicted| {
-                    CachedCell::reuse_static(evicted, cell, kind, name)
+                    CachedCell::reuse_static(evicted, cell, kind, name, std::iter::empty())
                 });
             }
         }
@@ -149,9 +148,9 @@ fn with_cell(
     fields: &Fields,
     record: impl Fn(&CounterCell),
 ) {
-    let hash = text_hash(std::iter::once(name).chain(fields.labels().flat_map(|(k, v)| [k, v])));
+    let hash = name_hash(name) ^ text_hash(fields.labels().flat_map(|(k, v)| [k, v]));
     if fields.properties.is_empty() {
-        let serves = |c: &Arc<CachedCell>| c.serves(kind, name, fields.labels());
+        let serves = |c: &Arc<CachedCell>| c.serves_static(kind, name, fields.labels());
         if thread_cache::lookup(&CACHE, layer, hash, serves, |c| record(&c.cell)).is_some() {
             return;
         }
@@ -165,9 +164,14 @@ fn with_cell(
     record(&cell);
     if !cell.is_retired() {
         thread_cache::insert(&CACHE, layer, hash, |evicted| {
-            CachedCell::reuse(evicted, cell, kind, name, fields.labels())
+            CachedCell::reuse_static(evicted, cell, kind, name, fields.labels())
         });
     }
+}
+
+/// A hash of a metric's name, a field name: `'static`, so its address identifies it, with no hashing of text.
+fn name_hash(name: &'static str) -> u64 {
+    (name.as_ptr() as u64 ^ name.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 /// A quick hash of a counter's name and label parts, for the per-thread cache (a hit compares the parts).

@@ -1,7 +1,12 @@
-//! A dump of 10,000 counters through the public API: the store's snapshot, encoding into PutMetricData requests
-//! and sending them through the AWS SDK to a fake HTTP client that answers every request with success (no
-//! network). Every dump must send exactly 10 requests of 1000 datums. For scale, the prometheus recorder
-//! rendering the same 10,000 counters in its exposition format runs in the same group (see BENCHMARKS.md).
+//! Dumps through the public API: the store's snapshot, encoding into PutMetricData requests and sending them
+//! through the AWS SDK to a fake HTTP client that answers every request with success (no network).
+//!
+//! - `dump_1k_counters`, `dump_10k_counters`, `dump_100k_counters`: n Increment counters with one label each, all
+//!   updated (untimed) before each dump. Every dump must send exactly n / 1000 requests of 1000 datums. 100,000
+//!   counters are past the default cap (`options.max_counters`, 10,000), which that size raises; its group takes
+//!   10 samples (flat sampling) so that its run stays short. For scale, the prometheus recorder rendering the
+//!   same n counters in its exposition format runs in the same group (see BENCHMARKS.md).
+//! - `dump_1k_histograms`: 1,000 histograms of 1,000 spread samples each, with percentiles and as statistic sets.
 
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -12,15 +17,11 @@ use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_cloudwatch::config::SharedHttpClient;
 use aws_smithy_http_client::test_util::infallible_client_fn;
-use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, SamplingMode, Throughput};
 use metrics::{Key, Label};
 use metrics_exporter_prometheus::PrometheusBuilder;
 
-use cloudwatch_counters::{CloudWatchCounters, CounterType, CountersOptions, MAX_BATCH_SIZE};
-
-const COUNTERS: usize = 10_000;
-/// PutMetricData requests one dump of [`COUNTERS`] counters must send.
-const REQUESTS_PER_DUMP: u64 = 10;
+use cloudwatch_counters::{CloudWatchCounters, CounterType, CountersOptions, DEFAULT_MAX_COUNTERS, MAX_BATCH_SIZE};
 
 /// A fake CloudWatch that answers every request with success, as CloudWatch's rpc-v2-cbor protocol does (an
 /// empty CBOR map), and counts the requests it saw.
@@ -53,11 +54,17 @@ fn key(i: usize) -> Key {
     Key::from_parts(format!("service.op{}.calls", i % 100), vec![Label::new("shard", (i / 100).to_string())])
 }
 
-fn dump(c: &mut Criterion) {
+/// A dump of `n` counters (a multiple of 1000), and prometheus rendering them, in group `dump_<n/1000>k_counters`.
+fn dump_counters(c: &mut Criterion, n: usize) {
+    let requests_per_dump = (n / MAX_BATCH_SIZE) as u64;
+    assert_eq!(requests_per_dump as usize * MAX_BATCH_SIZE, n);
     let (http, seen) = fake_cloudwatch();
-    // Exactly the default cap of 10,000 counters; no self-telemetry, so every dump holds just them. The interval
-    // is an hour so that only the bench's own dumps run.
-    let options = CountersOptions::default().telemetry(false).interval(Duration::from_secs(3600));
+    // No self-telemetry, so every dump holds just the bench's counters. The interval is an hour so that only the
+    // bench's own dumps run. The default cap (10,000 counters) is raised only past it.
+    let mut options = CountersOptions::default().telemetry(false).interval(Duration::from_secs(3600));
+    if n > DEFAULT_MAX_COUNTERS {
+        options = options.max_counters(n);
+    }
     let counters = CloudWatchCounters::builder()
         .namespace("bench")
         .instance("bench-host")
@@ -70,23 +77,24 @@ fn dump(c: &mut Criterion) {
         .expect("valid settings");
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     runtime.block_on(counters.open()).expect("open");
-    let handles: Vec<_> = (0..COUNTERS).map(|i| counters.handle_for_key(&key(i), CounterType::Increment)).collect();
+    let handles: Vec<_> = (0..n).map(|i| counters.handle_for_key(&key(i), CounterType::Increment)).collect();
+    assert!(handles.iter().all(|h| !h.is_detached()), "all {n} counters under the cap");
     // Every counter updated since the last dump, so every dump saves all of them with new values.
     let touch_all = || handles.iter().for_each(|h| h.increment(1));
     touch_all();
 
     let before = counters.telemetry();
     let report = runtime.block_on(counters.dump()).expect("dump");
-    assert_eq!(report.saved, COUNTERS);
+    assert_eq!(report.saved, n);
     let after = counters.telemetry();
     let requests = after.requests_sent - before.requests_sent;
-    assert_eq!(requests, REQUESTS_PER_DUMP, "10,000 counters must make 10 PutMetricData requests");
-    assert_eq!(after.datums_sent - before.datums_sent, COUNTERS as u64, "1000 datums a request");
-    assert_eq!(seen.load(Relaxed), REQUESTS_PER_DUMP, "the fake CloudWatch saw every request");
-    println!("dump_10k: {COUNTERS} counters -> {requests} PutMetricData requests");
+    assert_eq!(requests, requests_per_dump, "{n} counters must make {requests_per_dump} PutMetricData requests");
+    assert_eq!(after.datums_sent - before.datums_sent, n as u64, "1000 datums a request");
+    assert_eq!(seen.load(Relaxed), requests_per_dump, "the fake CloudWatch saw every request");
+    println!("dump_{}k: {n} counters -> {requests} PutMetricData requests", n / 1000);
 
     let prometheus = PrometheusBuilder::new().build_recorder();
-    for i in 0..COUNTERS {
+    for i in 0..n {
         metrics::Recorder::register_counter(
             &prometheus,
             &key(i),
@@ -99,7 +107,11 @@ fn dump(c: &mut Criterion) {
     let before = counters.telemetry();
     let seen_before = seen.load(Relaxed);
     let dumps = Cell::new(0_u64);
-    let mut group = c.benchmark_group("dump_10k_counters");
+    let mut group = c.benchmark_group(format!("dump_{}k_counters", n / 1000));
+    group.throughput(Throughput::Elements(n as u64));
+    if n > DEFAULT_MAX_COUNTERS {
+        group.sample_size(10).sampling_mode(SamplingMode::Flat);
+    }
     group.bench_function("ours_snapshot_encode_send", |b| {
         b.iter_batched(
             // Untimed: touch every counter, so the dump has something new to save.
@@ -116,11 +128,17 @@ fn dump(c: &mut Criterion) {
 
     let after = counters.telemetry();
     let dumps = dumps.get();
-    assert_eq!(after.requests_sent - before.requests_sent, REQUESTS_PER_DUMP * dumps, "10 requests every dump");
-    assert_eq!(after.datums_sent - before.datums_sent, COUNTERS as u64 * dumps, "1000 datums a request");
-    assert_eq!(seen.load(Relaxed) - seen_before, REQUESTS_PER_DUMP * dumps);
+    assert_eq!(after.requests_sent - before.requests_sent, requests_per_dump * dumps, "n / 1000 requests a dump");
+    assert_eq!(after.datums_sent - before.datums_sent, n as u64 * dumps, "1000 datums a request");
+    assert_eq!(seen.load(Relaxed) - seen_before, requests_per_dump * dumps);
     assert_eq!((after.requests_failed, after.dumps_failed, after.skipped_total()), (0, 0, 0));
     runtime.block_on(counters.close()).expect("close");
+}
+
+fn dump(c: &mut Criterion) {
+    for n in [1_000, 10_000, 100_000] {
+        dump_counters(c, n);
+    }
 }
 
 /// Histograms in the dump of [`dump_histograms`], and samples each records between two dumps.

@@ -1,56 +1,228 @@
-//! What the counters Layer adds to a bare `tracing_subscriber::Registry`, in the same run (see BENCHMARKS.md):
-//! a span's whole life (new, enter, exit, close), a plain event inside a span, an ERROR event inside a span, and
-//! metric events (`monotonic_counter.X = 1`, with and without a label).
+//! What the counters Layer adds to a `tracing_subscriber::Registry`, in the same run (see BENCHMARKS.md), and
+//! tracing-opentelemetry's `MetricsLayer` on the same metric events.
+//!
+//! - `span_new_enter_exit_close`: a span's whole life under a bare Registry, under Registry + `NoopLayer` (a
+//!   layer that does nothing: what any layer costs to be called) and under Registry + `counters.layer()`. The
+//!   layer's added cost is `registry_with_layer - registry_with_noop_layer`. The bare registry's figure swings
+//!   from batch to batch on this VM (see BENCHMARKS.md), so this group takes 100 samples of equal size (flat
+//!   sampling, each sample one timed batch of ~3 s / 100 of spans) and the figure to use is criterion's
+//!   **median** (`target/criterion/<group>/<bench>/new/estimates.json`, `"median"`; `perf/medians.sh` prints
+//!   them all), which one slow batch does not move.
+//! - `span_layer_added_cost`: the same span, timed in pairs of batches (Registry + `NoopLayer`, then Registry +
+//!   `counters.layer()`, back to back), each sample the difference: the layer's added cost per span, directly.
+//!   Its median is the figure BENCHMARKS.md gives.
+//! - `event_in_span`, `error_event_in_span`: an INFO and an ERROR event inside an entered span, bare Registry
+//!   against Registry + `counters.layer()`.
+//! - `metric_event` (`monotonic_counter.requests = 1`), `metric_event_1_label` (the same with `status = "200"`)
+//!   and `metric_histogram` (`histogram.latency = 12.5`): Registry + `counters.layer()`, Registry +
+//!   tracing-opentelemetry's `MetricsLayer` over an `SdkMeterProvider` with a `ManualReader` (its docs:
+//!   `Registry::default().with(MetricsLayer::new(meter_provider))`), and Registry + `NoopLayer`.
+//!
+//! Every bench times plain loops of `iters` calls (`iter_custom`) and counts them; after each bench, ours must hold
+//! exactly that many span samples or metric updates, and the OpenTelemetry reader must collect exactly that many.
+//! Each subscriber lives only while its bench runs, so the callsites' cached interest is one subscriber's at a
+//! time.
 
-use std::time::Duration;
+use std::cell::Cell;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion};
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
+use opentelemetry_sdk::metrics::reader::MetricReader;
+use opentelemetry_sdk::metrics::{InstrumentKind, ManualReader, Pipeline, SdkMeterProvider, Temporality};
 use tracing::Subscriber;
+use tracing_opentelemetry::MetricsLayer;
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::Registry;
+use tracing_subscriber::{Layer, Registry};
 
 use cloudwatch_counters::{CachedCounters, CountersOptions, LogSink};
 
 type Group<'a> = BenchmarkGroup<'a, criterion::measurement::WallTime>;
 
+/// A layer that does nothing (every method the default).
+struct NoopLayer;
+
+impl<S: Subscriber> Layer<S> for NoopLayer {}
+
 /// Benches `op` under `subscriber` (the thread's default while it runs), with `op` inside an entered span when
-/// `in_span`.
-fn bench_under(group: &mut Group<'_>, name: &str, subscriber: impl Subscriber + Send + Sync, in_span: bool, op: fn()) {
+/// `in_span`: `iters` calls timed as one batch. Returns the calls made.
+fn bench_under(
+    group: &mut Group<'_>,
+    name: &str,
+    subscriber: impl Subscriber + Send + Sync,
+    in_span: bool,
+    op: fn(),
+) -> u64 {
+    let runs = Cell::new(0);
     tracing::subscriber::with_default(subscriber, || {
         let span = in_span.then(|| tracing::info_span!("outer"));
         let _entered = span.as_ref().map(tracing::Span::enter);
-        group.bench_function(name, |b| b.iter(op));
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                runs.set(runs.get() + iters);
+                let start = Instant::now();
+                for _ in 0..iters {
+                    op();
+                }
+                start.elapsed()
+            })
+        });
     });
+    runs.get()
 }
 
-/// Benches `op` under a bare Registry, then under a Registry with the counters layer. Each subscriber lives only
-/// while its bench runs, so the callsites' cached interest is that of one subscriber at a time.
-fn compare(c: &mut Criterion, group: &str, in_span: bool, op: fn()) {
-    let mut group = c.benchmark_group(group);
-    bench_under(&mut group, "registry", Registry::default(), in_span, op);
-    let counters = CachedCounters::new(LogSink::to_writer(std::io::sink()), CountersOptions::default());
-    bench_under(&mut group, "registry_with_layer", Registry::default().with(counters.layer()), in_span, op);
-    group.finish();
+fn counters() -> CachedCounters {
+    CachedCounters::new(LogSink::to_writer(std::io::sink()), CountersOptions::default())
+}
+
+/// The count (increments, or samples) our `counters` hold for the counters `mine` picks by name and labels.
+fn ours_total(counters: &CachedCounters, mine: impl Fn(&str, usize) -> bool) -> u64 {
+    let total: i64 =
+        counters.get_all().iter().filter(|c| mine(&c.name, c.dimensions.len())).map(|c| c.count.unwrap_or(0)).sum();
+    total as u64
 }
 
 fn spans(c: &mut Criterion) {
-    compare(c, "span_new_enter_exit_close", false, || {
+    let mut group = c.benchmark_group("span_new_enter_exit_close");
+    group.sample_size(100).sampling_mode(SamplingMode::Flat);
+    let op = || {
         let span = tracing::info_span!("request");
         drop(span.enter());
         drop(span);
+    };
+    bench_under(&mut group, "registry", Registry::default(), false, op);
+    bench_under(&mut group, "registry_with_noop_layer", Registry::default().with(NoopLayer), false, op);
+    let counters = counters();
+    let runs = bench_under(&mut group, "registry_with_layer", Registry::default().with(counters.layer()), false, op);
+    group.finish();
+    let timed = ours_total(&counters, |name, _| name.ends_with(".request.exec_time"));
+    assert_eq!(timed, runs, "every span timed");
+    span_added_cost(c, op);
+}
+
+/// The layer's added cost per span measured directly: each sample times a batch of spans under Registry +
+/// `NoopLayer`, then the same number under Registry + `counters.layer()`, and reports the difference. Both
+/// batches run back to back in the same state of the machine, so a slow phase moves both and cancels out;
+/// criterion's median of the differences is the figure BENCHMARKS.md gives.
+fn span_added_cost(c: &mut Criterion, op: fn()) {
+    let counters = counters();
+    let noop = tracing::Dispatch::new(Registry::default().with(NoopLayer));
+    let layer = tracing::Dispatch::new(Registry::default().with(counters.layer()));
+    let batch = |dispatch: &tracing::Dispatch, iters: u64| {
+        tracing::dispatcher::with_default(dispatch, || {
+            let start = Instant::now();
+            for _ in 0..iters {
+                op();
+            }
+            start.elapsed()
+        })
+    };
+    let runs = Cell::new(0);
+    let mut group = c.benchmark_group("span_layer_added_cost");
+    group.sample_size(100).sampling_mode(SamplingMode::Flat);
+    group.bench_function("layer_minus_noop_layer", |b| {
+        b.iter_custom(|iters| {
+            runs.set(runs.get() + iters);
+            let without = batch(&noop, iters);
+            batch(&layer, iters).saturating_sub(without)
+        })
     });
+    group.finish();
+    let timed = ours_total(&counters, |name, _| name.ends_with(".request.exec_time"));
+    assert_eq!(timed, runs.get(), "every span timed");
 }
 
 fn events(c: &mut Criterion) {
-    compare(c, "event_in_span", true, || tracing::info!("handled"));
-    compare(c, "error_event_in_span", true, || tracing::error!("failed"));
-    compare(c, "metric_event", false, || tracing::info!(monotonic_counter.requests = 1));
-    compare(c, "metric_event_1_label", false, || tracing::info!(monotonic_counter.requests = 1, status = "200"));
+    for (name, op) in [
+        ("event_in_span", (|| tracing::info!("handled")) as fn()),
+        ("error_event_in_span", || tracing::error!("failed")),
+    ] {
+        let mut group = c.benchmark_group(name);
+        bench_under(&mut group, "registry", Registry::default(), true, op);
+        bench_under(&mut group, "registry_with_layer", Registry::default().with(counters().layer()), true, op);
+        group.finish();
+    }
+}
+
+/// A [`ManualReader`] the meter provider and the bench share, so that the bench can collect after the provider
+/// took its reader.
+#[derive(Clone, Debug)]
+struct SharedReader(Arc<ManualReader>);
+
+impl MetricReader for SharedReader {
+    fn register_pipeline(&self, pipeline: Weak<Pipeline>) {
+        self.0.register_pipeline(pipeline)
+    }
+
+    fn collect(&self, rm: &mut ResourceMetrics) -> OTelSdkResult {
+        self.0.collect(rm)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.0.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+
+    fn temporality(&self, kind: InstrumentKind) -> Temporality {
+        self.0.temporality(kind)
+    }
+}
+
+/// The count the reader collects for the metric `name`: a sum's value, or a histogram's samples.
+fn otel_total(reader: &SharedReader, name: &str) -> u64 {
+    let mut collected = ResourceMetrics::default();
+    reader.collect(&mut collected).expect("collect");
+    let mut total = 0;
+    for metric in collected.scope_metrics().flat_map(|s| s.metrics()).filter(|m| m.name() == name) {
+        let count: u64 = match metric.data() {
+            AggregatedMetrics::U64(MetricData::Sum(sum)) => sum.data_points().map(|p| p.value()).sum(),
+            AggregatedMetrics::I64(MetricData::Sum(sum)) => sum.data_points().map(|p| p.value() as u64).sum(),
+            AggregatedMetrics::F64(MetricData::Histogram(h)) => h.data_points().map(|p| p.count()).sum(),
+            AggregatedMetrics::U64(MetricData::Histogram(h)) => h.data_points().map(|p| p.count()).sum(),
+            AggregatedMetrics::I64(MetricData::Histogram(h)) => h.data_points().map(|p| p.count()).sum(),
+            _ => panic!("{name}: unexpected data"),
+        };
+        total += count;
+    }
+    total
+}
+
+/// Benches a metric event recording 1 into (or sampling) the metric `metric` with `labels` labels under our
+/// layer, tracing-opentelemetry's `MetricsLayer` and a no-op layer.
+fn compare_metric(c: &mut Criterion, group: &str, metric: &'static str, labels: usize, op: fn()) {
+    let mut group = c.benchmark_group(group);
+
+    let counters = counters();
+    let runs = bench_under(&mut group, "registry_with_layer", Registry::default().with(counters.layer()), false, op);
+    assert_eq!(ours_total(&counters, |name, n| name == metric && n == labels), runs, "ours: every event counted");
+
+    let reader = SharedReader(Arc::new(ManualReader::builder().build()));
+    let meter_provider = SdkMeterProvider::builder().with_reader(reader.clone()).build();
+    let subscriber = Registry::default().with(MetricsLayer::new(meter_provider.clone()));
+    let runs = bench_under(&mut group, "registry_with_otel_metrics_layer", subscriber, false, op);
+    assert_eq!(otel_total(&reader, metric), runs, "opentelemetry: every event counted");
+    meter_provider.shutdown().expect("shutdown");
+
+    bench_under(&mut group, "registry_with_noop_layer", Registry::default().with(NoopLayer), false, op);
+    group.finish();
+}
+
+fn metric_events(c: &mut Criterion) {
+    compare_metric(c, "metric_event", "requests", 0, || tracing::info!(monotonic_counter.requests = 1));
+    compare_metric(c, "metric_event_1_label", "requests", 1, || {
+        tracing::info!(monotonic_counter.requests = 1, status = "200")
+    });
+    compare_metric(c, "metric_histogram", "latency", 0, || tracing::info!(histogram.latency = 12.5));
 }
 
 fn config() -> Criterion {
     Criterion::default().sample_size(30).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3))
 }
 
-criterion_group! { name = benches; config = config(); targets = spans, events }
+criterion_group! { name = benches; config = config(); targets = spans, events, metric_events }
 criterion_main!(benches);

@@ -32,3 +32,26 @@ fn a_span_that_saw_an_error_event_counts_an_error() {
     assert_eq!(c.get("span_errors.fails.exec_time", CounterType::Interval).count, Some(3));
     assert_eq!(c.get("span_errors.fails.errors", CounterType::Increment).count, Some(2));
 }
+
+#[test]
+fn an_error_counts_on_the_span_the_layer_sees_and_on_an_explicit_parent() {
+    use tracing_subscriber::filter::LevelFilter;
+    use tracing_subscriber::Layer;
+    let c = counters();
+    let subscriber = Registry::default().with(c.layer().with_filter(LevelFilter::INFO));
+    tracing::subscriber::with_default(subscriber, || {
+        // Its per-layer filter hides the DEBUG span from the layer: the error belongs to the INFO span around it.
+        tracing::info_span!("outer").in_scope(|| {
+            tracing::debug_span!("inner").in_scope(|| tracing::error!("failed"));
+        });
+        // An event with an explicit parent marks that span, wherever it is emitted.
+        let parent = tracing::info_span!("parent");
+        tracing::error!(parent: &parent, "failed");
+        drop(parent);
+        tracing::info_span!("clean").in_scope(|| tracing::info!("fine"));
+    });
+    for (span, errors) in [("outer", Some(1)), ("parent", Some(1)), ("clean", None)] {
+        let got = c.get(&format!("span_errors.{span}.errors"), CounterType::Increment).count.filter(|&n| n > 0);
+        assert_eq!(got, errors, "{span}");
+    }
+}

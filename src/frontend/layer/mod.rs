@@ -197,7 +197,7 @@ impl CountersLayer {
         known
     }
 
-    /// [`callsite_cells`](Self::callsite_cells) from the map all threads share.
+    /// The cells of a span callsite (`None` for an excluded target or level) from the map all threads share.
     fn shared_callsite_cells(&self, meta: &'static Metadata<'static>) -> Option<Arc<SpanCells>> {
         let id = meta.callsite();
         if let Some(cells) = self.callsites.get(&id) {
@@ -380,11 +380,9 @@ where
             return;
         }
         if plan.error {
-            let span = match event.parent() {
-                Some(parent) => Some(parent.clone()),
-                None if event.is_contextual() => ctx.current_span().id().cloned(),
-                None => None,
-            };
+            // The span the event is in, as this layer sees it (past spans a per-layer filter disabled); ERROR
+            // events are rare enough for the lookup.
+            let span = ctx.event_span(event).map(|span| span.id());
             if let Some(id) = span.filter(|id| !self.open.mark_error(id.into_u64())) {
                 let timed_elsewhere = self.in_extensions.load(Relaxed) > 0;
                 if let Some(span) = timed_elsewhere.then(|| ctx.span(&id)).flatten() {

@@ -8,6 +8,8 @@
 //!   same n counters in its exposition format runs in the same group (see BENCHMARKS.md).
 //! - `dump_1k_histograms`: 1,000 histograms of 1,000 spread samples each, with percentiles and as statistic sets.
 
+mod answers;
+
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
@@ -30,12 +32,7 @@ fn fake_cloudwatch() -> (SharedHttpClient, Arc<AtomicU64>) {
     let counted = Arc::clone(&seen);
     let client = infallible_client_fn(move |_req| {
         counted.fetch_add(1, Relaxed);
-        http::Response::builder()
-            .status(200)
-            .header("smithy-protocol", "rpc-v2-cbor")
-            .header("content-type", "application/cbor")
-            .body(vec![0xa0])
-            .expect("a valid response")
+        answers::success()
     });
     (client, seen)
 }

@@ -30,6 +30,8 @@
 
 mod common;
 
+mod answers;
+
 use std::cell::Cell;
 use std::process::Command;
 
@@ -148,12 +150,7 @@ impl Installed {
 /// protocol does (an empty CBOR map), with static credentials and no retries.
 fn null_cloudwatch_sdk() -> SdkConfig {
     let http = infallible_client_fn(|_req| {
-        http::Response::builder()
-            .status(200)
-            .header("smithy-protocol", "rpc-v2-cbor")
-            .header("content-type", "application/cbor")
-            .body(vec![0xa0])
-            .expect("a valid response")
+        answers::success()
     });
     SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())

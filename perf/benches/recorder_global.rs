@@ -149,9 +149,7 @@ impl Installed {
 /// An SDK configuration whose HTTP client answers every request with success, as CloudWatch's rpc-v2-cbor
 /// protocol does (an empty CBOR map), with static credentials and no retries.
 fn null_cloudwatch_sdk() -> SdkConfig {
-    let http = infallible_client_fn(|_req| {
-        answers::success()
-    });
+    let http = infallible_client_fn(|_req| answers::success());
     SdkConfig::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))

@@ -16,6 +16,12 @@ const COUNTERS: usize = 100_000;
 #[global_allocator]
 static GLOBAL: BytesInUse = BytesInUse;
 
+/// Runs `f` on a thread of its own and waits until that thread has ended (its thread-locals, the caches of
+/// handles among them, freed): measurements never include, and are never disturbed by, a test thread's caches.
+fn on_a_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    std::thread::scope(|s| s.spawn(f).join().expect("the thread ran"))
+}
+
 /// The allocator counts every thread's memory: one measurement at a time.
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -41,27 +47,23 @@ fn bytes_per_counter(n: usize) -> usize {
     let options = CountersOptions::default().max_counters(usize::MAX); // past the default cap of 10,000
     let counters = CachedCounters::new(LogSink::to_writer(std::io::sink()), options);
     let recorder = counters.recorder();
-    // Warm up whatever the first registration sets up once (thread-locals, lazily built state).
-    metrics::with_local_recorder(&recorder, || metrics::counter!("warm.up").increment(1));
+    // Warm up whatever the first registration sets up once (lazily built state).
+    on_a_thread(|| metrics::with_local_recorder(&recorder, || metrics::counter!("warm.up").increment(1)));
     let before = in_use();
     // On a thread of their own, which then ends: what stays is the counters, not that thread's cache of handles
     // (measured below).
-    std::thread::scope(|s| {
-        let thread = s.spawn(|| {
-            metrics::with_local_recorder(&recorder, || {
-                for i in 0..n {
-                    // Half the counters have one label, half two; every label set is distinct.
-                    let route = format!("/items/{i}");
-                    if i % 2 == 0 {
-                        metrics::counter!("http.requests", "route" => route).increment(1);
-                    } else {
-                        metrics::counter!("http.requests", "route" => route, "method" => "GET").increment(1);
-                    }
+    on_a_thread(|| {
+        metrics::with_local_recorder(&recorder, || {
+            for i in 0..n {
+                // Half the counters have one label, half two; every label set is distinct.
+                let route = format!("/items/{i}");
+                if i % 2 == 0 {
+                    metrics::counter!("http.requests", "route" => route).increment(1);
+                } else {
+                    metrics::counter!("http.requests", "route" => route, "method" => "GET").increment(1);
                 }
-            });
+            }
         });
-        // Joined (not only waited for by the scope): the thread's locals are gone once it returns.
-        thread.join().expect("the thread ran");
     });
     let held = usize::try_from(in_use() - before).expect("memory was freed, not held");
     assert_eq!(counters.len(), n + 1);
@@ -114,14 +116,16 @@ fn a_histogram_with_percentiles_over_ten_powers_of_two_holds_at_most_16_kib() {
     let _one = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
     let counters = CachedCounters::new(RecordingSink::with_percentiles(), CountersOptions::default());
     let recorder = counters.recorder();
-    metrics::with_local_recorder(&recorder, || metrics::histogram!("warm.up").record(1.0));
+    on_a_thread(|| metrics::with_local_recorder(&recorder, || metrics::histogram!("warm.up").record(1.0)));
     let before = in_use();
-    metrics::with_local_recorder(&recorder, || {
-        for i in 0..HISTOGRAMS {
-            let histogram = metrics::histogram!("latency", "route" => format!("/items/{i}"));
-            // 1 ms to 1 s: every power of two from 2^0 to 2^9.
-            (0..1000).for_each(|ms| histogram.record(f64::from(ms + 1)));
-        }
+    on_a_thread(|| {
+        metrics::with_local_recorder(&recorder, || {
+            for i in 0..HISTOGRAMS {
+                let histogram = metrics::histogram!("latency", "route" => format!("/items/{i}"));
+                // 1 ms to 1 s: every power of two from 2^0 to 2^9.
+                (0..1000).for_each(|ms| histogram.record(f64::from(ms + 1)));
+            }
+        });
     });
     let held = usize::try_from(in_use() - before).expect("memory was freed, not held");
     let per_histogram = held / HISTOGRAMS;

@@ -17,7 +17,8 @@ pub(crate) struct CachedCell {
     pub(crate) cell: Arc<CounterCell>,
     kind: CounterType,
     key: KeyText,
-    /// The name, when it is a `'static` string and the counter has no labels: compared by address.
+    /// The name, when it is `'static` (a metric event's field name): compared by address, and the key text then
+    /// holds only the labels.
     static_name: Option<&'static str>,
 }
 

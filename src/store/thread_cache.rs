@@ -76,7 +76,7 @@ impl<V> Slots<V> {
         }
     }
 
-    /// The slots in use.
+    /// The table's size.
     #[cfg(test)]
     fn len(&self) -> usize {
         self.table.len()

@@ -74,8 +74,9 @@ impl CountersRecorder {
     fn miss(&self, key: &Key, hash: u64, kind: impl FnOnce() -> (CounterType, f64)) -> Handle {
         let (kind, scale) = kind();
         let cell = self.cell(key, kind, scale);
-        if cell.is_retired() {
-            // A detached cell (refused by the store) would never match: not cached.
+        if cell.is_retired() || key.labels().len() > MAX_LABELS {
+            // A detached cell (refused by the store) would never match, and a key whose labels are cut is
+            // counted at each registration: not cached.
             return Handle::Cell(cell);
         }
         Handle::Local(thread_cache::insert(&CACHE, self.id, hash, |evicted| {

@@ -169,39 +169,40 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
+// The handle records as its cell does (the cell's `metrics` implementations, in `recorder.rs`).
 impl CounterFn for CachedCell {
     #[inline]
     fn increment(&self, value: u64) {
-        self.cell.add_unsigned(value);
+        CounterFn::increment(&*self.cell, value);
     }
 
     #[inline]
     fn absolute(&self, value: u64) {
-        self.cell.set_absolute(value);
+        CounterFn::absolute(&*self.cell, value);
     }
 }
 
 impl GaugeFn for CachedCell {
     #[inline]
     fn increment(&self, value: f64) {
-        self.cell.add_last(value);
+        GaugeFn::increment(&*self.cell, value);
     }
 
     #[inline]
     fn decrement(&self, value: f64) {
-        self.cell.add_last(-value);
+        GaugeFn::decrement(&*self.cell, value);
     }
 
     #[inline]
     fn set(&self, value: f64) {
-        self.cell.set_last(value);
+        GaugeFn::set(&*self.cell, value);
     }
 }
 
 impl HistogramFn for CachedCell {
     #[inline]
     fn record(&self, value: f64) {
-        self.cell.sample_scaled(value);
+        HistogramFn::record(&*self.cell, value);
     }
 }
 

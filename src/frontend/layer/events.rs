@@ -7,8 +7,11 @@ use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
 use metrics::{Key, Label};
+use tracing::callsite::Identifier;
 use tracing::field::{Field, Visit};
 use tracing::Event;
+
+use super::span_cache;
 
 use crate::frontend::cached_cell::CachedCell;
 use crate::model::{CounterType, MAX_LABELS};
@@ -192,20 +195,42 @@ fn text_hash<'a>(parts: impl Iterator<Item = &'a str>) -> u64 {
     hash
 }
 
-/// What each of a callsite's first 32 fields is, worked out once: the length of its metric prefix
-/// (`monotonic_counter.` and so on), or [`FieldRoles::LABEL`] / [`FieldRoles::MESSAGE`].
+/// The field-name prefixes that make a field a metric (tracing-opentelemetry's names), and the counter type each
+/// makes.
+const METRIC_PREFIXES: [(&str, CounterType); 4] = [
+    ("monotonic_counter.", CounterType::Increment),
+    ("counter.", CounterType::Increment),
+    ("histogram.", CounterType::Statistics),
+    ("gauge.", CounterType::LastValue),
+];
+
+/// The index in [`METRIC_PREFIXES`] of a field name's prefix, and the counter's name after it.
+fn metric_prefix(field: &'static str) -> Option<(usize, &'static str)> {
+    let (i, name) =
+        METRIC_PREFIXES.iter().enumerate().find_map(|(i, (prefix, _))| Some((i, field.strip_prefix(prefix)?)))?;
+    (!name.is_empty()).then_some((i, name))
+}
+
+/// The kind of counter a field name asks for, and the counter's name.
+fn metric_field(field: &'static str) -> Option<(CounterType, &'static str)> {
+    metric_prefix(field).map(|(i, name)| (METRIC_PREFIXES[i].1, name))
+}
+
+/// What each of a callsite's first 32 fields is, worked out once: [`FieldRoles::LABEL`], [`FieldRoles::MESSAGE`],
+/// or a metric, as [`FieldRoles::METRIC`] plus its prefix's index in [`METRIC_PREFIXES`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct FieldRoles([u8; 32]);
 
 impl FieldRoles {
     const LABEL: u8 = 0;
     const MESSAGE: u8 = 1;
+    const METRIC: u8 = 2;
 
-    pub(crate) fn of(meta: &tracing::Metadata<'static>) -> FieldRoles {
+    fn of(meta: &tracing::Metadata<'static>) -> FieldRoles {
         let mut roles = [Self::LABEL; 32];
         for (role, field) in roles.iter_mut().zip(meta.fields()) {
-            *role = match metric_field(field.name()) {
-                Some((_, name)) => (field.name().len() - name.len()) as u8,
+            *role = match metric_prefix(field.name()) {
+                Some((i, _)) => Self::METRIC + i as u8,
                 None if field.name() == "message" => Self::MESSAGE,
                 None => Self::LABEL,
             };
@@ -223,30 +248,50 @@ impl FieldRoles {
     #[inline]
     fn metric(&self, field: &Field) -> Option<(CounterType, &'static str)> {
         let Some(&role) = self.0.get(field.index()) else { return metric_field(field.name()) };
-        let kind = match role {
-            Self::LABEL | Self::MESSAGE => return None,
-            10 => CounterType::Statistics, // "histogram."
-            6 => CounterType::LastValue,   // "gauge."
-            _ => CounterType::Increment,   // "monotonic_counter.", "counter."
-        };
-        Some((kind, field.name().get(role as usize..)?))
+        let (prefix, kind) = METRIC_PREFIXES.get(usize::from(role.checked_sub(Self::METRIC)?))?;
+        Some((*kind, field.name().get(prefix.len()..)?))
     }
 }
 
-/// The kind of counter a field name asks for, and the counter's name.
-pub(crate) fn metric_field(field: &'static str) -> Option<(CounterType, &'static str)> {
-    let (kind, name) = if let Some(name) = field.strip_prefix("monotonic_counter.") {
-        (CounterType::Increment, name)
-    } else if let Some(name) = field.strip_prefix("counter.") {
-        (CounterType::Increment, name)
-    } else if let Some(name) = field.strip_prefix("histogram.") {
-        (CounterType::Statistics, name)
-    } else if let Some(name) = field.strip_prefix("gauge.") {
-        (CounterType::LastValue, name)
-    } else {
-        return None;
-    };
-    (!name.is_empty()).then_some((kind, name))
+/// What a layer does with the events of one callsite.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EventPlan {
+    /// An ERROR event of a target that is not excluded: it marks its span.
+    pub(crate) error: bool,
+    /// A metric event the layer records.
+    pub(crate) metric: bool,
+    /// It has fields other than its metrics and `message` (labels or properties).
+    pub(crate) labelled: bool,
+    /// What each of its fields is.
+    pub(crate) roles: FieldRoles,
+}
+
+impl EventPlan {
+    /// The plan for events of `meta`'s callsite: `error` and `metric` say whether the layer wants them (level,
+    /// target) as an ERROR and as a metric event, if they are one.
+    pub(crate) fn of(meta: &'static tracing::Metadata<'static>, error: bool, metric: bool) -> EventPlan {
+        let roles = FieldRoles::of(meta);
+        let has =
+            |wanted: fn(u8) -> bool| meta.fields().iter().any(|f| roles.0.get(f.index()).copied().is_some_and(wanted));
+        EventPlan {
+            error,
+            metric: metric && has(|role| role >= FieldRoles::METRIC),
+            labelled: has(|role| role == FieldRoles::LABEL),
+            roles,
+        }
+    }
+}
+
+thread_local! {
+    static PLANS: RefCell<Slots<(Identifier, EventPlan)>> = const { RefCell::new(Slots::new(64, 1024)) };
+}
+
+/// What `layer` decided about events of `callsite` in this thread, deciding it with `decide` the first time.
+#[inline]
+pub(crate) fn event_plan(layer: u64, callsite: Identifier, decide: impl FnOnce() -> EventPlan) -> EventPlan {
+    let hash = span_cache::hash(&callsite);
+    let known = thread_cache::lookup(&PLANS, layer, hash, |(id, _)| *id == callsite, |&(_, plan)| plan);
+    known.unwrap_or_else(|| thread_cache::insert(&PLANS, layer, hash, |_| (callsite, decide())).1)
 }
 
 #[derive(Clone, Copy)]

@@ -42,9 +42,9 @@ use crate::frontend::Owner;
 use crate::model::{CounterType, MAX_LABELS};
 use crate::publishing::is_publishing;
 use crate::store::Store;
-use events::{metric_field, NameOverride};
+use events::{EventPlan, NameOverride};
 use open_spans::{CallsiteCells, OpenSpans};
-use span_cache::{Callsites, EventPlan, SpanCells};
+use span_cache::{Callsites, SpanCells};
 
 mod builder;
 mod events;
@@ -125,15 +125,10 @@ impl CountersLayer {
     fn event_plan(&self, meta: &'static Metadata<'static>) -> EventPlan {
         let decide = || {
             let wanted = |level_ok: bool| level_ok && !self.is_excluded(meta.target());
-            let metric = self.count_events && meta.fields().iter().any(|f| metric_field(f.name()).is_some());
-            EventPlan {
-                error: wanted(self.time_spans && *meta.level() == Level::ERROR),
-                metric: wanted(metric && self.wants_level(meta)),
-                labelled: meta.fields().iter().any(|f| f.name() != "message" && metric_field(f.name()).is_none()),
-                roles: events::FieldRoles::of(meta),
-            }
+            let error = wanted(self.time_spans && *meta.level() == Level::ERROR);
+            EventPlan::of(meta, error, self.count_events && wanted(self.wants_level(meta)))
         };
-        span_cache::event_plan(self.id, meta.callsite(), decide)
+        events::event_plan(self.id, meta.callsite(), decide)
     }
 
     fn base_name(&self, meta: &Metadata<'_>) -> String {

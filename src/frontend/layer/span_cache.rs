@@ -71,32 +71,8 @@ thread_local! {
     static CACHE: RefCell<Slots<Cached>> = const { RefCell::new(Slots::new(64, 1024)) };
 }
 
-/// What a layer does with the events of one callsite.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct EventPlan {
-    /// An ERROR event of a target that is not excluded: it marks its span.
-    pub(crate) error: bool,
-    /// A metric event the layer records.
-    pub(crate) metric: bool,
-    /// It has fields other than its metrics and `message` (labels or properties).
-    pub(crate) labelled: bool,
-    /// What each of its first 32 fields is (see `events::FieldRoles`).
-    pub(crate) roles: super::events::FieldRoles,
-}
-
-thread_local! {
-    static EVENTS: RefCell<Slots<(Identifier, EventPlan)>> = const { RefCell::new(Slots::new(64, 1024)) };
-}
-
-/// What `layer` decided about events of `callsite` in this thread, deciding it with `decide` the first time.
-#[inline]
-pub(crate) fn event_plan(layer: u64, callsite: Identifier, decide: impl FnOnce() -> EventPlan) -> EventPlan {
-    let hash = hash(&callsite);
-    let known = thread_cache::lookup(&EVENTS, layer, hash, |(id, _)| *id == callsite, |&(_, plan)| plan);
-    known.unwrap_or_else(|| thread_cache::insert(&EVENTS, layer, hash, |_| (callsite, decide())).1)
-}
-
-fn hash(callsite: &Identifier) -> u64 {
+/// The hash of a callsite that the per-thread caches of callsites use.
+pub(crate) fn hash(callsite: &Identifier) -> u64 {
     BuildHasherDefault::<AddressHasher>::default().hash_one(callsite)
 }
 

@@ -45,16 +45,23 @@ pub(crate) struct OpenSpans {
 }
 
 impl OpenSpans {
-    fn bucket(&self, id: u64) -> &[Entry] {
-        let entries = self.entries.get_or_init(|| (0..ENTRIES).map(|_| Entry::default()).collect());
+    /// The entries `id` may use in `entries`.
+    fn bucket(entries: &[Entry], id: u64) -> &[Entry] {
         // Ids of one thread's spans are close together: spread them with a multiplication, take the high bits.
         let first = ((id.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 40) as usize) & (ENTRIES - 1) & !(BUCKET - 1);
         &entries[first..first + BUCKET]
     }
 
+    /// The entry of the open span `id`, if it is in the table (never allocating the table: closing a span the
+    /// layer did not time costs no table).
+    fn find(&self, id: u64) -> Option<&Entry> {
+        Self::bucket(self.entries.get()?, id).iter().find(|entry| entry.id.load(Acquire) == id)
+    }
+
     /// Keeps a new span's timing; `false` when its bucket is full (the caller keeps it elsewhere).
     pub(crate) fn insert(&self, id: u64, start: u64, cells: u32) -> bool {
-        for entry in self.bucket(id) {
+        let entries = self.entries.get_or_init(|| (0..ENTRIES).map(|_| Entry::default()).collect());
+        for entry in Self::bucket(entries, id) {
             if entry.id.load(Relaxed) == 0 && entry.id.compare_exchange(0, WRITING, Acquire, Relaxed).is_ok() {
                 entry.start.store(start, Relaxed);
                 entry.cells.store(cells, Relaxed);
@@ -68,7 +75,7 @@ impl OpenSpans {
 
     /// Takes a closing span's timing out of the table, if it is there.
     pub(crate) fn take(&self, id: u64) -> Option<OpenSpan> {
-        let entry = self.bucket(id).iter().find(|entry| entry.id.load(Acquire) == id)?;
+        let entry = self.find(id)?;
         let open = OpenSpan {
             start: entry.start.load(Relaxed),
             cells: entry.cells.load(Relaxed),
@@ -80,13 +87,11 @@ impl OpenSpans {
 
     /// Marks an open span as having seen an ERROR event; `false` if the span is not in the table.
     pub(crate) fn mark_error(&self, id: u64) -> bool {
-        match self.bucket(id).iter().find(|entry| entry.id.load(Acquire) == id) {
-            Some(entry) => {
-                entry.error.store(true, Relaxed);
-                true
-            }
-            None => false,
+        let entry = self.find(id);
+        if let Some(entry) = entry {
+            entry.error.store(true, Relaxed);
         }
+        entry.is_some()
     }
 }
 
@@ -137,6 +142,7 @@ mod tests {
     #[test]
     fn a_span_is_taken_once_with_its_error_and_a_full_bucket_refuses() {
         let spans = OpenSpans::default();
+        assert!(spans.take(7).is_none() && !spans.mark_error(7) && spans.entries.get().is_none(), "no table yet");
         assert!(spans.insert(7, 100, 3));
         assert!(spans.mark_error(7) && !spans.mark_error(8));
         assert!(spans.take(8).is_none());
@@ -144,7 +150,8 @@ mod tests {
         assert_eq!((open.start, open.cells, open.error), (100, 3, true));
         assert!(spans.take(7).is_none(), "taken once");
         // Ids that share a bucket: the ninth is refused, and one taken makes room.
-        let bucket_of = |id: u64| std::ptr::from_ref(&spans.bucket(id)[0]);
+        assert!(spans.entries.get().is_some(), "allocated by the first insert");
+        let bucket_of = |id: u64| std::ptr::from_ref(&OpenSpans::bucket(spans.entries.get().unwrap(), id)[0]);
         let same: Vec<u64> = (1..1_000_000).filter(|&id| bucket_of(id) == bucket_of(1)).take(9).collect();
         assert!(same[..8].iter().all(|&id| spans.insert(id, id, 0)));
         assert!(!spans.insert(same[8], 0, 0));

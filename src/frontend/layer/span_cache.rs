@@ -72,6 +72,7 @@ thread_local! {
 }
 
 /// The hash of a callsite that the per-thread caches of callsites use.
+#[inline]
 pub(crate) fn hash(callsite: &Identifier) -> u64 {
     BuildHasherDefault::<AddressHasher>::default().hash_one(callsite)
 }

@@ -69,17 +69,10 @@ struct DirectVisitor<'a> {
 
 impl DirectVisitor<'_> {
     fn record(&self, field: &Field, value: Value) {
-        let Some((kind, name)) = self.roles.metric(field) else { return };
-        let hash = name_hash(name);
-        let serves = |c: &Arc<CachedCell>| c.serves_static(kind, name, std::iter::empty());
-        if thread_cache::lookup(&CACHE, self.layer, hash, serves, |c| value.record(&c.cell, kind)).is_none() {
-            let cell = self.store.cell(&Key::from_static_name(name), kind);
-            value.record(&cell, kind);
-            if !cell.is_retired() {
-                thread_cache::insert(&CACHE, self.layer, hash, |evicted| {
-                    CachedCell::reuse_static(evicted, cell, kind, name, std::iter::empty())
-                });
-            }
+        /// The fields of an event without labels or properties.
+        static NO_LABELS: Fields = Fields::new();
+        if let Some((kind, name)) = self.roles.metric(field) {
+            with_cell(self.store, self.layer, name, kind, &NO_LABELS, |cell| value.record(cell, kind));
         }
     }
 }

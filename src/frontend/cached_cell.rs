@@ -82,9 +82,7 @@ impl CachedCell {
         name: &str,
         labels: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
     ) -> bool {
-        (self.kind == kind || (kind.is_sampled() && self.kind.is_sampled()))
-            && self.key.matches(name, labels)
-            && !self.cell.is_retired()
+        self.serves_kind(kind) && self.key.matches(name, labels) && !self.cell.is_retired()
     }
 
     /// [`CachedCell::serves`] for a counter cached by [`CachedCell::reuse_static`]: the same `'static` name (the
@@ -97,9 +95,15 @@ impl CachedCell {
         labels: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
     ) -> bool {
         self.static_name.is_some_and(|cached| std::ptr::eq(cached, name))
-            && (self.kind == kind || (kind.is_sampled() && self.kind.is_sampled()))
+            && self.serves_kind(kind)
             && self.key.matches("", labels)
             && !self.cell.is_retired()
+    }
+
+    /// Whether the cached cell serves a counter asked for as `kind`: its own type, or either sampled type.
+    #[inline]
+    fn serves_kind(&self, kind: CounterType) -> bool {
+        self.kind == kind || (kind.is_sampled() && self.kind.is_sampled())
     }
 
     /// [`CachedCell::serves`] for a `metrics::Key`.

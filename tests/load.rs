@@ -16,6 +16,8 @@ use tracing_subscriber::layer::SubscriberExt;
 const THREADS: usize = 8;
 /// How long the threads hammer (the workload's length, not a limit on anything measured).
 const RUN_FOR: Duration = Duration::from_secs(3);
+/// How long the threads go on recording, at most, waiting for the dumps a run asks for to have completed.
+const DUMPS_WITHIN: Duration = Duration::from_secs(60);
 
 /// What one thread recorded.
 #[derive(Default, Clone, Copy)]
@@ -90,8 +92,13 @@ async fn run(percentiles: bool, min_dumps: u64) {
             std::thread::spawn(move || hammer(&counters, &stop))
         })
         .collect();
+    // Record for RUN_FOR, and on until `min_dumps` requests have completed while the threads record (a loaded
+    // 2-core machine can starve the local server), but never past DUMPS_WITHIN.
     let started = Instant::now();
     tokio::time::sleep(RUN_FOR).await;
+    while counters.telemetry().requests_sent < min_dumps && started.elapsed() < DUMPS_WITHIN {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     stop.store(true, Ordering::Relaxed);
     let mut total = Recorded::default();
     for t in threads {
@@ -110,7 +117,8 @@ async fn run(percentiles: bool, min_dumps: u64) {
          all), {} datums, {} failed dumps",
         total.calls, telemetry.requests_sent, telemetry.datums_sent, telemetry.dumps_failed
     );
-    // The timer asks for a dump every 3 ms; how many complete depends on how fast the server answers.
+    // The timer asks for a dump every 3 ms; how many complete depends on how fast the server answers, so the
+    // threads recorded until enough had (or DUMPS_WITHIN passed).
     assert!(while_recording >= min_dumps, "dumps ran while recording: {while_recording}");
 
     let reader = localstack::reader();

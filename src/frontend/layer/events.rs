@@ -144,7 +144,9 @@ fn with_cell(
     fields: &Fields,
     record: impl Fn(&CounterCell),
 ) {
-    let hash = name_hash(name) ^ text_hash(fields.labels().flat_map(|(k, v)| [k, v]));
+    let hash = fields.labels.iter().fold(name_hash(name), |hash, &(label, start, end)| {
+        text_hash(hash ^ name_hash(label), fields.text.get(start..end).unwrap_or_default())
+    });
     if fields.properties.is_empty() {
         let serves = |c: &Arc<CachedCell>| c.serves_static(kind, name, fields.labels());
         if thread_cache::lookup(&CACHE, layer, hash, serves, |c| record(&c.cell)).is_some() {
@@ -165,27 +167,40 @@ fn with_cell(
     }
 }
 
-/// A hash of a metric's name, a field name: `'static`, so its address identifies it, with no hashing of text.
+/// A hash of a metric's or label's name, a field name: `'static`, so its address identifies it, with no hashing
+/// of text.
 fn name_hash(name: &'static str) -> u64 {
     (name.as_ptr() as u64 ^ name.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
-/// A quick hash of a counter's name and label parts, for the per-thread cache (a hit compares the parts).
-fn text_hash<'a>(parts: impl Iterator<Item = &'a str>) -> u64 {
+/// `hash` mixed with a label value's text, for the per-thread cache (a hit compares the text).
+#[inline]
+fn text_hash(mut hash: u64, part: &str) -> u64 {
     const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
-    let mut hash = 0u64;
-    for part in parts {
-        let mut chunks = part.as_bytes().chunks_exact(8);
-        for chunk in &mut chunks {
-            let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-            hash = (hash.rotate_left(5) ^ word).wrapping_mul(MIX);
-        }
-        // The last bytes gathered in a register (a copy through memory would stall the load that follows).
-        let tail = chunks.remainder().iter().rev().fold(0u64, |word, &b| word << 8 | u64::from(b));
-        hash = (hash.rotate_left(5) ^ tail).wrapping_mul(MIX);
-        hash = (hash.rotate_left(5) ^ part.len() as u64).wrapping_mul(MIX);
+    let mut chunks = part.as_bytes().chunks_exact(8);
+    for chunk in &mut chunks {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        hash = (hash.rotate_left(5) ^ word).wrapping_mul(MIX);
     }
-    hash
+    hash = (hash.rotate_left(5) ^ tail_word(chunks.remainder())).wrapping_mul(MIX);
+    (hash.rotate_left(5) ^ part.len() as u64).wrapping_mul(MIX)
+}
+
+/// The last (fewer than 8) bytes of a text gathered into a word by at most two loads, not byte by byte: two
+/// overlapping 4-byte loads, or the first, middle and last byte; with the length mixed in after, different
+/// tails give different words.
+#[inline]
+fn tail_word(bytes: &[u8]) -> u64 {
+    let n = bytes.len();
+    let half = |at: usize| {
+        bytes.get(at..at + 4).map_or(0, |w| u64::from(u32::from_le_bytes(w.try_into().unwrap_or_default())))
+    };
+    let byte = |at: usize| bytes.get(at).copied().map_or(0, u64::from);
+    match n {
+        4.. => half(0) | half(n - 4) << 32,
+        1..=3 => byte(0) | byte(n / 2) << 8 | byte(n - 1) << 16,
+        0 => 0,
+    }
 }
 
 /// The field-name prefixes that make a field a metric (tracing-opentelemetry's names), and the counter type each
@@ -404,5 +419,29 @@ impl Visit for NameOverride {
                 self.0 = Some(text.to_owned());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_values_that_differ_in_any_byte_hash_apart() {
+        let values =
+            ["", "2", "20", "200", "201", "300", "2000", "2001", "1001", "GET", "POST", "/items/7", "/items/8"];
+        let mut values: Vec<String> = values.iter().map(|v| (*v).to_owned()).collect();
+        // Every length up to 17, differing only in the last byte, or only in the first.
+        for n in 1..=17 {
+            values.push("a".repeat(n));
+            values.push(format!("{}b", "a".repeat(n - 1)));
+            values.push(format!("b{}", "a".repeat(n - 1)));
+        }
+        values.sort();
+        values.dedup();
+        let mut hashes: Vec<u64> = values.iter().map(|v| text_hash(0, v)).collect();
+        hashes.sort_unstable();
+        hashes.dedup();
+        assert_eq!(hashes.len(), values.len(), "two of {values:?} hash alike");
     }
 }

@@ -61,10 +61,7 @@ impl Drop for InFlight<'_> {
             self.sources.to_vec()
         };
         sent.sort_unstable();
-        let (committed, undone): (Vec<_>, Vec<_>) =
-            self.taken.iter().enumerate().partition(|(i, _)| sent.binary_search(i).is_ok());
-        self.exporter.store.commit(committed.into_iter().map(|(_, t)| t));
-        self.exporter.store.undo(undone.into_iter().map(|(_, t)| t));
+        self.exporter.store.settle(self.taken, |i| sent.binary_search(&i).is_err());
         self.exporter.cut_off_datums.fetch_add(sent.len() as u64, Relaxed);
     }
 }
@@ -102,10 +99,9 @@ impl Exporter {
         }
         let reset_timeout = self.reset_timeout();
         let reset = !reset_timeout.is_zero() && state.last_reset.elapsed() >= reset_timeout;
-        let all = self.store.take_all();
+        let (all, prepared) = self.take_and_prepare();
         self.count_refused(&all);
         let mut report = DumpReport { saved: 0, reset: false, rejected_values: all.rejected };
-        let prepared = self.prepare(&all.taken);
         let mut flight =
             InFlight { exporter: self, taken: &all.taken, sources: &prepared.sources, sending: false, settled: false };
         if !prepared.worth_saving {
@@ -127,10 +123,7 @@ impl Exporter {
             },
         };
         failed.sort_unstable();
-        let (undone, committed): (Vec<_>, Vec<_>) =
-            all.taken.iter().enumerate().partition(|(i, _)| failed.binary_search(i).is_ok());
-        self.store.undo(undone.into_iter().map(|(_, t)| t));
-        self.store.commit(committed.into_iter().map(|(_, t)| t));
+        self.store.settle(&all.taken, |i| failed.binary_search(&i).is_ok());
         self.expire_idle(&all.taken);
         match result {
             Ok(()) => {
@@ -176,34 +169,33 @@ impl Exporter {
         }
     }
 
-    /// The sink's view of the taken periods ([`SinkView::Period`]: what happened in the period and the current
-    /// levels; [`SinkView::Totals`]: pip's running totals).
-    fn prepare(&self, taken: &[Taken]) -> Prepared {
+    /// Takes every counter's period and prepares the sink's view of each as it is taken ([`SinkView::Period`]:
+    /// what happened in the period and the current levels; [`SinkView::Totals`]: pip's running totals).
+    fn take_and_prepare(&self) -> (TakeAll, Prepared) {
         let view = self.sink.view();
-        let mut prepared = Prepared {
-            counters: Vec::with_capacity(taken.len()),
-            sources: Vec::with_capacity(taken.len()),
-            worth_saving: false,
-        };
-        for (i, t) in taken.iter().enumerate() {
-            let empty = t.cell.is_empty_period(&t.period);
-            prepared.worth_saving |= !empty && !t.cell.is_reserved();
-            if empty && view != SinkView::Totals {
-                // Nothing happened in the period: no counter to build (most of a large store, most dumps).
-                continue;
-            }
-            let mut counter = self.store.counter_for(&t.key, &t.cell);
-            counter.properties = self.store.take_properties(&t.key);
-            match view {
-                SinkView::Totals => t.cell.fill_totals(&mut counter),
-                _ => t.cell.fill_period(&t.period, &mut counter),
-            }
-            if !counter.is_empty() {
-                prepared.counters.push(counter);
-                prepared.sources.push(i);
-            }
+        let mut prepared = Prepared::default();
+        let all = self.store.take_all_with(|i, t| self.prepare(&mut prepared, view, i, t));
+        (all, prepared)
+    }
+
+    /// Adds the sink's view of the period `t` (the `i`th taken) to `prepared`, unless there is nothing to send.
+    fn prepare(&self, prepared: &mut Prepared, view: SinkView, i: usize, t: &Taken) {
+        let empty = t.cell.is_empty_period(&t.period);
+        prepared.worth_saving |= !empty && !t.cell.is_reserved();
+        if empty && view != SinkView::Totals {
+            // Nothing happened in the period: no counter to build (most of a large store, most dumps).
+            return;
         }
-        prepared
+        let mut counter = self.store.counter_for(&t.key, &t.cell);
+        counter.properties = self.store.take_properties(&t.key);
+        match view {
+            SinkView::Totals => t.cell.fill_totals(&mut counter),
+            _ => t.cell.fill_period(&t.period, &mut counter),
+        }
+        if !counter.is_empty() {
+            prepared.counters.push(counter);
+            prepared.sources.push(i);
+        }
     }
 }
 
@@ -242,8 +234,7 @@ impl Drop for Unfinished {
 
 impl Exporter {
     fn flush_on_drop(&mut self, handle: &Handle, own: Option<OwnRuntime>) {
-        let all = self.store.take_all();
-        let prepared = self.prepare(&all.taken);
+        let (_all, prepared) = self.take_and_prepare();
         if !prepared.worth_saving {
             if let Some(own) = own {
                 own.stop(false);

@@ -181,7 +181,7 @@ mod tests {
     /// expires at the second such dump that finds it idle.
     fn dump(store: &Store) -> Vec<Taken> {
         let all = store.take_all();
-        store.commit(&all.taken);
+        store.settle(&all.taken, |_| false);
         store.expire_idle(&all.taken, Duration::from_nanos(1), Instant::now());
         all.taken
     }
@@ -201,7 +201,7 @@ mod tests {
         dump(&store);
         dump(&store); // idle from here
         let all = store.take_all();
-        store.commit(&all.taken);
+        store.settle(&all.taken, |_| false);
         store.cell(&key("idle"), CounterType::Increment).add(7); // a short-lived handle, while the save runs
         std::thread::sleep(Duration::from_millis(1));
         store.expire_idle(&all.taken, Duration::from_nanos(1), Instant::now());

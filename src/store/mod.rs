@@ -419,7 +419,15 @@ impl Store {
     }
 
     /// Takes every counter's period (see [`CounterCell::take`]); the dump then commits or undoes each.
+    #[cfg(test)]
     pub(crate) fn take_all(&self) -> TakeAll {
+        self.take_all_with(|_, _| ())
+    }
+
+    /// [`Store::take_all`], handing each period to `each` (with its index in [`TakeAll::taken`]) as soon as it is
+    /// taken, while its cell is still in the processor's cache: a dump of many counters then reads each cell's
+    /// memory once, not once to take and again to prepare.
+    pub(crate) fn take_all_with(&self, mut each: impl FnMut(usize, &Taken)) -> TakeAll {
         let _takes = self.lock_takes();
         let mut all = TakeAll { taken: Vec::with_capacity(self.live.load(Relaxed)), ..TakeAll::default() };
         all.rejected = self.take_refused_by_retired();
@@ -427,16 +435,27 @@ impl Store {
             let cell = entry.value();
             all.rejected += cell.take_rejected();
             all.saturated += cell.take_saturated();
-            all.taken.push(Taken { key: entry.key().clone(), cell: Arc::clone(cell), period: cell.take() });
+            let taken = Taken { key: entry.key().clone(), cell: Arc::clone(cell), period: cell.take() };
+            each(all.taken.len(), &taken);
+            all.taken.push(taken);
         }
+        let live = all.taken.len();
         self.take_expired(&mut all.taken);
+        all.taken.iter().enumerate().skip(live).for_each(|(i, taken)| each(i, taken));
         all
     }
 
-    /// The saves of these periods succeeded.
-    pub(crate) fn commit<'a>(&self, taken: impl IntoIterator<Item = &'a Taken>) {
+    /// Settles a dump's periods in one pass: the `i`th was saved (committed) unless `failed(i)` (put back, to go
+    /// out with the next take).
+    pub(crate) fn settle(&self, taken: &[Taken], failed: impl Fn(usize) -> bool) {
         let _takes = self.lock_takes();
-        taken.into_iter().for_each(|t| t.cell.commit(&t.period));
+        for (i, t) in taken.iter().enumerate() {
+            if failed(i) {
+                t.cell.undo(&t.period);
+            } else {
+                t.cell.commit(&t.period);
+            }
+        }
     }
 
     /// The saves of these periods failed: they go out with the next take.
@@ -540,7 +559,7 @@ mod tests {
         store.undo(&all.taken);
         assert_eq!(store.get(&key).and_then(|c| c.count), Some(2), "after it failed");
         let again = store.take_all();
-        store.commit(&again.taken);
+        store.settle(&again.taken, |_| false);
         assert_eq!(store.get(&key).and_then(|c| c.count), Some(2), "after it succeeded");
     }
 }

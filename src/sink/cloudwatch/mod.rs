@@ -9,12 +9,12 @@ use std::time::SystemTime;
 use aws_sdk_cloudwatch::config::http::HttpResponse;
 use aws_sdk_cloudwatch::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudwatch::operation::put_metric_data::PutMetricDataError;
-use aws_sdk_cloudwatch::types::MetricDatum;
 use aws_sdk_cloudwatch::Client;
 
 use crate::error::SaveError;
 use crate::model::Counter;
 
+mod batches;
 pub(crate) mod connect;
 pub(crate) mod datum;
 mod delivery;
@@ -26,7 +26,8 @@ use guard::EndpointGuard;
 use crate::sink::limits::SkipCounts;
 use crate::sink::{SaveFuture, Sink, SinkCounts, SkipReason};
 use crate::warn::WarnEvery;
-use datum::{estimated_size, to_datum, DatumContext};
+use batches::{Batch, Batches};
+use datum::DatumContext;
 
 /// CloudWatch's limit on one request's size, with room for the envelope.
 const MAX_REQUEST_BYTES: usize = 1_000_000 - 16_384;
@@ -97,15 +98,6 @@ struct Progress {
     in_flight_datums: u64,
 }
 
-/// One request's datums and the indices of the counters they came from.
-#[derive(Default)]
-struct Batch {
-    datums: Vec<MetricDatum>,
-    /// The counters the datums came from, each once.
-    sources: Vec<usize>,
-    bytes: usize,
-}
-
 impl CloudWatchSink {
     /// Starts publishing through `connection`.
     pub(crate) fn connect(&self, connection: Connection) {
@@ -120,53 +112,6 @@ impl CloudWatchSink {
     /// Whether a connection is set.
     pub(crate) fn is_connected(&self) -> bool {
         self.connection.read().unwrap_or_else(std::sync::PoisonError::into_inner).is_some()
-    }
-
-    /// Turns the counters at `indices` into batches of at most `batch_size` datums and under 1 MB, skipping
-    /// (and, on the `first` pass over a save's counters, counting) the datums that break a limit.
-    fn batches(
-        &self,
-        counters: &[Counter],
-        indices: impl IntoIterator<Item = usize>,
-        conn: &Connection,
-        ctx: &DatumContext<'_>,
-        first: bool,
-    ) -> Vec<Batch> {
-        let mut batches = vec![Batch::default()];
-        for i in indices {
-            let counter = &counters[i];
-            let datums = match to_datum(counter, ctx) {
-                Ok(built) => {
-                    if built.deduplicated && first {
-                        self.telemetry.dimensions_deduplicated.fetch_add(1, Relaxed);
-                    }
-                    built.datums
-                }
-                Err(reason) => {
-                    if first {
-                        self.telemetry.skipped.skip(reason, &counter.name);
-                    }
-                    continue;
-                }
-            };
-            // A counter's datums (its own and its rollups) travel in one request: sent, failed or cut off together.
-            let size: usize = datums.iter().map(estimated_size).sum();
-            let fits = |b: &&mut Batch| {
-                b.datums.is_empty()
-                    || (b.datums.len() + datums.len() <= conn.batch_size && b.bytes + size <= MAX_REQUEST_BYTES)
-            };
-            let batch = if let Some(batch) = batches.last_mut().filter(fits) {
-                batch
-            } else {
-                batches.push(Batch::default());
-                batches.last_mut().expect("just pushed")
-            };
-            batch.datums.extend(datums);
-            batch.sources.push(i);
-            batch.bytes += size;
-        }
-        batches.retain(|b| !b.datums.is_empty());
-        batches
     }
 
     /// Sends every counter, a request per batch. A request CloudWatch refuses as invalid (a 400 that is not
@@ -186,11 +131,13 @@ impl CloudWatchSink {
             high_resolution: &conn.high_resolution,
             now: SystemTime::now(),
         };
-        let mut queue: VecDeque<Batch> = self.batches(counters, 0..counters.len(), &conn, &ctx, true).into();
+        // Batches are built as they are sent; the halves of a refused request go first.
+        let mut batches = Batches::new(counters, 0..counters.len(), &ctx, &self.telemetry, conn.batch_size, true);
+        let mut queue: VecDeque<Batch> = VecDeque::new();
         *self.progress() = Progress::default();
         let mut failed: Vec<usize> = Vec::new();
         let mut first_error: Option<SaveError> = None;
-        while let Some(Batch { datums, sources, .. }) = queue.pop_front() {
+        while let Some(Batch { datums, sources, .. }) = queue.pop_front().or_else(|| batches.next()) {
             if first_error.as_ref().is_some_and(SaveError::is_throttled) {
                 // Throttled: do not press on with the rest now; it is all kept for the next attempt.
                 failed.extend(sources);
@@ -250,7 +197,9 @@ impl CloudWatchSink {
             }
             let (left, right) = sources.split_at(sources.len() / 2);
             for half in [right, left] {
-                for batch in self.batches(counters, half.iter().copied(), &conn, &ctx, false).into_iter().rev() {
+                let halves =
+                    Batches::new(counters, half.iter().copied(), &ctx, &self.telemetry, conn.batch_size, false);
+                for batch in halves.collect::<Vec<_>>().into_iter().rev() {
                     queue.push_front(batch);
                 }
             }

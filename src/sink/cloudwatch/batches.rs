@@ -1,0 +1,140 @@
+//! [`Batches`]: a save's counters turned into PutMetricData requests one at a time, as they are sent, so that a
+//! dump of many counters holds one request's datums at a time (built while the counters they come from are still
+//! in the processor's cache) rather than all of them.
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use aws_sdk_cloudwatch::types::MetricDatum;
+
+use super::datum::{estimated_size, to_datum, DatumContext};
+use super::{SinkTelemetry, MAX_REQUEST_BYTES};
+use crate::model::Counter;
+
+/// One request's datums and the indices of the counters they came from.
+#[derive(Default)]
+pub(super) struct Batch {
+    pub(super) datums: Vec<MetricDatum>,
+    /// The counters the datums came from, each once.
+    pub(super) sources: Vec<usize>,
+    bytes: usize,
+}
+
+/// The counters at some indices of a save, as batches of at most `batch_size` datums and under 1 MB, built on
+/// demand. The datums that break a limit are skipped and, on the `first` pass over a save's counters, counted.
+pub(super) struct Batches<'a, I> {
+    counters: &'a [Counter],
+    indices: I,
+    ctx: &'a DatumContext<'a>,
+    telemetry: &'a SinkTelemetry,
+    batch_size: usize,
+    first: bool,
+    /// A counter's datums that did not fit the batch before: they open the next one.
+    carried: Option<(usize, Vec<MetricDatum>, usize)>,
+}
+
+impl<'a, I: Iterator<Item = usize>> Batches<'a, I> {
+    pub(super) fn new(
+        counters: &'a [Counter],
+        indices: impl IntoIterator<IntoIter = I>,
+        ctx: &'a DatumContext<'a>,
+        telemetry: &'a SinkTelemetry,
+        batch_size: usize,
+        first: bool,
+    ) -> Self {
+        Batches { counters, indices: indices.into_iter(), ctx, telemetry, batch_size, first, carried: None }
+    }
+
+    /// The datums of the next counter that has any, with its index and their estimated size.
+    fn next_counter(&mut self) -> Option<(usize, Vec<MetricDatum>, usize)> {
+        if let Some(carried) = self.carried.take() {
+            return Some(carried);
+        }
+        for i in self.indices.by_ref() {
+            let counter = &self.counters[i];
+            match to_datum(counter, self.ctx) {
+                Ok(built) => {
+                    if built.deduplicated && self.first {
+                        self.telemetry.dimensions_deduplicated.fetch_add(1, Relaxed);
+                    }
+                    let size = built.datums.iter().map(estimated_size).sum();
+                    return Some((i, built.datums, size));
+                }
+                Err(reason) => {
+                    if self.first {
+                        self.telemetry.skipped.skip(reason, &counter.name);
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+impl<I: Iterator<Item = usize>> Iterator for Batches<'_, I> {
+    type Item = Batch;
+
+    fn next(&mut self) -> Option<Batch> {
+        let mut batch = Batch::default();
+        while let Some((i, datums, size)) = self.next_counter() {
+            // A counter's datums (its own and its rollups) travel in one request: sent, failed or cut off
+            // together.
+            let fits = batch.datums.is_empty()
+                || (batch.datums.len() + datums.len() <= self.batch_size && batch.bytes + size <= MAX_REQUEST_BYTES);
+            if !fits {
+                self.carried = Some((i, datums, size));
+                break;
+            }
+            batch.datums.extend(datums);
+            batch.sources.push(i);
+            batch.bytes += size;
+        }
+        (!batch.datums.is_empty()).then_some(batch)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::SystemTime;
+
+    use super::*;
+    use crate::model::CounterType;
+    use crate::sink::SkipReason;
+
+    fn counter(name: &str) -> Counter {
+        let mut c = Counter::new(name, CounterType::Increment);
+        c.count = Some(1);
+        c
+    }
+
+    #[test]
+    fn batches_are_built_one_at_a_time_keeping_a_counters_datums_together_and_skipping_bad_ones() {
+        // With the rollup, each counter has two datums: at most one counter fits a batch of 3.
+        let ctx = DatumContext {
+            instance: Some("host-1"),
+            dimensions: &[],
+            rollup: true,
+            rollups: &[],
+            storage_resolution: 60,
+            high_resolution: &[],
+            now: SystemTime::now(),
+        };
+        let too_long = "n".repeat(300);
+        let counters = [counter("a"), counter("b"), counter("c"), counter(&too_long)];
+        let telemetry = SinkTelemetry::default();
+        let mut batches = Batches::new(&counters, 0..counters.len(), &ctx, &telemetry, 3, true);
+        let first = batches.next().expect("a first batch");
+        assert_eq!((first.sources.as_slice(), first.datums.len()), (&[0][..], 2));
+        assert_eq!(telemetry.skipped.get(SkipReason::MetricName), 0, "not built before it is needed");
+        let rest: Vec<Batch> = batches.collect();
+        let sources: Vec<&[usize]> = rest.iter().map(|b| b.sources.as_slice()).collect();
+        assert_eq!(sources, [&[1][..], &[2][..]], "the one that did not fit carried, the bad counter skipped");
+        assert!(rest.iter().all(|b| b.datums.len() == 2));
+        assert_eq!(telemetry.skipped.get(SkipReason::MetricName), 1);
+
+        // Four datums to a batch: two counters each; a second pass (a split) counts nothing again.
+        let batches: Vec<Batch> = Batches::new(&counters, [0, 1, 2, 3], &ctx, &telemetry, 4, false).collect();
+        let sources: Vec<&[usize]> = batches.iter().map(|b| b.sources.as_slice()).collect();
+        assert_eq!(sources, [&[0, 1][..], &[2][..]]);
+        assert_eq!(telemetry.skipped.get(SkipReason::MetricName), 1);
+    }
+}

@@ -10,6 +10,8 @@ use tokio::time::Instant;
 use super::driver::{spawn_on_helper_thread, OwnRuntime};
 use super::{telemetry, Exporter};
 use crate::error::Error;
+use metrics::Key;
+
 use crate::model::Counter;
 use crate::publishing;
 use crate::sink::SinkView;
@@ -174,20 +176,21 @@ impl Exporter {
     fn take_and_prepare(&self) -> (TakeAll, Prepared) {
         let view = self.sink.view();
         let mut prepared = Prepared::default();
-        let all = self.store.take_all_with(|i, t| self.prepare(&mut prepared, view, i, t));
+        let all = self.store.take_all_with(|i, key, t| self.prepare(&mut prepared, view, i, key, t));
         (all, prepared)
     }
 
-    /// Adds the sink's view of the period `t` (the `i`th taken) to `prepared`, unless there is nothing to send.
-    fn prepare(&self, prepared: &mut Prepared, view: SinkView, i: usize, t: &Taken) {
+    /// Adds the sink's view of the period `t` (the `i`th taken, of the counter `key`) to `prepared`, unless
+    /// there is nothing to send.
+    fn prepare(&self, prepared: &mut Prepared, view: SinkView, i: usize, key: &Key, t: &Taken) {
         let empty = t.cell.is_empty_period(&t.period);
         prepared.worth_saving |= !empty && !t.cell.is_reserved();
         if empty && view != SinkView::Totals {
             // Nothing happened in the period: no counter to build (most of a large store, most dumps).
             return;
         }
-        let mut counter = self.store.counter_for(&t.key, &t.cell);
-        counter.properties = self.store.take_properties(&t.key);
+        let mut counter = self.store.counter_for(key, &t.cell);
+        counter.properties = self.store.take_properties(key);
         match view {
             SinkView::Totals => t.cell.fill_totals(&mut counter),
             _ => t.cell.fill_period(&t.period, &mut counter),

@@ -32,6 +32,8 @@ pub(crate) struct Expiry {
     expired_len: AtomicUsize,
     /// Since when each idle counter has been idle (dump path only).
     idle_since: Mutex<HashMap<Key, Instant>>,
+    /// `idle_since.len()`, readable without the lock: while it is 0, a take keeps only the keys of empty periods.
+    idle_len: AtomicUsize,
     /// Counters expired so far.
     total: AtomicU64,
 }
@@ -54,20 +56,28 @@ impl Store {
         }
         let mut idle_since = lock(&self.expiry.idle_since);
         let mut due = Vec::new();
+        // A period without its key is an active one taken while no counter was idle: none to forget.
         for t in taken.iter().filter(|t| !t.cell.is_reserved() && !t.cell.holds_state()) {
+            let Some(key) = &t.key else { continue };
             if t.cell.is_empty_period(&t.period) {
-                let since = *idle_since.entry(t.key.clone()).or_insert(now);
+                let since = *idle_since.entry(key.clone()).or_insert(now);
                 if now.saturating_duration_since(since) >= timeout {
-                    due.push(t);
+                    due.push((key, t));
                 }
             } else if !idle_since.is_empty() {
-                idle_since.remove(&t.key);
+                idle_since.remove(key);
             }
         }
-        for t in due {
-            idle_since.remove(&t.key);
-            self.expire(&t.key, &t.cell);
+        for (key, t) in due {
+            idle_since.remove(key);
+            self.expire(key, &t.cell);
         }
+        self.expiry.idle_len.store(idle_since.len(), Relaxed);
+    }
+
+    /// Whether some counter is idle (tracked for expiry): a take then keeps every key.
+    pub(super) fn has_idle_counters(&self) -> bool {
+        self.expiry.idle_len.load(Relaxed) > 0
     }
 
     /// Takes `cell` out of the map (if it is still `key`'s). Updated since its period was taken (during the
@@ -130,7 +140,7 @@ impl Store {
             if cell.is_empty_period(&period) {
                 return Arc::strong_count(cell) > 1;
             }
-            taken.push(Taken { key: key.clone(), cell: Arc::clone(cell), period });
+            taken.push(Taken { key: Some(key.clone()), cell: Arc::clone(cell), period });
             match self.map.entry(key.clone()) {
                 Entry::Vacant(entry) => {
                     self.live.fetch_add(1, Relaxed);
@@ -165,6 +175,7 @@ impl Store {
             }
             None => idle_since.clear(),
         }
+        self.expiry.idle_len.store(idle_since.len(), Relaxed);
     }
 }
 
@@ -179,15 +190,16 @@ mod tests {
 
     /// Takes every period and commits it (a successful dump), then expires with a timeout of 1 ns: a counter
     /// expires at the second such dump that finds it idle.
-    fn dump(store: &Store) -> Vec<Taken> {
-        let all = store.take_all();
+    /// Returns each period with its key.
+    fn dump(store: &Store) -> Vec<(Key, Taken)> {
+        let (all, keys) = store.take_all_keyed();
         store.settle(&all.taken, |_| false);
         store.expire_idle(&all.taken, Duration::from_nanos(1), Instant::now());
-        all.taken
+        keys.into_iter().zip(all.taken).collect()
     }
 
-    fn published(taken: &[Taken], name: &str) -> Option<crate::model::Counter> {
-        taken.iter().find(|t| t.key.name() == name && !t.cell.is_empty_period(&t.period)).map(|t| {
+    fn published(taken: &[(Key, Taken)], name: &str) -> Option<crate::model::Counter> {
+        taken.iter().find(|(key, t)| key.name() == name && !t.cell.is_empty_period(&t.period)).map(|(_, t)| {
             let mut c = crate::model::Counter::new(name, t.cell.kind());
             t.cell.fill_period(&t.period, &mut c);
             c
@@ -242,8 +254,8 @@ mod tests {
         let taken = dump(&store);
         let total: i64 = taken
             .iter()
-            .filter(|t| t.key.name() == "route" && !t.cell.is_empty_period(&t.period))
-            .map(|t| {
+            .filter(|(key, t)| key.name() == "route" && !t.cell.is_empty_period(&t.period))
+            .map(|(_, t)| {
                 let mut c = crate::model::Counter::new("route", CounterType::Increment);
                 t.cell.fill_period(&t.period, &mut c);
                 c.count.unwrap_or(0)
@@ -262,9 +274,30 @@ mod tests {
         dump(&store);
         store.clear();
         handle.add(4);
-        let all = store.take_all();
-        assert!(all.taken.iter().all(|t| t.key.name() != "gone"), "never published again");
+        let (all, keys) = store.take_all_keyed();
+        assert!(keys.iter().all(|key| key.name() != "gone"), "never published again");
         assert_eq!(all.rejected, 1, "refused and counted");
+    }
+
+    #[test]
+    fn a_counter_used_again_starts_its_idle_time_over() {
+        let store = Store::default();
+        let timeout = Duration::from_secs(10);
+        let t0 = Instant::now();
+        let dump_at = |at: Instant| {
+            let all = store.take_all();
+            store.settle(&all.taken, |_| false);
+            store.expire_idle(&all.taken, timeout, at);
+        };
+        store.cell(&key("jobs"), CounterType::Increment).add(1);
+        dump_at(t0);
+        dump_at(t0); // idle since t0
+        store.cell(&key("jobs"), CounterType::Increment).add(1);
+        dump_at(t0 + Duration::from_secs(5)); // used again: no longer idle
+        dump_at(t0 + Duration::from_secs(11)); // idle since 11 s, not since t0
+        assert_eq!((store.len(), store.expired()), (1, 0));
+        dump_at(t0 + Duration::from_secs(21));
+        assert_eq!((store.len(), store.expired()), (0, 1), "idle for 10 s since it was last used");
     }
 
     #[test]

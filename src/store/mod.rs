@@ -60,7 +60,10 @@ fn detached_cells() -> [Arc<CounterCell>; 5] {
 /// One counter's period, taken by a dump.
 #[derive(Debug)]
 pub(crate) struct Taken {
-    pub(crate) key: Key,
+    /// The counter's key, kept only where idle expiry may need it after the save: for an empty period, for an
+    /// expired cell, and for every counter while some counter is idle. (Cloning every key touches each key's
+    /// shared text, memory a dump of many counters would otherwise not read again.)
+    pub(crate) key: Option<Key>,
     pub(crate) cell: Arc<CounterCell>,
     pub(crate) period: Period,
 }
@@ -421,27 +424,42 @@ impl Store {
     /// Takes every counter's period (see [`CounterCell::take`]); the dump then commits or undoes each.
     #[cfg(test)]
     pub(crate) fn take_all(&self) -> TakeAll {
-        self.take_all_with(|_, _| ())
+        self.take_all_with(|_, _, _| ())
     }
 
-    /// [`Store::take_all`], handing each period to `each` (with its index in [`TakeAll::taken`]) as soon as it is
-    /// taken, while its cell is still in the processor's cache: a dump of many counters then reads each cell's
-    /// memory once, not once to take and again to prepare.
-    pub(crate) fn take_all_with(&self, mut each: impl FnMut(usize, &Taken)) -> TakeAll {
+    /// [`Store::take_all`], with every period's key.
+    #[cfg(test)]
+    pub(crate) fn take_all_keyed(&self) -> (TakeAll, Vec<Key>) {
+        let mut keys = Vec::new();
+        let all = self.take_all_with(|_, key, _| keys.push(key.clone()));
+        (all, keys)
+    }
+
+    /// [`Store::take_all`], handing each period to `each` (with its index in [`TakeAll::taken`] and its key) as
+    /// soon as it is taken, while its cell is still in the processor's cache: a dump of many counters then reads
+    /// each cell's memory once, not once to take and again to prepare.
+    pub(crate) fn take_all_with(&self, mut each: impl FnMut(usize, &Key, &Taken)) -> TakeAll {
         let _takes = self.lock_takes();
         let mut all = TakeAll { taken: Vec::with_capacity(self.live.load(Relaxed)), ..TakeAll::default() };
         all.rejected = self.take_refused_by_retired();
+        let keep_every_key = self.has_idle_counters();
         for entry in &self.map {
             let cell = entry.value();
             all.rejected += cell.take_rejected();
             all.saturated += cell.take_saturated();
-            let taken = Taken { key: entry.key().clone(), cell: Arc::clone(cell), period: cell.take() };
-            each(all.taken.len(), &taken);
+            let period = cell.take();
+            let key = (keep_every_key || cell.is_empty_period(&period)).then(|| entry.key().clone());
+            let taken = Taken { key, cell: Arc::clone(cell), period };
+            each(all.taken.len(), entry.key(), &taken);
             all.taken.push(taken);
         }
         let live = all.taken.len();
         self.take_expired(&mut all.taken);
-        all.taken.iter().enumerate().skip(live).for_each(|(i, taken)| each(i, taken));
+        for (i, taken) in all.taken.iter().enumerate().skip(live) {
+            if let Some(key) = &taken.key {
+                each(i, key, taken);
+            }
+        }
         all
     }
 
@@ -501,10 +519,13 @@ mod tests {
         let labelled = store.cell(&Key::from_parts("a", vec![metrics::Label::new("k", "v")]), CounterType::Increment);
         assert!(!Arc::ptr_eq(&plain, &labelled));
         labelled.add(2);
-        let all = store.take_all();
-        let taken: Vec<_> = all.taken.iter().filter(|t| !t.cell.is_empty_period(&t.period)).collect();
+        let (all, keys) = store.take_all_keyed();
+        let taken: Vec<_> = keys.iter().zip(&all.taken).filter(|(_, t)| !t.cell.is_empty_period(&t.period)).collect();
         assert_eq!(taken.len(), 1);
-        assert_eq!(store.counter_for(&taken[0].key, &taken[0].cell).dimensions, vec![("k".to_owned(), "v".to_owned())]);
+        let (key, t) = taken[0];
+        assert_eq!(store.counter_for(key, &t.cell).dimensions, vec![("k".to_owned(), "v".to_owned())]);
+        assert!(t.key.is_none(), "an active period taken while no counter is idle keeps no key");
+        assert!(all.taken.iter().filter(|t| t.cell.is_empty_period(&t.period)).all(|t| t.key.is_some()));
     }
 
     #[test]

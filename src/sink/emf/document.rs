@@ -17,7 +17,7 @@
 //! distribution objects above (AWS's OpenTelemetry exporter sends them), which keep SampleCount, Minimum,
 //! Maximum and Sum exact and carry the percentiles of any number of samples.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -71,27 +71,51 @@ type Pairs<'a> = Vec<(&'a str, &'a str)>;
 /// A counter's metric, its properties and its index among the dump's counters.
 type Entry<'a> = (Metric<'a>, Vec<(&'a str, &'a str)>, usize);
 
-/// One metric ready for a document: its definition and its value, as JSON text.
+/// One metric ready for a document: its definition and its value.
 struct Metric<'a> {
     name: &'a str,
     unit: &'static str,
     high_resolution: bool,
-    value: String,
+    value: Value,
+}
+
+/// A metric's value: a number, written as the document is, or a distribution object's JSON text.
+enum Value {
+    Number(f64),
+    Json(String),
+}
+
+impl Value {
+    fn write(&self, out: &mut String) {
+        match self {
+            Value::Number(value) => push_number(out, *value),
+            Value::Json(json) => out.push_str(json),
+        }
+    }
 }
 
 /// Builds the documents for `counters`.
 pub(crate) fn documents(counters: &[Counter], ctx: &DocumentContext<'_>) -> Documents {
     let mut out = Documents::default();
-    let mut groups: BTreeMap<Vec<(&str, &str)>, Vec<Entry<'_>>> = BTreeMap::new();
+    // Counters grouped by their dimensions (found by hash), the groups then in the order of their dimensions.
+    let mut groups: Vec<(Pairs<'_>, Vec<Entry<'_>>)> = Vec::new();
+    let mut group_of: HashMap<Pairs<'_>, usize> = HashMap::new();
     for (i, counter) in counters.iter().enumerate() {
         match metric(counter, ctx) {
             Ok((metric, dimensions)) => {
                 let properties = counter.properties.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                groups.entry(dimensions).or_default().push((metric, properties, i));
+                let entry = (metric, properties, i);
+                if let Some(&group) = group_of.get(&dimensions) {
+                    groups[group].1.push(entry);
+                } else {
+                    group_of.insert(dimensions.clone(), groups.len());
+                    groups.push((dimensions, vec![entry]));
+                }
             }
             Err(reason) => out.skipped.push((i, reason)),
         }
     }
+    groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let timestamp = ctx.now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
     for (dimensions, metrics) in groups {
         let sets = dimension_sets(&dimensions, ctx.rollups);
@@ -177,7 +201,7 @@ fn document(
         }
     }
     for (m, _, _) in metrics {
-        member(&mut doc, m.name, |doc| doc.push_str(&m.value));
+        member(&mut doc, m.name, |doc| m.value.write(doc));
     }
     doc.push('}');
     doc
@@ -234,12 +258,12 @@ fn metric<'a>(counter: &'a Counter, ctx: &DocumentContext<'a>) -> Result<(Metric
     let (unit, value) = match counter.counter_type {
         CounterType::Increment => {
             let value = counter.sum.or(counter.count.map(|c| c as f64)).ok_or(SkipReason::Value)?;
-            (described.unwrap_or("Count"), number(value))
+            (described.unwrap_or("Count"), Value::Number(value))
         }
-        CounterType::Interval => ("Milliseconds", samples(counter)?),
-        CounterType::Statistics => (described.unwrap_or("None"), samples(counter)?),
-        CounterType::LastValue => (described.unwrap_or("None"), number(counter.last.ok_or(SkipReason::Value)?)),
-        CounterType::Timestamp => ("None", number(epoch_millis(counter.time.ok_or(SkipReason::Value)?))),
+        CounterType::Interval => ("Milliseconds", Value::Json(samples(counter)?)),
+        CounterType::Statistics => (described.unwrap_or("None"), Value::Json(samples(counter)?)),
+        CounterType::LastValue => (described.unwrap_or("None"), Value::Number(counter.last.ok_or(SkipReason::Value)?)),
+        CounterType::Timestamp => ("None", Value::Number(epoch_millis(counter.time.ok_or(SkipReason::Value)?))),
     };
     let high_resolution = ctx.high_resolution.iter().any(|p| name.starts_with(p.as_str()));
     Ok((Metric { name, unit, high_resolution, value }, dimensions))
@@ -259,7 +283,15 @@ fn samples(counter: &Counter) -> Result<String, SkipReason> {
         list(&mut out, &sent.counts);
         out.push_str("],");
     }
-    let _ = write!(out, "\"Max\":{},\"Min\":{},\"Count\":{count},\"Sum\":{}}}", number(max), number(min), number(sum));
+    out.push_str("\"Max\":");
+    push_number(&mut out, max);
+    out.push_str(",\"Min\":");
+    push_number(&mut out, min);
+    out.push_str(",\"Count\":");
+    out.push_str(itoa::Buffer::new().format(count));
+    out.push_str(",\"Sum\":");
+    push_number(&mut out, sum);
+    out.push('}');
     Ok(out)
 }
 
@@ -272,17 +304,11 @@ fn list(out: &mut String, values: &[f64]) {
     }
 }
 
-/// A finite number as JSON (whole numbers without a fraction, very large or small ones with an exponent).
-fn number(value: f64) -> String {
-    let mut out = String::new();
-    push_number(&mut out, value);
-    out
-}
-
-/// Appends [`number`]'s text to `out`.
+/// Appends a finite number as JSON to `out` (whole numbers without a fraction, very large or small ones with
+/// an exponent).
 fn push_number(out: &mut String, value: f64) {
     if value.fract() == 0.0 && value.abs() < 1e15 {
-        let _ = write!(out, "{}", value as i64);
+        out.push_str(itoa::Buffer::new().format(value as i64));
     } else {
         let _ = write!(out, "{value:?}");
     }

@@ -4,14 +4,13 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
+use metrics::Key;
 use tokio::runtime::Handle;
 use tokio::time::Instant;
 
 use super::driver::{spawn_on_helper_thread, OwnRuntime};
 use super::{telemetry, Exporter};
 use crate::error::Error;
-use metrics::Key;
-
 use crate::model::Counter;
 use crate::publishing;
 use crate::sink::SinkView;

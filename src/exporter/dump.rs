@@ -48,7 +48,7 @@ impl Drop for InFlight<'_> {
             return;
         }
         if !self.sending {
-            self.exporter.store.undo(self.taken);
+            self.exporter.store.settle(self.taken, |_| true);
             return;
         }
         // Cut off during the save: what the sink had sent (or was sending) may have arrived and is not sent

@@ -94,10 +94,7 @@ impl CachedCell {
         name: &'static str,
         labels: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
     ) -> bool {
-        self.static_name.is_some_and(|cached| std::ptr::eq(cached, name))
-            && self.serves_kind(kind)
-            && self.key.matches("", labels)
-            && !self.cell.is_retired()
+        self.static_name.is_some_and(|cached| std::ptr::eq(cached, name)) && self.serves(kind, "", labels)
     }
 
     /// Whether the cached cell serves a counter asked for as `kind`: its own type, or either sampled type.

@@ -476,12 +476,6 @@ impl Store {
         }
     }
 
-    /// The saves of these periods failed: they go out with the next take.
-    pub(crate) fn undo<'a>(&self, taken: impl IntoIterator<Item = &'a Taken>) {
-        let _takes = self.lock_takes();
-        taken.into_iter().for_each(|t| t.cell.undo(&t.period));
-    }
-
     /// Resets every counter's local totals (pip's reset after `reset_timeout`).
     pub(crate) fn reset_totals(&self) {
         let _takes = self.lock_takes();
@@ -577,7 +571,7 @@ mod tests {
         store.cell(&key, CounterType::Increment).add(2);
         let all = store.take_all();
         assert_eq!(store.get(&key).and_then(|c| c.count), Some(2), "while the save is in flight");
-        store.undo(&all.taken);
+        store.settle(&all.taken, |_| true);
         assert_eq!(store.get(&key).and_then(|c| c.count), Some(2), "after it failed");
         let again = store.take_all();
         store.settle(&again.taken, |_| false);

@@ -39,6 +39,8 @@ use tracing_subscriber::{Layer, Registry};
 
 use cloudwatch_counters::{CachedCounters, CountersOptions, LogSink};
 
+mod paired;
+
 type Group<'a> = BenchmarkGroup<'a, criterion::measurement::WallTime>;
 
 /// A layer that does nothing (every method the default).
@@ -212,12 +214,57 @@ fn compare_metric(c: &mut Criterion, group: &str, metric: &'static str, labels: 
     group.finish();
 }
 
+/// A metric event bench: its group, the metric, how many labels it has, and the event.
+type MetricEvent = (&'static str, &'static str, usize, fn());
+
+/// The metric events.
+const METRIC_EVENTS: [MetricEvent; 3] = [
+    ("metric_event", "requests", 0, || tracing::info!(monotonic_counter.requests = 1)),
+    ("metric_event_1_label", "requests", 1, || tracing::info!(monotonic_counter.requests = 1, status = "200")),
+    ("metric_histogram", "latency", 0, || tracing::info!(histogram.latency = 12.5)),
+];
+
 fn metric_events(c: &mut Criterion) {
-    compare_metric(c, "metric_event", "requests", 0, || tracing::info!(monotonic_counter.requests = 1));
-    compare_metric(c, "metric_event_1_label", "requests", 1, || {
-        tracing::info!(monotonic_counter.requests = 1, status = "200")
-    });
-    compare_metric(c, "metric_histogram", "latency", 0, || tracing::info!(histogram.latency = 12.5));
+    for (group, metric, labels, op) in METRIC_EVENTS {
+        compare_metric(c, group, metric, labels, op);
+    }
+    paired_with_metrics_layer(c);
+}
+
+/// The metric events under Registry + `counters.layer()` and Registry + `MetricsLayer` in paired batches (see
+/// `paired`): group `ours_percent_of_metrics_layer`, a bench per event; both must count every event.
+fn paired_with_metrics_layer(c: &mut Criterion) {
+    let mut group = c.benchmark_group("ours_percent_of_metrics_layer");
+    let order = paired::Order::default();
+    for (name, metric, labels, op) in METRIC_EVENTS {
+        let counters = counters();
+        let ours = tracing::Dispatch::new(Registry::default().with(counters.layer()));
+        let reader = SharedReader(Arc::new(ManualReader::builder().build()));
+        let meter_provider = SdkMeterProvider::builder().with_reader(reader.clone()).build();
+        let otel = tracing::Dispatch::new(Registry::default().with(MetricsLayer::new(meter_provider.clone())));
+        let (ours_runs, otel_runs) = (Cell::new(0), Cell::new(0));
+        let batch = |dispatch: &tracing::Dispatch, runs: &Cell<u64>, iters: u64| {
+            runs.set(runs.get() + iters);
+            tracing::dispatcher::with_default(dispatch, || {
+                let start = Instant::now();
+                for _ in 0..iters {
+                    op();
+                }
+                start.elapsed()
+            })
+        };
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let ours = |iters| batch(&ours, &ours_runs, iters);
+                let otel = |iters| batch(&otel, &otel_runs, iters);
+                paired::percent_of(iters, &ours, &otel, &order)
+            })
+        });
+        assert_eq!(ours_total(&counters, |n, l| n == metric && l == labels), ours_runs.get(), "ours: every event");
+        assert_eq!(otel_total(&reader, metric), otel_runs.get(), "opentelemetry: every event counted");
+        meter_provider.shutdown().expect("shutdown");
+    }
+    group.finish();
 }
 
 fn config() -> Criterion {

@@ -25,6 +25,7 @@
 //! cores: 4 threads share them.
 
 mod common;
+mod paired;
 
 use std::cell::Cell;
 use std::sync::{Barrier, OnceLock};
@@ -176,6 +177,37 @@ fn single_thread(c: &mut Criterion) {
         compare(&mut group, &peers, &workload);
         group.finish();
     }
+    paired_with_prometheus(c, &peers);
+}
+
+/// Every single-thread workload through ours (with percentiles for histograms, as CloudWatch users get them)
+/// and prometheus in paired batches (see `paired`): group `ours_percent_of_prometheus`, a bench per workload.
+fn paired_with_prometheus(c: &mut Criterion, peers: &Peers) {
+    let mut group = c.benchmark_group("ours_percent_of_prometheus");
+    let order = paired::Order::default();
+    for workload in common::workloads() {
+        let (counters, recorder) = match workload.kind {
+            Kind::Histogram => (peers.cloudwatch_counters.counters(), &peers.ours_percentiles),
+            Kind::Counter | Kind::Gauge => (&peers.counters, &peers.ours),
+        };
+        let op = &*workload.op;
+        let before = workload.ours_total(counters);
+        let (ours_runs, prometheus_runs) = (Cell::new(0), Cell::new(0));
+        let ours =
+            |iters| metrics::with_local_recorder(recorder, || timed_in_chunks(iters, op, u64::MAX, &|| {}, &ours_runs));
+        let upkeep = || peers.prometheus_handle.run_upkeep();
+        let prometheus = |iters| {
+            metrics::with_local_recorder(&peers.prometheus, || {
+                timed_in_chunks(iters, op, UPKEEP_EVERY, &upkeep, &prometheus_runs)
+            })
+        };
+        group.bench_function(workload.group, |b| {
+            b.iter_custom(|iters| paired::percent_of(iters, &ours, &prometheus, &order))
+        });
+        workload.check_ours(counters, before, ours_runs.get(), "paired");
+        workload.check_prometheus(prometheus_runs.get(), &peers.prometheus_handle.render());
+    }
+    group.finish();
 }
 
 /// Sets a thread's recorder for the duration of the closure it is given.

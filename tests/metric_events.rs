@@ -95,6 +95,50 @@ fn counter_events_keep_fractions_saturate_past_i64_max_and_refuse_non_finite_val
     assert_eq!((t.values_rejected, t.values_saturated), (1, 2));
 }
 
+/// One event callsite with a label: each call's own counter.
+fn hit(status: &str) {
+    tracing::info!(monotonic_counter.hits = 1, status);
+}
+
+/// One event callsite without labels.
+fn plain() {
+    tracing::info!(monotonic_counter.plain = 1);
+}
+
+#[test]
+fn one_callsite_changing_label_values_and_cleared_counters_records_each_event_into_its_own_counter() {
+    let c = counters();
+    let count = |name: &str, status: Option<&str>| {
+        let dimensions: Vec<(String, String)> =
+            status.map(|s| ("status".to_owned(), s.to_owned())).into_iter().collect();
+        let all = c.get_all();
+        all.iter().find(|x| x.name == name && x.dimensions == dimensions).and_then(|x| x.count)
+    };
+    tracing::subscriber::with_default(Registry::default().with(c.layer()), || {
+        // The callsite's first label values, others, and the first again: each into its own counter.
+        for status in ["200", "500", "200", "404", "200", "2000", "20"] {
+            hit(status);
+        }
+        plain();
+        plain();
+        for (status, n) in [("200", 3), ("500", 1), ("404", 1), ("2000", 1), ("20", 1)] {
+            assert_eq!(count("hits", Some(status)), Some(n), "status {status}");
+        }
+        assert_eq!(count("plain", None), Some(2));
+        // Cleared: the handles this thread kept are retired, and the next events start new counters.
+        c.clear_all();
+        hit("500");
+        hit("200");
+        hit("200");
+        plain();
+    });
+    assert_eq!(
+        (count("hits", Some("200")), count("hits", Some("500")), count("hits", Some("404"))),
+        (Some(2), Some(1), None)
+    );
+    assert_eq!(count("plain", None), Some(1));
+}
+
 /// Runs a future to completion on a fresh current-thread runtime.
 fn futures_block_on<F: std::future::Future<Output = Result<T, E>>, T, E: std::fmt::Debug>(future: F) -> T {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");

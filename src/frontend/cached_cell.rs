@@ -18,8 +18,18 @@ pub(crate) struct CachedCell {
     kind: CounterType,
     key: KeyText,
     /// The name, when it is `'static` (a metric event's field name): compared by address, and the key text then
-    /// holds only the labels.
+    /// holds only the label values, one after the other, and their ends.
     static_name: Option<&'static str>,
+    /// A metric event's label names (field names, `'static`), compared by address.
+    label_names: Vec<&'static str>,
+}
+
+/// A metric event's labels as it collected them: each label's name and the end of its value in `text`, which
+/// holds the values one after the other.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct EventLabels<'a> {
+    pub(crate) labels: &'a [(&'static str, usize, usize)],
+    pub(crate) text: &'a str,
 }
 
 impl CachedCell {
@@ -32,35 +42,48 @@ impl CachedCell {
         name: &str,
         labels: impl Iterator<Item = (&'a str, &'a str)>,
     ) -> Arc<CachedCell> {
-        if let Some(mut handle) = evicted {
-            if let Some(cached) = Arc::get_mut(&mut handle) {
-                cached.cell = cell;
-                cached.kind = kind;
-                cached.key.set(name, labels);
-                cached.static_name = None;
-                return handle;
-            }
-        }
-        let mut key = KeyText::default();
-        key.set(name, labels);
-        Arc::new(CachedCell { cell, kind, key, static_name: None })
+        Self::rewrite(evicted, cell, kind, |cached| {
+            cached.key.set(name, labels);
+            cached.static_name = None;
+            cached.label_names.clear();
+        })
     }
 
-    /// [`CachedCell::reuse`] for a counter whose name is `'static` (a metric event's field name), found again by
-    /// the name's address and its labels' text.
-    pub(crate) fn reuse_static<'a>(
+    /// [`CachedCell::reuse`] for a metric event's counter, whose name and label names are `'static` (field
+    /// names): found again by their addresses and the label values' text.
+    pub(crate) fn reuse_for_event(
         evicted: Option<Arc<CachedCell>>,
         cell: Arc<CounterCell>,
         kind: CounterType,
         name: &'static str,
-        labels: impl Iterator<Item = (&'a str, &'a str)>,
+        labels: EventLabels<'_>,
     ) -> Arc<CachedCell> {
-        // The name is kept by address only: the text holds the labels.
-        let mut handle = Self::reuse(evicted, cell, kind, "", labels);
-        if let Some(cached) = Arc::get_mut(&mut handle) {
+        Self::rewrite(evicted, cell, kind, |cached| {
+            cached.key.set_values(labels.text, labels.labels.iter().map(|&(_, _, end)| end));
             cached.static_name = Some(name);
+            cached.label_names.clear();
+            cached.label_names.extend(labels.labels.iter().map(|&(name, _, _)| name));
+        })
+    }
+
+    /// `evicted` (when nothing else holds it) or a new handle, for `cell` and `kind`, its key written by `write`.
+    fn rewrite(
+        evicted: Option<Arc<CachedCell>>,
+        cell: Arc<CounterCell>,
+        kind: CounterType,
+        write: impl FnOnce(&mut CachedCell),
+    ) -> Arc<CachedCell> {
+        if let Some(mut handle) = evicted {
+            if let Some(cached) = Arc::get_mut(&mut handle) {
+                cached.cell = cell;
+                cached.kind = kind;
+                write(cached);
+                return handle;
+            }
         }
-        handle
+        let mut cached = CachedCell { cell, kind, key: KeyText::default(), static_name: None, label_names: Vec::new() };
+        write(&mut cached);
+        Arc::new(cached)
     }
 
     /// [`CachedCell::reuse`] for a `metrics::Key`.
@@ -85,16 +108,29 @@ impl CachedCell {
         self.serves_kind(kind) && self.key.matches(name, labels) && !self.cell.is_retired()
     }
 
-    /// [`CachedCell::serves`] for a counter cached by [`CachedCell::reuse_static`]: the same `'static` name (the
-    /// same address and length: the same text, which never changes) and the same labels.
-    #[inline]
-    pub(crate) fn serves_static<'a>(
-        &self,
-        kind: CounterType,
-        name: &'static str,
-        labels: impl ExactSizeIterator<Item = (&'a str, &'a str)>,
-    ) -> bool {
-        self.static_name.is_some_and(|cached| std::ptr::eq(cached, name)) && self.serves(kind, "", labels)
+    /// [`CachedCell::serves`] for a counter cached by [`CachedCell::reuse_for_event`]: the same `'static` name
+    /// and label names (the same address and length: the same text, which never changes) and the same label
+    /// values, compared as one text. Inlined into every event's lookup: as a call it cost an unlabelled event
+    /// about a tenth of its time.
+    #[allow(clippy::inline_always, reason = "measured: see the comment above")]
+    #[inline(always)]
+    pub(crate) fn serves_event(&self, kind: CounterType, name: &'static str, labels: EventLabels<'_>) -> bool {
+        let n = labels.labels.len();
+        if !self.static_name.is_some_and(|cached| std::ptr::eq(cached, name))
+            || self.label_names.len() != n
+            || self.key.ends.len() != n
+        {
+            return false;
+        }
+        let cached = self.label_names.iter().zip(&self.key.ends);
+        for ((&cached_name, &cached_end), &(name, _, end)) in cached.zip(labels.labels) {
+            if !std::ptr::eq(cached_name, name) || cached_end != end {
+                return false;
+            }
+        }
+        same_bytes(self.key.text.as_bytes(), labels.text.as_bytes())
+            && self.serves_kind(kind)
+            && !self.cell.is_retired()
     }
 
     /// Whether the cached cell serves a counter asked for as `kind`: its own type, or either sampled type.
@@ -129,6 +165,16 @@ impl KeyText {
             self.text.push_str(value);
             self.ends.push(self.text.len());
         }
+    }
+
+    /// Label values only (an event's counter, whose names are kept by address): `text` holds them one after the
+    /// other, each ending where `ends` says (compared as one text and the ends, so that `"ab" + "c"` is not
+    /// `"a" + "bc"`).
+    fn set_values(&mut self, text: &str, ends: impl Iterator<Item = usize>) {
+        self.text.clear();
+        self.text.push_str(text);
+        self.ends.clear();
+        self.ends.extend(ends);
     }
 
     #[inline]
@@ -243,5 +289,34 @@ mod tests {
         key.set("requests", std::iter::empty());
         assert!(key.matches("requests", std::iter::empty()));
         assert!(!key.matches("requests", [("method", "GET")].into_iter()));
+    }
+
+    #[test]
+    fn an_event_handle_serves_only_its_own_name_label_names_and_values() {
+        static STATUS: &str = "status";
+        static METHOD: &str = "method";
+        static NAME: &str = "requests";
+        let cell = Arc::new(CounterCell::new(CounterType::Increment));
+        let labels = [(METHOD, 0, 3), (STATUS, 3, 6)];
+        fn event<'a>(labels: &'a [(&'static str, usize, usize)], text: &'a str) -> EventLabels<'a> {
+            EventLabels { labels, text }
+        }
+        let handle = CachedCell::reuse_for_event(None, cell, CounterType::Increment, NAME, event(&labels, "GET200"));
+        let serves = |name, labels: &[_], text| handle.serves_event(CounterType::Increment, name, event(labels, text));
+        assert!(serves(NAME, &labels, "GET200"));
+        assert!(!serves(NAME, &labels, "GET201"), "another value");
+        assert!(!serves(NAME, &[(METHOD, 0, 2), (STATUS, 2, 6)], "GET200"), "the same text cut elsewhere");
+        assert!(!serves(NAME, &[(STATUS, 0, 3), (METHOD, 3, 6)], "GET200"), "other names");
+        assert!(!serves(NAME, &labels[..1], "GET"), "fewer labels");
+        let same_text = String::from("requests").leak();
+        assert!(!serves(same_text, &labels, "GET200"), "a name is known by its address");
+        assert!(!handle.serves_event(CounterType::LastValue, NAME, event(&labels, "GET200")), "another type");
+        handle.cell.retire();
+        assert!(!serves(NAME, &labels, "GET200"), "a retired cell");
+        // Rewritten in place for a counter without labels: nothing of the old key is left.
+        let cell = Arc::new(CounterCell::new(CounterType::Increment));
+        let plain = CachedCell::reuse_for_event(Some(handle), cell, CounterType::Increment, NAME, event(&[], ""));
+        assert!(plain.serves_event(CounterType::Increment, NAME, event(&[], "")));
+        assert!(!plain.serves_event(CounterType::Increment, NAME, event(&labels, "GET200")));
     }
 }

@@ -127,7 +127,20 @@ pub(crate) fn insert<V: Clone + 'static>(
     hash: u64,
     make: impl FnOnce(Option<V>) -> V,
 ) -> V {
-    let mut make = Some(make);
+    insert_with(cache, owner, hash, make, V::clone)
+}
+
+/// [`insert`], handing the new value to `read` (where it is cached, or before it is dropped when it cannot be)
+/// instead of cloning it.
+#[cold]
+pub(crate) fn insert_with<V: 'static, R>(
+    cache: &'static LocalKey<RefCell<Slots<V>>>,
+    owner: u64,
+    hash: u64,
+    make: impl FnOnce(Option<V>) -> V,
+    read: impl FnOnce(&V) -> R,
+) -> R {
+    let (mut make, mut read) = (Some(make), Some(read));
     let cached = cache.try_with(|cache| {
         let Ok(mut cache) = cache.try_borrow_mut() else { return None };
         if cache.table.is_empty() {
@@ -142,13 +155,13 @@ pub(crate) fn insert<V: Clone + 'static>(
         ways.rotate_right(1);
         let evicted = ways[0].take().map(|slot| slot.value);
         let value = make.take()?(evicted);
-        ways[0] = Some(Slot { owner, hash, value: value.clone() });
-        Some(value)
+        let slot = ways[0].insert(Slot { owner, hash, value });
+        Some(read.take()?(&slot.value))
     });
-    match (cached, make) {
-        (Ok(Some(value)), _) => value,
-        (_, Some(make)) => make(None),
-        (_, None) => unreachable!("the value was made and cached"),
+    match (cached, make, read) {
+        (Ok(Some(result)), _, _) => result,
+        (_, Some(make), Some(read)) => read(&make(None)),
+        _ => unreachable!("the value was made and read"),
     }
 }
 

@@ -2,7 +2,7 @@
 //! `histogram.X`, `gauge.X`) become counters, the event's other fields their dimensions; and the span field
 //! that overrides a span's counter name.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use tracing::Event;
 
 use super::span_cache;
 
-use crate::frontend::cached_cell::CachedCell;
+use crate::frontend::cached_cell::{CachedCell, EventLabels};
 use crate::model::{CounterType, MAX_LABELS};
 use crate::store::cell::CounterCell;
 use crate::store::thread_cache::{self, Slots};
@@ -42,11 +42,12 @@ pub(crate) fn record_metric_event(
     event: &Event<'_>,
     properties: &[String],
     roles: &FieldRoles,
+    memo: &Memo,
 ) {
     let record = |fields: &mut Fields| {
         fields.clear();
         event.record(&mut MetricVisitor { properties_allowed: properties, roles, fields: &mut *fields });
-        fields.record(store, layer);
+        fields.record(store, layer, memo);
     };
     let recorded = SCRATCH.try_with(|scratch| scratch.try_borrow_mut().map(|mut fields| record(&mut fields)).is_ok());
     if recorded != Ok(true) {
@@ -56,8 +57,14 @@ pub(crate) fn record_metric_event(
 }
 
 /// Records the metric fields of `event`, an event without labels or properties, each as it is visited.
-pub(crate) fn record_unlabelled_metric_event(store: &Store, layer: u64, event: &Event<'_>, roles: &FieldRoles) {
-    event.record(&mut DirectVisitor { store, layer, roles });
+pub(crate) fn record_unlabelled_metric_event(
+    store: &Store,
+    layer: u64,
+    event: &Event<'_>,
+    roles: &FieldRoles,
+    memo: &Memo,
+) {
+    event.record(&mut DirectVisitor { store, layer, roles, memo });
 }
 
 /// Records an unlabelled event's metric fields straight into their cells.
@@ -65,6 +72,7 @@ struct DirectVisitor<'a> {
     store: &'a Store,
     layer: u64,
     roles: &'a FieldRoles,
+    memo: &'a Memo,
 }
 
 impl DirectVisitor<'_> {
@@ -72,7 +80,7 @@ impl DirectVisitor<'_> {
         /// The fields of an event without labels or properties.
         static NO_LABELS: Fields = Fields::new();
         if let Some((kind, name)) = self.roles.metric(field) {
-            with_cell(self.store, self.layer, name, kind, &NO_LABELS, |cell| value.record(cell, kind));
+            with_cell(self.store, self.layer, name, kind, &NO_LABELS, self.memo, |cell| value.record(cell, kind));
         }
     }
 }
@@ -115,12 +123,7 @@ impl Fields {
         self.properties.clear();
     }
 
-    /// The labels as (name, value) pairs.
-    fn labels(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
-        self.labels.iter().map(|&(name, start, end)| (name, &self.text[start..end]))
-    }
-
-    fn record(&mut self, store: &Store, layer: u64) {
+    fn record(&mut self, store: &Store, layer: u64, memo: &Memo) {
         if self.metrics.is_empty() {
             return;
         }
@@ -129,42 +132,68 @@ impl Fields {
             self.labels.truncate(MAX_LABELS);
         }
         for &(name, kind, value) in &self.metrics {
-            with_cell(store, layer, name, kind, self, |cell| value.record(cell, kind));
+            with_cell(store, layer, name, kind, self, memo, |cell| value.record(cell, kind));
         }
     }
 }
 
-/// Runs `record` on the cell of the counter `name` with the labels of `fields`: this thread's cached one, else
-/// the store's (then cached). With properties, the counter's properties are kept too.
+/// The handle of the counter an event callsite recorded into first, kept with the callsite's plan in this
+/// thread: an event of that counter and label values (every event, for a callsite with one metric field and
+/// no labels) finds it there with no hash and no second lookup.
+pub(crate) type Memo = Cell<Option<Arc<CachedCell>>>;
+
+/// Runs `record` on the cell of the counter `name` with the labels of `fields`: the callsite's `memo`, else
+/// this thread's cached one, else the store's (then cached). An empty `memo` keeps the handle found. With
+/// properties, the counter's properties are kept too (and neither cache serves it).
 fn with_cell(
     store: &Store,
     layer: u64,
     name: &'static str,
     kind: CounterType,
     fields: &Fields,
+    memo: &Memo,
     record: impl Fn(&CounterCell),
 ) {
-    let hash = fields.labels.iter().fold(name_hash(name), |hash, &(label, start, end)| {
-        text_hash(hash ^ name_hash(label), fields.text.get(start..end).unwrap_or_default())
-    });
+    let labels = EventLabels { labels: &fields.labels, text: &fields.text };
+    let serves = |c: &Arc<CachedCell>| c.serves_event(kind, name, labels);
+    let hash = || {
+        fields.labels.iter().fold(name_hash(name), |hash, &(label, start, end)| {
+            text_hash(hash ^ name_hash(label), fields.text.get(start..end).unwrap_or_default())
+        })
+    };
     if fields.properties.is_empty() {
-        let serves = |c: &Arc<CachedCell>| c.serves_static(kind, name, fields.labels());
-        if thread_cache::lookup(&CACHE, layer, hash, serves, |c| record(&c.cell)).is_some() {
+        let memoed = memo.take();
+        if let Some(cached) = memoed.as_ref().filter(|cached| serves(cached)) {
+            record(&cached.cell);
+            return memo.set(memoed);
+        }
+        // A handle of other label values stays; a retired one goes, for the next handle found to replace it.
+        memo.set(memoed.filter(|cached| !cached.cell.is_retired()));
+        let found = |c: &Arc<CachedCell>| {
+            record(&c.cell);
+            keep_first(memo, c);
+        };
+        if thread_cache::lookup(&CACHE, layer, hash(), serves, found).is_some() {
             return;
         }
     }
-    let labels = fields.labels.iter().map(|&(label, start, end)| Label::new(label, fields.text[start..end].to_owned()));
-    let key = Key::from_parts(name, labels.collect::<Vec<_>>());
+    let owned = fields.labels.iter().map(|&(label, start, end)| Label::new(label, fields.text[start..end].to_owned()));
+    let key = Key::from_parts(name, owned.collect::<Vec<_>>());
     if !fields.properties.is_empty() {
         store.set_properties(&key, fields.properties.clone());
     }
     let cell = store.cell(&key, kind);
     record(&cell);
     if !cell.is_retired() {
-        thread_cache::insert(&CACHE, layer, hash, |evicted| {
-            CachedCell::reuse_static(evicted, cell, kind, name, fields.labels())
-        });
+        let make = |evicted| CachedCell::reuse_for_event(evicted, cell, kind, name, labels);
+        thread_cache::insert_with(&CACHE, layer, hash(), make, |c| keep_first(memo, c));
     }
+}
+
+/// Keeps `handle` in `memo` if it is empty.
+fn keep_first(memo: &Memo, handle: &Arc<CachedCell>) {
+    let kept = memo.take();
+    memo.set(kept.or_else(|| Some(Arc::clone(handle))));
 }
 
 /// A hash of a metric's or label's name, a field name: `'static`, so its address identifies it, with no hashing
@@ -290,16 +319,35 @@ impl EventPlan {
     }
 }
 
-thread_local! {
-    static PLANS: RefCell<Slots<(Identifier, EventPlan)>> = const { RefCell::new(Slots::new(64, 1024)) };
+/// A callsite's plan in this thread's cache, and the handle its events recorded into first.
+struct KnownCallsite {
+    callsite: Identifier,
+    plan: EventPlan,
+    memo: Memo,
 }
 
-/// What `layer` decided about events of `callsite` in this thread, deciding it with `decide` the first time.
+thread_local! {
+    static PLANS: RefCell<Slots<KnownCallsite>> = const { RefCell::new(Slots::new(64, 1024)) };
+}
+
+/// Runs `act` with what `layer` decided about events of `callsite` in this thread (deciding it with `decide`
+/// the first time) and the callsite's [`Memo`].
 #[inline]
-pub(crate) fn event_plan(layer: u64, callsite: Identifier, decide: impl FnOnce() -> EventPlan) -> EventPlan {
+pub(crate) fn with_event_plan<R>(
+    layer: u64,
+    callsite: Identifier,
+    decide: impl FnOnce() -> EventPlan,
+    act: impl FnOnce(&EventPlan, &Memo) -> R,
+) -> R {
     let hash = span_cache::hash(&callsite);
-    let known = thread_cache::lookup(&PLANS, layer, hash, |(id, _)| *id == callsite, |&(_, plan)| plan);
-    known.unwrap_or_else(|| thread_cache::insert(&PLANS, layer, hash, |_| (callsite, decide())).1)
+    let mut act = Some(act);
+    let mut run = |known: &KnownCallsite| act.take().map(|act| act(&known.plan, &known.memo));
+    if let Some(Some(done)) = thread_cache::lookup(&PLANS, layer, hash, |known| known.callsite == callsite, &mut run) {
+        return done;
+    }
+    let make = |_| KnownCallsite { callsite, plan: decide(), memo: Memo::default() };
+    let done = thread_cache::insert_with(&PLANS, layer, hash, make, run);
+    done.unwrap_or_else(|| unreachable!("a callsite not found in the cache is acted on once it is"))
 }
 
 #[derive(Clone, Copy)]

@@ -122,13 +122,28 @@ impl CountersLayer {
 
     /// What the layer does with events of `meta`'s callsite (an ERROR marks its span; a metric event is
     /// recorded), for targets that are not excluded: worked out once per callsite and thread.
-    fn event_plan(&self, meta: &'static Metadata<'static>) -> EventPlan {
-        let decide = || {
-            let wanted = |level_ok: bool| level_ok && !self.is_excluded(meta.target());
-            let error = wanted(self.time_spans && *meta.level() == Level::ERROR);
-            EventPlan::of(meta, error, self.count_events && wanted(self.wants_level(meta)))
-        };
-        events::event_plan(self.id, meta.callsite(), decide)
+    fn decide_event_plan(&self, meta: &'static Metadata<'static>) -> EventPlan {
+        let wanted = |level_ok: bool| level_ok && !self.is_excluded(meta.target());
+        let error = wanted(self.time_spans && *meta.level() == Level::ERROR);
+        EventPlan::of(meta, error, self.count_events && wanted(self.wants_level(meta)))
+    }
+
+    /// Marks the span `event` is in, as this layer sees it, as having seen an ERROR.
+    fn mark_error<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>)
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        // Past spans a per-layer filter disabled; ERROR events are rare enough for the lookup.
+        let span = ctx.event_span(event).map(|span| span.id());
+        if let Some(id) = span.filter(|id| !self.open.mark_error(id.into_u64())) {
+            let timed_elsewhere = self.in_extensions.load(Relaxed) > 0;
+            if let Some(span) = timed_elsewhere.then(|| ctx.span(&id)).flatten() {
+                let mut extensions = span.extensions_mut();
+                if let Some(timing) = extensions.get_mut::<SpanTimings>().and_then(|t| t.get_mut(self.id)) {
+                    timing.error = true;
+                }
+            }
+        }
     }
 
     fn base_name(&self, meta: &Metadata<'_>) -> String {
@@ -370,31 +385,27 @@ where
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
-        let plan = self.event_plan(event.metadata());
-        if !(plan.error || plan.metric) || is_publishing() {
-            return;
-        }
-        if plan.error {
-            // The span the event is in, as this layer sees it (past spans a per-layer filter disabled); ERROR
-            // events are rare enough for the lookup.
-            let span = ctx.event_span(event).map(|span| span.id());
-            if let Some(id) = span.filter(|id| !self.open.mark_error(id.into_u64())) {
-                let timed_elsewhere = self.in_extensions.load(Relaxed) > 0;
-                if let Some(span) = timed_elsewhere.then(|| ctx.span(&id)).flatten() {
-                    let mut extensions = span.extensions_mut();
-                    if let Some(timing) = extensions.get_mut::<SpanTimings>().and_then(|t| t.get_mut(self.id)) {
-                        timing.error = true;
+        let meta = event.metadata();
+        events::with_event_plan(
+            self.id,
+            meta.callsite(),
+            || self.decide_event_plan(meta),
+            |plan, memo| {
+                if !(plan.error || plan.metric) || is_publishing() {
+                    return;
+                }
+                if plan.error {
+                    self.mark_error(event, &ctx);
+                }
+                if plan.metric {
+                    if plan.labelled {
+                        events::record_metric_event(&self.store, self.id, event, &self.properties, &plan.roles, memo);
+                    } else {
+                        events::record_unlabelled_metric_event(&self.store, self.id, event, &plan.roles, memo);
                     }
                 }
-            }
-        }
-        if plan.metric {
-            if plan.labelled {
-                events::record_metric_event(&self.store, self.id, event, &self.properties, &plan.roles);
-            } else {
-                events::record_unlabelled_metric_event(&self.store, self.id, event, &plan.roles);
-            }
-        }
+            },
+        );
     }
 
     fn on_record(&self, id: &Id, values: &tracing::span::Record<'_>, ctx: Context<'_, S>) {

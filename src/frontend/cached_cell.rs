@@ -291,6 +291,10 @@ mod tests {
         assert!(!key.matches("requests", [("method", "GET")].into_iter()));
     }
 
+    fn event<'a>(labels: &'a [(&'static str, usize, usize)], text: &'a str) -> EventLabels<'a> {
+        EventLabels { labels, text }
+    }
+
     #[test]
     fn an_event_handle_serves_only_its_own_name_label_names_and_values() {
         static STATUS: &str = "status";
@@ -298,9 +302,6 @@ mod tests {
         static NAME: &str = "requests";
         let cell = Arc::new(CounterCell::new(CounterType::Increment));
         let labels = [(METHOD, 0, 3), (STATUS, 3, 6)];
-        fn event<'a>(labels: &'a [(&'static str, usize, usize)], text: &'a str) -> EventLabels<'a> {
-            EventLabels { labels, text }
-        }
         let handle = CachedCell::reuse_for_event(None, cell, CounterType::Increment, NAME, event(&labels, "GET200"));
         let serves = |name, labels: &[_], text| handle.serves_event(CounterType::Increment, name, event(labels, text));
         assert!(serves(NAME, &labels, "GET200"));

@@ -11,6 +11,7 @@
 //! - `span_layer_added_cost`: the same span, timed in pairs of batches (Registry + `NoopLayer`, then Registry +
 //!   `counters.layer()`, back to back), each sample the difference: the layer's added cost per span, directly.
 //!   Its median is the figure BENCHMARKS.md gives.
+//! - `clock/quanta_raw`: one read of the clock the layer times spans with; a span reads it twice.
 //! - `event_in_span`, `error_event_in_span`: an INFO and an ERROR event inside an entered span, bare Registry
 //!   against Registry + `counters.layer()`.
 //! - `metric_event` (`monotonic_counter.requests = 1`), `metric_event_1_label` (the same with `status = "200"`)
@@ -134,6 +135,16 @@ fn span_added_cost(c: &mut Criterion, op: fn()) {
     group.finish();
     let timed = ours_total(&counters, |name, _| name.ends_with(".request.exec_time"));
     assert_eq!(timed, runs.get(), "every span timed");
+}
+
+/// One read of the clock the layer times spans with (`quanta::Clock::raw`, the time stamp counter where it is
+/// reliable): a span reads it twice, so twice this is the part of the layer's added cost no bookkeeping can
+/// remove.
+fn clock(c: &mut Criterion) {
+    let clock = quanta::Clock::new();
+    let mut group = c.benchmark_group("clock");
+    group.bench_function("quanta_raw", |b| b.iter(|| clock.raw()));
+    group.finish();
 }
 
 fn events(c: &mut Criterion) {
@@ -271,5 +282,5 @@ fn config() -> Criterion {
     Criterion::default().sample_size(30).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3))
 }
 
-criterion_group! { name = benches; config = config(); targets = spans, events, metric_events }
+criterion_group! { name = benches; config = config(); targets = spans, clock, events, metric_events }
 criterion_main!(benches);

@@ -17,11 +17,10 @@ pub(crate) struct CachedCell {
     pub(crate) cell: Arc<CounterCell>,
     kind: CounterType,
     key: KeyText,
-    /// The name, when it is `'static` (a metric event's field name): compared by address, and the key text then
-    /// holds only the label values, one after the other, and their ends.
-    static_name: Option<&'static str>,
-    /// A metric event's label names (field names, `'static`), compared by address.
-    label_names: Vec<&'static str>,
+    /// A metric event's counter: its name, then its label names (field names, `'static`), compared by address;
+    /// the key text then holds only the label values, one after the other, and their ends. Empty for a
+    /// `metrics::Key`'s counter (one word more per handle than no field at all).
+    static_names: Vec<&'static str>,
 }
 
 /// A metric event's labels as it collected them: each label's name and the end of its value in `text`, which
@@ -44,8 +43,7 @@ impl CachedCell {
     ) -> Arc<CachedCell> {
         Self::rewrite(evicted, cell, kind, |cached| {
             cached.key.set(name, labels);
-            cached.static_name = None;
-            cached.label_names.clear();
+            cached.static_names.clear();
         })
     }
 
@@ -60,9 +58,9 @@ impl CachedCell {
     ) -> Arc<CachedCell> {
         Self::rewrite(evicted, cell, kind, |cached| {
             cached.key.set_values(labels.text, labels.labels.iter().map(|&(_, _, end)| end));
-            cached.static_name = Some(name);
-            cached.label_names.clear();
-            cached.label_names.extend(labels.labels.iter().map(|&(name, _, _)| name));
+            cached.static_names.clear();
+            cached.static_names.push(name);
+            cached.static_names.extend(labels.labels.iter().map(|&(name, _, _)| name));
         })
     }
 
@@ -81,7 +79,7 @@ impl CachedCell {
                 return handle;
             }
         }
-        let mut cached = CachedCell { cell, kind, key: KeyText::default(), static_name: None, label_names: Vec::new() };
+        let mut cached = CachedCell { cell, kind, key: KeyText::default(), static_names: Vec::new() };
         write(&mut cached);
         Arc::new(cached)
     }
@@ -119,13 +117,11 @@ impl CachedCell {
     #[inline(always)]
     pub(crate) fn serves_event(&self, kind: CounterType, name: &'static str, labels: EventLabels<'_>) -> bool {
         let n = labels.labels.len();
-        if !self.static_name.is_some_and(|cached| std::ptr::eq(cached, name))
-            || self.label_names.len() != n
-            || self.key.ends.len() != n
-        {
+        let Some((&cached_name, label_names)) = self.static_names.split_first() else { return false };
+        if !std::ptr::eq(cached_name, name) || label_names.len() != n || self.key.ends.len() != n {
             return false;
         }
-        let cached = self.label_names.iter().zip(&self.key.ends);
+        let cached = label_names.iter().zip(&self.key.ends);
         for ((&cached_name, &cached_end), &(name, _, end)) in cached.zip(labels.labels) {
             if !std::ptr::eq(cached_name, name) || cached_end != end {
                 return false;

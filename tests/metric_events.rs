@@ -139,6 +139,38 @@ fn one_callsite_changing_label_values_and_cleared_counters_records_each_event_in
     assert_eq!(count("plain", None), Some(1));
 }
 
+/// A label value whose `Debug` emits metric events (of another callsite, and of its own) while the layer
+/// records the event it is in.
+struct Noisy;
+
+impl std::fmt::Debug for Noisy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        tracing::info!(monotonic_counter.inner = 1);
+        tracing::info!(monotonic_counter.outer = 1, value = "nested");
+        f.write_str("noisy")
+    }
+}
+
+fn noisy() {
+    tracing::info!(monotonic_counter.outer = 1, value = ?Noisy);
+}
+
+#[test]
+fn an_event_whose_label_emits_events_is_counted_once_with_its_label() {
+    let c = counters();
+    tracing::subscriber::with_default(Registry::default().with(c.layer()), || {
+        // The first call decides the callsite's plan while its label is written, the others find it.
+        for _ in 0..3 {
+            noisy();
+        }
+    });
+    let all = c.get_all();
+    let outer: Vec<_> = all.iter().filter(|x| x.name == "outer").map(|x| (x.dimensions.clone(), x.count)).collect();
+    assert_eq!(outer, [(vec![("value".to_owned(), "noisy".to_owned())], Some(3))], "{all:?}");
+    // tracing does not re-enter a dispatcher from inside it: the events the label emitted reach no subscriber.
+    assert!(all.iter().all(|x| x.name != "inner"), "{all:?}");
+}
+
 /// Runs a future to completion on a fresh current-thread runtime.
 fn futures_block_on<F: std::future::Future<Output = Result<T, E>>, T, E: std::fmt::Debug>(future: F) -> T {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");

@@ -31,6 +31,35 @@ fn metric_fields_feed_the_matching_counter_types_with_other_fields_as_dimensions
 }
 
 #[test]
+fn every_metric_field_of_an_event_feeds_its_own_counter_past_the_fourth_too() {
+    let c = counters();
+    tracing::subscriber::with_default(Registry::default().with(c.layer()), || {
+        for _ in 0..2 {
+            tracing::info!(
+                counter.m1 = 1,
+                region = "eu",
+                counter.m2 = 2,
+                gauge.m3 = 3.0,
+                counter.m4 = 4,
+                monotonic_counter.m5 = 5,
+                histogram.m6 = 6.0
+            );
+        }
+    });
+    let all = c.get_all();
+    let find = |name: &str| all.iter().find(|x| x.name == name).unwrap_or_else(|| panic!("{name}: {all:?}"));
+    for (name, count) in [("m1", 2), ("m2", 4), ("m4", 8), ("m5", 10)] {
+        assert_eq!((find(name).counter_type, find(name).count), (CounterType::Increment, Some(count)), "{name}");
+    }
+    assert_eq!((find("m3").counter_type, find("m3").last), (CounterType::LastValue, Some(3.0)));
+    assert_eq!(
+        (find("m6").counter_type, find("m6").count, find("m6").sum),
+        (CounterType::Statistics, Some(2), Some(12.0))
+    );
+    assert!(all.iter().all(|x| x.dimensions == [("region".to_owned(), "eu".to_owned())]), "{all:?}");
+}
+
+#[test]
 fn event_dimensions_are_cut_to_29() {
     let c = counters();
     tracing::subscriber::with_default(Registry::default().with(c.layer()), || {

@@ -241,52 +241,60 @@ const METRIC_PREFIXES: [(&str, CounterType); 4] = [
     ("gauge.", CounterType::LastValue),
 ];
 
-/// The index in [`METRIC_PREFIXES`] of a field name's prefix, and the counter's name after it.
-fn metric_prefix(field: &'static str) -> Option<(usize, &'static str)> {
-    let (i, name) =
-        METRIC_PREFIXES.iter().enumerate().find_map(|(i, (prefix, _))| Some((i, field.strip_prefix(prefix)?)))?;
-    (!name.is_empty()).then_some((i, name))
-}
-
-/// The kind of counter a field name asks for, and the counter's name.
+/// The kind of counter a field name asks for, and the counter's name (after the prefix).
 fn metric_field(field: &'static str) -> Option<(CounterType, &'static str)> {
-    metric_prefix(field).map(|(i, name)| (METRIC_PREFIXES[i].1, name))
+    let (kind, name) = METRIC_PREFIXES.iter().find_map(|&(prefix, kind)| Some((kind, field.strip_prefix(prefix)?)))?;
+    (!name.is_empty()).then_some((kind, name))
 }
 
 /// What each of a callsite's first 32 fields is, worked out once: [`FieldRoles::LABEL`], [`FieldRoles::MESSAGE`],
-/// or a metric, as [`FieldRoles::METRIC`] plus its prefix's index in [`METRIC_PREFIXES`].
+/// or a metric: [`FieldRoles::METRIC`] plus its place among the callsite's first four metrics, whose kinds and
+/// names are kept (an event then reads no field name), or [`FieldRoles::MORE_METRICS`] past them.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct FieldRoles([u8; 32]);
+pub(crate) struct FieldRoles {
+    roles: [u8; 32],
+    metrics: [(CounterType, &'static str); 4],
+}
 
 impl FieldRoles {
     const LABEL: u8 = 0;
     const MESSAGE: u8 = 1;
     const METRIC: u8 = 2;
+    /// A metric past the callsite's fourth: its kind and name are worked out from the field's name each time.
+    const MORE_METRICS: u8 = Self::METRIC + 4;
 
     fn of(meta: &tracing::Metadata<'static>) -> FieldRoles {
-        let mut roles = [Self::LABEL; 32];
-        for (role, field) in roles.iter_mut().zip(meta.fields()) {
-            *role = match metric_prefix(field.name()) {
-                Some((i, _)) => Self::METRIC + i as u8,
+        let mut known = FieldRoles { roles: [Self::LABEL; 32], metrics: [(CounterType::Increment, ""); 4] };
+        let mut metrics = 0;
+        for (role, field) in known.roles.iter_mut().zip(meta.fields()) {
+            *role = match metric_field(field.name()) {
+                Some(metric) if metrics < known.metrics.len() => {
+                    known.metrics[metrics] = metric;
+                    metrics += 1;
+                    Self::METRIC + (metrics - 1) as u8
+                }
+                Some(_) => Self::MORE_METRICS,
                 None if field.name() == "message" => Self::MESSAGE,
                 None => Self::LABEL,
             };
         }
-        FieldRoles(roles)
+        known
     }
 
     /// Whether `field` is the event's `message`.
     #[inline]
     fn is_message(&self, field: &Field) -> bool {
-        self.0.get(field.index()).map_or(field.name() == "message", |&role| role == Self::MESSAGE)
+        self.roles.get(field.index()).map_or(field.name() == "message", |&role| role == Self::MESSAGE)
     }
 
     /// The counter `field` records into (its kind and name), if it is a metric field.
     #[inline]
     fn metric(&self, field: &Field) -> Option<(CounterType, &'static str)> {
-        let Some(&role) = self.0.get(field.index()) else { return metric_field(field.name()) };
-        let (prefix, kind) = METRIC_PREFIXES.get(usize::from(role.checked_sub(Self::METRIC)?))?;
-        Some((*kind, field.name().get(prefix.len()..)?))
+        match self.roles.get(field.index()) {
+            Some(&role) if role < Self::METRIC => None,
+            Some(&role) if role < Self::MORE_METRICS => self.metrics.get(usize::from(role - Self::METRIC)).copied(),
+            _ => metric_field(field.name()),
+        }
     }
 }
 
@@ -308,8 +316,9 @@ impl EventPlan {
     /// target) as an ERROR and as a metric event, if they are one.
     pub(crate) fn of(meta: &'static tracing::Metadata<'static>, error: bool, metric: bool) -> EventPlan {
         let roles = FieldRoles::of(meta);
-        let has =
-            |wanted: fn(u8) -> bool| meta.fields().iter().any(|f| roles.0.get(f.index()).copied().is_some_and(wanted));
+        let has = |wanted: fn(u8) -> bool| {
+            meta.fields().iter().any(|f| roles.roles.get(f.index()).copied().is_some_and(wanted))
+        };
         EventPlan {
             error,
             metric: metric && has(|role| role >= FieldRoles::METRIC),

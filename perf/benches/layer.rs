@@ -18,6 +18,9 @@
 //!   and `metric_histogram` (`histogram.latency = 12.5`): Registry + `counters.layer()`, Registry +
 //!   tracing-opentelemetry's `MetricsLayer` over an `SdkMeterProvider` with a `ManualReader` (its docs:
 //!   `Registry::default().with(MetricsLayer::new(meter_provider))`), and Registry + `NoopLayer`.
+//! - `ours_percent_of_metrics_layer`: the same three events through ours and through `MetricsLayer` back to back
+//!   in each sample, reported as ours' time in percent of `MetricsLayer`'s (see `paired`); the figure the ratio
+//!   targets are read from.
 //!
 //! Every bench times plain loops of `iters` calls (`iter_custom`) and counts them; after each bench, ours must hold
 //! exactly that many span samples or metric updates, and the OpenTelemetry reader must collect exactly that many.

@@ -3,7 +3,9 @@
 //! with 1,000 static keys round-robin and with a name formatted each call; `gauge!` set; `histogram!` record of one
 //! value and of spread values. Threads: 1, 2 and 4 threads incrementing one hot counter
 //! (`counter_threads_one_key`) and each its own key (`counter_threads_own_keys`), through ours, prometheus and
-//! metrics-cloudwatch-embedded (bench ids `<recorder>/<threads>`).
+//! metrics-cloudwatch-embedded (bench ids `<recorder>/<threads>`). Paired (`ours_percent_of_prometheus`, a bench
+//! per single-thread workload): the same calls through ours and prometheus back to back in each sample, reported
+//! as ours' time in percent of prometheus' (see `paired`); the figure the ratio targets are read from.
 //!
 //! Every recorder is reached through `metrics::with_local_recorder`, so every macro call registers its key (the
 //! `metrics` callsite does not cache handles): the lookup is part of what is measured. metrics-cloudwatch-embedded

@@ -18,8 +18,8 @@ pub(crate) struct CachedCell {
     kind: CounterType,
     key: KeyText,
     /// A metric event's counter: its name, then its label names (field names, `'static`), compared by address;
-    /// the key text then holds only the label values, one after the other, and their ends. Empty for a
-    /// `metrics::Key`'s counter (one word more per handle than no field at all).
+    /// the key text then holds only the label values, one after the other, and their ends. Empty (no
+    /// allocation) for a `metrics::Key`'s counter.
     static_names: Vec<&'static str>,
 }
 

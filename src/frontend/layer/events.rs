@@ -156,26 +156,27 @@ fn with_cell(
 ) {
     let labels = EventLabels { labels: &fields.labels, text: &fields.text };
     let serves = |c: &Arc<CachedCell>| c.serves_event(kind, name, labels);
-    let hash = || {
-        fields.labels.iter().fold(name_hash(name), |hash, &(label, start, end)| {
-            text_hash(hash ^ name_hash(label), fields.text.get(start..end).unwrap_or_default())
-        })
-    };
-    if fields.properties.is_empty() {
+    // A counter with properties keeps them at every event: no cache serves it.
+    let cacheable = fields.properties.is_empty();
+    if cacheable {
         let memoed = memo.take();
-        if let Some(cached) = memoed.as_ref().filter(|cached| serves(cached)) {
-            record(&cached.cell);
+        if let Some(handle) = memoed.as_ref().filter(|handle| serves(handle)) {
+            record(&handle.cell);
             return memo.set(memoed);
         }
         // A handle of other label values stays; a retired one goes, for the next handle found to replace it.
-        memo.set(memoed.filter(|cached| !cached.cell.is_retired()));
-        let found = |c: &Arc<CachedCell>| {
-            record(&c.cell);
-            keep_first(memo, c);
-        };
-        if thread_cache::lookup(&CACHE, layer, hash(), serves, found).is_some() {
-            return;
-        }
+        memo.set(memoed.filter(|handle| !handle.cell.is_retired()));
+    }
+    // Past the memo: the cache's hash, worked out once for the lookup and the insert.
+    let hash = fields.labels.iter().fold(name_hash(name), |hash, &(label, start, end)| {
+        text_hash(hash ^ name_hash(label), fields.text.get(start..end).unwrap_or_default())
+    });
+    let found = |c: &Arc<CachedCell>| {
+        record(&c.cell);
+        keep_first(memo, c);
+    };
+    if cacheable && thread_cache::lookup(&CACHE, layer, hash, serves, found).is_some() {
+        return;
     }
     let owned = fields.labels.iter().map(|&(label, start, end)| Label::new(label, fields.text[start..end].to_owned()));
     let key = Key::from_parts(name, owned.collect::<Vec<_>>());
@@ -186,7 +187,7 @@ fn with_cell(
     record(&cell);
     if !cell.is_retired() {
         let make = |evicted| CachedCell::reuse_for_event(evicted, cell, kind, name, labels);
-        thread_cache::insert_with(&CACHE, layer, hash(), make, |c| keep_first(memo, c));
+        thread_cache::insert_with(&CACHE, layer, hash, make, |c| keep_first(memo, c));
     }
 }
 

@@ -108,6 +108,17 @@ fn spans(c: &mut Criterion) {
     span_added_cost(c, op);
 }
 
+/// `iters` calls of `op` timed as one batch with `dispatch` as the thread's default.
+fn timed_under(dispatch: &tracing::Dispatch, iters: u64, op: fn()) -> Duration {
+    tracing::dispatcher::with_default(dispatch, || {
+        let start = Instant::now();
+        for _ in 0..iters {
+            op();
+        }
+        start.elapsed()
+    })
+}
+
 /// The layer's added cost per span measured directly: each sample times a batch of spans under Registry +
 /// `NoopLayer`, then the same number under Registry + `counters.layer()`, and reports the difference. Both
 /// batches run back to back in the same state of the machine, so a slow phase moves both and cancels out;
@@ -116,23 +127,14 @@ fn span_added_cost(c: &mut Criterion, op: fn()) {
     let counters = counters();
     let noop = tracing::Dispatch::new(Registry::default().with(NoopLayer));
     let layer = tracing::Dispatch::new(Registry::default().with(counters.layer()));
-    let batch = |dispatch: &tracing::Dispatch, iters: u64| {
-        tracing::dispatcher::with_default(dispatch, || {
-            let start = Instant::now();
-            for _ in 0..iters {
-                op();
-            }
-            start.elapsed()
-        })
-    };
     let runs = Cell::new(0);
     let mut group = c.benchmark_group("span_layer_added_cost");
     group.sample_size(100).sampling_mode(SamplingMode::Flat);
     group.bench_function("layer_minus_noop_layer", |b| {
         b.iter_custom(|iters| {
             runs.set(runs.get() + iters);
-            let without = batch(&noop, iters);
-            batch(&layer, iters).saturating_sub(without)
+            let without = timed_under(&noop, iters, op);
+            timed_under(&layer, iters, op).saturating_sub(without)
         })
     });
     group.finish();
@@ -189,6 +191,14 @@ impl MetricReader for SharedReader {
     }
 }
 
+/// A meter provider over a [`ManualReader`] the bench keeps a handle to, for tracing-opentelemetry's
+/// `MetricsLayer` (its docs' setup).
+fn otel_meter_provider() -> (SharedReader, SdkMeterProvider) {
+    let reader = SharedReader(Arc::new(ManualReader::builder().build()));
+    let meter_provider = SdkMeterProvider::builder().with_reader(reader.clone()).build();
+    (reader, meter_provider)
+}
+
 /// The count the reader collects for the metric `name`: a sum's value, or a histogram's samples.
 fn otel_total(reader: &SharedReader, name: &str) -> u64 {
     let mut collected = ResourceMetrics::default();
@@ -217,8 +227,7 @@ fn compare_metric(c: &mut Criterion, group: &str, metric: &'static str, labels: 
     let runs = bench_under(&mut group, "registry_with_layer", Registry::default().with(counters.layer()), false, op);
     assert_eq!(ours_total(&counters, |name, n| name == metric && n == labels), runs, "ours: every event counted");
 
-    let reader = SharedReader(Arc::new(ManualReader::builder().build()));
-    let meter_provider = SdkMeterProvider::builder().with_reader(reader.clone()).build();
+    let (reader, meter_provider) = otel_meter_provider();
     let subscriber = Registry::default().with(MetricsLayer::new(meter_provider.clone()));
     let runs = bench_under(&mut group, "registry_with_otel_metrics_layer", subscriber, false, op);
     assert_eq!(otel_total(&reader, metric), runs, "opentelemetry: every event counted");
@@ -253,19 +262,12 @@ fn paired_with_metrics_layer(c: &mut Criterion) {
     for (name, metric, labels, op) in METRIC_EVENTS {
         let counters = counters();
         let ours = tracing::Dispatch::new(Registry::default().with(counters.layer()));
-        let reader = SharedReader(Arc::new(ManualReader::builder().build()));
-        let meter_provider = SdkMeterProvider::builder().with_reader(reader.clone()).build();
+        let (reader, meter_provider) = otel_meter_provider();
         let otel = tracing::Dispatch::new(Registry::default().with(MetricsLayer::new(meter_provider.clone())));
         let (ours_runs, otel_runs) = (Cell::new(0), Cell::new(0));
         let batch = |dispatch: &tracing::Dispatch, runs: &Cell<u64>, iters: u64| {
             runs.set(runs.get() + iters);
-            tracing::dispatcher::with_default(dispatch, || {
-                let start = Instant::now();
-                for _ in 0..iters {
-                    op();
-                }
-                start.elapsed()
-            })
+            timed_under(dispatch, iters, op)
         };
         group.bench_function(name, |b| {
             b.iter_custom(|iters| {

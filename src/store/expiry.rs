@@ -57,8 +57,12 @@ impl Store {
         let mut idle_since = lock(&self.expiry.idle_since);
         let mut due = Vec::new();
         // A period without its key is an active one taken while no counter was idle: none to forget.
-        for t in taken.iter().filter(|t| !t.cell.is_reserved() && !t.cell.holds_state()) {
-            let Some(key) = &t.key else { continue };
+        // The key is looked at first: most periods have none, and their cells (memory the dump has already left
+        // behind) are not read again.
+        for (key, t) in taken.iter().filter_map(|t| Some((t.key.as_ref()?, t))) {
+            if t.cell.is_reserved() || t.cell.holds_state() {
+                continue;
+            }
             if t.cell.is_empty_period(&t.period) {
                 let since = *idle_since.entry(key.clone()).or_insert(now);
                 if now.saturating_duration_since(since) >= timeout {

@@ -57,6 +57,27 @@ fn detached_cells() -> [Arc<CounterCell>; 5] {
     })
 }
 
+/// Entries a take reads ahead (see [`read_ahead`]).
+const READ_AHEAD: usize = 32;
+
+/// Reads the memory a take and the dump's preparation of a batch of entries will use, before they are taken:
+/// their cells (both ends: a cell's 64 bytes usually straddle two cache lines) and their keys' text, with plain
+/// loads that do not wait for each other, so that their cache misses overlap. Otherwise each miss is waited for
+/// in turn: the atomic swaps of a take (and the iterator's reference counting) wait for every earlier load.
+/// With 100,000 counters the store is larger than the processor's caches, and these misses were most of the
+/// take's time.
+fn read_ahead<'a>(entries: impl Iterator<Item = (&'a Key, &'a Arc<CounterCell>)> + Clone) {
+    for (_, cell) in entries.clone() {
+        std::hint::black_box((Arc::strong_count(cell), cell.is_reserved()));
+    }
+    for (key, _) in entries {
+        std::hint::black_box(key.name().as_bytes().first());
+        key.labels().for_each(|label| {
+            std::hint::black_box(label.value().as_bytes().first());
+        });
+    }
+}
+
 /// One counter's period, taken by a dump.
 #[derive(Debug)]
 pub(crate) struct Taken {
@@ -443,15 +464,24 @@ impl Store {
         let mut all = TakeAll { taken: Vec::with_capacity(self.live.load(Relaxed)), ..TakeAll::default() };
         all.rejected = self.take_refused_by_retired();
         let keep_every_key = self.has_idle_counters();
-        for entry in &self.map {
-            let cell = entry.value();
-            all.rejected += cell.take_rejected();
-            all.saturated += cell.take_saturated();
-            let period = cell.take();
-            let key = (keep_every_key || cell.is_empty_period(&period)).then(|| entry.key().clone());
-            let taken = Taken { key, cell: Arc::clone(cell), period };
-            each(all.taken.len(), entry.key(), &taken);
-            all.taken.push(taken);
+        let mut entries = self.map.iter();
+        let mut ahead = Vec::with_capacity(READ_AHEAD);
+        loop {
+            ahead.extend(entries.by_ref().take(READ_AHEAD));
+            if ahead.is_empty() {
+                break;
+            }
+            read_ahead(ahead.iter().map(|entry| (entry.key(), entry.value())));
+            for entry in ahead.drain(..) {
+                let cell = entry.value();
+                all.rejected += cell.take_rejected();
+                all.saturated += cell.take_saturated();
+                let period = cell.take();
+                let key = (keep_every_key || cell.is_empty_period(&period)).then(|| entry.key().clone());
+                let taken = Taken { key, cell: Arc::clone(cell), period };
+                each(all.taken.len(), entry.key(), &taken);
+                all.taken.push(taken);
+            }
         }
         let live = all.taken.len();
         self.take_expired(&mut all.taken);

@@ -24,9 +24,15 @@ pub(crate) fn valid_text(s: &str, max: usize) -> bool {
     !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii() && !b.is_ascii_control())
 }
 
+/// [`valid_text`], and not blank. The space is the only whitespace `valid_text` lets through (the others are
+/// control characters), so this looks for a byte that is not one instead of trimming.
+pub(crate) fn valid_nonblank(s: &str, max: usize) -> bool {
+    valid_text(s, max) && s.bytes().any(|b| b != b' ')
+}
+
 /// Checks a metric name.
 pub(crate) fn check_metric_name(name: &str) -> Result<(), SkipReason> {
-    if valid_text(name, MAX_NAME_LEN) && !name.trim().is_empty() {
+    if valid_nonblank(name, MAX_NAME_LEN) {
         Ok(())
     } else {
         Err(SkipReason::MetricName)
@@ -35,10 +41,10 @@ pub(crate) fn check_metric_name(name: &str) -> Result<(), SkipReason> {
 
 /// Checks one dimension.
 pub(crate) fn check_dimension(name: &str, value: &str) -> Result<(), SkipReason> {
-    if !valid_text(name, MAX_NAME_LEN) || name.starts_with(':') || name.trim().is_empty() {
+    if !valid_nonblank(name, MAX_NAME_LEN) || name.starts_with(':') {
         return Err(SkipReason::DimensionName);
     }
-    if !valid_text(value, MAX_DIMENSION_VALUE_LEN) || value.trim().is_empty() {
+    if !valid_nonblank(value, MAX_DIMENSION_VALUE_LEN) {
         return Err(SkipReason::DimensionValue);
     }
     Ok(())
@@ -131,6 +137,22 @@ mod tests {
         assert!(check_value(MAX_VALUE).is_ok());
         assert_eq!(check_value(MAX_VALUE * 1.000_001), Err(SkipReason::Value));
         assert_eq!(check_value(-MAX_VALUE * 2.0), Err(SkipReason::Value));
+    }
+
+    #[test]
+    fn blank_names_and_values_are_refused_and_spaces_inside_are_kept() {
+        for blank in [" ", "    "] {
+            assert_eq!(check_metric_name(blank), Err(SkipReason::MetricName), "{blank:?}");
+            assert_eq!(check_dimension(blank, "v"), Err(SkipReason::DimensionName), "{blank:?}");
+            assert_eq!(check_dimension("k", blank), Err(SkipReason::DimensionValue), "{blank:?}");
+        }
+        for text in [" a", "a ", " a b ", "x"] {
+            assert_eq!(check_metric_name(text), Ok(()), "{text:?}");
+            assert_eq!(check_dimension(text, text), Ok(()), "{text:?}");
+        }
+        // Other whitespace is a control character, refused as such.
+        assert_eq!(check_metric_name("\t"), Err(SkipReason::MetricName));
+        assert_eq!(check_dimension("k", " \n "), Err(SkipReason::DimensionValue));
     }
 
     #[test]

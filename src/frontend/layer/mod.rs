@@ -390,6 +390,8 @@ where
             self.id,
             meta.callsite(),
             || self.decide_event_plan(meta),
+            // Inlined into the plan's lookup (see `with_event_plan`).
+            #[inline(always)]
             |plan, memo| {
                 if !(plan.error || plan.metric) || is_publishing() {
                     return;

@@ -52,6 +52,29 @@ fn sdk(http: SharedHttpClient) -> SdkConfig {
         .build()
 }
 
+/// Counters that publish to the fake CloudWatch `http` under `options` (in requests of `batch_size` datums, or
+/// the default), opened on a runtime of their own.
+fn open_counters(
+    http: SharedHttpClient,
+    options: CountersOptions,
+    batch_size: Option<usize>,
+) -> (CloudWatchCounters, tokio::runtime::Runtime) {
+    let mut builder = CloudWatchCounters::builder()
+        .namespace("bench")
+        .instance("bench-host")
+        .region("us-east-1")
+        .credentials("test", "test")
+        .options(options)
+        .sdk_config(sdk(http));
+    if let Some(batch_size) = batch_size {
+        builder = builder.batch_size(batch_size);
+    }
+    let counters = builder.build().expect("valid settings");
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    runtime.block_on(counters.open()).expect("open");
+    (counters, runtime)
+}
+
 /// The i-th counter's key: one of 100 names, with a `shard` label that makes it unique.
 fn key(i: usize) -> Key {
     Key::from_parts(format!("service.op{}.calls", i % 100), vec![Label::new("shard", (i / 100).to_string())])
@@ -83,18 +106,7 @@ impl Fixture {
         if n > DEFAULT_MAX_COUNTERS {
             options = options.max_counters(n);
         }
-        let counters = CloudWatchCounters::builder()
-            .namespace("bench")
-            .instance("bench-host")
-            .region("us-east-1")
-            .credentials("test", "test")
-            .batch_size(MAX_BATCH_SIZE)
-            .options(options)
-            .sdk_config(sdk(http))
-            .build()
-            .expect("valid settings");
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(counters.open()).expect("open");
+        let (counters, runtime) = open_counters(http, options, Some(MAX_BATCH_SIZE));
         let handles: Vec<_> = (0..n).map(|i| counters.handle_for_key(&key(i), CounterType::Increment)).collect();
         assert!(handles.iter().all(|h| !h.is_detached()), "all {n} counters under the cap");
         let fixture = Fixture {
@@ -227,17 +239,7 @@ fn dump_histograms(c: &mut Criterion) {
         let (http, _seen) = fake_cloudwatch();
         let options =
             CountersOptions::default().percentiles(percentiles).telemetry(false).interval(Duration::from_secs(3600));
-        let counters = CloudWatchCounters::builder()
-            .namespace("bench")
-            .instance("bench-host")
-            .region("us-east-1")
-            .credentials("test", "test")
-            .options(options)
-            .sdk_config(sdk(http))
-            .build()
-            .expect("valid settings");
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        runtime.block_on(counters.open()).expect("open");
+        let (counters, runtime) = open_counters(http, options, None);
         let handles: Vec<_> = (0..HISTOGRAMS)
             .map(|i| {
                 let key = Key::from_parts(format!("service.op{i}.latency"), Vec::<Label>::new());

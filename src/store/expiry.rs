@@ -226,6 +226,35 @@ mod tests {
     }
 
     #[test]
+    fn expired_counters_updated_again_go_back_into_the_map_whatever_shard_they_hash_to() {
+        // 64 keys: every shard of the map gets some, the last one a take iterates included. The take must let go
+        // of the map (its iterator holds a shard's read lock until it is dropped) before it puts them back, or
+        // it waits for itself.
+        let store = Arc::new(Store::default());
+        let handles: Vec<_> =
+            (0..64).map(|i| store.cell(&Key::from_name(format!("c{i}")), CounterType::Increment)).collect();
+        for handle in &handles {
+            handle.add(1);
+        }
+        dump(&store);
+        dump(&store);
+        dump(&store);
+        assert_eq!((store.len(), store.expired()), (0, 64));
+        for handle in &handles {
+            handle.add(2);
+        }
+        let (done, finished) = std::sync::mpsc::channel();
+        let taker = Arc::clone(&store);
+        std::thread::spawn(move || {
+            let published = dump(&taker).iter().filter(|(_, t)| !t.cell.is_empty_period(&t.period)).count();
+            let _ = done.send(published);
+        });
+        let published = finished.recv_timeout(Duration::from_secs(20)).expect("the take finished");
+        assert_eq!(published, 64, "every updated counter published");
+        assert_eq!(store.len(), 64, "all back in the store");
+    }
+
+    #[test]
     fn an_update_through_a_handle_dropped_before_the_next_take_is_published() {
         let store = Store::default();
         let handle = store.cell(&key("jobs"), CounterType::Increment);

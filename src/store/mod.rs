@@ -464,12 +464,27 @@ impl Store {
         let mut all = TakeAll { taken: Vec::with_capacity(self.live.load(Relaxed)), ..TakeAll::default() };
         all.rejected = self.take_refused_by_retired();
         let keep_every_key = self.has_idle_counters();
+        self.take_live(&mut all, keep_every_key, &mut each);
+        let live = all.taken.len();
+        self.take_expired(&mut all.taken);
+        for (i, taken) in all.taken.iter().enumerate().skip(live) {
+            if let Some(key) = &taken.key {
+                each(i, key, taken);
+            }
+        }
+        all
+    }
+
+    /// The live counters' part of [`Store::take_all_with`]. The map's iterator holds a shard's read lock until it
+    /// is dropped, even once it is exhausted, so it lives only in here: what comes after the take writes to the
+    /// map (expired cells that were updated go back into it).
+    fn take_live(&self, all: &mut TakeAll, keep_every_key: bool, each: &mut impl FnMut(usize, &Key, &Taken)) {
         let mut entries = self.map.iter();
         let mut ahead = Vec::with_capacity(READ_AHEAD);
         loop {
             ahead.extend(entries.by_ref().take(READ_AHEAD));
             if ahead.is_empty() {
-                break;
+                return;
             }
             read_ahead(ahead.iter().map(|entry| (entry.key(), entry.value())));
             for entry in ahead.drain(..) {
@@ -483,14 +498,6 @@ impl Store {
                 all.taken.push(taken);
             }
         }
-        let live = all.taken.len();
-        self.take_expired(&mut all.taken);
-        for (i, taken) in all.taken.iter().enumerate().skip(live) {
-            if let Some(key) = &taken.key {
-                each(i, key, taken);
-            }
-        }
-        all
     }
 
     /// Settles a dump's periods in one pass: the `i`th was saved (committed) unless `failed(i)` (put back, to go

@@ -246,7 +246,7 @@ fn metric<'a>(
     dimensions: &mut Pairs<'a>,
 ) -> Result<Metric<'a>, SkipReason> {
     let name = counter.name.as_str();
-    if !valid(name, MAX_NAME_LEN) || name == "_aws" {
+    if !limits::valid_nonblank(name, MAX_NAME_LEN) || name == "_aws" {
         return Err(SkipReason::MetricName);
     }
     dimensions.clear();
@@ -261,10 +261,14 @@ fn metric<'a>(
         return Err(SkipReason::TooManyDimensions);
     }
     for (key, value) in dimensions.iter() {
-        if !valid(key, MAX_DIMENSION_NAME_LEN) || key.starts_with(':') || *key == "_aws" || *key == name {
+        if !limits::valid_nonblank(key, MAX_DIMENSION_NAME_LEN)
+            || key.starts_with(':')
+            || *key == "_aws"
+            || *key == name
+        {
             return Err(SkipReason::DimensionName);
         }
-        if !valid(value, MAX_DIMENSION_VALUE_LEN) {
+        if !limits::valid_nonblank(value, MAX_DIMENSION_VALUE_LEN) {
             return Err(SkipReason::DimensionValue);
         }
     }
@@ -326,11 +330,6 @@ fn push_number(out: &mut String, value: f64) {
     } else {
         let _ = write!(out, "{value:?}");
     }
-}
-
-/// Non-empty, at most `max` characters, ASCII, no control characters, not blank.
-fn valid(s: &str, max: usize) -> bool {
-    limits::valid_nonblank(s, max)
 }
 
 /// `s` as a JSON string.

@@ -399,7 +399,9 @@ impl CounterCell {
     }
 
     /// Interval/Statistics: records one sample; a non-finite or out-of-range one is refused and counted.
-    #[inline]
+    /// Inlined into its callers: as a call, its prologue and epilogue were a tenth of a span's added cost.
+    #[allow(clippy::inline_always, reason = "measured with perf/examples/span_cost.rs (see above)")]
+    #[inline(always)]
     pub(crate) fn sample(&self, value: f64) {
         let Body::Sampled(s) = &self.body else { return self.reject() };
         let flags = self.flags.load(Relaxed);

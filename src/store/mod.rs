@@ -9,7 +9,7 @@
 //! cell, whose updates are never published, and the refusal is counted and warned about (once a minute).
 
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use dashmap::mapref::entry::Entry;
@@ -131,6 +131,9 @@ pub(crate) struct Store {
     /// Cells removed from the map that handles may still update: their refused updates are counted at each take,
     /// and a cell is forgotten once nothing else holds it.
     retired: Mutex<Vec<Arc<CounterCell>>>,
+    /// Cells retired so far: a front-end that caches cells (the layer's span callsites) looks them up again when
+    /// this changed.
+    retirements: AtomicU64,
     /// Refusals counted by retired cells that were forgotten before a take collected them.
     refused_by_forgotten: AtomicU64,
     /// Counters expired for idleness, and those still held elsewhere.
@@ -168,6 +171,7 @@ impl Store {
             warn_names: WarnEvery::default(),
             take_lock: Mutex::new(()),
             retired: Mutex::new(Vec::new()),
+            retirements: AtomicU64::new(0),
             refused_by_forgotten: AtomicU64::new(0),
             expiry: expiry::Expiry::default(),
             properties: DashMap::new(),
@@ -330,6 +334,7 @@ impl Store {
     /// Takes `cell` out of service: updates through handles still pointing at it are refused and counted.
     fn retire(&self, cell: Arc<CounterCell>) {
         cell.retire();
+        self.retirements.fetch_add(1, Release);
         let mut retired = self.retired.lock().unwrap_or_else(PoisonError::into_inner);
         retired.push(cell);
         // Counters that are never dumped (never opened) and cleared again and again: forget, from time to time,
@@ -408,6 +413,13 @@ impl Store {
             self.live.fetch_sub(1, Relaxed);
             false
         });
+    }
+
+    /// How many cells were retired so far (cleared, removed, replaced by another type, expired and retired):
+    /// while it stays the same, cells a front-end found are still in service.
+    #[inline]
+    pub(crate) fn retirements(&self) -> u64 {
+        self.retirements.load(Acquire)
     }
 
     /// The number of live counters.

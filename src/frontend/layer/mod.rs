@@ -108,6 +108,9 @@ pub struct CountersLayer {
     /// The time stamp counter where it is reliable (a read costs about 11 ns on the benches' VM, against about
     /// 30 for `Instant::now` through its vDSO clock), else the OS's monotonic clock.
     clock: quanta::Clock,
+    /// The clock's scale as one factor: elapsed ticks times this is milliseconds (one multiplication where
+    /// `Clock::delta_as_nanos` does a 128-bit one and a shift).
+    ms_per_tick: f64,
 }
 
 impl CountersLayer {
@@ -190,20 +193,38 @@ impl CountersLayer {
         }
     }
 
-    /// What to do with a new span of `meta`'s callsite, cached; re-resolved when its counters were cleared or
-    /// replaced.
+    /// What to do with a new span of `meta`'s callsite: from this thread's recent callsites, its cache of
+    /// callsites, or the map all threads share; looked up again once the store has retired any cell since (its
+    /// counters may have been cleared or replaced).
     fn callsite_plan(&self, meta: &'static Metadata<'static>) -> Plan {
         let id = meta.callsite();
+        // Read before the lookups below: a retirement during them makes the next span look the callsite up again.
+        let retirements = self.store.retirements();
+        match span_cache::recent(self.id, &id, retirements) {
+            Some(span_cache::IGNORED) => return Plan::Ignore,
+            Some(index) => return Plan::Table(index),
+            None => {}
+        }
         let plan = |cells: Option<&Arc<SpanCells>>| match cells {
             None => Plan::Ignore,
             Some(cells) => cells.plain().map_or_else(|| Plan::Extensions(Arc::clone(cells)), Plan::Table),
         };
-        if let Some(known) = span_cache::get(self.id, &id, plan) {
-            return known;
+        let known = if let Some(known) = span_cache::get(self.id, &id, retirements, plan) {
+            known
+        } else {
+            let cells = self.shared_callsite_cells(meta);
+            let known = plan(cells.as_ref());
+            span_cache::put(self.id, id.clone(), retirements, cells);
+            known
+        };
+        // Kept among the thread's recent callsites when a span of it needs nothing but numbers.
+        match known {
+            Plan::Ignore => span_cache::remember(self.id, &id, retirements, span_cache::IGNORED),
+            Plan::Table(index) if index != span_cache::IGNORED => {
+                span_cache::remember(self.id, &id, retirements, index);
+            }
+            Plan::Table(_) | Plan::Extensions(_) => {}
         }
-        let cells = self.shared_callsite_cells(meta);
-        let known = plan(cells.as_ref());
-        span_cache::put(self.id, id, cells);
         known
     }
 
@@ -242,6 +263,7 @@ impl CountersLayer {
 impl CountersLayerBuilder {
     /// The layer, ready for `registry().with(...)`.
     pub fn build(self) -> CountersLayer {
+        let clock = quanta::Clock::new();
         CountersLayer {
             store: self.store,
             _owner: self.owner,
@@ -258,9 +280,16 @@ impl CountersLayerBuilder {
             in_extensions: AtomicUsize::new(0),
             id: crate::store::thread_cache::next_owner(),
             // Calibrated here, once, so that no span pays for it.
-            clock: quanta::Clock::new(),
+            ms_per_tick: ms_per_tick(&clock),
+            clock,
         }
     }
+}
+
+/// Milliseconds per tick of `clock`: its scale, read from one long delta (exact to about 1e-12).
+fn ms_per_tick(clock: &quanta::Clock) -> f64 {
+    let ticks = 1u64 << 40;
+    clock.delta_as_nanos(0, ticks) as f64 / ticks as f64 * 1e-6
 }
 
 impl CountersLayer {
@@ -332,10 +361,18 @@ impl CountersLayer {
         }
     }
 
+    /// Milliseconds since the clock read `start` (0 if the clock reads earlier now, as `delta_as_nanos` gives).
+    #[inline]
+    fn elapsed_ms(&self, start: u64) -> f64 {
+        // As an i64: one conversion instruction where a u64 takes several (ticks never reach 2^63).
+        let ticks = i64::try_from(self.clock.raw().saturating_sub(start)).unwrap_or(i64::MAX);
+        ticks as f64 * self.ms_per_tick
+    }
+
     /// Records a span closed out of the open-spans table.
     fn close_from_table(&self, open: open_spans::OpenSpan) {
         let Some(cells) = self.callsite_cells.get(open.cells) else { return };
-        let elapsed_ms = self.clock.delta_as_nanos(open.start, self.clock.raw()) as f64 * 1e-6;
+        let elapsed_ms = self.elapsed_ms(open.start);
         if cells.exec_time.is_retired() {
             self.record_after_clear(cells, elapsed_ms);
         } else {
@@ -436,7 +473,7 @@ where
         let Some(span) = ctx.span(&id) else { return };
         let Some(timing) = self.take_timing(&mut span.extensions_mut()) else { return };
         self.in_extensions.fetch_sub(1, Relaxed);
-        let elapsed_ms = self.clock.delta_as_nanos(timing.start, self.clock.raw()) as f64 / 1e6;
+        let elapsed_ms = self.elapsed_ms(timing.start);
         if let Some(labels) = timing.labels.as_deref().filter(|l| !l.is_empty()) {
             self.record_labelled(&timing, labels, elapsed_ms);
             return;

@@ -1,0 +1,65 @@
+//! The layer's added cost per span, measured the way noise on a shared VM moves least: batches of spans (new,
+//! enter, exit, close) under Registry + a no-op layer and under Registry + `counters.layer()`, alternating, and
+//! the fastest batches of each compared (noise only ever adds time, so the low end of many batches is the
+//! cost without it).
+//!
+//! ```text
+//! cargo run --release -p cloudwatch-counters-perf --example span_cost [BATCHES]
+//! ```
+//!
+//! Prints, per span, the minimum and the 10th percentile of each configuration's batches and their
+//! differences. It checks that the layer timed every span.
+
+use std::time::{Duration, Instant};
+
+use cloudwatch_counters::{CachedCounters, CountersOptions, LogSink};
+use tracing::{Dispatch, Subscriber};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::{Layer, Registry};
+
+/// A layer that does nothing (every method the default).
+struct NoopLayer;
+
+impl<S: Subscriber> Layer<S> for NoopLayer {}
+
+/// Spans per batch.
+const SPANS: u32 = 2_000;
+
+/// One batch under `dispatch`: nanoseconds per span.
+fn batch(dispatch: &Dispatch) -> f64 {
+    tracing::dispatcher::with_default(dispatch, || {
+        let start = Instant::now();
+        for _ in 0..SPANS {
+            let span = tracing::info_span!("request");
+            drop(span.enter());
+            drop(span);
+        }
+        start.elapsed().as_nanos() as f64 / f64::from(SPANS)
+    })
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * q) as usize]
+}
+
+fn main() {
+    let batches: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(20_000);
+    let options = CountersOptions::default().telemetry(false).interval(Duration::from_secs(3600));
+    let counters = CachedCounters::new(LogSink::to_writer(std::io::sink()), options);
+    let noop = Dispatch::new(Registry::default().with(NoopLayer));
+    let layer = Dispatch::new(Registry::default().with(counters.layer()));
+    let (mut without, mut with) = (Vec::with_capacity(batches), Vec::with_capacity(batches));
+    for _ in 0..batches {
+        without.push(batch(&noop));
+        with.push(batch(&layer));
+    }
+    let timed: i64 =
+        counters.get_all().iter().filter(|c| c.name.ends_with(".request.exec_time")).filter_map(|c| c.count).sum();
+    assert_eq!(timed, batches as i64 * i64::from(SPANS), "every span timed");
+    without.sort_by(f64::total_cmp);
+    with.sort_by(f64::total_cmp);
+    for (what, q) in [("minimum", 0.0), ("10th percentile", 0.1), ("median", 0.5)] {
+        let (a, b) = (quantile(&without, q), quantile(&with, q));
+        println!("{what:>15}: no-op layer {a:6.1} ns, ours {b:6.1} ns, added {:5.1} ns per span", b - a);
+    }
+}

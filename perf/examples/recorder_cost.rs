@@ -1,0 +1,78 @@
+//! Ours against metrics-exporter-prometheus on each single-thread workload of the recorder benches, measured the
+//! way noise on a shared VM moves least: batches of calls through each recorder (`with_local_recorder`),
+//! alternating, and the fastest batches of each compared (noise only ever adds time, so the low end of many
+//! batches is the cost without it). BENCHMARKS.md gives these beside criterion's paired medians.
+//!
+//! ```text
+//! cargo run --release -p cloudwatch-counters-perf --example recorder_cost [BATCHES [WORKLOAD]]
+//! ```
+//!
+//! WORKLOAD keeps the workloads whose name contains it. Prints, per workload, each recorder's minimum and 10th percentile per call and ours as a fraction of
+//! prometheus'. It checks that ours recorded every call and that prometheus rendered the workload's metric.
+
+use std::cell::Cell;
+use std::time::Instant;
+
+use cloudwatch_counters::{CachedCounters, CountersOptions, LogSink};
+use metrics_exporter_prometheus::PrometheusBuilder;
+
+#[allow(dead_code, reason = "the benches' shared module; this uses its workloads and checks")]
+#[path = "../benches/common/mod.rs"]
+mod common;
+
+/// Calls per batch.
+const CALLS: u64 = 2_000;
+
+/// One batch of `op` under `recorder`: nanoseconds per call.
+fn batch(recorder: &dyn metrics::Recorder, op: &dyn Fn()) -> f64 {
+    metrics::with_local_recorder(recorder, || {
+        let start = Instant::now();
+        for _ in 0..CALLS {
+            op();
+        }
+        start.elapsed().as_nanos() as f64 / CALLS as f64
+    })
+}
+
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    sorted[((sorted.len() - 1) as f64 * q) as usize]
+}
+
+fn main() {
+    let batches: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(5_000);
+    let only = std::env::args().nth(2).unwrap_or_default();
+    let counters = CachedCounters::new(LogSink::to_writer(std::io::sink()), CountersOptions::default());
+    let ours = counters.recorder();
+    let prometheus = PrometheusBuilder::new().build_recorder();
+    let handle = prometheus.handle();
+    println!("{:<26} {:>20} {:>20} {:>17}", "workload", "ours min / p10", "prometheus min / p10", "ratio min / p10");
+    for workload in common::workloads().into_iter().filter(|w| w.group.contains(only.as_str())) {
+        let before = workload.ours_total(&counters);
+        let (mut theirs, mut mine) = (Vec::with_capacity(batches), Vec::with_capacity(batches));
+        let calls = Cell::new(0);
+        for _ in 0..batches {
+            theirs.push(batch(&prometheus, &*workload.op));
+            mine.push(batch(&ours, &*workload.op));
+            calls.set(calls.get() + CALLS);
+            if calls.get() % common::UPKEEP_EVERY < CALLS {
+                handle.run_upkeep(); // prometheus keeps histogram samples until then (untimed)
+            }
+        }
+        workload.check_ours(&counters, before, calls.get(), "ours");
+        workload.check_prometheus(calls.get(), &handle.render());
+        theirs.sort_by(f64::total_cmp);
+        mine.sort_by(f64::total_cmp);
+        let (ours_min, ours_p10) = (quantile(&mine, 0.0), quantile(&mine, 0.1));
+        let (their_min, their_p10) = (quantile(&theirs, 0.0), quantile(&theirs, 0.1));
+        println!(
+            "{:<26} {:>8.1} / {:>6.1} ns {:>8.1} / {:>6.1} ns {:>7.3} / {:.3}",
+            workload.group,
+            ours_min,
+            ours_p10,
+            their_min,
+            their_p10,
+            ours_min / their_min,
+            ours_p10 / their_p10
+        );
+    }
+}

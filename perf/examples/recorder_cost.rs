@@ -43,22 +43,34 @@ fn main() {
     let only = std::env::args().nth(2).unwrap_or_default();
     let counters = CachedCounters::new(LogSink::to_writer(std::io::sink()), CountersOptions::default());
     let ours = counters.recorder();
+    // Never opened: nothing is sent; its recorder keeps percentiles (CloudWatch publishes them).
+    let cloudwatch = cloudwatch_counters::CloudWatchCounters::builder()
+        .namespace("bench")
+        .region("us-east-1")
+        .credentials("bench", "bench")
+        .build()
+        .expect("valid settings");
+    let ours_percentiles = cloudwatch.recorder();
     let prometheus = PrometheusBuilder::new().build_recorder();
     let handle = prometheus.handle();
     println!("{:<26} {:>20} {:>20} {:>17}", "workload", "ours min / p10", "prometheus min / p10", "ratio min / p10");
     for workload in common::workloads().into_iter().filter(|w| w.group.contains(only.as_str())) {
-        let before = workload.ours_total(&counters);
+        let (counters, ours) = match workload.kind {
+            common::Kind::Histogram => (cloudwatch.counters(), &ours_percentiles),
+            _ => (&counters, &ours),
+        };
+        let before = workload.ours_total(counters);
         let (mut theirs, mut mine) = (Vec::with_capacity(batches), Vec::with_capacity(batches));
         let calls = Cell::new(0);
         for _ in 0..batches {
             theirs.push(batch(&prometheus, &*workload.op));
-            mine.push(batch(&ours, &*workload.op));
+            mine.push(batch(ours, &*workload.op));
             calls.set(calls.get() + CALLS);
             if calls.get() % common::UPKEEP_EVERY < CALLS {
                 handle.run_upkeep(); // prometheus keeps histogram samples until then (untimed)
             }
         }
-        workload.check_ours(&counters, before, calls.get(), "ours");
+        workload.check_ours(counters, before, calls.get(), "ours");
         workload.check_prometheus(calls.get(), &handle.render());
         theirs.sort_by(f64::total_cmp);
         mine.sort_by(f64::total_cmp);

@@ -195,16 +195,22 @@ impl CountersLayer {
 
     /// What to do with a new span of `meta`'s callsite: from this thread's recent callsites, its cache of
     /// callsites, or the map all threads share; looked up again once the store has retired any cell since (its
-    /// counters may have been cleared or replaced).
+    /// counters may have been cleared or replaced). The recent callsites are read inline, the rest in a call.
+    #[inline]
     fn callsite_plan(&self, meta: &'static Metadata<'static>) -> Plan {
-        let id = meta.callsite();
-        // Read before the lookups below: a retirement during them makes the next span look the callsite up again.
+        // Read before the lookups: a retirement during them makes the next span look the callsite up again.
         let retirements = self.store.retirements();
-        match span_cache::recent(self.id, &id, retirements) {
-            Some(span_cache::IGNORED) => return Plan::Ignore,
-            Some(index) => return Plan::Table(index),
-            None => {}
+        match span_cache::recent(self.id, &meta.callsite(), retirements) {
+            Some(span_cache::IGNORED) => Plan::Ignore,
+            Some(index) => Plan::Table(index),
+            None => self.cached_callsite_plan(meta, retirements),
         }
+    }
+
+    /// [`CountersLayer::callsite_plan`] past the thread's recent callsites.
+    #[inline(never)]
+    fn cached_callsite_plan(&self, meta: &'static Metadata<'static>, retirements: u64) -> Plan {
+        let id = meta.callsite();
         let plan = |cells: Option<&Arc<SpanCells>>| match cells {
             None => Plan::Ignore,
             Some(cells) => cells.plain().map_or_else(|| Plan::Extensions(Arc::clone(cells)), Plan::Table),
@@ -373,10 +379,8 @@ impl CountersLayer {
     fn close_from_table(&self, open: open_spans::OpenSpan) {
         let Some(cells) = self.callsite_cells.get(open.cells) else { return };
         let elapsed_ms = self.elapsed_ms(open.start);
-        if cells.exec_time.is_retired() {
+        if !cells.exec_time.sample_unless_retired(elapsed_ms) {
             self.record_after_clear(cells, elapsed_ms);
-        } else {
-            cells.exec_time.sample(elapsed_ms);
         }
         if open.error {
             self.count_error(cells);
@@ -481,12 +485,10 @@ where
         if timing.properties.is_some() {
             self.record_properties(&timing, &Key::from_name(format!("{}.exec_time", timing.cells.base)));
         }
-        if timing.cells.exec_time.is_retired() {
+        if !timing.cells.exec_time.sample_unless_retired(elapsed_ms) {
             // The counters were cleared (or the name taken by another type) while the span was open: record
             // into the counter that has the name now.
             self.record_after_clear(&timing.cells, elapsed_ms);
-        } else {
-            timing.cells.exec_time.sample(elapsed_ms);
         }
         if timing.error {
             self.count_error(&timing.cells);

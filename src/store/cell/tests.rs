@@ -356,3 +356,17 @@ fn a_period_with_percentiles_on_for_only_part_of_it_goes_out_without_buckets() {
     plain.set_percentiles(true);
     assert_eq!(plain.flags.load(Relaxed) & PERCENTILES, 0, "only sampled counters count buckets");
 }
+
+#[test]
+fn a_retired_cell_hands_a_sample_back_uncounted_and_refuses_and_counts_it_otherwise() {
+    let cell = CounterCell::new(CounterType::Interval);
+    assert!(cell.sample_unless_retired(2.0));
+    assert!(cell.sample_unless_retired(f64::NAN), "refused and counted, not handed back");
+    assert_eq!(cell.take_rejected(), 1);
+    cell.retire();
+    assert!(!cell.sample_unless_retired(3.0), "handed back, for the counter that has the name now");
+    assert_eq!(cell.take_rejected(), 0);
+    cell.sample(3.0);
+    assert_eq!(cell.take_rejected(), 1, "sample() refuses and counts it");
+    assert_eq!(period_counter(&cell, &cell.take()).count, Some(1), "only the sample before the retirement");
+}

@@ -46,7 +46,7 @@ struct Mark;
 
 impl Mark {
     fn raise() -> Mark {
-        let _ = DEPTH.try_with(|depth| depth.set(depth.get() + 1));
+        let _ = DEPTH.try_with(|depth| depth.set(depth.get().saturating_add(1)));
         Mark
     }
 }

@@ -10,7 +10,8 @@
 //!   them all), which one slow batch does not move.
 //! - `span_layer_added_cost`: the same span, timed in pairs of batches (Registry + `NoopLayer`, then Registry +
 //!   `counters.layer()`, back to back), each sample the difference: the layer's added cost per span, directly.
-//!   Its median is the figure BENCHMARKS.md gives.
+//!   Its median is criterion's figure; `perf/examples/span_cost.rs` measures the same cost as the fastest of many
+//!   alternating batches, which the VM's noise moves far less (BENCHMARKS.md gives both).
 //! - `clock/quanta_raw`: one read of the clock the layer times spans with; a span reads it twice.
 //! - `event_in_span`, `error_event_in_span`: an INFO and an ERROR event inside an entered span, bare Registry
 //!   against Registry + `counters.layer()`.

@@ -7,7 +7,7 @@
 //! cargo run --release -p cloudwatch-counters-perf --example span_cost [BATCHES]
 //! ```
 //!
-//! Prints, per span, the minimum and the 10th percentile of each configuration's batches and their
+//! Prints, per span, the minimum, the 10th percentile and the median of each configuration's batches and their
 //! differences. It checks that the layer timed every span.
 
 use std::time::{Duration, Instant};

@@ -10,7 +10,6 @@
 //! WORKLOAD keeps the workloads whose name contains it. Prints, per workload, each recorder's minimum and 10th percentile per call and ours as a fraction of
 //! prometheus'. It checks that ours recorded every call and that prometheus rendered the workload's metric.
 
-use std::cell::Cell;
 use std::time::Instant;
 
 use cloudwatch_counters::{CachedCounters, CountersOptions, LogSink};
@@ -61,17 +60,17 @@ fn main() {
         };
         let before = workload.ours_total(counters);
         let (mut theirs, mut mine) = (Vec::with_capacity(batches), Vec::with_capacity(batches));
-        let calls = Cell::new(0);
+        let mut calls = 0;
         for _ in 0..batches {
             theirs.push(batch(&prometheus, &*workload.op));
             mine.push(batch(ours, &*workload.op));
-            calls.set(calls.get() + CALLS);
-            if calls.get() % common::UPKEEP_EVERY < CALLS {
+            calls += CALLS;
+            if calls % common::UPKEEP_EVERY < CALLS {
                 handle.run_upkeep(); // prometheus keeps histogram samples until then (untimed)
             }
         }
-        workload.check_ours(counters, before, calls.get(), "ours");
-        workload.check_prometheus(calls.get(), &handle.render());
+        workload.check_ours(counters, before, calls, "ours");
+        workload.check_prometheus(calls, &handle.render());
         theirs.sort_by(f64::total_cmp);
         mine.sort_by(f64::total_cmp);
         let (ours_min, ours_p10) = (quantile(&mine, 0.0), quantile(&mine, 0.1));

@@ -84,7 +84,7 @@ fn main() {
         }
         workload.check_prometheus(calls, &handle.render());
         // Each pair's ratio (the two batches ran back to back): its median, which the machine's slow phases
-        // move little, since they slow both batches of a pair.
+        // move far less than the plain medians, since they slow both batches of a pair.
         let mut ratios: Vec<f64> = mine.iter().zip(&theirs).map(|(ours, theirs)| ours / theirs).collect();
         ratios.sort_by(f64::total_cmp);
         theirs.sort_by(f64::total_cmp);

@@ -9,7 +9,8 @@
 //!
 //! Prints, per span, the minimum, the 10th percentile and the median of each configuration's batches and their
 //! differences; then the median of the pairs' ratios (ours' batch over the no-op layer's batch next to it) and
-//! the added cost it gives at the no-op layer's fastest speed, a median that the VM's slow phases move little.
+//! the added cost it gives at the no-op layer's fastest speed, a median that the VM's slow phases move far less
+//! than the plain medians (BENCHMARKS.md).
 //! It checks that the layer timed every span.
 
 use std::time::{Duration, Instant};
@@ -59,7 +60,7 @@ fn main() {
         counters.get_all().iter().filter(|c| c.name.ends_with(".request.exec_time")).filter_map(|c| c.count).sum();
     assert_eq!(timed, batches as i64 * i64::from(SPANS), "every span timed");
     // Each pair's ratio: the machine's slow phases (a second or so, in which everything runs about 1.5 times
-    // slower) move both batches of a pair, so the ratio holds where a difference of times would grow.
+    // slower) move both batches of a pair, so the ratio moves far less than a difference of times.
     let mut ratios: Vec<f64> = with.iter().zip(&without).map(|(ours, noop)| ours / noop).collect();
     ratios.sort_by(f64::total_cmp);
     without.sort_by(f64::total_cmp);

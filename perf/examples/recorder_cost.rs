@@ -22,6 +22,10 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 #[path = "../benches/common/mod.rs"]
 mod common;
 
+mod batches;
+
+use batches::quantile;
+
 /// Calls per batch.
 const CALLS: u64 = 2_000;
 
@@ -34,10 +38,6 @@ fn batch(recorder: &dyn metrics::Recorder, op: &dyn Fn()) -> f64 {
         }
         start.elapsed().as_nanos() as f64 / CALLS as f64
     })
-}
-
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * q) as usize]
 }
 
 fn main() {
@@ -83,10 +83,7 @@ fn main() {
             noop.push(batch(&metrics::NoopRecorder, &*workload.op));
         }
         workload.check_prometheus(calls, &handle.render());
-        // Each pair's ratio (the two batches ran back to back): its median, which the machine's slow phases
-        // move far less than the plain medians, since they slow both batches of a pair.
-        let mut ratios: Vec<f64> = mine.iter().zip(&theirs).map(|(ours, theirs)| ours / theirs).collect();
-        ratios.sort_by(f64::total_cmp);
+        let median_pair = batches::median_pair_ratio(&mine, &theirs);
         theirs.sort_by(f64::total_cmp);
         mine.sort_by(f64::total_cmp);
         noop.sort_by(f64::total_cmp);
@@ -101,7 +98,7 @@ fn main() {
             their_p10,
             ours_min / their_min,
             ours_p10 / their_p10,
-            quantile(&ratios, 0.5),
+            median_pair,
             quantile(&noop, 0.0)
         );
     }

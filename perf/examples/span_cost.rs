@@ -20,6 +20,10 @@ use tracing::{Dispatch, Subscriber};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{Layer, Registry};
 
+mod batches;
+
+use batches::quantile;
+
 /// A layer that does nothing (every method the default).
 struct NoopLayer;
 
@@ -41,10 +45,6 @@ fn batch(dispatch: &Dispatch) -> f64 {
     })
 }
 
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * q) as usize]
-}
-
 fn main() {
     let batches: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(20_000);
     let options = CountersOptions::default().telemetry(false).interval(Duration::from_secs(3600));
@@ -59,17 +59,16 @@ fn main() {
     let timed: i64 =
         counters.get_all().iter().filter(|c| c.name.ends_with(".request.exec_time")).filter_map(|c| c.count).sum();
     assert_eq!(timed, batches as i64 * i64::from(SPANS), "every span timed");
-    // Each pair's ratio: the machine's slow phases (a second or so, in which everything runs about 1.5 times
-    // slower) move both batches of a pair, so the ratio moves far less than a difference of times.
-    let mut ratios: Vec<f64> = with.iter().zip(&without).map(|(ours, noop)| ours / noop).collect();
-    ratios.sort_by(f64::total_cmp);
+    // The machine's slow phases (a second or so, in which everything runs about 1.5 times slower) move both
+    // batches of a pair: their ratio moves far less than a difference of times.
+    let ratio = batches::median_pair_ratio(&with, &without);
     without.sort_by(f64::total_cmp);
     with.sort_by(f64::total_cmp);
     for (what, q) in [("minimum", 0.0), ("10th percentile", 0.1), ("median", 0.5)] {
         let (a, b) = (quantile(&without, q), quantile(&with, q));
         println!("{what:>15}: no-op layer {a:6.1} ns, ours {b:6.1} ns, added {:5.1} ns per span", b - a);
     }
-    let (ratio, fastest) = (quantile(&ratios, 0.5), quantile(&without, 0.0));
+    let fastest = quantile(&without, 0.0);
     println!(
         "{:>15}: ours / no-op layer {ratio:.3}, added {:5.1} ns per span at the no-op layer's fastest",
         "median pair",

@@ -62,3 +62,28 @@ fn a_unit_described_after_the_first_sample_applies_from_the_next_dump_and_values
     assert_eq!((query.counter_type, query.unit, query.sum), (CounterType::Statistics, Some(Unit::Seconds), Some(0.5)));
     assert_eq!(query.distribution.as_ref().map(cloudwatch_counters::Distribution::count), Some(1));
 }
+
+#[test]
+fn a_late_description_does_not_replace_a_histogram_that_another_thread_registers_after_it() {
+    let sink = common::RecordingSink::with_percentiles();
+    let c = cloudwatch_counters::CachedCounters::new(sink.clone(), cloudwatch_counters::CountersOptions::default());
+    let recorder = c.recorder();
+    // A handle kept from before the description, as a service keeps one in a struct.
+    let held = metrics::with_local_recorder(&recorder, || metrics::histogram!("db.query"));
+    held.record(0.25);
+    metrics::with_local_recorder(&recorder, || metrics::describe_histogram!("db.query", Unit::Seconds, "late"));
+    // Another thread's first registration misses its own cache and asks the store, now for an Interval.
+    let other = recorder.clone();
+    std::thread::spawn(move || metrics::with_local_recorder(&other, || metrics::histogram!("db.query").record(0.5)))
+        .join()
+        .expect("the other thread");
+    held.record(0.75);
+    c.dump_blocking().expect("dump");
+    let query = common::find(&sink.last_save(), "db.query").clone();
+    assert_eq!(
+        (query.counter_type, query.count, query.sum, query.unit),
+        (CounterType::Statistics, Some(3), Some(1.5), Some(Unit::Seconds)),
+        "one counter keeps every sample, as recorded"
+    );
+    assert_eq!(c.telemetry().values_rejected, 0, "the held handle still records");
+}

@@ -20,7 +20,7 @@ use dashmap::mapref::entry::Entry;
 use metrics::Key;
 
 use super::cell::CounterCell;
-use super::{Store, Taken};
+use super::{Fit, Store, Taken};
 use crate::model::CounterType;
 
 /// The expiry state of a store.
@@ -103,15 +103,15 @@ impl Store {
         }
     }
 
-    /// For a new registration of `key`: its expired cell, put back into the store, if it has one of `kind`
+    /// For a new registration of `key`: its expired cell, put back into the store, if `fit` lets it serve `kind`
     /// (one of another type is retired: the name changes type, as pip's rule says).
-    pub(super) fn revive(&self, key: &Key, kind: CounterType) -> Option<Arc<CounterCell>> {
+    pub(super) fn revive(&self, key: &Key, kind: CounterType, fit: Fit) -> Option<Arc<CounterCell>> {
         if self.expiry.expired_len.load(Relaxed) == 0 {
             return None;
         }
         let mut expired = lock(&self.expiry.expired);
         let cell = expired.remove(key)?;
-        if cell.kind() != kind {
+        if !fit.serves(cell.kind(), kind) {
             self.expiry.expired_len.store(expired.len(), Relaxed);
             drop(expired);
             self.retire(cell);
@@ -281,7 +281,10 @@ mod tests {
         // Another registration got in first, without reviving (as if it saw no expired cell).
         let newer = Arc::new(CounterCell::new(CounterType::Increment));
         store.map.insert(key("route"), Arc::clone(&newer));
-        assert!(Arc::ptr_eq(&store.revive(&key("route"), CounterType::Increment).expect("the key's cell"), &newer));
+        assert!(Arc::ptr_eq(
+            &store.revive(&key("route"), CounterType::Increment, Fit::Exact).expect("the key's cell"),
+            &newer
+        ));
         old.add(2);
         newer.add(3);
         let taken = dump(&store);

@@ -78,6 +78,23 @@ fn read_ahead<'a>(entries: impl Iterator<Item = (&'a Key, &'a Arc<CounterCell>)>
     }
 }
 
+/// Which existing cell serves a registration: one of its type, or (the recorder's) one of either sampled type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fit {
+    /// Only a cell of the type asked for; one of another type is replaced (pip's `get` of a name with a new
+    /// type).
+    Exact,
+    /// For a sampled type, a cell of either sampled type (Interval or Statistics); otherwise as `Exact`.
+    EitherSampled,
+}
+
+impl Fit {
+    /// Whether a cell of type `has` serves a registration of type `wants`.
+    pub(crate) fn serves(self, has: CounterType, wants: CounterType) -> bool {
+        has == wants || (self == Fit::EitherSampled && has.is_sampled() && wants.is_sampled())
+    }
+}
+
 /// One counter's period, taken by a dump.
 #[derive(Debug)]
 pub(crate) struct Taken {
@@ -228,13 +245,18 @@ impl Store {
     /// The cell for `key`, created if missing and replaced if it has another type.
     #[inline]
     pub(crate) fn cell(&self, key: &Key, kind: CounterType) -> Arc<CounterCell> {
-        self.scaled_cell(key, kind, 1.0)
+        self.existing(key, kind, Fit::Exact).unwrap_or_else(|| self.insert(key, kind))
     }
 
-    /// [`Store::cell`], creating a missing cell with a histogram `scale` (see [`CounterCell::with_scale`]).
+    /// The recorder's cell for `key`: as [`Store::cell`], except that an existing cell of either sampled type
+    /// serves a sampled `kind` (a `metrics` histogram is Statistics or Interval by whether a time unit was
+    /// described, and a description may come after its first samples: the counter keeps its type, its samples
+    /// and its holders' handles); a missing cell is created with a histogram `scale` (see
+    /// [`CounterCell::with_scale`]).
     #[inline]
     pub(crate) fn scaled_cell(&self, key: &Key, kind: CounterType, scale: f64) -> Arc<CounterCell> {
-        self.existing(key, kind).unwrap_or_else(|| self.insert(key, kind, scale))
+        self.existing(key, kind, Fit::EitherSampled)
+            .unwrap_or_else(|| self.insert_within(key, kind, scale, self.max.load(Relaxed), Fit::EitherSampled))
     }
 
     /// The cell for `key` of type `kind`, created if missing; `None` when a counter of another type has the name.
@@ -249,8 +271,8 @@ impl Store {
     /// The cell for one of this crate's own counters (self-telemetry): not subject to the cap, and never
     /// making a dump send on its own.
     pub(crate) fn reserved_cell(&self, key: &Key, kind: CounterType) -> Arc<CounterCell> {
-        self.existing(key, kind).unwrap_or_else(|| {
-            let cell = self.insert_within(key, kind, 1.0, usize::MAX);
+        self.existing(key, kind, Fit::Exact).unwrap_or_else(|| {
+            let cell = self.insert_within(key, kind, 1.0, usize::MAX, Fit::Exact);
             cell.reserve();
             cell
         })
@@ -261,29 +283,29 @@ impl Store {
         self.names_empty.load(Relaxed)
     }
 
-    /// The cell for `key` if it exists with type `kind`.
+    /// The cell for `key` if it exists with a type that `fit` lets serve `kind`.
     #[inline]
-    fn existing(&self, key: &Key, kind: CounterType) -> Option<Arc<CounterCell>> {
-        self.map.get(key).filter(|cell| cell.kind() == kind).map(|cell| Arc::clone(&cell))
+    fn existing(&self, key: &Key, kind: CounterType, fit: Fit) -> Option<Arc<CounterCell>> {
+        self.map.get(key).filter(|cell| fit.serves(cell.kind(), kind)).map(|cell| Arc::clone(&cell))
     }
 
     #[cold]
-    fn insert(&self, key: &Key, kind: CounterType, scale: f64) -> Arc<CounterCell> {
-        self.insert_within(key, kind, scale, self.max.load(Relaxed))
+    fn insert(&self, key: &Key, kind: CounterType) -> Arc<CounterCell> {
+        self.insert_within(key, kind, 1.0, self.max.load(Relaxed), Fit::Exact)
     }
 
-    fn insert_within(&self, key: &Key, kind: CounterType, scale: f64, max: usize) -> Arc<CounterCell> {
+    fn insert_within(&self, key: &Key, kind: CounterType, scale: f64, max: usize, fit: Fit) -> Arc<CounterCell> {
         if key.name().trim().is_empty() {
             return self.refuse_empty_name(kind);
         }
-        if let Some(cell) = self.revive(key, kind) {
+        if let Some(cell) = self.revive(key, kind, fit) {
             return cell;
         }
         if self.live.load(Relaxed) >= max && !self.map.contains_key(key) {
             return self.refuse(key, kind);
         }
         match self.map.entry(key.to_retained()) {
-            Entry::Occupied(entry) if entry.get().kind() == kind => Arc::clone(entry.get()),
+            Entry::Occupied(entry) if fit.serves(entry.get().kind(), kind) => Arc::clone(entry.get()),
             Entry::Occupied(mut entry) => {
                 let cell = self.new_cell(kind, scale);
                 self.retire(entry.insert(Arc::clone(&cell)));

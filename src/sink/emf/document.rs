@@ -20,7 +20,7 @@
 use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rapidhash::RapidHashMap;
+use rapidhash::{RapidHashMap, RapidHashSet};
 
 use crate::model::{epoch_millis, Counter, CounterType, MAX_DIMENSIONS};
 use crate::sink::limits;
@@ -72,6 +72,47 @@ type Pairs<'a> = Vec<(&'a str, &'a str)>;
 /// A counter's metric, its properties and its index among the dump's counters.
 type Entry<'a> = (Metric<'a>, Vec<(&'a str, &'a str)>, usize);
 
+/// Counters of the same dimensions, none of the same name.
+struct Group<'a> {
+    dimensions: Pairs<'a>,
+    entries: Vec<Entry<'a>>,
+    /// The names of the entries, kept once a counter whose labels replaced a dimension joined the group (only
+    /// then can two of its counters have one name: otherwise each has its own key).
+    names: Option<RapidHashSet<&'a str>>,
+    /// The next group of these dimensions, for the names this one has.
+    next: Option<usize>,
+}
+
+impl<'a> Group<'a> {
+    /// The group, `group` or one after it of the same dimensions (made if need be), that takes a metric named
+    /// `name`; `merged`: its counter's labels replaced a dimension.
+    fn taking(groups: &mut Vec<Group<'a>>, mut group: usize, name: &'a str, merged: bool) -> usize {
+        loop {
+            let len = groups.len();
+            let g = &mut groups[group];
+            if g.names.is_none() && merged {
+                g.names = Some(g.entries.iter().map(|(metric, _, _)| metric.name).collect());
+            }
+            if g.names.as_mut().is_none_or(|names| names.insert(name)) {
+                return group;
+            }
+            group = if let Some(next) = g.next {
+                next
+            } else {
+                let copy = Group {
+                    dimensions: g.dimensions.clone(),
+                    entries: Vec::new(),
+                    names: Some(RapidHashSet::default()),
+                    next: None,
+                };
+                g.next = Some(len);
+                groups.push(copy);
+                len
+            };
+        }
+    }
+}
+
 /// One metric ready for a document: its definition and its value.
 struct Metric<'a> {
     name: &'a str,
@@ -96,33 +137,44 @@ impl Value {
 }
 
 /// Builds the documents for `counters`.
+///
+/// A document names each metric once: two counters with the same name and the same dimensions once the
+/// defaults are merged in (a label that repeats a default dimension's value, or a label name given twice) go
+/// into separate documents, which CloudWatch adds up, instead of one document with the name twice, of which
+/// CloudWatch would keep one value.
 pub(crate) fn documents(counters: &[Counter], ctx: &DocumentContext<'_>) -> Documents {
     let mut out = Documents::default();
     // Counters grouped by their dimensions (found by hash), the groups then in the order of their dimensions.
-    let mut groups: Vec<(Pairs<'_>, Vec<Entry<'_>>)> = Vec::new();
+    let mut groups: Vec<Group<'_>> = Vec::new();
     let mut group_of: RapidHashMap<Pairs<'_>, usize> = RapidHashMap::default();
     // Each counter's dimensions, in one buffer: only a new group keeps a copy.
     let mut dimensions: Pairs<'_> = Vec::new();
     for (i, counter) in counters.iter().enumerate() {
         match metric(counter, ctx, &mut dimensions) {
             Ok(metric) => {
+                // Fewer dimensions than the defaults and the labels: a label replaced one of them, so another
+                // counter (another key) may have these dimensions and this name.
+                let merged = dimensions.len() < ctx.dimensions.len() + counter.dimensions.len();
                 let properties = counter.properties.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let name = metric.name;
                 let entry = (metric, properties, i);
                 if let Some(&group) = group_of.get(dimensions.as_slice()) {
-                    groups[group].1.push(entry);
+                    let group = Group::taking(&mut groups, group, name, merged);
+                    groups[group].entries.push(entry);
                 } else {
                     group_of.insert(dimensions.clone(), groups.len());
-                    groups.push((dimensions.clone(), vec![entry]));
+                    let names = merged.then(|| std::iter::once(name).collect());
+                    groups.push(Group { dimensions: dimensions.clone(), entries: vec![entry], names, next: None });
                 }
             }
             Err(reason) => out.skipped.push((i, reason)),
         }
     }
-    groups.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    groups.sort_by(|a, b| a.dimensions.cmp(&b.dimensions));
     let timestamp = ctx.now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
-    for (dimensions, metrics) in groups {
+    for Group { dimensions, entries, .. } in groups {
         let sets = dimension_sets(&dimensions, ctx.rollups);
-        for chunk in metrics.chunks(MAX_METRICS) {
+        for chunk in entries.chunks(MAX_METRICS) {
             write_documents(&mut out.documents, ctx, timestamp, &dimensions, &sets, chunk);
         }
     }

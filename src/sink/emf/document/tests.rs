@@ -115,3 +115,33 @@ fn a_document_over_the_size_limit_is_split() {
     assert!(built.documents.iter().all(|(d, s)| d.len() <= 300 || s.len() == 1));
     assert_eq!(built.documents.iter().map(|(_, s)| s.len()).sum::<usize>(), 6, "every counter once");
 }
+
+#[test]
+fn a_document_names_a_metric_once_when_two_counters_merge_to_the_same_dimensions() {
+    let defaults = [("service".to_owned(), "checkout".to_owned())];
+    let counters = [
+        increment("calls", 1, &[]),
+        // The same value as the default dimension: the same dimensions once merged.
+        increment("calls", 2, &[("service", "checkout")]),
+        // A label name given twice: the last one wins, the same dimensions again.
+        increment("calls", 4, &[("service", "other"), ("service", "checkout")]),
+        increment("errors", 8, &[]),
+    ];
+    let built = documents(&counters, &ctx(&defaults, &[]));
+    assert!(built.skipped.is_empty());
+    let mut sources: Vec<usize> = Vec::new();
+    let mut calls = Vec::new();
+    for (doc, indices) in &built.documents {
+        assert!(doc.matches(r#""calls":"#).count() <= 1, "a name once per document: {doc}");
+        assert!(doc.matches(r#"{"Name":"calls""#).count() <= 1, "{doc}");
+        if let Some(value) = doc.split(r#""calls":"#).nth(1) {
+            calls.push(value.trim_end_matches('}').split(',').next().expect("a value").to_owned());
+        }
+        sources.extend(indices);
+    }
+    calls.sort();
+    assert_eq!(calls, ["1", "2", "4"], "each counter's value in some document");
+    sources.sort_unstable();
+    assert_eq!(sources, [0, 1, 2, 3], "every counter in exactly one document");
+    assert_eq!(built.documents.len(), 3, "the second and third `calls` each start a document of their own");
+}

@@ -138,6 +138,28 @@ fn over_udp_each_document_is_one_datagram() {
     counters.close_blocking().expect("close");
 }
 
+#[test]
+fn over_udp_a_document_too_large_for_a_datagram_goes_without_its_properties_and_the_next_ones_follow() {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("a free port");
+    socket.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+    let counters = EmfCounters::builder()
+        .namespace("Udp")
+        .agent(format!("udp://{}", socket.local_addr().expect("address")))
+        .property("blob", "x".repeat(70_000))
+        .options(CountersOptions::default().telemetry(false))
+        .build()
+        .expect("valid");
+    let mut buffer = vec![0u8; 70_000];
+    for name in ["first", "second"] {
+        counters.increment(name, 1);
+        counters.flush_blocking().expect("flush");
+        let n = socket.recv(&mut buffer).expect("a datagram");
+        let doc: Value = serde_json::from_slice(&buffer[..n]).expect("a whole document");
+        assert_eq!((doc[name].as_f64(), doc.get("blob")), (Some(1.0), None), "{name}");
+    }
+    counters.close_blocking().expect("close: nothing left stuck in the buffer");
+}
+
 /// The Lambda example as a user runs it: each invocation's flush writes its metrics, and a flush with nothing
 /// new writes nothing. It builds the example first (with the default features, as `scripts/test.sh` has).
 #[test]

@@ -27,11 +27,14 @@ pub enum SkipReason {
     StorageResolution,
     /// The destination refused the datum itself (CloudWatch answered 400 for a request holding only it).
     Rejected,
+    /// An EMF document of this metric alone, without properties, is larger than the destination takes (256 KB;
+    /// 65,000 bytes in a UDP datagram): its dimensions and dimension sets are too long.
+    TooLarge,
 }
 
 impl SkipReason {
     /// Every reason, in a fixed order.
-    pub const ALL: [SkipReason; 10] = [
+    pub const ALL: [SkipReason; 11] = [
         SkipReason::MetricName,
         SkipReason::TooManyDimensions,
         SkipReason::DimensionName,
@@ -42,6 +45,7 @@ impl SkipReason {
         SkipReason::InFuture,
         SkipReason::StorageResolution,
         SkipReason::Rejected,
+        SkipReason::TooLarge,
     ];
 
     /// A short snake_case name, used in warnings and self-telemetry.
@@ -57,6 +61,7 @@ impl SkipReason {
             SkipReason::InFuture => "in_future",
             SkipReason::StorageResolution => "storage_resolution",
             SkipReason::Rejected => "rejected",
+            SkipReason::TooLarge => "too_large",
         }
     }
 
@@ -80,6 +85,10 @@ impl SkipReason {
             SkipReason::InFuture => "timestamps may be at most two hours ahead",
             SkipReason::StorageResolution => "storage resolution must be 1 or 60",
             SkipReason::Rejected => "the destination refused the datum (a validation error for it alone)",
+            SkipReason::TooLarge => {
+                "an EMF document may be at most 256 KB (65,000 bytes over UDP), and this metric's alone, without \
+                 properties, is larger"
+            }
         }
     }
 }

@@ -2,8 +2,10 @@
 //!
 //! Counters with the same dimensions share documents: the dimension values and properties are root members, and
 //! one `CloudWatchMetrics` directive names the namespace, the dimension sets (the counters' own, then the rollup
-//! sets they have every dimension of) and the metrics. At most 100 metrics go in a document and a document stays
-//! under 256 KB; more make more documents.
+//! sets they have every dimension of) and the metrics. At most 100 metrics go in a document, a document stays
+//! under 256 KB (65,000 bytes over UDP), and names each metric once; more make more documents. A metric whose
+//! document alone is too large with its properties goes without them (warned about); one too large even so is
+//! skipped and counted (`too_large`).
 //!
 //! | CounterType | value                                                                                     |
 //! |-------------|-------------------------------------------------------------------------------------------|
@@ -61,9 +63,11 @@ pub(crate) struct DocumentContext<'a> {
 
 /// The documents of one dump (each with the indices of the counters it holds), and the counters skipped with why.
 #[derive(Debug, Default)]
-pub(crate) struct Documents {
+pub(crate) struct Built {
     pub(crate) documents: Vec<(String, Vec<usize>)>,
     pub(crate) skipped: Vec<(usize, SkipReason)>,
+    /// Counters whose document went without its properties, too large with them.
+    pub(crate) without_properties: Vec<usize>,
 }
 
 /// Dimension (or property) names and values.
@@ -142,8 +146,8 @@ impl Value {
 /// defaults are merged in (a label that repeats a default dimension's value, or a label name given twice) go
 /// into separate documents, which CloudWatch adds up, instead of one document with the name twice, of which
 /// CloudWatch would keep one value.
-pub(crate) fn documents(counters: &[Counter], ctx: &DocumentContext<'_>) -> Documents {
-    let mut out = Documents::default();
+pub(crate) fn documents(counters: &[Counter], ctx: &DocumentContext<'_>) -> Built {
+    let mut out = Built::default();
     // Counters grouped by their dimensions (found by hash), the groups then in the order of their dimensions.
     let mut groups: Vec<Group<'_>> = Vec::new();
     let mut group_of: RapidHashMap<Pairs<'_>, usize> = RapidHashMap::default();
@@ -175,24 +179,36 @@ pub(crate) fn documents(counters: &[Counter], ctx: &DocumentContext<'_>) -> Docu
     for Group { dimensions, entries, .. } in groups {
         let sets = dimension_sets(&dimensions, ctx.rollups);
         for chunk in entries.chunks(MAX_METRICS) {
-            write_documents(&mut out.documents, ctx, timestamp, &dimensions, &sets, chunk);
+            write_documents(&mut out, ctx, timestamp, &dimensions, &sets, chunk);
         }
     }
     out
 }
 
-/// Writes `metrics` as one document, or as several when one would pass [`MAX_DOCUMENT_BYTES`].
+/// Writes `metrics` as one document, or as several when one would pass `ctx.max_bytes`. A single metric whose
+/// document is still too large (long properties) goes without its properties; one too large even so (its
+/// dimensions and rollup sets) is skipped ([`SkipReason::TooLarge`]): the destination would refuse it, and over
+/// UDP it would not fit a datagram.
 fn write_documents(
-    out: &mut Vec<(String, Vec<usize>)>,
+    out: &mut Built,
     ctx: &DocumentContext<'_>,
     timestamp: u128,
     dimensions: &[(&str, &str)],
     sets: &[Vec<&str>],
     metrics: &[Entry<'_>],
 ) {
-    let document = document(ctx, timestamp, dimensions, sets, metrics);
-    if document.len() <= ctx.max_bytes || metrics.len() == 1 {
-        out.push((document, metrics.iter().map(|(_, _, i)| *i).collect()));
+    let sources = || metrics.iter().map(|(_, _, i)| *i).collect();
+    let document = document(ctx, timestamp, dimensions, sets, metrics, true);
+    if document.len() <= ctx.max_bytes {
+        out.documents.push((document, sources()));
+    } else if let [(_, _, i)] = metrics {
+        let bare = self::document(ctx, timestamp, dimensions, sets, metrics, false);
+        if bare.len() <= ctx.max_bytes {
+            out.documents.push((bare, sources()));
+            out.without_properties.push(*i);
+        } else {
+            out.skipped.push((*i, SkipReason::TooLarge));
+        }
     } else {
         let (left, right) = metrics.split_at(metrics.len() / 2);
         write_documents(out, ctx, timestamp, dimensions, sets, left);
@@ -200,12 +216,14 @@ fn write_documents(
     }
 }
 
+/// One document of `metrics`, with the dump's and the metrics' properties unless `with_properties` is false.
 fn document(
     ctx: &DocumentContext<'_>,
     timestamp: u128,
     dimensions: &[(&str, &str)],
     sets: &[Vec<&str>],
     metrics: &[Entry<'_>],
+    with_properties: bool,
 ) -> String {
     // A metric takes its name twice (directive and member) and about 40 bytes more.
     let names: usize = metrics.iter().map(|(m, _, _)| m.name.len()).sum();
@@ -247,7 +265,7 @@ fn document(
     };
     let mut written: Vec<&str> = Vec::new();
     let own = metrics.iter().flat_map(|(_, properties, _)| properties.iter().copied());
-    let all = ctx.properties.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(own);
+    let all = ctx.properties.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(own).filter(|_| with_properties);
     let mut properties: Vec<(&str, &str)> = Vec::new();
     for (name, value) in all {
         match properties.iter_mut().find(|(n, _)| *n == name) {

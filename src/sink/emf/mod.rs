@@ -10,6 +10,7 @@ use crate::error::SaveError;
 use crate::model::Counter;
 use crate::sink::limits::SkipCounts;
 use crate::sink::{SaveFuture, Sink, SinkCounts, SinkView};
+use crate::warn::{shown_name, WarnEvery};
 
 pub(crate) mod agent;
 mod document;
@@ -56,6 +57,7 @@ pub(crate) struct EmfSink {
     datums_sent: AtomicU64,
     writes_failed: AtomicU64,
     skipped: SkipCounts,
+    warn_properties: WarnEvery,
 }
 
 impl EmfSink {
@@ -67,6 +69,7 @@ impl EmfSink {
             datums_sent: AtomicU64::new(0),
             writes_failed: AtomicU64::new(0),
             skipped: SkipCounts::default(),
+            warn_properties: WarnEvery::default(),
         }
     }
 
@@ -95,6 +98,18 @@ impl EmfSink {
         let mut built = documents(counters, &ctx);
         for (i, reason) in built.skipped {
             self.skipped.skip(reason, &counters[i].name);
+        }
+        if let Some(&first) = built.without_properties.first() {
+            if self.warn_properties.ready() {
+                tracing::warn!(
+                    target: "cloudwatch_counters",
+                    metrics = built.without_properties.len(),
+                    first = %shown_name(&counters[first].name),
+                    max_bytes = ctx.max_bytes,
+                    "EMF documents written without their properties: with them, the document of a single metric is \
+                     larger than the destination takes"
+                );
+            }
         }
         let mut written = 0;
         let result = match &self.output {

@@ -112,7 +112,7 @@ fn a_document_over_the_size_limit_is_split() {
     small.max_bytes = 300;
     let built = documents(&counters, &small);
     assert!(built.documents.len() > 1);
-    assert!(built.documents.iter().all(|(d, s)| d.len() <= 300 || s.len() == 1));
+    assert!(built.documents.iter().all(|(d, _)| d.len() <= 300), "every document within the limit");
     assert_eq!(built.documents.iter().map(|(_, s)| s.len()).sum::<usize>(), 6, "every counter once");
 }
 
@@ -144,4 +144,24 @@ fn a_document_names_a_metric_once_when_two_counters_merge_to_the_same_dimensions
     sources.sort_unstable();
     assert_eq!(sources, [0, 1, 2, 3], "every counter in exactly one document");
     assert_eq!(built.documents.len(), 3, "the second and third `calls` each start a document of their own");
+}
+
+#[test]
+fn a_metric_too_large_with_its_properties_goes_without_them_and_one_too_large_alone_is_skipped() {
+    let mut udp = ctx(&[], &[]);
+    udp.max_bytes = MAX_DATAGRAM_BYTES;
+    let mut long = increment("uploads", 3, &[("route", "/u")]);
+    long.properties = vec![("blob".into(), "x".repeat(70_000))];
+    let counters = [long, increment("downloads", 1, &[("route", "/u")])];
+    let built = documents(&counters, &udp);
+    assert_eq!((built.skipped.as_slice(), built.without_properties.as_slice()), (&[][..], &[0][..]));
+    assert!(built.documents.iter().all(|(d, _)| d.len() <= MAX_DATAGRAM_BYTES && !d.contains("blob")));
+    let all: String = built.documents.iter().map(|(d, _)| d.as_str()).collect();
+    assert!(all.contains(r#""uploads":3"#) && all.contains(r#""downloads":1"#), "{all}");
+
+    let mut tiny = ctx(&[], &[]);
+    tiny.max_bytes = 150;
+    let built = documents(&[increment("uploads", 3, &[("route", "/u")])], &tiny);
+    assert!(built.documents.is_empty());
+    assert_eq!(built.skipped, [(0, SkipReason::TooLarge)]);
 }

@@ -5,7 +5,6 @@ use std::fmt;
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tracing_subscriber::layer::SubscriberExt;
-use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::counters::{CloudWatchCounters, CloudWatchCountersBuilder};
 use crate::error::Error;
@@ -19,13 +18,21 @@ impl CloudWatchCounters {
     /// To combine the layer with other layers (a `fmt` layer, filters), use [`install_recorder`](Self::install_recorder)
     /// and add `guard.counters().layer()` to your own subscriber.
     ///
+    /// The subscriber is set with `tracing::subscriber::set_global_default`: nothing else (no `log` logger) is
+    /// installed.
+    ///
     /// # Errors
     /// As [`open`](Self::open); [`Error::AlreadyInstalled`] when a global recorder or subscriber is already set
-    /// (the counters are closed again then).
+    /// (the counters are closed again then). A subscriber already set is found before the recorder is
+    /// installed, so that a failed `install` leaves neither behind (barring another thread setting a subscriber
+    /// at the same moment).
     pub async fn install(self) -> Result<CountersGuard, Error> {
+        if tracing::dispatcher::has_been_set() {
+            return Err(Error::AlreadyInstalled("tracing subscriber"));
+        }
         let layer = self.layer();
         let guard = self.install_recorder().await?;
-        if tracing_subscriber::registry().with(layer).try_init().is_err() {
+        if tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer)).is_err() {
             let _ = guard.counters.close().await;
             return Err(Error::AlreadyInstalled("tracing subscriber"));
         }

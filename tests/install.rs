@@ -27,8 +27,11 @@ async fn install_records_macros_and_spans_and_the_guard_flushes_them() {
         metrics::counter!("installed.orders").increment(2);
         let _span = tracing::info_span!(target: "install_test", "handle").entered();
     }
-    // A second install finds both globals taken, says which, and leaves the first one working.
+    // A second install finds both globals taken, says which (the subscriber, checked first), and leaves the first
+    // one working; so does a second `install_recorder`.
     let err = builder().install().await.unwrap_err();
+    assert!(matches!(err, Error::AlreadyInstalled("tracing subscriber")), "{err}");
+    let err = builder().build().expect("valid").install_recorder().await.unwrap_err();
     assert!(matches!(err, Error::AlreadyInstalled("metrics recorder")), "{err}");
     metrics::counter!("installed.orders").increment(1);
 

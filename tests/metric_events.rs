@@ -31,6 +31,20 @@ fn metric_fields_feed_the_matching_counter_types_with_other_fields_as_dimensions
 }
 
 #[test]
+fn a_metric_field_that_is_not_a_number_is_ignored_and_never_a_dimension() {
+    let c = counters();
+    tracing::subscriber::with_default(Registry::default().with(c.layer()), || {
+        tracing::info!(counter.requests = 1, gauge.up = true, histogram.size = "big", route = "/");
+        tracing::info!(counter.plain = 1, gauge.up = true);
+    });
+    let all = c.get_all();
+    let find = |name: &str| all.iter().find(|x| x.name == name).unwrap_or_else(|| panic!("{name}: {all:?}"));
+    assert_eq!(find("requests").dimensions, vec![("route".to_owned(), "/".to_owned())]);
+    assert!(find("plain").dimensions.is_empty());
+    assert!(all.iter().all(|x| x.name != "up" && x.name != "size"), "{all:?}");
+}
+
+#[test]
 fn every_metric_field_of_an_event_feeds_its_own_counter_past_the_fourth_too() {
     let c = counters();
     tracing::subscriber::with_default(Registry::default().with(c.layer()), || {

@@ -480,7 +480,10 @@ impl Visit for MetricVisitor<'_> {
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.label(field, |text| write!(text, "{value}"));
+        // A metric field with a value that is not a number is ignored, as without labels; never a dimension.
+        if self.roles.metric(field).is_none() {
+            self.label(field, |text| write!(text, "{value}"));
+        }
     }
 
     fn record_str(&mut self, field: &Field, value: &str) {

@@ -79,6 +79,14 @@ impl Store {
         self.expiry.idle_len.store(idle_since.len(), Relaxed);
     }
 
+    /// Runs `f` on every cell, the map's and those kept aside, holding the latter's lock throughout: a cell moves
+    /// between the two only under it, so none is missed on its way.
+    pub(super) fn each_cell_with_expired(&self, f: impl Fn(&CounterCell)) {
+        let expired = lock(&self.expiry.expired);
+        expired.values().for_each(|cell| f(cell));
+        self.map.iter().for_each(|entry| f(entry.value()));
+    }
+
     /// Whether some counter is idle (tracked for expiry): a take then keeps every key.
     pub(super) fn has_idle_counters(&self) -> bool {
         self.expiry.idle_len.load(Relaxed) > 0
@@ -208,6 +216,21 @@ mod tests {
             t.cell.fill_period(&t.period, &mut c);
             c
         })
+    }
+
+    #[test]
+    fn percentiles_turned_on_reach_a_cell_kept_aside() {
+        let store = Store::default();
+        let held = store.cell(&key("latency"), CounterType::Interval);
+        held.sample(5.0);
+        dump(&store);
+        dump(&store);
+        dump(&store);
+        assert_eq!((store.len(), store.expired()), (0, 1), "expired, kept aside for its holder");
+        store.set_percentiles(true);
+        held.sample(7.0);
+        let latency = published(&dump(&store), "latency").expect("published");
+        assert_eq!(latency.distribution.map(|d| d.count()), Some(1), "its sample counted in buckets");
     }
 
     #[test]

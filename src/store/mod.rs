@@ -205,7 +205,7 @@ impl Store {
     /// from now on, and those already there from their next sample.
     pub(crate) fn set_percentiles(&self, on: bool) {
         self.percentiles.store(on, Relaxed);
-        self.map.iter().for_each(|entry| entry.value().set_percentiles(on));
+        self.each_cell_with_expired(|cell| cell.set_percentiles(on));
     }
 
     /// A new cell, counting its samples in buckets if percentiles are on.

@@ -59,6 +59,20 @@ pub(crate) fn check_value(value: f64) -> Result<f64, SkipReason> {
     }
 }
 
+/// A period's sum as CloudWatch takes it: every sample was in range when recorded, but their sum can pass
+/// 2^360 (two samples of 2e108) or cancel to below 2^-360 without being zero; it is then the nearest value in
+/// range (+-2^360, or 0), so that the period's count, minimum and maximum still go out.
+pub(crate) fn sum_in_range(sum: f64) -> f64 {
+    use crate::model::{MAX_VALUE, MIN_VALUE};
+    if sum.abs() > MAX_VALUE {
+        MAX_VALUE.copysign(sum)
+    } else if sum.abs() < MIN_VALUE {
+        0.0
+    } else {
+        sum
+    }
+}
+
 /// Checks a timestamp against `now`.
 pub(crate) fn check_timestamp(time: SystemTime, now: SystemTime) -> Result<SystemTime, SkipReason> {
     match now.duration_since(time) {

@@ -191,7 +191,7 @@ fn statistic_set(counter: &Counter) -> Result<StatisticSet, SkipReason> {
     };
     Ok(StatisticSet::builder()
         .sample_count(samples as f64)
-        .sum(limits::check_value(sum)?)
+        .sum(limits::check_value(limits::sum_in_range(sum))?)
         .minimum(limits::check_value(min)?)
         .maximum(limits::check_value(max)?)
         .build())
@@ -264,6 +264,21 @@ mod tests {
         let d = to_datum(&ts, &ctx()).unwrap().datums.remove(0);
         assert_eq!(d.value(), Some(epoch_millis(when)));
         assert_eq!(d.timestamp(), Some(&DateTime::from(when)));
+    }
+
+    #[test]
+    fn a_sum_past_the_range_goes_out_as_the_nearest_value_in_it_with_the_period() {
+        use crate::model::{MAX_VALUE, MIN_VALUE};
+        let mut big = stats(CounterType::Statistics);
+        (big.count, big.sum, big.min, big.max) = (Some(2), Some(4e108), Some(2e108), Some(2e108));
+        let s = to_datum(&big, &ctx()).expect("sent").datums.remove(0).statistic_values().cloned().expect("a set");
+        assert_eq!((s.sample_count(), s.sum(), s.maximum()), (Some(2.0), Some(MAX_VALUE), Some(2e108)));
+        let mut cancelled = stats(CounterType::Statistics);
+        (cancelled.count, cancelled.sum, cancelled.min, cancelled.max) =
+            (Some(2), Some(MIN_VALUE / 4.0), Some(-1.0), Some(1.0));
+        let s =
+            to_datum(&cancelled, &ctx()).expect("sent").datums.remove(0).statistic_values().cloned().expect("a set");
+        assert_eq!(s.sum(), Some(0.0));
     }
 
     #[test]

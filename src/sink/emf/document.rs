@@ -378,7 +378,7 @@ fn samples(counter: &Counter) -> Result<String, SkipReason> {
     out.push_str(",\"Count\":");
     out.push_str(itoa::Buffer::new().format(count));
     out.push_str(",\"Sum\":");
-    push_number(&mut out, sum);
+    push_number(&mut out, limits::sum_in_range(sum));
     out.push('}');
     Ok(out)
 }

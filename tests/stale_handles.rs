@@ -9,6 +9,24 @@ use common::{find, recording_counters, RecordingSink};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Registry;
 
+#[test]
+fn a_timing_running_across_clear_all_records_into_the_counter_its_name_has_at_the_end() {
+    let c = recording_counters();
+    let timing = c.begin_timing("op");
+    c.clear_all();
+    timing.end_timing();
+    assert_eq!(c.get("op", CounterType::Interval).count, Some(1), "pip's end_timing looks the name up at the end");
+    // A name that became another type by the end: refused and counted, never written where nobody reads.
+    let timing = c.begin_timing("job");
+    c.clear("job");
+    c.last("job", 1.0);
+    timing.end_timing();
+    let job = c.get("job", CounterType::LastValue);
+    assert_eq!((job.counter_type, job.last), (CounterType::LastValue, Some(1.0)));
+    c.dump_blocking().expect("dump");
+    assert_eq!(c.telemetry().values_rejected, 1);
+}
+
 #[tokio::test]
 async fn metrics_handles_kept_across_clear_all_and_a_type_change_are_refused_and_counted() {
     let sink = RecordingSink::default();

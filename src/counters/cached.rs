@@ -255,7 +255,7 @@ impl CachedCounters {
 
 impl Counters for CachedCounters {
     fn begin_timing(&self, name: &str) -> CounterTiming {
-        CounterTiming::to_handle(self.name_handle(name, CounterType::Interval))
+        CounterTiming::named(self.exporter.store(), Key::from_name(name.to_owned()))
     }
 
     fn end_timing(&self, name: &str, elapsed_ms: f64) {

@@ -1,14 +1,25 @@
 //! [`CounterTiming`]: pip's `begin_timing` / `end_timing` as a guard.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Instant;
 
-use super::handle::CounterHandle;
+use metrics::Key;
+
+use crate::model::CounterType;
+use crate::store::cell::CounterCell;
+use crate::store::Store;
 
 /// Where a timing's elapsed milliseconds go.
 enum Target {
     Nowhere,
-    Handle(CounterHandle),
+    /// The Interval counter `key` names: the cell found when the timing began, or, when that one was cleared or
+    /// replaced before the end, the counter of that name then (pip's `end_timing` looks the name up at the end).
+    Named {
+        cell: Arc<CounterCell>,
+        key: Key,
+        store: Arc<Store>,
+    },
     Callback(Box<dyn FnOnce(f64) + Send>),
     Many(Vec<Target>),
 }
@@ -17,7 +28,15 @@ impl Target {
     fn deliver(self, elapsed_ms: f64) {
         match self {
             Target::Nowhere => {}
-            Target::Handle(handle) => handle.record(elapsed_ms),
+            Target::Named { cell, key, store } => {
+                if !cell.sample_unless_retired(elapsed_ms) {
+                    match store.cell_if_free(&key, CounterType::Interval) {
+                        Some(now) => now.sample(elapsed_ms),
+                        // The name is another type's now: refused and counted.
+                        None => cell.sample(elapsed_ms),
+                    }
+                }
+            }
             Target::Callback(callback) => callback(elapsed_ms),
             Target::Many(targets) => targets.into_iter().for_each(|t| t.deliver(elapsed_ms)),
         }
@@ -34,8 +53,10 @@ pub struct CounterTiming {
 }
 
 impl CounterTiming {
-    pub(crate) fn to_handle(handle: CounterHandle) -> CounterTiming {
-        CounterTiming { start: Instant::now(), target: Target::Handle(handle) }
+    /// A timing for the Interval counter `key` in `store`.
+    pub(crate) fn named(store: &Arc<Store>, key: Key) -> CounterTiming {
+        let cell = store.cell(&key, CounterType::Interval);
+        CounterTiming { start: Instant::now(), target: Target::Named { cell, key, store: Arc::clone(store) } }
     }
 
     /// A timing that records nothing (pip's `CounterTiming()` without a callback, as `NullCounters` returns).

@@ -57,3 +57,37 @@ fn other_layers_still_see_what_this_layer_ignores() {
     });
     assert_eq!(seen.load(Ordering::SeqCst), 2, "the per-layer filter must not disable callsites for others");
 }
+
+#[test]
+fn opening_cloudwatch_counters_times_none_of_the_sdks_spans_even_with_no_exclusions() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    struct CountSpans(Arc<AtomicUsize>);
+    impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for CountSpans {
+        fn on_new_span(
+            &self,
+            _attrs: &tracing::span::Attributes<'_>,
+            _id: &tracing::span::Id,
+            _ctx: tracing_subscriber::layer::Context<'_, S>,
+        ) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let counters = cloudwatch_counters::CloudWatchCounters::builder()
+        .namespace("OpenSpans")
+        .region("us-east-1")
+        .credentials("test", "test")
+        // Never reached: opening loads the SDK's configuration and checks the credentials, and sends nothing.
+        .endpoint_url("http://127.0.0.1:9")
+        .build()
+        .expect("valid");
+    let layer = counters.layer_builder().excluded_targets(Vec::<String>::new()).level(tracing::Level::TRACE).build();
+    let seen = Arc::new(AtomicUsize::new(0));
+    let subscriber = Registry::default().with(layer).with(CountSpans(Arc::clone(&seen)));
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    tracing::subscriber::with_default(subscriber, || runtime.block_on(counters.open()).expect("opened"));
+    assert!(seen.load(Ordering::SeqCst) > 0, "the SDK's set-up has spans (else this test proves nothing)");
+    let names: Vec<String> = counters.counters().get_all().into_iter().map(|x| x.name).collect();
+    assert_eq!(names, Vec::<String>::new(), "none of them timed");
+    runtime.block_on(counters.close()).expect("closed");
+}

@@ -12,6 +12,7 @@ use super::cached::{forward_counters_api, CachedCounters};
 use crate::config::{CloudWatchSettings, ConfigParams, CountersOptions};
 use crate::error::{ConfigError, Error, Secret};
 use crate::exporter::DumpReport;
+use crate::publishing;
 use crate::sink::cloudwatch::connect::{connect, ClientSource};
 use crate::sink::cloudwatch::{CloudWatchSink, Connection};
 
@@ -105,7 +106,8 @@ impl CloudWatchCounters {
             return Ok(());
         }
         let (settings, source) = self.lock_setup().clone();
-        let connection = connect(&settings, source).await?;
+        // Marked as publishing, as the dumps are: the SDK's own spans and events while it sets up are not timed.
+        let connection = publishing::scope(connect(&settings, source)).await?;
         self.start(connection).await
     }
 
@@ -124,7 +126,7 @@ impl CloudWatchCounters {
             return Ok(());
         }
         let (settings, source) = self.lock_setup().clone();
-        let connect = async move { connect(&settings, source).await };
+        let connect = publishing::scope(async move { connect(&settings, source).await });
         let connection = self.counters.block_on("open_blocking", connect)??;
         self.sink.connect(connection);
         self.counters.open_blocking().inspect_err(|_| self.sink.disconnect())

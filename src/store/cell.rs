@@ -589,8 +589,9 @@ impl CounterCell {
     pub(crate) fn reset_totals(&self) {
         match &self.body {
             Body::Increment(inc) => {
-                // As pip's reset, which removes the counters: unused until the next update.
-                self.flags.fetch_and(!USED, Relaxed);
+                // As pip's reset, which removes the counters: unused until the next update, unless an update
+                // the next take will fold into the totals came since the last take (DIRTY).
+                let _ = self.flags.fetch_update(Relaxed, Relaxed, |f| (f & DIRTY == 0).then_some(f & !USED));
                 inc.total.store(0, Relaxed);
                 if let Some(extra) = inc.extra.get() {
                     extra.fraction_total.store(0f64.to_bits(), Relaxed);

@@ -59,6 +59,20 @@ fn each_period_publishes_what_happened_in_it_and_totals_keep_running() {
 }
 
 #[test]
+fn an_add_between_a_take_and_the_reset_shows_in_the_totals_after_the_next_take() {
+    let cell = CounterCell::new(CounterType::Increment);
+    cell.add(3);
+    let first = cell.take();
+    cell.commit(&first);
+    cell.add(5); // while the dump that will reset the totals is saving
+    cell.reset_totals();
+    let second = cell.take();
+    cell.commit(&second);
+    assert_eq!(period_counter(&cell, &second).count, Some(5));
+    assert_eq!(totals_counter(&cell).count, Some(5), "the local view shows the update, as pip's would");
+}
+
+#[test]
 fn an_increment_of_zero_publishes_zero_and_a_failed_save_goes_out_once_with_the_next() {
     let cell = CounterCell::new(CounterType::Increment);
     assert_eq!(live_counter(&cell).count, None, "never used: pip's count is null");

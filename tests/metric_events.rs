@@ -31,6 +31,25 @@ fn metric_fields_feed_the_matching_counter_types_with_other_fields_as_dimensions
 }
 
 #[test]
+fn a_histogram_event_joins_a_metrics_histogram_of_its_name_described_in_milliseconds() {
+    let c = counters();
+    let recorder = c.recorder();
+    let held = metrics::with_local_recorder(&recorder, || {
+        metrics::describe_histogram!("db_query", metrics::Unit::Milliseconds, "query time");
+        metrics::histogram!("db_query")
+    });
+    held.record(2.0);
+    tracing::subscriber::with_default(Registry::default().with(c.layer()), || {
+        tracing::info!(histogram.db_query = 3.0);
+    });
+    held.record(4.0);
+    let query = c.get_all().into_iter().find(|x| x.name == "db_query").expect("the counter");
+    assert_eq!((query.counter_type, query.count, query.sum), (CounterType::Interval, Some(3), Some(9.0)));
+    c.dump_blocking().expect("dump");
+    assert_eq!(c.telemetry().values_rejected, 0, "the held handle still records");
+}
+
+#[test]
 fn a_metric_field_that_is_not_a_number_is_ignored_and_never_a_dimension() {
     let c = counters();
     tracing::subscriber::with_default(Registry::default().with(c.layer()), || {

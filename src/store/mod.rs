@@ -248,11 +248,11 @@ impl Store {
         self.existing(key, kind, Fit::Exact).unwrap_or_else(|| self.insert(key, kind))
     }
 
-    /// The recorder's cell for `key`: as [`Store::cell`], except that an existing cell of either sampled type
-    /// serves a sampled `kind` (a `metrics` histogram is Statistics or Interval by whether a time unit was
-    /// described, and a description may come after its first samples: the counter keeps its type, its samples
-    /// and its holders' handles); a missing cell is created with a histogram `scale` (see
-    /// [`CounterCell::with_scale`]).
+    /// The cell for `key` of the recorder and of metric events: as [`Store::cell`], except that an existing cell
+    /// of either sampled type serves a sampled `kind` (a `metrics` histogram is Statistics or Interval by whether
+    /// a time unit was described, and a description may come after its first samples; a `histogram.` event field
+    /// is Statistics: the counter keeps its type, its samples and its holders' handles); a missing cell is
+    /// created with a histogram `scale` (see [`CounterCell::with_scale`]).
     #[inline]
     pub(crate) fn scaled_cell(&self, key: &Key, kind: CounterType, scale: f64) -> Arc<CounterCell> {
         self.existing(key, kind, Fit::EitherSampled)

@@ -200,7 +200,9 @@ fn with_cell(
     if !fields.properties.is_empty() {
         store.set_properties(&key, fields.properties.clone());
     }
-    let cell = store.cell(&key, kind);
+    // As the cache's hits: a histogram's samples go into the name's sampled counter of either type (one a
+    // `metrics` histogram described with a time unit made an Interval), never replacing it.
+    let cell = store.scaled_cell(&key, kind, 1.0);
     record(&cell);
     if !cell.is_retired() {
         let make = |evicted| CachedCell::reuse_for_event(evicted, cell, kind, name, labels);

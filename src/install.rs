@@ -33,7 +33,8 @@ impl CloudWatchCounters {
         let layer = self.layer();
         let guard = self.install_recorder().await?;
         if tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer)).is_err() {
-            let _ = guard.counters.close().await;
+            // Closed through the guard, which then does not close again when dropped.
+            let _ = guard.close().await;
             return Err(Error::AlreadyInstalled("tracing subscriber"));
         }
         Ok(guard)

@@ -4,11 +4,15 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{future, ProvideCredentials};
+use aws_credential_types::Credentials;
 use aws_sdk_cloudwatch::config::SharedHttpClient;
 use cloudwatch_counters::{CloudWatchCounters, ConfigParams, Counters, CountersOptions, Error};
 use common::http::{cbor_response, infallible_client_fn, real_http_client, NeverClient, UnopenablePort};
@@ -312,4 +316,67 @@ async fn close_cut_off_mid_save_gives_up_only_what_was_sent_and_keeps_the_rest()
     assert!(matches!(&err, Error::Save(e) if e.is_ambiguous()), "{err}");
     assert_eq!(http.num_calls(), 2, "the kept counter, alone");
     assert_eq!(c.telemetry().datums_ambiguous, 2);
+}
+
+/// Credentials that cannot be had while `down` is set (an expired SSO token, an STS outage).
+#[derive(Debug)]
+struct Flaky(Arc<AtomicBool>);
+
+impl ProvideCredentials for Flaky {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        future::ProvideCredentials::ready(if self.0.load(SeqCst) {
+            Err(CredentialsError::provider_error("the credentials service is down"))
+        } else {
+            Ok(Credentials::new("test", "test", None, None, "flaky"))
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_that_fails_for_its_credentials_sent_nothing_and_keeps_its_data() {
+    let (http, seen) = scripted(|_| None);
+    let down = Arc::new(AtomicBool::new(true));
+    let config = aws_sdk_cloudwatch::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Flaky(Arc::clone(&down)))
+        .http_client(http)
+        .retry_config(RetryConfig::disabled())
+        .build();
+    let c = CloudWatchCounters::builder()
+        .namespace("faults")
+        .instance("test-host")
+        .client(aws_sdk_cloudwatch::Client::from_conf(config))
+        .options(hour().telemetry(false))
+        .build()
+        .expect("valid settings");
+    c.open().await.unwrap();
+    c.increment("calls", 3);
+    let err = c.dump().await.expect_err("no credentials");
+    assert!(matches!(&err, Error::Save(e) if !e.is_ambiguous()), "nothing was sent: {err}");
+    assert_eq!((seen.count(), c.telemetry().requests_ambiguous), (0, 0));
+    down.store(false, SeqCst);
+    assert_eq!(c.dump().await.expect("credentials again").saved, 1, "the kept counter goes out");
+    assert_eq!(seen.count(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_cut_off_while_a_request_waits_to_retry_after_an_error_answer_keeps_its_data() {
+    let (http, seen) = scripted(|n| (n == 0).then_some(("InternalServiceError", 503)));
+    let retries = RetryConfig::standard()
+        .with_max_attempts(2)
+        .with_initial_backoff(Duration::from_secs(10))
+        .with_use_static_exponential_base(true);
+    let c = counters(http, retries, hour().close_timeout(Duration::from_secs(1)).telemetry(false));
+    c.open().await.unwrap();
+    c.increment("calls", 3);
+    // The first attempt is answered 503; close is cut off during the 10 s wait before the retry.
+    let err = c.close().await.unwrap_err();
+    assert!(matches!(err, Error::CloseTimeout { datums_unconfirmed: 0, .. }), "{err}");
+    assert_eq!((seen.count(), c.telemetry().requests_ambiguous), (1, 0), "CloudWatch refused it: stored nothing");
+    assert_eq!(c.dump().await.expect("the retry's answer is a success").saved, 1, "the kept counter goes out");
+    assert_eq!(seen.count(), 2);
 }

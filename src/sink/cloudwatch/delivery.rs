@@ -1,6 +1,7 @@
-//! What a failed PutMetricData means for the data in it: CloudWatch surely did not store it (no connection was
-//! made, or CloudWatch answered with an error), or it may have (the request was sent and then the attempt timed
-//! out, or the connection broke before the answer).
+//! What a failed PutMetricData means for the data in it: CloudWatch surely did not store it (the last attempt
+//! failed before it was handed to the HTTP client (see [`super::attempt`]), no connection was made, or CloudWatch
+//! answered with an error), or it may have (the request was sent and then the attempt timed out, or the
+//! connection broke before the answer).
 //!
 //! Data CloudWatch surely did not store is kept for the next dump. Data it may have stored is never sent again,
 //! neither by the SDK's retries ([`NoAmbiguousRetries`] forbids them) nor by the next dump (the exporter counts it
@@ -17,6 +18,8 @@ use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
 use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction, RetryClassifierPriority};
 
+use super::attempt::Attempt;
+
 /// Whether CloudWatch may hold the data of a failed request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Delivery {
@@ -26,8 +29,13 @@ pub(crate) enum Delivery {
     MaybeStored,
 }
 
-/// What a failed PutMetricData means for its data.
-pub(crate) fn delivery(err: &SdkError<PutMetricDataError, HttpResponse>) -> Delivery {
+/// What a failed PutMetricData means for its data, given how far its last attempt got.
+pub(crate) fn delivery(err: &SdkError<PutMetricDataError, HttpResponse>, attempt: Attempt) -> Delivery {
+    if attempt == Attempt::NotTransmitted {
+        // It failed before it was handed to the HTTP client (credentials, signing, the endpoint, a timeout
+        // there): no byte of it left.
+        return Delivery::NotStored;
+    }
     match err {
         // CloudWatch answered: it decided, and an error answer stores nothing. A request never built was never sent.
         SdkError::ServiceError(_) | SdkError::ConstructionFailure(_) => Delivery::NotStored,

@@ -14,12 +14,14 @@ use aws_sdk_cloudwatch::Client;
 use crate::error::SaveError;
 use crate::model::Counter;
 
+mod attempt;
 mod batches;
 pub(crate) mod connect;
 pub(crate) mod datum;
 mod delivery;
 mod guard;
 
+use attempt::{Attempt, AttemptMark};
 use delivery::{delivery, Delivery, NoAmbiguousRetries};
 use guard::EndpointGuard;
 
@@ -96,6 +98,8 @@ struct Progress {
     in_flight: Vec<usize>,
     /// The datums of the request in flight (a counter with rollups has several).
     in_flight_datums: u64,
+    /// How far the request in flight got.
+    in_flight_attempt: AttemptMark,
 }
 
 impl CloudWatchSink {
@@ -144,10 +148,12 @@ impl CloudWatchSink {
                 continue;
             }
             let n = datums.len() as u64;
+            let attempt = AttemptMark::default();
             {
                 let mut progress = self.progress();
                 progress.in_flight.clone_from(&sources);
                 progress.in_flight_datums = n;
+                progress.in_flight_attempt = attempt.clone();
             }
             let result = conn
                 .client
@@ -158,7 +164,8 @@ impl CloudWatchSink {
                 .config_override(
                     aws_sdk_cloudwatch::config::Builder::default()
                         .retry_classifier(NoAmbiguousRetries)
-                        .interceptor(EndpointGuard),
+                        .interceptor(EndpointGuard)
+                        .interceptor(attempt.clone()),
                 )
                 .send()
                 .await;
@@ -169,7 +176,7 @@ impl CloudWatchSink {
                 continue;
             };
             self.telemetry.requests_failed.fetch_add(1, Relaxed);
-            if delivery(&err) == Delivery::MaybeStored {
+            if delivery(&err, attempt.get()) == Delivery::MaybeStored {
                 // Never sent again: CloudWatch may hold it already (see `delivery`).
                 self.settle_in_flight(true);
                 self.count_ambiguous(n, &err);
@@ -289,17 +296,19 @@ impl Sink for CloudWatchSink {
         true
     }
 
-    /// The request in flight when the save was cut off is counted as ambiguous here (the settled ones were
-    /// counted when they settled).
+    /// The request in flight when the save was cut off may have been delivered only if its current attempt was
+    /// transmitted and no error answer came back; then it is counted as ambiguous here (the settled ones were
+    /// counted when they settled). Cut off before it was transmitted, or while it waited to retry after an
+    /// error answer, it goes back into the counters.
     fn maybe_delivered(&self) -> Option<Vec<usize>> {
         let mut progress = self.progress();
         let in_flight = std::mem::take(&mut progress.in_flight);
-        if !in_flight.is_empty() {
+        let mut maybe = std::mem::take(&mut progress.settled);
+        if !in_flight.is_empty() && progress.in_flight_attempt.get() == Attempt::Transmitted {
             self.telemetry.requests_ambiguous.fetch_add(1, Relaxed);
             self.telemetry.datums_ambiguous.fetch_add(progress.in_flight_datums, Relaxed);
+            maybe.extend(in_flight);
         }
-        let mut maybe = std::mem::take(&mut progress.settled);
-        maybe.extend(in_flight);
         Some(maybe)
     }
 

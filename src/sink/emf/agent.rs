@@ -125,7 +125,11 @@ impl Agent {
 
 impl Drop for Agent {
     fn drop(&mut self) {
+        // Set under the lock: the sending thread checks it under the lock before it waits, so the wake-up below
+        // cannot come between its check and its wait (and be lost, leaving it waiting for good).
+        let documents = self.queue.lock();
         self.queue.stop.store(true, Relaxed);
+        drop(documents);
         self.queue.changed.notify_all();
     }
 }

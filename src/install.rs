@@ -2,12 +2,15 @@
 //! `metrics` recorder and `tracing` subscriber, returning a [`CountersGuard`] that flushes and closes on drop.
 
 use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tracing_subscriber::layer::SubscriberExt;
 
 use crate::counters::{CloudWatchCounters, CloudWatchCountersBuilder};
 use crate::error::Error;
+use crate::exporter::driver::spawn_on_helper_thread;
 use crate::exporter::DumpReport;
 
 impl CloudWatchCounters {
@@ -51,7 +54,7 @@ impl CloudWatchCounters {
             let _ = self.close().await;
             return Err(Error::AlreadyInstalled("metrics recorder"));
         }
-        Ok(CountersGuard { counters: self, closed: false })
+        Ok(CountersGuard { counters: Arc::new(self), closed: false })
     }
 }
 
@@ -71,7 +74,8 @@ impl CloudWatchCountersBuilder {
 /// `options.close_timeout`); in a current-thread runtime it cannot wait and warns: call `close().await` there.
 #[must_use = "dropping the guard closes the counters at once"]
 pub struct CountersGuard {
-    counters: CloudWatchCounters,
+    /// Shared with the helper thread that closes them when the guard is dropped in a multi-thread runtime.
+    counters: Arc<CloudWatchCounters>,
     closed: bool,
 }
 
@@ -100,8 +104,11 @@ impl Drop for CountersGuard {
         let result = match Handle::try_current() {
             Err(_) => self.counters.close_blocking(),
             Ok(handle) if handle.runtime_flavor() == RuntimeFlavor::MultiThread => {
-                // `close` is bounded by `options.close_timeout`.
-                tokio::task::block_in_place(|| handle.block_on(self.counters.close()))
+                drop(handle);
+                // On a helper thread with a runtime of its own, waited for by the wall clock: a guard dropped
+                // with its task while the runtime shuts down finds no one driving that runtime's timers, which
+                // `close` is bounded by.
+                tokio::task::block_in_place(|| self.close_on_helper_thread())
             }
             Ok(_) => {
                 warn_unflushed(&"a current-thread runtime cannot wait in drop: call `guard.close().await`");
@@ -111,6 +118,21 @@ impl Drop for CountersGuard {
         if let Err(err) = result {
             warn_unflushed(&err);
         }
+    }
+}
+
+impl CountersGuard {
+    /// Closes the counters on a helper thread, waiting at most `options.close_timeout` (and a second).
+    fn close_on_helper_thread(&self) -> Result<DumpReport, Error> {
+        let counters = Arc::clone(&self.counters);
+        let timeout = counters.counters().close_timeout();
+        let (done, closed) = std::sync::mpsc::sync_channel(1);
+        spawn_on_helper_thread("cloudwatch-counters-close", async move {
+            let _ = done.send(counters.close().await);
+        })?;
+        closed
+            .recv_timeout(timeout + Duration::from_secs(1))
+            .unwrap_or(Err(Error::Timeout { what: "dropping the install guard", timeout }))
     }
 }
 

@@ -106,3 +106,31 @@ fn the_service_example_flushes_on_ctrl_c() {
     assert!(output.contains("-- Ctrl-C --"), "{output}");
     assert!(final_flush(&output).contains("Counter orders.created"), "{output}");
 }
+
+/// A sink whose saves never finish, and that cannot say what it sent: a cut-off save counts all of it.
+struct Hung(tokio::sync::mpsc::UnboundedSender<()>);
+
+impl cloudwatch_counters::Sink for Hung {
+    fn save<'a>(&'a self, _counters: &'a [cloudwatch_counters::Counter]) -> cloudwatch_counters::SaveFuture<'a> {
+        let _ = self.0.send(());
+        Box::pin(std::future::pending())
+    }
+}
+
+#[tokio::test]
+async fn close_that_cuts_off_a_timer_dump_counts_what_that_dump_was_sending() {
+    let (started, mut saves) = tokio::sync::mpsc::unbounded_channel();
+    let options = CountersOptions::default()
+        .interval(Duration::from_millis(10))
+        .close_timeout(Duration::from_millis(100))
+        .telemetry(false);
+    let counters = CachedCounters::new(Hung(started), options);
+    counters.open().await.unwrap();
+    counters.increment("calls", 1);
+    tokio::time::timeout(Duration::from_secs(30), saves.recv()).await.expect("a timer dump started saving");
+    let err = counters.close().await.expect_err("cut off");
+    assert!(
+        matches!(err, cloudwatch_counters::Error::CloseTimeout { datums_unconfirmed: 1, .. }),
+        "the timer dump's counter was being sent: {err}"
+    );
+}

@@ -72,15 +72,27 @@ impl Exporter {
         let cut_off_before = self.cut_off_datums();
         self.closing.store(true, std::sync::atomic::Ordering::Relaxed);
         let timer = self.lock_driver().timer.take();
-        if let Some((stop, task)) = timer {
+        if let Some((stop, mut task)) = timer {
             stop.notify_one();
             let abort = task.abort_handle();
             // An idle timer (between dumps) holds nothing: stop it at once, even on a runtime nobody drives. A
-            // dump under way may finish within the bound; a dump cut off settles its periods itself.
+            // dump under way may finish within the bound; a dump cut off settles its periods itself, when the
+            // runtime drops its future after the abort: that is waited for (briefly: a runtime nobody drives
+            // never does it), so that the count below includes what it was sending.
             let idle = self.state.try_lock().is_ok();
-            if idle || tokio::time::timeout_at(deadline, task).await.is_err() {
+            if idle {
                 abort.abort();
+            } else if tokio::time::timeout_at(deadline, &mut task).await.is_err() {
+                abort.abort();
+                let _ = tokio::time::timeout(SETTLE_AFTER_ABORT, task).await;
             }
+        }
+        if tokio::time::Instant::now() >= deadline {
+            // No time left: the final dump is not started (a save begun now would only be cut off at once).
+            return Err(Error::CloseTimeout {
+                timeout,
+                datums_unconfirmed: self.cut_off_datums().saturating_sub(cut_off_before),
+            });
         }
         match tokio::time::timeout_at(deadline, self.dump()).await {
             Ok(report) => report,
@@ -196,6 +208,9 @@ impl OwnRuntime {
         }
     }
 }
+
+/// How long `close` waits for a cut-off timer dump to settle after aborting it.
+const SETTLE_AFTER_ABORT: Duration = Duration::from_secs(1);
 
 /// The interval task: dump at the exporter's phase of every interval (wall-clock multiples of the interval plus
 /// the phase); after throttling back off exponentially (with jitter) up to 8 intervals.

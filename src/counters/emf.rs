@@ -4,6 +4,7 @@
 use std::fmt;
 use std::io::Write;
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::cached::{forward_counters_api, CachedCounters};
 use crate::config::{ConfigParams, CountersOptions};
@@ -88,8 +89,9 @@ impl EmfCounters {
     /// As [`CachedCounters::close`]; [`Error::Timeout`] when the agent did not take every buffered document in
     /// time (they stay buffered and go out if it comes back while the counters live).
     pub async fn close(&self) -> Result<DumpReport, Error> {
+        let deadline = Instant::now() + self.counters.close_timeout();
         let report = self.counters.close().await?;
-        self.drain_agent().await?;
+        self.drain_agent(deadline).await?;
         Ok(report)
     }
 
@@ -98,28 +100,33 @@ impl EmfCounters {
     /// # Errors
     /// As [`close`](Self::close).
     pub fn close_blocking(&self) -> Result<DumpReport, Error> {
+        let deadline = Instant::now() + self.counters.close_timeout();
         let report = self.counters.close_blocking()?;
-        self.wait_for_agent()?;
+        self.wait_for_agent(deadline)?;
         Ok(report)
     }
 
-    async fn drain_agent(&self) -> Result<(), Error> {
+    /// Waits, until `deadline` (the close's, so that the whole close stays within `options.close_timeout`), for
+    /// the agent to take the buffered documents.
+    async fn drain_agent(&self, deadline: Instant) -> Result<(), Error> {
         let sink = Arc::clone(&self.sink);
-        let timeout = self.counters.close_timeout();
+        let left = deadline.saturating_duration_since(Instant::now());
         let drained =
-            tokio::task::spawn_blocking(move || sink.agent().is_none_or(|a| a.drain(timeout))).await.unwrap_or(false);
+            tokio::task::spawn_blocking(move || sink.agent().is_none_or(|a| a.drain(left))).await.unwrap_or(false);
+        self.drained(drained)
+    }
+
+    /// [`drain_agent`](Self::drain_agent) on this thread.
+    fn wait_for_agent(&self, deadline: Instant) -> Result<(), Error> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.drained(self.sink.agent().is_none_or(|a| a.drain(left)))
+    }
+
+    fn drained(&self, drained: bool) -> Result<(), Error> {
         if drained {
             Ok(())
         } else {
-            Err(Error::Timeout { what: "the CloudWatch agent taking the buffered EMF documents", timeout })
-        }
-    }
-
-    fn wait_for_agent(&self) -> Result<(), Error> {
-        let timeout = self.counters.close_timeout();
-        if self.sink.agent().is_none_or(|a| a.drain(timeout)) {
-            Ok(())
-        } else {
+            let timeout = self.counters.close_timeout();
             Err(Error::Timeout { what: "the CloudWatch agent taking the buffered EMF documents", timeout })
         }
     }

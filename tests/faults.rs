@@ -147,6 +147,31 @@ async fn throttling_backs_off_two_four_eight_intervals_with_jitter() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_failure_that_is_not_throttling_ends_the_back_off() {
+    // Throttled once, then a 500, then success: the back-off of 2 intervals follows the throttling only.
+    let (http, seen) = scripted(|n| match n {
+        0 => Some(("Throttling", 400)),
+        1 => Some(("InternalServiceError", 500)),
+        _ => None,
+    });
+    let interval = Duration::from_secs(10);
+    let c = counters(http, RetryConfig::disabled(), CountersOptions::default().interval(interval));
+    c.open().await.unwrap();
+    c.increment("calls", 1);
+    let three_requests = async {
+        while seen.count() < 3 {
+            tokio::time::sleep(Duration::from_millis(100)).await; // paused clock: advances instantly
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(3600), three_requests).await.expect("three requests within an hour");
+    let times = seen.times();
+    let gaps: Vec<f64> = times.windows(2).map(|w| (w[1] - w[0]).as_secs_f64()).collect();
+    assert!((gaps[0] - 20.0).abs() <= 2.0 + 0.11, "2 intervals after the throttling: {gaps:?}");
+    assert!(gaps[1] <= 10.0 + 0.11, "at most an interval after the 500 (back at the phase): {gaps:?}");
+    c.close().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_server_that_never_answers_times_out_and_the_request_is_not_sent_again() {
     let http = NeverClient::new();
     // Standard retries: the SDK would retry a timeout, but this request may have been stored.

@@ -245,9 +245,9 @@ async fn run_timer(exporter: Weak<Exporter>, stop: Arc<Notify>) {
                 failed_in_a_row = 0;
             }
             Err(err) => {
-                if matches!(&err, Error::Save(e) if e.is_throttled()) {
-                    throttled = throttled.saturating_add(1);
-                }
+                // Back off while throttled; any other failure ends the back-off (the next dump is at the phase).
+                throttled =
+                    if matches!(&err, Error::Save(e) if e.is_throttled()) { throttled.saturating_add(1) } else { 0 };
                 failed_in_a_row += 1;
                 if warn.ready() {
                     tracing::warn!(target: "cloudwatch_counters", error = %err, failed_in_a_row, "dumping counters failed; the data is kept and retried at the next interval (warned at most once a minute)");

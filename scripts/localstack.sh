@@ -106,6 +106,9 @@ start() {
     die "port 127.0.0.1:$PORT is already in use by another process (set LOCALSTACK_PORT)"
   fi
   rm -rf "$FSROOT"; mkdir -p "$FSROOT"
+  # Emptied here, not only by the server's redirection below, which happens in the background child: the wait
+  # loop must never find the "Ready." of an earlier run's log.
+  : >"$LOG"
   # setsid: own session + process group (pgid == pid), so it outlives this
   # script and stop can signal the whole group. No stdio tied to the caller.
   # (In a non-interactive shell the child is no group leader, so setsid does

@@ -103,9 +103,16 @@ impl Exporter {
         }
     }
 
-    /// Stops our own runtime thread, if there is one (a later `open` starts a new one). `join` waits for it.
+    /// Stops our own runtime thread, if there is one and no timer runs on it (an `open` that came between a
+    /// `close` and this call keeps it; a later `open` starts a new one). `join` waits for it.
     pub(crate) fn stop_thread(&self, join: bool) {
-        let own = self.lock_driver().own.take();
+        let own = {
+            let mut driver = self.lock_driver();
+            if driver.timer.is_some() {
+                return;
+            }
+            driver.own.take()
+        };
         if let Some(own) = own {
             own.stop(join);
         }
@@ -280,4 +287,29 @@ fn next_deadline(
         next = skipped.map_or(now + interval, |skipped| next + skipped);
     }
     next
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::CountersOptions;
+    use crate::sink::LogSink;
+
+    #[test]
+    fn an_open_between_a_close_and_the_stop_of_the_own_thread_keeps_its_timer_running() {
+        let options = CountersOptions::default().interval(Duration::from_millis(10));
+        let exporter = Arc::new(Exporter::new(Arc::new(LogSink::to_writer(std::io::sink())), &options));
+        exporter.open().expect("open, on a thread of its own");
+        let closing = Arc::clone(&exporter);
+        exporter.block_on("close", async move { closing.close().await }).expect("ran").expect("closed");
+        exporter.open().expect("open again, on the same thread");
+        exporter.stop_thread(true);
+        assert!(exporter.lock_driver().own.is_some(), "the thread the timer runs on is kept");
+        let task = exporter.lock_driver().timer.as_ref().map(|(_, task)| task.is_finished());
+        assert_eq!(task, Some(false), "the timer is alive");
+        let closing = Arc::clone(&exporter);
+        exporter.block_on("close", async move { closing.close().await }).expect("ran").expect("closed");
+        exporter.stop_thread(true);
+        assert!(exporter.lock_driver().own.is_none(), "stopped once nothing runs on it");
+    }
 }

@@ -83,6 +83,9 @@ struct IncrementExtra {
     has_absolute: AtomicBool,
     /// The absolute value as of the last successful publish (dump path only).
     published: AtomicU64,
+    /// The absolute value whose change the local total already holds: the one a take read, until its save
+    /// fails (then `published` again). A local read adds only the change since.
+    folded: AtomicU64,
     /// Increments that would have passed `i64::MAX` (or `i64::MIN`) and were saturated, since the last take.
     saturated: AtomicU32,
 }
@@ -533,7 +536,8 @@ impl CounterCell {
                 let mut period = IncrementPeriod { whole: inc.period.swap(0, Acquire), updated, ..Default::default() };
                 if let Some(extra) = inc.extra.get() {
                     period.fraction = f64::from_bits(extra.fraction.swap(0f64.to_bits(), Relaxed));
-                    if let Some((now, delta)) = extra.absolute_change() {
+                    if let Some((now, delta)) = extra.absolute_change(&extra.published) {
+                        extra.folded.store(now, Relaxed);
                         period.absolute = Some(now);
                         period.absolute_delta = delta;
                     }
@@ -575,6 +579,9 @@ impl CounterCell {
                 if let Some(extra) = inc.extra.get() {
                     update_f64(&extra.fraction, |f| Some(f + p.fraction));
                     update_f64(&extra.fraction_total, |f| Some(f - p.fraction));
+                    if p.absolute.is_some() {
+                        extra.folded.store(extra.published.load(Relaxed), Relaxed);
+                    }
                 }
                 if p.updated {
                     self.mark(DIRTY);
@@ -590,8 +597,11 @@ impl CounterCell {
         match &self.body {
             Body::Increment(inc) => {
                 // As pip's reset, which removes the counters: unused until the next update, unless an update
-                // the next take will fold into the totals came since the last take (DIRTY).
-                let _ = self.flags.fetch_update(Relaxed, Relaxed, |f| (f & DIRTY == 0).then_some(f & !USED));
+                // the next take will fold into the totals came since the last take (DIRTY, or an amount in the
+                // period: an `add` that saw the flags set before that take does not set them again).
+                let pending = inc.period.load(Relaxed) != 0;
+                let _ =
+                    self.flags.fetch_update(Relaxed, Relaxed, |f| (f & DIRTY == 0 && !pending).then_some(f & !USED));
                 inc.total.store(0, Relaxed);
                 if let Some(extra) = inc.extra.get() {
                     extra.fraction_total.store(0f64.to_bits(), Relaxed);
@@ -656,7 +666,7 @@ impl CounterCell {
                     if let Some(extra) = inc.extra.get() {
                         fraction = f64::from_bits(extra.fraction_total.load(Relaxed))
                             + f64::from_bits(extra.fraction.load(Relaxed));
-                        if let Some((_, delta)) = extra.absolute_change() {
+                        if let Some((_, delta)) = extra.absolute_change(&extra.folded) {
                             whole = whole.saturating_add(delta);
                         }
                     }
@@ -720,13 +730,13 @@ impl Increment {
 }
 
 impl IncrementExtra {
-    /// The absolute value set and its change since the last successful publish (a value lower than that
-    /// counts as a restart from 0), if an absolute value was ever set.
-    fn absolute_change(&self) -> Option<(u64, i64)> {
+    /// The absolute value set and its change since `base` (the last successful publish, or what the totals
+    /// hold; a value lower than that counts as a restart from 0), if an absolute value was ever set.
+    fn absolute_change(&self, base: &AtomicU64) -> Option<(u64, i64)> {
         if !self.has_absolute.load(Acquire) {
             return None;
         }
-        let (now, base) = (self.absolute.load(Relaxed), self.published.load(Relaxed));
+        let (now, base) = (self.absolute.load(Relaxed), base.load(Relaxed));
         let delta = if now >= base { now - base } else { now };
         Some((now, i64::try_from(delta).unwrap_or(i64::MAX)))
     }

@@ -648,4 +648,20 @@ mod tests {
         store.settle(&again.taken, |_| false);
         assert_eq!(store.get(&key).and_then(|c| c.count), Some(2), "after it succeeded");
     }
+
+    #[test]
+    fn a_local_read_during_an_unfinished_save_sees_an_absolute_value_once() {
+        let store = Store::default();
+        let key = Key::from_static_name("bytes");
+        store.cell(&key, CounterType::Increment).set_absolute(10);
+        let all = store.take_all();
+        assert_eq!(store.get(&key).and_then(|c| c.count), Some(10), "while the save is in flight");
+        store.settle(&all.taken, |_| true);
+        assert_eq!(store.get(&key).and_then(|c| c.count), Some(10), "after it failed");
+        let again = store.take_all();
+        assert_eq!(store.get(&key).and_then(|c| c.count), Some(10), "while the next save is in flight");
+        store.settle(&again.taken, |_| false);
+        store.cell(&key, CounterType::Increment).set_absolute(15);
+        assert_eq!(store.get(&key).and_then(|c| c.count), Some(15), "after it succeeded, with 5 more");
+    }
 }

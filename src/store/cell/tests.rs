@@ -73,6 +73,21 @@ fn an_add_between_a_take_and_the_reset_shows_in_the_totals_after_the_next_take()
 }
 
 #[test]
+fn an_add_that_saw_its_flags_before_a_take_still_shows_in_the_totals_after_a_reset() {
+    let cell = CounterCell::new(CounterType::Increment);
+    cell.add(1);
+    let first = cell.take();
+    // An `add` that loaded the flags (both set) before that take lands its amount after it, without setting
+    // them again.
+    increment(&cell).period.fetch_add(5, Relaxed);
+    cell.commit(&first);
+    cell.reset_totals();
+    let second = cell.take();
+    cell.commit(&second);
+    assert_eq!(totals_counter(&cell).count, Some(5));
+}
+
+#[test]
 fn an_increment_of_zero_publishes_zero_and_a_failed_save_goes_out_once_with_the_next() {
     let cell = CounterCell::new(CounterType::Increment);
     assert_eq!(live_counter(&cell).count, None, "never used: pip's count is null");

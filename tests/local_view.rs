@@ -50,3 +50,36 @@ async fn with_a_reset_timeout_the_local_view_starts_again_after_each_reset() {
     assert_eq!(out.take_lines("calls"), ["Counter calls { \"type\": COUNT, \"count\": 4 }"]);
     assert_eq!(log.counters().get_all().into_iter().find(|c| c.name == "calls").and_then(|c| c.count), Some(4));
 }
+
+/// A sink with the running view whose saves take 10 ms, as a real destination's do.
+struct SlowTotals(common::RecordingSink);
+
+impl cloudwatch_counters::Sink for SlowTotals {
+    fn view(&self) -> cloudwatch_counters::SinkView {
+        cloudwatch_counters::SinkView::Totals
+    }
+
+    fn save<'a>(&'a self, counters: &'a [cloudwatch_counters::Counter]) -> cloudwatch_counters::SaveFuture<'a> {
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            self.0.save(counters).await
+        })
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reset_timeout_equal_to_the_interval_resets_at_every_timer_dump_however_long_the_save() {
+    let recorded = common::RecordingSink::with_view(cloudwatch_counters::SinkView::Totals);
+    let second = Duration::from_secs(1);
+    let options = CountersOptions::default().interval(second).reset_timeout(second).telemetry(false);
+    let counters = cloudwatch_counters::CachedCounters::new(SlowTotals(recorded.clone()), options);
+    counters.open().await.unwrap();
+    let mut shown = Vec::new();
+    for (dump, amount) in [1, 2, 4, 8].into_iter().enumerate() {
+        counters.increment("calls", amount);
+        tokio::time::timeout(Duration::from_secs(60), recorded.wait_for_saves(dump + 1)).await.expect("a timer dump");
+        shown.push(common::find(&recorded.last_save(), "calls").count);
+    }
+    assert_eq!(&shown[2..], [Some(4), Some(8)], "each interval's own amount, reset after every dump: {shown:?}");
+    counters.close().await.unwrap();
+}

@@ -124,11 +124,13 @@ impl CountersOptions {
         self
     }
 
-    /// Sets how long counters accumulate before they are reset (pip's `options.reset_timeout`).
+    /// Sets how long the local totals accumulate before they are reset (pip's `options.reset_timeout`).
     ///
-    /// Zero (the default) never resets: every dump sends the totals since the start. A non-zero value resets the
-    /// counters right after the first successful dump once that much time has passed since the last reset;
-    /// `reset_timeout` equal to `interval` therefore publishes per-interval deltas.
+    /// The local totals are what `get`, `get_all` and the log's running view show; CloudWatch and EMF receive
+    /// what happened in each period whatever this says. Zero (the default) never resets them: they count since
+    /// the start. A non-zero value resets them right after the first successful dump that starts once that much
+    /// time has passed since the start of the dump that last reset them (within a hundredth, for timer jitter);
+    /// `reset_timeout` equal to `interval` therefore makes them per-interval.
     pub fn reset_timeout(mut self, reset_timeout: Duration) -> Self {
         self.reset_timeout = reset_timeout;
         self

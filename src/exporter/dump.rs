@@ -99,7 +99,11 @@ impl Exporter {
             state.published = now;
         }
         let reset_timeout = self.reset_timeout();
-        let reset = !reset_timeout.is_zero() && state.last_reset.elapsed() >= reset_timeout;
+        // Measured from the start of the dump that last reset, within a hundredth: with `reset_timeout` equal to
+        // the interval, every timer dump resets, whatever its save took or its wake-up was late.
+        let started = Instant::now();
+        let reset = !reset_timeout.is_zero()
+            && started.saturating_duration_since(state.last_reset) + reset_timeout / 100 >= reset_timeout;
         let (all, prepared) = self.take_and_prepare();
         self.count_refused(&all);
         let mut report = DumpReport { saved: 0, reset: false, rejected_values: all.rejected };
@@ -130,7 +134,7 @@ impl Exporter {
             Ok(()) => {
                 if reset {
                     self.store.reset_totals();
-                    state.last_reset = Instant::now();
+                    state.last_reset = started;
                     report.reset = true;
                 }
                 report.saved = prepared.counters.len();

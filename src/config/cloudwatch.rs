@@ -156,9 +156,12 @@ impl CloudWatchSettings {
             s.rollup = on;
         }
         if let Some(sets) = config.get_last_of(&["rollups", "options.rollups"]).map(|(_, v)| v) {
+            // An empty set (an empty value, a trailing `;`) is left out: it would publish every metric once more
+            // with no dimensions at all (`rollup_dimensions([])` asks for that explicitly).
             s.rollups = sets
                 .split(';')
                 .map(|set| set.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).collect())
+                .filter(|set: &Vec<String>| !set.is_empty())
                 .collect();
         }
         s.counters.apply_config(config)?;
@@ -296,6 +299,11 @@ mod cloudwatch_tests {
         );
         assert!(f.rollup);
         assert_eq!(f.rollups, [vec!["service".to_owned()], vec!["service".to_owned(), "route".to_owned()]]);
+        for empty in ["", " ", "service;", "; ;service"] {
+            let c = ConfigParams::from_tuples([("options.rollups", empty)]);
+            let sets = CloudWatchSettings::from_config(&c).unwrap().rollups;
+            assert!(sets.iter().all(|set| !set.is_empty()), "{empty:?}: no set of no dimensions, {sets:?}");
+        }
         assert_eq!(s.namespace.as_deref(), Some("my-svc"), "pip read these as integers and lost them");
         assert_eq!(s.instance.as_deref(), Some("i-abc"));
         assert_eq!(s.connect_timeout, Duration::from_millis(1500));

@@ -152,7 +152,8 @@ fn compact_free(groups: &[Group], max_values: usize) -> Option<Vec<Group>> {
     // To within 0.1% of the narrowest ratio that fits: a run's width is then at most 0.1% wider than it needs.
     let mut low = 1.0f64;
     while high / low > 1.001 {
-        let mid = (low * high).sqrt();
+        // The geometric mean, without the product (which overflows for periods spanning most of the range).
+        let mid = low * (high / low).sqrt();
         if fits(mid) {
             high = mid;
         } else {

@@ -109,6 +109,18 @@ fn fewer_values_allowed_still_give_exact_count_min_max_and_sum() {
 }
 
 #[test]
+fn a_period_spanning_most_of_the_range_is_compacted_into_few_values() {
+    let counter = counter_of(&[1e-100, 2e-100, 1e100, 2e100]);
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ =
+            done.send(counter.percentile_values(3).map(|sent| (sent.values.len(), sent.counts.iter().sum::<f64>())));
+    });
+    let sent = finished.recv_timeout(std::time::Duration::from_secs(20)).expect("finished");
+    assert!(sent.is_some_and(|(values, count)| values <= 3 && count == 4.0), "{sent:?}");
+}
+
+#[test]
 fn nothing_is_built_without_a_usable_distribution() {
     let mut with_negative = counter_of(&[-1.0, 2.0, 3.0]);
     with_negative.min = Some(-1.0);

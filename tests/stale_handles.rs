@@ -25,6 +25,10 @@ fn a_timing_running_across_clear_all_records_into_the_counter_its_name_has_at_th
     assert_eq!((job.counter_type, job.last), (CounterType::LastValue, Some(1.0)));
     c.dump_blocking().expect("dump");
     assert_eq!(c.telemetry().values_rejected, 1);
+    // A name refused at the start is counted once, as an empty name, not again at the end.
+    c.begin_timing("").end_timing();
+    c.dump_blocking().expect("dump");
+    assert_eq!((c.telemetry().names_empty, c.telemetry().values_rejected), (1, 1));
 }
 
 #[tokio::test]

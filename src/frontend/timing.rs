@@ -19,6 +19,8 @@ enum Target {
         cell: Arc<CounterCell>,
         key: Key,
         store: Arc<Store>,
+        /// The store refused the name when the timing began (its cell was retired at birth).
+        refused: bool,
     },
     Callback(Box<dyn FnOnce(f64) + Send>),
     Many(Vec<Target>),
@@ -28,8 +30,11 @@ impl Target {
     fn deliver(self, elapsed_ms: f64) {
         match self {
             Target::Nowhere => {}
-            Target::Named { cell, key, store } => {
-                if !cell.sample_unless_retired(elapsed_ms) {
+            Target::Named { cell, key, store, refused } => {
+                if refused {
+                    // Refused at the start (an empty name, the cap) and counted then: not looked up again.
+                    cell.sample(elapsed_ms);
+                } else if !cell.sample_unless_retired(elapsed_ms) {
                     match store.cell_if_free(&key, CounterType::Interval) {
                         Some(now) => now.sample(elapsed_ms),
                         // The name is another type's now: refused and counted.
@@ -56,7 +61,8 @@ impl CounterTiming {
     /// A timing for the Interval counter `key` in `store`.
     pub(crate) fn named(store: &Arc<Store>, key: Key) -> CounterTiming {
         let cell = store.cell(&key, CounterType::Interval);
-        CounterTiming { start: Instant::now(), target: Target::Named { cell, key, store: Arc::clone(store) } }
+        let refused = cell.is_retired();
+        CounterTiming { start: Instant::now(), target: Target::Named { cell, key, store: Arc::clone(store), refused } }
     }
 
     /// A timing that records nothing (pip's `CounterTiming()` without a callback, as `NullCounters` returns).

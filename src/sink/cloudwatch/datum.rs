@@ -81,11 +81,17 @@ fn dimension_pairs<'a>(counter: &'a Counter, ctx: &DatumContext<'a>) -> Result<(
     }
     let defaults = defaults_from..pairs.len();
     let mut deduplicated = false;
+    // The defaults a label replaced (a label replacing a default is no duplicate; a second label of that name is).
+    let mut replaced: Vec<usize> = Vec::new();
     for (name, value) in &counter.dimensions {
         match pairs.iter().position(|(seen, _)| *seen == name) {
             Some(at) => {
                 pairs[at].1 = value;
-                deduplicated |= !defaults.contains(&at);
+                if defaults.contains(&at) && !replaced.contains(&at) {
+                    replaced.push(at);
+                } else {
+                    deduplicated = true;
+                }
             }
             None => pairs.push((name, value)),
         }
@@ -420,6 +426,15 @@ mod tests {
         assert!(built.deduplicated);
         c.dimensions.truncate(2);
         assert!(!to_datum(&c, &ctx()).unwrap().deduplicated);
+        // A label replacing a default dimension is no duplicate; a second label of that name is.
+        let defaults = [("env".to_owned(), "prod".to_owned())];
+        let with_defaults = DatumContext { dimensions: &defaults, ..ctx() };
+        c.dimensions = vec![("env".into(), "a".into())];
+        assert!(!to_datum(&c, &with_defaults).unwrap().deduplicated);
+        c.dimensions.push(("env".into(), "b".into()));
+        let built = to_datum(&c, &with_defaults).unwrap();
+        assert!(built.deduplicated);
+        assert_eq!(built.datums[0].dimensions()[1].value(), Some("b"), "the last label wins");
     }
 
     #[test]

@@ -254,3 +254,14 @@ async fn an_ambiguous_failure_of_a_sink_of_ones_own_is_not_sent_again() {
     assert_eq!(c.dump().await.unwrap().saved, 0, "nothing put back: the destination may hold it");
     assert_eq!(c.get("calls", CounterType::Increment).count, Some(3), "the local view counts it once");
 }
+
+#[test]
+fn options_that_break_a_rule_are_refused_at_open_until_good_ones_are_set() {
+    let (c, _sink) = counters(CountersOptions::default().interval(Duration::ZERO));
+    let err = c.open_blocking().expect_err("a zero interval");
+    assert!(matches!(&err, Error::Config(_)) && err.to_string().contains("options.interval"), "{err}");
+    assert!(!c.is_open());
+    c.set_options(&CountersOptions::default().interval(Duration::from_secs(60))).expect("good options");
+    c.open_blocking().expect("open now");
+    c.close_blocking().expect("close");
+}

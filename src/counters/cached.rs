@@ -39,7 +39,9 @@ pub struct CachedCounters {
 }
 
 impl CachedCounters {
-    /// Counters that dump to `sink` with `options`. Options are checked by [`open`](Self::open).
+    /// Counters that dump to `sink` with `options`. Options are checked by [`open`](Self::open), which refuses
+    /// options that break a rule ([`CountersOptions::validate`]) until [`set_options`](Self::set_options) sets
+    /// good ones.
     pub fn new(sink: impl Sink, options: CountersOptions) -> CachedCounters {
         CachedCounters::with_shared_sink(Arc::new(sink), options)
     }
@@ -173,7 +175,7 @@ impl CachedCounters {
     /// `cloudwatch-counters` with its own single-threaded runtime is started.
     ///
     /// # Errors
-    /// [`Error::Thread`] when that thread cannot be started.
+    /// [`Error::Config`] when the options break a rule; [`Error::Thread`] when that thread cannot be started.
     #[allow(clippy::unused_async)] // async like every counters type's `open`, which may connect first
     pub async fn open(&self) -> Result<(), Error> {
         self.exporter.open()

@@ -42,6 +42,9 @@ impl Exporter {
     /// Starts the interval task on the current tokio runtime, or, in a program without one, on a thread of our
     /// own (started again if an earlier `close` stopped it).
     pub(crate) fn open(self: &Arc<Exporter>) -> Result<(), Error> {
+        if let Some(invalid) = self.invalid_options() {
+            return Err(Error::Config(invalid));
+        }
         let mut driver = self.lock_driver();
         if driver.timer.is_some() {
             return Ok(());

@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::config::CountersOptions;
+use crate::error::ConfigError;
 use crate::sink::Sink;
 use crate::store::Store;
 use crate::warn::WarnEvery;
@@ -63,6 +64,9 @@ pub(crate) struct Exporter {
     warn_rejected: WarnEvery,
     state: tokio::sync::Mutex<DumpState>,
     driver: Mutex<driver::Driver>,
+    /// What was wrong with the options the counters were made with, refused by `open` until options that pass
+    /// are set (`new` cannot fail).
+    invalid_options: Mutex<Option<ConfigError>>,
 }
 
 impl Exporter {
@@ -86,9 +90,15 @@ impl Exporter {
             warn_rejected: WarnEvery::default(),
             state: tokio::sync::Mutex::new(DumpState { last_reset: Instant::now(), published: Telemetry::default() }),
             driver: Mutex::new(driver::Driver::default()),
+            invalid_options: Mutex::new(None),
         };
         exporter.set_options(options);
         exporter
+    }
+
+    /// The error of the options last set, if they break a rule (see [`CountersOptions::validate`]).
+    pub(crate) fn invalid_options(&self) -> Option<ConfigError> {
+        self.invalid_options.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     /// The store this exporter reads.
@@ -98,6 +108,7 @@ impl Exporter {
 
     /// Applies the interval, reset timeout, counter cap, percentiles and telemetry switches.
     pub(crate) fn set_options(&self, options: &CountersOptions) {
+        *self.invalid_options.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = options.validate().err();
         self.set_interval(options.get_interval());
         self.idle_timeout_ns.store(u64::try_from(options.get_idle_timeout().as_nanos()).unwrap_or(u64::MAX), Relaxed);
         if let Some(phase) = options.get_dump_phase() {

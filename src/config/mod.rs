@@ -27,9 +27,23 @@ fn is_secret_key(key: &str) -> bool {
 
 impl std::fmt::Debug for ConfigParams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let shown = self.values.iter().map(|(k, v)| (k, if is_secret_key(k) { "***" } else { v.as_str() }));
+        let shown = self
+            .values
+            .iter()
+            .map(|(k, v)| (k, if is_secret_key(k) { std::borrow::Cow::Borrowed("***") } else { without_userinfo(v) }));
         f.debug_map().entries(shown).finish()
     }
+}
+
+/// `value` with the user and password of a URL in it (`https://user:password@host`) shown as `***`.
+fn without_userinfo(value: &str) -> std::borrow::Cow<'_, str> {
+    if let Some((scheme, rest)) = value.split_once("://") {
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+        if let Some((_, host)) = authority.rsplit_once('@') {
+            return format!("{scheme}://***@{host}{}", &rest[authority.len()..]).into();
+        }
+    }
+    value.into()
 }
 
 impl ConfigParams {
@@ -127,9 +141,10 @@ impl ConfigParams {
         self.values.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
 
-    /// A non-empty string from the last of `keys` that is set.
+    /// A non-empty string from the last of `keys` set to one: an empty value (as a template leaves a key it has
+    /// nothing for) does not hide an earlier key's.
     pub fn get_string(&self, keys: &[&str]) -> Option<String> {
-        self.get_last_of(keys).map(|(_, v)| v.trim().to_owned()).filter(|v| !v.is_empty())
+        keys.iter().rev().filter_map(|key| self.get(key)).map(str::trim).find(|v| !v.is_empty()).map(str::to_owned)
     }
 }
 
@@ -159,6 +174,33 @@ pub(crate) fn invalid(key: &str, expected: &'static str, value: &str) -> ConfigE
 #[cfg(feature = "cloudwatch")]
 mod cloudwatch;
 mod options;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_value_does_not_hide_an_earlier_keys() {
+        let c = ConfigParams::from_tuples([("connection.region", "us-east-1"), ("connections.region", " ")]);
+        assert_eq!(c.get_string(&["connection.region", "connections.region"]).as_deref(), Some("us-east-1"));
+        let later =
+            ConfigParams::from_tuples([("connection.region", "us-east-1"), ("connections.region", "eu-west-1")]);
+        assert_eq!(later.get_string(&["connection.region", "connections.region"]).as_deref(), Some("eu-west-1"));
+    }
+
+    #[test]
+    fn debug_output_shows_no_secret_and_no_password_in_a_url() {
+        let c = ConfigParams::from_tuples([
+            ("credential.access_key", "SECRET-1"),
+            ("connection.uri", "https://user:SECRET-2@monitoring.example.com/path?x=1"),
+            ("connection.endpoint", "http://127.0.0.1:4566"),
+        ]);
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.contains("https://***@monitoring.example.com/path?x=1"), "{shown}");
+        assert!(shown.contains("http://127.0.0.1:4566"), "{shown}");
+    }
+}
 
 #[cfg(feature = "cloudwatch")]
 pub use cloudwatch::{CloudWatchSettings, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, MAX_BATCH_SIZE};

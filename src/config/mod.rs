@@ -175,6 +175,12 @@ pub(crate) fn invalid(key: &str, expected: &'static str, value: &str) -> ConfigE
 mod cloudwatch;
 mod options;
 
+#[cfg(feature = "cloudwatch")]
+pub use cloudwatch::{CloudWatchSettings, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, MAX_BATCH_SIZE};
+pub use options::{
+    CountersOptions, DEFAULT_CLOSE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_INTERVAL, DEFAULT_MAX_COUNTERS,
+};
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -201,9 +207,3 @@ mod tests {
         assert!(shown.contains("http://127.0.0.1:4566"), "{shown}");
     }
 }
-
-#[cfg(feature = "cloudwatch")]
-pub use cloudwatch::{CloudWatchSettings, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, MAX_BATCH_SIZE};
-pub use options::{
-    CountersOptions, DEFAULT_CLOSE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_INTERVAL, DEFAULT_MAX_COUNTERS,
-};

@@ -199,7 +199,6 @@ pub(crate) fn first_line(text: &str) -> String {
     summary
 }
 
-#[cfg(feature = "cloudwatch")]
 /// `url` with any `user:password@` part hidden, for errors and `Debug` output.
 pub(crate) fn redact_userinfo(url: &str) -> String {
     let start = url.find("://").map_or(0, |i| i + 3);
@@ -238,7 +237,7 @@ impl fmt::Display for Secret {
     }
 }
 
-#[cfg(all(test, feature = "cloudwatch"))]
+#[cfg(test)]
 mod tests {
     use super::redact_userinfo;
 

@@ -2,10 +2,11 @@
 //!
 //! This is the only module that parses configuration.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::error::ConfigError;
+use crate::error::{redact_userinfo, ConfigError};
 
 /// Dotted configuration keys and string values, as pip-services' `ConfigParams`.
 ///
@@ -27,23 +28,17 @@ fn is_secret_key(key: &str) -> bool {
 
 impl std::fmt::Debug for ConfigParams {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let shown = self
-            .values
-            .iter()
-            .map(|(k, v)| (k, if is_secret_key(k) { std::borrow::Cow::Borrowed("***") } else { without_userinfo(v) }));
+        // A URL's user and password (`https://user:password@host`) show as `***` too.
+        let shown = self.values.iter().map(|(k, v)| {
+            let v: Cow<'_, str> = match v {
+                _ if is_secret_key(k) => "***".into(),
+                url if url.contains("://") => redact_userinfo(url).into(),
+                plain => plain.as_str().into(),
+            };
+            (k, v)
+        });
         f.debug_map().entries(shown).finish()
     }
-}
-
-/// `value` with the user and password of a URL in it (`https://user:password@host`) shown as `***`.
-fn without_userinfo(value: &str) -> std::borrow::Cow<'_, str> {
-    if let Some((scheme, rest)) = value.split_once("://") {
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
-        if let Some((_, host)) = authority.rsplit_once('@') {
-            return format!("{scheme}://***@{host}{}", &rest[authority.len()..]).into();
-        }
-    }
-    value.into()
 }
 
 impl ConfigParams {

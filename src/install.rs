@@ -3,14 +3,13 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 use tracing_subscriber::layer::SubscriberExt;
 
 use crate::counters::{CloudWatchCounters, CloudWatchCountersBuilder};
 use crate::error::Error;
-use crate::exporter::driver::spawn_on_helper_thread;
+use crate::exporter::driver::run_and_wait;
 use crate::exporter::DumpReport;
 
 impl CloudWatchCounters {
@@ -126,13 +125,7 @@ impl CountersGuard {
     fn close_on_helper_thread(&self) -> Result<DumpReport, Error> {
         let counters = Arc::clone(&self.counters);
         let timeout = counters.counters().close_timeout();
-        let (done, closed) = std::sync::mpsc::sync_channel(1);
-        spawn_on_helper_thread("cloudwatch-counters-close", async move {
-            let _ = done.send(counters.close().await);
-        })?;
-        closed
-            .recv_timeout(timeout + Duration::from_secs(1))
-            .unwrap_or(Err(Error::Timeout { what: "dropping the install guard", timeout }))
+        run_and_wait(None, "dropping the install guard", async move { counters.close().await }, timeout)?
     }
 }
 

@@ -137,23 +137,38 @@ impl Exporter {
         if Handle::try_current().is_ok() && tokio::task::try_id().is_none() {
             return Err(Error::BlockingInRuntime(what));
         }
-        let timeout = self.close_timeout();
         let own = self.lock_driver().own.as_ref().map(|own| own.handle.clone());
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let run = async move {
-            let _ = tx.send(future.await);
-        };
-        if let Some(handle) = own {
-            drop(handle.spawn(run));
-        } else {
-            spawn_on_helper_thread("cloudwatch-counters-blocking", run)?;
-        }
-        rx.recv_timeout(timeout + Duration::from_secs(1)).map_err(|err| match err {
-            std::sync::mpsc::RecvTimeoutError::Timeout => Error::Timeout { what, timeout },
-            // The runtime running it stopped (a `close` elsewhere) before it finished.
-            std::sync::mpsc::RecvTimeoutError::Disconnected => Error::RuntimeGone,
-        })
+        run_and_wait(own, what, future, self.close_timeout())
     }
+}
+
+/// Runs `future` on `runtime`, or with none on a helper thread of its own ([`spawn_on_helper_thread`]), and waits
+/// for its output by the wall clock, at most `timeout` and a second: bounded even when the caller's runtime
+/// drives nothing.
+pub(crate) fn run_and_wait<F>(
+    runtime: Option<Handle>,
+    what: &'static str,
+    future: F,
+    timeout: Duration,
+) -> Result<F::Output, Error>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let run = async move {
+        let _ = tx.send(future.await);
+    };
+    if let Some(handle) = runtime {
+        drop(handle.spawn(run));
+    } else {
+        spawn_on_helper_thread("cloudwatch-counters-blocking", run)?;
+    }
+    rx.recv_timeout(timeout + Duration::from_secs(1)).map_err(|err| match err {
+        std::sync::mpsc::RecvTimeoutError::Timeout => Error::Timeout { what, timeout },
+        // The runtime running it stopped (a `close` elsewhere) before it finished.
+        std::sync::mpsc::RecvTimeoutError::Disconnected => Error::RuntimeGone,
+    })
 }
 
 /// Runs `future` on this thread, parking it while the future waits, within `timeout`: for futures that need no

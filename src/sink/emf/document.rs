@@ -198,11 +198,11 @@ fn write_documents(
     metrics: &[Entry<'_>],
 ) {
     let sources = || metrics.iter().map(|(_, _, i)| *i).collect();
-    let document = document(ctx, timestamp, dimensions, sets, metrics, true);
-    if document.len() <= ctx.max_bytes {
-        out.documents.push((document, sources()));
+    let full = document(ctx, timestamp, dimensions, sets, metrics, true);
+    if full.len() <= ctx.max_bytes {
+        out.documents.push((full, sources()));
     } else if let [(_, _, i)] = metrics {
-        let bare = self::document(ctx, timestamp, dimensions, sets, metrics, false);
+        let bare = document(ctx, timestamp, dimensions, sets, metrics, false);
         if bare.len() <= ctx.max_bytes {
             out.documents.push((bare, sources()));
             out.without_properties.push(*i);

@@ -35,11 +35,7 @@ impl Target {
                     // Refused at the start (an empty name, the cap) and counted then: not looked up again.
                     cell.sample(elapsed_ms);
                 } else if !cell.sample_unless_retired(elapsed_ms) {
-                    match store.cell_if_free(&key, CounterType::Interval) {
-                        Some(now) => now.sample(elapsed_ms),
-                        // The name is another type's now: refused and counted.
-                        None => cell.sample(elapsed_ms),
-                    }
+                    store.sample_after_retire(&key, &cell, elapsed_ms);
                 }
             }
             Target::Callback(callback) => callback(elapsed_ms),

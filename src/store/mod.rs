@@ -268,6 +268,17 @@ impl Store {
         }
     }
 
+    /// An Interval sample for `key` from a holder of `retired`, its cell until a clear or a replacement: into the
+    /// Interval counter that has the name now, unless another type took the name meanwhile (then it is refused
+    /// and counted on `retired`, and that counter is left alone).
+    #[cold]
+    pub(crate) fn sample_after_retire(&self, key: &Key, retired: &CounterCell, value: f64) {
+        match self.cell_if_free(key, CounterType::Interval) {
+            Some(cell) => cell.sample(value),
+            None => retired.sample(value),
+        }
+    }
+
     /// The cell for one of this crate's own counters (self-telemetry): not subject to the cap, and never
     /// making a dump send on its own.
     pub(crate) fn reserved_cell(&self, key: &Key, kind: CounterType) -> Arc<CounterCell> {

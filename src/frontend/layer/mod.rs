@@ -299,15 +299,11 @@ fn ms_per_tick(clock: &quanta::Clock) -> f64 {
 }
 
 impl CountersLayer {
-    /// Records into the counter that has the span's name now, unless another type took the name meanwhile (then
-    /// the sample is refused and counted, and that counter is left alone).
+    /// Records into the counter that has the span's name now (see [`Store::sample_after_retire`]).
     #[cold]
     fn record_after_clear(&self, cells: &SpanCells, elapsed_ms: f64) {
         let key = Key::from_name(format!("{}.exec_time", cells.base));
-        match self.store.cell_if_free(&key, CounterType::Interval) {
-            Some(cell) => cell.sample(elapsed_ms),
-            None => cells.exec_time.sample(elapsed_ms), // retired: refused and counted
-        }
+        self.store.sample_after_retire(&key, &cells.exec_time, elapsed_ms);
     }
 
     /// Takes this layer's timing out of a closing span's extensions (one map operation for a single counters

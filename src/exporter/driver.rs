@@ -90,20 +90,15 @@ impl Exporter {
                 let _ = tokio::time::timeout(SETTLE_AFTER_ABORT, task).await;
             }
         }
+        let cut_off = || Error::CloseTimeout {
+            timeout,
+            datums_unconfirmed: self.cut_off_datums().saturating_sub(cut_off_before),
+        };
         if tokio::time::Instant::now() >= deadline {
             // No time left: the final dump is not started (a save begun now would only be cut off at once).
-            return Err(Error::CloseTimeout {
-                timeout,
-                datums_unconfirmed: self.cut_off_datums().saturating_sub(cut_off_before),
-            });
+            return Err(cut_off());
         }
-        match tokio::time::timeout_at(deadline, self.dump()).await {
-            Ok(report) => report,
-            Err(_) => Err(Error::CloseTimeout {
-                timeout,
-                datums_unconfirmed: self.cut_off_datums().saturating_sub(cut_off_before),
-            }),
-        }
+        tokio::time::timeout_at(deadline, self.dump()).await.unwrap_or_else(|_| Err(cut_off()))
     }
 
     /// Stops our own runtime thread, if there is one and no timer runs on it (an `open` that came between a

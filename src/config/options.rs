@@ -5,6 +5,9 @@ use std::time::Duration;
 use super::{check_positive, invalid, ConfigParams};
 use crate::error::ConfigError;
 
+/// What `options.max_counters` must be.
+const POSITIVE_COUNT: &str = "a positive integer";
+
 /// The default bound on `close()` and every `*_blocking` call: one CloudWatch request attempt at the default
 /// timeouts (connect 30 s, request 10 s) and 5 s more.
 pub const DEFAULT_CLOSE_TIMEOUT: Duration = Duration::from_secs(45);
@@ -83,8 +86,11 @@ impl CountersOptions {
         if let Some(reset) = config.get_millis(&["reset_timeout", "options.reset_timeout"])? {
             next.reset_timeout = reset;
         }
-        if let Some(max) = config.get_usize(&["max_counters", "options.max_counters"])? {
-            next.max_counters = max;
+        if let Some((key, value)) = config.get_last_of(&["max_counters", "options.max_counters"]) {
+            match value.trim().parse() {
+                Ok(max) if max > 0 => next.max_counters = max,
+                _ => return Err(invalid(key, POSITIVE_COUNT, value)),
+            }
         }
         if let Some(on) = config.get_bool(&["telemetry", "options.telemetry"])? {
             next.telemetry = on;
@@ -109,12 +115,17 @@ impl CountersOptions {
         Ok(())
     }
 
-    /// Checks the rules every way of setting options shares: the interval and the close timeout are at least 1 ms.
+    /// Checks the rules every way of setting options shares: the interval and the close timeout are at least 1 ms,
+    /// and at least one counter may live (`max_counters` 0 would drop every key).
     ///
     /// # Errors
     /// [`ConfigError::Invalid`] naming the setting that breaks a rule.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check_positive(&[("options.interval", self.interval), ("options.close_timeout", self.close_timeout)])
+        check_positive(&[("options.interval", self.interval), ("options.close_timeout", self.close_timeout)])?;
+        if self.max_counters == 0 {
+            return Err(invalid("options.max_counters", POSITIVE_COUNT, "0"));
+        }
+        Ok(())
     }
 
     /// Sets how often counters are dumped (pip's `options.interval`; at least 1 ms, checked by
@@ -183,8 +194,9 @@ impl CountersOptions {
         self.percentiles
     }
 
-    /// Caps the number of live counters (default [`DEFAULT_MAX_COUNTERS`]). Past the cap, updates to new keys
-    /// are dropped, counted (`Telemetry::keys_dropped`) and warned about once a minute; existing counters go on.
+    /// Caps the number of live counters (default [`DEFAULT_MAX_COUNTERS`]; at least 1, checked by
+    /// [`validate`](Self::validate)). Past the cap, updates to new keys are dropped, counted
+    /// (`Telemetry::keys_dropped`) and warned about once a minute; existing counters go on.
     pub fn max_counters(mut self, max: usize) -> Self {
         self.max_counters = max;
         self
@@ -268,6 +280,13 @@ mod tests {
         let c = ConfigParams::from_tuples([("options.max_counters", "50"), ("options.telemetry", "false")]);
         let o = CountersOptions::from_config(&c).unwrap();
         assert_eq!((o.get_max_counters(), o.get_telemetry()), (50, false));
+        for zero in ["0", " 0", "-1", "many"] {
+            let c = ConfigParams::from_tuples([("options.max_counters", zero)]);
+            let err = CountersOptions::from_config(&c).unwrap_err().to_string();
+            assert!(err.contains("options.max_counters") && err.contains("positive"), "{zero}: {err}");
+        }
+        let err = CountersOptions::default().max_counters(0).validate().unwrap_err().to_string();
+        assert!(err.contains("options.max_counters"), "a cap of 0 set in code is refused too: {err}");
         let bad = ConfigParams::from_tuples([("options.telemetry", "maybe")]);
         assert!(CountersOptions::from_config(&bad).unwrap_err().to_string().contains("options.telemetry"));
         assert!(CountersOptions::default().get_percentiles(), "percentiles are on by default");

@@ -2,6 +2,7 @@
 
 mod common;
 
+use cloudwatch_counters::CounterType;
 use common::recording_counters as counters;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Registry;
@@ -90,4 +91,21 @@ fn opening_cloudwatch_counters_times_none_of_the_sdks_spans_even_with_no_exclusi
     let names: Vec<String> = counters.counters().get_all().into_iter().map(|x| x.name).collect();
     assert_eq!(names, Vec::<String>::new(), "none of them timed");
     runtime.block_on(counters.close()).expect("closed");
+}
+
+#[test]
+fn an_error_logged_through_the_log_crate_by_an_excluded_target_does_not_fail_the_span() {
+    // tracing-log bridges a `log` record as an event of target `log` with its own target in `log.target`.
+    let c = counters();
+    tracing::subscriber::with_default(Registry::default().with(c.layer()), || {
+        tracing::info_span!(target: "app", "call").in_scope(|| {
+            tracing::event!(target: "log", tracing::Level::ERROR, { log.target = "hyper::proto::h1::conn" }, "connection error");
+        });
+        tracing::info_span!(target: "app", "fails").in_scope(|| {
+            tracing::event!(target: "log", tracing::Level::ERROR, { log.target = "app::db" }, "query failed");
+        });
+    });
+    let errors = |span: &str| c.get(&format!("app.{span}.errors"), CounterType::Increment).count.filter(|&n| n > 0);
+    assert_eq!((errors("call"), errors("fails")), (None, Some(1)));
+    assert_eq!(c.get("app.call.exec_time", CounterType::Interval).count, Some(1), "the span itself is timed");
 }

@@ -15,7 +15,8 @@
 //!   callsites to cost nothing when no other layer wants them.
 //! - Spans and events of the targets excluded by default (the AWS SDK, hyper, h2, rustls, tower, tokio, this
 //!   crate) are ignored, so a dump never creates more data to dump. Targets match on module boundaries
-//!   (`hyper` is not `hyperion`). The layer filters for itself, once per callsite and thread (cached), rather
+//!   (`hyper` is not `hyperion`); a `log` record bridged by tracing-log is judged by its own target (its
+//!   `log.target` field), not by `log`. The layer filters for itself, once per callsite and thread (cached), rather
 //!   than through a per-layer `Filter`: `tracing_subscriber`'s `Filtered` looks the span up again on every
 //!   enter, exit and close, which costs more than the layer's own work. It never disables a callsite for other
 //!   layers. To choose spans the tracing-subscriber way, give it a per-layer filter:
@@ -33,6 +34,7 @@ use std::sync::Arc;
 use dashmap::DashMap;
 
 use metrics::Key;
+use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id};
 use tracing::{Event, Level, Metadata, Subscriber};
 use tracing_subscriber::layer::{Context, Layer};
@@ -56,6 +58,9 @@ pub use builder::{CountersLayerBuilder, NamingFn, DEFAULT_EXCLUDED_TARGETS};
 pub use events::COUNTER_FIELD;
 pub use span_fields::DEFAULT_SPAN_DIMENSIONS;
 use span_fields::{LabelVisitor, SpanLabels};
+
+/// The field in which tracing-log's bridged `log` records carry their own target.
+const LOG_TARGET: &str = "log.target";
 
 /// One layer's timing of a span, from creation to close.
 struct SpanTiming {
@@ -131,11 +136,36 @@ impl CountersLayer {
         EventPlan::of(meta, error, self.count_events && wanted(self.wants_level(meta)))
     }
 
+    /// Whether `event` is a `log` record bridged by tracing-log (target `log`, which no exclusion names) whose own
+    /// target, in its `log.target` field, is excluded: a hyper or AWS SDK error logged through the `log` crate
+    /// does not mark the application's span as failed. Read per event, only for ERROR events (rare).
+    fn is_excluded_log_record(&self, event: &Event<'_>) -> bool {
+        struct LogTarget<'a>(&'a CountersLayer, bool);
+        impl Visit for LogTarget<'_> {
+            fn record_str(&mut self, field: &Field, value: &str) {
+                if field.name() == LOG_TARGET {
+                    self.1 = self.0.is_excluded(value);
+                }
+            }
+            fn record_debug(&mut self, _field: &Field, _value: &dyn fmt::Debug) {}
+        }
+        let meta = event.metadata();
+        if meta.target() != "log" || meta.fields().field(LOG_TARGET).is_none() {
+            return false;
+        }
+        let mut target = LogTarget(self, false);
+        event.record(&mut target);
+        target.1
+    }
+
     /// Marks the span `event` is in, as this layer sees it, as having seen an ERROR.
     fn mark_error<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
+        if self.is_excluded_log_record(event) {
+            return;
+        }
         // Past spans a per-layer filter disabled; ERROR events are rare enough for the lookup.
         let span = ctx.event_span(event).map(|span| span.id());
         if let Some(id) = span.filter(|id| !self.open.mark_error(id.into_u64())) {

@@ -2,8 +2,8 @@
 //! out of it (the period) and keeps for local reads (the totals).
 //!
 //! Per type:
-//! - **Increment**: `period` holds what `increment` added since the last take (an `i64`, saturating, never
-//!   wrapping). Fractional increments (tracing events such as `monotonic_counter.x = 0.5`) and `absolute` values
+//! - **Increment**: `period` holds what `increment` added since the last take (an `i64`, saturating at
+//!   ±[`PERIOD_LIMIT`], never wrapping, even for a take racing an add). Fractional increments (tracing events such as `monotonic_counter.x = 0.5`) and `absolute` values
 //!   (a `metrics` counter's `absolute`) live in a small box allocated the first time one is used, so a plain
 //!   counter stays 48 bytes.
 //! - **Interval / Statistics**: two slots of sum, min and max behind a writer/reader phaser (HdrHistogram's
@@ -26,6 +26,16 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::buckets::Buckets;
 use crate::model::{in_range, Counter, CounterType, Distribution};
+
+/// The most an Increment period holds either way (2^62, about 4.6e18); an add past it saturates, counted. The
+/// headroom below `i64::MAX` lets the hot path add with one `fetch_add` and repair an overshoot after it: an
+/// add larger than [`FAST_ADD`] takes a compare-and-swap instead, so a period is past the limit by at most 2^53
+/// for each add still repairing, and a take that finds it there takes the limit. Only more than 512 such adds
+/// in flight at once, each between its `fetch_add` and its repair, could wrap it.
+pub(crate) const PERIOD_LIMIT: i64 = 1 << 62;
+
+/// The largest add (either way) that takes the hot path's `fetch_add`; larger ones take a compare-and-swap.
+const FAST_ADD: u64 = 1 << 53;
 
 /// The bit pattern of an unset level (a NaN payload no arithmetic produces; levels are finite).
 const UNSET: u64 = 0x7ff8_0000_dead_beef;
@@ -86,7 +96,7 @@ struct IncrementExtra {
     /// The absolute value whose change the local total already holds: the one a take read, until its save
     /// fails (then `published` again). A local read adds only the change since.
     folded: AtomicU64,
-    /// Increments that would have passed `i64::MAX` (or `i64::MIN`) and were saturated, since the last take.
+    /// Increments that would have taken a period past ±[`PERIOD_LIMIT`] and were saturated, since the last take.
     saturated: AtomicU32,
 }
 
@@ -325,7 +335,7 @@ impl CounterCell {
         count_one(&self.rejected);
     }
 
-    /// Increment: adds `value`. A sum that would pass `i64::MAX` (or `i64::MIN`) saturates and is counted.
+    /// Increment: adds `value`. A sum that would pass ±[`PERIOD_LIMIT`] saturates and is counted.
     #[inline]
     pub(crate) fn add(&self, value: i64) {
         let Body::Increment(inc) = &self.body else { return self.reject() };
@@ -335,23 +345,20 @@ impl CounterCell {
         if flags & RETIRED != 0 {
             return self.reject();
         }
-        let before = inc.period.fetch_add(value, Relaxed);
-        if before.checked_add(value).is_none() {
-            Self::saturate(inc, value);
+        if value.unsigned_abs() > FAST_ADD {
+            inc.add_large(value);
+        } else {
+            let after = inc.period.fetch_add(value, Relaxed).wrapping_add(value);
+            if after.unsigned_abs() > PERIOD_LIMIT.unsigned_abs() {
+                inc.saturate();
+            }
         }
         if flags & (DIRTY | USED) != DIRTY | USED {
             self.flags.fetch_or(DIRTY | USED, Release);
         }
     }
 
-    /// Undoes a wrapped `fetch_add(value)` and adds `value` saturating instead; counts it.
-    #[cold]
-    fn saturate(inc: &Increment, value: i64) {
-        let _ = inc.period.fetch_update(Relaxed, Relaxed, |p| Some(p.wrapping_sub(value).saturating_add(value)));
-        inc.count_saturated();
-    }
-
-    /// Increment: adds a `u64` (a `metrics` counter's `increment`); past `i64::MAX` it saturates and is counted.
+    /// Increment: adds a `u64` (a `metrics` counter's `increment`); one past `i64::MAX` saturates the period (counted).
     #[inline]
     pub(crate) fn add_unsigned(&self, value: u64) {
         match i64::try_from(value) {
@@ -366,7 +373,7 @@ impl CounterCell {
         if !self.accepts_updates() {
             return;
         }
-        let _ = inc.period.fetch_update(Relaxed, Relaxed, |p| Some(p.saturating_add(i64::MAX)));
+        let _ = inc.period.fetch_update(Relaxed, Relaxed, |p| Some(clamp_period(p.saturating_add(i64::MAX))));
         inc.count_saturated();
         self.mark(DIRTY | USED);
     }
@@ -533,7 +540,10 @@ impl CounterCell {
         match &self.body {
             Body::Increment(inc) => {
                 let updated = self.flags.fetch_and(!DIRTY, Acquire) & DIRTY != 0;
-                let mut period = IncrementPeriod { whole: inc.period.swap(0, Acquire), updated, ..Default::default() };
+                // Past the limit only while an add that overshot it is being repaired: its excess is saturated
+                // (that add counts it).
+                let whole = clamp_period(inc.period.swap(0, Acquire));
+                let mut period = IncrementPeriod { whole, updated, ..Default::default() };
                 if let Some(extra) = inc.extra.get() {
                     period.fraction = f64::from_bits(extra.fraction.swap(0f64.to_bits(), Relaxed));
                     if let Some((now, delta)) = extra.absolute_change(&extra.published) {
@@ -575,7 +585,10 @@ impl CounterCell {
         match (&self.body, period) {
             (Body::Increment(inc), Period::Increment(p)) => {
                 let _ = inc.total.fetch_update(Relaxed, Relaxed, |t| Some(t.saturating_sub(p.whole_total())));
-                let _ = inc.period.fetch_update(Relaxed, Relaxed, |v| Some(v.saturating_add(p.whole)));
+                let back = inc.period.fetch_update(Relaxed, Relaxed, |v| Some(clamp_period(v.saturating_add(p.whole))));
+                if back.is_ok_and(|v| v.saturating_add(p.whole).unsigned_abs() > PERIOD_LIMIT.unsigned_abs()) {
+                    inc.count_saturated();
+                }
                 if let Some(extra) = inc.extra.get() {
                     update_f64(&extra.fraction, |f| Some(f + p.fraction));
                     update_f64(&extra.fraction_total, |f| Some(f - p.fraction));
@@ -727,6 +740,28 @@ impl Increment {
     fn count_saturated(&self) {
         count_one(&self.extra().saturated);
     }
+
+    /// Adds more than [`FAST_ADD`] at once: in one compare-and-swap, saturating at the limit (counted).
+    #[cold]
+    fn add_large(&self, value: i64) {
+        let before = self.period.fetch_update(Relaxed, Relaxed, |p| Some(clamp_period(p.saturating_add(value))));
+        if before.is_ok_and(|p| p.saturating_add(value).unsigned_abs() > PERIOD_LIMIT.unsigned_abs()) {
+            self.count_saturated();
+        }
+    }
+
+    /// Brings back within the limit a period that an add took past it (a take may have taken the excess
+    /// already, clamping it), and counts the add as saturated.
+    #[cold]
+    fn saturate(&self) {
+        let _ = self.period.fetch_update(Relaxed, Relaxed, |p| Some(clamp_period(p)));
+        self.count_saturated();
+    }
+}
+
+/// `period` within ±[`PERIOD_LIMIT`].
+fn clamp_period(period: i64) -> i64 {
+    period.clamp(-PERIOD_LIMIT, PERIOD_LIMIT)
 }
 
 impl IncrementExtra {

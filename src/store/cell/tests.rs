@@ -124,16 +124,71 @@ fn an_add_whose_count_lands_before_its_flag_is_taken_once() {
 #[test]
 fn increments_saturate_instead_of_wrapping_and_are_counted() {
     let cell = CounterCell::new(CounterType::Increment);
-    cell.add(i64::MAX - 1);
+    cell.add(PERIOD_LIMIT - 1);
     cell.add(5);
     cell.add_unsigned(u64::MAX);
+    cell.add(i64::MAX);
     let period = cell.take();
-    assert_eq!(period_counter(&cell, &period).count, Some(i64::MAX));
-    assert_eq!(cell.take_saturated(), 2);
+    assert_eq!(period_counter(&cell, &period).count, Some(PERIOD_LIMIT));
+    assert_eq!(cell.take_saturated(), 3);
     assert_eq!(cell.take_saturated(), 0);
     cell.add(-3);
+    cell.add(i64::MIN);
+    cell.add(-1);
     let period = cell.take();
-    assert_eq!(period_counter(&cell, &period).count, Some(-3));
+    assert_eq!(period_counter(&cell, &period).count, Some(-PERIOD_LIMIT));
+    assert_eq!(cell.take_saturated(), 2, "the large add and the one after it");
+    cell.add(PERIOD_LIMIT);
+    cell.add(-PERIOD_LIMIT);
+    assert_eq!(period_counter(&cell, &cell.take()).count, Some(0));
+    assert_eq!(cell.take_saturated(), 0, "large adds within the limit are exact");
+}
+
+#[test]
+fn a_take_between_an_add_past_the_limit_and_its_repair_takes_the_limit_not_a_wrapped_sum() {
+    let cell = CounterCell::new(CounterType::Increment);
+    cell.add(PERIOD_LIMIT - 1);
+    // What an add of 100 leaves before it repairs the overshoot: the take comes in between.
+    increment(&cell).period.fetch_add(100, Relaxed);
+    let period = cell.take();
+    assert_eq!(period_counter(&cell, &period).count, Some(PERIOD_LIMIT));
+    increment(&cell).saturate();
+    assert_eq!(period_counter(&cell, &cell.take()).count, Some(0), "the repair finds nothing left to clamp");
+    assert_eq!(cell.take_saturated(), 1);
+    // A failed save puts the period back; past the limit with what came since, it saturates and counts.
+    cell.add(10);
+    cell.undo(&period);
+    assert_eq!(period_counter(&cell, &cell.take()).count, Some(PERIOD_LIMIT));
+    assert_eq!(cell.take_saturated(), 1);
+}
+
+#[test]
+fn periods_near_the_limit_never_wrap_under_concurrent_adds_and_takes() {
+    // Adds of 2^53 (the largest the fetch_add path takes) keep the period at the limit while a thread takes:
+    // every period taken is between 0 and the limit. (Saturating at i64::MAX with the same repair after the
+    // add, a take between an add and its repair published a negative sum.)
+    let cell = Arc::new(CounterCell::new(CounterType::Increment));
+    let adders: Vec<_> = (0..2)
+        .map(|_| {
+            let cell = Arc::clone(&cell);
+            std::thread::spawn(move || {
+                for _ in 0..200_000 {
+                    cell.add(1 << 53);
+                }
+            })
+        })
+        .collect();
+    let mut takes = 0u64;
+    while takes < 2_000_000 && !adders.iter().all(std::thread::JoinHandle::is_finished) {
+        let count = period_counter(&cell, &cell.take()).count.unwrap_or(0);
+        assert!((0..=PERIOD_LIMIT).contains(&count), "take {takes}: {count}");
+        takes += 1;
+    }
+    for adder in adders {
+        adder.join().expect("adder");
+    }
+    let count = period_counter(&cell, &cell.take()).count.unwrap_or(0);
+    assert!((0..=PERIOD_LIMIT).contains(&count), "last take: {count}");
 }
 
 #[test]

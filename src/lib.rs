@@ -60,7 +60,7 @@
 //! - A name updated with another type replaces the counter and drops its data (pip's rule).
 //! - Values CloudWatch cannot take (NaN, infinities, magnitudes beyond 2^360 or below 2^-360) are refused when
 //!   recorded, counted (`Telemetry::values_rejected`) and warned about at most once a minute. Increments that
-//!   would take one period's count past ±2^62 (about 4.6e18) saturate there, never wrapping
+//!   would take one period's count past 2^62 - 1 (about 4.6e18; -2^62 below) saturate there, never wrapping
 //!   (`Telemetry::values_saturated`).
 //! - A local read (`get`, `get_all`) racing a sample may see part of it; dumps never do.
 //! - At most `options.max_counters` counters (default 10,000) live at once; updates to new keys past the cap

@@ -254,7 +254,7 @@ async fn duplicate_labels_overflow_and_out_of_range_values_deliver_the_rest_and_
         // The last label of a repeated name wins; a label named InstanceID replaces the instance dimension.
         metrics::counter!("dup", "k" => "a", "k" => "b").increment(1);
         metrics::counter!("own_instance", "InstanceID" => "mine").increment(2);
-        // Past a period's limit (2^62): saturates instead of wrapping to a negative count.
+        // Past a period's limit (2^62 - 1): saturates instead of wrapping to a negative count.
         metrics::counter!("big").increment(u64::MAX);
         metrics::counter!("big").increment(5);
         // Beyond CloudWatch's range: refused at record time, so the rest of the histogram is published.
@@ -278,7 +278,7 @@ async fn duplicate_labels_overflow_and_out_of_range_values_deliver_the_rest_and_
     let own = statistics(&reader, &ns, "own_instance", &[("InstanceID", "mine")]).await;
     assert_eq!(own.sum(), Some(2.0));
     let big = statistics(&reader, &ns, "big", &[("InstanceID", "values-host")]).await;
-    assert_eq!(big.sum(), Some((1_i64 << 62) as f64));
+    assert_eq!(big.sum(), Some(((1_i64 << 62) - 1) as f64));
     let h = statistics(&reader, &ns, "h", &[("InstanceID", "values-host")]).await;
     assert_eq!((h.sample_count(), h.sum()), (Some(1.0), Some(5.0)));
 }

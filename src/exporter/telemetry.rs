@@ -10,7 +10,7 @@
 //! | `cloudwatch_counters.datums_skipped`, `reason`| datums skipped for breaking a limit, per reason     |
 //! | `cloudwatch_counters.keys_dropped`            | new keys refused past `options.max_counters`        |
 //! | `cloudwatch_counters.values_rejected`         | values refused: not finite, out of range, wrong type|
-//! | `cloudwatch_counters.values_saturated`        | increments that would have passed ±2^62 in a period |
+//! | `cloudwatch_counters.values_saturated`        | increments past a period's range, 2^62 - 1 and -2^62|
 //! | `cloudwatch_counters.names_empty`             | updates of counters without a name                  |
 //! | `cloudwatch_counters.dumps_failed`            | dumps whose save failed (the data was kept)         |
 //! | `cloudwatch_counters.labels_cut`              | metrics whose labels past 29 were cut               |
@@ -51,7 +51,7 @@ pub struct Telemetry {
     /// Values refused by counters (counted at each dump): not finite, beyond CloudWatch's range (2^-360 to
     /// 2^360 in magnitude), or not fitting the counter's type.
     pub values_rejected: u64,
-    /// Increments that would have taken a period's count past ±2^62 and saturated there instead of wrapping.
+    /// Increments that would have taken a period's count past 2^62 - 1 (or -2^62) and saturated there instead of wrapping.
     pub values_saturated: u64,
     /// Updates refused because the counter's name was empty (pip's "Counter name was not set").
     pub names_empty: u64,

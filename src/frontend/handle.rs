@@ -37,7 +37,7 @@ impl CounterHandle {
         self.cell.is_retired()
     }
 
-    /// Increment: adds `value` (pip's `increment`); a period's sum past ±2^62 saturates and is counted.
+    /// Increment: adds `value` (pip's `increment`); a period's sum past 2^62 - 1 (or -2^62) saturates and is counted.
     #[inline]
     pub fn increment(&self, value: i64) {
         self.cell.add(value);

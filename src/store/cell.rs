@@ -3,9 +3,10 @@
 //!
 //! Per type:
 //! - **Increment**: `period` holds what `increment` added since the last take (an `i64`, saturating at
-//!   ±[`PERIOD_LIMIT`], never wrapping, even for a take racing an add). Fractional increments (tracing events such as `monotonic_counter.x = 0.5`) and `absolute` values
-//!   (a `metrics` counter's `absolute`) live in a small box allocated the first time one is used, so a plain
-//!   counter stays 48 bytes.
+//!   [`PERIOD_LIMIT`] and [`PERIOD_MIN`], never wrapping, even for a take racing an add). Fractional
+//!   increments (tracing events such as `monotonic_counter.x = 0.5`) and `absolute` values (a `metrics`
+//!   counter's `absolute`) live in a small box allocated the first time one is used, so a plain counter stays
+//!   48 bytes.
 //! - **Interval / Statistics**: two slots of sum, min and max behind a writer/reader phaser (HdrHistogram's
 //!   `WriterReaderPhaser`): a sample enters the phase (one `fetch_add`), updates the slot of that phase, and
 //!   leaves it (one `fetch_add`, whose count is the period's SampleCount). A take flips the phase and waits for
@@ -27,12 +28,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use super::buckets::Buckets;
 use crate::model::{in_range, Counter, CounterType, Distribution};
 
-/// The most an Increment period holds either way (2^62, about 4.6e18); an add past it saturates, counted. The
+/// The most an Increment period holds (2^62 - 1, about 4.6e18; and [`PERIOD_MIN`], -2^62, the least: a 63-bit
+/// integer's range, which one overflow check on the doubled sum tests); an add past it saturates, counted. The
 /// headroom below `i64::MAX` lets the hot path add with one `fetch_add` and repair an overshoot after it: an
 /// add larger than [`FAST_ADD`] takes a compare-and-swap instead, so a period is past the limit by at most 2^53
 /// for each add still repairing, and a take that finds it there takes the limit. Only more than 512 such adds
 /// in flight at once, each between its `fetch_add` and its repair, could wrap it.
-pub(crate) const PERIOD_LIMIT: i64 = 1 << 62;
+pub(crate) const PERIOD_LIMIT: i64 = (1 << 62) - 1;
+/// The least an Increment period holds: -2^62 (see [`PERIOD_LIMIT`]).
+pub(crate) const PERIOD_MIN: i64 = -(1 << 62);
 
 /// The largest add (either way) that takes the hot path's `fetch_add`; larger ones take a compare-and-swap.
 const FAST_ADD: u64 = 1 << 53;
@@ -96,7 +100,7 @@ struct IncrementExtra {
     /// The absolute value whose change the local total already holds: the one a take read, until its save
     /// fails (then `published` again). A local read adds only the change since.
     folded: AtomicU64,
-    /// Increments that would have taken a period past ±[`PERIOD_LIMIT`] and were saturated, since the last take.
+    /// Increments that would have taken a period past [`PERIOD_LIMIT`] (or [`PERIOD_MIN`]) and were saturated, since the last take.
     saturated: AtomicU32,
 }
 
@@ -335,9 +339,31 @@ impl CounterCell {
         count_one(&self.rejected);
     }
 
-    /// Increment: adds `value`. A sum that would pass ±[`PERIOD_LIMIT`] saturates and is counted.
+    /// Increment: adds `value`. A sum that would pass [`PERIOD_LIMIT`] (or [`PERIOD_MIN`]) saturates and is counted.
     #[inline]
     pub(crate) fn add(&self, value: i64) {
+        if value.unsigned_abs() <= FAST_ADD {
+            self.add_small(value);
+        } else {
+            self.add_large(value);
+        }
+    }
+
+    /// Increment: adds a `u64` (a `metrics` counter's `increment`); a period's sum past [`PERIOD_LIMIT`] (or [`PERIOD_MIN`])
+    /// saturates and is counted.
+    #[inline]
+    pub(crate) fn add_unsigned(&self, value: u64) {
+        if value <= FAST_ADD {
+            self.add_small(i64::try_from(value).unwrap_or_default());
+        } else {
+            self.add_large(i64::try_from(value).unwrap_or(i64::MAX));
+        }
+    }
+
+    /// [`add`](Self::add) of at most [`FAST_ADD`]: one `fetch_add`, and a repair in the rare case it took the
+    /// period past the limit.
+    #[inline]
+    fn add_small(&self, value: i64) {
         let Body::Increment(inc) = &self.body else { return self.reject() };
         // One load of the flags serves both checks: a hot counter's line is contended. Seen a little early, a
         // DIRTY flag a take is clearing only matters for `add(0)`: any other amount makes its period non-empty.
@@ -345,36 +371,24 @@ impl CounterCell {
         if flags & RETIRED != 0 {
             return self.reject();
         }
-        if value.unsigned_abs() > FAST_ADD {
-            inc.add_large(value);
-        } else {
-            let after = inc.period.fetch_add(value, Relaxed).wrapping_add(value);
-            if after.unsigned_abs() > PERIOD_LIMIT.unsigned_abs() {
-                inc.saturate();
-            }
+        let after = inc.period.fetch_add(value, Relaxed).wrapping_add(value);
+        // Outside the 63-bit range exactly when doubling it overflows: one add and a jump on its flag.
+        if after.checked_add(after).is_none() {
+            inc.saturate();
         }
         if flags & (DIRTY | USED) != DIRTY | USED {
             self.flags.fetch_or(DIRTY | USED, Release);
         }
     }
 
-    /// Increment: adds a `u64` (a `metrics` counter's `increment`); one past `i64::MAX` saturates the period (counted).
-    #[inline]
-    pub(crate) fn add_unsigned(&self, value: u64) {
-        match i64::try_from(value) {
-            Ok(value) => self.add(value),
-            Err(_) => self.add_saturated(),
-        }
-    }
-
+    /// [`add`](Self::add) of more than [`FAST_ADD`]: in one compare-and-swap, saturating at the limit (counted).
     #[cold]
-    fn add_saturated(&self) {
+    fn add_large(&self, value: i64) {
         let Body::Increment(inc) = &self.body else { return self.reject() };
         if !self.accepts_updates() {
             return;
         }
-        let _ = inc.period.fetch_update(Relaxed, Relaxed, |p| Some(clamp_period(p.saturating_add(i64::MAX))));
-        inc.count_saturated();
+        inc.add_large(value);
         self.mark(DIRTY | USED);
     }
 
@@ -586,7 +600,7 @@ impl CounterCell {
             (Body::Increment(inc), Period::Increment(p)) => {
                 let _ = inc.total.fetch_update(Relaxed, Relaxed, |t| Some(t.saturating_sub(p.whole_total())));
                 let back = inc.period.fetch_update(Relaxed, Relaxed, |v| Some(clamp_period(v.saturating_add(p.whole))));
-                if back.is_ok_and(|v| v.saturating_add(p.whole).unsigned_abs() > PERIOD_LIMIT.unsigned_abs()) {
+                if back.is_ok_and(|v| beyond_period(v.saturating_add(p.whole))) {
                     inc.count_saturated();
                 }
                 if let Some(extra) = inc.extra.get() {
@@ -741,11 +755,10 @@ impl Increment {
         count_one(&self.extra().saturated);
     }
 
-    /// Adds more than [`FAST_ADD`] at once: in one compare-and-swap, saturating at the limit (counted).
-    #[cold]
+    /// Adds `value` in one compare-and-swap, saturating at the limit (counted).
     fn add_large(&self, value: i64) {
         let before = self.period.fetch_update(Relaxed, Relaxed, |p| Some(clamp_period(p.saturating_add(value))));
-        if before.is_ok_and(|p| p.saturating_add(value).unsigned_abs() > PERIOD_LIMIT.unsigned_abs()) {
+        if before.is_ok_and(|p| beyond_period(p.saturating_add(value))) {
             self.count_saturated();
         }
     }
@@ -759,9 +772,14 @@ impl Increment {
     }
 }
 
-/// `period` within ±[`PERIOD_LIMIT`].
+/// Whether `sum` is outside a period's range.
+fn beyond_period(sum: i64) -> bool {
+    sum != clamp_period(sum)
+}
+
+/// `period` within [`PERIOD_MIN`] ..= [`PERIOD_LIMIT`].
 fn clamp_period(period: i64) -> i64 {
-    period.clamp(-PERIOD_LIMIT, PERIOD_LIMIT)
+    period.clamp(PERIOD_MIN, PERIOD_LIMIT)
 }
 
 impl IncrementExtra {

@@ -136,7 +136,7 @@ fn increments_saturate_instead_of_wrapping_and_are_counted() {
     cell.add(i64::MIN);
     cell.add(-1);
     let period = cell.take();
-    assert_eq!(period_counter(&cell, &period).count, Some(-PERIOD_LIMIT));
+    assert_eq!(period_counter(&cell, &period).count, Some(PERIOD_MIN));
     assert_eq!(cell.take_saturated(), 2, "the large add and the one after it");
     cell.add(PERIOD_LIMIT);
     cell.add(-PERIOD_LIMIT);

@@ -54,7 +54,9 @@
 //!   ([`Distribution`], [`Counter::percentile_values`]).
 //! - [`CachedCounters::open`] runs dumps on a background interval task: on the current tokio runtime, or — in a
 //!   program without one — on a small thread of its own. [`CachedCounters::close`] (or `close_blocking` in
-//!   synchronous code) stops it and flushes.
+//!   synchronous code) stops it and flushes. A runtime they are opened, flushed or closed in needs its time
+//!   driver (`enable_all()` or `enable_time()`; `#[tokio::main]` has it): their interval and bounds are tokio
+//!   timers, and tokio panics without one.
 //!
 //! # Limitations
 //! - A name updated with another type replaces the counter and drops its data (pip's rule).

@@ -99,7 +99,8 @@ fn an_error_logged_through_the_log_crate_by_an_excluded_target_does_not_fail_the
     let c = counters();
     tracing::subscriber::with_default(Registry::default().with(c.layer()), || {
         tracing::info_span!(target: "app", "call").in_scope(|| {
-            tracing::event!(target: "log", tracing::Level::ERROR, { log.target = "hyper::proto::h1::conn" }, "connection error");
+            let target = "hyper::proto::h1::conn";
+            tracing::event!(target: "log", tracing::Level::ERROR, { log.target = target }, "connection error");
         });
         tracing::info_span!(target: "app", "fails").in_scope(|| {
             tracing::event!(target: "log", tracing::Level::ERROR, { log.target = "app::db" }, "query failed");

@@ -51,7 +51,8 @@ pub struct Telemetry {
     /// Values refused by counters (counted at each dump): not finite, beyond CloudWatch's range (2^-360 to
     /// 2^360 in magnitude), or not fitting the counter's type.
     pub values_rejected: u64,
-    /// Increments that would have taken a period's count past 2^62 - 1 (or -2^62) and saturated there instead of wrapping.
+    /// Increments that would have taken a period's count past 2^62 - 1 (or -2^62) and saturated there instead
+    /// of wrapping.
     pub values_saturated: u64,
     /// Updates refused because the counter's name was empty (pip's "Counter name was not set").
     pub names_empty: u64,

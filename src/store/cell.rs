@@ -100,7 +100,8 @@ struct IncrementExtra {
     /// The absolute value whose change the local total already holds: the one a take read, until its save
     /// fails (then `published` again). A local read adds only the change since.
     folded: AtomicU64,
-    /// Increments that would have taken a period past [`PERIOD_LIMIT`] (or [`PERIOD_MIN`]) and were saturated, since the last take.
+    /// Increments that would have taken a period past [`PERIOD_LIMIT`] (or [`PERIOD_MIN`]) and were saturated,
+    /// since the last take.
     saturated: AtomicU32,
 }
 
@@ -349,7 +350,7 @@ impl CounterCell {
         }
     }
 
-    /// Increment: adds a `u64` (a `metrics` counter's `increment`); a period's sum past [`PERIOD_LIMIT`] (or [`PERIOD_MIN`])
+    /// Increment: adds a `u64` (a `metrics` counter's `increment`); a period's sum past [`PERIOD_LIMIT`]
     /// saturates and is counted.
     #[inline]
     pub(crate) fn add_unsigned(&self, value: u64) {

@@ -92,6 +92,20 @@ impl ConfigParams {
         }
     }
 
+    /// [`get_usize`](Self::get_usize) for a count that must not be zero.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] when the value is not a positive integer.
+    pub fn get_positive_usize(&self, keys: &[&str]) -> Result<Option<usize>, ConfigError> {
+        match self.get_usize(keys) {
+            Ok(Some(0)) | Err(_) => {
+                let (key, value) = self.get_last_of(keys).unwrap_or_default();
+                Err(invalid(key, POSITIVE_COUNT, value))
+            }
+            other => other,
+        }
+    }
+
     /// An unsigned integer from the last of `keys` that is set.
     ///
     /// # Errors
@@ -153,6 +167,8 @@ pub(crate) fn set_pair(pairs: &mut Vec<(String, String)>, name: String, value: S
 
 /// What a duration setting that must not be zero expects.
 const POSITIVE_MILLIS: &str = "a positive number of milliseconds";
+/// What a count setting that must not be zero expects.
+const POSITIVE_COUNT: &str = "a positive integer";
 
 /// Checks that each of these duration settings is at least 1 ms.
 pub(crate) fn check_positive(settings: &[(&str, Duration)]) -> Result<(), ConfigError> {

@@ -2,11 +2,8 @@
 
 use std::time::Duration;
 
-use super::{check_positive, invalid, ConfigParams};
+use super::{check_positive, invalid, ConfigParams, POSITIVE_COUNT};
 use crate::error::ConfigError;
-
-/// What `options.max_counters` must be.
-const POSITIVE_COUNT: &str = "a positive integer";
 
 /// The default bound on `close()` and every `*_blocking` call: one CloudWatch request attempt at the default
 /// timeouts (connect 30 s, request 10 s) and 5 s more.
@@ -86,11 +83,8 @@ impl CountersOptions {
         if let Some(reset) = config.get_millis(&["reset_timeout", "options.reset_timeout"])? {
             next.reset_timeout = reset;
         }
-        if let Some((key, value)) = config.get_last_of(&["max_counters", "options.max_counters"]) {
-            match value.trim().parse() {
-                Ok(max) if max > 0 => next.max_counters = max,
-                _ => return Err(invalid(key, POSITIVE_COUNT, value)),
-            }
+        if let Some(max) = config.get_positive_usize(&["max_counters", "options.max_counters"])? {
+            next.max_counters = max;
         }
         if let Some(on) = config.get_bool(&["telemetry", "options.telemetry"])? {
             next.telemetry = on;

@@ -4,24 +4,14 @@
 
 mod common;
 
-use std::time::Duration;
-
-use cloudwatch_counters::{CloudWatchCounters, CountersOptions, Error};
+use cloudwatch_counters::Error;
 use common::localstack::{self, statistics, unique_namespace};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local CloudWatch: run scripts/test.sh"]
 async fn install_records_macros_and_spans_and_the_guard_flushes_them() {
     let ns = unique_namespace("install");
-    let builder = || {
-        CloudWatchCounters::builder()
-            .namespace(ns.clone())
-            .instance("install-host")
-            .region("us-east-1")
-            .credentials("test", "test")
-            .endpoint_url(localstack::endpoint())
-            .options(CountersOptions::default().interval(Duration::from_secs(3600)))
-    };
+    let builder = || localstack::builder(&ns, "install-host");
     let guard = builder().install().await.expect("install");
     for _ in 0..3 {
         metrics::counter!("installed.orders").increment(2);

@@ -239,15 +239,7 @@ async fn a_400_for_one_datum_in_a_full_batch_delivers_the_other_999_and_counts_i
 #[ignore = "needs the local CloudWatch: run scripts/test.sh"]
 async fn duplicate_labels_overflow_and_out_of_range_values_deliver_the_rest_and_are_counted() {
     let ns = unique_namespace("bad-values");
-    let counters = CloudWatchCounters::builder()
-        .namespace(ns.as_str())
-        .instance("values-host")
-        .region("us-east-1")
-        .credentials("test", "test")
-        .endpoint_url(localstack::endpoint())
-        .options(CountersOptions::default().interval(Duration::from_secs(3600)))
-        .build()
-        .expect("valid settings");
+    let counters = localstack::builder(&ns, "values-host").build().expect("valid settings");
     counters.open().await.expect("open");
     let recorder = counters.recorder();
     metrics::with_local_recorder(&recorder, || {

@@ -169,6 +169,18 @@ pub async fn metric_names(client: &Client, namespace: &str) -> Vec<String> {
 /// How long the crate's client may take per request in these tests.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Counters for `namespace`, with InstanceID `instance`, publishing to the local CloudWatch when a test dumps or
+/// closes them (their interval is an hour).
+pub fn builder(namespace: &str, instance: &str) -> cloudwatch_counters::CloudWatchCountersBuilder {
+    cloudwatch_counters::CloudWatchCounters::builder()
+        .namespace(namespace)
+        .instance(instance)
+        .region("us-east-1")
+        .credentials("test", "test")
+        .endpoint_url(endpoint())
+        .options(cloudwatch_counters::CountersOptions::default().interval(Duration::from_secs(3600)))
+}
+
 /// Reset-mode counters for `namespace`, with InstanceID `instance`, publishing to the local CloudWatch at
 /// `endpoint` every `interval`.
 pub fn reset_mode_counters(

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +15,9 @@ use aws_credential_types::provider::{future, ProvideCredentials};
 use aws_credential_types::Credentials;
 use aws_sdk_cloudwatch::config::SharedHttpClient;
 use cloudwatch_counters::{CloudWatchCounters, ConfigParams, Counters, CountersOptions, Error};
-use common::http::{cbor_response, infallible_client_fn, real_http_client, NeverClient, UnopenablePort};
+use common::http::{
+    cbor_response, gate, infallible_client_fn, real_http_client, Intercepted, NeverClient, UnopenablePort,
+};
 use tokio::time::Instant;
 
 /// What the fake CloudWatch saw: each request's time and URI.
@@ -404,4 +406,28 @@ async fn close_cut_off_while_a_request_waits_to_retry_after_an_error_answer_keep
     assert_eq!((seen.count(), c.telemetry().requests_ambiguous), (1, 0), "CloudWatch refused it: stored nothing");
     assert_eq!(c.dump().await.expect("the retry's answer is a success").saved, 1, "the kept counter goes out");
     assert_eq!(seen.count(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_cut_off_while_a_request_waits_to_retry_after_a_refused_connection_keeps_its_data() {
+    let (server, seen) = scripted(|_| None);
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&attempts);
+    // The first attempt's connection is refused (it was handed to the HTTP client, and no byte left); the
+    // retry would reach the server.
+    let http = gate(server, move |_| (counted.fetch_add(1, SeqCst) == 0).then_some(Intercepted::Refuse));
+    let retries = RetryConfig::standard()
+        .with_max_attempts(2)
+        .with_initial_backoff(Duration::from_secs(10))
+        .with_use_static_exponential_base(true);
+    let c = counters(http, retries, hour().close_timeout(Duration::from_secs(1)).telemetry(false));
+    c.open().await.unwrap();
+    c.increment("calls", 3);
+    // Close is cut off during the 10 s wait before the retry.
+    let err = c.close().await.unwrap_err();
+    assert!(matches!(err, Error::CloseTimeout { datums_unconfirmed: 0, .. }), "{err}");
+    assert_eq!((attempts.load(SeqCst), seen.count()), (1, 0), "one attempt, refused before the server saw it");
+    assert_eq!(c.telemetry().requests_ambiguous, 0, "nothing left this machine");
+    assert_eq!(c.dump().await.expect("the server answers now").saved, 1, "the kept counter goes out");
+    assert_eq!(seen.count(), 1);
 }

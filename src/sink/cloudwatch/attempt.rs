@@ -1,16 +1,19 @@
 //! [`AttemptMark`]: how far the current attempt of one PutMetricData got, for what its failure (or a `close` that
 //! cuts it off) means for the data in it. Nothing of an attempt leaves this machine before it is transmitted:
 //! an attempt that failed earlier (credentials, signing, endpoint resolution) or a request that waits for a retry
-//! after an error answer holds data CloudWatch surely did not store.
+//! after an error answer, or after a connection that could not be made ([`failed_before_sending`]), holds data
+//! CloudWatch surely did not store.
 
+use std::error::Error as StdError;
 use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
 use std::sync::Arc;
 
 use aws_sdk_cloudwatch::config::interceptors::{
-    BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef,
+    BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
 };
 use aws_sdk_cloudwatch::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_cloudwatch::error::BoxError;
+use aws_smithy_runtime_api::client::result::ConnectorError;
 
 /// How far the current attempt got.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,5 +80,64 @@ impl Intercept for AttemptMark {
             self.0.store(REFUSED, Relaxed);
         }
         Ok(())
+    }
+
+    /// An attempt whose connection could not be made sent nothing, although it was handed to the HTTP client:
+    /// the request goes back to "not transmitted" while it waits for the SDK's retry, so that a `close` that
+    /// cuts it off there keeps its data.
+    fn read_after_attempt(
+        &self,
+        context: &FinalizerInterceptorContextRef<'_>,
+        _components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        if let Some(Err(err)) = context.output_or_error() {
+            if err.as_connector_error().is_some_and(failed_before_sending) {
+                self.0.store(NOT_TRANSMITTED, Relaxed);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether a connector error happened before any byte of the request left: the connection could not be made
+/// (refused, unreachable, DNS, the connect timeout).
+pub(crate) fn failed_before_sending(err: &ConnectorError) -> bool {
+    let mut source: Option<&(dyn StdError + 'static)> = Some(err);
+    while let Some(e) = source {
+        #[cfg(feature = "default-https-client")]
+        if e.downcast_ref::<hyper_util::client::legacy::Error>()
+            .is_some_and(hyper_util::client::legacy::Error::is_connect)
+        {
+            return true;
+        }
+        if e.downcast_ref::<aws_smithy_runtime_api::client::dns::ResolveDnsError>().is_some()
+            || e.downcast_ref::<super::guard::InsecureEndpointRefused>().is_some()
+        {
+            return true;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::{AddrNotAvailable, ConnectionRefused, HostUnreachable, NetworkUnreachable};
+            if matches!(io.kind(), ConnectionRefused | AddrNotAvailable | HostUnreachable | NetworkUnreachable) {
+                return true;
+            }
+        }
+        source = e.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_connection_failed_before_sending_and_a_reset_did_not() {
+        let refused = ConnectorError::io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into());
+        assert!(failed_before_sending(&refused));
+        let reset = ConnectorError::io(std::io::Error::from(std::io::ErrorKind::ConnectionReset).into());
+        assert!(!failed_before_sending(&reset));
+        let timeout = ConnectorError::timeout("read timed out".into());
+        assert!(!failed_before_sending(&timeout));
     }
 }

@@ -9,16 +9,13 @@
 //! did arrive, as it does when a hung endpoint resumes or a response is lost. What this costs: when such a
 //! request did not arrive after all, its data is lost, and counted (`Telemetry::datums_ambiguous`).
 
-use std::error::Error as StdError;
-
 use aws_sdk_cloudwatch::config::http::HttpResponse;
 use aws_sdk_cloudwatch::error::SdkError;
 use aws_sdk_cloudwatch::operation::put_metric_data::PutMetricDataError;
 use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
-use aws_smithy_runtime_api::client::result::ConnectorError;
 use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction, RetryClassifierPriority};
 
-use super::attempt::Attempt;
+use super::attempt::{failed_before_sending, Attempt};
 
 /// Whether CloudWatch may hold the data of a failed request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,33 +47,6 @@ pub(crate) fn delivery(err: &SdkError<PutMetricDataError, HttpResponse>, attempt
         // The attempt timed out, maybe after the request was sent; and whatever else may come.
         _ => Delivery::MaybeStored,
     }
-}
-
-/// Whether a connector error happened before any byte of the request left: the connection could not be made
-/// (refused, unreachable, DNS, the connect timeout).
-fn failed_before_sending(err: &ConnectorError) -> bool {
-    let mut source: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(e) = source {
-        #[cfg(feature = "default-https-client")]
-        if e.downcast_ref::<hyper_util::client::legacy::Error>()
-            .is_some_and(hyper_util::client::legacy::Error::is_connect)
-        {
-            return true;
-        }
-        if e.downcast_ref::<aws_smithy_runtime_api::client::dns::ResolveDnsError>().is_some()
-            || e.downcast_ref::<super::guard::InsecureEndpointRefused>().is_some()
-        {
-            return true;
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::{AddrNotAvailable, ConnectionRefused, HostUnreachable, NetworkUnreachable};
-            if matches!(io.kind(), ConnectionRefused | AddrNotAvailable | HostUnreachable | NetworkUnreachable) {
-                return true;
-            }
-        }
-        source = e.source();
-    }
-    false
 }
 
 /// A retry classifier that forbids the SDK to retry a PutMetricData CloudWatch may have stored. It runs after
@@ -111,20 +81,5 @@ impl ClassifyRetry for NoAmbiguousRetries {
 
     fn priority(&self) -> RetryClassifierPriority {
         RetryClassifierPriority::run_after(RetryClassifierPriority::transient_error_classifier())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_refused_connection_failed_before_sending_and_a_reset_did_not() {
-        let refused = ConnectorError::io(std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into());
-        assert!(failed_before_sending(&refused));
-        let reset = ConnectorError::io(std::io::Error::from(std::io::ErrorKind::ConnectionReset).into());
-        assert!(!failed_before_sending(&reset));
-        let timeout = ConnectorError::timeout("read timed out".into());
-        assert!(!failed_before_sending(&timeout));
     }
 }

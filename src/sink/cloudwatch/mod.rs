@@ -299,7 +299,7 @@ impl Sink for CloudWatchSink {
     /// The request in flight when the save was cut off may have been delivered only if its current attempt was
     /// transmitted and no error answer came back; then it is counted as ambiguous here (the settled ones were
     /// counted when they settled). Cut off before it was transmitted, or while it waited to retry after an
-    /// error answer, it goes back into the counters.
+    /// error answer or a connection that could not be made, it goes back into the counters.
     fn maybe_delivered(&self) -> Option<Vec<usize>> {
         let mut progress = self.progress();
         let in_flight = std::mem::take(&mut progress.in_flight);

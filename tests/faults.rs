@@ -14,7 +14,7 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{future, ProvideCredentials};
 use aws_credential_types::Credentials;
 use aws_sdk_cloudwatch::config::SharedHttpClient;
-use cloudwatch_counters::{CloudWatchCounters, ConfigParams, Counters, CountersOptions, Error};
+use cloudwatch_counters::{CloudWatchCounters, ConfigParams, Counters, CountersOptions, Error, SkipReason};
 use common::http::{
     cbor_response, gate, infallible_client_fn, real_http_client, Intercepted, NeverClient, UnopenablePort,
 };
@@ -430,4 +430,60 @@ async fn close_cut_off_while_a_request_waits_to_retry_after_a_refused_connection
     assert_eq!(c.telemetry().requests_ambiguous, 0, "nothing left this machine");
     assert_eq!(c.dump().await.expect("the server answers now").saved, 1, "the kept counter goes out");
     assert_eq!(seen.count(), 1);
+}
+
+/// Counters that send through `http` in requests of one counter each, with no retries, and whose `close` is
+/// cut off after 1 s.
+fn one_counter_a_request(http: &NeverClient, rollup: bool) -> CloudWatchCounters {
+    CloudWatchCounters::builder()
+        .namespace("faults")
+        .instance("test-host")
+        .region("us-east-1")
+        .credentials("test", "test")
+        .connect_timeout(Duration::from_secs(2))
+        .batch_size(1)
+        .rollup(rollup)
+        .options(hour().close_timeout(Duration::from_secs(1)).telemetry(false))
+        .sdk_config(sdk(SharedHttpClient::new(http.clone()), RetryConfig::disabled()))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_cut_off_reports_as_unconfirmed_the_datums_in_flight_not_those_already_accepted() {
+    // The first request is accepted, the second never answered.
+    let http = NeverClient::answering_first(1);
+    let c = one_counter_a_request(&http, false);
+    c.open().await.unwrap();
+    c.increment("first", 1);
+    c.increment("second", 2);
+    let err = c.close().await.unwrap_err();
+    assert_eq!(http.num_calls(), 2);
+    assert!(matches!(err, Error::CloseTimeout { datums_unconfirmed: 1, .. }), "{err}");
+    let t = c.telemetry();
+    assert_eq!((t.datums_sent, t.datums_ambiguous), (1, 1));
+
+    // With the rollup, the one counter in flight is two datums (its own and the rollup's).
+    let http = NeverClient::new();
+    let c = one_counter_a_request(&http, true);
+    c.open().await.unwrap();
+    c.increment("calls", 1);
+    let err = c.close().await.unwrap_err();
+    assert!(matches!(err, Error::CloseTimeout { datums_unconfirmed: 2, .. }), "{err}");
+    assert_eq!(c.telemetry().datums_ambiguous, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_cut_off_does_not_put_back_a_counter_the_save_skipped_so_it_is_counted_once() {
+    let http = NeverClient::new();
+    let c = one_counter_a_request(&http, false);
+    c.open().await.unwrap();
+    c.increment(&"n".repeat(300), 1); // past CloudWatch's 255 characters: skipped and counted
+    c.increment("calls", 2);
+    let err = c.close().await.unwrap_err();
+    assert!(matches!(err, Error::CloseTimeout { datums_unconfirmed: 1, .. }), "{err}");
+    assert_eq!((http.num_calls(), c.telemetry().skipped(SkipReason::MetricName)), (1, 1));
+    // Nothing went back: the next dump has nothing to save, and counts nothing again.
+    assert_eq!(c.dump().await.expect("nothing to send").saved, 0);
+    assert_eq!((http.num_calls(), c.telemetry().skipped(SkipReason::MetricName)), (1, 1));
 }

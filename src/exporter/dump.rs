@@ -52,18 +52,22 @@ impl Drop for InFlight<'_> {
             return;
         }
         // Cut off during the save: what the sink had sent (or was sending) may have arrived and is not sent
-        // again; the rest goes back into the counters.
-        let mut sent: Vec<usize> = if let Some(started) = self.exporter.sink.maybe_delivered() {
-            started.iter().filter_map(|&i| self.sources.get(i).copied()).collect()
+        // again, nor is what it dropped for good; the rest goes back into the counters. Unconfirmed: what the
+        // sink counted as ambiguous for the request it was sending (those it had settled are not).
+        let sink = &self.exporter.sink;
+        let ambiguous_before = sink.counts().datums_ambiguous;
+        let (mut done, unconfirmed): (Vec<usize>, u64) = if let Some(done) = sink.maybe_delivered() {
+            let unconfirmed = sink.counts().datums_ambiguous.saturating_sub(ambiguous_before);
+            (done.iter().filter_map(|&i| self.sources.get(i).copied()).collect(), unconfirmed)
         } else {
             // A sink that cannot say: all of it may have arrived, and nothing else counted it.
             self.exporter.requests_abandoned.fetch_add(1, Relaxed);
             self.exporter.datums_abandoned.fetch_add(self.sources.len() as u64, Relaxed);
-            self.sources.to_vec()
+            (self.sources.to_vec(), self.sources.len() as u64)
         };
-        sent.sort_unstable();
-        self.exporter.store.settle(self.taken, |i| sent.binary_search(&i).is_err());
-        self.exporter.cut_off_datums.fetch_add(sent.len() as u64, Relaxed);
+        done.sort_unstable();
+        self.exporter.store.settle(self.taken, |i| done.binary_search(&i).is_err());
+        self.exporter.cut_off_datums.fetch_add(unconfirmed, Relaxed);
     }
 }
 

@@ -51,10 +51,12 @@ pub trait Sink: Send + Sync + 'static {
     }
 
     /// For a save that was cut off before it finished (a bounded `close`): the indices (into the slice given to
-    /// `save`) of the counters whose data may have reached the destination, because their request was sent or
-    /// being sent; a sink that counts ambiguous requests counts the one in flight here. The others go back into
-    /// the counters. `None` (the default): unknown, so all of it is taken as maybe delivered (and counted as
-    /// ambiguous by the exporter), and none of it is sent again.
+    /// `save`) of the counters not to put back: those whose data may have reached the destination, because
+    /// their request was sent or being sent, and those the sink dropped for good (skipped and counted). A sink
+    /// that counts ambiguous requests counts the one in flight here, in [`SinkCounts::datums_ambiguous`]: what
+    /// that count grows by is what the cut-off reports as unconfirmed. The others go back into the counters.
+    /// `None` (the default): unknown, so all of it is taken as maybe delivered (and counted as ambiguous by the
+    /// exporter), and none of it is sent again.
     fn maybe_delivered(&self) -> Option<Vec<usize>> {
         None
     }

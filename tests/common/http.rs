@@ -56,16 +56,23 @@ pub fn infallible_client_fn<B: Into<SdkBody>>(
     FnClient(Arc::new(move |request| respond(request).map(Into::into))).into_shared()
 }
 
-/// An HTTP client that never answers: every request stays pending forever.
+/// An HTTP client that never answers: every request stays pending forever (but the first ones, with
+/// [`NeverClient::answering_first`]).
 #[derive(Clone, Debug, Default)]
 pub struct NeverClient {
     calls: Arc<AtomicUsize>,
+    answered: usize,
 }
 
 impl NeverClient {
     /// A client that has been sent nothing yet.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A client that answers its first `n` requests with success, and never answers the others.
+    pub fn answering_first(n: usize) -> Self {
+        NeverClient { answered: n, ..Self::default() }
     }
 
     /// The requests it was sent.
@@ -76,7 +83,10 @@ impl NeverClient {
 
 impl HttpConnector for NeverClient {
     fn call(&self, _: HttpRequest) -> HttpConnectorFuture {
-        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.calls.fetch_add(1, Ordering::SeqCst) < self.answered {
+            let response = cbor_response(None).map(SdkBody::from);
+            return HttpConnectorFuture::ready(Ok(HttpResponse::try_from(response).expect("a valid response")));
+        }
         HttpConnectorFuture::new(std::future::pending())
     }
 }

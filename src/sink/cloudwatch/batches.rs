@@ -30,6 +30,8 @@ pub(super) struct Batches<'a, I> {
     first: bool,
     /// A counter's datums that did not fit the batch before: they open the next one.
     carried: Option<(usize, Vec<MetricDatum>, usize)>,
+    /// The counters skipped (and counted) since the caller last emptied this.
+    pub(super) skipped: Vec<usize>,
 }
 
 impl<'a, I: Iterator<Item = usize>> Batches<'a, I> {
@@ -41,7 +43,16 @@ impl<'a, I: Iterator<Item = usize>> Batches<'a, I> {
         batch_size: usize,
         first: bool,
     ) -> Self {
-        Batches { counters, indices: indices.into_iter(), ctx, telemetry, batch_size, first, carried: None }
+        Batches {
+            counters,
+            indices: indices.into_iter(),
+            ctx,
+            telemetry,
+            batch_size,
+            first,
+            carried: None,
+            skipped: Vec::new(),
+        }
     }
 
     /// The datums of the next counter that has any, with its index and their estimated size.
@@ -62,6 +73,7 @@ impl<'a, I: Iterator<Item = usize>> Batches<'a, I> {
                 Err(reason) => {
                     if self.first {
                         self.telemetry.skipped.skip(reason, &counter.name);
+                        self.skipped.push(i);
                     }
                 }
             }
@@ -125,11 +137,12 @@ mod tests {
         let first = batches.next().expect("a first batch");
         assert_eq!((first.sources.as_slice(), first.datums.len()), (&[0][..], 2));
         assert_eq!(telemetry.skipped.get(SkipReason::MetricName), 0, "not built before it is needed");
-        let rest: Vec<Batch> = batches.collect();
+        let rest: Vec<Batch> = batches.by_ref().collect();
         let sources: Vec<&[usize]> = rest.iter().map(|b| b.sources.as_slice()).collect();
         assert_eq!(sources, [&[1][..], &[2][..]], "the one that did not fit carried, the bad counter skipped");
         assert!(rest.iter().all(|b| b.datums.len() == 2));
         assert_eq!(telemetry.skipped.get(SkipReason::MetricName), 1);
+        assert_eq!(batches.skipped, [3], "and named");
 
         // Four datums to a batch: two counters each; a second pass (a split) counts nothing again.
         let batches: Vec<Batch> = Batches::new(&counters, [0, 1, 2, 3], &ctx, &telemetry, 4, false).collect();

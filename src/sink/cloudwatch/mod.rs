@@ -90,8 +90,9 @@ pub(crate) struct CloudWatchSink {
     progress: std::sync::Mutex<Progress>,
 }
 
-/// The counters of the save under way whose request was settled as maybe stored (sent and accepted, or sent and
-/// counted as ambiguous), and those of the request being sent.
+/// The counters of the save under way that are done with: their request was settled as maybe stored (sent and
+/// accepted, or sent and counted as ambiguous), or they were dropped for good (skipped for a limit, or refused
+/// alone after a split); and those of the request being sent.
 #[derive(Debug, Default)]
 struct Progress {
     settled: Vec<usize>,
@@ -142,6 +143,10 @@ impl CloudWatchSink {
         let mut failed: Vec<usize> = Vec::new();
         let mut first_error: Option<SaveError> = None;
         while let Some(Batch { datums, sources, .. }) = queue.pop_front().or_else(|| batches.next()) {
+            if !batches.skipped.is_empty() {
+                // Skipped and counted: never sent, and not put back by a cut-off either (counted twice then).
+                self.progress().settled.append(&mut batches.skipped);
+            }
             if first_error.as_ref().is_some_and(SaveError::is_throttled) {
                 // Throttled: do not press on with the rest now; it is all kept for the next attempt.
                 failed.extend(sources);
@@ -200,6 +205,7 @@ impl CloudWatchSink {
             if let [only] = sources[..] {
                 let why = format!("CloudWatch refused it: {}", summarize_sdk_error(&err));
                 self.telemetry.skipped.skip_because(SkipReason::Rejected, &counters[only].name, &why);
+                self.progress().settled.push(only);
                 continue;
             }
             let (left, right) = sources.split_at(sources.len() / 2);

@@ -50,6 +50,45 @@ fn a_histogram_event_joins_a_metrics_histogram_of_its_name_described_in_millisec
 }
 
 #[test]
+fn a_histogram_event_of_a_name_described_in_seconds_is_kept_in_milliseconds_whichever_comes_first() {
+    for event_first in [false, true] {
+        let c = counters();
+        let recorder = c.recorder();
+        metrics::with_local_recorder(&recorder, || {
+            metrics::describe_histogram!("db_query", metrics::Unit::Seconds, "query time");
+        });
+        let event = || {
+            tracing::subscriber::with_default(Registry::default().with(c.layer()), || {
+                tracing::info!(histogram.db_query = 0.012, db = "orders");
+                tracing::info!(histogram.db_query = 0.004);
+            });
+        };
+        let metric = || {
+            metrics::with_local_recorder(&recorder, || {
+                metrics::histogram!("db_query", "db" => "orders").record(0.020);
+                metrics::histogram!("db_query").record(0.002);
+            });
+        };
+        if event_first {
+            event();
+            metric();
+        } else {
+            metric();
+            event();
+        }
+        for (labels, sum) in [(1, 32.0), (0, 6.0)] {
+            let query = c
+                .get_all()
+                .into_iter()
+                .find(|x| x.name == "db_query" && x.dimensions.len() == labels)
+                .expect("the counter");
+            let got = (query.counter_type, query.count, query.sum.map(|s| (s * 1e6).round() / 1e6));
+            assert_eq!(got, (CounterType::Interval, Some(2), Some(sum)), "event first: {event_first}");
+        }
+    }
+}
+
+#[test]
 fn a_metric_field_that_is_not_a_number_is_ignored_and_never_a_dimension() {
     let c = counters();
     tracing::subscriber::with_default(Registry::default().with(c.layer()), || {

@@ -105,17 +105,6 @@ impl CountersRecorder {
     }
 }
 
-/// For a histogram described with a time unit: the factor to milliseconds.
-fn to_millis(unit: Unit) -> Option<f64> {
-    match unit {
-        Unit::Seconds => Some(1000.0),
-        Unit::Milliseconds => Some(1.0),
-        Unit::Microseconds => Some(1e-3),
-        Unit::Nanoseconds => Some(1e-6),
-        _ => None,
-    }
-}
-
 impl Recorder for CountersRecorder {
     fn describe_counter(&self, key: KeyName, unit: Option<Unit>, _description: SharedString) {
         self.describe(&key, unit);
@@ -144,14 +133,7 @@ impl Recorder for CountersRecorder {
     }
 
     fn register_histogram(&self, key: &Key, _metadata: &Metadata<'_>) -> Histogram {
-        let kind = || {
-            let store = &self.store;
-            match store.has_units().then(|| store.unit(key.name()).and_then(to_millis)).flatten() {
-                Some(scale) => (CounterType::Interval, scale),
-                None => (CounterType::Statistics, 1.0),
-            }
-        };
-        match self.handle(key, CounterType::Statistics, kind) {
+        match self.handle(key, CounterType::Statistics, || self.store.histogram_kind(key.name())) {
             Handle::Local(local) => Histogram::from_arc(local),
             Handle::Cell(cell) => Histogram::from_arc(cell),
         }

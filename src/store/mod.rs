@@ -428,6 +428,23 @@ impl Store {
         self.units.get(name).map(|u| *u)
     }
 
+    /// The type and scale a new histogram named `name` gets (a `metrics` histogram, a `histogram.` event field):
+    /// Interval in milliseconds, with the factor from the unit, when it was described with a time unit; else
+    /// Statistics, as recorded.
+    pub(crate) fn histogram_kind(&self, name: &str) -> (CounterType, f64) {
+        let to_millis = |unit| match unit {
+            metrics::Unit::Seconds => Some(1000.0),
+            metrics::Unit::Milliseconds => Some(1.0),
+            metrics::Unit::Microseconds => Some(1e-3),
+            metrics::Unit::Nanoseconds => Some(1e-6),
+            _ => None,
+        };
+        match self.has_units().then(|| self.unit(name).and_then(to_millis)).flatten() {
+            Some(scale) => (CounterType::Interval, scale),
+            None => (CounterType::Statistics, 1.0),
+        }
+    }
+
     /// Removes one counter (its cell is retired). Returns whether it existed.
     pub(crate) fn remove(&self, key: &Key) -> bool {
         self.forget_expired(Some(key));

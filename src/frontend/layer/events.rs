@@ -201,8 +201,10 @@ fn with_cell(
         store.set_properties(&key, fields.properties.clone());
     }
     // As the cache's hits: a histogram's samples go into the name's sampled counter of either type (one a
-    // `metrics` histogram described with a time unit made an Interval), never replacing it.
-    let cell = store.scaled_cell(&key, kind, 1.0);
+    // `metrics` histogram described with a time unit made an Interval), never replacing it, and scaled as
+    // its samples are. A new one is what a `metrics` histogram of the name would get.
+    let (kind, scale) = if kind == CounterType::Statistics { store.histogram_kind(name) } else { (kind, 1.0) };
+    let cell = store.scaled_cell(&key, kind, scale);
     record(&cell);
     if !cell.is_retired() {
         let make = |evicted| CachedCell::reuse_for_event(evicted, cell, kind, name, labels);
@@ -415,7 +417,8 @@ impl Value {
                 Value::Unsigned(v) => cell.add_unsigned(v),
                 Value::Float(v) => cell.add_f64(v),
             },
-            CounterType::Statistics => cell.sample(self.as_f64()),
+            // In the unit the cell's samples are kept in (milliseconds for a histogram described with a time unit).
+            CounterType::Statistics | CounterType::Interval => cell.sample_scaled(self.as_f64()),
             _ => cell.set_last(self.as_f64()),
         }
     }

@@ -55,3 +55,23 @@ fn an_error_counts_on_the_span_the_layer_sees_and_on_an_explicit_parent() {
         assert_eq!(got, errors, "{span}");
     }
 }
+
+#[tracing::instrument(level = "debug")]
+fn validate() {
+    tracing::error!("invalid sku");
+}
+
+#[test]
+fn an_error_in_a_span_the_layer_does_not_time_counts_on_the_timed_span_around_it() {
+    let c = counters();
+    tracing::subscriber::with_default(subscriber(&c), || {
+        // No per-layer filter: the DEBUG span is below the layer's level, so the INFO span around it is the one
+        // that failed.
+        tracing::info_span!("create_order").in_scope(validate);
+        tracing::info_span!("checkout").in_scope(|| tracing::debug_span!("inner").in_scope(|| tracing::info!("ok")));
+    });
+    assert_eq!(c.get("span_errors.create_order.exec_time", CounterType::Interval).count, Some(1));
+    assert_eq!(c.get("span_errors.create_order.errors", CounterType::Increment).count, Some(1));
+    assert_eq!(c.get("span_errors.validate.exec_time", CounterType::Interval).count, None, "not timed");
+    assert!(c.get("span_errors.checkout.errors", CounterType::Increment).count.is_none_or(|n| n == 0));
+}

@@ -4,7 +4,9 @@
 //! - Every span that closes records its wall duration (creation to close, in ms) into the Interval counter
 //!   `<target with :: as .>.<span name>.exec_time` (`orders::api` + `create_order` ->
 //!   `orders.api.create_order.exec_time`). A span field `counter = "name"` replaces the base name; a naming
-//!   function can replace the rule. A span that saw an ERROR event also adds 1 to `<base>.errors`.
+//!   function can replace the rule. A span that saw an ERROR event also adds 1 to `<base>.errors`: the
+//!   innermost span around the event that the layer times (an ERROR inside a DEBUG span or a span of an
+//!   excluded target counts on the timed span around it).
 //! - Events with fields named as tracing-opentelemetry does: `monotonic_counter.X` / `counter.X` add to the
 //!   Increment counter `X`, `histogram.X` records into Statistics `X`, `gauge.X` sets LastValue `X`. The event's
 //!   other fields (not `message`) become dimensions, at most 29 (30 with InstanceID).
@@ -158,7 +160,9 @@ impl CountersLayer {
         target.1
     }
 
-    /// Marks the span `event` is in, as this layer sees it, as having seen an ERROR.
+    /// Marks the innermost span `event` is in that this layer times as having seen an ERROR: spans it does not
+    /// time (of an excluded target, below its level, or disabled by a per-layer filter) are passed over, as a
+    /// per-layer filter passes over the spans it disables.
     fn mark_error<S>(&self, event: &Event<'_>, ctx: &Context<'_, S>)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
@@ -166,14 +170,17 @@ impl CountersLayer {
         if self.is_excluded_log_record(event) {
             return;
         }
-        // Past spans a per-layer filter disabled; ERROR events are rare enough for the lookup.
-        let span = ctx.event_span(event).map(|span| span.id());
-        if let Some(id) = span.filter(|id| !self.open.mark_error(id.into_u64())) {
-            let timed_elsewhere = self.in_extensions.load(Relaxed) > 0;
-            if let Some(span) = timed_elsewhere.then(|| ctx.span(&id)).flatten() {
+        // ERROR events are rare enough for the lookups.
+        let Some(leaf) = ctx.event_span(event) else { return };
+        for span in leaf.scope() {
+            if self.open.mark_error(span.id().into_u64()) {
+                return;
+            }
+            if self.in_extensions.load(Relaxed) > 0 {
                 let mut extensions = span.extensions_mut();
                 if let Some(timing) = extensions.get_mut::<SpanTimings>().and_then(|t| t.get_mut(self.id)) {
                     timing.error = true;
+                    return;
                 }
             }
         }

@@ -277,3 +277,46 @@ fn futures_block_on<F: std::future::Future<Output = Result<T, E>>, T, E: std::fm
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
     runtime.block_on(future).expect("the dump succeeds")
 }
+
+#[test]
+fn negative_monotonic_counters_are_refused_and_counted_while_counters_may_go_down() {
+    let c = counters();
+    tracing::subscriber::with_default(Registry::default().with(c.layer()), || {
+        tracing::info!(monotonic_counter.sent = 5);
+        tracing::info!(monotonic_counter.sent = -3); // refused: a monotonic counter never goes down
+        tracing::info!(monotonic_counter.sent = -0.5, queue = "a"); // with a label, too
+        tracing::info!(monotonic_counter.sent = -2_i128);
+        tracing::info!(counter.queued = 4);
+        tracing::info!(counter.queued = -3); // an up-down counter, as tracing-opentelemetry's
+    });
+    assert_eq!(c.get("sent", CounterType::Increment).count, Some(5));
+    assert_eq!(c.get("queued", CounterType::Increment).count, Some(1));
+    assert_eq!(futures_block_on(c.dump()).rejected_values, 3, "the three negative monotonic values");
+}
+
+#[test]
+fn wide_integer_fields_are_recorded_and_a_label_with_an_empty_value_is_no_dimension() {
+    let c = counters();
+    tracing::subscriber::with_default(Registry::default().with(c.layer()), || {
+        tracing::info!(monotonic_counter.bytes = 7_u128);
+        tracing::info!(monotonic_counter.bytes = 3_u128, tenant = "acme");
+        tracing::info!(histogram.offset = -4_i128);
+        tracing::info!(counter.huge = u128::MAX); // past a u64: kept as a float, exact in `sum` as one
+        tracing::info!(monotonic_counter.logins = 1, tenant = "");
+        tracing::info!(monotonic_counter.logins = 1);
+    });
+    let all = c.get_all();
+    let find = |name: &str, dimensions: usize| {
+        all.iter()
+            .find(|x| x.name == name && x.dimensions.len() == dimensions)
+            .unwrap_or_else(|| panic!("{name} with {dimensions} dimensions: {all:?}"))
+    };
+    assert_eq!((find("bytes", 0).count, find("bytes", 1).count), (Some(7), Some(3)));
+    let offset = find("offset", 0);
+    assert_eq!((offset.counter_type, offset.count, offset.sum), (CounterType::Statistics, Some(1), Some(-4.0)));
+    assert_eq!(find("huge", 0).sum, Some(u128::MAX as f64));
+    assert_eq!(find("logins", 0).count, Some(2), "the empty tenant is no dimension: one counter");
+    assert_eq!(all.iter().filter(|x| x.name == "logins").count(), 1);
+    futures_block_on(c.dump());
+    assert_eq!((c.telemetry().values_rejected, c.telemetry().values_saturated), (0, 0));
+}

@@ -334,9 +334,10 @@ impl CounterCell {
         }
     }
 
-    /// Counts a value that was refused (not finite, or beyond CloudWatch's range), saturating.
+    /// Counts a value that was refused (not finite, or beyond CloudWatch's range, or one a front-end refuses
+    /// for the counter, as a negative `monotonic_counter.` event), saturating.
     #[cold]
-    fn reject(&self) {
+    pub(crate) fn reject(&self) {
         count_one(&self.rejected);
     }
 

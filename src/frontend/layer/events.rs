@@ -104,15 +104,23 @@ impl DirectVisitor<'_> {
 
 impl Visit for DirectVisitor<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.record(field, Value::Float(value));
+        self.record(field, Value::Float(value).checked(field));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.record(field, Value::Int(value));
+        self.record(field, Value::Int(value).checked(field));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
         self.record(field, Value::Unsigned(value));
+    }
+
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        self.record(field, Value::wide(value).checked(field));
+    }
+
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        self.record(field, Value::wide_unsigned(value));
     }
 
     fn record_debug(&mut self, _field: &Field, _value: &dyn fmt::Debug) {}
@@ -401,9 +409,44 @@ enum Value {
     Int(i64),
     Unsigned(u64),
     Float(f64),
+    /// Refused by the front-end (a negative `monotonic_counter.`): counted, not recorded.
+    Refused,
 }
 
+/// The prefix of the fields whose values must not be negative (tracing-opentelemetry's monotonic counters).
+const MONOTONIC: &str = "monotonic_counter.";
+
 impl Value {
+    /// An `i128` field's value: exact while it fits an `i64` or a `u64`, else as a float (which a counter
+    /// saturates and counts).
+    fn wide(value: i128) -> Value {
+        i64::try_from(value)
+            .map(Value::Int)
+            .or_else(|_| u64::try_from(value).map(Value::Unsigned))
+            .unwrap_or(Value::Float(value as f64))
+    }
+
+    /// A `u128` field's value, as [`Value::wide`].
+    fn wide_unsigned(value: u128) -> Value {
+        u64::try_from(value).map_or(Value::Float(value as f64), Value::Unsigned)
+    }
+
+    /// The value, refused when it is negative and `field` is a monotonic counter's (tracing-opentelemetry
+    /// documents those as non-negative: a negative one is a mistake, not a decrement).
+    #[inline]
+    fn checked(self, field: &Field) -> Value {
+        let negative = match self {
+            Value::Int(v) => v < 0,
+            Value::Float(v) => v < 0.0,
+            Value::Unsigned(_) | Value::Refused => false,
+        };
+        if negative && field.name().starts_with(MONOTONIC) {
+            Value::Refused
+        } else {
+            self
+        }
+    }
+
     /// Records the value into `cell`, a counter of type `kind`.
     #[allow(
         clippy::inline_always,
@@ -411,11 +454,15 @@ impl Value {
     )]
     #[inline(always)]
     fn record(self, cell: &CounterCell, kind: CounterType) {
+        if let Value::Refused = self {
+            return cell.reject();
+        }
         match kind {
             CounterType::Increment => match self {
                 Value::Int(v) => cell.add(v),
                 Value::Unsigned(v) => cell.add_unsigned(v),
                 Value::Float(v) => cell.add_f64(v),
+                Value::Refused => {}
             },
             // In the unit the cell's samples are kept in (milliseconds for a histogram described with a time unit).
             CounterType::Statistics | CounterType::Interval => cell.sample_scaled(self.as_f64()),
@@ -428,6 +475,8 @@ impl Value {
             Value::Int(v) => v as f64,
             Value::Unsigned(v) => v as f64,
             Value::Float(v) => v,
+            // Never recorded (see `Value::record`); not a number if it were.
+            Value::Refused => f64::NAN,
         }
     }
 }
@@ -460,20 +509,35 @@ impl MetricVisitor<'_> {
         } else if !self.roles.is_message(field) {
             let start = self.fields.text.len();
             let _ = write(&mut self.fields.text);
-            self.fields.labels.push((field.name(), start, self.fields.text.len()));
+            // An empty value is no dimension (CloudWatch refuses one, with the whole datum), as for spans.
+            if self.fields.text.len() > start {
+                self.fields.labels.push((field.name(), start, self.fields.text.len()));
+            }
         }
     }
 }
 
 impl Visit for MetricVisitor<'_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        if !self.value(field, Value::Float(value)) {
+        if !self.value(field, Value::Float(value).checked(field)) {
             self.label(field, |text| write!(text, "{value}"));
         }
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if !self.value(field, Value::Int(value)) {
+        if !self.value(field, Value::Int(value).checked(field)) {
+            self.label(field, |text| write!(text, "{value}"));
+        }
+    }
+
+    fn record_i128(&mut self, field: &Field, value: i128) {
+        if !self.value(field, Value::wide(value).checked(field)) {
+            self.label(field, |text| write!(text, "{value}"));
+        }
+    }
+
+    fn record_u128(&mut self, field: &Field, value: u128) {
+        if !self.value(field, Value::wide_unsigned(value)) {
             self.label(field, |text| write!(text, "{value}"));
         }
     }

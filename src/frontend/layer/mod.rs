@@ -8,8 +8,11 @@
 //!   innermost span around the event that the layer times (an ERROR inside a DEBUG span or a span of an
 //!   excluded target counts on the timed span around it).
 //! - Events with fields named as tracing-opentelemetry does: `monotonic_counter.X` / `counter.X` add to the
-//!   Increment counter `X`, `histogram.X` records into Statistics `X`, `gauge.X` sets LastValue `X`. The event's
-//!   other fields (not `message`) become dimensions, at most 29 (30 with InstanceID).
+//!   Increment counter `X` (a negative `monotonic_counter.` value is refused and counted in `values_rejected`;
+//!   `counter.` ones may go down), `histogram.X` records into Statistics `X` (an Interval in milliseconds when
+//!   `X` was described with a time unit), `gauge.X` sets LastValue `X`; integers of any width and floats are
+//!   numbers. The event's other fields (not `message`) become dimensions, at most 29 (30 with InstanceID); one
+//!   with an empty value is none (CloudWatch refuses an empty dimension value).
 //! - Only spans and metric events at INFO or above are acted on by default (`#[instrument]`'s level; each timed
 //!   callsite becomes a billed CloudWatch metric): DEBUG and TRACE ones are not. `layer_builder().level(..)`
 //!   changes it. The layer gives no `max_level_hint` (a hint from a layer without a filter would silence other

@@ -12,7 +12,7 @@
 //! more is dropped.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -36,6 +36,9 @@ pub(crate) struct Expiry {
     idle_len: AtomicUsize,
     /// Counters expired so far.
     total: AtomicU64,
+    /// Run by [`Store::expire`] between its two checks (tests only: an update and a drop in that window).
+    #[cfg(test)]
+    between_checks: tests::Hook,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -93,19 +96,38 @@ impl Store {
     }
 
     /// Takes `cell` out of the map (if it is still `key`'s). Updated since its period was taken (during the
-    /// dump), it goes back; held elsewhere, it is kept aside; otherwise it is dropped.
+    /// dump), it goes back (kept aside if a newer cell took the key meanwhile); held elsewhere, it is kept aside;
+    /// otherwise it is dropped.
     fn expire(&self, key: &Key, cell: &Arc<CounterCell>) {
         let mut expired = lock(&self.expiry.expired);
         let Some((key, cell)) = self.map.remove_if(key, |_, current| Arc::ptr_eq(current, cell)) else { return };
-        // Checked after the removal: an update that comes later goes through a holder, counted below.
+        // Out of the map, the cell gets no new holder. Who holds it is read before whether it was updated: a
+        // holder that updates it and lets go after this read still counts as one, and its update is kept
+        // (the other order could see neither the update nor the holder). Held by the `Taken` that named it and
+        // this one: a third holder is a handle or a cache. The fence pairs with a holder's release of its
+        // reference, so that a holder gone before the read left its update visible to the check below.
+        let held = Arc::strong_count(&cell) > 2;
+        fence(Acquire);
+        #[cfg(test)]
+        self.expiry.between_checks.run();
         if cell.has_activity() {
-            self.map.insert(key, cell);
+            match self.map.entry(key) {
+                Entry::Vacant(entry) => {
+                    entry.insert(cell);
+                }
+                // A registration made a newer cell for the key meanwhile: this one goes aside, taken at every dump
+                // while it is held, as a revival that lost the race leaves it.
+                Entry::Occupied(entry) => {
+                    self.live.fetch_sub(1, Relaxed);
+                    expired.insert(entry.key().clone(), cell);
+                    self.expiry.expired_len.store(expired.len(), Relaxed);
+                }
+            }
             return;
         }
         self.live.fetch_sub(1, Relaxed);
         self.expiry.total.fetch_add(1, Relaxed);
-        // Held by the `Taken` that named it and this one: a third holder is a handle or a cache.
-        if Arc::strong_count(&cell) > 2 {
+        if held {
             expired.insert(key, cell);
             self.expiry.expired_len.store(expired.len(), Relaxed);
         }
@@ -148,9 +170,13 @@ impl Store {
         }
         let mut expired = lock(&self.expiry.expired);
         expired.retain(|key, cell| {
+            // Read before the take (see `expire`): a holder that lets go after this read still keeps the cell for
+            // the next take, which finds its last update.
+            let held = Arc::strong_count(cell) > 1;
+            fence(Acquire);
             let period = cell.take();
             if cell.is_empty_period(&period) {
-                return Arc::strong_count(cell) > 1;
+                return held;
             }
             taken.push(Taken { key: Some(key.clone()), cell: Arc::clone(cell), period });
             match self.map.entry(key.clone()) {
@@ -165,21 +191,21 @@ impl Store {
         self.expiry.expired_len.store(expired.len(), Relaxed);
     }
 
-    /// `clear` and `remove`: the expired cells of these keys (all with `None`) are retired too, and their idle
-    /// times forgotten.
-    pub(super) fn forget_expired(&self, key: Option<&Key>) {
-        let retired: Vec<Arc<CounterCell>> = {
-            let mut expired = lock(&self.expiry.expired);
-            let out = match key {
-                Some(key) => expired.remove(key).into_iter().collect(),
-                None => expired.drain().map(|(_, cell)| cell).collect(),
-            };
-            self.expiry.expired_len.store(expired.len(), Relaxed);
-            out
+    /// `clear` and `remove`: runs `remove` on the map while no expiry moves a cell aside, after retiring the
+    /// expired cells of these keys (all with `None`) and forgetting their idle times; a cell expiry would move
+    /// aside in between would escape the retirement.
+    pub(super) fn forget_expired<R>(&self, key: Option<&Key>, remove: impl FnOnce() -> R) -> R {
+        let mut expired = lock(&self.expiry.expired);
+        let retired: Vec<Arc<CounterCell>> = match key {
+            Some(key) => expired.remove(key).into_iter().collect(),
+            None => expired.drain().map(|(_, cell)| cell).collect(),
         };
+        self.expiry.expired_len.store(expired.len(), Relaxed);
         for cell in retired {
             self.retire(cell);
         }
+        let removed = remove();
+        drop(expired);
         let mut idle_since = lock(&self.expiry.idle_since);
         match key {
             Some(key) => {
@@ -188,6 +214,7 @@ impl Store {
             None => idle_since.clear(),
         }
         self.expiry.idle_len.store(idle_since.len(), Relaxed);
+        removed
     }
 }
 
@@ -195,6 +222,29 @@ impl Store {
 mod tests {
     use super::*;
     use crate::model::CounterType;
+
+    /// Code a test runs at a point of the store's own code, once.
+    #[derive(Default)]
+    pub(super) struct Hook(Mutex<Option<Box<dyn FnOnce() + Send>>>);
+
+    impl Hook {
+        fn set(&self, f: impl FnOnce() + Send + 'static) {
+            *lock(&self.0) = Some(Box::new(f));
+        }
+
+        pub(super) fn run(&self) {
+            let f = lock(&self.0).take();
+            if let Some(f) = f {
+                f();
+            }
+        }
+    }
+
+    impl std::fmt::Debug for Hook {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("Hook")
+        }
+    }
 
     fn key(name: &'static str) -> Key {
         Key::from_static_name(name)
@@ -242,8 +292,7 @@ mod tests {
         let all = store.take_all();
         store.settle(&all.taken, |_| false);
         store.cell(&key("idle"), CounterType::Increment).add(7); // a short-lived handle, while the save runs
-        std::thread::sleep(Duration::from_millis(1));
-        store.expire_idle(&all.taken, Duration::from_nanos(1), Instant::now());
+        store.expire_idle(&all.taken, Duration::from_nanos(1), Instant::now() + Duration::from_secs(1));
         assert_eq!(store.len(), 1, "the update kept it in the store");
         assert_eq!(published(&dump(&store), "idle").and_then(|c| c.count), Some(7));
     }
@@ -290,6 +339,59 @@ mod tests {
         drop(handle);
         assert_eq!(published(&dump(&store), "jobs").and_then(|c| c.count), Some(5));
         assert_eq!(store.len(), 1, "back in the store");
+    }
+
+    #[test]
+    fn an_update_and_a_drop_racing_the_expiry_are_published() {
+        let store = Store::default();
+        let handle = store.cell(&key("jobs"), CounterType::Increment);
+        handle.add(1);
+        dump(&store);
+        dump(&store); // idle from here: the next dump expires it
+                      // Its last holder updates it and lets go while the expiry checks the cell.
+        store.expiry.between_checks.set(move || {
+            handle.add(7);
+            drop(handle);
+        });
+        dump(&store);
+        assert_eq!(published(&dump(&store), "jobs").and_then(|c| c.count), Some(7), "the update is not lost");
+        assert_eq!((store.len(), store.live.load(Relaxed)), (1, 1), "back in the store, counted once");
+    }
+
+    #[test]
+    fn a_registration_racing_the_expiry_of_an_updated_cell_keeps_both_cells() {
+        let store = Arc::new(Store::default());
+        let old = store.cell(&key("route"), CounterType::Increment);
+        old.add(1);
+        dump(&store);
+        dump(&store); // idle from here: the next dump expires it
+                      // Updated while the save runs; then, while the expiry checks it (out of the map), a registration of the
+                      // key makes a newer cell.
+        let all = store.take_all();
+        store.settle(&all.taken, |_| false);
+        old.add(2);
+        let registrar = Arc::clone(&store);
+        let (newer_tx, newer_rx) = std::sync::mpsc::channel();
+        store.expiry.between_checks.set(move || {
+            let _ = newer_tx.send(registrar.cell(&key("route"), CounterType::Increment));
+        });
+        store.expire_idle(&all.taken, Duration::from_nanos(1), Instant::now() + Duration::from_secs(1));
+        let newer = newer_rx.try_recv().expect("the registration ran");
+        assert!(!Arc::ptr_eq(&newer, &old), "a newer cell");
+        assert!(Arc::ptr_eq(&store.cell(&key("route"), CounterType::Increment), &newer), "the newer one stays");
+        newer.add(3);
+        let taken = dump(&store);
+        let total: i64 = taken
+            .iter()
+            .filter(|(key, t)| key.name() == "route" && !t.cell.is_empty_period(&t.period))
+            .map(|(_, t)| {
+                let mut c = crate::model::Counter::new("route", CounterType::Increment);
+                t.cell.fill_period(&t.period, &mut c);
+                c.count.unwrap_or(0)
+            })
+            .sum();
+        assert_eq!(total, 5, "both cells' updates are published");
+        assert_eq!((store.len(), store.live.load(Relaxed)), (1, 1), "one live counter, counted once");
     }
 
     #[test]

@@ -390,8 +390,15 @@ impl Store {
     fn take_refused_by_retired(&self) -> u64 {
         let overflow: u64 = self.overflow.iter().map(|cell| cell.take_rejected()).sum();
         let mut retired = self.retired.lock().unwrap_or_else(PoisonError::into_inner);
-        let refused = retired.iter().map(|cell| cell.take_rejected()).sum::<u64>();
-        retired.retain(|cell| Arc::strong_count(cell) > 1);
+        let mut refused = 0;
+        retired.retain(|cell| {
+            // Who holds it first, then its count: a holder that refuses an update and lets go after this read
+            // keeps the cell for the next take, which counts it.
+            let held = Arc::strong_count(cell) > 1;
+            std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+            refused += cell.take_rejected();
+            held
+        });
         overflow + refused + self.refused_by_forgotten.swap(0, Relaxed)
     }
 
@@ -447,21 +454,21 @@ impl Store {
 
     /// Removes one counter (its cell is retired). Returns whether it existed.
     pub(crate) fn remove(&self, key: &Key) -> bool {
-        self.forget_expired(Some(key));
-        let removed = self.map.remove(key).map(|(_, cell)| self.retire(cell)).is_some();
-        if removed {
+        let removed = self.forget_expired(Some(key), || self.map.remove(key).map(|(_, cell)| self.retire(cell)));
+        if removed.is_some() {
             self.live.fetch_sub(1, Relaxed);
         }
-        removed
+        removed.is_some()
     }
 
     /// Removes every counter.
     pub(crate) fn clear(&self) {
-        self.forget_expired(None);
-        self.map.retain(|_, cell| {
-            self.retire(Arc::clone(cell));
-            self.live.fetch_sub(1, Relaxed);
-            false
+        self.forget_expired(None, || {
+            self.map.retain(|_, cell| {
+                self.retire(Arc::clone(cell));
+                self.live.fetch_sub(1, Relaxed);
+                false
+            });
         });
     }
 

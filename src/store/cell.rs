@@ -570,6 +570,11 @@ impl CounterCell {
                     update_f64(&extra.fraction_total, |f| Some(f + period.fraction));
                 }
                 let _ = inc.total.fetch_update(Relaxed, Relaxed, |t| Some(t.saturating_add(period.whole_total())));
+                // An amount taken is a use, whatever the flags said: an `add` that saw them set before a take and
+                // a reset cleared them does not set them again.
+                if (period.whole != 0 || period.fraction != 0.0) && self.flags.load(Relaxed) & USED == 0 {
+                    self.flags.fetch_or(USED, Relaxed);
+                }
                 Period::Increment(period)
             }
             Body::Sampled(s) => {

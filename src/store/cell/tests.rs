@@ -454,3 +454,21 @@ fn a_retired_cell_hands_a_sample_back_uncounted_and_refuses_and_counts_it_otherw
     assert_eq!(cell.take_rejected(), 1, "sample() refuses and counts it");
     assert_eq!(period_counter(&cell, &cell.take()).count, Some(1), "only the sample before the retirement");
 }
+
+#[test]
+fn an_add_that_saw_the_flags_set_before_a_take_and_a_reset_still_shows_in_the_totals() {
+    let cell = CounterCell::new(CounterType::Increment);
+    cell.add(1);
+    let period = cell.take();
+    cell.commit(&period);
+    // An add loads the flags (DIRTY | USED: set, nothing to do)... a take, its save and a reset run...
+    let period = cell.take();
+    cell.commit(&period);
+    cell.reset_totals();
+    // ...and its amount lands without setting the flags again.
+    increment(&cell).period.fetch_add(5, Relaxed);
+    let period = cell.take();
+    assert_eq!(period_counter(&cell, &period).count, Some(5), "published");
+    cell.commit(&period);
+    assert_eq!(totals_counter(&cell).count, Some(5), "and in the local totals");
+}

@@ -214,3 +214,25 @@ fn names_emf_reserves_or_refuses_are_skipped_and_counted() {
     assert!(EmfCounters::builder().namespace("").writer(std::io::sink()).build().is_err(), "an empty namespace");
     assert!(EmfCounters::builder().agent("http://127.0.0.1:1").build().is_err(), "not tcp:// or udp://");
 }
+
+#[test]
+fn rollups_from_config_leave_empty_sets_out() {
+    for rollups in ["service;", "", ";;"] {
+        let out = SharedWriter::default();
+        let config = cloudwatch_counters::ConfigParams::from_tuples([("options.rollups", rollups)]);
+        let counters = EmfCounters::builder()
+            .namespace("Shop")
+            .writer(out.clone())
+            .dimension("service", "checkout")
+            .config(&config)
+            .options(CountersOptions::default().telemetry(false))
+            .build()
+            .expect("valid");
+        counters.increment("calls", 1);
+        counters.flush_blocking().expect("flush");
+        let docs = parse(&out.text());
+        let sets = &docs[0]["_aws"]["CloudWatchMetrics"][0]["Dimensions"];
+        // The set `service` is the document's own already: no set without dimensions is added.
+        assert_eq!(sets, &serde_json::json!([["service"]]), "options.rollups={rollups:?}");
+    }
+}

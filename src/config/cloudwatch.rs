@@ -156,13 +156,7 @@ impl CloudWatchSettings {
             s.rollup = on;
         }
         if let Some(sets) = config.get_last_of(&["rollups", "options.rollups"]).map(|(_, v)| v) {
-            // An empty set (an empty value, a trailing `;`) is left out: it would publish every metric once more
-            // with no dimensions at all (`rollup_dimensions([])` asks for that explicitly).
-            s.rollups = sets
-                .split(';')
-                .map(|set| set.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).collect())
-                .filter(|set: &Vec<String>| !set.is_empty())
-                .collect();
+            s.rollups = super::rollup_sets(sets);
         }
         s.counters.apply_config(config)?;
         let id = config.get_string(ACCESS_ID_KEYS);

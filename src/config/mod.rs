@@ -157,6 +157,17 @@ impl ConfigParams {
     }
 }
 
+/// The dimension sets of an `options.rollups` value (`a,b;c`). An empty set (an empty value, a trailing `;`) is
+/// left out: it would publish every metric once more with no dimensions at all (`rollup_dimensions([])` on a
+/// builder asks for that explicitly).
+pub(crate) fn rollup_sets(value: &str) -> Vec<Vec<String>> {
+    value
+        .split(';')
+        .map(|set| set.split(',').map(str::trim).filter(|n| !n.is_empty()).map(str::to_owned).collect())
+        .filter(|set: &Vec<String>| !set.is_empty())
+        .collect()
+}
+
 /// Sets `name` to `value` in `pairs` (dimensions, properties): replaced where the name is there, else added last.
 pub(crate) fn set_pair(pairs: &mut Vec<(String, String)>, name: String, value: String) {
     match pairs.iter_mut().find(|(n, _)| *n == name) {

@@ -187,7 +187,8 @@ impl fmt::Debug for EmfCountersBuilder {
 impl EmfCountersBuilder {
     /// pip-style keys over what was set so far: `source` (the namespace), `connection.uri` (`stdout`, or the
     /// agent's `tcp://host:port` / `udp://host:port`), `dimensions.<name>`, `properties.<name>`,
-    /// `options.rollups` (`service;service,route`), `options.high_resolution` and the counters' options.
+    /// `options.rollups` or `rollups` (`service;service,route`; empty sets are left out), `options.high_resolution`
+    /// and the counters' options.
     pub fn config(mut self, config: &ConfigParams) -> Self {
         if let Err(err) = self.options.apply_config(config) {
             self.error.get_or_insert(err);
@@ -206,9 +207,9 @@ impl EmfCountersBuilder {
         for (name, value) in config.get_section("properties").iter() {
             self = self.property(name, value);
         }
-        if let Some(sets) = config.get_string(&["options.rollups"]) {
-            for set in sets.split(';') {
-                self = self.rollup_dimensions(set.split(',').map(str::trim).filter(|n| !n.is_empty()));
+        if let Some(sets) = config.get_last_of(&["rollups", "options.rollups"]).map(|(_, v)| v) {
+            for set in crate::config::rollup_sets(sets) {
+                self = self.rollup_dimensions(set);
             }
         }
         if let Some(prefixes) = config.get_string(&["options.high_resolution"]) {

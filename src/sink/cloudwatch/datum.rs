@@ -137,7 +137,12 @@ pub(crate) fn to_datum(counter: &Counter, ctx: &DatumContext<'_>) -> Result<Buil
         CounterType::Increment => {
             // A fractional total (tracing events) is exact in `sum`; a whole one is `count`.
             let value = counter.sum.or(counter.count.map(|count| count as f64)).ok_or(SkipReason::Value)?;
-            datum.unit(described_unit(counter).unwrap_or(StandardUnit::Count)).value(limits::check_value(value)?)
+            // Count unless a unit was described: then that unit, or none where CloudWatch has no equivalent.
+            let unit = match counter.unit {
+                Some(_) => described_unit(counter).unwrap_or(StandardUnit::None),
+                None => StandardUnit::Count,
+            };
+            datum.unit(unit).value(limits::check_value(value)?)
         }
         CounterType::Interval => samples(datum.unit(StandardUnit::Milliseconds), counter)?,
         CounterType::Statistics => samples(datum.unit(described_unit(counter).unwrap_or(StandardUnit::None)), counter)?,
@@ -351,6 +356,15 @@ mod tests {
         for (unit, expected) in every {
             assert_eq!(cloudwatch_unit(unit), expected, "{unit:?}");
         }
+        // An Increment is a Count unless a unit was described: one without an equivalent is published with none.
+        let unit_of = |unit: Option<M>| {
+            let mut gc = Counter::new("gc.pause", CounterType::Increment);
+            (gc.count, gc.unit) = (Some(3), unit);
+            to_datum(&gc, &ctx()).unwrap().datums.remove(0).unit().cloned()
+        };
+        assert_eq!(unit_of(None), Some(StandardUnit::Count));
+        assert_eq!(unit_of(Some(M::Nanoseconds)), Some(StandardUnit::None));
+        assert_eq!(unit_of(Some(M::Bytes)), Some(StandardUnit::Bytes));
     }
 
     #[test]

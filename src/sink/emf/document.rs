@@ -33,8 +33,9 @@ use crate::sink::SkipReason;
 pub(crate) const MAX_METRICS: usize = 100;
 /// Most values in one metric's array.
 pub(crate) const MAX_VALUES: usize = 100;
-/// Largest document: a CloudWatch Logs event (256 KB; the current specification allows 1 MB).
-pub(crate) const MAX_DOCUMENT_BYTES: usize = 256 * 1024;
+/// Largest document: a CloudWatch Logs event (256 KB, less the 26 bytes CloudWatch Logs counts for each event
+/// on top of its message; the current specification allows 1 MB).
+pub(crate) const MAX_DOCUMENT_BYTES: usize = 256 * 1024 - 26;
 /// Largest document sent as one UDP datagram (with its newline, under the 65,507 bytes a datagram holds).
 pub(crate) const MAX_DATAGRAM_BYTES: usize = 65_000;
 /// Longest metric name or namespace.
@@ -346,11 +347,16 @@ fn metric<'a>(
     let (unit, value) = match counter.counter_type {
         CounterType::Increment => {
             let value = counter.sum.or(counter.count.map(|c| c as f64)).ok_or(SkipReason::Value)?;
-            (described.unwrap_or("Count"), Value::Number(value))
+            // Count unless a unit was described: then that unit, or none where CloudWatch has no equivalent.
+            let unit = if counter.unit.is_some() { described.unwrap_or("None") } else { "Count" };
+            (unit, Value::Number(limits::check_value(value)?))
         }
         CounterType::Interval => ("Milliseconds", Value::Json(samples(counter)?)),
         CounterType::Statistics => (described.unwrap_or("None"), Value::Json(samples(counter)?)),
-        CounterType::LastValue => (described.unwrap_or("None"), Value::Number(counter.last.ok_or(SkipReason::Value)?)),
+        CounterType::LastValue => {
+            let value = limits::check_value(counter.last.ok_or(SkipReason::Value)?)?;
+            (described.unwrap_or("None"), Value::Number(value))
+        }
         CounterType::Timestamp => ("None", Value::Number(epoch_millis(counter.time.ok_or(SkipReason::Value)?))),
     };
     let high_resolution = ctx.high_resolution.iter().any(|p| name.starts_with(p.as_str()));

@@ -165,3 +165,21 @@ fn a_metric_too_large_with_its_properties_goes_without_them_and_one_too_large_al
     assert!(built.documents.is_empty());
     assert_eq!(built.skipped, [(0, SkipReason::TooLarge)]);
 }
+
+#[test]
+fn an_increment_with_a_unit_cloudwatch_lacks_has_none_and_values_out_of_range_are_skipped() {
+    let mut pause = increment("gc.pause", 3, &[]);
+    pause.unit = Some(metrics::Unit::Nanoseconds);
+    let mut bytes = increment("sent", 4, &[]);
+    bytes.unit = Some(metrics::Unit::Bytes);
+    let mut huge = increment("huge", 0, &[]);
+    huge.sum = Some(4e108 * 1e10); // past 2^360: CloudWatch refuses it
+    let mut level = Counter::new("level", CounterType::LastValue);
+    level.last = Some(-1e300);
+    let built = documents(&[pause, bytes, huge, level], &ctx(&[], &[]));
+    let doc = &built.documents[0].0;
+    assert!(doc.contains(r#"{"Name":"gc.pause","Unit":"None"}"#), "{doc}");
+    assert!(doc.contains(r#"{"Name":"sent","Unit":"Bytes"}"#), "{doc}");
+    assert!(!doc.contains("huge") && !doc.contains("level"), "{doc}");
+    assert_eq!(built.skipped, [(2, SkipReason::Value), (3, SkipReason::Value)]);
+}

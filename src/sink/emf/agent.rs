@@ -8,10 +8,12 @@
 
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpStream, ToSocketAddrs, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
+
+use crate::warn::WarnEvery;
 
 /// Where the agent listens: `tcp://host:port` or `udp://host:port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,20 +142,36 @@ enum Connection {
     Udp(UdpSocket),
 }
 
+/// Connects to the first of the endpoint's addresses that takes it (`localhost` may resolve to `::1` first
+/// while the agent listens on IPv4 only), a UDP socket bound in the address's own family.
 fn connect(endpoint: &AgentEndpoint) -> std::io::Result<Connection> {
-    match endpoint {
-        AgentEndpoint::Tcp(address) => {
-            let target = address.to_socket_addrs()?.next().ok_or_else(|| std::io::Error::other("no address"))?;
-            let stream = TcpStream::connect_timeout(&target, Duration::from_secs(2))?;
-            stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-            Ok(Connection::Tcp(stream))
-        }
-        AgentEndpoint::Udp(address) => {
-            let socket = UdpSocket::bind(("0.0.0.0", 0))?;
-            socket.connect(address.as_str())?;
-            Ok(Connection::Udp(socket))
+    let (AgentEndpoint::Tcp(address) | AgentEndpoint::Udp(address)) = endpoint;
+    connect_any(matches!(endpoint, AgentEndpoint::Udp(_)), address, address.to_socket_addrs()?)
+}
+
+/// [`connect`] to the first of `targets` (the addresses `address` resolved to) that takes it.
+fn connect_any(udp: bool, address: &str, targets: impl Iterator<Item = SocketAddr>) -> std::io::Result<Connection> {
+    let mut last = std::io::Error::other(format!("{address} resolves to no address"));
+    for target in targets {
+        let connected = if udp {
+            let any: SocketAddr =
+                if target.is_ipv4() { (Ipv4Addr::UNSPECIFIED, 0).into() } else { (Ipv6Addr::UNSPECIFIED, 0).into() };
+            UdpSocket::bind(any).and_then(|socket| {
+                socket.connect(target)?;
+                Ok(Connection::Udp(socket))
+            })
+        } else {
+            TcpStream::connect_timeout(&target, Duration::from_secs(2)).and_then(|stream| {
+                stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+                Ok(Connection::Tcp(stream))
+            })
+        };
+        match connected {
+            Ok(connection) => return Ok(connection),
+            Err(err) => last = err,
         }
     }
+    Err(last)
 }
 
 /// Whether a TCP connection was closed by the agent (a read would give end of file or an error).
@@ -190,6 +208,7 @@ fn send_one(connection: &mut Connection, document: &str) -> std::io::Result<()> 
 fn run(queue: &Queue, endpoint: &AgentEndpoint) {
     let mut connection: Option<Connection> = None;
     let mut pause = Duration::from_millis(10);
+    let unreachable = WarnEvery::default();
     loop {
         let document = {
             let mut documents = queue.lock();
@@ -205,11 +224,25 @@ fn run(queue: &Queue, endpoint: &AgentEndpoint) {
         };
         let result = match connection.as_mut() {
             Some(c) => send_one(c, &document),
-            None => connect(endpoint).and_then(|mut c| {
-                let sent = send_one(&mut c, &document);
-                connection = Some(c);
-                sent
-            }),
+            None => match connect(endpoint) {
+                Ok(mut c) => {
+                    let sent = send_one(&mut c, &document);
+                    connection = Some(c);
+                    sent
+                }
+                Err(err) => {
+                    if unreachable.ready() {
+                        tracing::warn!(
+                            target: "cloudwatch_counters",
+                            agent = ?endpoint,
+                            error = %err,
+                            "the CloudWatch agent cannot be reached: documents wait in the buffer, and what does not \
+                             fit is dropped and counted (documents_dropped)"
+                        );
+                    }
+                    Err(err)
+                }
+            },
         };
         if result.is_ok() {
             queue.lock().pop_front();
@@ -230,6 +263,31 @@ fn run(queue: &Queue, endpoint: &AgentEndpoint) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_address_is_tried_and_udp_binds_in_the_targets_family() {
+        // TCP: the first address refuses (a port nothing listens on), the second takes it.
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap(); // dropped: closed
+        let agent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let targets = [closed, agent.local_addr().unwrap()];
+        let Ok(Connection::Tcp(mut stream)) = connect_any(false, "agent", targets.into_iter()) else {
+            panic!("connected through the second address");
+        };
+        stream.write_all(b"{}\n").unwrap();
+        let (mut accepted, _) = agent.accept().unwrap();
+        let mut got = [0u8; 3];
+        accepted.read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"{}\n");
+        // UDP to an IPv6 address: a socket bound to 0.0.0.0 could not reach it.
+        let agent = UdpSocket::bind("[::1]:0").unwrap();
+        agent.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let endpoint = AgentEndpoint::Udp(agent.local_addr().unwrap().to_string());
+        let Ok(mut connection) = connect(&endpoint) else { panic!("connected to {endpoint:?}") };
+        send_one(&mut connection, "{}").unwrap();
+        let mut buf = [0u8; 8];
+        let n = agent.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"{}\n");
+    }
 
     #[test]
     fn endpoints_are_tcp_or_udp_with_a_host_and_a_port() {

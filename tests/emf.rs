@@ -236,3 +236,61 @@ fn rollups_from_config_leave_empty_sets_out() {
         assert_eq!(sets, &serde_json::json!([["service"]]), "options.rollups={rollups:?}");
     }
 }
+
+/// A writer into `out` that fails once, after `budget` more bytes (a full disk, a pipe that broke).
+struct FailsOnce {
+    out: SharedWriter,
+    budget: std::sync::Arc<std::sync::Mutex<Option<usize>>>,
+}
+
+impl std::io::Write for FailsOnce {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let mut budget = self.budget.lock().unwrap();
+        let n = match *budget {
+            Some(0) => {
+                *budget = None;
+                return Err(std::io::Error::other("no space left on device"));
+            }
+            Some(left) => {
+                let n = left.min(buf.len());
+                *budget = Some(left - n);
+                n
+            }
+            None => buf.len(),
+        };
+        self.out.write(&buf[..n])
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn a_write_that_fails_part_way_leaves_no_broken_line_and_nothing_counted_twice() {
+    // The first document: cut in its middle; then whole but for its newline.
+    for cut_before_end in [10, 0] {
+        let out = SharedWriter::default();
+        let budget = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let counters = EmfCounters::builder()
+            .namespace("Shop")
+            .writer(FailsOnce { out: out.clone(), budget: budget.clone() })
+            .options(CountersOptions::default().telemetry(false))
+            .build()
+            .expect("valid");
+        counters.increment("calls", 1);
+        counters.flush_blocking().expect("a first flush");
+        let first_len = out.text().len() - 1; // its document, without the newline
+        counters.increment("calls", 2);
+        *budget.lock().unwrap() = Some(first_len - cut_before_end);
+        counters.flush_blocking().expect_err("the write fails");
+        counters.increment("calls", 4);
+        counters.flush_blocking().expect("written again");
+        let text = out.text();
+        let (docs, broken): (Vec<_>, Vec<_>) = text.lines().map(serde_json::from_str::<Value>).partition(Result::is_ok);
+        let total: u64 = docs.into_iter().filter_map(|d| d.ok()?["calls"].as_u64()).sum();
+        assert_eq!(total, 7, "every call once, cut {cut_before_end} bytes before the end: {text}");
+        // The document cut short is a line of its own (no JSON, ignored by CloudWatch), the next ones whole.
+        assert_eq!(broken.len(), usize::from(cut_before_end > 0), "{text}");
+    }
+}

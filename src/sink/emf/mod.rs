@@ -2,7 +2,7 @@
 //! output (Lambda), any writer, or the CloudWatch agent over TCP or UDP.
 
 use std::io::Write;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
@@ -58,6 +58,9 @@ pub(crate) struct EmfSink {
     writes_failed: AtomicU64,
     skipped: SkipCounts,
     warn_properties: WarnEvery,
+    /// A failed write left a line unfinished on stdout or the writer: the next write ends it first, so that the
+    /// next document starts a line of its own (read and written under the output's lock).
+    line_open: AtomicBool,
 }
 
 impl EmfSink {
@@ -70,6 +73,7 @@ impl EmfSink {
             writes_failed: AtomicU64::new(0),
             skipped: SkipCounts::default(),
             warn_properties: WarnEvery::default(),
+            line_open: AtomicBool::new(false),
         }
     }
 
@@ -113,10 +117,12 @@ impl EmfSink {
         }
         let mut written = 0;
         let result = match &self.output {
-            Output::Stdout => write_lines(&mut std::io::stdout().lock(), &built.documents, &mut written),
+            Output::Stdout => {
+                write_lines(&mut std::io::stdout().lock(), &built.documents, &mut written, &self.line_open)
+            }
             Output::Writer(writer) => {
                 let mut writer = writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                write_lines(&mut **writer, &built.documents, &mut written)
+                write_lines(&mut **writer, &built.documents, &mut written, &self.line_open)
             }
             Output::Agent(agent) => {
                 // Handed over, not copied: only each document's counters are needed after this.
@@ -139,14 +145,43 @@ impl EmfSink {
     }
 }
 
-/// Writes each document and a newline, counting the documents written; flushes at the end.
-fn write_lines(out: &mut dyn Write, documents: &[(String, Vec<usize>)], written: &mut usize) -> std::io::Result<()> {
+/// Writes each document and a newline, counting the documents written; flushes at the end. A write that fails
+/// part way leaves its line open (`line_open`): the next write ends it before its first document. A document
+/// cut short is not written (an unfinished document is no JSON: its counters are sent again); one whose newline
+/// alone failed is (it is whole, and its line is ended by the next write).
+fn write_lines(
+    out: &mut dyn Write,
+    documents: &[(String, Vec<usize>)],
+    written: &mut usize,
+    line_open: &AtomicBool,
+) -> std::io::Result<()> {
+    if line_open.load(Relaxed) {
+        write_counting(out, b"\n", line_open)?;
+        line_open.store(false, Relaxed);
+    }
     for (document, _) in documents {
-        out.write_all(document.as_bytes())?;
-        out.write_all(b"\n")?;
+        write_counting(out, document.as_bytes(), line_open)?;
         *written += 1;
+        write_counting(out, b"\n", line_open)?;
+        line_open.store(false, Relaxed);
     }
     out.flush()
+}
+
+/// `write_all`, setting `line_open` as soon as a byte of `bytes` went out.
+fn write_counting(out: &mut dyn Write, mut bytes: &[u8], line_open: &AtomicBool) -> std::io::Result<()> {
+    while !bytes.is_empty() {
+        match out.write(bytes) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => {
+                line_open.store(true, Relaxed);
+                bytes = &bytes[n..];
+            }
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    Ok(())
 }
 
 impl Sink for EmfSink {

@@ -3,7 +3,8 @@
 //! Counters with the same dimensions share documents: the dimension values and properties are root members, and
 //! one `CloudWatchMetrics` directive names the namespace, the dimension sets (the counters' own, then the rollup
 //! sets they have every dimension of) and the metrics. At most 100 metrics go in a document, a document stays
-//! under 256 KB (65,000 bytes over UDP), and names each metric once; more make more documents. A metric whose
+//! under 256 KB (65,000 bytes over UDP), names each metric once, and holds no two metrics with different values
+//! of one property (a document has one value of each); more make more documents. A metric whose
 //! document alone is too large with its properties goes without them (warned about); one too large even so is
 //! skipped and counted (`too_large`).
 //!
@@ -179,11 +180,28 @@ pub(crate) fn documents(counters: &[Counter], ctx: &DocumentContext<'_>) -> Buil
     let timestamp = ctx.now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
     for Group { dimensions, entries, .. } in groups {
         let sets = dimension_sets(&dimensions, ctx.rollups);
-        for chunk in entries.chunks(MAX_METRICS) {
+        let mut rest = entries.as_slice();
+        while !rest.is_empty() {
+            // At most 100 metrics, and no two with different values of one property: a document has one.
+            let fit = (1..rest.len().min(MAX_METRICS))
+                .find(|&n| conflicts(&rest[..n], &rest[n].1))
+                .unwrap_or(rest.len().min(MAX_METRICS));
+            let (chunk, after) = rest.split_at(fit);
             write_documents(&mut out, ctx, timestamp, &dimensions, &sets, chunk);
+            rest = after;
         }
     }
     out
+}
+
+/// Whether `properties` gives one of the properties of `entries` another value.
+fn conflicts(entries: &[Entry<'_>], properties: &[(&str, &str)]) -> bool {
+    properties.iter().any(|&(name, value)| {
+        entries
+            .iter()
+            .flat_map(|(_, theirs, _)| theirs)
+            .any(|&(their_name, their)| their_name == name && their != value)
+    })
 }
 
 /// Writes `metrics` as one document, or as several when one would pass `ctx.max_bytes`. A single metric whose

@@ -183,3 +183,22 @@ fn an_increment_with_a_unit_cloudwatch_lacks_has_none_and_values_out_of_range_ar
     assert!(!doc.contains("huge") && !doc.contains("level"), "{doc}");
     assert_eq!(built.skipped, [(2, SkipReason::Value), (3, SkipReason::Value)]);
 }
+
+#[test]
+fn counters_whose_properties_disagree_go_into_documents_of_their_own() {
+    let with = |name: &str, request: &str| {
+        let mut c = increment(name, 1, &[("route", "/pay")]);
+        c.properties = vec![("request_id".to_owned(), request.to_owned())];
+        c
+    };
+    let counters = [with("a", "r-1"), with("b", "r-2"), with("c", "r-1"), increment("d", 1, &[("route", "/pay")])];
+    let built = documents(&counters, &ctx(&[], &[]));
+    let docs: Vec<(&str, &[usize])> = built.documents.iter().map(|(d, s)| (d.as_str(), s.as_slice())).collect();
+    assert_eq!(docs.len(), 3, "{docs:?}");
+    assert_eq!(docs[0].1, [0], "r-1 alone: b disagrees");
+    assert!(docs[0].0.contains(r#""request_id":"r-1""#));
+    assert_eq!(docs[1].1, [1], "r-2 alone: c disagrees");
+    assert!(docs[1].0.contains(r#""request_id":"r-2""#));
+    assert_eq!(docs[2].1, [2, 3], "d has no request_id: it joins c");
+    assert!(docs[2].0.contains(r#""request_id":"r-1""#));
+}

@@ -202,3 +202,31 @@ fn metric_events_of_known_label_values_do_not_allocate() {
         counters.get_all().into_iter().find(|c| c.name == "requests" && dims(c) == ["status=201", "method=GET"]);
     assert_eq!(status_201.and_then(|c| c.count), Some(335), "i % 3 == 1 for 335 of the 1006 events");
 }
+
+#[test]
+fn a_labelled_span_of_seen_values_allocates_only_its_extensions_entry() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let counters = CachedCounters::new(LogSink::to_writer(std::io::sink()), CountersOptions::default());
+    let subscriber = tracing_subscriber::Registry::default().with(counters.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let request = |i: usize| {
+            let route = if i % 2 == 0 { "/a" } else { "/b" };
+            let span = tracing::info_span!("request", method = "GET", route, status = tracing::field::Empty);
+            drop(span.enter());
+            span.record("status", 200);
+            drop(span);
+        };
+        (0..2).for_each(request); // first sight of the callsite and of each set of values
+        let n = allocations_in(|| (0..1_000).for_each(request));
+        // tracing-subscriber boxes what a layer keeps in a span's extensions: one allocation a span. The labels'
+        // storage is reused, and the counter of seen values found without building its key.
+        assert_eq!(n, 1_000, "allocations for 1000 labelled spans created, recorded, entered, exited and closed");
+    });
+    let all = counters.get_all();
+    let count = |route: &str| {
+        all.iter()
+            .find(|c| c.name == "allocations.request.exec_time" && c.dimensions.iter().any(|(_, v)| v == route))
+            .and_then(|c| c.count)
+    };
+    assert_eq!((count("/a"), count("/b")), (Some(501), Some(501)));
+}

@@ -77,3 +77,31 @@ fn span_field_values_past_the_cap_are_refused_and_counted() {
     assert_eq!(c.len(), 5, "the callsite's plain counter and four status values");
     assert_eq!(c.telemetry().keys_dropped, 16);
 }
+
+#[test]
+fn labelled_spans_closed_after_a_clear_go_into_the_new_counter_of_their_values() {
+    let c = CachedCounters::new(RecordingSink::default(), CountersOptions::default());
+    let request = |route: &str, status: u16| {
+        let span = tracing::info_span!(target: "api", "request", route, status = Empty);
+        span.record("status", status);
+        drop(span);
+    };
+    let count = |route: &str, status: &str| {
+        let all = c.get_all();
+        let wanted = vec![("route", route), ("status", status)];
+        all.iter().find(|x| x.name == "api.request.exec_time" && labels(x) == wanted).and_then(|x| x.count)
+    };
+    tracing::subscriber::with_default(Registry::default().with(c.layer()), || {
+        for _ in 0..3 {
+            request("/a", 200);
+            request("/a", 500);
+        }
+        assert_eq!((count("/a", "200"), count("/a", "500")), (Some(3), Some(3)));
+        c.clear_all();
+        request("/a", 200); // the thread's cached counter was retired: the new one gets it
+        request("/b", 200);
+        request("/a", 200);
+    });
+    assert_eq!((count("/a", "200"), count("/a", "500"), count("/b", "200")), (Some(2), None, Some(1)));
+    assert_eq!(c.telemetry().values_rejected, 0, "nothing recorded into a retired counter");
+}

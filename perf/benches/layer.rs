@@ -12,6 +12,8 @@
 //!   `counters.layer()`, back to back), each sample the difference: the layer's added cost per span, directly.
 //!   Its median is criterion's figure; `perf/examples/span_cost.rs` measures the same cost as the fastest of many
 //!   alternating batches, which the VM's noise moves far less (BENCHMARKS.md gives both).
+//! - `span_with_dimensions`: a span with `method`, `route` and a `status` recorded before it closes, under
+//!   Registry + `NoopLayer` and Registry + `counters.layer()`.
 //! - `clock/quanta_raw`: one read of the clock the layer times spans with; a span reads it twice.
 //! - `event_in_span`, `error_event_in_span`: an INFO and an ERROR event inside an entered span, bare Registry
 //!   against Registry + `counters.layer()`.
@@ -107,6 +109,30 @@ fn spans(c: &mut Criterion) {
     let timed = ours_total(&counters, |name, _| name.ends_with(".request.exec_time"));
     assert_eq!(timed, runs, "every span timed");
     span_added_cost(c, op);
+    labelled_spans(c);
+}
+
+/// A span with dimensions, as an HTTP service makes one (`method`, `route`, and `status` recorded before it
+/// closes; two routes in turn), under Registry + `NoopLayer` and Registry + `counters.layer()`.
+fn labelled_spans(c: &mut Criterion) {
+    let mut group = c.benchmark_group("span_with_dimensions");
+    let op = || {
+        thread_local! {
+            static NEXT: Cell<u32> = const { Cell::new(0) };
+        }
+        let i = NEXT.with(|n| n.replace(n.get().wrapping_add(1)));
+        let route = if i % 2 == 0 { "/orders" } else { "/items" };
+        let span = tracing::info_span!("request", method = "GET", route, status = tracing::field::Empty);
+        drop(span.enter());
+        span.record("status", 200);
+        drop(span);
+    };
+    bench_under(&mut group, "registry_with_noop_layer", Registry::default().with(NoopLayer), false, op);
+    let counters = counters();
+    let runs = bench_under(&mut group, "registry_with_layer", Registry::default().with(counters.layer()), false, op);
+    group.finish();
+    let timed = ours_total(&counters, |name, labels| name.ends_with(".request.exec_time") && labels == 3);
+    assert_eq!(timed, runs, "every span timed into the counter of its values");
 }
 
 /// `iters` calls of `op` timed as one batch with `dispatch` as the thread's default.

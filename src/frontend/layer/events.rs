@@ -228,13 +228,13 @@ fn keep_first(memo: &Memo, handle: &Arc<CachedCell>) {
 
 /// A hash of a metric's or label's name, a field name: `'static`, so its address identifies it, with no hashing
 /// of text.
-fn name_hash(name: &'static str) -> u64 {
+pub(super) fn name_hash(name: &'static str) -> u64 {
     (name.as_ptr() as u64 ^ name.len() as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 /// `hash` mixed with a label value's text, for the per-thread cache (a hit compares the text).
 #[inline]
-fn text_hash(mut hash: u64, part: &str) -> u64 {
+pub(super) fn text_hash(mut hash: u64, part: &str) -> u64 {
     const MIX: u64 = 0x9e37_79b9_7f4a_7c15;
     let mut chunks = part.as_bytes().chunks_exact(8);
     for chunk in &mut chunks {

@@ -76,9 +76,9 @@ struct SpanTiming {
     cells: Arc<SpanCells>,
     error: bool,
     /// The span's allow-listed field values, for a callsite that has such fields.
-    labels: Option<Box<SpanLabels>>,
+    labels: Option<SpanLabels>,
     /// The span's property field values, for a callsite that has such fields.
-    properties: Option<Box<SpanLabels>>,
+    properties: Option<SpanLabels>,
 }
 
 /// Kept in a span's extensions: the timing of each counters layer of the subscriber (extensions hold one value
@@ -204,29 +204,43 @@ impl CountersLayer {
     fn new_cells(&self, base: String, meta: &Metadata<'_>, index: Option<u32>) -> Arc<SpanCells> {
         let labelled = meta.fields().iter().any(|f| self.span_dimensions.iter().any(|d| d == f.name()));
         let with_properties = meta.fields().iter().any(|f| self.properties.iter().any(|p| p == f.name()));
-        let key = Key::from_name(format!("{base}.exec_time"));
-        let exec_time = self.store.cell(&key, CounterType::Interval);
+        let exec_name = format!("{base}.exec_time");
+        let exec_time = self.store.cell(&Key::from_name(exec_name.clone()), CounterType::Interval);
         let errors = std::sync::OnceLock::new();
-        Arc::new(SpanCells { base, labelled, with_properties, exec_time, errors, index })
+        Arc::new(SpanCells { base, exec_name, labelled, with_properties, exec_time, errors, index })
     }
 
     /// Keeps a closing span's property values for the period of its counter `key`.
     fn record_properties(&self, timing: &SpanTiming, key: &Key) {
-        if let Some(properties) = timing.properties.as_deref().filter(|p| !p.is_empty()) {
+        if let Some(properties) = timing.properties.as_ref().filter(|p| !p.is_empty()) {
             self.store.set_properties(key, properties.pairs());
         }
     }
 
-    /// Records a closing span with dimensions into the counter of its labels (and counts its error there).
-    fn record_labelled(&self, timing: &SpanTiming, labels: &SpanLabels, elapsed_ms: f64) {
+    /// Records a closing span with dimensions into the counter of its labels (and counts its error there). The
+    /// counter of label values this thread closed a span with lately is found in a per-thread cache, by the
+    /// values' text: no `Key` is built and nothing is allocated; the others are looked up in the store.
+    fn record_labelled(&self, timing: &SpanTiming, span_labels: &SpanLabels, elapsed_ms: f64) {
         let (cells, error) = (&timing.cells, timing.error);
-        let mut labels = labels.labels();
+        let cacheable =
+            span_labels.len() <= MAX_LABELS && !error && timing.properties.as_ref().is_none_or(SpanLabels::is_empty);
+        if cacheable
+            && span_labels.with_cached_cell(self.id, &cells.exec_name, |cell| cell.sample_unless_retired(elapsed_ms))
+                == Some(true)
+        {
+            return;
+        }
+        let mut labels = span_labels.labels();
         if labels.len() > MAX_LABELS {
             self.store.count_labels_cut(&cells.base, labels.len());
             labels.truncate(MAX_LABELS);
         }
-        let key = Key::from_parts(format!("{}.exec_time", cells.base), labels.clone());
-        self.store.cell(&key, CounterType::Interval).sample(elapsed_ms);
+        let key = Key::from_parts(cells.exec_name.clone(), labels.clone());
+        let cell = self.store.cell(&key, CounterType::Interval);
+        cell.sample(elapsed_ms);
+        if cacheable && !cell.is_retired() {
+            span_labels.cache_cell(self.id, &cells.exec_name, cell);
+        }
         self.record_properties(timing, &key);
         if error {
             self.store.cell(&Key::from_parts(format!("{}.errors", cells.base), labels), CounterType::Increment).add(1);
@@ -382,12 +396,12 @@ impl CountersLayer {
     {
         let Some(span) = ctx.span(id) else { return };
         let labels = cells.labelled.then(|| {
-            let mut labels = Box::<SpanLabels>::default();
+            let mut labels = SpanLabels::spare();
             attrs.record(&mut LabelVisitor { allowed: &self.span_dimensions, labels: &mut labels });
             labels
         });
         let properties = cells.with_properties.then(|| {
-            let mut properties = Box::<SpanLabels>::default();
+            let mut properties = SpanLabels::spare();
             attrs.record(&mut LabelVisitor { allowed: &self.properties, labels: &mut properties });
             properties
         });
@@ -420,6 +434,25 @@ impl CountersLayer {
         }
         if open.error {
             self.count_error(cells);
+        }
+    }
+
+    /// Records a span closed out of its extensions.
+    fn record_closed(&self, timing: &SpanTiming, elapsed_ms: f64) {
+        if let Some(labels) = timing.labels.as_ref().filter(|l| !l.is_empty()) {
+            self.record_labelled(timing, labels, elapsed_ms);
+            return;
+        }
+        if timing.properties.is_some() {
+            self.record_properties(timing, &Key::from_name(timing.cells.exec_name.clone()));
+        }
+        if !timing.cells.exec_time.sample_unless_retired(elapsed_ms) {
+            // The counters were cleared (or the name taken by another type) while the span was open: record
+            // into the counter that has the name now.
+            self.record_after_clear(&timing.cells, elapsed_ms);
+        }
+        if timing.error {
+            self.count_error(&timing.cells);
         }
     }
 }
@@ -511,24 +544,12 @@ where
             return;
         }
         let Some(span) = ctx.span(&id) else { return };
-        let Some(timing) = self.take_timing(&mut span.extensions_mut()) else { return };
+        let Some(mut timing) = self.take_timing(&mut span.extensions_mut()) else { return };
         self.in_extensions.fetch_sub(1, Relaxed);
         let elapsed_ms = self.elapsed_ms(timing.start);
-        if let Some(labels) = timing.labels.as_deref().filter(|l| !l.is_empty()) {
-            self.record_labelled(&timing, labels, elapsed_ms);
-            return;
-        }
-        if timing.properties.is_some() {
-            self.record_properties(&timing, &Key::from_name(format!("{}.exec_time", timing.cells.base)));
-        }
-        if !timing.cells.exec_time.sample_unless_retired(elapsed_ms) {
-            // The counters were cleared (or the name taken by another type) while the span was open: record
-            // into the counter that has the name now.
-            self.record_after_clear(&timing.cells, elapsed_ms);
-        }
-        if timing.error {
-            self.count_error(&timing.cells);
-        }
+        self.record_closed(&timing, elapsed_ms);
+        // Their boxes serve this thread's next spans.
+        timing.labels.take().into_iter().chain(timing.properties.take()).for_each(SpanLabels::recycle);
     }
 }
 

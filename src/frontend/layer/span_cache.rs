@@ -47,6 +47,8 @@ pub(crate) type Callsites = DashMap<Identifier, Option<Arc<SpanCells>>, BuildHas
 #[derive(Debug)]
 pub(crate) struct SpanCells {
     pub(crate) base: String,
+    /// The name of their Interval counter: `<base>.exec_time`.
+    pub(crate) exec_name: String,
     /// Whether the callsite has fields that become dimensions: its spans are then timed into the counter of
     /// their labels, looked up when they close.
     pub(crate) labelled: bool,

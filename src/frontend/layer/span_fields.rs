@@ -1,40 +1,150 @@
 //! Span fields as dimensions: the values of a span's allow-listed fields (`method`, `route`, `status`, ...),
 //! recorded when the span is created and by `span.record(..)` later (tower-http records the status on
 //! response), become the labels of the span's counters when it closes.
+//!
+//! A warm thread allocates nothing for them: the labels of its closed spans (with their strings' buffers) serve
+//! its next spans, and the counter of label values it closed a span with lately is found in a per-thread cache
+//! by the values' text, without building a `Key`. What is left is tracing-subscriber's box for the span's
+//! extensions, one allocation a span.
 
-use std::fmt;
+use std::cell::RefCell;
+use std::fmt::{self, Write as _};
+use std::sync::Arc;
 
 use metrics::Label;
 use tracing::field::{Field, Visit};
+
+use super::events::{name_hash, text_hash};
+use crate::frontend::cached_cell::CachedCell;
+use crate::model::CounterType;
+use crate::store::cell::CounterCell;
+use crate::store::thread_cache::{self, Slots};
+
+thread_local! {
+    /// A thread's handles to the Interval counters of labelled spans, by counter name and label values.
+    static CACHE: RefCell<Slots<Arc<CachedCell>>> = const { RefCell::new(Slots::new(64, 1024)) };
+}
 
 /// The span fields that become dimensions by default: the usual HTTP ones, by their plain names and by
 /// OpenTelemetry's semantic conventions. A URI or id field is not among them: every value is a metric.
 pub const DEFAULT_SPAN_DIMENSIONS: &[&str] =
     &["method", "route", "matched_path", "status", "http.request.method", "http.route", "http.response.status_code"];
 
-/// The values of one span's allow-listed fields, as recorded so far.
+/// The values of one span's allow-listed fields, as recorded so far. Each thread keeps those of its closed spans
+/// for its next ones ([`SpanLabels::spare`], [`SpanLabels::recycle`]), with their strings' buffers: a span whose
+/// values are no longer than seen before writes them without allocating.
 #[derive(Debug, Default)]
-pub(crate) struct SpanLabels(Vec<(&'static str, String)>);
+pub(crate) struct SpanLabels {
+    /// The labels are `entries[..len]`; past it, entries left by an earlier use, kept for their buffers.
+    entries: Vec<(&'static str, String)>,
+    len: usize,
+}
+
+thread_local! {
+    /// The labels of closed spans, for the next spans of this thread.
+    static SPARE: RefCell<Vec<SpanLabels>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Most labels a thread keeps, and the most text one may hold to be kept.
+const SPARE_LABELS: usize = 64;
+const SPARE_BYTES: usize = 4096;
 
 impl SpanLabels {
+    /// Empty labels: ones this thread kept, or new ones.
+    pub(crate) fn spare() -> SpanLabels {
+        let kept = SPARE.try_with(|spare| spare.try_borrow_mut().ok()?.pop()).ok().flatten();
+        kept.unwrap_or_default()
+    }
+
+    /// Keeps `labels` for this thread's next spans (unless it keeps enough, or they hold a lot of text).
+    pub(crate) fn recycle(mut labels: SpanLabels) {
+        if labels.entries.iter().map(|(_, value)| value.capacity()).sum::<usize>() > SPARE_BYTES {
+            return;
+        }
+        labels.len = 0;
+        let _ = SPARE.try_with(|spare| {
+            if let Ok(mut spare) = spare.try_borrow_mut() {
+                if spare.len() < SPARE_LABELS {
+                    let room = SPARE_LABELS - spare.len();
+                    spare.reserve_exact(room); // once: its size for good
+                    spare.push(labels);
+                }
+            }
+        });
+    }
+
+    /// The labels recorded so far.
+    fn live(&self) -> &[(&'static str, String)] {
+        &self.entries[..self.len]
+    }
+
     /// The labels, in the order the fields were first recorded.
     pub(crate) fn labels(&self) -> Vec<Label> {
-        self.0.iter().map(|(name, value)| Label::new(*name, value.clone())).collect()
+        self.live().iter().map(|(name, value)| Label::new(*name, value.clone())).collect()
     }
 
     pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.len == 0
+    }
+
+    /// How many labels there are.
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// The names and values, borrowed.
+    fn pairs_iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
+        self.live().iter().map(|(name, value)| (*name, value.as_str()))
+    }
+
+    /// The per-thread cache's hash of the counter `name` with these labels.
+    fn hash(&self, name: &str) -> u64 {
+        self.live().iter().fold(text_hash(0, name), |hash, (label, value)| text_hash(hash ^ name_hash(label), value))
+    }
+
+    /// What `read` makes of the cell of the Interval counter `name` with these labels, if this thread cached it
+    /// for `layer` (see [`SpanLabels::cache_cell`]) and it is still in service.
+    pub(crate) fn with_cached_cell<R>(
+        &self,
+        layer: u64,
+        name: &str,
+        read: impl FnOnce(&CounterCell) -> R,
+    ) -> Option<R> {
+        let serves = |c: &Arc<CachedCell>| c.serves(CounterType::Interval, name, self.pairs_iter());
+        thread_cache::lookup(&CACHE, layer, self.hash(name), serves, |c| read(&c.cell))
+    }
+
+    /// Caches in this thread, for `layer`, `cell` as the Interval counter `name` with these labels (rewriting the
+    /// handle it evicts: no allocation once the cache is warm).
+    pub(crate) fn cache_cell(&self, layer: u64, name: &str, cell: Arc<CounterCell>) {
+        let make = |evicted| CachedCell::reuse(evicted, cell, CounterType::Interval, name, self.pairs_iter());
+        thread_cache::insert_with(&CACHE, layer, self.hash(name), make, |_| ());
     }
 
     /// The names and values, as properties.
     pub(crate) fn pairs(&self) -> Vec<(String, String)> {
-        self.0.iter().map(|(name, value)| ((*name).to_owned(), value.clone())).collect()
+        self.live().iter().map(|(name, value)| ((*name).to_owned(), value.clone())).collect()
     }
 
-    fn set(&mut self, name: &'static str, value: String) {
-        match self.0.iter_mut().find(|(n, _)| *n == name) {
-            Some(entry) => entry.1 = value,
-            None => self.0.push((name, value)),
+    /// Sets the label `name` to what `write` writes, unless that is empty (an empty value is no dimension): written
+    /// into a spare entry's buffer, which then takes the label's place (its old buffer becomes the spare).
+    fn set_with(&mut self, name: &'static str, write: impl FnOnce(&mut String) -> fmt::Result) {
+        if self.entries.len() == self.len {
+            self.entries.push((name, String::new()));
+        }
+        let (live, spare) = self.entries.split_at_mut(self.len);
+        let Some(scratch) = spare.first_mut() else { return };
+        scratch.1.clear();
+        // Writing into a `String` does not fail.
+        let _ = write(&mut scratch.1);
+        if scratch.1.is_empty() {
+            return;
+        }
+        if let Some(entry) = live.iter_mut().find(|(n, _)| *n == name) {
+            std::mem::swap(&mut entry.1, &mut scratch.1);
+        } else {
+            scratch.0 = name;
+            self.len += 1;
         }
     }
 }
@@ -50,41 +160,31 @@ impl LabelVisitor<'_> {
         self.allowed.iter().any(|name| name == field.name())
     }
 
-    fn put(&mut self, field: &Field, value: String) {
-        if self.wants(field) && !value.is_empty() {
-            self.labels.set(field.name(), value);
+    fn put(&mut self, field: &Field, write: impl FnOnce(&mut String) -> fmt::Result) {
+        if self.wants(field) {
+            self.labels.set_with(field.name(), write);
         }
     }
 }
 
 impl Visit for LabelVisitor<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if self.wants(field) {
-            self.put(field, value.to_owned());
-        }
+        self.put(field, |text| text.write_str(value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        if self.wants(field) {
-            self.put(field, value.to_string());
-        }
+        self.put(field, |text| write!(text, "{value}"));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        if self.wants(field) {
-            self.put(field, value.to_string());
-        }
+        self.put(field, |text| write!(text, "{value}"));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        if self.wants(field) {
-            self.put(field, value.to_string());
-        }
+        self.put(field, |text| write!(text, "{value}"));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        if self.wants(field) {
-            self.put(field, format!("{value:?}"));
-        }
+        self.put(field, |text| write!(text, "{value:?}"));
     }
 }

@@ -356,7 +356,7 @@ impl CountersLayer {
     /// Records into the counter that has the span's name now (see [`Store::sample_after_retire`]).
     #[cold]
     fn record_after_clear(&self, cells: &SpanCells, elapsed_ms: f64) {
-        let key = Key::from_name(format!("{}.exec_time", cells.base));
+        let key = Key::from_name(cells.exec_name.clone());
         self.store.sample_after_retire(&key, &cells.exec_time, elapsed_ms);
     }
 

@@ -146,7 +146,14 @@ enum Connection {
 /// while the agent listens on IPv4 only), a UDP socket bound in the address's own family.
 fn connect(endpoint: &AgentEndpoint) -> std::io::Result<Connection> {
     let (AgentEndpoint::Tcp(address) | AgentEndpoint::Udp(address)) = endpoint;
-    connect_any(matches!(endpoint, AgentEndpoint::Udp(_)), address, address.to_socket_addrs()?)
+    let udp = matches!(endpoint, AgentEndpoint::Udp(_));
+    let mut targets: Vec<SocketAddr> = address.to_socket_addrs()?.collect();
+    if udp {
+        // A UDP connect always succeeds, so the first address is the one used: IPv4 first, as a socket bound to
+        // 0.0.0.0 did (an agent at `localhost` listens on 127.0.0.1 far more often than on ::1).
+        targets.sort_by_key(SocketAddr::is_ipv6);
+    }
+    connect_any(udp, address, targets.into_iter())
 }
 
 /// [`connect`] to the first of `targets` (the addresses `address` resolved to) that takes it.

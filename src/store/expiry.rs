@@ -260,6 +260,19 @@ mod tests {
         keys.into_iter().zip(all.taken).collect()
     }
 
+    /// The Increment counts of every period of `name` in `taken` (a key taken from more than one cell), added up.
+    fn published_total(taken: &[(Key, Taken)], name: &str) -> i64 {
+        taken
+            .iter()
+            .filter(|(key, t)| key.name() == name && !t.cell.is_empty_period(&t.period))
+            .map(|(_, t)| {
+                let mut c = crate::model::Counter::new(name, CounterType::Increment);
+                t.cell.fill_period(&t.period, &mut c);
+                c.count.unwrap_or(0)
+            })
+            .sum()
+    }
+
     fn published(taken: &[(Key, Taken)], name: &str) -> Option<crate::model::Counter> {
         taken.iter().find(|(key, t)| key.name() == name && !t.cell.is_empty_period(&t.period)).map(|(_, t)| {
             let mut c = crate::model::Counter::new(name, t.cell.kind());
@@ -381,16 +394,7 @@ mod tests {
         assert!(Arc::ptr_eq(&store.cell(&key("route"), CounterType::Increment), &newer), "the newer one stays");
         newer.add(3);
         let taken = dump(&store);
-        let total: i64 = taken
-            .iter()
-            .filter(|(key, t)| key.name() == "route" && !t.cell.is_empty_period(&t.period))
-            .map(|(_, t)| {
-                let mut c = crate::model::Counter::new("route", CounterType::Increment);
-                t.cell.fill_period(&t.period, &mut c);
-                c.count.unwrap_or(0)
-            })
-            .sum();
-        assert_eq!(total, 5, "both cells' updates are published");
+        assert_eq!(published_total(&taken, "route"), 5, "both cells' updates are published");
         assert_eq!((store.len(), store.live.load(Relaxed)), (1, 1), "one live counter, counted once");
     }
 
@@ -413,16 +417,7 @@ mod tests {
         old.add(2);
         newer.add(3);
         let taken = dump(&store);
-        let total: i64 = taken
-            .iter()
-            .filter(|(key, t)| key.name() == "route" && !t.cell.is_empty_period(&t.period))
-            .map(|(_, t)| {
-                let mut c = crate::model::Counter::new("route", CounterType::Increment);
-                t.cell.fill_period(&t.period, &mut c);
-                c.count.unwrap_or(0)
-            })
-            .sum();
-        assert_eq!(total, 5, "both cells' updates are published");
+        assert_eq!(published_total(&taken, "route"), 5, "both cells' updates are published");
     }
 
     #[test]

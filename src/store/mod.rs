@@ -373,15 +373,7 @@ impl Store {
         // Counters that are never dumped (never opened) and cleared again and again: forget, from time to time,
         // the cells nothing holds, keeping their counts for the next take.
         if retired.len() >= 1024 && retired.len().is_power_of_two() {
-            let mut refused = 0;
-            retired.retain(|cell| {
-                let held = Arc::strong_count(cell) > 1;
-                if !held {
-                    refused += cell.take_rejected();
-                }
-                held
-            });
-            self.refused_by_forgotten.fetch_add(refused, Relaxed);
+            self.refused_by_forgotten.fetch_add(forget_unheld(&mut retired), Relaxed);
         }
     }
 
@@ -389,16 +381,7 @@ impl Store {
     /// forgets the retired cells nothing else holds any more.
     fn take_refused_by_retired(&self) -> u64 {
         let overflow: u64 = self.overflow.iter().map(|cell| cell.take_rejected()).sum();
-        let mut retired = self.retired.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut refused = 0;
-        retired.retain(|cell| {
-            // Who holds it first, then its count: a holder that refuses an update and lets go after this read
-            // keeps the cell for the next take, which counts it.
-            let held = Arc::strong_count(cell) > 1;
-            std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
-            refused += cell.take_rejected();
-            held
-        });
+        let refused = forget_unheld(&mut self.retired.lock().unwrap_or_else(PoisonError::into_inner));
         overflow + refused + self.refused_by_forgotten.swap(0, Relaxed)
     }
 
@@ -597,6 +580,20 @@ impl Store {
         }
         counter
     }
+}
+
+/// Takes the refusals counted by the retired cells and forgets those nothing else holds. Who holds a cell is read
+/// before its count: a holder that refuses an update and lets go after this read keeps the cell for the next
+/// call, which counts it.
+fn forget_unheld(retired: &mut Vec<Arc<CounterCell>>) -> u64 {
+    let mut refused = 0;
+    retired.retain(|cell| {
+        let held = Arc::strong_count(cell) > 1;
+        std::sync::atomic::fence(std::sync::atomic::Ordering::Acquire);
+        refused += cell.take_rejected();
+        held
+    });
+    refused
 }
 
 #[cfg(test)]

@@ -318,18 +318,7 @@ async fn a_success_answer_whose_body_cannot_be_read_is_not_retried() {
 #[tokio::test(start_paused = true)]
 async fn close_cut_off_mid_save_gives_up_only_what_was_sent_and_keeps_the_rest() {
     let http = NeverClient::new();
-    let options = hour().close_timeout(Duration::from_secs(1));
-    let c = CloudWatchCounters::builder()
-        .namespace("faults")
-        .instance("test-host")
-        .region("us-east-1")
-        .credentials("test", "test")
-        .connect_timeout(Duration::from_secs(2))
-        .batch_size(1)
-        .options(options.telemetry(false))
-        .sdk_config(sdk(SharedHttpClient::new(http.clone()), RetryConfig::disabled()))
-        .build()
-        .unwrap();
+    let c = one_counter_a_request(&http, false);
     c.open().await.unwrap();
     c.increment("first", 1);
     c.increment("second", 2);
@@ -390,9 +379,9 @@ async fn a_request_that_fails_for_its_credentials_sent_nothing_and_keeps_its_dat
     assert_eq!(seen.count(), 1);
 }
 
-#[tokio::test(start_paused = true)]
-async fn close_cut_off_while_a_request_waits_to_retry_after_an_error_answer_keeps_its_data() {
-    let (http, seen) = scripted(|n| (n == 0).then_some(("InternalServiceError", 503)));
+/// Counters through `http` (two attempts, 10 s apart) that recorded `calls` 3 and were closed with a 1 s bound:
+/// the close is cut off during the wait before the retry, and reports no datum unconfirmed.
+async fn closed_during_a_retry_wait(http: SharedHttpClient) -> CloudWatchCounters {
     let retries = RetryConfig::standard()
         .with_max_attempts(2)
         .with_initial_backoff(Duration::from_secs(10))
@@ -400,9 +389,16 @@ async fn close_cut_off_while_a_request_waits_to_retry_after_an_error_answer_keep
     let c = counters(http, retries, hour().close_timeout(Duration::from_secs(1)).telemetry(false));
     c.open().await.unwrap();
     c.increment("calls", 3);
-    // The first attempt is answered 503; close is cut off during the 10 s wait before the retry.
     let err = c.close().await.unwrap_err();
     assert!(matches!(err, Error::CloseTimeout { datums_unconfirmed: 0, .. }), "{err}");
+    c
+}
+
+#[tokio::test(start_paused = true)]
+async fn close_cut_off_while_a_request_waits_to_retry_after_an_error_answer_keeps_its_data() {
+    let (http, seen) = scripted(|n| (n == 0).then_some(("InternalServiceError", 503)));
+    // The first attempt is answered 503; close is cut off during the 10 s wait before the retry.
+    let c = closed_during_a_retry_wait(http).await;
     assert_eq!((seen.count(), c.telemetry().requests_ambiguous), (1, 0), "CloudWatch refused it: stored nothing");
     assert_eq!(c.dump().await.expect("the retry's answer is a success").saved, 1, "the kept counter goes out");
     assert_eq!(seen.count(), 2);
@@ -416,16 +412,7 @@ async fn close_cut_off_while_a_request_waits_to_retry_after_a_refused_connection
     // The first attempt's connection is refused (it was handed to the HTTP client, and no byte left); the
     // retry would reach the server.
     let http = gate(server, move |_| (counted.fetch_add(1, SeqCst) == 0).then_some(Intercepted::Refuse));
-    let retries = RetryConfig::standard()
-        .with_max_attempts(2)
-        .with_initial_backoff(Duration::from_secs(10))
-        .with_use_static_exponential_base(true);
-    let c = counters(http, retries, hour().close_timeout(Duration::from_secs(1)).telemetry(false));
-    c.open().await.unwrap();
-    c.increment("calls", 3);
-    // Close is cut off during the 10 s wait before the retry.
-    let err = c.close().await.unwrap_err();
-    assert!(matches!(err, Error::CloseTimeout { datums_unconfirmed: 0, .. }), "{err}");
+    let c = closed_during_a_retry_wait(http).await;
     assert_eq!((attempts.load(SeqCst), seen.count()), (1, 0), "one attempt, refused before the server saw it");
     assert_eq!(c.telemetry().requests_ambiguous, 0, "nothing left this machine");
     assert_eq!(c.dump().await.expect("the server answers now").saved, 1, "the kept counter goes out");

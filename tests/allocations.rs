@@ -204,7 +204,7 @@ fn metric_events_of_known_label_values_do_not_allocate() {
 }
 
 #[test]
-fn a_labelled_span_of_seen_values_allocates_only_its_extensions_entry() {
+fn a_labelled_span_of_seen_values_does_not_allocate() {
     use tracing_subscriber::layer::SubscriberExt;
     let counters = CachedCounters::new(LogSink::to_writer(std::io::sink()), CountersOptions::default());
     let subscriber = tracing_subscriber::Registry::default().with(counters.layer());
@@ -218,9 +218,9 @@ fn a_labelled_span_of_seen_values_allocates_only_its_extensions_entry() {
         };
         (0..2).for_each(request); // first sight of the callsite and of each set of values
         let n = allocations_in(|| (0..1_000).for_each(request));
-        // tracing-subscriber boxes what a layer keeps in a span's extensions: one allocation a span. The labels'
-        // storage is reused, and the counter of seen values found without building its key.
-        assert_eq!(n, 1_000, "allocations for 1000 labelled spans created, recorded, entered, exited and closed");
+        // Kept in the layer's own table, not in the span's extensions (which tracing-subscriber boxes); the
+        // labels' storage is reused, and the counter of seen values found without building its key.
+        assert_eq!(n, 0, "allocations for 1000 labelled spans created, recorded, entered, exited and closed");
     });
     let all = counters.get_all();
     let count = |route: &str| {

@@ -105,3 +105,79 @@ fn labelled_spans_closed_after_a_clear_go_into_the_new_counter_of_their_values()
     assert_eq!((count("/a", "200"), count("/a", "500"), count("/b", "200")), (Some(2), None, Some(1)));
     assert_eq!(c.telemetry().values_rejected, 0, "nothing recorded into a retired counter");
 }
+
+#[test]
+fn thousands_of_labelled_spans_open_at_once_are_each_counted_once_under_their_values_with_their_errors() {
+    // More open labelled spans than the layer's table of spans with fields holds (2048): the rest are timed in
+    // their extensions. Each is recorded later, some fail, and half are closed on another thread.
+    const OPEN: usize = 5_000;
+    let c = CachedCounters::new(RecordingSink::default(), CountersOptions::default());
+    let dispatch = tracing::Dispatch::new(Registry::default().with(c.layer()));
+    let mut spans: Vec<tracing::Span> = tracing::dispatcher::with_default(&dispatch, || {
+        (0..OPEN)
+            .map(|i| {
+                let route = if i % 2 == 0 { "/even" } else { "/odd" };
+                let span = tracing::info_span!(target: "api", "request", route, status = Empty);
+                span.record("status", 200 + (i % 3) as u64);
+                if i % 4 == 0 {
+                    span.in_scope(|| tracing::error!("failed"));
+                }
+                span
+            })
+            .collect()
+    });
+    assert!(c.get_all().iter().all(|x| x.name != "api.request.exec_time" || x.count.unwrap_or(0) == 0), "all open");
+    let second = spans.split_off(OPEN / 2);
+    std::thread::scope(|s| {
+        s.spawn(move || drop(spans));
+        s.spawn(move || drop(second));
+    });
+    let all = c.get_all();
+    let count = |name: &str, route: &str, status: &str| {
+        let wanted = vec![("route", route), ("status", status)];
+        all.iter().find(|x| x.name == name && labels(x) == wanted).and_then(|x| x.count).unwrap_or(0)
+    };
+    let expected = |route_rest: usize, status_rest: usize, every: usize| {
+        (0..OPEN).filter(|i| i % 2 == route_rest && i % 3 == status_rest && i % every == 0).count() as i64
+    };
+    for (route_rest, route) in [(0, "/even"), (1, "/odd")] {
+        for status_rest in 0..3 {
+            let status = (200 + status_rest).to_string();
+            let spans = count("api.request.exec_time", route, &status);
+            assert_eq!(spans, expected(route_rest, status_rest, 1), "{route} {status}");
+            let errors = count("api.request.errors", route, &status);
+            assert_eq!(errors, expected(route_rest, status_rest, 4), "errors {route} {status}");
+        }
+    }
+    let total: i64 = all.iter().filter(|x| x.name == "api.request.exec_time").filter_map(|x| x.count).sum();
+    assert_eq!(total, OPEN as i64, "each span counted once");
+}
+
+#[test]
+fn a_field_value_that_logs_an_error_while_it_is_recorded_marks_its_span_without_a_deadlock() {
+    /// A value whose `Debug` logs an ERROR, as a value that reports its own failure might.
+    struct Logs;
+    impl std::fmt::Debug for Logs {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            tracing::error!("formatting failed");
+            f.write_str("logged")
+        }
+    }
+    let c = CachedCounters::new(RecordingSink::default(), CountersOptions::default());
+    let dispatch = tracing::Dispatch::new(Registry::default().with(c.layer()));
+    let (done, finished) = std::sync::mpsc::channel();
+    // On a thread of its own: a deadlock fails the test after the wait below instead of hanging it.
+    let recording = std::thread::spawn(move || {
+        tracing::dispatcher::with_default(&dispatch, || {
+            let span = tracing::info_span!(target: "api", "request", status = Empty);
+            span.in_scope(|| span.record("status", tracing::field::debug(Logs)));
+        });
+        done.send(()).expect("the test waits");
+    });
+    finished.recv_timeout(std::time::Duration::from_secs(30)).expect("recording a value that logs must not deadlock");
+    recording.join().expect("no panic");
+    let all = c.get_all();
+    let with_value =
+        |name: &str| all.iter().find(|x| x.name == name && labels(x) == [("status", "logged")]).and_then(|x| x.count);
+    assert_eq!((with_value("api.request.exec_time"), with_value("api.request.errors")), (Some(1), Some(1)));
+}

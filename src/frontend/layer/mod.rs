@@ -28,7 +28,9 @@
 //!   `counters.layer().with_filter(Targets::new().with_target("my_app", Level::INFO))`.
 //! - An open span's start is kept in the layer's table of open spans (8192 entries, about 192 KiB, allocated at
 //!   the first span), not in the span's extensions: a span costs no lookup and no allocation. Spans with
-//!   dimensions or properties, and any past a full bucket of that table, use their extensions. The layer keeps
+//!   dimensions, properties or a `counter` name are kept with their values in a second table (2048 entries,
+//!   about 230 KiB, allocated at the first such span), and allocate nothing either once the thread has seen
+//!   values as long. A span past a full bucket of its table uses its extensions. The layer keeps
 //!   each callsite's counters for its life (a few hundred bytes a callsite, and as much again each time the
 //!   counters are cleared or the name is taken by another type).
 
@@ -58,11 +60,13 @@ mod events;
 mod open_spans;
 mod span_cache;
 mod span_fields;
+mod spans_with_fields;
 
 pub use builder::{CountersLayerBuilder, NamingFn, DEFAULT_EXCLUDED_TARGETS};
 pub use events::COUNTER_FIELD;
 pub use span_fields::DEFAULT_SPAN_DIMENSIONS;
 use span_fields::{LabelVisitor, SpanLabels};
+use spans_with_fields::SpansWithFields;
 
 /// The field in which tracing-log's bridged `log` records carry their own target.
 const LOG_TARGET: &str = "log.target";
@@ -79,6 +83,13 @@ struct SpanTiming {
     labels: Option<SpanLabels>,
     /// The span's property field values, for a callsite that has such fields.
     properties: Option<SpanLabels>,
+}
+
+impl SpanTiming {
+    /// Gives its labels' buffers to this thread's next spans.
+    fn recycle(mut self) {
+        self.labels.take().into_iter().chain(self.properties.take()).for_each(SpanLabels::recycle);
+    }
 }
 
 /// Kept in a span's extensions: the timing of each counters layer of the subscriber (extensions hold one value
@@ -110,8 +121,10 @@ pub struct CountersLayer {
     callsite_cells: CallsiteCells,
     /// The timings of open spans without dimensions or properties.
     open: OpenSpans,
-    /// Open spans timed in their extensions instead (with dimensions or properties, or a full bucket): while
-    /// there are none, closing a span not in `open` costs no lookup.
+    /// The timings and field values of open spans with dimensions, properties or a `counter` name.
+    with_fields: SpansWithFields<SpanTiming>,
+    /// Open spans timed in their extensions instead (past a full bucket of either table): while there are none,
+    /// closing a span in neither table costs no lookup of the span.
     in_extensions: AtomicUsize,
     /// Tells this layer's entries apart in the per-thread callsite caches (never reused, unlike an address).
     id: u64,
@@ -176,7 +189,8 @@ impl CountersLayer {
         // ERROR events are rare enough for the lookups.
         let Some(leaf) = ctx.event_span(event) else { return };
         for span in leaf.scope() {
-            if self.open.mark_error(span.id().into_u64()) {
+            let id = span.id().into_u64();
+            if self.open.mark_error(id) || self.with_fields.update(id, |timing| timing.error = true).is_some() {
                 return;
             }
             if self.in_extensions.load(Relaxed) > 0 {
@@ -337,6 +351,7 @@ impl CountersLayerBuilder {
             callsites: Arc::new(DashMap::default()),
             callsite_cells: CallsiteCells::default(),
             open: OpenSpans::default(),
+            with_fields: SpansWithFields::default(),
             in_extensions: AtomicUsize::new(0),
             id: crate::store::thread_cache::next_owner(),
             // Calibrated here, once, so that no span pays for it.
@@ -389,12 +404,13 @@ enum Plan {
 }
 
 impl CountersLayer {
-    /// Times a new span in its extensions: one with dimensions or properties, or whose table bucket is full.
-    fn time_in_extensions<S>(&self, attrs: &Attributes<'_>, id: &Id, ctx: &Context<'_, S>, cells: Arc<SpanCells>)
+    /// Times a new span with its field values: one with dimensions, properties or a `counter` name, or whose
+    /// bucket of the plain spans' table is full. Kept in the table of spans with fields, or in the span's
+    /// extensions past a full bucket there.
+    fn time_with_fields<S>(&self, attrs: &Attributes<'_>, id: &Id, ctx: &Context<'_, S>, cells: Arc<SpanCells>)
     where
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
-        let Some(span) = ctx.span(id) else { return };
         let labels = cells.labelled.then(|| {
             let mut labels = SpanLabels::spare();
             attrs.record(&mut LabelVisitor { allowed: &self.span_dimensions, labels: &mut labels });
@@ -406,6 +422,8 @@ impl CountersLayer {
             properties
         });
         let timing = SpanTiming { layer: self.id, start: self.clock.raw(), cells, error: false, labels, properties };
+        let Err(timing) = self.with_fields.insert(id.into_u64(), timing) else { return };
+        let Some(span) = ctx.span(id) else { return timing.recycle() };
         let mut extensions = span.extensions_mut();
         self.in_extensions.fetch_add(1, Relaxed);
         // One map operation for the usual single counters layer; another layer's timings, if any, are kept.
@@ -415,6 +433,19 @@ impl CountersLayer {
                 timings.more.append(&mut others.more);
             }
         }
+    }
+
+    /// A `span.record(..)`'s allow-listed values: its dimensions and its properties, in spare labels.
+    fn recorded_values(&self, values: &tracing::span::Record<'_>) -> (SpanLabels, SpanLabels) {
+        let record = |allowed: &[String]| {
+            if allowed.is_empty() {
+                return SpanLabels::default();
+            }
+            let mut labels = SpanLabels::spare();
+            values.record(&mut LabelVisitor { allowed, labels: &mut labels });
+            labels
+        };
+        (record(&self.span_dimensions), record(&self.properties))
     }
 
     /// Milliseconds since the clock read `start` (0 if the clock reads earlier now, as `delta_as_nanos` gives).
@@ -483,7 +514,7 @@ where
             None => match self.callsite_plan(meta) {
                 Plan::Ignore => return,
                 Plan::Table(index) if self.open.insert(id.into_u64(), self.clock.raw(), index) => return,
-                // Its bucket is full: in its extensions.
+                // Its bucket is full: with the spans with fields.
                 Plan::Table(index) => match self.callsite_cells.get(index) {
                     Some(cells) => Arc::clone(cells),
                     None => return,
@@ -491,7 +522,7 @@ where
                 Plan::Extensions(cells) => cells,
             },
         };
-        self.time_in_extensions(attrs, id, &ctx, cells);
+        self.time_with_fields(attrs, id, &ctx, cells);
     }
 
     fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
@@ -521,18 +552,28 @@ where
     }
 
     fn on_record(&self, id: &Id, values: &tracing::span::Record<'_>, ctx: Context<'_, S>) {
-        if self.in_extensions.load(Relaxed) == 0 {
+        let in_table = self.with_fields.holds(id.into_u64());
+        if !in_table && self.in_extensions.load(Relaxed) == 0 {
             return;
         }
-        let Some(span) = ctx.span(id) else { return };
-        let mut extensions = span.extensions_mut();
-        let Some(timing) = extensions.get_mut::<SpanTimings>().and_then(|t| t.get_mut(self.id)) else { return };
-        if let Some(labels) = &mut timing.labels {
-            values.record(&mut LabelVisitor { allowed: &self.span_dimensions, labels });
+        // Recorded with no lock held (a field's `Debug` may log, and an ERROR event marks this span), then
+        // copied in under the entry's lock or the span's extensions.
+        let (labels, properties) = self.recorded_values(values);
+        let merge = |timing: &mut SpanTiming| {
+            timing.labels.iter_mut().for_each(|l| l.merge(&labels));
+            timing.properties.iter_mut().for_each(|p| p.merge(&properties));
+        };
+        if labels.is_empty() && properties.is_empty() {
+            // Nothing to copy.
+        } else if in_table {
+            self.with_fields.update(id.into_u64(), merge);
+        } else if let Some(span) = ctx.span(id) {
+            if let Some(timing) = span.extensions_mut().get_mut::<SpanTimings>().and_then(|t| t.get_mut(self.id)) {
+                merge(timing);
+            }
         }
-        if let Some(properties) = &mut timing.properties {
-            values.record(&mut LabelVisitor { allowed: &self.properties, labels: properties });
-        }
+        SpanLabels::recycle(labels);
+        SpanLabels::recycle(properties);
     }
 
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
@@ -540,16 +581,19 @@ where
             self.close_from_table(open);
             return;
         }
-        if self.in_extensions.load(Relaxed) == 0 {
-            return;
-        }
-        let Some(span) = ctx.span(&id) else { return };
-        let Some(mut timing) = self.take_timing(&mut span.extensions_mut()) else { return };
-        self.in_extensions.fetch_sub(1, Relaxed);
+        let timing = match self.with_fields.take(id.into_u64()) {
+            Some(timing) => timing,
+            None if self.in_extensions.load(Relaxed) == 0 => return,
+            None => {
+                let Some(span) = ctx.span(&id) else { return };
+                let Some(timing) = self.take_timing(&mut span.extensions_mut()) else { return };
+                self.in_extensions.fetch_sub(1, Relaxed);
+                timing
+            }
+        };
         let elapsed_ms = self.elapsed_ms(timing.start);
         self.record_closed(&timing, elapsed_ms);
-        // Their boxes serve this thread's next spans.
-        timing.labels.take().into_iter().chain(timing.properties.take()).for_each(SpanLabels::recycle);
+        timing.recycle();
     }
 }
 

@@ -4,8 +4,8 @@
 //! [`OpenSpans`] is a fixed table of 8192 entries in buckets of 8, indexed by a hash of the span's id: an entry
 //! holds the span's id, the clock reading at its creation, its callsite's cells (an index into [`CallsiteCells`],
 //! which keeps every callsite's cells for the layer's life) and whether it saw an ERROR event. A span whose
-//! bucket is full is timed in its extensions instead, as are spans with dimensions or properties, whose values
-//! need room of their own. Span ids are unique among open spans (the registry reuses a slot with another
+//! bucket is full is timed with the spans with dimensions or properties instead, whose values need room of their
+//! own ([`super::spans_with_fields`]). Span ids are unique among open spans (the registry reuses a slot with another
 //! generation), and a span is closed after everything done inside it, so an entry is only ever written by the
 //! thread that creates or closes its span, or marks its error while it is open.
 

@@ -4,8 +4,8 @@
 //!
 //! A warm thread allocates nothing for them: the labels of its closed spans (with their strings' buffers) serve
 //! its next spans, and the counter of label values it closed a span with lately is found in a per-thread cache
-//! by the values' text, without building a `Key`. What is left is tracing-subscriber's box for the span's
-//! extensions, one allocation a span.
+//! by the values' text, without building a `Key`. The labels are kept in the layer's table of spans with fields
+//! ([`super::spans_with_fields`]), not in the span's extensions, which tracing-subscriber boxes.
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
@@ -56,9 +56,12 @@ impl SpanLabels {
         kept.unwrap_or_default()
     }
 
-    /// Keeps `labels` for this thread's next spans (unless it keeps enough, or they hold a lot of text).
+    /// Keeps `labels` for this thread's next spans (unless they hold nothing, or a lot of text, or the thread
+    /// keeps enough).
     pub(crate) fn recycle(mut labels: SpanLabels) {
-        if labels.entries.iter().map(|(_, value)| value.capacity()).sum::<usize>() > SPARE_BYTES {
+        if labels.entries.capacity() == 0
+            || labels.entries.iter().map(|(_, value)| value.capacity()).sum::<usize>() > SPARE_BYTES
+        {
             return;
         }
         labels.len = 0;
@@ -124,6 +127,14 @@ impl SpanLabels {
     /// The names and values, as properties.
     pub(crate) fn pairs(&self) -> Vec<(String, String)> {
         self.live().iter().map(|(name, value)| ((*name).to_owned(), value.clone())).collect()
+    }
+
+    /// Sets each of `recorded`'s labels here, as recording its fields here would have (no allocation where the
+    /// values fit the buffers these labels keep).
+    pub(crate) fn merge(&mut self, recorded: &SpanLabels) {
+        for (name, value) in recorded.live() {
+            self.set_with(name, |text| text.write_str(value));
+        }
     }
 
     /// Sets the label `name` to what `write` writes, unless that is empty (an empty value is no dimension): written

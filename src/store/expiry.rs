@@ -8,8 +8,10 @@
 //! A handle (or a per-thread cache) may still point at an expired counter. Its cell is kept aside while anything
 //! holds it: an update through it lands in the cell, whose period the next take publishes, and the cell goes
 //! back into the store; a new registration of the key gets the same cell back. So a kept handle always records
-//! into the live counter, and nothing is lost or counted twice. A cell with nothing in it that nothing holds any
-//! more is dropped.
+//! into the live counter, and nothing is lost or counted twice; values it refuses are counted at the next take.
+//! A key may have several cells aside (a registration that raced an expiry made a newer one, which expired in
+//! turn while the older was held): each is taken. A cell with nothing in it that nothing holds any more is
+//! dropped.
 
 use std::collections::HashMap;
 use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed};
@@ -20,14 +22,15 @@ use dashmap::mapref::entry::Entry;
 use metrics::Key;
 
 use super::cell::CounterCell;
-use super::{Fit, Store, Taken};
+use super::{Fit, Store, TakeAll, Taken};
 use crate::model::CounterType;
 
 /// The expiry state of a store.
 #[derive(Debug, Default)]
 pub(crate) struct Expiry {
-    /// Expired cells that something may still update, by key.
-    expired: Mutex<HashMap<Key, Arc<CounterCell>>>,
+    /// Expired cells that something may still update, by key: more than one where a newer cell of the key
+    /// expired while an older one was still held.
+    expired: Mutex<HashMap<Key, Vec<Arc<CounterCell>>>>,
     /// `expired.len()`, readable without the lock (checked on the insertion of every new key).
     expired_len: AtomicUsize,
     /// Since when each idle counter has been idle (dump path only).
@@ -86,7 +89,7 @@ impl Store {
     /// between the two only under it, so none is missed on its way.
     pub(super) fn each_cell_with_expired(&self, f: impl Fn(&CounterCell)) {
         let expired = lock(&self.expiry.expired);
-        expired.values().for_each(|cell| f(cell));
+        expired.values().flatten().for_each(|cell| f(cell));
         self.map.iter().for_each(|entry| f(entry.value()));
     }
 
@@ -119,7 +122,7 @@ impl Store {
                 // while it is held, as a revival that lost the race leaves it.
                 Entry::Occupied(entry) => {
                     self.live.fetch_sub(1, Relaxed);
-                    expired.insert(entry.key().clone(), cell);
+                    expired.entry(entry.key().clone()).or_default().push(cell);
                     self.expiry.expired_len.store(expired.len(), Relaxed);
                 }
             }
@@ -128,65 +131,77 @@ impl Store {
         self.live.fetch_sub(1, Relaxed);
         self.expiry.total.fetch_add(1, Relaxed);
         if held {
-            expired.insert(key, cell);
+            // Beside any older cell of the key still held: each is taken at every dump.
+            expired.entry(key).or_default().push(cell);
             self.expiry.expired_len.store(expired.len(), Relaxed);
         }
     }
 
     /// For a new registration of `key`: its expired cell, put back into the store, if `fit` lets it serve `kind`
-    /// (one of another type is retired: the name changes type, as pip's rule says).
+    /// (one of another type is retired: the name changes type, as pip's rule says). Of several expired cells of
+    /// the key, the first that fits goes back; the others stay aside, taken at every dump while they are held.
     pub(super) fn revive(&self, key: &Key, kind: CounterType, fit: Fit) -> Option<Arc<CounterCell>> {
         if self.expiry.expired_len.load(Relaxed) == 0 {
             return None;
         }
         let mut expired = lock(&self.expiry.expired);
-        let cell = expired.remove(key)?;
-        if !fit.serves(cell.kind(), kind) {
-            self.expiry.expired_len.store(expired.len(), Relaxed);
-            drop(expired);
+        let cells = expired.remove(key)?;
+        let (mut fitting, other): (Vec<_>, Vec<_>) = cells.into_iter().partition(|cell| fit.serves(cell.kind(), kind));
+        let revived = if fitting.is_empty() {
+            None
+        } else {
+            match self.map.entry(key.clone()) {
+                Entry::Vacant(entry) => {
+                    self.live.fetch_add(1, Relaxed);
+                    Some(Arc::clone(&entry.insert(fitting.remove(0))))
+                }
+                // A newer cell took the key: the old ones stay aside, their holders' updates still taken at each
+                // dump.
+                Entry::Occupied(entry) => Some(Arc::clone(entry.get())),
+            }
+        };
+        if !fitting.is_empty() {
+            expired.insert(key.clone(), fitting);
+        }
+        self.expiry.expired_len.store(expired.len(), Relaxed);
+        drop(expired);
+        for cell in other {
             self.retire(cell);
-            return None;
         }
-        match self.map.entry(key.clone()) {
-            Entry::Vacant(entry) => {
-                self.live.fetch_add(1, Relaxed);
-                self.expiry.expired_len.store(expired.len(), Relaxed);
-                Some(Arc::clone(&entry.insert(cell)))
-            }
-            // A newer cell took the key: the old one stays aside, its holders' updates still taken at each dump.
-            Entry::Occupied(entry) => {
-                let newer = Arc::clone(entry.get());
-                expired.insert(key.clone(), cell);
-                Some(newer)
-            }
-        }
+        revived
     }
 
-    /// At a take: every expired cell's period goes into `taken`; the cells updated since go back into the store
-    /// (unless a newer cell took the key), and the empty ones nothing holds any more are dropped.
-    pub(super) fn take_expired(&self, taken: &mut Vec<Taken>) {
+    /// At a take: every expired cell's period goes into `all`, with the values it refused; the cells updated
+    /// since go back into the store (unless a newer cell took the key), and the empty ones nothing holds any
+    /// more are dropped.
+    pub(super) fn take_expired(&self, all: &mut TakeAll) {
         if self.expiry.expired_len.load(Relaxed) == 0 {
             return;
         }
         let mut expired = lock(&self.expiry.expired);
-        expired.retain(|key, cell| {
-            // Read before the take (see `expire`): a holder that lets go after this read still keeps the cell for
-            // the next take, which finds its last update.
-            let held = Arc::strong_count(cell) > 1;
-            fence(Acquire);
-            let period = cell.take();
-            if cell.is_empty_period(&period) {
-                return held;
-            }
-            taken.push(Taken { key: Some(key.clone()), cell: Arc::clone(cell), period });
-            match self.map.entry(key.clone()) {
-                Entry::Vacant(entry) => {
-                    self.live.fetch_add(1, Relaxed);
-                    entry.insert(Arc::clone(cell));
-                    false
+        expired.retain(|key, cells| {
+            cells.retain(|cell| {
+                // Read before the take (see `expire`): a holder that lets go after this read still keeps the cell
+                // for the next take, which finds its last update.
+                let held = Arc::strong_count(cell) > 1;
+                fence(Acquire);
+                all.rejected += cell.take_rejected();
+                all.saturated += cell.take_saturated();
+                let period = cell.take();
+                if cell.is_empty_period(&period) {
+                    return held;
                 }
-                Entry::Occupied(entry) => !Arc::ptr_eq(entry.get(), cell),
-            }
+                all.taken.push(Taken { key: Some(key.clone()), cell: Arc::clone(cell), period });
+                match self.map.entry(key.clone()) {
+                    Entry::Vacant(entry) => {
+                        self.live.fetch_add(1, Relaxed);
+                        entry.insert(Arc::clone(cell));
+                        false
+                    }
+                    Entry::Occupied(entry) => !Arc::ptr_eq(entry.get(), cell),
+                }
+            });
+            !cells.is_empty()
         });
         self.expiry.expired_len.store(expired.len(), Relaxed);
     }
@@ -197,8 +212,8 @@ impl Store {
     pub(super) fn forget_expired<R>(&self, key: Option<&Key>, remove: impl FnOnce() -> R) -> R {
         let mut expired = lock(&self.expiry.expired);
         let retired: Vec<Arc<CounterCell>> = match key {
-            Some(key) => expired.remove(key).into_iter().collect(),
-            None => expired.drain().map(|(_, cell)| cell).collect(),
+            Some(key) => expired.remove(key).into_iter().flatten().collect(),
+            None => expired.drain().flat_map(|(_, cells)| cells).collect(),
         };
         self.expiry.expired_len.store(expired.len(), Relaxed);
         for cell in retired {
@@ -418,6 +433,45 @@ mod tests {
         newer.add(3);
         let taken = dump(&store);
         assert_eq!(published_total(&taken, "route"), 5, "both cells' updates are published");
+    }
+
+    #[test]
+    fn a_newer_cell_of_a_key_expiring_while_the_older_is_aside_keeps_both() {
+        let store = Store::default();
+        let old = store.cell(&key("route"), CounterType::Increment);
+        old.add(1);
+        dump(&store);
+        dump(&store);
+        dump(&store);
+        assert_eq!((store.len(), store.expired()), (0, 1), "aside for its holder");
+        // Another registration got in first, without reviving (as if it saw no expired cell), and is held too.
+        let newer = Arc::new(CounterCell::new(CounterType::Increment));
+        store.map.insert(key("route"), Arc::clone(&newer));
+        store.live.fetch_add(1, Relaxed);
+        newer.add(3);
+        assert_eq!(published_total(&dump(&store), "route"), 3);
+        dump(&store);
+        dump(&store);
+        assert_eq!((store.len(), store.expired()), (0, 2), "the newer one expired too, while the older was aside");
+        old.add(2);
+        newer.add(4);
+        assert_eq!(published_total(&dump(&store), "route"), 6, "both cells' updates are published");
+        old.add(5);
+        assert_eq!(published_total(&dump(&store), "route"), 5, "the older one is still taken");
+    }
+
+    #[test]
+    fn values_refused_through_a_cell_kept_aside_are_counted() {
+        let store = Store::default();
+        let held = store.cell(&key("latency"), CounterType::Interval);
+        held.sample(5.0);
+        dump(&store);
+        dump(&store);
+        dump(&store);
+        assert_eq!((store.len(), store.expired()), (0, 1), "aside for its holder");
+        held.sample(f64::NAN);
+        held.sample(f64::INFINITY);
+        assert_eq!(store.take_all().rejected, 2);
     }
 
     #[test]

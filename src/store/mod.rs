@@ -518,7 +518,7 @@ impl Store {
         let keep_every_key = self.has_idle_counters();
         self.take_live(&mut all, keep_every_key, &mut each);
         let live = all.taken.len();
-        self.take_expired(&mut all.taken);
+        self.take_expired(&mut all);
         for (i, taken) in all.taken.iter().enumerate().skip(live) {
             if let Some(key) = &taken.key {
                 each(i, key, taken);

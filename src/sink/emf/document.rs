@@ -83,7 +83,8 @@ struct Group<'a> {
     dimensions: Pairs<'a>,
     entries: Vec<Entry<'a>>,
     /// The names of the entries, kept once a counter whose labels replaced a dimension joined the group (only
-    /// then can two of its counters have one name: otherwise each has its own key).
+    /// then can two of its counters have one name: otherwise each has its own key, and a dump takes each key
+    /// once, see the store's expiry).
     names: Option<RapidHashSet<&'a str>>,
     /// The next group of these dimensions, for the names this one has.
     next: Option<usize>,
@@ -182,7 +183,7 @@ pub(crate) fn documents(counters: &[Counter], ctx: &DocumentContext<'_>) -> Buil
         let sets = dimension_sets(&dimensions, ctx.rollups);
         let mut rest = entries.as_slice();
         while !rest.is_empty() {
-            // At most 100 metrics, and no two with different values of one property: a document has one.
+            // At most 100 metrics, all with the same properties: a document's properties are every metric's.
             let fit = (1..rest.len().min(MAX_METRICS))
                 .find(|&n| conflicts(&rest[..n], &rest[n].1))
                 .unwrap_or(rest.len().min(MAX_METRICS));
@@ -194,14 +195,12 @@ pub(crate) fn documents(counters: &[Counter], ctx: &DocumentContext<'_>) -> Buil
     out
 }
 
-/// Whether `properties` gives one of the properties of `entries` another value.
+/// Whether `properties` are not those of `entries` (which all have the same ones): a property one lacks or
+/// gives another value. A document's properties are read as every one of its metrics', so a metric without a
+/// request's id does not share a document that carries one.
 fn conflicts(entries: &[Entry<'_>], properties: &[(&str, &str)]) -> bool {
-    properties.iter().any(|&(name, value)| {
-        entries
-            .iter()
-            .flat_map(|(_, theirs, _)| theirs)
-            .any(|&(their_name, their)| their_name == name && their != value)
-    })
+    let Some((_, theirs, _)) = entries.first() else { return false };
+    theirs.len() != properties.len() || properties.iter().any(|pair| !theirs.contains(pair))
 }
 
 /// Writes `metrics` as one document, or as several when one would pass `ctx.max_bytes`. A single metric whose

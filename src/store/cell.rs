@@ -626,6 +626,33 @@ impl CounterCell {
         }
     }
 
+    /// Moves `period`, taken from another cell of this counter (one kept aside after its idle expiry, beside this
+    /// newer one), into this cell's next take and local totals, so that a dump publishes the counter once.
+    /// `false`, and nothing moved, for a period of another kind or with an absolute value.
+    pub(crate) fn absorb(&self, period: &Period) -> bool {
+        match (&self.body, period) {
+            (Body::Increment(inc), Period::Increment(p)) if p.absolute.is_none() => {
+                let back = inc.period.fetch_update(Relaxed, Relaxed, |v| Some(clamp_period(v.saturating_add(p.whole))));
+                if back.is_ok_and(|v| beyond_period(v.saturating_add(p.whole))) {
+                    inc.count_saturated();
+                }
+                if p.fraction != 0.0 {
+                    update_f64(&inc.extra().fraction, |f| Some(f + p.fraction));
+                }
+                self.mark(DIRTY | USED);
+                true
+            }
+            (Body::Sampled(s), Period::Sampled(sampled)) => {
+                let mut view = s.view();
+                // A take adds its own samples to the totals, not the pending ones (a failed save's, already in).
+                view.totals.merge(&sampled.stats);
+                view.pending.merge(sampled);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Resets the local totals (pip's reset after `reset_timeout`).
     pub(crate) fn reset_totals(&self) {
         match &self.body {

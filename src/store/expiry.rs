@@ -9,9 +9,11 @@
 //! holds it: an update through it lands in the cell, whose period the next take publishes, and the cell goes
 //! back into the store; a new registration of the key gets the same cell back. So a kept handle always records
 //! into the live counter, and nothing is lost or counted twice; values it refuses are counted at the next take.
-//! A key may have several cells aside (a registration that raced an expiry made a newer one, which expired in
-//! turn while the older was held): each is taken. A cell with nothing in it that nothing holds any more is
-//! dropped.
+//! A registration that raced an expiry may have made a newer cell for the key: what the kept cell records then
+//! moves into the newer cell at each take (one record a key in a dump), and a key may have several cells aside
+//! (the newer one expired in turn while the older was held): each is taken. A kept cell whose key now has a live
+//! cell of another type is retired, as a replaced counter is. A cell with nothing in it that nothing holds any
+//! more is dropped.
 
 use std::collections::HashMap;
 use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed};
@@ -171,6 +173,50 @@ impl Store {
         revived
     }
 
+    /// At a take, before the live counters are taken: the period of each expired cell whose key has a newer live
+    /// cell of the same kind moves into that cell (see [`CounterCell::absorb`]), so that the dump publishes the
+    /// key once (two records of one name and dimensions would each be a datum to CloudWatch, but one EMF
+    /// document keeps one of them). Cells nothing holds any more are then dropped. An expired cell whose key has
+    /// a live cell of another kind is retired, its data dropped and its holders' updates refused: the name
+    /// changed type, as when a registration of another type replaces a live counter.
+    pub(super) fn absorb_expired(&self, all: &mut TakeAll) {
+        if self.expiry.expired_len.load(Relaxed) == 0 {
+            return;
+        }
+        let mut expired = lock(&self.expiry.expired);
+        expired.retain(|key, cells| {
+            let Some(live) = self.newer_cell(key) else { return true };
+            cells.retain(|cell| {
+                if live.kind() != cell.kind() && !live.is_retired() {
+                    self.retire(Arc::clone(cell));
+                    return false;
+                }
+                if !absorbs(&live, cell) {
+                    return true;
+                }
+                // Read before the take, as `take_expired` does.
+                let held = Arc::strong_count(cell) > 1;
+                fence(Acquire);
+                all.rejected += cell.take_rejected();
+                all.saturated += cell.take_saturated();
+                let period = cell.take();
+                if cell.is_empty_period(&period) || live.absorb(&period) {
+                    return held;
+                }
+                // It cannot move (an absolute value): it goes out on its own, from `take_expired`.
+                cell.undo(&period);
+                true
+            });
+            !cells.is_empty()
+        });
+        self.expiry.expired_len.store(expired.len(), Relaxed);
+    }
+
+    /// The live cell of `key`, if there is one.
+    fn newer_cell(&self, key: &Key) -> Option<Arc<CounterCell>> {
+        self.map.get(key).map(|entry| Arc::clone(entry.value()))
+    }
+
     /// At a take: every expired cell's period goes into `all`, with the values it refused; the cells updated
     /// since go back into the store (unless a newer cell took the key), and the empty ones nothing holds any
     /// more are dropped.
@@ -189,6 +235,10 @@ impl Store {
                 all.saturated += cell.take_saturated();
                 let period = cell.take();
                 if cell.is_empty_period(&period) {
+                    return held;
+                }
+                // Updated since `absorb_expired`: into the newer cell's next take, if it can.
+                if self.newer_cell(key).is_some_and(|live| absorbs(&live, cell) && live.absorb(&period)) {
                     return held;
                 }
                 all.taken.push(Taken { key: Some(key.clone()), cell: Arc::clone(cell), period });
@@ -231,6 +281,12 @@ impl Store {
         self.expiry.idle_len.store(idle_since.len(), Relaxed);
         removed
     }
+}
+
+/// Whether the live cell `live` takes in the periods of the expired cell `cell`: another cell of the same kind,
+/// in service.
+fn absorbs(live: &Arc<CounterCell>, cell: &Arc<CounterCell>) -> bool {
+    !Arc::ptr_eq(live, cell) && live.kind() == cell.kind() && !live.is_retired()
 }
 
 #[cfg(test)]
@@ -286,6 +342,11 @@ mod tests {
                 c.count.unwrap_or(0)
             })
             .sum()
+    }
+
+    /// How many records of `name` a dump of `taken` publishes.
+    fn records(taken: &[(Key, Taken)], name: &str) -> usize {
+        taken.iter().filter(|(key, t)| key.name() == name && !t.cell.is_empty_period(&t.period)).count()
     }
 
     fn published(taken: &[(Key, Taken)], name: &str) -> Option<crate::model::Counter> {
@@ -433,6 +494,11 @@ mod tests {
         newer.add(3);
         let taken = dump(&store);
         assert_eq!(published_total(&taken, "route"), 5, "both cells' updates are published");
+        assert_eq!(records(&taken, "route"), 1, "in one record: the old cell's update moved into the newer cell");
+        old.add(4);
+        newer.add(1);
+        let taken = dump(&store);
+        assert_eq!((published_total(&taken, "route"), records(&taken, "route")), (5, 1), "at every dump");
     }
 
     #[test]
@@ -455,9 +521,69 @@ mod tests {
         assert_eq!((store.len(), store.expired()), (0, 2), "the newer one expired too, while the older was aside");
         old.add(2);
         newer.add(4);
-        assert_eq!(published_total(&dump(&store), "route"), 6, "both cells' updates are published");
+        let taken = dump(&store);
+        assert_eq!(
+            (published_total(&taken, "route"), records(&taken, "route")),
+            (2, 1),
+            "one record a key: the first cell goes back into the store, the other's update into its next take"
+        );
         old.add(5);
-        assert_eq!(published_total(&dump(&store), "route"), 5, "the older one is still taken");
+        let taken = dump(&store);
+        assert_eq!((published_total(&taken, "route"), records(&taken, "route")), (9, 1));
+        newer.add(6);
+        let taken = dump(&store);
+        assert_eq!((published_total(&taken, "route"), records(&taken, "route")), (6, 1), "still aside, still taken");
+    }
+
+    /// An expired cell of `kind` kept aside for its holder (returned), and a newer live cell of `live_kind` for the
+    /// same key, made by a registration that raced the expiry (returned too).
+    fn aside_beside_a_newer_cell(store: &Store, kind: CounterType, live_kind: CounterType) -> [Arc<CounterCell>; 2] {
+        let old = store.cell(&key("route"), kind);
+        old.sample(1.0);
+        old.add(1);
+        dump(store);
+        dump(store);
+        dump(store);
+        assert_eq!((store.len(), store.expired()), (0, 1), "aside for its holder");
+        let newer = Arc::new(CounterCell::new(live_kind));
+        store.map.insert(key("route"), Arc::clone(&newer));
+        store.live.fetch_add(1, Relaxed);
+        [old, newer]
+    }
+
+    #[test]
+    fn samples_of_a_cell_kept_aside_go_out_in_the_record_of_the_newer_cell() {
+        let store = Store::default();
+        let [old, newer] = aside_beside_a_newer_cell(&store, CounterType::Interval, CounterType::Interval);
+        old.sample(5.0);
+        newer.sample(7.0);
+        newer.sample(9.0);
+        let taken = dump(&store);
+        assert_eq!(records(&taken, "route"), 1);
+        let route = published(&taken, "route").expect("published");
+        assert_eq!((route.count, route.min, route.max, route.average), (Some(3), Some(5.0), Some(9.0), Some(7.0)));
+        let mut totals = crate::model::Counter::new("route", CounterType::Interval);
+        newer.fill_totals(&mut totals);
+        assert_eq!((totals.count, totals.min), (Some(3), Some(5.0)), "in the newer cell's local totals too");
+    }
+
+    #[test]
+    fn a_cell_kept_aside_whose_name_changed_type_is_retired() {
+        let store = Store::default();
+        let [old, newer] = aside_beside_a_newer_cell(&store, CounterType::Increment, CounterType::LastValue);
+        old.add(3);
+        newer.set_last(2.0);
+        let (all, keys) = store.take_all_keyed();
+        let published: Vec<_> = keys
+            .iter()
+            .zip(&all.taken)
+            .filter(|(key, t)| key.name() == "route" && !t.cell.is_empty_period(&t.period))
+            .map(|(_, t)| t.cell.kind())
+            .collect();
+        assert_eq!(published, [CounterType::LastValue], "the other type's data dropped, as a replacement drops it");
+        assert!(old.is_retired());
+        old.add(1);
+        assert_eq!(store.take_all().rejected, 1, "its holder's updates refused and counted");
     }
 
     #[test]

@@ -516,6 +516,7 @@ impl Store {
         let mut all = TakeAll { taken: Vec::with_capacity(self.live.load(Relaxed)), ..TakeAll::default() };
         all.rejected = self.take_refused_by_retired();
         let keep_every_key = self.has_idle_counters();
+        self.absorb_expired(&mut all);
         self.take_live(&mut all, keep_every_key, &mut each);
         let live = all.taken.len();
         self.take_expired(&mut all);

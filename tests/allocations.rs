@@ -214,19 +214,27 @@ fn a_labelled_span_of_seen_values_does_not_allocate() {
             let span = tracing::info_span!("request", method = "GET", route, status = tracing::field::Empty);
             drop(span.enter());
             span.record("status", 200);
+            if i % 4 < 2 {
+                // A failed request: its error counted under the same values.
+                span.in_scope(|| tracing::error!("failed"));
+            }
             drop(span);
         };
-        (0..2).for_each(request); // first sight of the callsite and of each set of values
+        (0..4).for_each(request); // first sight of the callsite and of each set of values, with and without errors
         let n = allocations_in(|| (0..1_000).for_each(request));
         // Kept in the layer's own table, not in the span's extensions (which tracing-subscriber boxes); the
         // labels' storage is reused, and the counter of seen values found without building its key.
-        assert_eq!(n, 0, "allocations for 1000 labelled spans created, recorded, entered, exited and closed");
+        assert_eq!(
+            n, 0,
+            "allocations for 1000 labelled spans created, recorded, entered, exited and closed, half failed"
+        );
     });
     let all = counters.get_all();
-    let count = |route: &str| {
-        all.iter()
-            .find(|c| c.name == "allocations.request.exec_time" && c.dimensions.iter().any(|(_, v)| v == route))
-            .and_then(|c| c.count)
+    let count = |name: &str, route: &str| {
+        all.iter().find(|c| c.name == name && c.dimensions.iter().any(|(_, v)| v == route)).and_then(|c| c.count)
     };
-    assert_eq!((count("/a"), count("/b")), (Some(501), Some(501)));
+    let spans = |route| count("allocations.request.exec_time", route);
+    let errors = |route| count("allocations.request.errors", route);
+    assert_eq!((spans("/a"), spans("/b")), (Some(502), Some(502)));
+    assert_eq!((errors("/a"), errors("/b")), (Some(251), Some(251)), "i % 4 == 0 fails on /a, i % 4 == 1 on /b");
 }

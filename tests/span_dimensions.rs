@@ -181,3 +181,23 @@ fn a_field_value_that_logs_an_error_while_it_is_recorded_marks_its_span_without_
         |name: &str| all.iter().find(|x| x.name == name && labels(x) == [("status", "logged")]).and_then(|x| x.count);
     assert_eq!((with_value("api.request.exec_time"), with_value("api.request.errors")), (Some(1), Some(1)));
 }
+
+#[test]
+fn errors_of_labelled_spans_go_into_the_new_counter_of_their_values_after_a_clear() {
+    let c = CachedCounters::new(RecordingSink::default(), CountersOptions::default());
+    let failed_request = |route: &str| {
+        tracing::info_span!(target: "api", "request", route).in_scope(|| tracing::error!("failed"));
+    };
+    let errors = |route: &str| {
+        let all = c.get_all();
+        all.iter().find(|x| x.name == "api.request.errors" && labels(x) == [("route", route)]).and_then(|x| x.count)
+    };
+    tracing::subscriber::with_default(Registry::default().with(c.layer()), || {
+        (0..3).for_each(|_| failed_request("/a")); // the thread caches the errors counter of these values
+        assert_eq!(errors("/a"), Some(3));
+        c.clear_all();
+        (0..2).for_each(|_| failed_request("/a"));
+    });
+    assert_eq!(errors("/a"), Some(2), "the cached counter was retired: the new one gets them");
+    assert_eq!(c.telemetry().values_rejected, 0, "nothing added to a retired counter");
+}

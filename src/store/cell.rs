@@ -460,6 +460,16 @@ impl CounterCell {
         true
     }
 
+    /// Increment: adds 1, unless the cell is retired: `false` then, for the caller to add it where the counter's
+    /// name is now.
+    pub(crate) fn add_one_unless_retired(&self) -> bool {
+        if self.flags.load(Relaxed) & RETIRED != 0 {
+            return false;
+        }
+        self.add_small(1);
+        true
+    }
+
     /// Interval/Statistics: records one `metrics` histogram sample, multiplied by the cell's scale.
     #[inline]
     pub(crate) fn sample_scaled(&self, value: f64) {

@@ -50,6 +50,7 @@ use tracing_subscriber::registry::LookupSpan;
 use crate::frontend::Owner;
 use crate::model::{CounterType, MAX_LABELS};
 use crate::publishing::is_publishing;
+use crate::store::cell::CounterCell;
 use crate::store::Store;
 use events::{EventPlan, NameOverride};
 use open_spans::{CallsiteCells, OpenSpans};
@@ -220,8 +221,9 @@ impl CountersLayer {
         let with_properties = meta.fields().iter().any(|f| self.properties.iter().any(|p| p == f.name()));
         let exec_name = format!("{base}.exec_time");
         let exec_time = self.store.cell(&Key::from_name(exec_name.clone()), CounterType::Interval);
+        let errors_name = format!("{base}.errors");
         let errors = std::sync::OnceLock::new();
-        Arc::new(SpanCells { base, exec_name, labelled, with_properties, exec_time, errors, index })
+        Arc::new(SpanCells { base, exec_name, errors_name, labelled, with_properties, exec_time, errors, index })
     }
 
     /// Keeps a closing span's property values for the period of its counter `key`.
@@ -232,16 +234,24 @@ impl CountersLayer {
     }
 
     /// Records a closing span with dimensions into the counter of its labels (and counts its error there). The
-    /// counter of label values this thread closed a span with lately is found in a per-thread cache, by the
+    /// counters of label values this thread closed a span with lately are found in a per-thread cache, by the
     /// values' text: no `Key` is built and nothing is allocated; the others are looked up in the store.
     fn record_labelled(&self, timing: &SpanTiming, span_labels: &SpanLabels, elapsed_ms: f64) {
         let (cells, error) = (&timing.cells, timing.error);
-        let cacheable =
-            span_labels.len() <= MAX_LABELS && !error && timing.properties.as_ref().is_none_or(SpanLabels::is_empty);
-        if cacheable
-            && span_labels.with_cached_cell(self.id, &cells.exec_name, |cell| cell.sample_unless_retired(elapsed_ms))
-                == Some(true)
-        {
+        let cacheable = span_labels.len() <= MAX_LABELS && timing.properties.as_ref().is_none_or(SpanLabels::is_empty);
+        let timed = cacheable
+            && span_labels.with_cached_cell(self.id, CounterType::Interval, &cells.exec_name, |cell| {
+                cell.sample_unless_retired(elapsed_ms)
+            }) == Some(true);
+        let counted = !error
+            || cacheable
+                && span_labels.with_cached_cell(
+                    self.id,
+                    CounterType::Increment,
+                    &cells.errors_name,
+                    CounterCell::add_one_unless_retired,
+                ) == Some(true);
+        if timed && counted {
             return;
         }
         let mut labels = span_labels.labels();
@@ -249,15 +259,21 @@ impl CountersLayer {
             self.store.count_labels_cut(&cells.base, labels.len());
             labels.truncate(MAX_LABELS);
         }
-        let key = Key::from_parts(cells.exec_name.clone(), labels.clone());
-        let cell = self.store.cell(&key, CounterType::Interval);
-        cell.sample(elapsed_ms);
-        if cacheable && !cell.is_retired() {
-            span_labels.cache_cell(self.id, &cells.exec_name, cell);
+        let resolve = |kind, name: &String| {
+            let key = Key::from_parts(name.clone(), labels.clone());
+            let cell = self.store.cell(&key, kind);
+            if cacheable && !cell.is_retired() {
+                span_labels.cache_cell(self.id, kind, name, Arc::clone(&cell));
+            }
+            (key, cell)
+        };
+        if !timed {
+            let (key, cell) = resolve(CounterType::Interval, &cells.exec_name);
+            cell.sample(elapsed_ms);
+            self.record_properties(timing, &key);
         }
-        self.record_properties(timing, &key);
-        if error {
-            self.store.cell(&Key::from_parts(format!("{}.errors", cells.base), labels), CounterType::Increment).add(1);
+        if !counted {
+            resolve(CounterType::Increment, &cells.errors_name).1.add(1);
         }
     }
 
@@ -324,7 +340,7 @@ impl CountersLayer {
 
     /// Adds 1 to the span's `<base>.errors` counter (resolved once, again only if it was cleared or replaced).
     fn count_error(&self, cells: &SpanCells) {
-        let resolve = || self.store.cell(&Key::from_name(format!("{}.errors", cells.base)), CounterType::Increment);
+        let resolve = || self.store.cell(&Key::from_name(cells.errors_name.clone()), CounterType::Increment);
         let cell = cells.errors.get_or_init(resolve);
         if cell.is_retired() {
             resolve().add(1);

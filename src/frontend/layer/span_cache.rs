@@ -49,6 +49,8 @@ pub(crate) struct SpanCells {
     pub(crate) base: String,
     /// The name of their Interval counter: `<base>.exec_time`.
     pub(crate) exec_name: String,
+    /// The name of their errors' Increment counter: `<base>.errors`.
+    pub(crate) errors_name: String,
     /// Whether the callsite has fields that become dimensions: its spans are then timed into the counter of
     /// their labels, looked up when they close.
     pub(crate) labelled: bool,

@@ -21,7 +21,8 @@ use crate::store::cell::CounterCell;
 use crate::store::thread_cache::{self, Slots};
 
 thread_local! {
-    /// A thread's handles to the Interval counters of labelled spans, by counter name and label values.
+    /// A thread's handles to the counters of labelled spans (their Interval counters, and the Increment counters
+    /// of their errors), by counter name and label values.
     static CACHE: RefCell<Slots<Arc<CachedCell>>> = const { RefCell::new(Slots::new(64, 1024)) };
 }
 
@@ -105,22 +106,23 @@ impl SpanLabels {
         self.live().iter().fold(text_hash(0, name), |hash, (label, value)| text_hash(hash ^ name_hash(label), value))
     }
 
-    /// What `read` makes of the cell of the Interval counter `name` with these labels, if this thread cached it
+    /// What `read` makes of the cell of the `kind` counter `name` with these labels, if this thread cached it
     /// for `layer` (see [`SpanLabels::cache_cell`]) and it is still in service.
     pub(crate) fn with_cached_cell<R>(
         &self,
         layer: u64,
+        kind: CounterType,
         name: &str,
         read: impl FnOnce(&CounterCell) -> R,
     ) -> Option<R> {
-        let serves = |c: &Arc<CachedCell>| c.serves(CounterType::Interval, name, self.pairs_iter());
+        let serves = |c: &Arc<CachedCell>| c.serves(kind, name, self.pairs_iter());
         thread_cache::lookup(&CACHE, layer, self.hash(name), serves, |c| read(&c.cell))
     }
 
-    /// Caches in this thread, for `layer`, `cell` as the Interval counter `name` with these labels (rewriting the
+    /// Caches in this thread, for `layer`, `cell` as the `kind` counter `name` with these labels (rewriting the
     /// handle it evicts: no allocation once the cache is warm).
-    pub(crate) fn cache_cell(&self, layer: u64, name: &str, cell: Arc<CounterCell>) {
-        let make = |evicted| CachedCell::reuse(evicted, cell, CounterType::Interval, name, self.pairs_iter());
+    pub(crate) fn cache_cell(&self, layer: u64, kind: CounterType, name: &str, cell: Arc<CounterCell>) {
+        let make = |evicted| CachedCell::reuse(evicted, cell, kind, name, self.pairs_iter());
         thread_cache::insert_with(&CACHE, layer, self.hash(name), make, |_| ());
     }
 

@@ -238,3 +238,24 @@ fn a_labelled_span_of_seen_values_does_not_allocate() {
     assert_eq!((spans("/a"), spans("/b")), (Some(502), Some(502)));
     assert_eq!((errors("/a"), errors("/b")), (Some(251), Some(251)), "i % 4 == 0 fails on /a, i % 4 == 1 on /b");
 }
+
+#[test]
+fn a_span_named_by_its_counter_field_does_not_allocate_once_its_name_was_seen() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let counters = CachedCounters::new(LogSink::to_writer(std::io::sink()), CountersOptions::default());
+    let subscriber = tracing_subscriber::Registry::default().with(counters.layer());
+    tracing::subscriber::with_default(subscriber, || {
+        let names = [String::from("orders.create"), String::from("orders.cancel")];
+        let op = |i: usize| {
+            let name = names[i % 2].as_str();
+            tracing::info_span!("op", counter = name).in_scope(|| {});
+            // Given as a `Debug` value: its quotes are not part of the name.
+            tracing::info_span!("op_debug", counter = ?name).in_scope(|| {});
+        };
+        (0..2).for_each(op);
+        let n = allocations_in(|| (0..1_000).for_each(op));
+        assert_eq!(n, 0, "allocations for 2000 spans named by their counter field");
+    });
+    let count = |name: &str| counters.get(name, CounterType::Interval).count;
+    assert_eq!((count("orders.create.exec_time"), count("orders.cancel.exec_time")), (Some(1002), Some(1002)));
+}

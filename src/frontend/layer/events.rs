@@ -568,25 +568,49 @@ impl Visit for MetricVisitor<'_> {
     }
 }
 
-/// Reads the `counter` field of a new span.
-pub(crate) struct NameOverride(pub(crate) Option<String>);
+/// Reads the `counter` field of a new span into `text`: `range` is where the name is in it (a non-empty one).
+struct NameOverride<'a> {
+    text: &'a mut String,
+    range: Option<std::ops::Range<usize>>,
+}
 
-impl Visit for NameOverride {
+impl Visit for NameOverride<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        if field.name() == COUNTER_FIELD && !value.is_empty() {
-            self.0 = Some(value.to_owned());
+        if field.name() == COUNTER_FIELD {
+            self.text.clear();
+            self.text.push_str(value);
+            self.range = (!value.is_empty()).then_some(0..value.len());
         }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if field.name() == COUNTER_FIELD {
-            let text = format!("{value:?}");
-            let text = text.trim_matches('"');
-            if !text.is_empty() {
-                self.0 = Some(text.to_owned());
-            }
+            self.text.clear();
+            // Writing into a `String` does not fail.
+            let _ = write!(self.text, "{value:?}");
+            let start = self.text.len() - self.text.trim_start_matches('"').len();
+            let end = self.text.trim_end_matches('"').len();
+            self.range = (start < end).then_some(start..end);
         }
     }
+}
+
+thread_local! {
+    /// The text of the last `counter` field a thread read, whose buffer serves the next one.
+    static NAME: Cell<String> = const { Cell::new(String::new()) };
+}
+
+/// What `with` makes of the name a new span's `counter` field gives (`None`: none, or an empty one), read into a
+/// buffer this thread reuses: no allocation once it has held a name as long.
+pub(crate) fn with_name_override<R>(attrs: &tracing::span::Attributes<'_>, with: impl FnOnce(Option<&str>) -> R) -> R {
+    // Taken out while in use: a span made by a field's `Debug` gets a buffer of its own.
+    let mut text = NAME.try_with(Cell::take).unwrap_or_default();
+    let mut visitor = NameOverride { text: &mut text, range: None };
+    attrs.record(&mut visitor);
+    let range = visitor.range;
+    let result = with(range.and_then(|range| text.get(range)));
+    let _ = NAME.try_with(|name| name.set(text));
+    result
 }
 
 #[cfg(test)]

@@ -52,7 +52,7 @@ use crate::model::{CounterType, MAX_LABELS};
 use crate::publishing::is_publishing;
 use crate::store::cell::CounterCell;
 use crate::store::Store;
-use events::{EventPlan, NameOverride};
+use events::EventPlan;
 use open_spans::{CallsiteCells, OpenSpans};
 use span_cache::{Callsites, SpanCells};
 
@@ -224,6 +224,18 @@ impl CountersLayer {
         let errors_name = format!("{base}.errors");
         let errors = std::sync::OnceLock::new();
         Arc::new(SpanCells { base, exec_name, errors_name, labelled, with_properties, exec_time, errors, index })
+    }
+
+    /// The cells of spans of `meta`'s callsite that their `counter` field names `name`: this thread's, or new
+    /// ones (cached in this thread until the store retires a cell: the name's counters may have been cleared).
+    fn named_cells(&self, name: &str, meta: &'static Metadata<'static>) -> Arc<SpanCells> {
+        let retirements = self.store.retirements();
+        if let Some(cells) = span_cache::named(self.id, &meta.callsite(), name, retirements) {
+            return cells;
+        }
+        let cells = self.new_cells(name.to_owned(), meta, None);
+        span_cache::remember_named(self.id, meta.callsite(), retirements, Arc::clone(&cells));
+        cells
     }
 
     /// Keeps a closing span's property values for the period of its counter `key`.
@@ -521,12 +533,16 @@ where
             return;
         }
         let meta = attrs.metadata();
-        let mut name = NameOverride(None);
-        if meta.fields().field(COUNTER_FIELD).is_some() && self.wants_level(meta) && !self.is_excluded(meta.target()) {
-            attrs.record(&mut name);
-        }
-        let cells = match name.0 {
-            Some(base) => self.new_cells(base, meta, None),
+        let named = if meta.fields().field(COUNTER_FIELD).is_some()
+            && self.wants_level(meta)
+            && !self.is_excluded(meta.target())
+        {
+            events::with_name_override(attrs, |name| name.map(|name| self.named_cells(name, meta)))
+        } else {
+            None
+        };
+        let cells = match named {
+            Some(cells) => cells,
             None => match self.callsite_plan(meta) {
                 Plan::Ignore => return,
                 Plan::Table(index) if self.open.insert(id.into_u64(), self.clock.raw(), index) => return,

@@ -366,12 +366,23 @@ impl CounterCell {
     /// period past the limit.
     #[inline]
     fn add_small(&self, value: i64) {
-        let Body::Increment(inc) = &self.body else { return self.reject() };
+        if !self.add_small_unless_retired(value) {
+            self.reject();
+        }
+    }
+
+    /// [`add_small`](Self::add_small), except that a retired cell neither adds nor counts the value: `false`.
+    #[inline]
+    fn add_small_unless_retired(&self, value: i64) -> bool {
+        let Body::Increment(inc) = &self.body else {
+            self.reject();
+            return true;
+        };
         // One load of the flags serves both checks: a hot counter's line is contended. Seen a little early, a
         // DIRTY flag a take is clearing only matters for `add(0)`: any other amount makes its period non-empty.
         let flags = self.flags.load(Relaxed);
         if flags & RETIRED != 0 {
-            return self.reject();
+            return false;
         }
         let after = inc.period.fetch_add(value, Relaxed).wrapping_add(value);
         // Outside the 63-bit range exactly when doubling it overflows: one add and a jump on its flag.
@@ -381,6 +392,7 @@ impl CounterCell {
         if flags & (DIRTY | USED) != DIRTY | USED {
             self.flags.fetch_or(DIRTY | USED, Release);
         }
+        true
     }
 
     /// [`add`](Self::add) of more than [`FAST_ADD`]: in one compare-and-swap, saturating at the limit (counted).
@@ -463,11 +475,7 @@ impl CounterCell {
     /// Increment: adds 1, unless the cell is retired: `false` then, for the caller to add it where the counter's
     /// name is now.
     pub(crate) fn add_one_unless_retired(&self) -> bool {
-        if self.flags.load(Relaxed) & RETIRED != 0 {
-            return false;
-        }
-        self.add_small(1);
-        true
+        self.add_small_unless_retired(1)
     }
 
     /// Interval/Statistics: records one `metrics` histogram sample, multiplied by the cell's scale.
@@ -637,13 +645,15 @@ impl CounterCell {
     }
 
     /// Moves `period`, taken from another cell of this counter (one kept aside after its idle expiry, beside this
-    /// newer one), into this cell's next take and local totals, so that a dump publishes the counter once.
-    /// `false`, and nothing moved, for a period of another kind or with an absolute value.
+    /// newer one), into this cell's next take and local totals, so that a dump publishes the counter once; the
+    /// caller commits it on the cell it came from (an absolute value's change moves as an amount). `false`, and
+    /// nothing moved, for a period of another kind.
     pub(crate) fn absorb(&self, period: &Period) -> bool {
         match (&self.body, period) {
-            (Body::Increment(inc), Period::Increment(p)) if p.absolute.is_none() => {
-                let back = inc.period.fetch_update(Relaxed, Relaxed, |v| Some(clamp_period(v.saturating_add(p.whole))));
-                if back.is_ok_and(|v| beyond_period(v.saturating_add(p.whole))) {
+            (Body::Increment(inc), Period::Increment(p)) => {
+                let amount = p.whole_total();
+                let back = inc.period.fetch_update(Relaxed, Relaxed, |v| Some(clamp_period(v.saturating_add(amount))));
+                if back.is_ok_and(|v| beyond_period(v.saturating_add(amount))) {
                     inc.count_saturated();
                 }
                 if p.fraction != 0.0 {

@@ -158,8 +158,8 @@ impl Store {
                     Some(Arc::clone(&entry.insert(fitting.remove(0))))
                 }
                 // A newer cell took the key: the old ones stay aside, their holders' updates still taken at each
-                // dump.
-                Entry::Occupied(entry) => Some(Arc::clone(entry.get())),
+                // dump (into the newer cell). One of another type is not for this registration, which replaces it.
+                Entry::Occupied(entry) => fit.serves(entry.get().kind(), kind).then(|| Arc::clone(entry.get())),
             }
         };
         if !fitting.is_empty() {
@@ -187,12 +187,12 @@ impl Store {
         expired.retain(|key, cells| {
             let Some(live) = self.newer_cell(key) else { return true };
             cells.retain(|cell| {
-                if live.kind() != cell.kind() && !live.is_retired() {
+                if Arc::ptr_eq(cell, &live) || live.is_retired() {
+                    return true;
+                }
+                if live.kind() != cell.kind() {
                     self.retire(Arc::clone(cell));
                     return false;
-                }
-                if !absorbs(&live, cell) {
-                    return true;
                 }
                 // Read before the take, as `take_expired` does.
                 let held = Arc::strong_count(cell) > 1;
@@ -200,10 +200,14 @@ impl Store {
                 all.rejected += cell.take_rejected();
                 all.saturated += cell.take_saturated();
                 let period = cell.take();
-                if cell.is_empty_period(&period) || live.absorb(&period) {
+                if cell.is_empty_period(&period) {
                     return held;
                 }
-                // It cannot move (an absolute value): it goes out on its own, from `take_expired`.
+                if live.absorb(&period) {
+                    // Published by the live cell from here (put back into it if its save fails).
+                    cell.commit(&period);
+                    return held;
+                }
                 cell.undo(&period);
                 true
             });
@@ -237,9 +241,16 @@ impl Store {
                 if cell.is_empty_period(&period) {
                     return held;
                 }
-                // Updated since `absorb_expired`: into the newer cell's next take, if it can.
-                if self.newer_cell(key).is_some_and(|live| absorbs(&live, cell) && live.absorb(&period)) {
-                    return held;
+                // Updated since `absorb_expired`, beside a newer cell of the key: into its next take; a cell of another
+                // type replaced it (see `absorb_expired`).
+                let newer = self.newer_cell(key).filter(|live| !Arc::ptr_eq(live, cell) && !live.is_retired());
+                if let Some(live) = newer {
+                    if live.kind() == cell.kind() && live.absorb(&period) {
+                        cell.commit(&period);
+                        return held;
+                    }
+                    self.retire(Arc::clone(cell));
+                    return false;
                 }
                 all.taken.push(Taken { key: Some(key.clone()), cell: Arc::clone(cell), period });
                 match self.map.entry(key.clone()) {
@@ -281,12 +292,6 @@ impl Store {
         self.expiry.idle_len.store(idle_since.len(), Relaxed);
         removed
     }
-}
-
-/// Whether the live cell `live` takes in the periods of the expired cell `cell`: another cell of the same kind,
-/// in service.
-fn absorbs(live: &Arc<CounterCell>, cell: &Arc<CounterCell>) -> bool {
-    !Arc::ptr_eq(live, cell) && live.kind() == cell.kind() && !live.is_retired()
 }
 
 #[cfg(test)]
@@ -584,6 +589,32 @@ mod tests {
         assert!(old.is_retired());
         old.add(1);
         assert_eq!(store.take_all().rejected, 1, "its holder's updates refused and counted");
+    }
+
+    #[test]
+    fn an_absolute_value_set_through_a_cell_kept_aside_goes_out_as_its_change_in_the_newer_cells_record() {
+        let store = Store::default();
+        let [old, newer] = aside_beside_a_newer_cell(&store, CounterType::Increment, CounterType::Increment);
+        old.set_absolute(10);
+        newer.add(1);
+        let taken = dump(&store);
+        assert_eq!((published_total(&taken, "route"), records(&taken, "route")), (11, 1));
+        old.set_absolute(15);
+        let taken = dump(&store);
+        assert_eq!((published_total(&taken, "route"), records(&taken, "route")), (5, 1), "the change since the last");
+    }
+
+    #[test]
+    fn a_registration_of_the_kept_cells_type_replaces_a_newer_cell_of_another_type() {
+        let store = Store::default();
+        let [old, newer] = aside_beside_a_newer_cell(&store, CounterType::Increment, CounterType::LastValue);
+        assert!(store.revive(&key("route"), CounterType::Increment, Fit::Exact).is_none(), "not the LastValue cell");
+        let replacing = store.cell(&key("route"), CounterType::Increment);
+        assert!(!Arc::ptr_eq(&replacing, &newer) && newer.is_retired(), "the name changed type again");
+        old.add(2);
+        replacing.add(3);
+        let taken = dump(&store);
+        assert_eq!((published_total(&taken, "route"), records(&taken, "route")), (5, 1));
     }
 
     #[test]

@@ -162,7 +162,10 @@ pub(crate) fn documents(counters: &[Counter], ctx: &DocumentContext<'_>) -> Buil
                 // Fewer dimensions than the defaults and the labels: a label replaced one of them, so another
                 // counter (another key) may have these dimensions and this name.
                 let merged = dimensions.len() < ctx.dimensions.len() + counter.dimensions.len();
-                let properties = counter.properties.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let mut properties: Pairs<'_> =
+                    counter.properties.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                // In one order, so that the same properties compare equal (names are unique in a counter).
+                properties.sort_unstable();
                 let name = metric.name;
                 let entry = (metric, properties, i);
                 if let Some(&group) = group_of.get(dimensions.as_slice()) {
@@ -179,8 +182,12 @@ pub(crate) fn documents(counters: &[Counter], ctx: &DocumentContext<'_>) -> Buil
     }
     groups.sort_by(|a, b| a.dimensions.cmp(&b.dimensions));
     let timestamp = ctx.now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
-    for Group { dimensions, entries, .. } in groups {
+    for Group { dimensions, mut entries, .. } in groups {
         let sets = dimension_sets(&dimensions, ctx.rollups);
+        if entries.iter().any(|(_, properties, _)| !properties.is_empty()) {
+            // The counters of the same properties next to each other: as few documents as they allow.
+            entries.sort_by(|a, b| a.1.cmp(&b.1));
+        }
         let mut rest = entries.as_slice();
         while !rest.is_empty() {
             // At most 100 metrics, all with the same properties: a document's properties are every metric's.
@@ -195,12 +202,11 @@ pub(crate) fn documents(counters: &[Counter], ctx: &DocumentContext<'_>) -> Buil
     out
 }
 
-/// Whether `properties` are not those of `entries` (which all have the same ones): a property one lacks or
-/// gives another value. A document's properties are read as every one of its metrics', so a metric without a
+/// Whether `properties` (sorted) are not those of `entries` (which all have the same ones): a property one lacks
+/// or gives another value. A document's properties are read as every one of its metrics', so a metric without a
 /// request's id does not share a document that carries one.
 fn conflicts(entries: &[Entry<'_>], properties: &[(&str, &str)]) -> bool {
-    let Some((_, theirs, _)) = entries.first() else { return false };
-    theirs.len() != properties.len() || properties.iter().any(|pair| !theirs.contains(pair))
+    entries.first().is_some_and(|(_, theirs, _)| theirs.as_slice() != properties)
 }
 
 /// Writes `metrics` as one document, or as several when one would pass `ctx.max_bytes`. A single metric whose

@@ -232,11 +232,13 @@ impl CountersLayer {
     /// ones (cached in this thread until the store retires a cell: the name's counters may have been cleared).
     fn named_cells(&self, name: &str, meta: &'static Metadata<'static>) -> Arc<SpanCells> {
         let retirements = self.store.retirements();
-        if let Some(cells) = span_cache::named(self.id, &meta.callsite(), name, retirements) {
+        let callsite = meta.callsite();
+        let hash = events::text_hash(span_cache::hash(&callsite), name);
+        if let Some(cells) = span_cache::named(self.id, &callsite, name, hash, retirements) {
             return cells;
         }
         let cells = self.new_cells(name.to_owned(), meta, None);
-        span_cache::remember_named(self.id, meta.callsite(), retirements, Arc::clone(&cells));
+        span_cache::remember_named(self.id, callsite, hash, retirements, Arc::clone(&cells));
         cells
     }
 

@@ -94,27 +94,27 @@ thread_local! {
     static NAMED: RefCell<Slots<Named>> = const { RefCell::new(Slots::new(16, 256)) };
 }
 
-/// The hash of a callsite and a name, for the per-thread cache of named spans' cells.
-fn named_hash(callsite: &Identifier, name: &str) -> u64 {
-    super::events::text_hash(hash(callsite), name)
-}
-
 /// The cells this thread made for spans of `callsite` named `name` by their `counter` field, for `layer`, if
-/// it made them when the store's count of retirements was `retirements`.
-pub(crate) fn named(layer: u64, callsite: &Identifier, name: &str, retirements: u64) -> Option<Arc<SpanCells>> {
+/// it made them when the store's count of retirements was `retirements`; `hash`: of the callsite and the name.
+pub(crate) fn named(
+    layer: u64,
+    callsite: &Identifier,
+    name: &str,
+    hash: u64,
+    retirements: u64,
+) -> Option<Arc<SpanCells>> {
     thread_cache::lookup(
         &NAMED,
         layer,
-        named_hash(callsite, name),
+        hash,
         |named| named.callsite == *callsite && named.retirements == retirements && named.cells.base == name,
         |named| Arc::clone(&named.cells),
     )
 }
 
 /// Keeps, in this thread, the cells made for spans of `callsite` named `cells.base` by their `counter` field, as
-/// made when the store's count of retirements was `retirements`.
-pub(crate) fn remember_named(layer: u64, callsite: Identifier, retirements: u64, cells: Arc<SpanCells>) {
-    let hash = named_hash(&callsite, &cells.base);
+/// made when the store's count of retirements was `retirements`, under `hash` (see [`named`]).
+pub(crate) fn remember_named(layer: u64, callsite: Identifier, hash: u64, retirements: u64, cells: Arc<SpanCells>) {
     thread_cache::insert_with(&NAMED, layer, hash, |_| Named { callsite, cells, retirements }, |_| ());
 }
 

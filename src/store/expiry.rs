@@ -349,6 +349,12 @@ mod tests {
             .sum()
     }
 
+    /// A dump's Increment total of `route` and how many records of it it publishes.
+    fn route_records(store: &Store) -> (i64, usize) {
+        let taken = dump(store);
+        (published_total(&taken, "route"), records(&taken, "route"))
+    }
+
     /// How many records of `name` a dump of `taken` publishes.
     fn records(taken: &[(Key, Taken)], name: &str) -> usize {
         taken.iter().filter(|(key, t)| key.name() == name && !t.cell.is_empty_period(&t.period)).count()
@@ -479,73 +485,15 @@ mod tests {
         assert_eq!((store.len(), store.live.load(Relaxed)), (1, 1), "one live counter, counted once");
     }
 
-    #[test]
-    fn a_registration_racing_the_revival_leaves_the_old_cell_taken_at_every_dump() {
-        let store = Store::default();
-        let old = store.cell(&key("route"), CounterType::Increment);
-        old.add(1);
-        dump(&store);
-        dump(&store);
-        dump(&store);
-        assert_eq!(store.len(), 0);
-        // Another registration got in first, without reviving (as if it saw no expired cell).
-        let newer = Arc::new(CounterCell::new(CounterType::Increment));
-        store.map.insert(key("route"), Arc::clone(&newer));
-        assert!(Arc::ptr_eq(
-            &store.revive(&key("route"), CounterType::Increment, Fit::Exact).expect("the key's cell"),
-            &newer
-        ));
-        old.add(2);
-        newer.add(3);
-        let taken = dump(&store);
-        assert_eq!(published_total(&taken, "route"), 5, "both cells' updates are published");
-        assert_eq!(records(&taken, "route"), 1, "in one record: the old cell's update moved into the newer cell");
-        old.add(4);
-        newer.add(1);
-        let taken = dump(&store);
-        assert_eq!((published_total(&taken, "route"), records(&taken, "route")), (5, 1), "at every dump");
-    }
-
-    #[test]
-    fn a_newer_cell_of_a_key_expiring_while_the_older_is_aside_keeps_both() {
-        let store = Store::default();
-        let old = store.cell(&key("route"), CounterType::Increment);
-        old.add(1);
-        dump(&store);
-        dump(&store);
-        dump(&store);
-        assert_eq!((store.len(), store.expired()), (0, 1), "aside for its holder");
-        // Another registration got in first, without reviving (as if it saw no expired cell), and is held too.
-        let newer = Arc::new(CounterCell::new(CounterType::Increment));
-        store.map.insert(key("route"), Arc::clone(&newer));
-        store.live.fetch_add(1, Relaxed);
-        newer.add(3);
-        assert_eq!(published_total(&dump(&store), "route"), 3);
-        dump(&store);
-        dump(&store);
-        assert_eq!((store.len(), store.expired()), (0, 2), "the newer one expired too, while the older was aside");
-        old.add(2);
-        newer.add(4);
-        let taken = dump(&store);
-        assert_eq!(
-            (published_total(&taken, "route"), records(&taken, "route")),
-            (2, 1),
-            "one record a key: the first cell goes back into the store, the other's update into its next take"
-        );
-        old.add(5);
-        let taken = dump(&store);
-        assert_eq!((published_total(&taken, "route"), records(&taken, "route")), (9, 1));
-        newer.add(6);
-        let taken = dump(&store);
-        assert_eq!((published_total(&taken, "route"), records(&taken, "route")), (6, 1), "still aside, still taken");
-    }
-
     /// An expired cell of `kind` kept aside for its holder (returned), and a newer live cell of `live_kind` for the
     /// same key, made by a registration that raced the expiry (returned too).
     fn aside_beside_a_newer_cell(store: &Store, kind: CounterType, live_kind: CounterType) -> [Arc<CounterCell>; 2] {
         let old = store.cell(&key("route"), kind);
-        old.sample(1.0);
-        old.add(1);
+        if kind.is_sampled() {
+            old.sample(1.0);
+        } else {
+            old.add(1);
+        }
         dump(store);
         dump(store);
         dump(store);
@@ -554,6 +502,44 @@ mod tests {
         store.map.insert(key("route"), Arc::clone(&newer));
         store.live.fetch_add(1, Relaxed);
         [old, newer]
+    }
+
+    #[test]
+    fn a_registration_racing_the_revival_leaves_the_old_cell_taken_at_every_dump() {
+        let store = Store::default();
+        let [old, newer] = aside_beside_a_newer_cell(&store, CounterType::Increment, CounterType::Increment);
+        assert!(Arc::ptr_eq(
+            &store.revive(&key("route"), CounterType::Increment, Fit::Exact).expect("the key's cell"),
+            &newer
+        ));
+        old.add(2);
+        newer.add(3);
+        assert_eq!(route_records(&store), (5, 1), "both cells' updates, in one record: the old one's moved over");
+        old.add(4);
+        newer.add(1);
+        assert_eq!(route_records(&store), (5, 1), "at every dump");
+    }
+
+    #[test]
+    fn a_newer_cell_of_a_key_expiring_while_the_older_is_aside_keeps_both() {
+        let store = Store::default();
+        let [old, newer] = aside_beside_a_newer_cell(&store, CounterType::Increment, CounterType::Increment);
+        newer.add(3);
+        assert_eq!(published_total(&dump(&store), "route"), 3);
+        dump(&store);
+        dump(&store);
+        assert_eq!((store.len(), store.expired()), (0, 2), "the newer one expired too, while the older was aside");
+        old.add(2);
+        newer.add(4);
+        assert_eq!(
+            route_records(&store),
+            (2, 1),
+            "one record a key: the first cell goes back into the store, the other's update into its next take"
+        );
+        old.add(5);
+        assert_eq!(route_records(&store), (9, 1));
+        newer.add(6);
+        assert_eq!(route_records(&store), (6, 1), "still aside, still taken");
     }
 
     #[test]
@@ -597,11 +583,9 @@ mod tests {
         let [old, newer] = aside_beside_a_newer_cell(&store, CounterType::Increment, CounterType::Increment);
         old.set_absolute(10);
         newer.add(1);
-        let taken = dump(&store);
-        assert_eq!((published_total(&taken, "route"), records(&taken, "route")), (11, 1));
+        assert_eq!(route_records(&store), (11, 1));
         old.set_absolute(15);
-        let taken = dump(&store);
-        assert_eq!((published_total(&taken, "route"), records(&taken, "route")), (5, 1), "the change since the last");
+        assert_eq!(route_records(&store), (5, 1), "the change since the last");
     }
 
     #[test]
@@ -613,8 +597,7 @@ mod tests {
         assert!(!Arc::ptr_eq(&replacing, &newer) && newer.is_retired(), "the name changed type again");
         old.add(2);
         replacing.add(3);
-        let taken = dump(&store);
-        assert_eq!((published_total(&taken, "route"), records(&taken, "route")), (5, 1));
+        assert_eq!(route_records(&store), (5, 1));
     }
 
     #[test]

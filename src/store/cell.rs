@@ -624,10 +624,7 @@ impl CounterCell {
         match (&self.body, period) {
             (Body::Increment(inc), Period::Increment(p)) => {
                 let _ = inc.total.fetch_update(Relaxed, Relaxed, |t| Some(t.saturating_sub(p.whole_total())));
-                let back = inc.period.fetch_update(Relaxed, Relaxed, |v| Some(clamp_period(v.saturating_add(p.whole))));
-                if back.is_ok_and(|v| beyond_period(v.saturating_add(p.whole))) {
-                    inc.count_saturated();
-                }
+                inc.add_large(p.whole);
                 if let Some(extra) = inc.extra.get() {
                     update_f64(&extra.fraction, |f| Some(f + p.fraction));
                     update_f64(&extra.fraction_total, |f| Some(f - p.fraction));
@@ -651,11 +648,7 @@ impl CounterCell {
     pub(crate) fn absorb(&self, period: &Period) -> bool {
         match (&self.body, period) {
             (Body::Increment(inc), Period::Increment(p)) => {
-                let amount = p.whole_total();
-                let back = inc.period.fetch_update(Relaxed, Relaxed, |v| Some(clamp_period(v.saturating_add(amount))));
-                if back.is_ok_and(|v| beyond_period(v.saturating_add(amount))) {
-                    inc.count_saturated();
-                }
+                inc.add_large(p.whole_total());
                 if p.fraction != 0.0 {
                     update_f64(&inc.extra().fraction, |f| Some(f + p.fraction));
                 }
@@ -809,7 +802,8 @@ impl Increment {
         count_one(&self.extra().saturated);
     }
 
-    /// Adds `value` in one compare-and-swap, saturating at the limit (counted).
+    /// Adds `value` in one compare-and-swap, saturating at the limit (counted): a large add, or an amount put back
+    /// into the period.
     fn add_large(&self, value: i64) {
         let before = self.period.fetch_update(Relaxed, Relaxed, |p| Some(clamp_period(p.saturating_add(value))));
         if before.is_ok_and(|p| beyond_period(p.saturating_add(value))) {

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use dashmap::mapref::entry::Entry;
 use metrics::Key;
 
-use super::cell::CounterCell;
+use super::cell::{CounterCell, Period};
 use super::{Fit, Store, TakeAll, Taken};
 use crate::model::CounterType;
 
@@ -194,18 +194,8 @@ impl Store {
                     self.retire(Arc::clone(cell));
                     return false;
                 }
-                // Read before the take, as `take_expired` does.
-                let held = Arc::strong_count(cell) > 1;
-                fence(Acquire);
-                all.rejected += cell.take_rejected();
-                all.saturated += cell.take_saturated();
-                let period = cell.take();
-                if cell.is_empty_period(&period) {
-                    return held;
-                }
-                if live.absorb(&period) {
-                    // Published by the live cell from here (put back into it if its save fails).
-                    cell.commit(&period);
+                let (held, period) = take_kept(cell, all);
+                if cell.is_empty_period(&period) || move_into(&live, cell, &period) {
                     return held;
                 }
                 cell.undo(&period);
@@ -231,13 +221,7 @@ impl Store {
         let mut expired = lock(&self.expiry.expired);
         expired.retain(|key, cells| {
             cells.retain(|cell| {
-                // Read before the take (see `expire`): a holder that lets go after this read still keeps the cell
-                // for the next take, which finds its last update.
-                let held = Arc::strong_count(cell) > 1;
-                fence(Acquire);
-                all.rejected += cell.take_rejected();
-                all.saturated += cell.take_saturated();
-                let period = cell.take();
+                let (held, period) = take_kept(cell, all);
                 if cell.is_empty_period(&period) {
                     return held;
                 }
@@ -245,8 +229,7 @@ impl Store {
                 // type replaced it (see `absorb_expired`).
                 let newer = self.newer_cell(key).filter(|live| !Arc::ptr_eq(live, cell) && !live.is_retired());
                 if let Some(live) = newer {
-                    if live.kind() == cell.kind() && live.absorb(&period) {
-                        cell.commit(&period);
+                    if live.kind() == cell.kind() && move_into(&live, cell, &period) {
                         return held;
                     }
                     self.retire(Arc::clone(cell));
@@ -292,6 +275,27 @@ impl Store {
         self.expiry.idle_len.store(idle_since.len(), Relaxed);
         removed
     }
+}
+
+/// Takes the period of the kept cell `cell`, its refusals and saturations into `all`; with whether anything
+/// besides the kept list holds it. Who holds it is read before the take (see `Store::expire`): a holder that
+/// lets go after this read still keeps the cell for the next take, which finds its last update.
+fn take_kept(cell: &Arc<CounterCell>, all: &mut TakeAll) -> (bool, Period) {
+    let held = Arc::strong_count(cell) > 1;
+    fence(Acquire);
+    all.rejected += cell.take_rejected();
+    all.saturated += cell.take_saturated();
+    (held, cell.take())
+}
+
+/// Moves `period`, taken from the kept cell `cell`, into the live cell `live` of its key, and commits it on
+/// `cell`: published by `live` from here (put back into `live` if its save fails). `false` if it cannot move.
+fn move_into(live: &CounterCell, cell: &CounterCell, period: &Period) -> bool {
+    let moved = live.absorb(period);
+    if moved {
+        cell.commit(period);
+    }
+    moved
 }
 
 #[cfg(test)]

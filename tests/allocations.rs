@@ -34,6 +34,14 @@ unsafe impl GlobalAlloc for CountingAllocator {
 #[global_allocator]
 static GLOBAL: CountingAllocator = CountingAllocator;
 
+/// Held by the tests that make spans with dimensions: the labels threads hand each other are shared by the whole
+/// process, and a test taking them while another measures could make that one allocate.
+static LABELLED_SPANS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn labelled_spans_alone() -> std::sync::MutexGuard<'static, ()> {
+    LABELLED_SPANS.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// Allocations made by this thread while `f` runs.
 fn allocations_in(f: impl FnOnce()) -> u64 {
     let before = ALLOCATIONS.with(Cell::get);
@@ -206,6 +214,7 @@ fn metric_events_of_known_label_values_do_not_allocate() {
 #[test]
 fn a_labelled_span_of_seen_values_does_not_allocate() {
     use tracing_subscriber::layer::SubscriberExt;
+    let _alone = labelled_spans_alone();
     let counters = CachedCounters::new(LogSink::to_writer(std::io::sink()), CountersOptions::default());
     let subscriber = tracing_subscriber::Registry::default().with(counters.layer());
     tracing::subscriber::with_default(subscriber, || {
@@ -258,4 +267,75 @@ fn a_span_named_by_its_counter_field_does_not_allocate_once_its_name_was_seen() 
     });
     let count = |name: &str| counters.get(name, CounterType::Interval).count;
     assert_eq!((count("orders.create.exec_time"), count("orders.cancel.exec_time")), (Some(1002), Some(1002)));
+}
+
+#[test]
+fn labelled_spans_made_on_one_thread_and_closed_on_another_do_not_allocate_once_warm() {
+    use std::sync::mpsc::sync_channel;
+    use tracing_subscriber::layer::SubscriberExt;
+    // As on a multi-thread runtime whose tasks move between workers: one thread makes the spans, another
+    // records their status and closes them, so the closing thread is left with the labels the making thread
+    // needs. The two take turns, a round of spans each, so that the count does not depend on their timing.
+    const ROUND: usize = 50;
+    const ROUNDS: usize = 60;
+    const WARM_ROUNDS: usize = 30;
+    let _alone = labelled_spans_alone();
+    let counters = CachedCounters::new(LogSink::to_writer(std::io::sink()), CountersOptions::default());
+    let dispatch = tracing::Dispatch::new(tracing_subscriber::Registry::default().with(counters.layer()));
+    let (spans_tx, spans_rx) = sync_channel::<Vec<tracing::Span>>(1);
+    let (done_tx, done_rx) = sync_channel::<(Vec<tracing::Span>, u64)>(1);
+    let closer = {
+        let dispatch = dispatch.clone();
+        std::thread::spawn(move || {
+            tracing::dispatcher::with_default(&dispatch, || {
+                // Ends when the maker drops its sender (done, or panicked).
+                while let Ok(mut spans) = spans_rx.recv() {
+                    let n = allocations_in(|| {
+                        for span in spans.drain(..) {
+                            span.record("status", 200);
+                            drop(span.enter());
+                            drop(span);
+                        }
+                    });
+                    if done_tx.send((spans, n)).is_err() {
+                        return;
+                    }
+                }
+            });
+        })
+    };
+    let (mut made_after_warm_up, mut closed_after_warm_up) = (0, 0);
+    let mut spans = Vec::with_capacity(ROUND);
+    tracing::dispatcher::with_default(&dispatch, || {
+        for round in 0..ROUNDS {
+            let on_make = allocations_in(|| {
+                for i in 0..ROUND {
+                    let route = if i % 2 == 0 { "/a" } else { "/b" };
+                    spans.push(tracing::info_span!("moved", method = "GET", route, status = tracing::field::Empty));
+                }
+            });
+            spans_tx.send(std::mem::take(&mut spans)).expect("the closer receives");
+            // Bounded: the closer answers each round, or it panicked and dropped its sender.
+            let (returned, on_close) = done_rx.recv().expect("the closer answers each round");
+            spans = returned;
+            if round >= WARM_ROUNDS {
+                made_after_warm_up += on_make;
+                closed_after_warm_up += on_close;
+            }
+        }
+    });
+    drop(spans_tx);
+    closer.join().expect("the closer thread");
+    let measured = (ROUNDS - WARM_ROUNDS) * ROUND;
+    assert_eq!(made_after_warm_up, 0, "allocations making {measured} labelled spans closed on another thread");
+    assert_eq!(closed_after_warm_up, 0, "allocations closing {measured} labelled spans made on another thread");
+    let count = |route: &str| {
+        counters
+            .get_all()
+            .into_iter()
+            .find(|c| c.name == "allocations.moved.exec_time" && c.dimensions.iter().any(|(_, v)| v == route))
+            .and_then(|c| c.count)
+    };
+    let half = Some((ROUNDS * ROUND / 2) as i64);
+    assert_eq!((count("/a"), count("/b")), (half, half), "every span counted under its route");
 }

@@ -30,8 +30,9 @@
 //!   the first span), not in the span's extensions: a span costs no lookup and no allocation. Spans with
 //!   dimensions, properties or a `counter` name are kept with their values in a second table (2048 entries,
 //!   about 230 KiB, allocated at the first such span), and allocate nothing either once the thread has seen
-//!   values as long and their counters (a thread reuses the labels of the spans it closes: one that makes
-//!   spans another thread closes allocates their labels). A span past a full bucket of its table uses its
+//!   values as long and their counters (a thread reuses the labels of the spans it closes, and hands its
+//!   surplus, a batch at a time, to threads that make more spans than they close, as a runtime's workers do when
+//!   tasks move between them; at most 1024 labels wait there). A span past a full bucket of its table uses its
 //!   extensions. The layer keeps
 //!   each callsite's counters for its life (a few hundred bytes a callsite, and as much again each time the
 //!   counters are cleared or the name is taken by another type).

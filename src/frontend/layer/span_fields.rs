@@ -9,7 +9,7 @@
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
 use metrics::Label;
 use tracing::field::{Field, Visit};
@@ -46,19 +46,33 @@ thread_local! {
     static SPARE: RefCell<Vec<SpanLabels>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Labels passed between threads: spans made on one thread and closed on another (tasks that move between a
+/// runtime's workers) leave the labels with the closing thread, which hands its surplus here, a batch at a time,
+/// for threads that run out. Only tried (never waited for): a thread that finds it busy allocates or drops.
+static SHARED: Mutex<Vec<SpanLabels>> = Mutex::new(Vec::new());
+
 /// Most labels a thread keeps, and the most text one may hold to be kept.
 const SPARE_LABELS: usize = 64;
 const SPARE_BYTES: usize = 4096;
+/// How many labels a thread hands to [`SHARED`] or takes from it at a time, and the most it keeps.
+const SHARED_BATCH: usize = SPARE_LABELS / 2;
+const SHARED_LABELS: usize = 1024;
 
 impl SpanLabels {
-    /// Empty labels: ones this thread kept, or new ones.
+    /// Empty labels: ones this thread kept (taken from the shared ones when it has none), or new ones.
     pub(crate) fn spare() -> SpanLabels {
-        let kept = SPARE.try_with(|spare| spare.try_borrow_mut().ok()?.pop()).ok().flatten();
-        kept.unwrap_or_default()
+        let kept = SPARE.try_with(|spare| {
+            let mut spare = spare.try_borrow_mut().ok()?;
+            if spare.is_empty() {
+                refill(&mut spare);
+            }
+            spare.pop()
+        });
+        kept.ok().flatten().unwrap_or_default()
     }
 
-    /// Keeps `labels` for this thread's next spans (unless they hold nothing, or a lot of text, or the thread
-    /// keeps enough).
+    /// Keeps `labels` for this thread's next spans (unless they hold nothing, or a lot of text), handing a batch
+    /// to the other threads when this one keeps enough.
     pub(crate) fn recycle(mut labels: SpanLabels) {
         if labels.entries.capacity() == 0
             || labels.entries.iter().map(|(_, value)| value.capacity()).sum::<usize>() > SPARE_BYTES
@@ -68,6 +82,9 @@ impl SpanLabels {
         labels.len = 0;
         let _ = SPARE.try_with(|spare| {
             if let Ok(mut spare) = spare.try_borrow_mut() {
+                if spare.len() == SPARE_LABELS {
+                    hand_over(&mut spare);
+                }
                 if spare.len() < SPARE_LABELS {
                     let room = SPARE_LABELS - spare.len();
                     spare.reserve_exact(room); // once: its size for good
@@ -159,6 +176,41 @@ impl SpanLabels {
             scratch.0 = name;
             self.len += 1;
         }
+    }
+}
+
+/// Takes up to a batch of the labels other threads handed over into this thread's (empty) `spare`.
+fn refill(spare: &mut Vec<SpanLabels>) {
+    let Some(mut shared) = try_shared() else { return };
+    let from = shared.len().saturating_sub(SHARED_BATCH);
+    if from == shared.len() {
+        return;
+    }
+    spare.reserve_exact(SPARE_LABELS); // once: its size for good
+    let n = shared.len();
+    spare.extend(shared.drain(from..n));
+}
+
+/// Hands a batch of this thread's (full) `spare` to the other threads, as far as [`SHARED`] has room.
+fn hand_over(spare: &mut Vec<SpanLabels>) {
+    let Some(mut shared) = try_shared() else { return };
+    let n = SHARED_BATCH.min(SHARED_LABELS.saturating_sub(shared.len()));
+    if n == 0 {
+        return;
+    }
+    let room = SHARED_LABELS - shared.len();
+    shared.reserve_exact(room); // once: its size for good
+    let from = spare.len() - n;
+    shared.extend(spare.drain(from..));
+}
+
+/// [`SHARED`], unless another thread holds it.
+fn try_shared() -> Option<MutexGuard<'static, Vec<SpanLabels>>> {
+    match SHARED.try_lock() {
+        Ok(shared) => Some(shared),
+        // Labels are whole whatever panicked: they are cleared before use.
+        Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
     }
 }
 

@@ -305,13 +305,16 @@ fn labelled_spans_made_on_one_thread_and_closed_on_another_do_not_allocate_once_
         })
     };
     let (mut made_after_warm_up, mut closed_after_warm_up) = (0, 0);
-    let mut spans = Vec::with_capacity(ROUND);
+    let mut spans = Vec::with_capacity(2 * ROUND);
+    let names = [String::from("orders.create"), String::from("orders.cancel")];
     tracing::dispatcher::with_default(&dispatch, || {
         for round in 0..ROUNDS {
             let on_make = allocations_in(|| {
                 for i in 0..ROUND {
                     let route = if i % 2 == 0 { "/a" } else { "/b" };
                     spans.push(tracing::info_span!("moved", method = "GET", route, status = tracing::field::Empty));
+                    // And one named by its `counter` field.
+                    spans.push(tracing::info_span!("op", counter = names[i % 2].as_str()));
                 }
             });
             spans_tx.send(std::mem::take(&mut spans)).expect("the closer receives");
@@ -327,8 +330,8 @@ fn labelled_spans_made_on_one_thread_and_closed_on_another_do_not_allocate_once_
     drop(spans_tx);
     closer.join().expect("the closer thread");
     let measured = (ROUNDS - WARM_ROUNDS) * ROUND;
-    assert_eq!(made_after_warm_up, 0, "allocations making {measured} labelled spans closed on another thread");
-    assert_eq!(closed_after_warm_up, 0, "allocations closing {measured} labelled spans made on another thread");
+    assert_eq!(made_after_warm_up, 0, "allocations making {measured} labelled and {measured} named spans");
+    assert_eq!(closed_after_warm_up, 0, "allocations closing {measured} labelled and {measured} named spans");
     let count = |route: &str| {
         counters
             .get_all()
@@ -338,4 +341,6 @@ fn labelled_spans_made_on_one_thread_and_closed_on_another_do_not_allocate_once_
     };
     let half = Some((ROUNDS * ROUND / 2) as i64);
     assert_eq!((count("/a"), count("/b")), (half, half), "every span counted under its route");
+    let named = |name: &str| counters.get(name, CounterType::Interval).count;
+    assert_eq!((named("orders.create.exec_time"), named("orders.cancel.exec_time")), (half, half));
 }

@@ -341,6 +341,6 @@ fn labelled_spans_made_on_one_thread_and_closed_on_another_do_not_allocate_once_
     };
     let half = Some((ROUNDS * ROUND / 2) as i64);
     assert_eq!((count("/a"), count("/b")), (half, half), "every span counted under its route");
-    let named = |name: &str| counters.get(name, CounterType::Interval).count;
-    assert_eq!((named("orders.create.exec_time"), named("orders.cancel.exec_time")), (half, half));
+    let timed = |name: &str| counters.get(name, CounterType::Interval).count;
+    assert_eq!((timed("orders.create.exec_time"), timed("orders.cancel.exec_time")), (half, half));
 }

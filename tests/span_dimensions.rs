@@ -201,3 +201,30 @@ fn errors_of_labelled_spans_go_into_the_new_counter_of_their_values_after_a_clea
     assert_eq!(errors("/a"), Some(2), "the cached counter was retired: the new one gets them");
     assert_eq!(c.telemetry().values_rejected, 0, "nothing added to a retired counter");
 }
+
+#[test]
+fn field_values_of_every_kind_become_dimensions_as_their_text() {
+    let c = CachedCounters::new(RecordingSink::default(), CountersOptions::default());
+    let layer = c.layer_builder().span_dimensions(["code", "big", "ok", "ratio", "kind", "late"]).build();
+    tracing::subscriber::with_default(Registry::default().with(layer), || {
+        let span = tracing::info_span!(
+            target: "jobs", "typed", code = -7_i64, big = u64::MAX, ok = true, ratio = 1.5, kind = ?Some(1), late = Empty
+        );
+        span.record("late", false);
+        span.in_scope(|| {});
+    });
+    let all = c.get_all();
+    let typed = all.iter().find(|x| x.name == "jobs.typed.exec_time" && !x.dimensions.is_empty()).expect("labelled");
+    assert_eq!(
+        labels(typed),
+        [
+            ("code", "-7"),
+            ("big", "18446744073709551615"),
+            ("ok", "true"),
+            ("ratio", "1.5"),
+            ("kind", "Some(1)"),
+            ("late", "false")
+        ]
+    );
+    assert_eq!(typed.count, Some(1));
+}

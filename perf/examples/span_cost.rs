@@ -4,8 +4,11 @@
 //! cost without it).
 //!
 //! ```text
-//! cargo run --release -p cloudwatch-counters-perf --example span_cost [BATCHES]
+//! cargo run --release -p cloudwatch-counters-perf --example span_cost [BATCHES [dimensions]]
 //! ```
+//!
+//! With `dimensions`, each span is that of `perf/benches/layer.rs`' `span_with_dimensions`: `method` and `route`
+//! (two values in turn) at creation and `status` recorded before the close, timed into the counter of its values.
 //!
 //! Prints, per span, the minimum, the 10th percentile and the median of each configuration's batches and their
 //! differences; then the median of the pairs' ratios (ours' batch over the no-op layer's batch next to it) and
@@ -32,14 +35,24 @@ impl<S: Subscriber> Layer<S> for NoopLayer {}
 /// Spans per batch.
 const SPANS: u32 = 2_000;
 
-/// One batch under `dispatch`: nanoseconds per span.
-fn batch(dispatch: &Dispatch) -> f64 {
+/// One batch under `dispatch`, of plain spans or of spans with dimensions: nanoseconds per span.
+fn batch(dispatch: &Dispatch, dimensions: bool) -> f64 {
     tracing::dispatcher::with_default(dispatch, || {
         let start = Instant::now();
-        for _ in 0..SPANS {
-            let span = tracing::info_span!("request");
-            drop(span.enter());
-            drop(span);
+        if dimensions {
+            for i in 0..SPANS {
+                let route = if i % 2 == 0 { "/orders" } else { "/items" };
+                let span = tracing::info_span!("request", method = "GET", route, status = tracing::field::Empty);
+                drop(span.enter());
+                span.record("status", 200);
+                drop(span);
+            }
+        } else {
+            for _ in 0..SPANS {
+                let span = tracing::info_span!("request");
+                drop(span.enter());
+                drop(span);
+            }
         }
         start.elapsed().as_nanos() as f64 / f64::from(SPANS)
     })
@@ -47,14 +60,19 @@ fn batch(dispatch: &Dispatch) -> f64 {
 
 fn main() {
     let batches: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(20_000);
+    let dimensions = match std::env::args().nth(2).as_deref() {
+        None => false,
+        Some("dimensions") => true,
+        Some(other) => panic!("unknown workload {other:?}: give `dimensions` or nothing"),
+    };
     let options = CountersOptions::default().telemetry(false).interval(Duration::from_secs(3600));
     let counters = CachedCounters::new(LogSink::to_writer(std::io::sink()), options);
     let noop = Dispatch::new(Registry::default().with(NoopLayer));
     let layer = Dispatch::new(Registry::default().with(counters.layer()));
     let (mut without, mut with) = (Vec::with_capacity(batches), Vec::with_capacity(batches));
     for _ in 0..batches {
-        without.push(batch(&noop));
-        with.push(batch(&layer));
+        without.push(batch(&noop, dimensions));
+        with.push(batch(&layer, dimensions));
     }
     let timed: i64 =
         counters.get_all().iter().filter(|c| c.name.ends_with(".request.exec_time")).filter_map(|c| c.count).sum();

@@ -205,7 +205,7 @@ impl KeyText {
 /// Whether two short strings' bytes are equal, compared in registers (two overlapping loads of 8 or 4 bytes, or
 /// the bytes of a part shorter than 4) rather than through a call to `memcmp`; longer ones the usual way.
 #[inline]
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     let n = a.len();
     if n != b.len() {
         return false;

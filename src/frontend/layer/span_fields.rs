@@ -15,7 +15,7 @@ use metrics::Label;
 use tracing::field::{Field, Visit};
 
 use super::events::{name_hash, text_hash};
-use crate::frontend::cached_cell::CachedCell;
+use crate::frontend::cached_cell::{same_bytes, CachedCell};
 use crate::model::CounterType;
 use crate::store::cell::CounterCell;
 use crate::store::thread_cache::{self, Slots};
@@ -222,7 +222,9 @@ pub(crate) struct LabelVisitor<'a> {
 
 impl LabelVisitor<'_> {
     fn wants(&self, field: &Field) -> bool {
-        self.allowed.iter().any(|name| name == field.name())
+        // Compared in registers: a call to `memcmp` for each allowed name was 4% of a span with dimensions.
+        let field = field.name().as_bytes();
+        self.allowed.iter().any(|name| same_bytes(name.as_bytes(), field))
     }
 
     fn put(&mut self, field: &Field, write: impl FnOnce(&mut String) -> fmt::Result) {
@@ -237,16 +239,18 @@ impl Visit for LabelVisitor<'_> {
         self.put(field, |text| text.write_str(value));
     }
 
+    // Integers written with `itoa` rather than the formatting machinery (a status code is recorded on every
+    // response).
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.put(field, |text| write!(text, "{value}"));
+        self.put(field, |text| text.write_str(itoa::Buffer::new().format(value)));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.put(field, |text| write!(text, "{value}"));
+        self.put(field, |text| text.write_str(itoa::Buffer::new().format(value)));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.put(field, |text| write!(text, "{value}"));
+        self.put(field, |text| text.write_str(if value { "true" } else { "false" }));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {

@@ -3,7 +3,8 @@
 //! response), become the labels of the span's counters when it closes.
 //!
 //! A warm thread allocates nothing for them: the labels of its closed spans (with their strings' buffers) serve
-//! its next spans, and the counter of label values it closed a span with lately is found in a per-thread cache
+//! its next spans, a thread that closes more spans than it makes hands its surplus to those that make more (in
+//! batches, through [`SHARED`]), and the counter of label values it closed a span with lately is found in a per-thread cache
 //! by the values' text, without building a `Key`. The labels are kept in the layer's table of spans with fields
 //! ([`super::spans_with_fields`]), not in the span's extensions, which tracing-subscriber boxes.
 
@@ -42,20 +43,23 @@ pub(crate) struct SpanLabels {
 }
 
 thread_local! {
-    /// The labels of closed spans, for the next spans of this thread.
+    /// The labels of closed spans, for the next spans of this thread (or, past [`SPARE_LABELS`], of others).
     static SPARE: RefCell<Vec<SpanLabels>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Labels passed between threads: spans made on one thread and closed on another (tasks that move between a
 /// runtime's workers) leave the labels with the closing thread, which hands its surplus here, a batch at a time,
-/// for threads that run out. Only tried (never waited for): a thread that finds it busy allocates or drops.
+/// for threads that run out. Only tried (never waited for): a thread that finds it busy allocates or drops. It
+/// holds at most [`SHARED_LABELS`] labels, up to about 4 MiB of text, for the life of the process.
 static SHARED: Mutex<Vec<SpanLabels>> = Mutex::new(Vec::new());
 
-/// Most labels a thread keeps, and the most text one may hold to be kept.
+/// Most labels a thread keeps.
 const SPARE_LABELS: usize = 64;
+/// The most text labels may hold to be kept.
 const SPARE_BYTES: usize = 4096;
-/// How many labels a thread hands to [`SHARED`] or takes from it at a time, and the most it keeps.
+/// How many labels a thread hands to [`SHARED`] or takes from it at a time.
 const SHARED_BATCH: usize = SPARE_LABELS / 2;
+/// The most labels [`SHARED`] keeps.
 const SHARED_LABELS: usize = 1024;
 
 impl SpanLabels {
@@ -72,7 +76,8 @@ impl SpanLabels {
     }
 
     /// Keeps `labels` for this thread's next spans (unless they hold nothing, or a lot of text), handing a batch
-    /// to the other threads when this one keeps enough.
+    /// to the other threads when this one keeps enough; a batch is dropped instead when the shared labels are
+    /// busy or full (so that the next recycles do not try them again).
     pub(crate) fn recycle(mut labels: SpanLabels) {
         if labels.entries.capacity() == 0
             || labels.entries.iter().map(|(_, value)| value.capacity()).sum::<usize>() > SPARE_BYTES
@@ -84,6 +89,7 @@ impl SpanLabels {
             if let Ok(mut spare) = spare.try_borrow_mut() {
                 if spare.len() == SPARE_LABELS {
                     hand_over(&mut spare);
+                    spare.truncate(SPARE_LABELS - SHARED_BATCH);
                 }
                 if spare.len() < SPARE_LABELS {
                     let room = SPARE_LABELS - spare.len();
@@ -222,7 +228,8 @@ pub(crate) struct LabelVisitor<'a> {
 
 impl LabelVisitor<'_> {
     fn wants(&self, field: &Field) -> bool {
-        // Compared in registers: a call to `memcmp` for each allowed name was 4% of a span with dimensions.
+        // Compared in registers: a call to `memcmp` for each allowed name of the field's length was 4% of a span
+        // with dimensions.
         let field = field.name().as_bytes();
         self.allowed.iter().any(|name| same_bytes(name.as_bytes(), field))
     }

@@ -4,9 +4,10 @@
 //!
 //! A warm thread allocates nothing for them: the labels of its closed spans (with their strings' buffers) serve
 //! its next spans, a thread that closes more spans than it makes hands its surplus to those that make more (in
-//! batches, through [`SHARED`]), and the counter of label values it closed a span with lately is found in a per-thread cache
-//! by the values' text, without building a `Key`. The labels are kept in the layer's table of spans with fields
-//! ([`super::spans_with_fields`]), not in the span's extensions, which tracing-subscriber boxes.
+//! batches, through [`SHARED`]), and the counter of label values it closed a span with lately is found in a
+//! per-thread cache by the values' text, without building a `Key`. The labels are kept in the layer's table of
+//! spans with fields ([`super::spans_with_fields`]), not in the span's extensions, which tracing-subscriber
+//! boxes.
 
 use std::cell::RefCell;
 use std::fmt::{self, Write as _};

@@ -208,7 +208,8 @@ fn field_values_of_every_kind_become_dimensions_as_their_text() {
     let layer = c.layer_builder().span_dimensions(["code", "big", "ok", "ratio", "kind", "late"]).build();
     tracing::subscriber::with_default(Registry::default().with(layer), || {
         let span = tracing::info_span!(
-            target: "jobs", "typed", code = -7_i64, big = u64::MAX, ok = true, ratio = 1.5, kind = ?Some(1), late = Empty
+            target: "jobs", "typed",
+            code = -7_i64, big = u64::MAX, ok = true, ratio = 1.5, kind = ?Some(1), late = Empty
         );
         span.record("late", false);
         span.in_scope(|| {});

@@ -88,15 +88,13 @@ impl SpanLabels {
         labels.len = 0;
         let _ = SPARE.try_with(|spare| {
             if let Ok(mut spare) = spare.try_borrow_mut() {
-                if spare.len() == SPARE_LABELS {
+                if spare.len() >= SPARE_LABELS {
                     hand_over(&mut spare);
                     spare.truncate(SPARE_LABELS - SHARED_BATCH);
                 }
-                if spare.len() < SPARE_LABELS {
-                    let room = SPARE_LABELS - spare.len();
-                    spare.reserve_exact(room); // once: its size for good
-                    spare.push(labels);
-                }
+                let room = SPARE_LABELS - spare.len();
+                spare.reserve_exact(room); // once: its size for good
+                spare.push(labels);
             }
         });
     }
@@ -189,23 +187,22 @@ impl SpanLabels {
 /// Takes up to a batch of the labels other threads handed over into this thread's (empty) `spare`.
 fn refill(spare: &mut Vec<SpanLabels>) {
     let Some(mut shared) = try_shared() else { return };
-    let from = shared.len().saturating_sub(SHARED_BATCH);
-    if from == shared.len() {
+    if shared.is_empty() {
         return;
     }
     spare.reserve_exact(SPARE_LABELS); // once: its size for good
-    let n = shared.len();
-    spare.extend(shared.drain(from..n));
+    let from = shared.len().saturating_sub(SHARED_BATCH);
+    spare.extend(shared.drain(from..));
 }
 
 /// Hands a batch of this thread's (full) `spare` to the other threads, as far as [`SHARED`] has room.
 fn hand_over(spare: &mut Vec<SpanLabels>) {
     let Some(mut shared) = try_shared() else { return };
-    let n = SHARED_BATCH.min(SHARED_LABELS.saturating_sub(shared.len()));
+    let room = SHARED_LABELS.saturating_sub(shared.len());
+    let n = SHARED_BATCH.min(room);
     if n == 0 {
         return;
     }
-    let room = SHARED_LABELS - shared.len();
     shared.reserve_exact(room); // once: its size for good
     let from = spare.len() - n;
     shared.extend(spare.drain(from..));

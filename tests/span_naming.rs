@@ -54,3 +54,49 @@ fn named_spans_after_a_clear_and_with_an_empty_name_are_counted_where_their_name
     assert_eq!(count("orders.api.op.exec_time", CounterType::Interval), Some(1));
     assert_eq!(c.telemetry().values_rejected, 0, "nothing recorded into a retired counter");
 }
+
+#[test]
+fn a_counter_field_recorded_after_the_span_was_made_names_it() {
+    use tracing::field::Empty;
+    let c = counters();
+    tracing::subscriber::with_default(subscriber(&c), || {
+        // Declared empty, named once known (a route after routing), then an ERROR inside it.
+        let span = tracing::info_span!(target: "orders::api", "request", counter = Empty);
+        span.record("counter", "orders.create");
+        span.in_scope(|| tracing::error!("failed"));
+        drop(span);
+        // Named when made, renamed later: only the last name counts.
+        let span = tracing::info_span!(target: "orders::api", "request", counter = "orders.pending");
+        span.record("counter", "orders.pay");
+        drop(span);
+        // Renamed through `Debug` (its quotes are not part of the name), with a dimension recorded too.
+        let span = tracing::info_span!(target: "orders::api", "request", counter = Empty, route = Empty);
+        span.record("route", "/refunds");
+        span.record("counter", tracing::field::debug("orders.refund"));
+        drop(span);
+        // Never named, and named then emptied: the callsite's own name.
+        tracing::info_span!(target: "orders::api", "request", counter = Empty).in_scope(|| {});
+        let span = tracing::info_span!(target: "orders::api", "request", counter = "orders.void");
+        span.record("counter", "");
+        drop(span);
+        // A record of other fields leaves the name alone.
+        let span = tracing::info_span!(target: "orders::api", "request", counter = "orders.list", status = Empty);
+        span.record("status", 200);
+        drop(span);
+    });
+    let all = c.get_all();
+    let count = |name: &str, dimensions: &[(&str, &str)]| {
+        let dimensions: Vec<(String, String)> =
+            dimensions.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
+        all.iter().find(|c| c.name == name && c.dimensions == dimensions).and_then(|c| c.count)
+    };
+    assert_eq!(count("orders.create.exec_time", &[]), Some(1));
+    assert_eq!(count("orders.create.errors", &[]), Some(1), "the error counts under the recorded name");
+    assert_eq!(count("orders.pay.exec_time", &[]), Some(1));
+    assert_eq!(count("orders.refund.exec_time", &[("route", "/refunds")]), Some(1));
+    assert_eq!(count("orders.api.request.exec_time", &[]), Some(2), "never named, and named then emptied");
+    assert_eq!(count("orders.list.exec_time", &[("status", "200")]), Some(1));
+    // A name's counter is made when the name is first seen; one that no span closed under stays empty.
+    let counted: Vec<&str> = all.iter().filter(|c| c.count.is_some()).map(|c| c.name.as_str()).collect();
+    assert_eq!(counted.len(), 6, "no other counter counts: {counted:?}");
+}

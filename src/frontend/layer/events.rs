@@ -10,6 +10,7 @@ use metrics::{Key, Label};
 use tracing::callsite::Identifier;
 use tracing::field::{Field, Visit};
 use tracing::Event;
+use tracing_subscriber::field::RecordFields;
 
 use super::span_cache;
 
@@ -19,7 +20,8 @@ use crate::store::cell::CounterCell;
 use crate::store::thread_cache::{self, Slots};
 use crate::store::Store;
 
-/// The span field that overrides a span's counter base name.
+/// The span field that overrides a span's counter base name: given when the span is made, or recorded later
+/// with `span.record(COUNTER_FIELD, ..)` (the last name recorded before the span closes counts).
 pub const COUNTER_FIELD: &str = "counter";
 
 thread_local! {
@@ -568,10 +570,12 @@ impl Visit for MetricVisitor<'_> {
     }
 }
 
-/// Reads the `counter` field of a new span into `text`: `range` is where the name is in it (a non-empty one).
+/// Reads the `counter` field of a span's fields into `text`: `range` is where the name is in it (a non-empty
+/// one), `seen` whether the fields held a `counter` field at all.
 struct NameOverride<'a> {
     text: &'a mut String,
     range: Option<std::ops::Range<usize>>,
+    seen: bool,
 }
 
 impl Visit for NameOverride<'_> {
@@ -580,6 +584,7 @@ impl Visit for NameOverride<'_> {
             self.text.clear();
             self.text.push_str(value);
             self.range = (!value.is_empty()).then_some(0..value.len());
+            self.seen = true;
         }
     }
 
@@ -591,6 +596,7 @@ impl Visit for NameOverride<'_> {
             let start = self.text.len() - self.text.trim_start_matches('"').len();
             let end = self.text.trim_end_matches('"').len();
             self.range = (start < end).then_some(start..end);
+            self.seen = true;
         }
     }
 }
@@ -600,15 +606,16 @@ thread_local! {
     static NAME: Cell<String> = const { Cell::new(String::new()) };
 }
 
-/// What `with` makes of the name a new span's `counter` field gives (`None`: none, or an empty one), read into a
-/// buffer this thread reuses: no allocation once it has held a name as long.
-pub(crate) fn with_name_override<R>(attrs: &tracing::span::Attributes<'_>, with: impl FnOnce(Option<&str>) -> R) -> R {
+/// What `with` makes of the name the `counter` field of a new span's `fields` (or of a `span.record(..)`'s)
+/// gives (`None`: an empty one), read into a buffer this thread reuses: no allocation once it has held a name
+/// as long. `None` when the fields hold no `counter` field.
+pub(crate) fn with_counter_field<R>(fields: &impl RecordFields, with: impl FnOnce(Option<&str>) -> R) -> Option<R> {
     // Taken out while in use: a span made by a field's `Debug` gets a buffer of its own.
     let mut text = NAME.try_with(Cell::take).unwrap_or_default();
-    let mut visitor = NameOverride { text: &mut text, range: None };
-    attrs.record(&mut visitor);
-    let range = visitor.range;
-    let result = with(range.and_then(|range| text.get(range)));
+    let mut visitor = NameOverride { text: &mut text, range: None, seen: false };
+    fields.record(&mut visitor);
+    let (range, seen) = (visitor.range, visitor.seen);
+    let result = seen.then(|| with(range.and_then(|range| text.get(range))));
     let _ = NAME.try_with(|name| name.set(text));
     result
 }

@@ -3,10 +3,13 @@
 //!
 //! - Every span that closes records its wall duration (creation to close, in ms) into the Interval counter
 //!   `<target with :: as .>.<span name>.exec_time` (`orders::api` + `create_order` ->
-//!   `orders.api.create_order.exec_time`). A span field `counter = "name"` replaces the base name; a naming
-//!   function can replace the rule. A span that saw an ERROR event also adds 1 to `<base>.errors`: the
-//!   innermost span around the event that the layer times (an ERROR inside a DEBUG span or a span of an
-//!   excluded target counts on the timed span around it).
+//!   `orders.api.create_order.exec_time`). A span field `counter = "name"` replaces the base name, also when it
+//!   is recorded after the span was made (`counter = tracing::field::Empty`, then `span.record("counter", ..)`
+//!   once the name is known, as a route is after routing): the last name recorded before the span closes
+//!   counts, and an empty one gives the callsite's own name back. A naming function can replace the rule. A
+//!   span that saw an ERROR event also adds 1 to `<base>.errors`: the innermost span around the event that the
+//!   layer times (an ERROR inside a DEBUG span or a span of an excluded target counts on the timed span around
+//!   it).
 //! - Events with fields named as tracing-opentelemetry does: `monotonic_counter.X` / `counter.X` add to the
 //!   Increment counter `X` (a negative `monotonic_counter.` value is refused and counted in `values_rejected`;
 //!   `counter.` ones may go down), `histogram.X` records into Statistics `X` (an Interval in milliseconds when
@@ -28,7 +31,7 @@
 //!   `counters.layer().with_filter(Targets::new().with_target("my_app", Level::INFO))`.
 //! - An open span's start is kept in the layer's table of open spans (8192 entries, about 192 KiB, allocated at
 //!   the first span), not in the span's extensions: a span costs no lookup and no allocation. Spans with
-//!   dimensions, properties or a `counter` name are kept with their values in a second table (2048 entries,
+//!   dimensions, properties or a `counter` field are kept with their values in a second table (2048 entries,
 //!   about 230 KiB, allocated at the first such span), and allocate nothing either once the thread has seen
 //!   values as long and their counters (a thread reuses the labels of the spans it closes, and hands its
 //!   surplus, a batch at a time, to threads that make more spans than they close, as a runtime's workers do when
@@ -38,7 +41,7 @@
 //!   counters are cleared or the name is taken by another type).
 
 use std::fmt;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
 use dashmap::DashMap;
@@ -125,11 +128,14 @@ pub struct CountersLayer {
     callsite_cells: CallsiteCells,
     /// The timings of open spans without dimensions or properties.
     open: OpenSpans,
-    /// The timings and field values of open spans with dimensions, properties or a `counter` name.
+    /// The timings and field values of open spans with dimensions, properties or a `counter` field.
     with_fields: SpansWithFields<SpanTiming>,
     /// Open spans timed in their extensions instead (past a full bucket of either table): while there are none,
     /// closing a span in neither table costs no lookup of the span.
     in_extensions: AtomicUsize,
+    /// Whether a span of a callsite that declares a `counter` field was timed: until then, a `span.record(..)`
+    /// is not read for a new name.
+    nameable_spans: AtomicBool,
     /// Tells this layer's entries apart in the per-thread callsite caches (never reused, unlike an address).
     id: u64,
     /// The time stamp counter where it is reliable (a read costs about 11 ns on the benches' VM, against about
@@ -241,6 +247,32 @@ impl CountersLayer {
         let cells = self.new_cells(name.to_owned(), meta, None);
         span_cache::remember_named(self.id, callsite, hash, retirements, Arc::clone(&cells));
         cells
+    }
+
+    /// The cells a `span.record(..)` of the span's `counter` field names: those of the named counter, or the
+    /// callsite's own for an empty name; `None` when the record holds no `counter` field. The span's callsite
+    /// (looked up only then) declares the field, since the record has it.
+    fn renamed_cells<S>(
+        &self,
+        id: &Id,
+        values: &tracing::span::Record<'_>,
+        ctx: &Context<'_, S>,
+    ) -> Option<Arc<SpanCells>>
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+    {
+        events::with_counter_field(values, |name| {
+            let meta = ctx.metadata(id)?;
+            match name {
+                Some(name) => Some(self.named_cells(name, meta)),
+                None => match self.callsite_plan(meta) {
+                    Plan::Ignore => None,
+                    Plan::Table(index) => self.callsite_cells.get(index).map(Arc::clone),
+                    Plan::Extensions(cells) => Some(cells),
+                },
+            }
+        })
+        .flatten()
     }
 
     /// Keeps a closing span's property values for the period of its counter `key`.
@@ -386,6 +418,7 @@ impl CountersLayerBuilder {
             open: OpenSpans::default(),
             with_fields: SpansWithFields::default(),
             in_extensions: AtomicUsize::new(0),
+            nameable_spans: AtomicBool::new(false),
             id: crate::store::thread_cache::next_owner(),
             // Calibrated here, once, so that no span pays for it.
             ms_per_tick: ms_per_tick(&clock),
@@ -437,7 +470,7 @@ enum Plan {
 }
 
 impl CountersLayer {
-    /// Times a new span with its field values: one with dimensions, properties or a `counter` name, or whose
+    /// Times a new span with its field values: one with dimensions, properties or a `counter` field, or whose
     /// bucket of the plain spans' table is full. Kept in the table of spans with fields, or in the span's
     /// extensions past a full bucket there.
     fn time_with_fields<S>(&self, attrs: &Attributes<'_>, id: &Id, ctx: &Context<'_, S>, cells: Arc<SpanCells>)
@@ -538,11 +571,15 @@ where
             return;
         }
         let meta = attrs.metadata();
-        let named = if meta.fields().field(COUNTER_FIELD).is_some()
-            && self.wants_level(meta)
-            && !self.is_excluded(meta.target())
-        {
-            events::with_name_override(attrs, |name| name.map(|name| self.named_cells(name, meta)))
+        // A span whose callsite declares a `counter` field can be named (or renamed) by `span.record(..)` until
+        // it closes: it is kept with the spans with fields, where its cells can change.
+        let nameable =
+            meta.fields().field(COUNTER_FIELD).is_some() && self.wants_level(meta) && !self.is_excluded(meta.target());
+        let named = if nameable {
+            if !self.nameable_spans.load(Relaxed) {
+                self.nameable_spans.store(true, Relaxed);
+            }
+            events::with_counter_field(attrs, |name| name.map(|name| self.named_cells(name, meta))).flatten()
         } else {
             None
         };
@@ -550,7 +587,7 @@ where
             Some(cells) => cells,
             None => match self.callsite_plan(meta) {
                 Plan::Ignore => return,
-                Plan::Table(index) if self.open.insert(id.into_u64(), self.clock.raw(), index) => return,
+                Plan::Table(index) if !nameable && self.open.insert(id.into_u64(), self.clock.raw(), index) => return,
                 // Its bucket is full: with the spans with fields.
                 Plan::Table(index) => match self.callsite_cells.get(index) {
                     Some(cells) => Arc::clone(cells),
@@ -596,11 +633,16 @@ where
         // Recorded with no lock held (a field's `Debug` may log, and an ERROR event marks this span), then
         // copied in under the entry's lock or the span's extensions.
         let (labels, properties) = self.recorded_values(values);
+        // A `counter` field recorded now names the span from here on: its cells, found with no lock held.
+        let renamed = if self.nameable_spans.load(Relaxed) { self.renamed_cells(id, values, &ctx) } else { None };
         let merge = |timing: &mut SpanTiming| {
             timing.labels.iter_mut().for_each(|l| l.merge(&labels));
             timing.properties.iter_mut().for_each(|p| p.merge(&properties));
+            if let Some(cells) = &renamed {
+                timing.cells = Arc::clone(cells);
+            }
         };
-        if labels.is_empty() && properties.is_empty() {
+        if labels.is_empty() && properties.is_empty() && renamed.is_none() {
             // Nothing to copy.
         } else if in_table {
             self.with_fields.update(id.into_u64(), merge);

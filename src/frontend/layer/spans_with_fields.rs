@@ -1,4 +1,4 @@
-//! The timings of a layer's open spans that carry field values (dimensions or properties, or a `counter` name),
+//! The timings of a layer's open spans that carry field values (dimensions or properties, or a `counter` field),
 //! kept beside the subscriber's span data like the plain spans' table ([`super::open_spans`]): such a span costs
 //! no lookup of the span, no lock of its extensions and no allocation (tracing-subscriber boxes every value a
 //! layer keeps in a span's extensions).

@@ -4,6 +4,7 @@ mod common;
 
 use cloudwatch_counters::{CachedCounters, CounterType};
 use common::recording_counters as counters;
+use tracing::field::Empty;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Registry;
 
@@ -57,7 +58,6 @@ fn named_spans_after_a_clear_and_with_an_empty_name_are_counted_where_their_name
 
 #[test]
 fn a_counter_field_recorded_after_the_span_was_made_names_it() {
-    use tracing::field::Empty;
     let c = counters();
     tracing::subscriber::with_default(subscriber(&c), || {
         // Declared empty, named once known (a route after routing), then an ERROR inside it.
@@ -99,4 +99,28 @@ fn a_counter_field_recorded_after_the_span_was_made_names_it() {
     // A name's counter is made when the name is first seen; one that no span closed under stays empty.
     let counted: Vec<&str> = all.iter().filter(|c| c.count.is_some()).map(|c| c.name.as_str()).collect();
     assert_eq!(counted.len(), 6, "no other counter counts: {counted:?}");
+}
+
+#[test]
+fn a_counter_field_recorded_on_a_span_the_layer_does_not_time_makes_no_counter() {
+    let c = counters();
+    tracing::subscriber::with_default(subscriber(&c), || {
+        // More spans with fields open at once than their table holds: some are timed in their extensions, so a
+        // record on any other span is looked at too.
+        let open: Vec<_> = (0..3000).map(|i| tracing::info_span!("held", counter = Empty, n = i)).collect();
+        let quiet = tracing::debug_span!("quiet", counter = Empty);
+        quiet.record("counter", "quiet.named");
+        let excluded = tracing::info_span!(target: "hyper::client", "excluded", counter = Empty);
+        excluded.record("counter", "excluded.named");
+        drop((quiet, excluded));
+        for span in &open {
+            span.record("counter", "held.named");
+        }
+        drop(open);
+    });
+    let all = c.get_all();
+    let named = |name: &str| all.iter().find(|c| c.name == name).map(|c| c.count);
+    assert_eq!(named("held.named.exec_time"), Some(Some(3000)), "every held span, in the table or its extensions");
+    assert_eq!(named("quiet.named.exec_time"), None, "a DEBUG span is not timed");
+    assert_eq!(named("excluded.named.exec_time"), None, "nor one of an excluded target");
 }

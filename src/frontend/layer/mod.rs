@@ -250,8 +250,8 @@ impl CountersLayer {
     }
 
     /// The cells a `span.record(..)` of the span's `counter` field names: those of the named counter, or the
-    /// callsite's own for an empty name; `None` when the record holds no `counter` field. The span's callsite
-    /// (looked up only then) declares the field, since the record has it.
+    /// callsite's own for an empty name; `None` when the record holds no `counter` field or the layer does not
+    /// time spans of the callsite (looked up only then: it declares the field, since the record has it).
     fn renamed_cells<S>(
         &self,
         id: &Id,
@@ -262,7 +262,7 @@ impl CountersLayer {
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         events::with_counter_field(values, |name| {
-            let meta = ctx.metadata(id)?;
+            let meta = ctx.metadata(id).filter(|meta| self.wants_level(meta) && !self.is_excluded(meta.target()))?;
             match name {
                 Some(name) => Some(self.named_cells(name, meta)),
                 None => match self.callsite_plan(meta) {

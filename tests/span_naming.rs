@@ -124,3 +124,23 @@ fn a_counter_field_recorded_on_a_span_the_layer_does_not_time_makes_no_counter()
     assert_eq!(named("quiet.named.exec_time"), None, "a DEBUG span is not timed");
     assert_eq!(named("excluded.named.exec_time"), None, "nor one of an excluded target");
 }
+
+#[test]
+fn each_counters_layer_renames_only_the_spans_it_times() {
+    let (info, debug) = (counters(), counters());
+    let layers =
+        Registry::default().with(info.layer()).with(debug.layer_builder().level(tracing::Level::DEBUG).build());
+    tracing::subscriber::with_default(layers, || {
+        let span = tracing::debug_span!("detail", counter = Empty);
+        span.record("counter", "detail.named");
+        drop(span);
+        let span = tracing::info_span!("request", counter = Empty);
+        span.record("counter", "request.named");
+        drop(span);
+    });
+    let named = |c: &CachedCounters, name: &str| c.get_all().iter().find(|c| c.name == name).map(|c| c.count);
+    assert_eq!(named(&debug, "detail.named.exec_time"), Some(Some(1)), "the DEBUG layer times the DEBUG span");
+    assert_eq!(named(&info, "detail.named.exec_time"), None, "the INFO layer neither times nor names it");
+    assert_eq!(named(&info, "request.named.exec_time"), Some(Some(1)));
+    assert_eq!(named(&debug, "request.named.exec_time"), Some(Some(1)));
+}

@@ -570,33 +570,39 @@ impl Visit for MetricVisitor<'_> {
     }
 }
 
-/// Reads the `counter` field of a span's fields into `text`: `range` is where the name is in it (a non-empty
-/// one), `seen` whether the fields held a `counter` field at all.
-struct NameOverride<'a> {
-    text: &'a mut String,
+/// Reads the `counter` field of a span's fields into `text` (this thread's buffer, taken at the first `counter`
+/// field: fields without one leave it alone): `range` is where the name is in it (a non-empty one).
+struct NameOverride {
+    text: Option<String>,
     range: Option<std::ops::Range<usize>>,
-    seen: bool,
 }
 
-impl Visit for NameOverride<'_> {
+impl NameOverride {
+    /// The buffer, emptied. Taken out of [`NAME`] while in use: a span made by a field's `Debug` gets a buffer
+    /// of its own.
+    fn text(&mut self) -> &mut String {
+        let text = self.text.get_or_insert_with(|| NAME.try_with(Cell::take).unwrap_or_default());
+        text.clear();
+        text
+    }
+}
+
+impl Visit for NameOverride {
     fn record_str(&mut self, field: &Field, value: &str) {
         if field.name() == COUNTER_FIELD {
-            self.text.clear();
-            self.text.push_str(value);
+            self.text().push_str(value);
             self.range = (!value.is_empty()).then_some(0..value.len());
-            self.seen = true;
         }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
         if field.name() == COUNTER_FIELD {
-            self.text.clear();
+            let text = self.text();
             // Writing into a `String` does not fail.
-            let _ = write!(self.text, "{value:?}");
-            let start = self.text.len() - self.text.trim_start_matches('"').len();
-            let end = self.text.trim_end_matches('"').len();
+            let _ = write!(text, "{value:?}");
+            let start = text.len() - text.trim_start_matches('"').len();
+            let end = text.trim_end_matches('"').len();
             self.range = (start < end).then_some(start..end);
-            self.seen = true;
         }
     }
 }
@@ -610,14 +616,12 @@ thread_local! {
 /// gives (`None`: an empty one), read into a buffer this thread reuses: no allocation once it has held a name
 /// as long. `None` when the fields hold no `counter` field.
 pub(crate) fn with_counter_field<R>(fields: &impl RecordFields, with: impl FnOnce(Option<&str>) -> R) -> Option<R> {
-    // Taken out while in use: a span made by a field's `Debug` gets a buffer of its own.
-    let mut text = NAME.try_with(Cell::take).unwrap_or_default();
-    let mut visitor = NameOverride { text: &mut text, range: None, seen: false };
+    let mut visitor = NameOverride { text: None, range: None };
     fields.record(&mut visitor);
-    let (range, seen) = (visitor.range, visitor.seen);
-    let result = seen.then(|| with(range.and_then(|range| text.get(range))));
+    let text = visitor.text?;
+    let result = with(visitor.range.and_then(|range| text.get(range)));
     let _ = NAME.try_with(|name| name.set(text));
-    result
+    Some(result)
 }
 
 #[cfg(test)]

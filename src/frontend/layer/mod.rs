@@ -6,10 +6,10 @@
 //!   `orders.api.create_order.exec_time`). A span field `counter = "name"` replaces the base name, also when it
 //!   is recorded after the span was made (`counter = tracing::field::Empty`, then `span.record("counter", ..)`
 //!   once the name is known, as a route is after routing): the last name recorded before the span closes
-//!   counts, and an empty one gives the callsite's own name back. A naming function can replace the rule. A
-//!   span that saw an ERROR event also adds 1 to `<base>.errors`: the innermost span around the event that the
-//!   layer times (an ERROR inside a DEBUG span or a span of an excluded target counts on the timed span around
-//!   it).
+//!   counts, and an empty one gives the callsite's own name back (each name recorded makes its counter, empty
+//!   and not published if no span closes under it). A naming function can replace the rule. A span that saw an
+//!   ERROR event also adds 1 to `<base>.errors`: the innermost span around the event that the layer times (an
+//!   ERROR inside a DEBUG span or a span of an excluded target counts on the timed span around it).
 //! - Events with fields named as tracing-opentelemetry does: `monotonic_counter.X` / `counter.X` add to the
 //!   Increment counter `X` (a negative `monotonic_counter.` value is refused and counted in `values_rejected`;
 //!   `counter.` ones may go down), `histogram.X` records into Statistics `X` (an Interval in milliseconds when
@@ -107,6 +107,10 @@ struct SpanTimings {
 }
 
 impl SpanTimings {
+    fn holds(&self, layer: u64) -> bool {
+        self.first.layer == layer || self.more.iter().any(|t| t.layer == layer)
+    }
+
     fn get_mut(&mut self, layer: u64) -> Option<&mut SpanTiming> {
         std::iter::once(&mut self.first).chain(self.more.iter_mut()).find(|t| t.layer == layer)
     }
@@ -126,7 +130,7 @@ pub struct CountersLayer {
     callsites: Arc<Callsites>,
     /// Every callsite's cells, by the index open spans refer to them with.
     callsite_cells: CallsiteCells,
-    /// The timings of open spans without dimensions or properties.
+    /// The timings of open spans without dimensions, properties or a `counter` field.
     open: OpenSpans,
     /// The timings and field values of open spans with dimensions, properties or a `counter` field.
     with_fields: SpansWithFields<SpanTiming>,
@@ -250,11 +254,13 @@ impl CountersLayer {
     }
 
     /// The cells a `span.record(..)` of the span's `counter` field names: those of the named counter, or the
-    /// callsite's own for an empty name; `None` when the record holds no `counter` field or the layer does not
-    /// time spans of the callsite (looked up only then: it declares the field, since the record has it).
+    /// callsite's own for an empty name; `None` when the record holds no `counter` field or this layer does not
+    /// time the span (`in_table`: it is in the table of spans with fields; else its extensions are read, only
+    /// then). The span's callsite declares the field, since the record has it.
     fn renamed_cells<S>(
         &self,
         id: &Id,
+        in_table: bool,
         values: &tracing::span::Record<'_>,
         ctx: &Context<'_, S>,
     ) -> Option<Arc<SpanCells>>
@@ -262,7 +268,12 @@ impl CountersLayer {
         S: Subscriber + for<'a> LookupSpan<'a>,
     {
         events::with_counter_field(values, |name| {
-            let meta = ctx.metadata(id).filter(|meta| self.wants_level(meta) && !self.is_excluded(meta.target()))?;
+            let span = ctx.span(id)?;
+            // A span this layer times is of a level and target it wants.
+            if !(in_table || span.extensions().get::<SpanTimings>().is_some_and(|t| t.holds(self.id))) {
+                return None;
+            }
+            let meta = span.metadata();
             match name {
                 Some(name) => Some(self.named_cells(name, meta)),
                 None => match self.callsite_plan(meta) {
@@ -465,7 +476,8 @@ enum Plan {
     Ignore,
     /// Time it in the open-spans table, with the cells at this index.
     Table(u32),
-    /// Time it in its extensions (it has dimensions or properties).
+    /// Time it with its field values (it has dimensions or properties): in the table of spans with fields, or in
+    /// its extensions past a full bucket there.
     Extensions(Arc<SpanCells>),
 }
 
@@ -588,7 +600,7 @@ where
             None => match self.callsite_plan(meta) {
                 Plan::Ignore => return,
                 Plan::Table(index) if !nameable && self.open.insert(id.into_u64(), self.clock.raw(), index) => return,
-                // Its bucket is full: with the spans with fields.
+                // A span that may be named later, or one whose bucket is full: with the spans with fields.
                 Plan::Table(index) => match self.callsite_cells.get(index) {
                     Some(cells) => Arc::clone(cells),
                     None => return,
@@ -634,7 +646,8 @@ where
         // copied in under the entry's lock or the span's extensions.
         let (labels, properties) = self.recorded_values(values);
         // A `counter` field recorded now names the span from here on: its cells, found with no lock held.
-        let renamed = if self.nameable_spans.load(Relaxed) { self.renamed_cells(id, values, &ctx) } else { None };
+        let renamed =
+            if self.nameable_spans.load(Relaxed) { self.renamed_cells(id, in_table, values, &ctx) } else { None };
         let merge = |timing: &mut SpanTiming| {
             timing.labels.iter_mut().for_each(|l| l.merge(&labels));
             timing.properties.iter_mut().for_each(|p| p.merge(&properties));

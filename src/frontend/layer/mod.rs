@@ -276,14 +276,19 @@ impl CountersLayer {
             let meta = span.metadata();
             match name {
                 Some(name) => Some(self.named_cells(name, meta)),
-                None => match self.callsite_plan(meta) {
-                    Plan::Ignore => None,
-                    Plan::Table(index) => self.callsite_cells.get(index).map(Arc::clone),
-                    Plan::Extensions(cells) => Some(cells),
-                },
+                None => self.plan_cells(self.callsite_plan(meta)),
             }
         })
         .flatten()
+    }
+
+    /// The cells a callsite's `plan` times its spans into (`None` for a callsite the layer ignores).
+    fn plan_cells(&self, plan: Plan) -> Option<Arc<SpanCells>> {
+        match plan {
+            Plan::Ignore => None,
+            Plan::Table(index) => self.callsite_cells.get(index).map(Arc::clone),
+            Plan::Extensions(cells) => Some(cells),
+        }
     }
 
     /// Keeps a closing span's property values for the period of its counter `key`.
@@ -601,11 +606,10 @@ where
                 Plan::Ignore => return,
                 Plan::Table(index) if !nameable && self.open.insert(id.into_u64(), self.clock.raw(), index) => return,
                 // A span that may be named later, or one whose bucket is full: with the spans with fields.
-                Plan::Table(index) => match self.callsite_cells.get(index) {
-                    Some(cells) => Arc::clone(cells),
+                plan => match self.plan_cells(plan) {
+                    Some(cells) => cells,
                     None => return,
                 },
-                Plan::Extensions(cells) => cells,
             },
         };
         self.time_with_fields(attrs, id, &ctx, cells);

@@ -152,7 +152,8 @@ impl Store {
         let revived = if fitting.is_empty() {
             None
         } else {
-            match self.map.entry(key.clone()) {
+            // Retained, as every key the map holds (see `Store::scaled_cell_and_key`).
+            match self.map.entry(key.to_retained()) {
                 Entry::Vacant(entry) => {
                     self.live.fetch_add(1, Relaxed);
                     Some(Arc::clone(&entry.insert(fitting.remove(0))))

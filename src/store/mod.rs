@@ -260,6 +260,24 @@ impl Store {
             .unwrap_or_else(|| self.insert_within(key, kind, scale, self.max.load(Relaxed), Fit::EitherSampled))
     }
 
+    /// [`Store::scaled_cell`], with the store's own copy of the key when the cell is the one kept under it: a
+    /// retained key, whose parts are static or shared, so that the copy does not allocate and its parts stay
+    /// where they are for as long as it is held (a cached handle matches a key's parts by their addresses).
+    pub(crate) fn scaled_cell_and_key(
+        &self,
+        key: &Key,
+        kind: CounterType,
+        scale: f64,
+    ) -> (Arc<CounterCell>, Option<Key>) {
+        if let Some(found) = self.map.get(key).filter(|cell| Fit::EitherSampled.serves(cell.kind(), kind)) {
+            return (Arc::clone(found.value()), Some(found.key().clone()));
+        }
+        let cell = self.insert_within(key, kind, scale, self.max.load(Relaxed), Fit::EitherSampled);
+        let stored =
+            self.map.get(key).filter(|found| Arc::ptr_eq(found.value(), &cell)).map(|found| found.key().clone());
+        (cell, stored)
+    }
+
     /// The cell for `key` of type `kind`, created if missing; `None` when a counter of another type has the name.
     pub(crate) fn cell_if_free(&self, key: &Key, kind: CounterType) -> Option<Arc<CounterCell>> {
         match self.map.get(key).map(|cell| Arc::clone(&cell)) {

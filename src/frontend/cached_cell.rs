@@ -26,9 +26,9 @@ pub(crate) struct CachedCell {
 /// What a handle was found for, in the form its front-end looks it up by. Each front-end's cache holds handles
 /// of one form, so an evicted handle is rewritten into the same form, its buffers reused.
 ///
-/// `repr(u8)`: its tag first, each form's fields after it. Left to the compiler, the tag went into a niche of
-/// the largest form, and a metric event's lookup took 36.5% of tracing-opentelemetry's against 35% before the
-/// forms were split; with the tag first, 30.5% (`--bench layer ours_percent_of_metrics_layer/metric_event`).
+/// `repr(u8)`: its tag first, each form's fields right after it. Left to the compiler, the tag went into a niche
+/// of the largest form, and a metric event's lookup took 36.5% of tracing-opentelemetry's against 35% before the
+/// forms were split; with the tag first, 30.5-33% (`--bench layer ours_percent_of_metrics_layer/metric_event`).
 #[derive(Debug)]
 #[repr(u8)]
 enum Found {

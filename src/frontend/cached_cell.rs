@@ -60,12 +60,12 @@ impl CachedCell {
         labels: impl Iterator<Item = (&'a str, &'a str)>,
     ) -> Arc<CachedCell> {
         Self::rewrite(evicted, cell, kind, |found| {
-            let mut text = match found {
-                Found::Text(text) => text,
-                _ => KeyText::default(),
-            };
-            text.set(name, labels);
-            Found::Text(text)
+            if !matches!(found, Found::Text(_)) {
+                *found = Found::Text(KeyText::default());
+            }
+            if let Found::Text(text) = found {
+                text.set(name, labels);
+            }
         })
     }
 
@@ -79,15 +79,15 @@ impl CachedCell {
         labels: EventLabels<'_>,
     ) -> Arc<CachedCell> {
         Self::rewrite(evicted, cell, kind, |found| {
-            let (mut names, mut values) = match found {
-                Found::Event { names, values } => (names, values),
-                _ => (Vec::new(), KeyText::default()),
-            };
-            values.set_values(labels.text, labels.labels.iter().map(|&(_, _, end)| end));
-            names.clear();
-            names.push(name);
-            names.extend(labels.labels.iter().map(|&(name, _, _)| name));
-            Found::Event { names, values }
+            if !matches!(found, Found::Event { .. }) {
+                *found = Found::Event { names: Vec::new(), values: KeyText::default() };
+            }
+            if let Found::Event { names, values } = found {
+                values.set_values(labels.text, labels.labels.iter().map(|&(_, _, end)| end));
+                names.clear();
+                names.push(name);
+                names.extend(labels.labels.iter().map(|&(name, _, _)| name));
+            }
         })
     }
 
@@ -101,33 +101,34 @@ impl CachedCell {
         pinned: Option<Key>,
     ) -> Arc<CachedCell> {
         Self::rewrite(evicted, cell, kind, |found| {
-            let mut parts = match found {
-                Found::Key(parts) => parts,
-                _ => PinnedKey::default(),
-            };
-            parts.set(key, pinned);
-            Found::Key(parts)
+            if !matches!(found, Found::Key(_)) {
+                *found = Found::Key(PinnedKey::default());
+            }
+            if let Found::Key(parts) = found {
+                parts.set(key, pinned);
+            }
         })
     }
 
     /// `evicted` (when nothing else holds it) or a new handle, for `cell` and `kind`, found for what `write`
-    /// makes of the evicted handle's (a new one's: empty text).
+    /// makes of it: rewritten in place (each front-end's handles keep their form, so `write` finds the form it
+    /// writes, and reuses its buffers).
     fn rewrite(
         evicted: Option<Arc<CachedCell>>,
         cell: Arc<CounterCell>,
         kind: CounterType,
-        write: impl FnOnce(Found) -> Found,
+        write: impl FnOnce(&mut Found),
     ) -> Arc<CachedCell> {
         if let Some(mut handle) = evicted {
             if let Some(cached) = Arc::get_mut(&mut handle) {
                 cached.cell = cell;
                 cached.kind = kind;
-                let old = std::mem::replace(&mut cached.found, Found::Text(KeyText::default()));
-                cached.found = write(old);
+                write(&mut cached.found);
                 return handle;
             }
         }
-        let found = write(Found::Text(KeyText::default()));
+        let mut found = Found::Text(KeyText::default());
+        write(&mut found);
         Arc::new(CachedCell { cell, kind, found })
     }
 

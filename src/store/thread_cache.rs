@@ -26,6 +26,11 @@ const WAYS: usize = 4;
 /// use, each a store lookup: at one in sixteen it grows to 4,096, where about 2% do.
 const MISSES_TO_GROW: u64 = 16;
 
+/// While the table is at its largest and at least half its lookups miss (a thread cycling through more keys
+/// than it holds), [`admits`] turns away all but one miss in this many: rewriting an evicted entry for a value
+/// that will itself be evicted before its next use costs more than the lookup it would save.
+const ADMIT_ONE_IN: u64 = 8;
+
 /// One cached entry: which front-end instance (`owner`) stored `value`, under which hash.
 #[derive(Debug)]
 struct Slot<V> {
@@ -44,13 +49,17 @@ pub(crate) struct Slots<V> {
     /// Lookups and misses since the table's size was last reconsidered.
     lookups: Cell<u64>,
     misses: u64,
+    /// Whether the last check found the table at its largest and at least half the lookups missing; and the
+    /// misses [`admits`] turned away since.
+    thrashing: bool,
+    turned_away: u64,
 }
 
 impl<V> Slots<V> {
     /// An empty cache of `initial` slots, growing up to `max` (powers of two, at least 4), allocated at the first
     /// insert.
     pub(crate) const fn new(initial: usize, max: usize) -> Slots<V> {
-        Slots { table: Vec::new(), initial, max, lookups: Cell::new(0), misses: 0 }
+        Slots { table: Vec::new(), initial, max, lookups: Cell::new(0), misses: 0, thrashing: false, turned_away: 0 }
     }
 
     /// The first slot of `hash`'s set.
@@ -62,14 +71,10 @@ impl<V> Slots<V> {
     /// Doubles the table while it is under its maximum and at least one in [`MISSES_TO_GROW`] of the lookups
     /// since the last check missed; checked once per table-size misses, so a warm table is left alone.
     fn maybe_grow(&mut self) {
-        self.misses += 1;
-        if self.misses < self.table.len() as u64 {
+        if !self.count_miss() {
             return;
         }
-        let grow = self.table.len() < self.max && self.misses * MISSES_TO_GROW >= self.lookups.get();
-        self.misses = 0;
-        self.lookups.set(0);
-        if grow {
+        if self.table.len() < self.max {
             let old = std::mem::take(&mut self.table);
             self.table.resize_with(old.len() * 2, || None);
             for slot in old.into_iter().flatten() {
@@ -79,6 +84,37 @@ impl<V> Slots<V> {
                 }
             }
         }
+    }
+
+    /// Counts a miss; once per table-size misses (or once the lookups since the last check are eight times the
+    /// table's size, so that a table whose misses have become rare is reconsidered too), checks whether the table
+    /// is thrashing, and says whether it should grow.
+    fn count_miss(&mut self) -> bool {
+        self.misses += 1;
+        let size = self.table.len() as u64;
+        if self.misses < size && self.lookups.get() < 8 * size {
+            return false;
+        }
+        let (misses, lookups) = (self.misses, self.lookups.get());
+        self.misses = 0;
+        self.lookups.set(0);
+        self.thrashing = self.table.len() >= self.max && misses * 2 >= lookups;
+        misses * MISSES_TO_GROW >= lookups
+    }
+
+    /// See [`admits`].
+    fn admits(&mut self) -> bool {
+        if !self.thrashing || self.table.is_empty() {
+            return true;
+        }
+        self.turned_away += 1;
+        if self.turned_away % ADMIT_ONE_IN == 0 {
+            return true; // counted by the insert
+        }
+        // Counted here; a check this brings on may find the table no longer thrashing (the insert then counts
+        // the miss once more, in the new window).
+        self.count_miss();
+        !self.thrashing
     }
 
     /// The table's size.
@@ -119,6 +155,14 @@ pub(crate) fn lookup<V: 'static, R>(
         })
         .ok()
         .flatten()
+}
+
+/// Whether a value this thread's cache missed should be inserted: not, but for one in [`ADMIT_ONE_IN`], while the
+/// table is at its largest and at least half its lookups miss (the caller then serves the value uncached). A
+/// miss turned away is counted here (an admitted one by the insert); the cache admits every miss again once a
+/// check finds it no longer thrashing.
+pub(crate) fn admits<V: 'static>(cache: &'static LocalKey<RefCell<Slots<V>>>) -> bool {
+    cache.try_with(|cache| cache.try_borrow_mut().is_ok_and(|mut cache| cache.admits())).unwrap_or(false)
 }
 
 /// Caches, in this thread, the value `make` returns for `owner` under `hash`, as the newest of its set, and
@@ -224,6 +268,44 @@ mod tests {
             }
         }
         assert_eq!((misses, WARM.with(|c| c.borrow().len())), (4, 16));
+    }
+
+    #[test]
+    fn a_table_at_its_largest_that_thrashes_admits_one_miss_in_eight_until_the_keys_settle() {
+        thread_local! {
+            static CACHE: RefCell<Slots<u64>> = const { RefCell::new(Slots::new(8, 32)) };
+        }
+        let hash = |key: u64| key.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        // What the recorder does: look up, and on a miss insert only what the cache admits.
+        let round = |keys: std::ops::Range<u64>| {
+            let (mut misses, mut inserts) = (0, 0);
+            for key in keys {
+                if lookup(&CACHE, 1, hash(key), |v| *v == key, |_| ()).is_none() {
+                    misses += 1;
+                    if admits(&CACHE) {
+                        inserts += 1;
+                        insert(&CACHE, 1, hash(key), |_| key);
+                    }
+                }
+            }
+            (misses, inserts)
+        };
+        // 200 keys round-robin through at most 32 slots: most lookups miss (the few cached keys are evicted
+        // less often than every key was), and once the table is at its largest, one miss in eight is cached.
+        for _ in 0..10 {
+            round(0..200);
+        }
+        let (misses, inserts) = round(0..200);
+        assert_eq!(CACHE.with(|c| c.borrow().len()), 32);
+        assert!(misses > 150 && (misses / 8..=misses / 8 + 1).contains(&inserts), "{misses} misses, {inserts} cached");
+        // The thread settles on four keys: each is cached within eight misses, and once they hit, the next check
+        // finds the table no longer thrashing and a new key is cached at its first miss.
+        for _ in 0..100 {
+            round(1000..1004);
+        }
+        assert_eq!(round(1000..1004), (0, 0), "the settled keys hit");
+        assert_eq!(round(2000..2001), (1, 1), "a new key is admitted at once");
+        assert_eq!(round(2000..2001), (0, 0));
     }
 
     #[test]

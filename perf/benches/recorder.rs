@@ -1,7 +1,7 @@
 //! `metrics` macros through this crate's recorder and its peers' recorders, on the same workload in the same run
 //! (see BENCHMARKS.md). Single thread (`common::workloads`): `counter!` with a static key, with two dynamic labels,
-//! with 1,000 static keys round-robin and with a name formatted each call; `gauge!` set; `histogram!` record of one
-//! value and of spread values. Threads: 1, 2 and 4 threads incrementing one hot counter
+//! with 1,000 and with 6,000 static keys round-robin and with a name formatted each call; `gauge!` set;
+//! `histogram!` record of one value and of spread values. Threads: 1, 2 and 4 threads incrementing one hot counter
 //! (`counter_threads_one_key`) and each its own key (`counter_threads_own_keys`), through ours, prometheus and
 //! metrics-cloudwatch-embedded (bench ids `<recorder>/<threads>`). Paired (`ours_percent_of_prometheus`, a bench
 //! per single-thread workload): the same calls through ours and prometheus back to back in each sample, reported

@@ -15,9 +15,9 @@
 //! addresses where they are the same strings (`&'static str` names and label keys), else by their bytes. A
 //! miss (a key this thread has not used lately) is a store lookup by the key's precomputed hash; the handle the
 //! cache evicts for it is rewritten in place, so a warm thread's misses do not allocate either. The cache grows,
-//! up to 4096 handles a thread, while one in sixteen of its lookups misses; at its largest, while half its
-//! lookups miss (a thread cycling through more keys than it holds), it caches one miss in eight and serves the
-//! others straight from the store.
+//! up to 4096 handles a thread, while one in sixteen of its lookups misses; at its largest, once half its
+//! lookups miss (a thread cycling through more keys than it holds) and until fewer than one in sixteen do, it
+//! caches one miss in eight and serves the others straight from the store.
 
 use std::cell::RefCell;
 use std::fmt;

@@ -27,8 +27,9 @@ const WAYS: usize = 4;
 const MISSES_TO_GROW: u64 = 16;
 
 /// While the table is at its largest and at least half its lookups miss (a thread cycling through more keys
-/// than it holds), [`admits`] turns away all but one miss in this many: rewriting an evicted entry for a value
-/// that will itself be evicted before its next use costs more than the lookup it would save.
+/// than it holds), [`admits`] turns away all but one miss in this many, until fewer than one lookup in
+/// [`MISSES_TO_GROW`] misses: rewriting an evicted entry for a value that will itself be evicted before its next
+/// use costs more than the lookup it would save.
 const ADMIT_ONE_IN: u64 = 8;
 
 /// One cached entry: which front-end instance (`owner`) stored `value`, under which hash.
@@ -98,7 +99,10 @@ impl<V> Slots<V> {
         let (misses, lookups) = (self.misses, self.lookups.get());
         self.misses = 0;
         self.lookups.set(0);
-        self.thrashing = self.table.len() >= self.max && misses * 2 >= lookups;
+        // Turned away, misses leave more of the table to the keys it holds and fewer lookups miss: it stops
+        // thrashing only when a table that grows would also stop growing.
+        let limit = if self.thrashing { MISSES_TO_GROW } else { 2 };
+        self.thrashing = self.table.len() >= self.max && misses * limit >= lookups;
         misses * MISSES_TO_GROW >= lookups
     }
 
@@ -157,10 +161,9 @@ pub(crate) fn lookup<V: 'static, R>(
         .flatten()
 }
 
-/// Whether a value this thread's cache missed should be inserted: not, but for one in [`ADMIT_ONE_IN`], while the
-/// table is at its largest and at least half its lookups miss (the caller then serves the value uncached). A
-/// miss turned away is counted here (an admitted one by the insert); the cache admits every miss again once a
-/// check finds it no longer thrashing.
+/// Whether a value this thread's cache missed should be inserted: not, but for one in [`ADMIT_ONE_IN`], once the
+/// table is at its largest and at least half its lookups miss, until fewer than one in [`MISSES_TO_GROW`] do (the
+/// caller then serves the value uncached). A miss turned away is counted here (an admitted one by the insert).
 pub(crate) fn admits<V: 'static>(cache: &'static LocalKey<RefCell<Slots<V>>>) -> bool {
     cache.try_with(|cache| cache.try_borrow_mut().is_ok_and(|mut cache| cache.admits())).unwrap_or(false)
 }

@@ -22,6 +22,9 @@ pub const EMBEDDED_FLUSH_EVERY: u64 = 100;
 /// Keys of `counter_1000_static_keys`.
 pub const ROUTES: usize = 1000;
 
+/// Keys of `counter_6000_static_keys`: more than a thread's cache of handles holds (4,096).
+pub const PATHS: usize = 6000;
+
 /// The value every `gauge_set` call sets.
 pub const GAUGE_VALUE: f64 = 3.0;
 
@@ -29,6 +32,12 @@ pub const GAUGE_VALUE: f64 = 3.0;
 pub fn route_names() -> &'static [&'static str; ROUTES] {
     static NAMES: OnceLock<[&'static str; ROUTES]> = OnceLock::new();
     NAMES.get_or_init(|| std::array::from_fn(|i| &*Box::leak(format!("route.{i}").into_boxed_str())))
+}
+
+/// `path.0` .. `path.5999`, built once and leaked, as [`route_names`].
+pub fn path_names() -> &'static [&'static str] {
+    static NAMES: OnceLock<Vec<&'static str>> = OnceLock::new();
+    NAMES.get_or_init(|| (0..PATHS).map(|i| &*Box::leak(format!("path.{i}").into_boxed_str())).collect())
 }
 
 /// What a workload records.
@@ -52,13 +61,15 @@ pub struct Workload {
     pub op: Box<dyn Fn()>,
 }
 
-/// `counter!` with a static key, with two dynamic labels, with 1,000 static keys round-robin, with a name
-/// formatted each call; `gauge!` set; `histogram!` record, of one value and of values spread over 15 powers of
-/// two.
+/// `counter!` with a static key, with two dynamic labels, with 1,000 and with 6,000 static keys round-robin, with
+/// a name formatted each call; `gauge!` set; `histogram!` record, of one value and of values spread over 15 powers
+/// of two.
 pub fn workloads() -> Vec<Workload> {
     let method = String::from("GET");
     let status = String::from("200");
     let next_route = Cell::new(0_usize);
+    let next_path = Cell::new(0_usize);
+    let paths = path_names();
     let next_name = Cell::new(0_u64);
     let next_sample = Cell::new(0_u32);
     let names = route_names();
@@ -123,6 +134,20 @@ pub fn workloads() -> Vec<Workload> {
                 let i = next_route.get();
                 next_route.set(if i + 1 == ROUTES { 0 } else { i + 1 });
                 metrics::counter!(names[i]).increment(1);
+            }),
+        },
+        Workload {
+            // 6,000 distinct `&'static str` keys, one after the other: more than a thread's cache of handles
+            // holds (4,096), so ours misses it at almost every call.
+            group: "counter_6000_static_keys",
+            kind: Kind::Counter,
+            ours: |name, labels| name.starts_with("path.") && labels == 0,
+            prometheus: "\npath_",
+            embedded: "\"path.",
+            op: Box::new(move || {
+                let i = next_path.get();
+                next_path.set(if i + 1 == PATHS { 0 } else { i + 1 });
+                metrics::counter!(paths[i]).increment(1);
             }),
         },
         Workload {

@@ -190,8 +190,10 @@ fn registrations_that_miss_the_thread_cache_do_not_allocate_once_warm() {
         assert!(rounds < 80, "registrations that miss still allocate after {rounds} rounds");
     }
     println!("no allocation in the last 3 of {rounds} rounds");
-    assert_eq!(allocations_in(round), 0, "allocations for 30000 registrations, most of them cache misses");
-    assert_eq!(counters.get("route.9999", CounterType::Increment).count, Some(rounds + 1));
+    for _ in 0..3 {
+        assert_eq!(allocations_in(round), 0, "allocations for 30000 registrations, most of them cache misses");
+    }
+    assert_eq!(counters.get("route.9999", CounterType::Increment).count, Some(rounds + 3));
 }
 
 #[test]

@@ -133,9 +133,9 @@ impl CachedCell {
     }
 
     /// Whether this handle serves the counter `name` + `labels` asked for as `kind` (a sampled cell serves
-    /// either sampled type) and still records into the store. Inlined into the recorder's lookup: as a call,
-    /// it and the key comparison cost a static key's `counter!` several points of its ratio to prometheus in the
-    /// paired bench.
+    /// either sampled type) and still records into the store: a span's counter with fields. Inlined into the
+    /// lookup, as [`CachedCell::serves_key`] is: as a call, it and the key comparison cost the recorder's
+    /// `counter!` with a static key several points of its ratio to prometheus in the paired bench.
     #[allow(clippy::inline_always, reason = "measured in the paired recorder bench (see above)")]
     #[inline(always)]
     pub(crate) fn serves<'a>(

@@ -51,7 +51,8 @@ thread_local! {
     static CACHE: RefCell<Slots<Arc<CachedCell>>> = const { RefCell::new(Slots::new(128, 4096)) };
 }
 
-/// The handle a registration returns: a thread's cached handle, or a detached cell (one the store refused).
+/// The handle a registration returns: a thread's cached handle, or a cell served uncached (one the store refused,
+/// a key whose labels were cut, or any key while this thread's cache thrashes).
 enum Handle {
     Local(Arc<CachedCell>),
     Cell(Arc<CounterCell>),
@@ -62,9 +63,9 @@ impl CountersRecorder {
         CountersRecorder { store, _owner: owner, id: thread_cache::next_owner() }
     }
 
-    /// The handle for `key`: this thread's cached one, or the store's cell, cached in this thread (rewriting
-    /// the handle the cache evicts, so that a miss does not allocate once the cache is warm). `kind` is only
-    /// resolved on a miss; a cached sampled cell serves either sampled kind.
+    /// The handle for `key`: this thread's cached one, or the store's cell, cached in this thread when the cache
+    /// admits it (rewriting the handle the cache evicts, so that a miss does not allocate once the cache is
+    /// warm). `kind` is only resolved on a miss; a cached sampled cell serves either sampled kind.
     #[inline]
     fn handle(&self, key: &Key, cached_kind: CounterType, kind: impl FnOnce() -> (CounterType, f64)) -> Handle {
         let hash = key.get_hash();

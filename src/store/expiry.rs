@@ -164,7 +164,8 @@ impl Store {
             }
         };
         if !fitting.is_empty() {
-            expired.insert(key.clone(), fitting);
+            // Retained: `take_expired` may put it back in the map.
+            expired.insert(key.to_retained(), fitting);
         }
         self.expiry.expired_len.store(expired.len(), Relaxed);
         drop(expired);

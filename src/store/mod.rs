@@ -260,9 +260,10 @@ impl Store {
             .unwrap_or_else(|| self.insert_within(key, kind, scale, self.max.load(Relaxed), Fit::EitherSampled))
     }
 
-    /// [`Store::scaled_cell`], with the store's own copy of the key when the cell is the one kept under it: a
-    /// retained key, whose parts are static or shared, so that the copy does not allocate and its parts stay
-    /// where they are for as long as it is held (a cached handle matches a key's parts by their addresses).
+    /// [`Store::scaled_cell`], with the store's own copy of the key when the cell is the one kept under it. The
+    /// map holds retained keys only (`Key::to_retained`: a name and labels that are static or shared), so the
+    /// copy does not allocate, and its parts stay where they are for as long as it is held (a cached handle
+    /// matches a key's parts by their addresses).
     pub(crate) fn scaled_cell_and_key(
         &self,
         key: &Key,

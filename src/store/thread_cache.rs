@@ -50,8 +50,9 @@ pub(crate) struct Slots<V> {
     /// Lookups and misses since the table's size was last reconsidered.
     lookups: Cell<u64>,
     misses: u64,
-    /// Whether the last check found the table at its largest and at least half the lookups missing; and the
-    /// misses [`admits`] turned away since.
+    /// Whether the table is thrashing (see [`ADMIT_ONE_IN`]: at its largest, set once half the lookups of a
+    /// check's window missed, cleared once fewer than one in [`MISSES_TO_GROW`] did); and the misses [`admits`]
+    /// turned away since.
     thrashing: bool,
     turned_away: u64,
 }
@@ -69,8 +70,8 @@ impl<V> Slots<V> {
         ((hash >> 7) as usize) & (self.table.len() - 1) & !(WAYS - 1)
     }
 
-    /// Doubles the table while it is under its maximum and at least one in [`MISSES_TO_GROW`] of the lookups
-    /// since the last check missed; checked once per table-size misses, so a warm table is left alone.
+    /// Counts a miss, and doubles the table while it is under its maximum and at least one in [`MISSES_TO_GROW`]
+    /// of the lookups since the last check missed (see [`Slots::count_miss`] for when a check is made).
     fn maybe_grow(&mut self) {
         if !self.count_miss() {
             return;

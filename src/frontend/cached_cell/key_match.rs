@@ -7,7 +7,7 @@
 //!   crate and inlined: it hands [`LabelsMatch`] each part's bytes (then a `0xff` byte) with no call. Should
 //!   `metrics` ever hash a label differently, nothing matches and every lookup misses (the unit tests say so).
 //! - **A part at the same address is the same text.** The handle holds the store's own copy of the key
-//!   ([`PinnedKey`]; its parts are static or shared, so the copy does not allocate), and with it the address of
+//!   ([`PinnedKey`]; the store keeps keys retained, so the copy does not allocate), and with it the address of
 //!   each part. Two live strings at one address with one length are the same bytes: a `&'static str` name or
 //!   label key (what the macros make) matches by its address, and only the other parts (label values built per
 //!   call, formatted names) are compared byte by byte.
@@ -30,8 +30,8 @@ use super::same_bytes;
 pub(super) struct PinnedKey {
     /// The name's address.
     name_at: usize,
-    /// The name's length (where it ends in the text) and how many labels the key has; `u32::MAX` long when the
-    /// key's text is longer than that, so that no name matches by address (its bytes still do).
+    /// The name's length (where it ends in the text) and how many labels the key has; for a key whose text is
+    /// longer than `u32::MAX` bytes, `u32::MAX` labels, which no key has: it never matches (it is not cached).
     name_end: u32,
     label_count: u32,
     /// The address and end in the text of each label's key and value, in order.
@@ -43,28 +43,45 @@ pub(super) struct PinnedKey {
 }
 
 impl PinnedKey {
-    /// `key`'s text, and `pinned`, the store's copy of it, with the addresses of its parts; with `None`, no
-    /// address matches (0 is no string's address) and every part is compared by its bytes. Reuses the buffers:
-    /// no allocation once they are large enough (cloning the store's copy does not allocate).
+    /// `key`'s text, and `pinned`, the store's copy of it, with the addresses of its parts: a part's address is
+    /// kept only where the copy has the same bytes in the same place (`metrics` keys are equal whatever their
+    /// labels' order, so the store's copy may list them in another). Elsewhere, and with no copy, the address is
+    /// 0, which is no string's, and the part is compared by its bytes. Reuses the buffers: no allocation once they
+    /// are large enough (cloning the store's copy does not allocate).
     pub(super) fn set(&mut self, key: &Key, pinned: Option<Key>) {
         self.text.clear();
         self.labels.clear();
         self.text.push_str(key.name());
-        self.name_at = 0;
-        self.name_end = u32::try_from(self.text.len()).unwrap_or(u32::MAX);
+        let name_end = self.text.len();
         for label in key.labels() {
             self.text.push_str(label.key());
             self.labels.push((0, self.text.len()));
             self.text.push_str(label.value());
             self.labels.push((0, self.text.len()));
         }
+        self.name_at = 0;
         // At most 29 labels are cached (past that they are cut, not cached).
-        self.label_count = u32::try_from(self.labels.len() / 2).unwrap_or(u32::MAX);
+        (self.name_end, self.label_count) = if u32::try_from(self.text.len()).is_ok() {
+            (name_end as u32, (self.labels.len() / 2) as u32)
+        } else {
+            (0, u32::MAX)
+        };
         if let Some(pinned) = &pinned {
-            self.name_at = pinned.name().as_ptr().addr();
+            let text = self.text.as_bytes();
+            let at = |start: usize, end: usize, part: &str| {
+                let same = text.get(start..end) == Some(part.as_bytes());
+                if same {
+                    part.as_ptr().addr()
+                } else {
+                    0
+                }
+            };
+            self.name_at = at(0, name_end, pinned.name());
             let parts = pinned.labels().flat_map(|label| [label.key(), label.value()]);
-            for ((at, _), part) in self.labels.iter_mut().zip(parts) {
-                *at = part.as_ptr().addr();
+            let mut start = name_end;
+            for ((addr, end), part) in self.labels.iter_mut().zip(parts) {
+                *addr = at(start, *end, part);
+                start = *end;
             }
         }
         self.key = pinned;
@@ -189,19 +206,33 @@ mod tests {
     #[test]
     fn a_part_at_the_pinned_address_matches_only_with_its_length() {
         static TEXT: &str = "requests.total";
-        // The text is another key's, the pinned copy this one's: only a match by address can find it.
-        let parts = cached(&Key::from_static_name("xxxxxxxx"), Some(Key::from_static_name(&TEXT[..8])));
-        assert!(parts.matches(&Key::from_static_name(&TEXT[..8])), "the same address and length");
-        assert!(!parts.matches(&Key::from_static_name(TEXT)), "the same address, longer");
-        assert!(!parts.matches(&Key::from_static_name("requests")), "another address, other bytes");
+        let name = |name: &'static str| Key::from_static_name(name);
+        let parts = cached(&name("requests"), Some(name(&TEXT[..8])));
+        assert_eq!(parts.name_at, TEXT.as_ptr().addr(), "the name is matched by its address");
+        assert!(parts.matches(&name(&TEXT[..8])), "the same address and length");
+        assert!(parts.matches(&name("requests")), "another address, the same bytes");
+        assert!(!parts.matches(&name(TEXT)), "the same address, longer");
         // The same for a label's key and value.
-        let labelled = |key: &'static str, value: &'static str| {
-            Key::from_static_name("requests").with_extra_labels(vec![Label::new(key, value)])
-        };
+        let labelled =
+            |key: &'static str, value: &'static str| name("requests").with_extra_labels(vec![Label::new(key, value)]);
         let pinned = labelled(&TEXT[..6], &TEXT[9..]);
-        let parts = cached(&labelled("xxxxxx", "xxxxx"), Some(pinned.clone()));
+        let parts = cached(&labelled("reques", "total"), Some(pinned.clone()));
+        assert_eq!(parts.labels, [(TEXT.as_ptr().addr(), 14), (TEXT[9..].as_ptr().addr(), 19)]);
         assert!(parts.matches(&pinned));
         assert!(!parts.matches(&labelled(&TEXT[..7], &TEXT[9..])), "a label key at the same address, longer");
-        assert!(!parts.matches(&labelled(&TEXT[..6], &TEXT[8..])), "a value at another address");
+        assert!(!parts.matches(&labelled(&TEXT[..6], &TEXT[8..13])), "a value as long, at another address");
+    }
+
+    #[test]
+    fn the_stores_copy_with_its_labels_in_another_order_lends_no_address() {
+        // `metrics` keys are equal whatever their labels' order: the store's copy may list them in another.
+        let key = |labels: [(&'static str, &'static str); 2]| {
+            Key::from_static_name("copy").with_extra_labels(labels.iter().map(|&(k, v)| Label::new(k, v)).collect())
+        };
+        let registered = key([("src", "a"), ("dst", "b")]);
+        let parts = cached(&registered, Some(key([("dst", "b"), ("src", "a")])));
+        assert!(parts.labels.iter().all(|&(at, _)| at == 0), "{:?}", parts.labels);
+        assert!(parts.matches(&registered));
+        assert!(!parts.matches(&key([("dst", "a"), ("src", "b")])), "the label names swapped");
     }
 }

@@ -28,16 +28,31 @@ pub const PATHS: usize = 6000;
 /// The value every `gauge_set` call sets.
 pub const GAUGE_VALUE: f64 = 3.0;
 
-/// `route.0` .. `route.999`, built once and leaked: `&'static str` names, as literals are.
+/// `route.0` .. `route.999`, built once and leaked (see [`leaked_names`]).
 pub fn route_names() -> &'static [&'static str; ROUTES] {
     static NAMES: OnceLock<[&'static str; ROUTES]> = OnceLock::new();
-    NAMES.get_or_init(|| std::array::from_fn(|i| &*Box::leak(format!("route.{i}").into_boxed_str())))
+    NAMES.get_or_init(|| leaked_names("route"))
 }
 
-/// `path.0` .. `path.5999`, built once and leaked, as [`route_names`].
-pub fn path_names() -> &'static [&'static str] {
-    static NAMES: OnceLock<Vec<&'static str>> = OnceLock::new();
-    NAMES.get_or_init(|| (0..PATHS).map(|i| &*Box::leak(format!("path.{i}").into_boxed_str())).collect())
+/// `path.0` .. `path.5999`, built once and leaked (see [`leaked_names`]).
+pub fn path_names() -> &'static [&'static str; PATHS] {
+    static NAMES: OnceLock<[&'static str; PATHS]> = OnceLock::new();
+    NAMES.get_or_init(|| leaked_names("path"))
+}
+
+/// `{prefix}.0` .. `{prefix}.{N - 1}`, leaked: `&'static str` names, as literals are.
+fn leaked_names<const N: usize>(prefix: &str) -> [&'static str; N] {
+    std::array::from_fn(|i| &*Box::leak(format!("{prefix}.{i}").into_boxed_str()))
+}
+
+/// `counter!` over `names`, one after the other, a name a call.
+fn round_robin<const N: usize>(names: &'static [&'static str; N]) -> Box<dyn Fn()> {
+    let next = Cell::new(0_usize);
+    Box::new(move || {
+        let i = next.get();
+        next.set(if i + 1 == N { 0 } else { i + 1 });
+        metrics::counter!(names[i]).increment(1);
+    })
 }
 
 /// What a workload records.
@@ -67,12 +82,8 @@ pub struct Workload {
 pub fn workloads() -> Vec<Workload> {
     let method = String::from("GET");
     let status = String::from("200");
-    let next_route = Cell::new(0_usize);
-    let next_path = Cell::new(0_usize);
-    let paths = path_names();
     let next_name = Cell::new(0_u64);
     let next_sample = Cell::new(0_u32);
-    let names = route_names();
     vec![
         Workload {
             group: "counter_static",
@@ -130,11 +141,7 @@ pub fn workloads() -> Vec<Workload> {
             ours: |name, labels| name.starts_with("route.") && labels == 0,
             prometheus: "\nroute_",
             embedded: "\"route.",
-            op: Box::new(move || {
-                let i = next_route.get();
-                next_route.set(if i + 1 == ROUTES { 0 } else { i + 1 });
-                metrics::counter!(names[i]).increment(1);
-            }),
+            op: round_robin(route_names()),
         },
         Workload {
             // 6,000 distinct `&'static str` keys, one after the other: more than a thread's cache of handles
@@ -144,11 +151,7 @@ pub fn workloads() -> Vec<Workload> {
             ours: |name, labels| name.starts_with("path.") && labels == 0,
             prometheus: "\npath_",
             embedded: "\"path.",
-            op: Box::new(move || {
-                let i = next_path.get();
-                next_path.set(if i + 1 == PATHS { 0 } else { i + 1 });
-                metrics::counter!(paths[i]).increment(1);
-            }),
+            op: round_robin(path_names()),
         },
         Workload {
             // An owned name formatted every call (8 names): the `format!` is paid by every recorder alike.

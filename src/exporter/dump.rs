@@ -116,7 +116,7 @@ impl Exporter {
         if !prepared.worth_saving {
             // Only the crate's own telemetry changed: it waits for the next save of the service's counters.
             drop(flight); // puts the periods back
-            self.expire_idle(&all.taken);
+            self.expire_idle(&all);
             return Ok(report);
         }
         flight.sending = true;
@@ -133,7 +133,7 @@ impl Exporter {
         };
         failed.sort_unstable();
         self.store.settle(&all.taken, |i| failed.binary_search(&i).is_ok());
-        self.expire_idle(&all.taken);
+        self.expire_idle(&all);
         match result {
             Ok(()) => {
                 if reset {
@@ -152,9 +152,9 @@ impl Exporter {
     }
 
     /// Idle expiry after a dump. Not for a sink of pip's running view (the log): its totals would go.
-    fn expire_idle(&self, taken: &[Taken]) {
+    fn expire_idle(&self, all: &TakeAll) {
         if self.sink.view() != SinkView::Totals {
-            self.store.expire_idle(taken, self.idle_timeout(), std::time::Instant::now());
+            self.store.expire_idle(all, self.idle_timeout(), std::time::Instant::now());
         }
     }
 

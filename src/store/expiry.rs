@@ -58,8 +58,9 @@ impl Store {
 
     /// Expires the counters whose periods in `taken` were empty and that have now been idle for `timeout`
     /// (zero: never). Called after a dump, with the periods it took.
-    pub(crate) fn expire_idle(&self, taken: &[Taken], timeout: Duration, now: Instant) {
-        if timeout.is_zero() {
+    pub(crate) fn expire_idle(&self, all: &TakeAll, timeout: Duration, now: Instant) {
+        // No period kept its key: every counter was active and none is idle (nothing to read again, nor to lock).
+        if timeout.is_zero() || all.keys_kept == 0 {
             return;
         }
         let mut idle_since = lock(&self.expiry.idle_since);
@@ -67,7 +68,7 @@ impl Store {
         // A period without its key is an active one taken while no counter was idle: none to forget.
         // The key is looked at first: most periods have none, and their cells (memory the dump has already left
         // behind) are not read again.
-        for (key, t) in taken.iter().filter_map(|t| Some((t.key.as_ref()?, t))) {
+        for (key, t) in all.taken.iter().filter_map(|t| Some((t.key.as_ref()?, t))) {
             if t.cell.is_reserved() || t.cell.holds_state() {
                 continue;
             }
@@ -237,7 +238,7 @@ impl Store {
                     self.retire(Arc::clone(cell));
                     return false;
                 }
-                all.taken.push(Taken { key: Some(key.clone()), cell: Arc::clone(cell), period });
+                all.push(Taken { key: Some(key.clone()), cell: Arc::clone(cell), period });
                 match self.map.entry(key.clone()) {
                     Entry::Vacant(entry) => {
                         self.live.fetch_add(1, Relaxed);
@@ -338,7 +339,7 @@ mod tests {
     fn dump(store: &Store) -> Vec<(Key, Taken)> {
         let (all, keys) = store.take_all_keyed();
         store.settle(&all.taken, |_| false);
-        store.expire_idle(&all.taken, Duration::from_nanos(1), Instant::now());
+        store.expire_idle(&all, Duration::from_nanos(1), Instant::now());
         keys.into_iter().zip(all.taken).collect()
     }
 
@@ -398,7 +399,7 @@ mod tests {
         let all = store.take_all();
         store.settle(&all.taken, |_| false);
         store.cell(&key("idle"), CounterType::Increment).add(7); // a short-lived handle, while the save runs
-        store.expire_idle(&all.taken, Duration::from_nanos(1), Instant::now() + Duration::from_secs(1));
+        store.expire_idle(&all, Duration::from_nanos(1), Instant::now() + Duration::from_secs(1));
         assert_eq!(store.len(), 1, "the update kept it in the store");
         assert_eq!(published(&dump(&store), "idle").and_then(|c| c.count), Some(7));
     }
@@ -481,7 +482,7 @@ mod tests {
         store.expiry.between_checks.set(move || {
             let _ = newer_tx.send(registrar.cell(&key("route"), CounterType::Increment));
         });
-        store.expire_idle(&all.taken, Duration::from_nanos(1), Instant::now() + Duration::from_secs(1));
+        store.expire_idle(&all, Duration::from_nanos(1), Instant::now() + Duration::from_secs(1));
         let newer = newer_rx.try_recv().expect("the registration ran");
         assert!(!Arc::ptr_eq(&newer, &old), "a newer cell");
         assert!(Arc::ptr_eq(&store.cell(&key("route"), CounterType::Increment), &newer), "the newer one stays");
@@ -643,7 +644,7 @@ mod tests {
         let dump_at = |at: Instant| {
             let all = store.take_all();
             store.settle(&all.taken, |_| false);
-            store.expire_idle(&all.taken, timeout, at);
+            store.expire_idle(&all, timeout, at);
         };
         store.cell(&key("jobs"), CounterType::Increment).add(1);
         dump_at(t0);

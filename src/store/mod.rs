@@ -112,10 +112,21 @@ pub(crate) struct Taken {
 pub(crate) struct TakeAll {
     /// Every live counter's period, in the store's order (empty periods included: levels and totals need them).
     pub(crate) taken: Vec<Taken>,
+    /// How many of those periods kept their key (what idle expiry looks at). After a dump in which every
+    /// counter was updated and none is idle, none: expiry then reads no period again.
+    pub(crate) keys_kept: usize,
     /// Values refused since the previous take (not finite, or beyond CloudWatch's range).
     pub(crate) rejected: u64,
     /// Increments that saturated since the previous take.
     pub(crate) saturated: u64,
+}
+
+impl TakeAll {
+    /// Adds a period, counting it if it kept its key.
+    pub(crate) fn push(&mut self, taken: Taken) {
+        self.keys_kept += usize::from(taken.key.is_some());
+        self.taken.push(taken);
+    }
 }
 
 /// All counters of one `CachedCounters`.
@@ -568,7 +579,7 @@ impl Store {
                 let key = (keep_every_key || cell.is_empty_period(&period)).then(|| entry.key().clone());
                 let taken = Taken { key, cell: Arc::clone(cell), period };
                 each(all.taken.len(), entry.key(), &taken);
-                all.taken.push(taken);
+                all.push(taken);
             }
         }
     }

@@ -221,6 +221,42 @@ fn metric_events_of_known_label_values_do_not_allocate() {
 }
 
 #[test]
+fn metric_events_that_miss_the_thread_cache_do_not_allocate_once_warm() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let options = CountersOptions::default().max_counters(20_000);
+    let counters = CachedCounters::new(LogSink::to_writer(std::io::sink()), options);
+    let subscriber = tracing_subscriber::Registry::default().with(counters.layer());
+    // More label values than a thread's cache holds (4096), used round-robin: most events miss the cache, and
+    // their key is built to look the counter up in the store.
+    let routes: Vec<String> = (0..6_000).map(|i| format!("/items/{i}")).collect();
+    let round = || {
+        for (i, route) in routes.iter().enumerate() {
+            tracing::info!(monotonic_counter.requests = 1, route = route.as_str());
+            tracing::info!(histogram.latency = 12.5, route = route.as_str(), shard = i % 2);
+        }
+    };
+    tracing::subscriber::with_default(subscriber, || {
+        // The first rounds create the counters and grow this thread's cache; then, as for registrations above,
+        // until three rounds in a row allocate nothing, within 80.
+        let (mut rounds, mut quiet) = (0, 0);
+        while quiet < 3 {
+            rounds += 1;
+            quiet = if allocations_in(round) == 0 { quiet + 1 } else { 0 };
+            assert!(rounds < 80, "metric events that miss still allocate after {rounds} rounds");
+        }
+        println!("no allocation in the last 3 of {rounds} rounds");
+        for _ in 0..3 {
+            assert_eq!(allocations_in(round), 0, "allocations for 12000 metric events, most of them cache misses");
+        }
+        let last = counters
+            .get_all()
+            .into_iter()
+            .find(|c| c.name == "requests" && c.dimensions == [(String::from("route"), String::from("/items/5999"))]);
+        assert_eq!(last.and_then(|c| c.count), Some(rounds + 3));
+    });
+}
+
+#[test]
 fn a_labelled_span_of_seen_values_does_not_allocate() {
     use tracing_subscriber::layer::SubscriberExt;
     let _alone = labelled_spans_alone();
@@ -255,6 +291,50 @@ fn a_labelled_span_of_seen_values_does_not_allocate() {
     let errors = |route| count("allocations.request.errors", route);
     assert_eq!((spans("/a"), spans("/b")), (Some(502), Some(502)));
     assert_eq!((errors("/a"), errors("/b")), (Some(251), Some(251)), "i % 4 == 0 fails on /a, i % 4 == 1 on /b");
+}
+
+#[test]
+fn labelled_spans_that_miss_the_thread_cache_do_not_allocate_once_warm() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let _alone = labelled_spans_alone();
+    let options = CountersOptions::default().max_counters(20_000);
+    let counters = CachedCounters::new(LogSink::to_writer(std::io::sink()), options);
+    let subscriber = tracing_subscriber::Registry::default().with(counters.layer());
+    // More routes than a thread's cache holds (4096), used round-robin: most spans miss the cache, and their
+    // counter's key is built to look it up in the store; one in three fails (its error counter missed too).
+    let routes: Vec<String> = (0..6_000).map(|i| format!("/items/{i}")).collect();
+    let round = || {
+        for (i, route) in routes.iter().enumerate() {
+            let span = tracing::info_span!("request", route = route.as_str());
+            if i % 3 == 0 {
+                span.in_scope(|| tracing::error!("failed"));
+            }
+            drop(span);
+        }
+    };
+    tracing::subscriber::with_default(subscriber, || {
+        // The first rounds create the counters and grow this thread's cache; then, as for registrations above,
+        // until three rounds in a row allocate nothing, within 80.
+        let (mut rounds, mut quiet) = (0, 0);
+        while quiet < 3 {
+            rounds += 1;
+            quiet = if allocations_in(round) == 0 { quiet + 1 } else { 0 };
+            assert!(rounds < 80, "labelled spans that miss still allocate after {rounds} rounds");
+        }
+        println!("no allocation in the last 3 of {rounds} rounds");
+        for _ in 0..3 {
+            assert_eq!(allocations_in(round), 0, "allocations for 6000 labelled spans, most of them cache misses");
+        }
+    });
+    let all = counters.get_all();
+    let count = |name: &str| {
+        let route =
+            |c: &&cloudwatch_counters::Counter| c.dimensions == [(String::from("route"), String::from("/items/5997"))];
+        all.iter().filter(|c| c.name == name).find(route).and_then(|c| c.count)
+    };
+    let rounds = count("allocations.request.exec_time").expect("the last route's spans timed");
+    assert!(rounds >= 4, "{rounds} rounds");
+    assert_eq!(count("allocations.request.errors"), Some(rounds), "5997 is a multiple of 3: failed every time");
 }
 
 #[test]

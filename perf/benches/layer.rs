@@ -268,11 +268,26 @@ fn compare_metric(c: &mut Criterion, group: &str, metric: &'static str, labels: 
 type MetricEvent = (&'static str, &'static str, usize, fn());
 
 /// The metric events.
-const METRIC_EVENTS: [MetricEvent; 3] = [
+const METRIC_EVENTS: [MetricEvent; 4] = [
     ("metric_event", "requests", 0, || tracing::info!(monotonic_counter.requests = 1)),
     ("metric_event_1_label", "requests", 1, || tracing::info!(monotonic_counter.requests = 1, status = "200")),
     ("metric_histogram", "latency", 0, || tracing::info!(histogram.latency = 12.5)),
+    ("metric_event_6000_values", "hits", 1, || tracing::info!(monotonic_counter.hits = 1, route = next_route())),
 ];
+
+/// Distinct routes [`next_route`] cycles through: more label values than a thread's cache holds (4,096).
+const ROUTES: usize = 6_000;
+
+/// The next of [`ROUTES`] `&'static str` label values, round-robin (per thread).
+fn next_route() -> &'static str {
+    static NAMES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+    thread_local! {
+        static NEXT: Cell<usize> = const { Cell::new(0) };
+    }
+    let names = NAMES.get_or_init(|| (0..ROUTES).map(|i| &*format!("/route/{i}").leak()).collect());
+    let i = NEXT.with(|n| n.replace((n.get() + 1) % ROUTES));
+    names[i]
+}
 
 fn metric_events(c: &mut Criterion) {
     for (group, metric, labels, op) in METRIC_EVENTS {

@@ -85,6 +85,7 @@ impl CachedCell {
             if let Found::Event { names, values } = found {
                 values.set_values(labels.text, labels.labels.iter().map(|&(_, _, end)| end));
                 names.clear();
+                names.reserve_exact(room(names.capacity(), 1 + labels.labels.len(), 4));
                 names.push(name);
                 names.extend(labels.labels.iter().map(|&(name, _, _)| name));
             }
@@ -185,6 +186,18 @@ impl CachedCell {
     }
 }
 
+/// How much to reserve in an emptied buffer of `capacity` that must hold `needed` items: nothing when it does,
+/// else a power of two, at least `min`. A handle is rewritten in place for one key after another (most of all in a
+/// thread cycling through more counters than its cache holds): rounded up, its buffers soon hold any of the keys,
+/// where grown to each longer key they would go on allocating until it was rewritten for the longest.
+fn room(capacity: usize, needed: usize, min: usize) -> usize {
+    if capacity >= needed {
+        0
+    } else {
+        needed.next_power_of_two().max(min)
+    }
+}
+
 /// A counter's name and labels as one string and the end of each part (name, then each label's key and value).
 #[derive(Debug, Default)]
 struct KeyText {
@@ -209,10 +222,12 @@ impl KeyText {
     /// Label values only (an event's counter, whose names are kept by address): `text` holds them one after the
     /// other, each ending where `ends` says (compared as one text and the ends, so that `"ab" + "c"` is not
     /// `"a" + "bc"`).
-    fn set_values(&mut self, text: &str, ends: impl Iterator<Item = usize>) {
+    fn set_values(&mut self, text: &str, ends: impl ExactSizeIterator<Item = usize>) {
         self.text.clear();
+        self.text.reserve_exact(room(self.text.capacity(), text.len(), 32));
         self.text.push_str(text);
         self.ends.clear();
+        self.ends.reserve_exact(room(self.ends.capacity(), ends.len(), 4));
         self.ends.extend(ends);
     }
 

@@ -82,7 +82,7 @@ impl CountersRecorder {
             // A key whose labels are cut is counted at each registration: not cached.
             return Handle::Cell(self.cut_labels(key, kind, scale));
         }
-        if !thread_cache::admits(&CACHE) {
+        if !thread_cache::admits(&CACHE, hash) {
             // A thread cycling through more keys than its cache holds: served from the store, uncached.
             return Handle::Cell(self.store.scaled_cell(key, kind, scale));
         }

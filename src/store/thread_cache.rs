@@ -55,13 +55,24 @@ pub(crate) struct Slots<V> {
     /// turned away since.
     thrashing: bool,
     turned_away: u64,
+    /// Slots that hold nothing (a table that grew leaves some free until they are filled).
+    free: usize,
 }
 
 impl<V> Slots<V> {
     /// An empty cache of `initial` slots, growing up to `max` (powers of two, at least 4), allocated at the first
     /// insert.
     pub(crate) const fn new(initial: usize, max: usize) -> Slots<V> {
-        Slots { table: Vec::new(), initial, max, lookups: Cell::new(0), misses: 0, thrashing: false, turned_away: 0 }
+        Slots {
+            table: Vec::new(),
+            initial,
+            max,
+            lookups: Cell::new(0),
+            misses: 0,
+            thrashing: false,
+            turned_away: 0,
+            free: 0,
+        }
     }
 
     /// The first slot of `hash`'s set.
@@ -79,10 +90,12 @@ impl<V> Slots<V> {
         if self.table.len() < self.max {
             let old = std::mem::take(&mut self.table);
             self.table.resize_with(old.len() * 2, || None);
+            self.free = self.table.len();
             for slot in old.into_iter().flatten() {
                 let set = self.set(slot.hash);
                 if let Some(free) = self.table[set..set + WAYS].iter_mut().find(|s| s.is_none()) {
                     *free = Some(slot);
+                    self.free -= 1;
                 }
             }
         }
@@ -108,9 +121,13 @@ impl<V> Slots<V> {
     }
 
     /// See [`admits`].
-    fn admits(&mut self) -> bool {
+    fn admits(&mut self, hash: u64) -> bool {
         if !self.thrashing || self.table.is_empty() {
             return true;
+        }
+        let set = self.set(hash);
+        if self.free > 0 && self.table[set..set + WAYS].iter().any(Option::is_none) {
+            return true; // a free way: cached with no eviction (counted by the insert)
         }
         self.turned_away += 1;
         if self.turned_away % ADMIT_ONE_IN == 0 {
@@ -162,11 +179,13 @@ pub(crate) fn lookup<V: 'static, R>(
         .flatten()
 }
 
-/// Whether a value this thread's cache missed should be inserted: not, but for one in [`ADMIT_ONE_IN`], once the
-/// table is at its largest and at least half its lookups miss, until fewer than one in [`MISSES_TO_GROW`] do (the
-/// caller then serves the value uncached). A miss turned away is counted here (an admitted one by the insert).
-pub(crate) fn admits<V: 'static>(cache: &'static LocalKey<RefCell<Slots<V>>>) -> bool {
-    cache.try_with(|cache| cache.try_borrow_mut().is_ok_and(|mut cache| cache.admits())).unwrap_or(false)
+/// Whether a value this thread's cache missed under `hash` should be inserted: not, but for one in
+/// [`ADMIT_ONE_IN`] and where its set has a free way, once the table is at its largest and at least half its
+/// lookups miss, until fewer than one in [`MISSES_TO_GROW`] do (the caller then serves the value uncached). A miss
+/// turned away is counted here (an admitted one by the insert).
+#[inline(never)]
+pub(crate) fn admits<V: 'static>(cache: &'static LocalKey<RefCell<Slots<V>>>, hash: u64) -> bool {
+    cache.try_with(|cache| cache.try_borrow_mut().is_ok_and(|mut cache| cache.admits(hash))).unwrap_or(false)
 }
 
 /// Caches, in this thread, the value `make` returns for `owner` under `hash`, as the newest of its set, and
@@ -199,16 +218,21 @@ pub(crate) fn insert_with<V: 'static, R>(
         if cache.table.is_empty() {
             let size = cache.initial;
             cache.table.resize_with(size, || None);
+            cache.free = size;
         } else {
             cache.maybe_grow();
         }
         let set = cache.set(hash);
         let ways = &mut cache.table[set..set + WAYS];
-        // The newest goes first; the others move down one, and the last one out is handed to `make`.
+        // The newest goes first; the others move down one, and the last one out is handed to `make` (free ways
+        // are the last of their set: a table that grew fills each set from its first way).
         ways.rotate_right(1);
         let evicted = ways[0].take().map(|slot| slot.value);
+        if evicted.is_none() {
+            cache.free = cache.free.saturating_sub(1);
+        }
         let value = make.take()?(evicted);
-        let slot = ways[0].insert(Slot { owner, hash, value });
+        let slot = cache.table[set].insert(Slot { owner, hash, value });
         Some(read.take()?(&slot.value))
     });
     match (cached, make, read) {
@@ -257,6 +281,8 @@ mod tests {
             }
         }
         assert_eq!(GROWING.with(|c| c.borrow().len()), 32);
+        let free = GROWING.with(|c| (c.borrow().free, c.borrow().table.iter().filter(|s| s.is_none()).count()));
+        assert_eq!(free.0, free.1, "the free slots counted as they are");
         // Four keys of one set fit: after their first use they all hit, and the table does not grow.
         thread_local! {
             static WARM: RefCell<Slots<u64>> = const { RefCell::new(Slots::new(16, 1024)) };
@@ -286,7 +312,7 @@ mod tests {
             for key in keys {
                 if lookup(&CACHE, 1, hash(key), |v| *v == key, |_| ()).is_none() {
                     misses += 1;
-                    if admits(&CACHE) {
+                    if admits(&CACHE, hash(key)) {
                         inserts += 1;
                         insert(&CACHE, 1, hash(key), |_| key);
                     }
@@ -310,6 +336,43 @@ mod tests {
         assert_eq!(round(1000..1004), (0, 0), "the settled keys hit");
         assert_eq!(round(2000..2001), (1, 1), "a new key is admitted at once");
         assert_eq!(round(2000..2001), (0, 0));
+    }
+
+    #[test]
+    fn a_table_that_thrashes_fills_a_free_way_at_the_first_miss() {
+        thread_local! {
+            static CACHE: RefCell<Slots<u64>> = const { RefCell::new(Slots::new(8, 32)) };
+        }
+        let hash = |key: u64| key.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        for _ in 0..11 {
+            for key in 0..200 {
+                if lookup(&CACHE, 1, hash(key), |v| *v == key, |_| ()).is_none() && admits(&CACHE, hash(key)) {
+                    insert(&CACHE, 1, hash(key), |_| key);
+                }
+            }
+        }
+        assert!(CACHE.with(|c| c.borrow().thrashing), "200 keys through 32 slots thrash");
+        // A set with free ways (as a table that grew leaves some) takes a miss at once: no value is evicted.
+        let set = CACHE.with(|c| c.borrow().set(hash(7)));
+        CACHE.with(|c| {
+            let mut cache = c.borrow_mut();
+            cache.table[set..set + WAYS].fill_with(|| None);
+            cache.free += WAYS;
+        });
+        let same_set: Vec<u64> = (300..).filter(|&k| CACHE.with(|c| c.borrow().set(hash(k))) == set).take(5).collect();
+        let admitted: Vec<bool> = same_set
+            .iter()
+            .map(|&key| {
+                let admitted = admits(&CACHE, hash(key));
+                if admitted {
+                    insert(&CACHE, 1, hash(key), |_| key);
+                }
+                admitted
+            })
+            .collect();
+        assert_eq!(admitted, [true, true, true, true, false], "four free ways, four keys cached, then one in eight");
+        assert!(CACHE.with(|c| c.borrow().thrashing), "and the table still thrashes");
+        assert_eq!(CACHE.with(|c| c.borrow().free), 0, "no slot free any more");
     }
 
     #[test]

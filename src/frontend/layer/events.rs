@@ -6,13 +6,12 @@ use std::cell::{Cell, RefCell};
 use std::fmt::{self, Write as _};
 use std::sync::Arc;
 
-use metrics::{Key, Label};
 use tracing::callsite::Identifier;
 use tracing::field::{Field, Visit};
 use tracing::Event;
 use tracing_subscriber::field::RecordFields;
 
-use super::span_cache;
+use super::{key_buffers, span_cache};
 
 use crate::frontend::cached_cell::{CachedCell, EventLabels};
 use crate::model::{CounterType, MAX_LABELS};
@@ -37,7 +36,8 @@ thread_local! {
 ///
 /// An event whose counters and label values this thread recorded lately costs no allocation and builds no
 /// `Key`: its fields are written into a reused buffer, and the counters are found in a per-thread cache by a
-/// hash of their name and label values. Otherwise the `Key` is built and looked up in the store once.
+/// hash of their name and label values. Otherwise the `Key` is built (in buffers reused from miss to miss, so that
+/// it allocates nothing once they are large enough) and looked up in the store once.
 pub(crate) fn record_metric_event(
     store: &Store,
     layer: u64,
@@ -170,7 +170,8 @@ impl Fields {
 pub(crate) type Memo = Cell<Option<Arc<CachedCell>>>;
 
 /// Runs `record` on the cell of the counter `name` with the labels of `fields`: the callsite's `memo`, else
-/// this thread's cached one, else the store's (then cached). An empty `memo` keeps the handle found. With
+/// this thread's cached one, else the store's (then cached, unless this thread's cache thrashes and turns it
+/// away: see `thread_cache::admits`). An empty `memo` keeps the handle found. With
 /// properties, the counter's properties are kept too (and neither cache serves it).
 fn with_cell(
     store: &Store,
@@ -205,8 +206,9 @@ fn with_cell(
     if cacheable && thread_cache::lookup(&CACHE, layer, hash, serves, found).is_some() {
         return;
     }
-    let owned = fields.labels.iter().map(|&(label, start, end)| Label::new(label, fields.text[start..end].to_owned()));
-    let key = Key::from_parts(name, owned.collect::<Vec<_>>());
+    let labels_text =
+        fields.labels.iter().map(|&(label, start, end)| (label, fields.text.get(start..end).unwrap_or_default()));
+    let key = key_buffers::key(key_buffers::Name::Static(name), labels_text);
     if !fields.properties.is_empty() {
         store.set_properties(&key, fields.properties.clone());
     }
@@ -215,8 +217,10 @@ fn with_cell(
     // its samples are. A new one is what a `metrics` histogram of the name would get.
     let (kind, scale) = if kind == CounterType::Statistics { store.histogram_kind(name) } else { (kind, 1.0) };
     let cell = store.scaled_cell(&key, kind, scale);
+    key_buffers::recycle(key, key_buffers::Name::Static(name));
     record(&cell);
-    if !cell.is_retired() {
+    // A thread cycling through more counters than its cache holds: most misses are turned away, served uncached.
+    if cacheable && !cell.is_retired() && thread_cache::admits(&CACHE, hash) {
         let make = |evicted| CachedCell::reuse_for_event(evicted, cell, kind, name, labels);
         thread_cache::insert_with(&CACHE, layer, hash, make, |c| keep_first(memo, c));
     }

@@ -64,6 +64,7 @@ use span_cache::{Callsites, SpanCells};
 
 mod builder;
 mod events;
+mod key_buffers;
 mod open_spans;
 mod span_cache;
 mod span_fields;
@@ -319,26 +320,43 @@ impl CountersLayer {
         if timed && counted {
             return;
         }
-        let mut labels = span_labels.labels();
-        if labels.len() > MAX_LABELS {
-            self.store.count_labels_cut(&cells.base, labels.len());
-            labels.truncate(MAX_LABELS);
+        self.record_labelled_uncached(timing, span_labels, elapsed_ms, (timed, counted), cacheable);
+    }
+
+    /// The part of [`record_labelled`](Self::record_labelled) the thread's cache did not serve (`done`: whether
+    /// the span was timed, its error counted): the counters looked up in the store, then cached if `cacheable`.
+    /// Their key is built in buffers reused from miss to miss: no allocation once they are large enough.
+    #[cold]
+    fn record_labelled_uncached(
+        &self,
+        timing: &SpanTiming,
+        span_labels: &SpanLabels,
+        elapsed_ms: f64,
+        (timed, counted): (bool, bool),
+        cacheable: bool,
+    ) {
+        let cells = &timing.cells;
+        if span_labels.len() > MAX_LABELS {
+            self.store.count_labels_cut(&cells.base, span_labels.len());
         }
-        let resolve = |kind, name: &String| {
-            let key = Key::from_parts(name.clone(), labels.clone());
+        let resolve = |kind, name: &str, record: &dyn Fn(&Key, &CounterCell)| {
+            let labels = span_labels.named_values().take(MAX_LABELS);
+            let key = key_buffers::key(key_buffers::Name::Copied(name), labels);
             let cell = self.store.cell(&key, kind);
+            record(&key, &cell);
+            key_buffers::recycle(key, key_buffers::Name::Copied(name));
             if cacheable && !cell.is_retired() {
-                span_labels.cache_cell(self.id, kind, name, Arc::clone(&cell));
+                span_labels.cache_cell(self.id, kind, name, &cell);
             }
-            (key, cell)
         };
         if !timed {
-            let (key, cell) = resolve(CounterType::Interval, &cells.exec_name);
-            cell.sample(elapsed_ms);
-            self.record_properties(timing, &key);
+            resolve(CounterType::Interval, &cells.exec_name, &|key, cell| {
+                cell.sample(elapsed_ms);
+                self.record_properties(timing, key);
+            });
         }
         if !counted {
-            resolve(CounterType::Increment, &cells.errors_name).1.add(1);
+            resolve(CounterType::Increment, &cells.errors_name, &|_, cell| cell.add(1));
         }
     }
 

@@ -13,7 +13,6 @@ use std::cell::RefCell;
 use std::fmt::{self, Write as _};
 use std::sync::{Arc, Mutex, MutexGuard, TryLockError};
 
-use metrics::Label;
 use tracing::field::{Field, Visit};
 
 use super::events::{name_hash, text_hash};
@@ -104,9 +103,9 @@ impl SpanLabels {
         &self.entries[..self.len]
     }
 
-    /// The labels, in the order the fields were first recorded.
-    pub(crate) fn labels(&self) -> Vec<Label> {
-        self.live().iter().map(|(name, value)| Label::new(*name, value.clone())).collect()
+    /// The labels' names and values, in the order the fields were first recorded.
+    pub(crate) fn named_values(&self) -> impl ExactSizeIterator<Item = (&'static str, &str)> {
+        self.live().iter().map(|(name, value)| (*name, value.as_str()))
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -142,10 +141,14 @@ impl SpanLabels {
     }
 
     /// Caches in this thread, for `layer`, `cell` as the `kind` counter `name` with these labels (rewriting the
-    /// handle it evicts: no allocation once the cache is warm).
-    pub(crate) fn cache_cell(&self, layer: u64, kind: CounterType, name: &str, cell: Arc<CounterCell>) {
-        let make = |evicted| CachedCell::reuse(evicted, cell, kind, name, self.pairs_iter());
-        thread_cache::insert_with(&CACHE, layer, self.hash(name), make, |_| ());
+    /// handle it evicts: no allocation once the cache is warm), unless the cache thrashes and turns it away (see
+    /// `thread_cache::admits`).
+    pub(crate) fn cache_cell(&self, layer: u64, kind: CounterType, name: &str, cell: &Arc<CounterCell>) {
+        let hash = self.hash(name);
+        if thread_cache::admits(&CACHE, hash) {
+            let make = |evicted| CachedCell::reuse(evicted, Arc::clone(cell), kind, name, self.pairs_iter());
+            thread_cache::insert_with(&CACHE, layer, hash, make, |_| ());
+        }
     }
 
     /// The names and values, as properties.

@@ -17,10 +17,13 @@
 //! - `clock/quanta_raw`: one read of the clock the layer times spans with; a span reads it twice.
 //! - `event_in_span`, `error_event_in_span`: an INFO and an ERROR event inside an entered span, bare Registry
 //!   against Registry + `counters.layer()`.
-//! - `metric_event` (`monotonic_counter.requests = 1`), `metric_event_1_label` (the same with `status = "200"`)
-//!   and `metric_histogram` (`histogram.latency = 12.5`): Registry + `counters.layer()`, Registry +
-//!   tracing-opentelemetry's `MetricsLayer` over an `SdkMeterProvider` with a `ManualReader` (its docs:
-//!   `Registry::default().with(MetricsLayer::new(meter_provider))`), and Registry + `NoopLayer`.
+//! - `metric_event` (`monotonic_counter.requests = 1`), `metric_event_1_label` (the same with `status = "200"`),
+//!   `metric_histogram` (`histogram.latency = 12.5`) and `metric_event_6000_values` (`monotonic_counter.hits = 1`
+//!   with a `route` of 6,000 values in turn: more counters than a thread's cache holds, so most events miss it):
+//!   Registry + `counters.layer()`, Registry + tracing-opentelemetry's `MetricsLayer` over an `SdkMeterProvider`
+//!   with a `ManualReader` (its docs: `Registry::default().with(MetricsLayer::new(meter_provider))`; its default
+//!   cardinality limit, 2,000 attribute sets per instrument, folds the other routes' events into one overflow
+//!   series), and Registry + `NoopLayer`.
 //! - `ours_percent_of_metrics_layer`: the same three events through ours and through `MetricsLayer` back to back
 //!   in each sample, reported as ours' time in percent of `MetricsLayer`'s (see `paired`); the figure the ratio
 //!   targets are read from.

@@ -23,10 +23,11 @@
 //!   Registry + `counters.layer()`, Registry + tracing-opentelemetry's `MetricsLayer` over an `SdkMeterProvider`
 //!   with a `ManualReader` (its docs: `Registry::default().with(MetricsLayer::new(meter_provider))`; its default
 //!   cardinality limit, 2,000 attribute sets per instrument, folds the other routes' events into one overflow
-//!   series), and Registry + `NoopLayer`.
-//! - `ours_percent_of_metrics_layer`: the same three events through ours and through `MetricsLayer` back to back
-//!   in each sample, reported as ours' time in percent of `MetricsLayer`'s (see `paired`); the figure the ratio
-//!   targets are read from.
+//!   series; so the 6,000-value event is also run under a `MetricsLayer` whose limit keeps every route apart,
+//!   `registry_with_otel_metrics_layer_limit_8192`), and Registry + `NoopLayer`.
+//! - `ours_percent_of_metrics_layer`: the same events through ours and through `MetricsLayer` back to back in
+//!   each sample, reported as ours' time in percent of `MetricsLayer`'s (see `paired`; the 6,000-value event
+//!   against both `MetricsLayer`s); the figure the ratio targets are read from.
 //!
 //! Every bench times plain loops of `iters` calls (`iter_custom`) and counts them; after each bench, ours must hold
 //! exactly that many span samples or metric updates, and the OpenTelemetry reader must collect exactly that many.
@@ -41,7 +42,9 @@ use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Samp
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
 use opentelemetry_sdk::metrics::reader::MetricReader;
-use opentelemetry_sdk::metrics::{InstrumentKind, ManualReader, Pipeline, SdkMeterProvider, Temporality};
+use opentelemetry_sdk::metrics::{
+    Instrument, InstrumentKind, ManualReader, Pipeline, SdkMeterProvider, Stream, Temporality,
+};
 use tracing::Subscriber;
 use tracing_opentelemetry::MetricsLayer;
 use tracing_subscriber::layer::SubscriberExt;
@@ -222,11 +225,29 @@ impl MetricReader for SharedReader {
 }
 
 /// A meter provider over a [`ManualReader`] the bench keeps a handle to, for tracing-opentelemetry's
-/// `MetricsLayer` (its docs' setup).
-fn otel_meter_provider() -> (SharedReader, SdkMeterProvider) {
+/// `MetricsLayer` (its docs' setup); with `limit`, each instrument keeps up to `limit` attribute sets apart
+/// instead of the default 2,000 (a view, as the SDK's docs set one).
+fn otel_meter_provider(limit: Option<usize>) -> (SharedReader, SdkMeterProvider) {
     let reader = SharedReader(Arc::new(ManualReader::builder().build()));
-    let meter_provider = SdkMeterProvider::builder().with_reader(reader.clone()).build();
-    (reader, meter_provider)
+    let mut builder = SdkMeterProvider::builder().with_reader(reader.clone());
+    if let Some(limit) = limit {
+        builder = builder.with_view(move |_: &Instrument| Stream::builder().with_cardinality_limit(limit).build().ok());
+    }
+    (reader, builder.build())
+}
+
+/// The cardinality limit of the second `MetricsLayer` the 6,000-value event is compared with: every route kept
+/// apart, as ours keeps them.
+const OTEL_LIMIT: usize = 8_192;
+
+/// The `MetricsLayer` configurations an event is compared with: its default, and for the event of 6,000 label
+/// values (past the default's 2,000), one whose limit keeps them all apart.
+fn otel_limits(group: &str) -> Vec<Option<usize>> {
+    if group == "metric_event_6000_values" {
+        vec![None, Some(OTEL_LIMIT)]
+    } else {
+        vec![None]
+    }
 }
 
 /// The count the reader collects for the metric `name`: a sum's value, or a histogram's samples.
@@ -250,18 +271,26 @@ fn otel_total(reader: &SharedReader, name: &str) -> u64 {
 
 /// Benches a metric event recording 1 into (or sampling) the metric `metric` with `labels` labels under our
 /// layer, tracing-opentelemetry's `MetricsLayer` and a no-op layer.
-fn compare_metric(c: &mut Criterion, group: &str, metric: &'static str, labels: usize, op: fn()) {
-    let mut group = c.benchmark_group(group);
+fn compare_metric(c: &mut Criterion, name: &str, metric: &'static str, labels: usize, op: fn()) {
+    let mut group = c.benchmark_group(name);
 
     let counters = counters();
     let runs = bench_under(&mut group, "registry_with_layer", Registry::default().with(counters.layer()), false, op);
     assert_eq!(ours_total(&counters, |name, n| name == metric && n == labels), runs, "ours: every event counted");
 
-    let (reader, meter_provider) = otel_meter_provider();
-    let subscriber = Registry::default().with(MetricsLayer::new(meter_provider.clone()));
-    let runs = bench_under(&mut group, "registry_with_otel_metrics_layer", subscriber, false, op);
-    assert_eq!(otel_total(&reader, metric), runs, "opentelemetry: every event counted");
-    meter_provider.shutdown().expect("shutdown");
+    // With more label values than its default cardinality limit, MetricsLayer folds most events into one
+    // overflow series: the same events again with every value kept apart.
+    for limit in otel_limits(name) {
+        let (reader, meter_provider) = otel_meter_provider(limit);
+        let subscriber = Registry::default().with(MetricsLayer::new(meter_provider.clone()));
+        let bench = match limit {
+            Some(limit) => format!("registry_with_otel_metrics_layer_limit_{limit}"),
+            None => String::from("registry_with_otel_metrics_layer"),
+        };
+        let runs = bench_under(&mut group, &bench, subscriber, false, op);
+        assert_eq!(otel_total(&reader, metric), runs, "opentelemetry: every event counted");
+        meter_provider.shutdown().expect("shutdown");
+    }
 
     bench_under(&mut group, "registry_with_noop_layer", Registry::default().with(NoopLayer), false, op);
     group.finish();
@@ -304,17 +333,22 @@ fn metric_events(c: &mut Criterion) {
 fn paired_with_metrics_layer(c: &mut Criterion) {
     let mut group = c.benchmark_group("ours_percent_of_metrics_layer");
     let order = paired::Order::default();
-    for (name, metric, labels, op) in METRIC_EVENTS {
+    let events = METRIC_EVENTS.iter().flat_map(|&event| otel_limits(event.0).into_iter().map(move |l| (event, l)));
+    for ((event, metric, labels, op), limit) in events {
+        let name = match limit {
+            Some(limit) => format!("{event}_otel_limit_{limit}"),
+            None => event.to_owned(),
+        };
         let counters = counters();
         let ours = tracing::Dispatch::new(Registry::default().with(counters.layer()));
-        let (reader, meter_provider) = otel_meter_provider();
+        let (reader, meter_provider) = otel_meter_provider(limit);
         let otel = tracing::Dispatch::new(Registry::default().with(MetricsLayer::new(meter_provider.clone())));
         let (ours_runs, otel_runs) = (Cell::new(0), Cell::new(0));
         let batch = |dispatch: &tracing::Dispatch, runs: &Cell<u64>, iters: u64| {
             runs.set(runs.get() + iters);
             timed_under(dispatch, iters, op)
         };
-        group.bench_function(name, |b| {
+        group.bench_function(&name, |b| {
             b.iter_custom(|iters| {
                 let ours = |iters| batch(&ours, &ours_runs, iters);
                 let otel = |iters| batch(&otel, &otel_runs, iters);

@@ -56,7 +56,7 @@ impl Store {
         self.expiry.total.load(Relaxed)
     }
 
-    /// Expires the counters whose periods in `taken` were empty and that have now been idle for `timeout`
+    /// Expires the counters whose periods in `all` were empty and that have now been idle for `timeout`
     /// (zero: never). Called after a dump, with the periods it took.
     pub(crate) fn expire_idle(&self, all: &TakeAll, timeout: Duration, now: Instant) {
         // No period kept its key: every counter was active and none is idle (nothing to read again, nor to lock).

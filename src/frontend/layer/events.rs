@@ -217,7 +217,7 @@ fn with_cell(
     // its samples are. A new one is what a `metrics` histogram of the name would get.
     let (kind, scale) = if kind == CounterType::Statistics { store.histogram_kind(name) } else { (kind, 1.0) };
     let cell = store.scaled_cell(&key, kind, scale);
-    key_buffers::recycle(key, key_buffers::Name::Static(name));
+    drop(key); // its buffers, for the next miss
     record(&cell);
     // A thread cycling through more counters than its cache holds: most misses are turned away, served uncached.
     if cacheable && !cell.is_retired() && thread_cache::admits(&CACHE, hash) {

@@ -40,9 +40,35 @@ pub(super) enum Name<'a> {
     Copied(&'a str),
 }
 
-/// The key `name` with `labels` (names, and values copied into this thread's spare strings). Give it back to
-/// [`recycle`] once the lookup is done.
-pub(super) fn key<'a>(name: Name<'_>, labels: impl Iterator<Item = (&'static str, &'a str)>) -> Key {
+/// Strings longer than this are not kept for the next key: one huge label value would hold its memory for as
+/// long as the thread lives.
+const MAX_KEPT_BYTES: usize = 4096;
+
+/// A key built in this thread's spare buffers: dereferences to the `Key`, and gives the buffers back when
+/// dropped.
+pub(super) struct BuiltKey {
+    key: Key,
+    copied_name: bool,
+}
+
+impl std::ops::Deref for BuiltKey {
+    type Target = Key;
+
+    fn deref(&self) -> &Key {
+        &self.key
+    }
+}
+
+impl Drop for BuiltKey {
+    fn drop(&mut self) {
+        // A key of static parts in its place: no allocation.
+        let key = std::mem::replace(&mut self.key, Key::from_static_name(""));
+        recycle(key, self.copied_name);
+    }
+}
+
+/// The key `name` with `labels` (names, and values copied into this thread's spare strings).
+pub(super) fn key<'a>(name: Name<'_>, labels: impl Iterator<Item = (&'static str, &'a str)>) -> BuiltKey {
     let mut spare = take_spare();
     let mut list = std::mem::take(&mut spare.labels);
     for (label, value) in labels {
@@ -51,31 +77,35 @@ pub(super) fn key<'a>(name: Name<'_>, labels: impl Iterator<Item = (&'static str
         text.push_str(value);
         list.push(Label::new(label, text));
     }
-    let key = match name {
-        Name::Static(name) => Key::from_parts(name, list),
+    let built = match name {
+        Name::Static(name) => BuiltKey { key: Key::from_parts(name, list), copied_name: false },
         Name::Copied(name) => {
             let mut text = std::mem::take(&mut spare.name);
             text.clear();
             text.push_str(name);
-            Key::from_parts(text, list)
+            BuiltKey { key: Key::from_parts(text, list), copied_name: true }
         }
     };
     put_back(spare);
-    key
+    built
 }
 
-/// Takes `key` (made by [`key`] with `name`) apart, keeping its strings and label list for the next key.
-pub(super) fn recycle(key: Key, name: Name<'_>) {
-    let (key_name, mut list) = key.into_parts();
+/// Takes `key` (made by [`key`]; its name copied or not) apart, keeping its strings and label list for the next
+/// key.
+fn recycle(key: Key, copied_name: bool) {
+    let (name, mut list) = key.into_parts();
     let mut spare = take_spare();
-    if let Name::Copied(_) = name {
-        // Owned (made by `key`): the string itself, no copy.
-        spare.name = key_name.into_inner().into_owned();
+    // Owned (made by `key`): the strings themselves, with their capacity, no copy.
+    let keep = |text: &String| text.capacity() <= MAX_KEPT_BYTES;
+    if copied_name {
+        spare.name = Some(name.into_inner().into_owned()).filter(keep).unwrap_or_default();
     }
     for label in list.drain(..) {
         let (_, value) = label.into_parts();
-        // Owned (made by `key`): the string itself, with its capacity, no copy.
-        spare.values.push(value.into_owned());
+        let value = value.into_owned();
+        if keep(&value) {
+            spare.values.push(value);
+        }
     }
     if list.capacity() > spare.labels.capacity() {
         spare.labels = list;
@@ -92,12 +122,10 @@ mod tests {
         let first = key(Name::Static("requests"), [("method", "GET"), ("route", "/items/1")].into_iter());
         let labels: Vec<(&str, &str)> = first.labels().map(|l| (l.key(), l.value())).collect();
         assert_eq!((first.name(), labels), ("requests", vec![("method", "GET"), ("route", "/items/1")]));
-        assert_eq!(
-            first,
-            Key::from_parts("requests", vec![Label::new("method", "GET"), Label::new("route", "/items/1")])
-        );
+        let expected = Key::from_parts("requests", vec![Label::new("method", "GET"), Label::new("route", "/items/1")]);
+        assert_eq!(*first, expected);
         let route_at = first.labels().nth(1).map(|l| l.value().as_ptr());
-        recycle(first, Name::Static("requests"));
+        drop(first);
         // The next key's values are written into the same strings (the last given back is the first reused).
         let named = String::from("http.request.exec_time");
         let second = key(Name::Copied(&named), [("route", "/orders")].into_iter());
@@ -105,10 +133,16 @@ mod tests {
         assert_eq!(second.labels().next().map(metrics::Label::value), Some("/orders"));
         assert_eq!(second.labels().next().map(|l| l.value().as_ptr()), route_at, "the route's string, reused");
         let name_at = second.name().as_ptr();
-        recycle(second, Name::Copied(&named));
+        drop(second);
         let third = key(Name::Copied("http.request.errors"), std::iter::empty());
         assert_eq!((third.name(), third.labels().count()), ("http.request.errors", 0));
         assert_eq!(third.name().as_ptr(), name_at, "the name's string, reused");
-        recycle(third, Name::Copied("http.request.errors"));
+        drop(third);
+        // A value past the size kept is dropped, not kept for the next key.
+        let huge = "x".repeat(MAX_KEPT_BYTES + 1);
+        drop(key(Name::Static("requests"), [("route", huge.as_str())].into_iter()));
+        let spare = take_spare();
+        assert!(spare.values.iter().all(|v| v.capacity() <= MAX_KEPT_BYTES), "no huge string kept");
+        put_back(spare);
     }
 }

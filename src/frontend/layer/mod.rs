@@ -344,7 +344,7 @@ impl CountersLayer {
             let key = key_buffers::key(key_buffers::Name::Copied(name), labels);
             let cell = self.store.cell(&key, kind);
             record(&key, &cell);
-            key_buffers::recycle(key, key_buffers::Name::Copied(name));
+            drop(key); // its buffers, for the next miss
             if cacheable && !cell.is_retired() {
                 span_labels.cache_cell(self.id, kind, name, &cell);
             }

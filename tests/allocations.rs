@@ -49,6 +49,23 @@ fn allocations_in(f: impl FnOnce()) -> u64 {
     ALLOCATIONS.with(Cell::get) - before
 }
 
+/// Runs `round` until three rounds in a row allocate nothing (within 80: the first rounds create counters, grow
+/// this thread's caches and the buffers of the handles they rewrite), then asserts that three more allocate
+/// nothing. Returns how many rounds ran. `what` names the calls of a round, for the failure messages.
+fn rounds_until_warm_then_none(what: &str, round: impl Fn()) -> i64 {
+    let (mut rounds, mut quiet) = (0, 0);
+    while quiet < 3 {
+        rounds += 1;
+        quiet = if allocations_in(&round) == 0 { quiet + 1 } else { 0 };
+        assert!(rounds < 80, "{what} still allocate after {rounds} rounds");
+    }
+    println!("{what}: no allocation in the last 3 of {rounds} rounds");
+    for _ in 0..3 {
+        assert_eq!(allocations_in(&round), 0, "allocations for a round of {what}");
+    }
+    rounds + 3
+}
+
 #[test]
 fn updates_through_a_held_handle_never_allocate() {
     let counters = CachedCounters::new(LogSink::to_writer(std::io::sink()), CountersOptions::default());
@@ -179,21 +196,11 @@ fn registrations_that_miss_the_thread_cache_do_not_allocate_once_warm() {
             recorder.register_histogram(latency, &meta).record(1.0);
         }
     };
-    // The first rounds create the counters and grow this thread's cache. At its largest, missing on most
-    // lookups, it caches one miss in eight (serving the others from the store), so a handle, rewritten in place
-    // for one key after another, grows its buffers to the longest key it is rewritten for over more rounds:
-    // until three rounds in a row allocate nothing (about twenty rounds), within 80.
-    let (mut rounds, mut quiet) = (0, 0);
-    while quiet < 3 {
-        rounds += 1;
-        quiet = if allocations_in(round) == 0 { quiet + 1 } else { 0 };
-        assert!(rounds < 80, "registrations that miss still allocate after {rounds} rounds");
-    }
-    println!("no allocation in the last 3 of {rounds} rounds");
-    for _ in 0..3 {
-        assert_eq!(allocations_in(round), 0, "allocations for 30000 registrations, most of them cache misses");
-    }
-    assert_eq!(counters.get("route.9999", CounterType::Increment).count, Some(rounds + 3));
+    // At its largest, missing on most lookups, this thread's cache caches one miss in eight (serving the others
+    // from the store), so a handle, rewritten in place for one key after another, grows its buffers to the
+    // longest key it is rewritten for over several rounds.
+    let rounds = rounds_until_warm_then_none("30000 registrations, most of them cache misses", round);
+    assert_eq!(counters.get("route.9999", CounterType::Increment).count, Some(rounds));
 }
 
 #[test]
@@ -235,25 +242,14 @@ fn metric_events_that_miss_the_thread_cache_do_not_allocate_once_warm() {
             tracing::info!(histogram.latency = 12.5, route = route.as_str(), shard = i % 2);
         }
     };
-    tracing::subscriber::with_default(subscriber, || {
-        // The first rounds create the counters and grow this thread's cache; then, as for registrations above,
-        // until three rounds in a row allocate nothing, within 80.
-        let (mut rounds, mut quiet) = (0, 0);
-        while quiet < 3 {
-            rounds += 1;
-            quiet = if allocations_in(round) == 0 { quiet + 1 } else { 0 };
-            assert!(rounds < 80, "metric events that miss still allocate after {rounds} rounds");
-        }
-        println!("no allocation in the last 3 of {rounds} rounds");
-        for _ in 0..3 {
-            assert_eq!(allocations_in(round), 0, "allocations for 12000 metric events, most of them cache misses");
-        }
-        let last = counters
-            .get_all()
-            .into_iter()
-            .find(|c| c.name == "requests" && c.dimensions == [(String::from("route"), String::from("/items/5999"))]);
-        assert_eq!(last.and_then(|c| c.count), Some(rounds + 3));
+    let rounds = tracing::subscriber::with_default(subscriber, || {
+        rounds_until_warm_then_none("12000 metric events, most of them cache misses", round)
     });
+    let last = counters
+        .get_all()
+        .into_iter()
+        .find(|c| c.name == "requests" && c.dimensions == [(String::from("route"), String::from("/items/5999"))]);
+    assert_eq!(last.and_then(|c| c.count), Some(rounds));
 }
 
 #[test]
@@ -313,19 +309,7 @@ fn labelled_spans_that_miss_the_thread_cache_do_not_allocate_once_warm() {
         }
     };
     let rounds = tracing::subscriber::with_default(subscriber, || {
-        // The first rounds create the counters and grow this thread's cache; then, as for registrations above,
-        // until three rounds in a row allocate nothing, within 80.
-        let (mut rounds, mut quiet) = (0, 0);
-        while quiet < 3 {
-            rounds += 1;
-            quiet = if allocations_in(round) == 0 { quiet + 1 } else { 0 };
-            assert!(rounds < 80, "labelled spans that miss still allocate after {rounds} rounds");
-        }
-        println!("no allocation in the last 3 of {rounds} rounds");
-        for _ in 0..3 {
-            assert_eq!(allocations_in(round), 0, "allocations for 6000 labelled spans, most of them cache misses");
-        }
-        rounds + 3
+        rounds_until_warm_then_none("6000 labelled spans, most of them cache misses", round)
     });
     let all = counters.get_all();
     let count = |name: &str, route: &str| {

@@ -227,15 +227,21 @@ fn metric_events_of_known_label_values_do_not_allocate() {
     assert_eq!(status_201.and_then(|c| c.count), Some(335), "i % 3 == 1 for 335 of the 1006 events");
 }
 
-#[test]
-fn metric_events_that_miss_the_thread_cache_do_not_allocate_once_warm() {
+/// Counters that take up to 20,000 keys, a subscriber with their layer, and 6,000 routes (`/items/0` on): more
+/// label values than a thread's caches of handles hold.
+fn layer_and_routes() -> (CachedCounters, impl tracing::Subscriber + Send + Sync, Vec<String>) {
     use tracing_subscriber::layer::SubscriberExt;
     let options = CountersOptions::default().max_counters(20_000);
     let counters = CachedCounters::new(LogSink::to_writer(std::io::sink()), options);
     let subscriber = tracing_subscriber::Registry::default().with(counters.layer());
+    (counters, subscriber, (0..6_000).map(|i| format!("/items/{i}")).collect())
+}
+
+#[test]
+fn metric_events_that_miss_the_thread_cache_do_not_allocate_once_warm() {
     // More label values than a thread's cache holds (4096), used round-robin: most events miss the cache, and
     // their key is built to look the counter up in the store.
-    let routes: Vec<String> = (0..6_000).map(|i| format!("/items/{i}")).collect();
+    let (counters, subscriber, routes) = layer_and_routes();
     let round = || {
         for (i, route) in routes.iter().enumerate() {
             tracing::info!(monotonic_counter.requests = 1, route = route.as_str());
@@ -291,14 +297,10 @@ fn a_labelled_span_of_seen_values_does_not_allocate() {
 
 #[test]
 fn labelled_spans_that_miss_the_thread_cache_do_not_allocate_once_warm() {
-    use tracing_subscriber::layer::SubscriberExt;
     let _alone = labelled_spans_alone();
-    let options = CountersOptions::default().max_counters(20_000);
-    let counters = CachedCounters::new(LogSink::to_writer(std::io::sink()), options);
-    let subscriber = tracing_subscriber::Registry::default().with(counters.layer());
-    // More routes than a thread's cache of them holds (1024), used round-robin: most spans miss the cache, and their
-    // counter's key is built to look it up in the store; one in three fails (its error counter missed too).
-    let routes: Vec<String> = (0..6_000).map(|i| format!("/items/{i}")).collect();
+    // More routes than a thread's cache of them holds (1024), used round-robin: most spans miss the cache, and
+    // their counter's key is built to look it up in the store; one in three fails (its error counter missed too).
+    let (counters, subscriber, routes) = layer_and_routes();
     let round = || {
         for (i, route) in routes.iter().enumerate() {
             let span = tracing::info_span!("request", route = route.as_str());

@@ -171,8 +171,8 @@ pub(crate) type Memo = Cell<Option<Arc<CachedCell>>>;
 
 /// Runs `record` on the cell of the counter `name` with the labels of `fields`: the callsite's `memo`, else
 /// this thread's cached one, else the store's (then cached, unless this thread's cache thrashes and turns it
-/// away: see `thread_cache::admits`). An empty `memo` keeps the handle found. With
-/// properties, the counter's properties are kept too (and neither cache serves it).
+/// away: see `thread_cache::admits`). An empty `memo` keeps the handle found. With properties, the counter's
+/// properties are kept too (and neither cache serves it).
 fn with_cell(
     store: &Store,
     layer: u64,

@@ -323,9 +323,10 @@ impl CountersLayer {
         self.record_labelled_uncached(timing, span_labels, elapsed_ms, (timed, counted), cacheable);
     }
 
-    /// The part of [`record_labelled`](Self::record_labelled) the thread's cache did not serve (`done`: whether
-    /// the span was timed, its error counted): the counters looked up in the store, then cached if `cacheable`.
-    /// Their key is built in buffers reused from miss to miss: no allocation once they are large enough.
+    /// The part of [`record_labelled`](Self::record_labelled) the thread's cache did not serve (whether the span
+    /// was already `timed`, its error `counted`): the counters looked up in the store, then cached if `cacheable`
+    /// and the cache admits them. Their key is built in buffers reused from miss to miss: no allocation once they
+    /// are large enough.
     #[cold]
     fn record_labelled_uncached(
         &self,

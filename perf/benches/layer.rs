@@ -243,7 +243,7 @@ const OTEL_LIMIT: usize = 8_192;
 /// The `MetricsLayer` configurations an event is compared with: its default, and for the event of 6,000 label
 /// values (past the default's 2,000), one whose limit keeps them all apart.
 fn otel_limits(group: &str) -> Vec<Option<usize>> {
-    if group == "metric_event_6000_values" {
+    if group == MANY_VALUES {
         vec![None, Some(OTEL_LIMIT)]
     } else {
         vec![None]
@@ -304,8 +304,11 @@ const METRIC_EVENTS: [MetricEvent; 4] = [
     ("metric_event", "requests", 0, || tracing::info!(monotonic_counter.requests = 1)),
     ("metric_event_1_label", "requests", 1, || tracing::info!(monotonic_counter.requests = 1, status = "200")),
     ("metric_histogram", "latency", 0, || tracing::info!(histogram.latency = 12.5)),
-    ("metric_event_6000_values", "hits", 1, || tracing::info!(monotonic_counter.hits = 1, route = next_route())),
+    (MANY_VALUES, "hits", 1, || tracing::info!(monotonic_counter.hits = 1, route = next_route())),
 ];
+
+/// The metric event of more label values than `MetricsLayer`'s default cardinality limit (see [`otel_limits`]).
+const MANY_VALUES: &str = "metric_event_6000_values";
 
 /// Distinct routes [`next_route`] cycles through: more label values than a thread's cache holds (4,096).
 const ROUTES: usize = 6_000;

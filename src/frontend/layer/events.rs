@@ -17,7 +17,7 @@ use crate::frontend::cached_cell::{CachedCell, EventLabels};
 use crate::model::{CounterType, MAX_LABELS};
 use crate::store::cell::CounterCell;
 use crate::store::thread_cache::{self, Slots};
-use crate::store::Store;
+use crate::store::{key_hash, Fit::EitherSampled, Store};
 
 /// The span field that overrides a span's counter base name: given when the span is made, or recorded later
 /// with `span.record(COUNTER_FIELD, ..)` (the last name recorded before the span closes counts).
@@ -208,16 +208,26 @@ fn with_cell(
     }
     let labels_text =
         fields.labels.iter().map(|&(label, start, end)| (label, fields.text.get(start..end).unwrap_or_default()));
-    let key = key_buffers::key(key_buffers::Name::Static(name), labels_text);
-    if !fields.properties.is_empty() {
-        store.set_properties(&key, fields.properties.clone());
-    }
-    // As the cache's hits: a histogram's samples go into the name's sampled counter of either type (one a
-    // `metrics` histogram described with a time unit made an Interval), never replacing it, and scaled as
-    // its samples are. A new one is what a `metrics` histogram of the name would get.
-    let (kind, scale) = if kind == CounterType::Statistics { store.histogram_kind(name) } else { (kind, 1.0) };
-    let cell = store.scaled_cell(&key, kind, scale);
-    drop(key); // its buffers, for the next miss
+    // An existing counter is found by its parts, with no key built (most misses: a thread cycling through more
+    // counters than its cache holds); a new one (or one with properties) with a key built in reused buffers.
+    let existing = cacheable
+        .then(|| {
+            store.existing_by_parts(key_hash(name, labels_text.clone()), name, labels_text.clone(), kind, EitherSampled)
+        })
+        .flatten();
+    let (cell, kind) = if let Some(cell) = existing {
+        (cell, kind)
+    } else {
+        let key = key_buffers::key(key_buffers::Name::Static(name), labels_text);
+        if !fields.properties.is_empty() {
+            store.set_properties(&key, fields.properties.clone());
+        }
+        // As the cache's hits: a histogram's samples go into the name's sampled counter of either type (one a
+        // `metrics` histogram described with a time unit made an Interval), never replacing it, and scaled as
+        // its samples are. A new one is what a `metrics` histogram of the name would get.
+        let (kind, scale) = if kind == CounterType::Statistics { store.histogram_kind(name) } else { (kind, 1.0) };
+        (store.scaled_cell(&key, kind, scale), kind)
+    };
     record(&cell);
     // A thread cycling through more counters than its cache holds: most misses are turned away, served uncached.
     if cacheable && !cell.is_retired() && thread_cache::admits(&CACHE, hash) {

@@ -1,6 +1,8 @@
 //! The buffers a `metrics::Key` with label values borrowed from a span or event is built in, when the thread's
-//! cache of handles misses and the store must be asked: taken back apart when the key ([`BuiltKey`]) is dropped
-//! after the lookup, so that such a miss allocates nothing once they are as large as the longest values seen.
+//! cache of handles misses and the store must be asked with a key (a counter the lookup by parts,
+//! `store/by_parts.rs`, did not find: a new one, one with properties, one stored with its labels in another
+//! order): taken back apart when the key ([`BuiltKey`]) is dropped after the lookup, so that such a miss
+//! allocates nothing once they are as large as the longest values seen.
 //!
 //! The store is a map of `metrics::Key`s, and a `Key`'s label values are either `'static` or owned: a lookup by
 //! values that are neither needs them copied into strings of the key's own. `Key::into_parts` and

@@ -57,7 +57,7 @@ use crate::frontend::Owner;
 use crate::model::{CounterType, MAX_LABELS};
 use crate::publishing::is_publishing;
 use crate::store::cell::CounterCell;
-use crate::store::Store;
+use crate::store::{key_hash, Fit::Exact, Store};
 use events::EventPlan;
 use open_spans::{CallsiteCells, OpenSpans};
 use span_cache::{Callsites, SpanCells};
@@ -340,12 +340,24 @@ impl CountersLayer {
         if span_labels.len() > MAX_LABELS {
             self.store.count_labels_cut(&cells.base, span_labels.len());
         }
-        let resolve = |kind, name: &str, record: &dyn Fn(&Key, &CounterCell)| {
+        // An existing counter is found by its parts, with no key built; a new one (or one with properties, which
+        // are kept by key) with a key built in reused buffers. `record` gets the key when one was built.
+        let resolve = |kind, name: &str, record: &dyn Fn(Option<&Key>, &CounterCell)| {
             let labels = span_labels.named_values().take(MAX_LABELS);
-            let key = key_buffers::key(key_buffers::Name::Copied(name), labels);
-            let cell = self.store.cell(&key, kind);
-            record(&key, &cell);
-            drop(key); // its buffers, for the next miss
+            let existing = cacheable
+                .then(|| {
+                    self.store.existing_by_parts(key_hash(name, labels.clone()), name, labels.clone(), kind, Exact)
+                })
+                .flatten();
+            let cell = if let Some(cell) = existing {
+                record(None, &cell);
+                cell
+            } else {
+                let key = key_buffers::key(key_buffers::Name::Copied(name), labels);
+                let cell = self.store.cell(&key, kind);
+                record(Some(&key), &cell);
+                cell // the key dropped here: its buffers, for the next miss
+            };
             if cacheable && !cell.is_retired() {
                 span_labels.cache_cell(self.id, kind, name, &cell);
             }
@@ -353,7 +365,10 @@ impl CountersLayer {
         if !timed {
             resolve(CounterType::Interval, &cells.exec_name, &|key, cell| {
                 cell.sample(elapsed_ms);
-                self.record_properties(timing, key);
+                // A key is built for every counter with properties (they are not cacheable).
+                if let Some(key) = key {
+                    self.record_properties(timing, key);
+                }
             });
         }
         if !counted {

@@ -104,7 +104,7 @@ impl SpanLabels {
     }
 
     /// The labels' names and values, in the order the fields were first recorded.
-    pub(crate) fn named_values(&self) -> impl ExactSizeIterator<Item = (&'static str, &str)> {
+    pub(crate) fn named_values(&self) -> impl ExactSizeIterator<Item = (&'static str, &str)> + Clone {
         self.live().iter().map(|(name, value)| (*name, value.as_str()))
     }
 

@@ -206,34 +206,44 @@ fn with_cell(
     if cacheable && thread_cache::lookup(&CACHE, layer, hash, serves, found).is_some() {
         return;
     }
-    let labels_text =
-        fields.labels.iter().map(|&(label, start, end)| (label, fields.text.get(start..end).unwrap_or_default()));
-    // An existing counter is found by its parts, with no key built (most misses: a thread cycling through more
-    // counters than its cache holds); a new one (or one with properties) with a key built in reused buffers.
-    let existing = cacheable
-        .then(|| {
-            store.existing_by_parts(key_hash(name, labels_text.clone()), name, labels_text.clone(), kind, EitherSampled)
-        })
-        .flatten();
-    let (cell, kind) = if let Some(cell) = existing {
-        (cell, kind)
-    } else {
-        let key = key_buffers::key(key_buffers::Name::Static(name), labels_text);
-        if !fields.properties.is_empty() {
-            store.set_properties(&key, fields.properties.clone());
-        }
-        // As the cache's hits: a histogram's samples go into the name's sampled counter of either type (one a
-        // `metrics` histogram described with a time unit made an Interval), never replacing it, and scaled as
-        // its samples are. A new one is what a `metrics` histogram of the name would get.
-        let (kind, scale) = if kind == CounterType::Statistics { store.histogram_kind(name) } else { (kind, 1.0) };
-        (store.scaled_cell(&key, kind, scale), kind)
-    };
+    let (cell, kind) = store_cell(store, name, kind, fields, cacheable);
     record(&cell);
     // A thread cycling through more counters than its cache holds: most misses are turned away, served uncached.
     if cacheable && !cell.is_retired() && thread_cache::admits(&CACHE, hash) {
         let make = |evicted| CachedCell::reuse_for_event(evicted, cell, kind, name, labels);
         thread_cache::insert_with(&CACHE, layer, hash, make, |c| keep_first(memo, c));
     }
+}
+
+/// The store's cell for the counter `name` with the labels of `fields` (a miss of both caches), and the type
+/// a handle to it is cached as. An existing counter is found by its parts, with no key built (most misses: a
+/// thread cycling through more counters than its cache holds); a new one, or one with properties (kept by key,
+/// so never `cacheable`), with a key built in reused buffers. Out of line: not part of a hit's code.
+#[inline(never)]
+fn store_cell(
+    store: &Store,
+    name: &'static str,
+    kind: CounterType,
+    fields: &Fields,
+    cacheable: bool,
+) -> (Arc<CounterCell>, CounterType) {
+    let labels_text =
+        fields.labels.iter().map(|&(label, start, end)| (label, fields.text.get(start..end).unwrap_or_default()));
+    if cacheable {
+        let hash = key_hash(name, labels_text.clone());
+        if let Some(cell) = store.existing_by_parts(hash, name, labels_text.clone(), kind, EitherSampled) {
+            return (cell, kind);
+        }
+    }
+    let key = key_buffers::key(key_buffers::Name::Static(name), labels_text);
+    if !fields.properties.is_empty() {
+        store.set_properties(&key, fields.properties.clone());
+    }
+    // As the cache's hits: a histogram's samples go into the name's sampled counter of either type (one a
+    // `metrics` histogram described with a time unit made an Interval), never replacing it, and scaled as its
+    // samples are. A new one is what a `metrics` histogram of the name would get.
+    let (kind, scale) = if kind == CounterType::Statistics { store.histogram_kind(name) } else { (kind, 1.0) };
+    (store.scaled_cell(&key, kind, scale), kind)
 }
 
 /// Keeps `handle` in `memo` if it is empty.

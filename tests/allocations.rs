@@ -240,7 +240,7 @@ fn layer_and_routes() -> (CachedCounters, impl tracing::Subscriber + Send + Sync
 #[test]
 fn metric_events_that_miss_the_thread_cache_do_not_allocate_once_warm() {
     // More label values than a thread's cache holds (4096), used round-robin: most events miss the cache, and
-    // their key is built to look the counter up in the store.
+    // their counter is looked up in the store by its parts (a key is built, in reused buffers, for a new one).
     let (counters, subscriber, routes) = layer_and_routes();
     let round = || {
         for (i, route) in routes.iter().enumerate() {
@@ -299,7 +299,8 @@ fn a_labelled_span_of_seen_values_does_not_allocate() {
 fn labelled_spans_that_miss_the_thread_cache_do_not_allocate_once_warm() {
     let _alone = labelled_spans_alone();
     // More routes than a thread's cache of them holds (1024), used round-robin: most spans miss the cache, and
-    // their counter's key is built to look it up in the store; one in three fails (its error counter missed too).
+    // their counter is looked up in the store by its parts (a key is built, in reused buffers, for a new one);
+    // one in three fails (its error counter missed too).
     let (counters, subscriber, routes) = layer_and_routes();
     let round = || {
         for (i, route) in routes.iter().enumerate() {

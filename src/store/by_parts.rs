@@ -79,6 +79,19 @@ mod tests {
     }
 
     #[test]
+    fn a_key_is_its_parts_only_with_the_same_name_and_labels_in_the_same_order() {
+        let key = Key::from_parts("requests", vec![Label::new("method", "GET"), Label::new("status", "200")]);
+        let is = |name, labels: &[(&str, &str)]| is_key(&key, name, labels.iter().copied());
+        assert!(is("requests", &[("method", "GET"), ("status", "200")]));
+        assert!(!is("requests", &[("method", "GET"), ("status", "201")]), "another value");
+        assert!(!is("requests", &[("method", "GET"), ("state", "200")]), "another label name");
+        assert!(!is("requests", &[("method", "GET")]), "fewer labels");
+        assert!(!is("requests", &[("method", "GET"), ("status", "200"), ("route", "/")]), "more labels");
+        assert!(!is("request", &[("method", "GET"), ("status", "200")]), "another name");
+        assert!(!is("requests", &[("status", "200"), ("method", "GET")]), "another order");
+    }
+
+    #[test]
     fn a_counter_is_found_by_its_parts_only_as_it_is_stored() {
         let store = Store::default();
         let parts = [("method", "GET"), ("status", "200")];

@@ -275,7 +275,8 @@ impl CloudWatchCountersBuilder {
         self
     }
 
-    /// Publishes with StorageResolution 1 (high resolution) instead of 60.
+    /// Publishes with StorageResolution 1 (high resolution) instead of 60 (CloudWatch's default, which the datums
+    /// leave out).
     pub fn high_resolution(mut self, high: bool) -> Self {
         self.settings.storage_resolution = if high { 1 } else { 60 };
         self

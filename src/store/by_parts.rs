@@ -14,9 +14,9 @@ use std::sync::Arc;
 use metrics::Key;
 use rapidhash::v3::{rapidhash_v3_nano_inline, RapidSecrets};
 
+use super::cell::CounterCell;
 use super::{Fit, Store};
 use crate::model::CounterType;
-use crate::store::cell::CounterCell;
 
 /// `metrics`' hash of the key `name` + `labels` (`Key::get_hash`): rapidhash nano of the name, plus for each
 /// label the hash of its key xor that of its value, each part with its own seed. Label order does not change it.

@@ -7,7 +7,8 @@
 //! it is searched under its read lock, each candidate compared part by part.
 //!
 //! Should a future `metrics` hash keys differently, the hashes stop matching and every lookup here misses; the
-//! callers then build the `Key` and ask as before, so nothing is lost but time (a unit test says so first).
+//! callers then build the `Key` and ask as before, so nothing is lost but time (a unit test says so first; the
+//! crate requires the `metrics` whose hash this is, 0.24.5 on, in its manifest).
 
 use std::sync::Arc;
 

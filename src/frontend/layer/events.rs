@@ -36,8 +36,9 @@ thread_local! {
 ///
 /// An event whose counters and label values this thread recorded lately costs no allocation and builds no
 /// `Key`: its fields are written into a reused buffer, and the counters are found in a per-thread cache by a
-/// hash of their name and label values. Otherwise the `Key` is built (in buffers reused from miss to miss, so that
-/// it allocates nothing once they are large enough) and looked up in the store once.
+/// hash of their name and label values. Otherwise an existing counter is found in the store by its name and
+/// label values as they are, still with no `Key` built; a new one (or one with properties) with a `Key` built in
+/// buffers reused from miss to miss, so that it allocates nothing once they are large enough.
 pub(crate) fn record_metric_event(
     store: &Store,
     layer: u64,

@@ -1,8 +1,9 @@
 //! The buffers a `metrics::Key` with label values borrowed from a span or event is built in, when the thread's
-//! cache of handles misses and the store must be asked with a key (a counter the lookup by parts,
-//! `store/by_parts.rs`, did not find: a new one, one with properties, one stored with its labels in another
-//! order): taken back apart when the key ([`BuiltKey`]) is dropped after the lookup, so that such a miss
-//! allocates nothing once they are as large as the longest values seen.
+//! cache of handles misses and the store must be asked with a key (whatever the lookup by parts,
+//! `store/by_parts.rs`, did not serve: a new counter, one of another type, one kept aside after it expired, one
+//! with properties, a span's with more labels than are kept, one stored with its labels in another order):
+//! taken back apart when the key ([`BuiltKey`]) is dropped after the lookup, so that such a miss allocates
+//! nothing once they are as large as the longest values seen.
 //!
 //! The store is a map of `metrics::Key`s, and a `Key`'s label values are either `'static` or owned: a lookup by
 //! values that are neither needs them copied into strings of the key's own. `Key::into_parts` and
@@ -23,6 +24,18 @@ struct Spare {
 thread_local! {
     static SPARE: Cell<Spare> =
         const { Cell::new(Spare { labels: Vec::new(), values: Vec::new(), name: String::new() }) };
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Keys built on this thread, for the tests that show which misses build none.
+    static BUILT: Cell<usize> = const { Cell::new(0) };
+}
+
+/// How many keys [`key`] has built on this thread.
+#[cfg(test)]
+pub(super) fn built_on_this_thread() -> usize {
+    BUILT.with(Cell::get)
 }
 
 /// This thread's spare buffers, taken (empty ones while a key is being built, or once the thread is ending).
@@ -71,6 +84,8 @@ impl Drop for BuiltKey {
 
 /// The key `name` with `labels` (names, and values copied into this thread's spare strings).
 pub(super) fn key<'a>(name: Name<'_>, labels: impl Iterator<Item = (&'static str, &'a str)>) -> BuiltKey {
+    #[cfg(test)]
+    BUILT.with(|built| built.set(built.get() + 1));
     let mut spare = take_spare();
     let mut list = std::mem::take(&mut spare.labels);
     for (label, value) in labels {

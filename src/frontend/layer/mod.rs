@@ -69,6 +69,8 @@ mod open_spans;
 mod span_cache;
 mod span_fields;
 mod spans_with_fields;
+#[cfg(test)]
+mod tests;
 
 pub use builder::{CountersLayerBuilder, NamingFn, DEFAULT_EXCLUDED_TARGETS};
 pub use events::COUNTER_FIELD;
@@ -325,8 +327,9 @@ impl CountersLayer {
 
     /// The part of [`record_labelled`](Self::record_labelled) the thread's cache did not serve (whether the span
     /// was already `timed`, its error `counted`): the counters looked up in the store, then cached if `cacheable`
-    /// and the cache admits them. Their key is built in buffers reused from miss to miss: no allocation once they
-    /// are large enough.
+    /// and the cache admits them. An existing counter is found by its name and label values as they are, with no
+    /// key built; otherwise the key is built in buffers reused from miss to miss: no allocation once they are
+    /// large enough.
     #[cold]
     fn record_labelled_uncached(
         &self,

@@ -332,6 +332,11 @@ mod tests {
         // 60, CloudWatch's default, is left out of the datum.
         assert_eq!(resolution("apis"), None, "a prefix, not a substring");
         assert_eq!(resolution("db.query"), None);
+        // Every metric at high resolution (`high_resolution(true)`): 1, sent for each.
+        let everywhere = DatumContext { storage_resolution: 1, high_resolution: &[], ..ctx };
+        let mut c = Counter::new("db.query", CounterType::Increment);
+        c.count = Some(1);
+        assert_eq!(to_datum(&c, &everywhere).unwrap().datums.remove(0).storage_resolution(), Some(1));
     }
 
     #[test]

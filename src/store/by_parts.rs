@@ -21,7 +21,7 @@ use crate::model::CounterType;
 
 /// `metrics`' hash of the key `name` + `labels` (`Key::get_hash`): rapidhash nano of the name, plus for each
 /// label the hash of its key xor that of its value, each part with its own seed. Label order does not change it.
-pub(crate) fn key_hash<'k, 'v>(name: &str, labels: impl Iterator<Item = (&'k str, &'v str)>) -> u64 {
+fn key_hash<'k, 'v>(name: &str, labels: impl Iterator<Item = (&'k str, &'v str)>) -> u64 {
     const NAME: RapidSecrets = RapidSecrets::seed_cpp(0);
     const LABEL_KEY: RapidSecrets = RapidSecrets::seed_cpp(1);
     const LABEL_VALUE: RapidSecrets = RapidSecrets::seed_cpp(2);
@@ -40,18 +40,18 @@ fn is_key<'k, 'v>(key: &Key, name: &str, mut labels: impl ExactSizeIterator<Item
 }
 
 impl Store {
-    /// The live cell of the counter `name` + `labels` (`hash`, from [`key_hash`]), if it exists and serves a
-    /// counter of type `kind` as `fit` says: one shard read lock, no allocation.
+    /// The live cell of the counter `name` + `labels`, if it exists and serves a counter of type `kind` as `fit`
+    /// says: its hash worked out from the parts ([`key_hash`]), one shard read lock, no allocation.
     /// `None` also when the store holds the key with its labels in another order (`metrics` keys are equal
     /// whatever their labels' order); the caller then asks with a built `Key`.
     pub(crate) fn existing_by_parts<'k, 'v>(
         &self,
-        hash: u64,
         name: &str,
         labels: impl ExactSizeIterator<Item = (&'k str, &'v str)> + Clone,
         kind: CounterType,
         fit: Fit,
     ) -> Option<Arc<CounterCell>> {
+        let hash = key_hash(name, labels.clone());
         // The map's hasher passes a key's hash through, so this is the shard and the hash the map uses.
         let shard = self.map.shards().get(self.map.determine_shard(hash as usize))?.read();
         let (_, cell) = shard.get(hash, |(key, _)| is_key(key, name, labels.clone()))?;
@@ -98,7 +98,7 @@ mod tests {
         let parts = [("method", "GET"), ("status", "200")];
         let key = Key::from_parts("requests", parts.iter().map(|&(k, v)| Label::new(k, v)).collect::<Vec<_>>());
         let find_as = |name: &str, labels: &[(&'static str, &'static str)], kind, fit| {
-            store.existing_by_parts(key_hash(name, labels.iter().copied()), name, labels.iter().copied(), kind, fit)
+            store.existing_by_parts(name, labels.iter().copied(), kind, fit)
         };
         let find = |name: &str, labels: &[(&'static str, &'static str)], kind| find_as(name, labels, kind, Fit::Exact);
         assert!(find("requests", &parts, CounterType::Increment).is_none(), "not created");

@@ -22,7 +22,6 @@ use cell::{CounterCell, Period};
 
 mod buckets;
 mod by_parts;
-pub(crate) use by_parts::key_hash;
 pub(crate) mod cell;
 mod expiry;
 pub(crate) mod thread_cache;

@@ -17,7 +17,7 @@ use crate::frontend::cached_cell::{CachedCell, EventLabels};
 use crate::model::{CounterType, MAX_LABELS};
 use crate::store::cell::CounterCell;
 use crate::store::thread_cache::{self, Slots};
-use crate::store::{key_hash, Fit::EitherSampled, Store};
+use crate::store::{Fit::EitherSampled, Store};
 
 /// The span field that overrides a span's counter base name: given when the span is made, or recorded later
 /// with `span.record(COUNTER_FIELD, ..)` (the last name recorded before the span closes counts).
@@ -231,8 +231,7 @@ fn store_cell(
     let labels_text =
         fields.labels.iter().map(|&(label, start, end)| (label, fields.text.get(start..end).unwrap_or_default()));
     if cacheable {
-        let hash = key_hash(name, labels_text.clone());
-        if let Some(cell) = store.existing_by_parts(hash, name, labels_text.clone(), kind, EitherSampled) {
+        if let Some(cell) = store.existing_by_parts(name, labels_text.clone(), kind, EitherSampled) {
             return (cell, kind);
         }
     }

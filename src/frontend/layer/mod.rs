@@ -57,7 +57,7 @@ use crate::frontend::Owner;
 use crate::model::{CounterType, MAX_LABELS};
 use crate::publishing::is_publishing;
 use crate::store::cell::CounterCell;
-use crate::store::{key_hash, Fit::Exact, Store};
+use crate::store::{Fit::Exact, Store};
 use events::EventPlan;
 use open_spans::{CallsiteCells, OpenSpans};
 use span_cache::{Callsites, SpanCells};
@@ -344,38 +344,31 @@ impl CountersLayer {
             self.store.count_labels_cut(&cells.base, span_labels.len());
         }
         // An existing counter is found by its parts, with no key built; a new one (or one with properties, which
-        // are kept by key) with a key built in reused buffers. `record` gets the key when one was built.
-        let resolve = |kind, name: &str, record: &dyn Fn(Option<&Key>, &CounterCell)| {
+        // are kept by key) with a key built in reused buffers, handed back with the cell.
+        let resolve = |kind, name: &str| {
             let labels = span_labels.named_values().take(MAX_LABELS);
-            let existing = cacheable
-                .then(|| {
-                    self.store.existing_by_parts(key_hash(name, labels.clone()), name, labels.clone(), kind, Exact)
-                })
-                .flatten();
-            let cell = if let Some(cell) = existing {
-                record(None, &cell);
-                cell
+            let existing = cacheable.then(|| self.store.existing_by_parts(name, labels.clone(), kind, Exact)).flatten();
+            let (cell, key) = if let Some(cell) = existing {
+                (cell, None)
             } else {
                 let key = key_buffers::key(key_buffers::Name::Copied(name), labels);
-                let cell = self.store.cell(&key, kind);
-                record(Some(&key), &cell);
-                cell // the key dropped here: its buffers, for the next miss
+                (self.store.cell(&key, kind), Some(key))
             };
             if cacheable && !cell.is_retired() {
                 span_labels.cache_cell(self.id, kind, name, &cell);
             }
+            (cell, key)
         };
         if !timed {
-            resolve(CounterType::Interval, &cells.exec_name, &|key, cell| {
-                cell.sample(elapsed_ms);
-                // A key is built for every counter with properties (they are not cacheable).
-                if let Some(key) = key {
-                    self.record_properties(timing, key);
-                }
-            });
-        }
+            let (cell, key) = resolve(CounterType::Interval, &cells.exec_name);
+            cell.sample(elapsed_ms);
+            // A key is built for every counter with properties (they are not cacheable).
+            if let Some(key) = &key {
+                self.record_properties(timing, key);
+            }
+        } // the key dropped here: its buffers, for the next miss
         if !counted {
-            resolve(CounterType::Increment, &cells.errors_name, &|_, cell| cell.add(1));
+            resolve(CounterType::Increment, &cells.errors_name).0.add(1);
         }
     }
 

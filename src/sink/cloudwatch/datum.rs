@@ -128,7 +128,7 @@ fn dimension_sets<'a>(pairs: &[(&'a str, &'a str)], ctx: &DatumContext<'_>) -> V
 /// The datums for `counter` (its own, then its rollups), or why it cannot be sent.
 pub(crate) fn to_datum(counter: &Counter, ctx: &DatumContext<'_>) -> Result<Built, SkipReason> {
     limits::check_metric_name(&counter.name)?;
-    if ctx.storage_resolution != 1 && ctx.storage_resolution != 60 {
+    if ctx.storage_resolution != 1 && ctx.storage_resolution != DEFAULT_STORAGE_RESOLUTION {
         return Err(SkipReason::StorageResolution);
     }
     let (pairs, deduplicated) = dimension_pairs(counter, ctx)?;

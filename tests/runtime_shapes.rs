@@ -237,3 +237,88 @@ fn a_refused_close_blocking_leaves_the_own_thread_dumping() {
     on_plain_thread("close_blocking", move || closing.close_blocking()).unwrap();
     assert_eq!(sent(&sink, "calls"), 2);
 }
+
+/// Opens counters dumping every 50 ms in `rt`, then shuts `rt` down: the interval task moves to a thread of the
+/// counters' own, which goes on dumping every interval until a close from a plain thread.
+fn runtime_shut_down_under_open_counters(rt: tokio::runtime::Runtime) {
+    let (c, sink) = counters(Duration::from_millis(50));
+    rt.block_on(c.open()).unwrap();
+    c.increment("calls", 1);
+    drop(rt); // the interval task spawned there is dropped with it
+    assert!(c.is_open(), "the counters stay open");
+    c.increment("calls", 2);
+    sink.wait_for_saves_blocking(1, LIMIT); // an interval dump, on the counters' own thread
+    c.increment("calls", 4);
+    let before = sink.saves().len();
+    sink.wait_for_saves_blocking(before + 1, LIMIT); // and the next
+    assert_eq!(sent(&sink, "calls"), 7, "each increment saved exactly once");
+    let closing = c.clone();
+    let report = on_plain_thread("close_blocking", move || closing.close_blocking());
+    assert!(report.is_ok(), "{report:?}");
+    assert!(!c.is_open());
+    assert_eq!(sent(&sink, "calls"), 7);
+}
+
+#[test]
+fn counters_opened_in_a_current_thread_runtime_that_shut_down_go_on_dumping_every_interval() {
+    runtime_shut_down_under_open_counters(current_thread_runtime());
+}
+
+#[test]
+fn counters_opened_in_a_multi_thread_runtime_that_shut_down_go_on_dumping_every_interval() {
+    runtime_shut_down_under_open_counters(multi_thread_runtime());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_interval_takes_effect_at_once_not_after_the_old_wait() {
+    let (c, sink) = counters(Duration::from_millis(50));
+    c.open().await.unwrap();
+    c.set_interval(Duration::from_secs(3600));
+    // Tokio's clock is paused: it moves only while every task waits, straight to the next timer. Past any wait
+    // the old interval set, the interval task now waits an hour.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    c.increment("calls", 3);
+    c.set_interval(Duration::from_millis(50));
+    tokio::time::timeout(LIMIT, sink.wait_for_saves(1)).await.expect("a dump at the new interval, not in an hour");
+    assert_eq!(sent(&sink, "calls"), 3);
+    c.close().await.unwrap();
+}
+
+/// A sink whose saves take 20 ms of tokio's timers (so a save under way needs its runtime to go on), telling
+/// `started` when each begins, and recording into `inner`.
+struct SlowSink {
+    inner: RecordingSink,
+    started: std::sync::Mutex<mpsc::Sender<()>>,
+}
+
+impl cloudwatch_counters::Sink for SlowSink {
+    fn save<'a>(&'a self, counters: &'a [cloudwatch_counters::Counter]) -> cloudwatch_counters::sink::SaveFuture<'a> {
+        let _ = self.started.lock().unwrap().send(());
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            self.inner.save(counters).await
+        })
+    }
+}
+
+#[test]
+fn close_blocking_in_a_task_of_a_one_worker_runtime_lets_an_interval_dump_under_way_finish() {
+    let sink = RecordingSink::default();
+    let (started, starts) = mpsc::channel();
+    let slow = SlowSink { inner: sink.clone(), started: std::sync::Mutex::new(started) };
+    let options = CountersOptions::default().interval(Duration::from_millis(50)).close_timeout(Duration::from_secs(2));
+    let c = CachedCounters::new(slow, options);
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    rt.block_on(c.open()).unwrap(); // the interval task runs on the runtime's only worker
+    c.increment("calls", 3);
+    starts.recv_timeout(LIMIT).expect("an interval dump began");
+    // The dump's save now waits on a timer of `rt`, whose only worker the close below blocks.
+    let closing = c.clone();
+    let closed = rt.block_on(async {
+        let task = tokio::spawn(async move { closing.close_blocking() });
+        tokio::time::timeout(LIMIT, task).await.expect("close_blocking returned").unwrap()
+    });
+    assert!(closed.is_ok(), "{closed:?}");
+    assert!(!c.is_open());
+    assert_eq!(sent(&sink, "calls"), 3, "saved exactly once");
+}

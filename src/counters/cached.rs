@@ -102,8 +102,8 @@ impl CachedCounters {
         self.exporter.interval()
     }
 
-    /// Changes the dump interval (a zero interval is raised to 1 ms); the background task uses it from its next
-    /// wait on.
+    /// Changes the dump interval (a zero interval is raised to 1 ms); the background task takes it at once: its
+    /// next dump is at the new interval's next phase, not after the wait the old interval set.
     pub fn set_interval(&self, interval: Duration) {
         self.exporter.set_interval(interval);
     }

@@ -20,6 +20,9 @@ pub(crate) struct Driver {
     pub(crate) handle: Option<Handle>,
     pub(crate) timer: Option<(Arc<Notify>, JoinHandle<()>)>,
     pub(crate) own: Option<OwnRuntime>,
+    /// Which interval task is the current one (each start counts one): a task whose runtime shut down under it
+    /// is started again on our own thread only while it is still the current one.
+    generation: u64,
 }
 
 /// A current-thread runtime on a thread of its own, driven until `stop` fires.
@@ -58,11 +61,41 @@ impl Exporter {
             driver.own.as_ref().map(|own| own.handle.clone()).expect("just started")
         };
         self.closing.store(false, std::sync::atomic::Ordering::Relaxed);
+        self.start_timer(&mut driver, handle);
+        Ok(())
+    }
+
+    /// Spawns a new interval task on `handle`, as the current one.
+    fn start_timer(self: &Arc<Exporter>, driver: &mut Driver, handle: Handle) {
+        driver.generation += 1;
         let stop = Arc::new(Notify::new());
-        let task = handle.spawn(run_timer(Arc::downgrade(self), Arc::clone(&stop)));
+        let gone = TimerGone { exporter: Arc::downgrade(self), generation: driver.generation };
+        let task = handle.spawn(run_timer(gone, Arc::clone(&stop), Arc::clone(&self.interval_changed)));
         driver.handle = Some(handle);
         driver.timer = Some((stop, task));
-        Ok(())
+    }
+
+    /// The current interval task's runtime shut down under it (its future was dropped while the counters stay
+    /// open): the task starts again on a thread of our own, so that the counters go on dumping every interval.
+    fn timer_gone(self: &Arc<Exporter>, generation: u64) {
+        let mut driver = self.lock_driver();
+        let current = driver.timer.is_some() && driver.generation == generation;
+        if !current || self.closing.load(std::sync::atomic::Ordering::Relaxed) {
+            return; // closed, or stopped by the counters' drop, or a newer task runs
+        }
+        if driver.own.is_none() {
+            match OwnRuntime::start() {
+                Ok(own) => driver.own = Some(own),
+                Err(err) => {
+                    driver.timer = None; // not open any more: `open` may try again
+                    tracing::warn!(target: "cloudwatch_counters", error = %err, "the runtime the counters were opened in shut down, and no thread could be started to dump them every interval: call open() again, or close() to flush");
+                    return;
+                }
+            }
+        }
+        let handle = driver.own.as_ref().map(|own| own.handle.clone()).expect("just started");
+        self.start_timer(&mut driver, handle);
+        tracing::info!(target: "cloudwatch_counters", "the runtime the counters were opened in shut down: they now dump every interval on a thread of their own");
     }
 
     /// Stops the interval task (waiting for a dump in progress) and flushes what is left.
@@ -121,9 +154,10 @@ impl Exporter {
     /// that it never needs the caller's runtime (which a blocked caller may be driving). Refused in the root
     /// future of a runtime (`#[tokio::main]`'s body, `block_on`), where blocking stalls every task; allowed in
     /// `spawn_blocking` and in plain threads (a thread that entered a runtime with `Handle::enter` counts as its
-    /// root future). Tokio cannot tell a spawned async task from `spawn_blocking`, so there it blocks the task's
-    /// thread, and a current-thread runtime blocked that way cannot serve the SDK's pooled connections: use the
-    /// async forms in async code.
+    /// root future). In a task of a multi-thread runtime, the worker hands its other tasks on while it waits
+    /// (`block_in_place`). Tokio cannot tell a task of a current-thread runtime from `spawn_blocking`, so there it
+    /// blocks the runtime's only thread: an interval dump under way on it, or a pooled connection of the SDK, then
+    /// waits too, and the call may take all of `close_timeout` and fail: use the async forms in async code.
     pub(crate) fn block_on<F>(&self, what: &'static str, future: F) -> Result<F::Output, Error>
     where
         F: Future + Send + 'static,
@@ -159,7 +193,7 @@ where
     } else {
         spawn_on_helper_thread("cloudwatch-counters-blocking", run)?;
     }
-    rx.recv_timeout(timeout + Duration::from_secs(1)).map_err(|err| match err {
+    letting_the_runtime_go_on(|| rx.recv_timeout(timeout + Duration::from_secs(1))).map_err(|err| match err {
         std::sync::mpsc::RecvTimeoutError::Timeout => Error::Timeout { what, timeout },
         // The runtime running it stopped (a `close` elsewhere) before it finished.
         std::sync::mpsc::RecvTimeoutError::Disconnected => Error::RuntimeGone,
@@ -178,18 +212,36 @@ pub(crate) fn block_on_here<F: Future>(what: &'static str, future: F, timeout: D
     if Handle::try_current().is_ok() && tokio::task::try_id().is_none() {
         return Err(Error::BlockingInRuntime(what));
     }
-    let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
-    let mut cx = std::task::Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return Ok(output);
+    letting_the_runtime_go_on(|| {
+        let waker = std::task::Waker::from(Arc::new(Unpark(std::thread::current())));
+        let mut cx = std::task::Context::from_waker(&waker);
+        let mut future = std::pin::pin!(future);
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let std::task::Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                return Ok(output);
+            }
+            let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) else {
+                return Err(Error::Timeout { what, timeout });
+            };
+            std::thread::park_timeout(left);
         }
-        let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) else {
-            return Err(Error::Timeout { what, timeout });
-        };
-        std::thread::park_timeout(left);
+    })
+}
+
+/// Runs `wait` (a blocking wait) so that the caller's runtime goes on: in a task of a multi-thread runtime, the
+/// worker first hands its other tasks to another thread (`block_in_place`), so that an interval dump under way on
+/// that runtime, which the wait may be for, can finish even when every other worker is busy or there is none.
+/// Elsewhere (a plain thread, `spawn_blocking`) it just waits; a task of a current-thread runtime cannot hand its
+/// runtime on, and blocks it (see [`Exporter::block_on`]).
+fn letting_the_runtime_go_on<T>(wait: impl FnOnce() -> T) -> T {
+    let in_multi_thread_task = Handle::try_current()
+        .is_ok_and(|runtime| runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+        && tokio::task::try_id().is_some();
+    if in_multi_thread_task {
+        tokio::task::block_in_place(wait)
+    } else {
+        wait()
     }
 }
 
@@ -232,9 +284,29 @@ impl OwnRuntime {
 /// How long `close` waits for a cut-off timer dump to settle after aborting it.
 const SETTLE_AFTER_ABORT: Duration = Duration::from_secs(1);
 
+/// Held by an interval task's future: dropped while its task is still the current one (its runtime shut down
+/// and dropped it), it starts the task again on our own thread.
+struct TimerGone {
+    exporter: Weak<Exporter>,
+    generation: u64,
+}
+
+impl Drop for TimerGone {
+    fn drop(&mut self) {
+        if let Some(exporter) = self.exporter.upgrade() {
+            exporter.timer_gone(self.generation);
+        }
+    }
+}
+
 /// The interval task: dump at the exporter's phase of every interval (wall-clock multiples of the interval plus
-/// the phase); after throttling back off exponentially (with jitter) up to 8 intervals.
-async fn run_timer(exporter: Weak<Exporter>, stop: Arc<Notify>) {
+/// the phase), by the interval of the moment (`changed` is notified when it changes); after throttling back off
+/// exponentially (with jitter) up to 8 intervals.
+async fn run_timer(gone: TimerGone, stop: Arc<Notify>, changed: Arc<Notify>) {
+    // Dropped after the loop's locals: a dump cut off with the task has settled its periods before the task
+    // starts again.
+    let exporter = gone.exporter.clone();
+    let _gone = gone;
     let mut throttled: u32 = 0;
     let mut failed_in_a_row: u64 = 0;
     let warn = WarnEvery::default();
@@ -249,6 +321,12 @@ async fn run_timer(exporter: Weak<Exporter>, stop: Arc<Notify>) {
     loop {
         tokio::select! {
             () = stop.notified() => return,
+            () = changed.notified() => {
+                // A new interval: the next dump at its phase, not after the wait the old one set.
+                let Some(exporter) = exporter.upgrade() else { return };
+                deadline = aligned(&exporter);
+                continue;
+            }
             () = tokio::time::sleep_until(deadline) => {}
         }
         let Some(exporter) = exporter.upgrade() else {

@@ -44,6 +44,8 @@ pub(crate) struct Exporter {
     store: Arc<Store>,
     sink: Arc<dyn Sink>,
     interval_ms: AtomicU64,
+    /// Notified when the interval changes, so that the interval task takes the new one at once.
+    interval_changed: Arc<tokio::sync::Notify>,
     idle_timeout_ns: AtomicU64,
     /// Where in each interval the timer dumps, as a fraction of it (`f64` bits).
     phase: AtomicU64,
@@ -75,6 +77,7 @@ impl Exporter {
             store: Arc::new(Store::with_max_counters(options.get_max_counters())),
             sink,
             interval_ms: AtomicU64::new(0),
+            interval_changed: Arc::new(tokio::sync::Notify::new()),
             idle_timeout_ns: AtomicU64::new(0),
             phase: AtomicU64::new(options.get_dump_phase().unwrap_or_else(fastrand::f64).to_bits()),
             reset_timeout_ns: AtomicU64::new(0),
@@ -167,8 +170,12 @@ impl Exporter {
         Duration::from_millis(self.interval_ms.load(Relaxed))
     }
 
+    /// Sets the interval; a running interval task schedules its next dump by it at once.
     pub(crate) fn set_interval(&self, interval: Duration) {
-        self.interval_ms.store(u64::try_from(interval.as_millis()).unwrap_or(u64::MAX).max(1), Relaxed);
+        let ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX).max(1);
+        if self.interval_ms.swap(ms, Relaxed) != ms {
+            self.interval_changed.notify_one();
+        }
     }
 
     pub(crate) fn reset_timeout(&self) -> Duration {

@@ -265,3 +265,29 @@ fn options_that_break_a_rule_are_refused_at_open_until_good_ones_are_set() {
     c.open_blocking().expect("open now");
     c.close_blocking().expect("close");
 }
+
+/// The sum of the counts of `name` over every save of `sink`.
+fn sent(sink: &RecordingSink, name: &str) -> i64 {
+    sink.saves().iter().flatten().filter(|c| c.name == name).filter_map(|c| c.count).sum()
+}
+
+#[tokio::test]
+async fn an_absolute_source_read_before_a_failed_save_is_published_whether_it_then_climbs_or_restarts() {
+    // `restart`: the source starts again from 0 before the next dump and reads 5; else it climbs to 15.
+    for (restart, reading, published) in [(false, 15, 15), (true, 5, 15)] {
+        let (c, sink) = counters(CountersOptions::default().telemetry(false));
+        let bytes = c.handle("bytes", CounterType::Increment);
+        bytes.set_count(10);
+        sink.set_failing(true);
+        assert!(c.dump().await.is_err());
+        sink.set_failing(false);
+        bytes.set_count(reading);
+        assert_eq!(c.get("bytes", CounterType::Increment).count, Some(published), "restart: {restart}: local view");
+        c.dump().await.unwrap();
+        c.dump().await.unwrap();
+        assert_eq!(sent(&sink, "bytes"), published, "restart: {restart}: 10 before the failure, the rest after");
+        bytes.set_count(reading + 7);
+        c.dump().await.unwrap();
+        assert_eq!(sent(&sink, "bytes"), published + 7, "restart: {restart}: the next change, once");
+    }
+}

@@ -44,8 +44,8 @@ impl CounterHandle {
     }
 
     /// Increment: sets the counter's absolute total, as a `metrics` counter's `absolute` does. Each dump
-    /// publishes the change since the last successful publish (a lower value counts as a restart from 0; a
-    /// negative one as 0).
+    /// publishes the change since the value the dump before it read (a lower value counts as a restart from 0;
+    /// a negative one as 0); the change a failed save did not deliver goes out with the next dump.
     #[inline]
     pub fn set_count(&self, value: i64) {
         self.cell.set_absolute(u64::try_from(value).unwrap_or(0));

@@ -95,10 +95,11 @@ struct IncrementExtra {
     /// The last `absolute` value.
     absolute: AtomicU64,
     has_absolute: AtomicBool,
-    /// The absolute value as of the last successful publish (dump path only).
+    /// The absolute value the next take works its change out from (dump path only): the last one a take read
+    /// and whose change was published, or put back as an amount by a failed save.
     published: AtomicU64,
-    /// The absolute value whose change the local total already holds: the one a take read, until its save
-    /// fails (then `published` again). A local read adds only the change since.
+    /// The absolute value whose change the local total or the current period already holds: the one a take
+    /// read. A local read adds only the change since.
     folded: AtomicU64,
     /// Increments that would have taken a period past [`PERIOD_LIMIT`] (or [`PERIOD_MIN`]) and were saturated,
     /// since the last take.
@@ -424,7 +425,7 @@ impl CounterCell {
     }
 
     /// Increment: sets the counter's absolute total (a `metrics` counter's `absolute`); each period publishes
-    /// the change since the last successful publish (a value lower than that counts as a restart from 0).
+    /// the change since the value the last take read (a value lower than that counts as a restart from 0).
     pub(crate) fn set_absolute(&self, value: u64) {
         let Body::Increment(inc) = &self.body else { return self.reject() };
         if !self.accepts_updates() {
@@ -624,12 +625,16 @@ impl CounterCell {
         match (&self.body, period) {
             (Body::Increment(inc), Period::Increment(p)) => {
                 let _ = inc.total.fetch_update(Relaxed, Relaxed, |t| Some(t.saturating_sub(p.whole_total())));
-                inc.add_large(p.whole);
+                // An absolute value's change goes back as an amount, and the reading it was worked out from
+                // becomes the baseline: a source that restarts from 0 before the next take is then seen as a
+                // restart against that reading, and the change read here is published all the same.
+                inc.add_large(p.whole_total());
                 if let Some(extra) = inc.extra.get() {
                     update_f64(&extra.fraction, |f| Some(f + p.fraction));
                     update_f64(&extra.fraction_total, |f| Some(f - p.fraction));
-                    if p.absolute.is_some() {
-                        extra.folded.store(extra.published.load(Relaxed), Relaxed);
+                    if let Some(absolute) = p.absolute {
+                        extra.published.store(absolute, Relaxed);
+                        extra.folded.store(absolute, Relaxed);
                     }
                 }
                 if p.updated {
@@ -831,7 +836,7 @@ fn clamp_period(period: i64) -> i64 {
 }
 
 impl IncrementExtra {
-    /// The absolute value set and its change since `base` (the last successful publish, or what the totals
+    /// The absolute value set and its change since `base` (the value the last take read, or what the totals
     /// hold; a value lower than that counts as a restart from 0), if an absolute value was ever set.
     fn absolute_change(&self, base: &AtomicU64) -> Option<(u64, i64)> {
         if !self.has_absolute.load(Acquire) {

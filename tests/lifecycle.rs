@@ -291,3 +291,26 @@ async fn an_absolute_source_read_before_a_failed_save_is_published_whether_it_th
         assert_eq!(sent(&sink, "bytes"), published + 7, "restart: {restart}: the next change, once");
     }
 }
+
+#[test]
+fn a_period_whose_save_failed_goes_out_again_with_its_properties_under_newer_ones() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let (c, sink) = counters(CountersOptions::default().telemetry(false));
+    let layer = c.layer_builder().properties(["request_id", "shop"]).build();
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || {
+        tracing::info!(monotonic_counter.payments = 2, request_id = "r-1", shop = "north");
+        sink.set_failing(true);
+        assert!(c.dump_blocking().is_err());
+        sink.set_failing(false);
+        tracing::info!(monotonic_counter.payments = 3, request_id = "r-2");
+    });
+    c.dump_blocking().expect("dump");
+    let last = sink.last_save();
+    let payments = find(&last, "payments");
+    assert_eq!(payments.count, Some(5), "the failed period and the new one");
+    let mut properties = payments.properties.clone();
+    properties.sort();
+    let expected = [("request_id", "r-2"), ("shop", "north")].map(|(k, v)| (k.to_owned(), v.to_owned()));
+    assert_eq!(properties, expected, "the failed period's properties, the newer value of a name winning");
+}

@@ -36,8 +36,7 @@ pub struct DumpReport {
 struct InFlight<'a> {
     exporter: &'a Exporter,
     taken: &'a [Taken],
-    /// For each counter handed to the sink, the index of its period in `taken`.
-    sources: &'a [usize],
+    prepared: &'a Prepared,
     sending: bool,
     settled: bool,
 }
@@ -48,7 +47,7 @@ impl Drop for InFlight<'_> {
             return;
         }
         if !self.sending {
-            self.exporter.store.settle(self.taken, |_| true);
+            self.exporter.settle(self.taken, self.prepared, |_| true);
             return;
         }
         // Cut off during the save: what the sink had sent (or was sending) may have arrived and is not sent
@@ -56,17 +55,18 @@ impl Drop for InFlight<'_> {
         // sink counted as ambiguous for the request it was sending (those it had settled are not).
         let sink = &self.exporter.sink;
         let ambiguous_before = sink.counts().datums_ambiguous;
+        let sources = &self.prepared.sources;
         let (mut done, unconfirmed): (Vec<usize>, u64) = if let Some(done) = sink.maybe_delivered() {
             let unconfirmed = sink.counts().datums_ambiguous.saturating_sub(ambiguous_before);
-            (done.iter().filter_map(|&i| self.sources.get(i).copied()).collect(), unconfirmed)
+            (done.iter().filter_map(|&i| sources.get(i).copied()).collect(), unconfirmed)
         } else {
             // A sink that cannot say: all of it may have arrived, and nothing else counted it.
             self.exporter.requests_abandoned.fetch_add(1, Relaxed);
-            self.exporter.datums_abandoned.fetch_add(self.sources.len() as u64, Relaxed);
-            (self.sources.to_vec(), self.sources.len() as u64)
+            self.exporter.datums_abandoned.fetch_add(sources.len() as u64, Relaxed);
+            (sources.clone(), sources.len() as u64)
         };
         done.sort_unstable();
-        self.exporter.store.settle(self.taken, |i| done.binary_search(&i).is_err());
+        self.exporter.settle(self.taken, self.prepared, |i| done.binary_search(&i).is_err());
         self.exporter.cut_off_datums.fetch_add(unconfirmed, Relaxed);
     }
 }
@@ -78,6 +78,9 @@ struct Prepared {
     sources: Vec<usize>,
     /// Whether anything but the crate's own telemetry has something to publish.
     worth_saving: bool,
+    /// The counters that carry properties (their index in `counters`) and their keys: a period that goes back
+    /// takes its properties back with it.
+    with_properties: Vec<(usize, Key)>,
 }
 
 impl Exporter {
@@ -112,7 +115,7 @@ impl Exporter {
         self.count_refused(&all);
         let mut report = DumpReport { saved: 0, reset: false, rejected_values: all.rejected };
         let mut flight =
-            InFlight { exporter: self, taken: &all.taken, sources: &prepared.sources, sending: false, settled: false };
+            InFlight { exporter: self, taken: &all.taken, prepared: &prepared, sending: false, settled: false };
         if !prepared.worth_saving {
             // Only the crate's own telemetry changed: it waits for the next save of the service's counters.
             drop(flight); // puts the periods back
@@ -132,7 +135,7 @@ impl Exporter {
             },
         };
         failed.sort_unstable();
-        self.store.settle(&all.taken, |i| failed.binary_search(&i).is_ok());
+        self.settle(&all.taken, &prepared, |i| failed.binary_search(&i).is_ok());
         self.expire_idle(&all);
         match result {
             Ok(()) => {
@@ -197,14 +200,28 @@ impl Exporter {
             return;
         }
         let mut counter = self.store.counter_for(key, &t.cell);
-        counter.properties = self.store.take_properties(key);
         match view {
             SinkView::Totals => t.cell.fill_totals(&mut counter),
             _ => t.cell.fill_period(&t.period, &mut counter),
         }
         if !counter.is_empty() {
+            counter.properties = self.store.take_properties(key);
+            if !counter.properties.is_empty() {
+                prepared.with_properties.push((prepared.counters.len(), key.clone()));
+            }
             prepared.counters.push(counter);
             prepared.sources.push(i);
+        }
+    }
+
+    /// Commits the periods of `taken` or puts them back (`undone(i)`: the `i`th goes back, to be published with
+    /// the next dump), with the properties of the counters `prepared` built from those that go back.
+    fn settle(&self, taken: &[Taken], prepared: &Prepared, undone: impl Fn(usize) -> bool) {
+        self.store.settle(taken, &undone);
+        for (counter, key) in &prepared.with_properties {
+            if prepared.sources.get(*counter).is_some_and(|&i| undone(i)) {
+                self.store.restore_properties(key, prepared.counters[*counter].properties.clone());
+            }
         }
     }
 }

@@ -426,6 +426,17 @@ impl Store {
         }
     }
 
+    /// Puts back the properties of the counter `key`'s period when the period goes back (its save failed):
+    /// under those recorded since, whose values of a name are newer and win.
+    pub(crate) fn restore_properties(&self, key: &Key, properties: Vec<(String, String)>) {
+        let mut entry = self.properties.entry(key.clone()).or_default();
+        for (name, value) in properties {
+            if !entry.iter().any(|(kept, _)| *kept == name) {
+                entry.push((name, value));
+            }
+        }
+    }
+
     /// Takes the properties of the counter `key`'s period.
     pub(crate) fn take_properties(&self, key: &Key) -> Vec<(String, String)> {
         if !self.has_properties.load(Relaxed) {

@@ -221,13 +221,40 @@ impl CloudWatchSettings {
             ("options.connect_timeout", self.connect_timeout),
             ("options.request_timeout", self.request_timeout),
         ])?;
+        if let Some(region) = &self.region {
+            check_region(region)?;
+        }
         self.counters.validate()
+    }
+}
+
+/// Whether `region` can be an AWS region's name, as the SDK's endpoint rules require (a host label: 1 to 63
+/// ASCII letters, digits and hyphens, not beginning or ending with a hyphen). A name that cannot be one would
+/// let the counters open and then fail every request.
+pub(crate) fn check_region(region: &str) -> Result<(), ConfigError> {
+    let label = region.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-');
+    if label && (1..=63).contains(&region.len()) && !region.starts_with('-') && !region.ends_with('-') {
+        Ok(())
+    } else {
+        Err(invalid("connection.region", "an AWS region such as us-east-1 (letters, digits and hyphens)", region))
     }
 }
 
 #[cfg(test)]
 mod cloudwatch_tests {
     use super::*;
+
+    #[test]
+    fn a_region_that_cannot_be_one_is_refused() {
+        for region in ["us-east-1", "cn-north-1", "us-gov-west-1", "eu-isoe-west-1", "local"] {
+            assert!(check_region(region).is_ok(), "{region}");
+        }
+        for region in ["", "us east 1", "-us-east-1", "us-east-1-", "us_east_1", "us-east-1/x", "é", &"a".repeat(64)] {
+            let settings = CloudWatchSettings { region: Some(region.to_owned()), ..CloudWatchSettings::default() };
+            let err = settings.validate().expect_err(region);
+            assert!(err.to_string().contains("connection.region"), "{region}: {err}");
+        }
+    }
 
     #[test]
     fn pip_keys_and_seed_page_keys_both_work() {

@@ -198,6 +198,8 @@ mod cloudwatch;
 mod options;
 
 #[cfg(feature = "cloudwatch")]
+pub(crate) use cloudwatch::check_region;
+#[cfg(feature = "cloudwatch")]
 pub use cloudwatch::{CloudWatchSettings, DEFAULT_CONNECT_TIMEOUT, DEFAULT_REQUEST_TIMEOUT, MAX_BATCH_SIZE};
 pub use options::{
     CountersOptions, DEFAULT_CLOSE_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_INTERVAL, DEFAULT_MAX_COUNTERS,

@@ -232,7 +232,8 @@ impl CloudWatchCountersBuilder {
         self
     }
 
-    /// The AWS region.
+    /// The AWS region. A name that cannot be one (empty, or other than ASCII letters, digits and inner hyphens)
+    /// is refused by [`build`](Self::build); one from the environment or a profile, by `open`.
     pub fn region(mut self, region: impl Into<String>) -> Self {
         self.settings.region = Some(region.into());
         self

@@ -89,6 +89,8 @@ async fn client_from(settings: &CloudWatchSettings, sdk: SdkConfig) -> Result<Cl
     let Some(region) = region else {
         return Err(Error::NoRegion);
     };
+    // A region from the environment or a profile, checked as the settings' own is.
+    crate::config::check_region(region.as_ref()).map_err(Error::Config)?;
     let provider = match &settings.credentials {
         Some((id, key)) => Some(SharedCredentialsProvider::new(static_credentials(id, key))),
         None => sdk.credentials_provider(),

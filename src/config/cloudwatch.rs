@@ -7,8 +7,8 @@ use crate::error::{ConfigError, Secret};
 
 /// pip's default `options.connect_timeout`: 30 seconds.
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long one PutMetricData attempt may wait for CloudWatch's answer once connected (default
-/// `options.request_timeout`).
+/// What one PutMetricData attempt may take beyond the connect timeout (default `options.request_timeout`): an
+/// attempt is bounded by the two together.
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// CloudWatch's limit of datums per PutMetricData request, the default batch size.
 pub const MAX_BATCH_SIZE: usize = 1000;
@@ -52,9 +52,10 @@ pub struct CloudWatchSettings {
     /// How long connecting to CloudWatch may take (pip's `options.connect_timeout`). A connection that was never
     /// made sent nothing, so the SDK retries it and the data is kept.
     pub connect_timeout: Duration,
-    /// How long a PutMetricData may wait for CloudWatch's answer once connected (`options.request_timeout`).
-    /// Each attempt is bounded by both timeouts together; an attempt that times out after sending may have been
-    /// stored, so it is neither retried nor sent again (it is counted as ambiguous).
+    /// What one PutMetricData attempt may take beyond the connect timeout (`options.request_timeout`): each
+    /// attempt is bounded by both timeouts together, however quickly it connected (a server that accepts the
+    /// connection and never answers holds an attempt for both). An attempt that times out after sending may
+    /// have been stored, so it is neither retried nor sent again (it is counted as ambiguous).
     pub request_timeout: Duration,
     /// Datums per PutMetricData request (1..=1000).
     pub batch_size: usize,

@@ -151,8 +151,9 @@ impl CachedCounters {
         self.exporter.telemetry()
     }
 
-    /// Dumps now: saves every counter if any was updated since the last dump (and resets them if a reset is
-    /// due).
+    /// Dumps now: saves what every counter has to publish (what was recorded since the last dump, and the
+    /// current value of every gauge and timestamp, sent at every dump while the counter lives), and resets the
+    /// totals if a reset is due. With nothing recorded and no gauge or timestamp set, it saves nothing.
     ///
     /// # Errors
     /// [`Error::Save`] when the sink failed; nothing is lost: the data goes out with the next dump.

@@ -263,8 +263,9 @@ impl CloudWatchCountersBuilder {
         self
     }
 
-    /// How long a PutMetricData may wait for CloudWatch's answer once connected (`options.request_timeout`,
-    /// default 10 s). An attempt is bounded by the connect and request timeouts together.
+    /// What one PutMetricData attempt may take beyond the connect timeout (`options.request_timeout`, default
+    /// 10 s): an attempt is bounded by the connect and request timeouts together, however quickly it connected
+    /// (a server that accepts the connection and never answers holds it for both).
     pub fn request_timeout(mut self, timeout: Duration) -> Self {
         self.settings.request_timeout = timeout;
         self

@@ -46,10 +46,12 @@ pub struct Telemetry {
     pub requests_sent: u64,
     /// Requests that failed (after the SDK's own retries).
     pub requests_failed: u64,
-    /// New keys refused because `options.max_counters` live counters existed.
+    /// New keys refused because `options.max_counters` live counters existed (each update of such a key is
+    /// also counted in `values_rejected`: this counts the keys, that the values lost).
     pub keys_dropped: u64,
     /// Values refused by counters (counted at each dump): not finite, beyond CloudWatch's range (2^-360 to
-    /// 2^360 in magnitude), or not fitting the counter's type.
+    /// 2^360 in magnitude), not fitting the counter's type, or recorded into a counter that no longer records
+    /// (a key refused past `options.max_counters`, or a handle kept across a clear or a type change).
     pub values_rejected: u64,
     /// Increments that would have taken a period's count past 2^62 - 1 (or -2^62) and saturated there instead
     /// of wrapping.

@@ -46,8 +46,9 @@ pub struct Telemetry {
     pub requests_sent: u64,
     /// Requests that failed (after the SDK's own retries).
     pub requests_failed: u64,
-    /// New keys refused because `options.max_counters` live counters existed (each update of such a key is
-    /// also counted in `values_rejected`: this counts the keys, that the values lost).
+    /// Registrations of new keys refused because `options.max_counters` live counters existed (one at each
+    /// refusal: a key refused twice counts twice). The values recorded through them are counted in
+    /// `values_rejected` too.
     pub keys_dropped: u64,
     /// Values refused by counters (counted at each dump): not finite, beyond CloudWatch's range (2^-360 to
     /// 2^360 in magnitude), not fitting the counter's type, or recorded into a counter that no longer records

@@ -5,7 +5,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use tokio::runtime::{Handle, RuntimeFlavor};
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::Layer;
 
 use crate::counters::{CloudWatchCounters, CloudWatchCountersBuilder};
 use crate::error::Error;
@@ -21,7 +23,9 @@ impl CloudWatchCounters {
     /// and add `guard.counters().layer()` to your own subscriber.
     ///
     /// The subscriber is set with `tracing::subscriber::set_global_default`: nothing else (no `log` logger) is
-    /// installed.
+    /// installed. Since nothing would show them otherwise, it also writes the crate's own warnings (target
+    /// `cloudwatch_counters`, WARN and up: failed dumps, refused values, data a shutdown could not flush) to
+    /// standard error.
     ///
     /// # Errors
     /// As [`open`](Self::open); [`Error::AlreadyInstalled`] when a global recorder or subscriber is already set
@@ -34,7 +38,11 @@ impl CloudWatchCounters {
         }
         let layer = self.layer();
         let guard = self.install_recorder().await?;
-        if tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer)).is_err() {
+        let own_warnings = tracing_subscriber::fmt::layer()
+            .with_writer(std::io::stderr)
+            .with_filter(Targets::new().with_target("cloudwatch_counters", tracing::Level::WARN));
+        let subscriber = tracing_subscriber::registry().with(layer).with(own_warnings);
+        if tracing::subscriber::set_global_default(subscriber).is_err() {
             // Closed through the guard, which then does not close again when dropped.
             let _ = guard.close().await;
             return Err(Error::AlreadyInstalled("tracing subscriber"));

@@ -322,3 +322,30 @@ fn close_blocking_in_a_task_of_a_one_worker_runtime_lets_an_interval_dump_under_
     assert!(!c.is_open());
     assert_eq!(sent(&sink, "calls"), 3, "saved exactly once");
 }
+
+#[test]
+fn counters_opened_in_a_runtime_already_shutting_down_dump_every_interval_on_their_own_thread() {
+    let (c, sink) = counters(Duration::from_millis(50));
+    let rt = multi_thread_runtime();
+    let (go, wait) = mpsc::channel::<()>();
+    let (opened_tx, opened) = mpsc::channel();
+    let opening = c.clone();
+    // A blocking thread of `rt` opens the counters after `rt` began shutting down: the interval task spawned
+    // there is dropped at once, inside `open`.
+    rt.spawn_blocking(move || {
+        wait.recv().unwrap();
+        let _ = opened_tx.send(opening.open_blocking());
+    });
+    rt.shutdown_background();
+    go.send(()).unwrap();
+    let result = opened.recv_timeout(LIMIT).expect("open returned");
+    assert!(result.is_ok(), "{result:?}");
+    assert!(c.is_open());
+    c.increment("calls", 2);
+    sink.wait_for_saves_blocking(1, LIMIT); // an interval dump, on the counters' own thread
+    assert_eq!(sent(&sink, "calls"), 2);
+    let closing = c.clone();
+    let report = on_plain_thread("close_blocking", move || closing.close_blocking());
+    assert!(report.is_ok(), "{report:?}");
+    assert_eq!(sent(&sink, "calls"), 2);
+}

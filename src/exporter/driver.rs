@@ -75,10 +75,20 @@ impl Exporter {
         driver.timer = Some((stop, task));
     }
 
+    /// [`timer_gone`](Self::timer_gone), unless the driver is locked (then `false`, and nothing done).
+    fn timer_gone_unless_locked(self: &Arc<Exporter>, generation: u64) -> bool {
+        let driver = match self.driver.try_lock() {
+            Ok(driver) => driver,
+            Err(std::sync::TryLockError::Poisoned(poisoned)) => poisoned.into_inner(),
+            Err(std::sync::TryLockError::WouldBlock) => return false,
+        };
+        self.timer_gone(driver, generation);
+        true
+    }
+
     /// The current interval task's runtime shut down under it (its future was dropped while the counters stay
     /// open): the task starts again on a thread of our own, so that the counters go on dumping every interval.
-    fn timer_gone(self: &Arc<Exporter>, generation: u64) {
-        let mut driver = self.lock_driver();
+    fn timer_gone(self: &Arc<Exporter>, mut driver: std::sync::MutexGuard<'_, Driver>, generation: u64) {
         let current = driver.timer.is_some() && driver.generation == generation;
         if !current || self.closing.load(std::sync::atomic::Ordering::Relaxed) {
             return; // closed, or stopped by the counters' drop, or a newer task runs
@@ -293,8 +303,24 @@ struct TimerGone {
 
 impl Drop for TimerGone {
     fn drop(&mut self) {
-        if let Some(exporter) = self.exporter.upgrade() {
-            exporter.timer_gone(self.generation);
+        let Some(exporter) = self.exporter.upgrade() else {
+            return; // the counters are being dropped
+        };
+        if exporter.closing.load(std::sync::atomic::Ordering::Relaxed) {
+            return; // stopped by `close`
+        }
+        let generation = self.generation;
+        if exporter.timer_gone_unless_locked(generation) {
+            return;
+        }
+        // The driver is locked, maybe by this very thread: a spawn onto a runtime that is shutting down drops the
+        // task at once, inside `open`. Decided on a thread of its own, once the lock is free.
+        let decide = move || {
+            let driver = exporter.lock_driver();
+            exporter.timer_gone(driver, generation);
+        };
+        if let Err(err) = std::thread::Builder::new().name("cloudwatch-counters".into()).spawn(decide) {
+            tracing::warn!(target: "cloudwatch_counters", error = %err, "the runtime the counters were opened in shut down, and no thread could be started to dump them every interval: call open() again, or close() to flush");
         }
     }
 }

@@ -328,3 +328,50 @@ fn wide_integer_fields_are_recorded_and_a_label_with_an_empty_value_is_no_dimens
     futures_block_on(c.dump());
     assert_eq!((c.telemetry().values_rejected, c.telemetry().values_saturated), (0, 0));
 }
+
+#[test]
+fn a_metric_field_past_an_events_32nd_field_is_recorded_with_its_labels_cut() {
+    let c = counters();
+    tracing::subscriber::with_default(Registry::default().with(c.layer()), || {
+        tracing::info!(
+            f0 = 0,
+            f1 = 1,
+            f2 = 2,
+            f3 = 3,
+            f4 = 4,
+            f5 = 5,
+            f6 = 6,
+            f7 = 7,
+            f8 = 8,
+            f9 = 9,
+            f10 = 10,
+            f11 = 11,
+            f12 = 12,
+            f13 = 13,
+            f14 = 14,
+            f15 = 15,
+            f16 = 16,
+            f17 = 17,
+            f18 = 18,
+            f19 = 19,
+            f20 = 20,
+            f21 = 21,
+            f22 = 22,
+            f23 = 23,
+            f24 = 24,
+            f25 = 25,
+            f26 = 26,
+            f27 = 27,
+            f28 = 28,
+            f29 = 29,
+            f30 = 30,
+            f31 = 31,
+            counter.late = 1
+        );
+    });
+    let late = c.get_all().into_iter().find(|x| x.name == "late").expect("the metric field past the 32nd");
+    assert_eq!((late.counter_type, late.count), (CounterType::Increment, Some(1)));
+    assert_eq!(late.dimensions.len(), 29, "labels past 29 are cut");
+    c.dump_blocking().expect("dump");
+    assert_eq!(c.telemetry().labels_cut, 1);
+}

@@ -337,6 +337,15 @@ impl FieldRoles {
         known
     }
 
+    /// What `field` is: from the table for a callsite's first 32 fields, from its name past them.
+    fn role(&self, field: &Field) -> u8 {
+        self.roles.get(field.index()).copied().unwrap_or_else(|| match metric_field(field.name()) {
+            Some(_) => Self::MORE_METRICS,
+            None if field.name() == "message" => Self::MESSAGE,
+            None => Self::LABEL,
+        })
+    }
+
     /// Whether `field` is the event's `message`.
     #[inline]
     fn is_message(&self, field: &Field) -> bool {
@@ -376,9 +385,7 @@ impl EventPlan {
     /// target) as an ERROR and as a metric event, if they are one.
     pub(crate) fn of(meta: &'static tracing::Metadata<'static>, error: bool, metric: bool) -> EventPlan {
         let roles = FieldRoles::of(meta);
-        let has = |wanted: fn(u8) -> bool| {
-            meta.fields().iter().any(|f| roles.roles.get(f.index()).copied().is_some_and(wanted))
-        };
+        let has = |wanted: fn(u8) -> bool| meta.fields().iter().any(|f| wanted(roles.role(&f)));
         EventPlan {
             error,
             metric: metric && has(|role| role >= FieldRoles::METRIC),

@@ -7,8 +7,9 @@
 //! and warned about at most once a minute.
 //! Units: a described unit is published with every dump after the description, mapped to the CloudWatch unit that
 //! means exactly the same (none for nanoseconds and the binary Kibibytes and up). A histogram must be described
-//! before its first sample for a time unit to turn it into milliseconds; described later, it keeps the values
-//! as recorded and is published with the described unit from the next dump on.
+//! before it is first registered (its first `histogram!` call on any thread) for a time unit to turn it into
+//! milliseconds; described later (even before its first sample, through a handle registered earlier), it keeps
+//! the values as recorded and is published with the described unit from the next dump on.
 //!
 //! Registrations are served from a per-thread cache of handles after the first one, with or without labels;
 //! a cached handle holds the store's copy of its key and matches a registration's name and labels by their

@@ -413,8 +413,7 @@ impl CounterCell {
         if !in_range(value) {
             return self.reject();
         }
-        if value.fract() == 0.0 {
-            // Whole (every `f64` from 2^52 on is): beyond `i64`, the conversion saturates, and so does the add.
+        if value.fract() == 0.0 && value.abs() < 9.0e18 {
             return self.add(value as i64);
         }
         let Body::Increment(inc) = &self.body else { return self.reject() };

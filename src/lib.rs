@@ -61,9 +61,11 @@
 //! # Limitations
 //! - A name updated with another type replaces the counter and drops its data (pip's rule).
 //! - Values CloudWatch cannot take (NaN, infinities, magnitudes beyond 2^360 or below 2^-360) are refused when
-//!   recorded, counted (`Telemetry::values_rejected`) and warned about at most once a minute. Increments that
-//!   would take one period's count past 2^62 - 1 (about 4.6e18; -2^62 below) saturate there, never wrapping
-//!   (`Telemetry::values_saturated`).
+//!   recorded, counted (`Telemetry::values_rejected`) and warned about at most once a minute. Integer increments
+//!   that would take one period's count past 2^62 - 1 (about 4.6e18; -2^62 below) saturate there, never wrapping
+//!   (`Telemetry::values_saturated`); a float increment (a metric event's float, or an integer field wider than
+//!   64 bits) is kept as a float, exact as one, within CloudWatch's range (the local `count` shows its whole
+//!   part, at most `i64::MAX`; `sum` the value).
 //! - A local read (`get`, `get_all`) racing a sample may see part of it; dumps never do.
 //! - At most `options.max_counters` counters (default 10,000) live at once; updates to new keys past the cap
 //!   are dropped, counted (`Telemetry::keys_dropped`) and warned about at most once a minute. Counters idle for

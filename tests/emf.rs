@@ -294,3 +294,31 @@ fn a_write_that_fails_part_way_leaves_no_broken_line_and_nothing_counted_twice()
         assert_eq!(broken.len(), usize::from(cut_before_end > 0), "{text}");
     }
 }
+
+#[test]
+fn counters_never_opened_write_what_is_left_when_their_last_owner_is_dropped() {
+    for last_owner_is_the_recorder in [false, true] {
+        let out = SharedWriter::default();
+        let counters = EmfCounters::builder()
+            .namespace("Shop")
+            .writer(out.clone())
+            .options(CountersOptions::default().telemetry(false))
+            .build()
+            .expect("valid");
+        counters.increment("orders", 7);
+        let recorder = counters.recorder();
+        metrics::with_local_recorder(&recorder, || metrics::counter!("orders").increment(1));
+        if last_owner_is_the_recorder {
+            drop(counters);
+            assert_eq!(out.text(), "", "the recorder still holds the counters");
+            drop(recorder);
+        } else {
+            drop(recorder);
+            assert_eq!(out.text(), "", "the counters are still held");
+            drop(counters);
+        }
+        let docs = parse(&out.text());
+        assert_eq!(docs.len(), 1, "recorder last: {last_owner_is_the_recorder}: {docs:?}");
+        assert_eq!(metric(&docs, "orders"), 8);
+    }
+}

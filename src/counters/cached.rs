@@ -128,6 +128,12 @@ impl CachedCounters {
         Ok(())
     }
 
+    /// Makes the last owner's drop dump in place when no interval task runs (never opened, or closed and
+    /// updated since): for a sink that saves without waiting (EMF).
+    pub(crate) fn dump_in_place_on_drop(&self) {
+        self.exporter.dump_in_place_on_drop();
+    }
+
     /// [`dump_blocking`](Self::dump_blocking) on this thread, for a sink that writes synchronously (EMF to a
     /// writer): no helper thread per call.
     pub(crate) fn dump_here(&self) -> Result<DumpReport, Error> {

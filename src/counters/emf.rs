@@ -309,6 +309,8 @@ impl EmfCountersBuilder {
         let layout = EmfLayout { namespace, ..self.layout };
         let sink = Arc::new(EmfSink::new(layout, output));
         let counters = CachedCounters::with_shared_sink(Arc::clone(&sink) as Arc<dyn crate::sink::Sink>, self.options);
+        // A Lambda handler flushes per invocation and never opens them: dropped, they still write what is left.
+        counters.dump_in_place_on_drop();
         Ok(EmfCounters { counters, sink })
     }
 }

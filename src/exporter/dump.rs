@@ -226,7 +226,8 @@ impl Exporter {
     }
 }
 
-/// Dropping open counters (the last clone, layer and recorder included) without `close()` flushes best-effort.
+/// Dropping open counters (the last clone, layer and recorder included) without `close()` flushes best-effort
+/// (and so does dropping EMF counters that are not open: their last dump runs in place, see `dump_in_place`).
 /// Counters that run their own runtime thread flush there, and the thread stops after the flush, whatever
 /// runtime the drop happens in. Otherwise, outside async code the drop waits up to `options.close_timeout` for
 /// the save; inside async code it spawns the save on the runtime, where it completes only if the runtime keeps
@@ -242,6 +243,9 @@ impl Drop for Exporter {
             _ => {
                 if let Some(own) = driver.own {
                     own.stop(false);
+                }
+                if self.dump_in_place_on_drop.load(Relaxed) {
+                    self.dump_in_place();
                 }
             }
         }
@@ -260,6 +264,22 @@ impl Drop for Unfinished {
 }
 
 impl Exporter {
+    /// The last dump of counters dropped with no interval task running, right here: their sink saves without
+    /// waiting on anything (EMF: written, or buffered for its agent), so the dump completes at its first poll,
+    /// with no runtime. One that fails (or would wait) is warned about: what it held is lost.
+    fn dump_in_place(&self) {
+        let mut dump = std::pin::pin!(self.dump());
+        let why = match std::future::Future::poll(
+            dump.as_mut(),
+            &mut std::task::Context::from_waker(std::task::Waker::noop()),
+        ) {
+            std::task::Poll::Ready(Ok(_)) => return,
+            std::task::Poll::Ready(Err(err)) => err.to_string(),
+            std::task::Poll::Pending => "the dump would have had to wait".to_owned(),
+        };
+        tracing::warn!(target: "cloudwatch_counters", "counters were dropped without close() and their last dump failed, so what it held is lost: {why}");
+    }
+
     fn flush_on_drop(&mut self, handle: &Handle, own: Option<OwnRuntime>) {
         let (_all, prepared) = self.take_and_prepare();
         if !prepared.worth_saving {

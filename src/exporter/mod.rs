@@ -63,6 +63,9 @@ pub(crate) struct Exporter {
     close_timeout_ms: AtomicU64,
     /// Set by `close`: the interval task starts no more dumps (it checks under the dump lock).
     closing: AtomicBool,
+    /// The sink saves without waiting on anything (EMF): dropped with no interval task to flush it (never
+    /// opened, or closed and updated since), the counters dump in place.
+    dump_in_place_on_drop: AtomicBool,
     warn_rejected: WarnEvery,
     state: tokio::sync::Mutex<DumpState>,
     driver: Mutex<driver::Driver>,
@@ -90,6 +93,7 @@ impl Exporter {
             cut_off_datums: AtomicU64::new(0),
             close_timeout_ms: AtomicU64::new(0),
             closing: AtomicBool::new(false),
+            dump_in_place_on_drop: AtomicBool::new(false),
             warn_rejected: WarnEvery::default(),
             state: tokio::sync::Mutex::new(DumpState { last_reset: Instant::now(), published: Telemetry::default() }),
             driver: Mutex::new(driver::Driver::default()),
@@ -102,6 +106,11 @@ impl Exporter {
     /// The error of the options last set, if they break a rule (see [`CountersOptions::validate`]).
     pub(crate) fn invalid_options(&self) -> Option<ConfigError> {
         self.invalid_options.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    /// Makes a drop with no interval task running dump in place (for a sink that saves without waiting).
+    pub(crate) fn dump_in_place_on_drop(&self) {
+        self.dump_in_place_on_drop.store(true, Relaxed);
     }
 
     /// The store this exporter reads.

@@ -238,16 +238,15 @@ impl Drop for Exporter {
         if let Some((stop, _task)) = &driver.timer {
             stop.notify_one();
         }
-        match (driver.timer.is_some(), &driver.handle) {
-            (true, Some(handle)) => self.flush_on_drop(handle, driver.own),
-            _ => {
-                if let Some(own) = driver.own {
-                    own.stop(false);
-                }
-                if self.dump_in_place_on_drop.load(Relaxed) {
-                    self.dump_in_place();
-                }
-            }
+        if let (true, Some(handle)) = (driver.timer.is_some(), &driver.handle) {
+            self.flush_on_drop(handle, driver.own);
+            return;
+        }
+        if let Some(own) = driver.own {
+            own.stop(false);
+        }
+        if self.dump_in_place_on_drop.load(Relaxed) {
+            self.dump_in_place();
         }
     }
 }

@@ -322,3 +322,16 @@ fn counters_never_opened_write_what_is_left_when_their_last_owner_is_dropped() {
         assert_eq!(metric(&docs, "orders"), 8);
     }
 }
+
+#[test]
+fn a_default_dimension_cloudwatch_would_not_take_is_refused_at_build() {
+    for (name, value) in [("service", "é"), ("", "x"), ("svc", " "), ("_aws", "x"), (":svc", "x"), ("svc", "")] {
+        let built =
+            EmfCounters::builder().namespace("Shop").writer(SharedWriter::default()).dimension(name, value).build();
+        let err = built.err().unwrap_or_else(|| panic!("{name}={value} was accepted"));
+        assert!(err.to_string().contains("dimensions"), "{name}={value}: {err}");
+    }
+    let good =
+        EmfCounters::builder().namespace("Shop").writer(SharedWriter::default()).dimension("service", "checkout");
+    assert!(good.build().is_ok());
+}

@@ -251,7 +251,8 @@ impl EmfCountersBuilder {
         self
     }
 
-    /// A dimension of every metric (a counter's own label of the same name wins).
+    /// A dimension of every metric (a counter's own label of the same name wins). One CloudWatch would not take
+    /// (not ASCII, blank, too long, a name starting with `:` or named `_aws`) is refused by [`build`](Self::build).
     pub fn dimension(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         crate::config::set_pair(&mut self.layout.dimensions, name.into(), value.into());
         self
@@ -291,6 +292,12 @@ impl EmfCountersBuilder {
             return Err(err);
         }
         self.options.validate()?;
+        for (name, value) in &self.layout.dimensions {
+            crate::sink::emf::check_dimension(name, value).map_err(|_| {
+                let expected = "names and values of 1-255 / 1-1024 ASCII characters, not blank (a name not `_aws`)";
+                crate::config::invalid("dimensions", expected, &format!("{name}={value}"))
+            })?;
+        }
         let namespace = self
             .namespace
             .or_else(|| std::env::var("AWS_EMF_NAMESPACE").ok().filter(|n| !n.trim().is_empty()))

@@ -333,6 +333,17 @@ fn dimension_sets<'a>(dimensions: &[(&'a str, &'a str)], rollups: &[Vec<String>]
     sets
 }
 
+/// Whether a dimension can go into a document: a name and value CloudWatch takes, the name not one EMF reserves.
+pub(crate) fn check_dimension(key: &str, value: &str) -> Result<(), SkipReason> {
+    if !limits::valid_nonblank(key, MAX_DIMENSION_NAME_LEN) || key.starts_with(':') || key == "_aws" {
+        return Err(SkipReason::DimensionName);
+    }
+    if !limits::valid_nonblank(value, MAX_DIMENSION_VALUE_LEN) {
+        return Err(SkipReason::DimensionValue);
+    }
+    Ok(())
+}
+
 /// A counter's metric, its dimensions written into `dimensions`, or why it cannot be sent.
 fn metric<'a>(
     counter: &'a Counter,
@@ -355,16 +366,10 @@ fn metric<'a>(
         return Err(SkipReason::TooManyDimensions);
     }
     for (key, value) in dimensions.iter() {
-        if !limits::valid_nonblank(key, MAX_DIMENSION_NAME_LEN)
-            || key.starts_with(':')
-            || *key == "_aws"
-            || *key == name
-        {
+        if *key == name {
             return Err(SkipReason::DimensionName);
         }
-        if !limits::valid_nonblank(value, MAX_DIMENSION_VALUE_LEN) {
-            return Err(SkipReason::DimensionValue);
-        }
+        check_dimension(key, value)?;
     }
     let described = counter.unit.and_then(unit_name);
     let (unit, value) = match counter.counter_type {

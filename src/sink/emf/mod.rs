@@ -16,6 +16,7 @@ pub(crate) mod agent;
 mod document;
 
 pub(crate) use agent::{Agent, AgentEndpoint};
+pub(crate) use document::check_dimension;
 use document::{documents, DocumentContext};
 
 /// What every document of an EMF sink shares.

@@ -14,7 +14,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 /// One invocation's work: the span is timed (`lambda.handler.exec_time`, per `route`), its `request_id` goes
-/// with the metrics as a property, and the metrics macros record into the same counters.
+/// with that timing as a property, and the metrics macros record into the same counters.
 #[instrument(fields(route = "/orders"))]
 async fn handler(request_id: String, items: u32) -> Result<(), String> {
     metrics::counter!("orders.items").increment(u64::from(items));

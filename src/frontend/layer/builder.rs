@@ -99,7 +99,10 @@ impl CountersLayerBuilder {
 
     /// Span and metric-event fields that are context, not dimensions: their values go with the period's data as
     /// properties (EMF documents carry them as root members: a request id, a trace id, a customer) instead of
-    /// becoming labels. The last value of each wins in a period. None by default.
+    /// becoming labels. A span's go with its own timing counter, an event's with its metrics (not with what
+    /// `metrics` macros record inside the span). The last value of each wins in a period, across every event
+    /// and span of that counter (flush per request, as a Lambda handler does, for one request's values). None
+    /// by default.
     pub fn properties(mut self, fields: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.properties = fields.into_iter().map(Into::into).collect();
         self

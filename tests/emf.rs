@@ -335,3 +335,20 @@ fn a_default_dimension_cloudwatch_would_not_take_is_refused_at_build() {
         EmfCounters::builder().namespace("Shop").writer(SharedWriter::default()).dimension("service", "checkout");
     assert!(good.build().is_ok());
 }
+
+#[test]
+fn counters_closed_then_dropped_write_nothing_more() {
+    let out = SharedWriter::default();
+    let counters = EmfCounters::builder()
+        .namespace("Shop")
+        .writer(out.clone())
+        .options(CountersOptions::default().telemetry(false))
+        .build()
+        .expect("valid");
+    counters.last("queue_depth", 4.0); // a gauge goes out at every flush while it lives
+    counters.close_blocking().expect("close");
+    let after_close = out.text();
+    assert_eq!(parse(&after_close).len(), 1, "{after_close}");
+    drop(counters);
+    assert_eq!(out.text(), after_close, "the close flushed: the drop sends the gauge no second time");
+}

@@ -245,7 +245,8 @@ impl Drop for Exporter {
         if let Some(own) = driver.own {
             own.stop(false);
         }
-        if self.dump_in_place_on_drop.load(Relaxed) {
+        // Not after a `close`, which flushed: a dump now would only send the gauges' values again.
+        if self.dump_in_place_on_drop.load(Relaxed) && !self.closing.load(Relaxed) {
             self.dump_in_place();
         }
     }
@@ -263,7 +264,7 @@ impl Drop for Unfinished {
 }
 
 impl Exporter {
-    /// The last dump of counters dropped with no interval task running, right here: their sink saves without
+    /// The last dump of counters dropped never opened, right here: their sink saves without
     /// waiting on anything (EMF: written, or buffered for its agent), so the dump completes at its first poll,
     /// with no runtime. One that fails (or would wait) is warned about: what it held is lost.
     fn dump_in_place(&self) {

@@ -63,8 +63,8 @@ pub(crate) struct Exporter {
     close_timeout_ms: AtomicU64,
     /// Set by `close`: the interval task starts no more dumps (it checks under the dump lock).
     closing: AtomicBool,
-    /// The sink saves without waiting on anything (EMF): dropped with no interval task to flush it (never
-    /// opened, or closed and updated since), the counters dump in place.
+    /// The sink saves without waiting on anything (EMF): dropped never opened (so with no interval task to flush
+    /// them, and no close that did), the counters dump in place.
     dump_in_place_on_drop: AtomicBool,
     warn_rejected: WarnEvery,
     state: tokio::sync::Mutex<DumpState>,
@@ -108,7 +108,7 @@ impl Exporter {
         self.invalid_options.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
-    /// Makes a drop with no interval task running dump in place (for a sink that saves without waiting).
+    /// Makes a drop of counters never opened dump in place (for a sink that saves without waiting).
     pub(crate) fn dump_in_place_on_drop(&self) {
         self.dump_in_place_on_drop.store(true, Relaxed);
     }

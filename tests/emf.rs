@@ -22,6 +22,16 @@ fn metric<'a>(docs: &'a [Value], metric: &str) -> &'a Value {
     docs.iter().find_map(|d| d.get(metric)).unwrap_or_else(|| panic!("no {metric} in {docs:?}"))
 }
 
+/// EMF counters of `namespace` writing to `out`, without self-telemetry (the tests count what they recorded).
+fn writing_to(out: &SharedWriter, namespace: &str) -> EmfCounters {
+    EmfCounters::builder()
+        .namespace(namespace)
+        .writer(out.clone())
+        .options(CountersOptions::default().telemetry(false))
+        .build()
+        .expect("valid")
+}
+
 #[test]
 fn a_flush_writes_the_periods_metrics_with_their_dimensions_and_properties() {
     let out = SharedWriter::default();
@@ -196,12 +206,7 @@ fn the_lambda_example_writes_each_invocations_metrics_at_its_flush() {
 #[test]
 fn names_emf_reserves_or_refuses_are_skipped_and_counted() {
     let out = SharedWriter::default();
-    let counters = EmfCounters::builder()
-        .namespace("Skips")
-        .writer(out.clone())
-        .options(CountersOptions::default().telemetry(false))
-        .build()
-        .expect("valid");
+    let counters = writing_to(&out, "Skips");
     counters.increment("_aws", 1);
     counters.increment("caf\u{e9}", 1);
     counters.increment("fine", 1);
@@ -299,12 +304,7 @@ fn a_write_that_fails_part_way_leaves_no_broken_line_and_nothing_counted_twice()
 fn counters_never_opened_write_what_is_left_when_their_last_owner_is_dropped() {
     for last_owner_is_the_recorder in [false, true] {
         let out = SharedWriter::default();
-        let counters = EmfCounters::builder()
-            .namespace("Shop")
-            .writer(out.clone())
-            .options(CountersOptions::default().telemetry(false))
-            .build()
-            .expect("valid");
+        let counters = writing_to(&out, "Shop");
         counters.increment("orders", 7);
         let recorder = counters.recorder();
         metrics::with_local_recorder(&recorder, || metrics::counter!("orders").increment(1));
@@ -339,12 +339,7 @@ fn a_default_dimension_cloudwatch_would_not_take_is_refused_at_build() {
 #[test]
 fn counters_closed_then_dropped_write_nothing_more() {
     let out = SharedWriter::default();
-    let counters = EmfCounters::builder()
-        .namespace("Shop")
-        .writer(out.clone())
-        .options(CountersOptions::default().telemetry(false))
-        .build()
-        .expect("valid");
+    let counters = writing_to(&out, "Shop");
     counters.last("queue_depth", 4.0); // a gauge goes out at every flush while it lives
     counters.close_blocking().expect("close");
     let after_close = out.text();

@@ -11,29 +11,19 @@
 //! each side's figure is its fastest batch (noise only ever adds time). It checks that ours recorded every call.
 
 use std::cell::Cell;
-use std::time::Instant;
 
 use cloudwatch_counters::{CachedCounters, CountersOptions, LogSink};
 
-/// Calls per batch.
-const CALLS: u64 = 2_000;
+#[allow(dead_code, reason = "the fastest-batches examples' shared module: each uses part of it")]
+mod batches;
+
+use batches::{recorder_batch, CALLS};
 
 /// Eight `&'static str` names, for the shapes that cycle through keys.
 const NAMES: [&str; 8] = ["shape.0", "shape.1", "shape.2", "shape.3", "shape.4", "shape.5", "shape.6", "shape.7"];
 
 /// A shape's name and one call of it.
 type Shape<'a> = (&'static str, Box<dyn Fn() + 'a>);
-
-/// One batch of `op` under `recorder`: nanoseconds per call.
-fn batch(recorder: &dyn metrics::Recorder, op: &dyn Fn()) -> f64 {
-    metrics::with_local_recorder(recorder, || {
-        let start = Instant::now();
-        for _ in 0..CALLS {
-            op();
-        }
-        start.elapsed().as_nanos() as f64 / CALLS as f64
-    })
-}
 
 /// The next of `n` indices, round-robin.
 fn next(at: &Cell<usize>, n: usize) -> usize {
@@ -72,8 +62,8 @@ fn main() {
         let before = recorded();
         let (mut mine, mut noop) = (f64::INFINITY, f64::INFINITY);
         for _ in 0..batches {
-            mine = mine.min(batch(&ours, &**op));
-            noop = noop.min(batch(&metrics::NoopRecorder, &**op));
+            mine = mine.min(recorder_batch(&ours, &**op));
+            noop = noop.min(recorder_batch(&metrics::NoopRecorder, &**op));
         }
         assert_eq!(recorded() - before, (batches as u64 * CALLS) as i64, "{name}: ours recorded every call");
         println!("{name:<34} {mine:>6.2} ns {noop:>6.2} ns {:>7.2} ns", mine - noop);

@@ -13,8 +13,6 @@
 //! costs before any recorder: ours minus it is our part). It checks that ours recorded every call and that
 //! prometheus rendered the workload's metric.
 
-use std::time::Instant;
-
 use cloudwatch_counters::{CachedCounters, CountersOptions, LogSink};
 use metrics_exporter_prometheus::PrometheusBuilder;
 
@@ -22,23 +20,10 @@ use metrics_exporter_prometheus::PrometheusBuilder;
 #[path = "../benches/common/mod.rs"]
 mod common;
 
+#[allow(dead_code, reason = "the fastest-batches examples' shared module: each uses part of it")]
 mod batches;
 
-use batches::quantile;
-
-/// Calls per batch.
-const CALLS: u64 = 2_000;
-
-/// One batch of `op` under `recorder`: nanoseconds per call.
-fn batch(recorder: &dyn metrics::Recorder, op: &dyn Fn()) -> f64 {
-    metrics::with_local_recorder(recorder, || {
-        let start = Instant::now();
-        for _ in 0..CALLS {
-            op();
-        }
-        start.elapsed().as_nanos() as f64 / CALLS as f64
-    })
-}
+use batches::{quantile, recorder_batch, CALLS};
 
 fn main() {
     let batches: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(5_000);
@@ -69,8 +54,8 @@ fn main() {
         let mut noop = Vec::with_capacity(batches);
         let mut calls = 0;
         for _ in 0..batches {
-            theirs.push(batch(&prometheus, &*workload.op));
-            mine.push(batch(ours, &*workload.op));
+            theirs.push(recorder_batch(&prometheus, &*workload.op));
+            mine.push(recorder_batch(ours, &*workload.op));
             calls += CALLS;
             if calls % common::UPKEEP_EVERY < CALLS {
                 handle.run_upkeep(); // prometheus keeps histogram samples until then (untimed)
@@ -80,7 +65,7 @@ fn main() {
         // The workload's own cost (building its key, for one) through a recorder that does nothing, measured
         // after the others rather than between them, which would change what they leave in the caches.
         for _ in 0..batches {
-            noop.push(batch(&metrics::NoopRecorder, &*workload.op));
+            noop.push(recorder_batch(&metrics::NoopRecorder, &*workload.op));
         }
         workload.check_prometheus(calls, &handle.render());
         let median_pair = batches::median_pair_ratio(&mine, &theirs);

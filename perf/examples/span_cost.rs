@@ -23,6 +23,7 @@ use tracing::{Dispatch, Subscriber};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{Layer, Registry};
 
+#[allow(dead_code, reason = "the fastest-batches examples' shared module: each uses part of it")]
 mod batches;
 
 use batches::quantile;

@@ -1,4 +1,21 @@
-//! What the fastest-batches examples (`recorder_cost`, `span_cost`) read from their batch times.
+//! What the fastest-batches examples (`recorder_cost`, `span_cost`, `key_shapes`) share: a batch of recorder
+//! calls, and what they read from their batch times.
+
+use std::time::Instant;
+
+/// Calls per batch of recorder calls.
+pub const CALLS: u64 = 2_000;
+
+/// One batch of [`CALLS`] calls of `op` under `recorder`: nanoseconds per call.
+pub fn recorder_batch(recorder: &dyn metrics::Recorder, op: &dyn Fn()) -> f64 {
+    metrics::with_local_recorder(recorder, || {
+        let start = Instant::now();
+        for _ in 0..CALLS {
+            op();
+        }
+        start.elapsed().as_nanos() as f64 / CALLS as f64
+    })
+}
 
 /// The `q` quantile of `sorted` (0.0: the fastest).
 pub fn quantile(sorted: &[f64], q: f64) -> f64 {

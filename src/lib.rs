@@ -43,7 +43,8 @@
 //!   totals that CloudWatch then adds up. A save that fails puts its period back for the next dump.
 //! - pip's running view stays what is read locally: [`CachedCounters::get`], `get_all` and [`LogCounters`]
 //!   ([`SinkView::Totals`]) show totals since the start with `reset_timeout` 0, and since the last reset
-//!   otherwise. The dump folds each period into these totals; recording pays nothing for them.
+//!   otherwise, for as long as a counter lives (with a period sink, one idle for `options.idle_timeout` leaves
+//!   the store with its totals). The dump folds each period into these totals; recording pays nothing for them.
 //! - Samples are recorded behind a writer/reader phaser (HdrHistogram's): a sample enters a phase, updates that
 //!   phase's slot, and leaves; a take flips the phase and waits for the samples still inside, so each sample's
 //!   count, sum, min, max and bucket land together in exactly one period.

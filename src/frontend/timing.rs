@@ -47,6 +47,11 @@ impl Target {
 /// A running timing, returned by `begin_timing`. Ending it records the elapsed milliseconds into an Interval
 /// counter once: call [`CounterTiming::end_timing`], or drop it (an un-ended timing records when dropped, so a
 /// `?` or a panic inside the timed code is still measured).
+///
+/// `begin_timing` finds the counter when the timing begins (creating it, empty until the end, or replacing a
+/// counter of another type, as pip's `end_timing` does at the end). If it is cleared or replaced before the end,
+/// the timing records into the Interval counter the name has then; if a counter of another type took the name
+/// meanwhile, the sample is refused and counted (`values_rejected`) rather than replacing that newer counter.
 #[must_use = "a timing records when it is ended or dropped; dropping it at once records ~0 ms"]
 pub struct CounterTiming {
     start: Instant,

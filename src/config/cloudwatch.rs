@@ -16,8 +16,8 @@ pub const MAX_BATCH_SIZE: usize = 1000;
 /// Everything `CloudWatchCounters` reads from configuration.
 ///
 /// Keys, pip's spelling first and the seed page's second (both work; for each setting the last listed key that is
-/// set wins): `connection.region` / `connections.region`; `connection.endpoint_url` / `connection.uri` /
-/// `connections.endpoint_url` (for local servers); `connection.access_id` / `credential.access_id` /
+/// set wins): `connection.region` / `connections.region`; `connection.uri` / `connection.endpoint_url` /
+/// `connections.uri` / `connections.endpoint_url` (for local servers); `connection.access_id` / `credential.access_id` /
 /// `credential.client_id` / `credentials.access_id`; `connection.access_key` / `credential.access_key` /
 /// `credential.client_key` / `credentials.access_key`;
 /// `source` (the namespace); `instance` (the InstanceID dimension; set empty for none); `dimensions.<name>`
@@ -25,7 +25,9 @@ pub const MAX_BATCH_SIZE: usize = 1000;
 /// (more dimension sets: `service;service,route`); `options.interval`, `options.reset_timeout`,
 /// `options.connect_timeout`, `options.request_timeout` (or `options.timeout`), `options.close_timeout` (ms); `options.batch_size` (datums per request, 1..=1000);
 /// `options.storage_resolution` (60, or 1 for high resolution); `options.high_resolution` (comma-separated metric
-/// name prefixes published at 1-second resolution whatever `options.storage_resolution` says).
+/// name prefixes published at 1-second resolution whatever `options.storage_resolution` says). pip's discovery
+/// and credential stores (`connection.discovery_key`, `credential.store_key` and their seed-page spellings) are
+/// not supported and refused; named sections (`connections.<name>.region`) are not read.
 #[derive(Clone, PartialEq)]
 #[non_exhaustive]
 pub struct CloudWatchSettings {
@@ -135,6 +137,17 @@ impl CloudWatchSettings {
     /// [`ConfigError`] naming the key whose value cannot be used; the settings are then unchanged.
     pub fn apply_config(&mut self, config: &ConfigParams) -> Result<(), ConfigError> {
         let mut s = self.clone();
+        // Resolved by pip's discovery services and credential stores, which this crate does not have: refused,
+        // rather than left to the default AWS chain without a word.
+        for key in
+            ["connection.discovery_key", "connections.discovery_key", "credential.store_key", "credentials.store_key"]
+        {
+            if let Some(value) = config.get(key) {
+                let expected = "not supported: set connection.region (and endpoint_url) and credential.access_id / \
+                                access_key, or leave them to the default AWS chain";
+                return Err(invalid(key, expected, value));
+            }
+        }
         let text = |target: &mut Option<String>, keys: &[&str]| {
             if let Some(value) = config.get_string(keys) {
                 *target = Some(value);
@@ -244,6 +257,27 @@ pub(crate) fn check_region(region: &str) -> Result<(), ConfigError> {
 #[cfg(test)]
 mod cloudwatch_tests {
     use super::*;
+
+    #[test]
+    fn pips_discovery_and_credential_store_keys_are_refused_not_ignored() {
+        for key in
+            ["connection.discovery_key", "connections.discovery_key", "credential.store_key", "credentials.store_key"]
+        {
+            let config = ConfigParams::from_tuples([("connection.region", "us-east-1"), (key, "aws")]);
+            let err = CloudWatchSettings::from_config(&config).expect_err(key);
+            assert!(err.to_string().contains(key), "{key}: {err}");
+        }
+    }
+
+    #[test]
+    fn the_last_listed_endpoint_key_wins() {
+        let config = ConfigParams::from_tuples([
+            ("connection.endpoint_url", "http://127.0.0.1:1"),
+            ("connection.uri", "http://127.0.0.1:2"),
+        ]);
+        let s = CloudWatchSettings::from_config(&config).unwrap();
+        assert_eq!(s.endpoint_url.as_deref(), Some("http://127.0.0.1:1"), "endpoint_url is listed after uri");
+    }
 
     #[test]
     fn a_region_that_cannot_be_one_is_refused() {

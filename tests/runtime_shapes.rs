@@ -243,20 +243,30 @@ fn a_refused_close_blocking_leaves_the_own_thread_dumping() {
 fn runtime_shut_down_under_open_counters(rt: tokio::runtime::Runtime) {
     let (c, sink) = counters(Duration::from_millis(50));
     rt.block_on(c.open()).unwrap();
-    c.increment("calls", 1);
-    drop(rt); // the interval task spawned there is dropped with it
+    drop(rt); // the interval task spawned there is dropped with it (nothing recorded yet: no save there)
     assert!(c.is_open(), "the counters stay open");
     c.increment("calls", 2);
-    sink.wait_for_saves_blocking(1, LIMIT); // an interval dump, on the counters' own thread
+    wait_until_sent(&sink, "calls", 2); // an interval dump, on the counters' own thread
     c.increment("calls", 4);
-    let before = sink.saves().len();
-    sink.wait_for_saves_blocking(before + 1, LIMIT); // and the next
-    assert_eq!(sent(&sink, "calls"), 7, "each increment saved exactly once");
+    wait_until_sent(&sink, "calls", 6); // and a later one
     let closing = c.clone();
     let report = on_plain_thread("close_blocking", move || closing.close_blocking());
     assert!(report.is_ok(), "{report:?}");
     assert!(!c.is_open());
-    assert_eq!(sent(&sink, "calls"), 7);
+    assert_eq!(sent(&sink, "calls"), 6, "each increment saved exactly once");
+}
+
+/// Waits, within [`LIMIT`], until the saves of `sink` add up to `n` for `name`.
+fn wait_until_sent(sink: &RecordingSink, name: &str, n: i64) {
+    let deadline = std::time::Instant::now() + LIMIT;
+    loop {
+        let saves = sink.saves().len();
+        if sent(sink, name) >= n {
+            return;
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        sink.wait_for_saves_blocking(saves + 1, left); // panics once the time is up
+    }
 }
 
 #[test]

@@ -5,8 +5,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use tokio::runtime::{Handle, RuntimeFlavor};
-use tracing_subscriber::filter::Targets;
-use tracing_subscriber::layer::SubscriberExt;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::{Context, SubscriberExt};
 use tracing_subscriber::Layer;
 
 use crate::counters::{CloudWatchCounters, CloudWatchCountersBuilder};
@@ -38,10 +39,7 @@ impl CloudWatchCounters {
         }
         let layer = self.layer();
         let guard = self.install_recorder().await?;
-        let own_warnings = tracing_subscriber::fmt::layer()
-            .with_writer(std::io::stderr)
-            .with_filter(Targets::new().with_target("cloudwatch_counters", tracing::Level::WARN));
-        let subscriber = tracing_subscriber::registry().with(layer).with(own_warnings);
+        let subscriber = tracing_subscriber::registry().with(layer).with(OwnWarnings);
         if tracing::subscriber::set_global_default(subscriber).is_err() {
             // Closed through the guard, which then does not close again when dropped.
             let _ = guard.close().await;
@@ -144,5 +142,44 @@ fn warn_unflushed(why: &dyn fmt::Display) {
 impl fmt::Debug for CountersGuard {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CountersGuard").field("counters", &self.counters).field("closed", &self.closed).finish()
+    }
+}
+
+/// Writes the crate's own warnings (target `cloudwatch_counters`, WARN and up) to standard error, a line each:
+/// `WARN cloudwatch_counters: <message> <field>=<value> ...`. A plain layer that looks at events only: a
+/// per-layer filter (or tracing-subscriber's `fmt` layer, which keeps every span's fields) would cost every
+/// span of the application tens of nanoseconds.
+struct OwnWarnings;
+
+impl<S: Subscriber> Layer<S> for OwnWarnings {
+    fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
+        let meta = event.metadata();
+        let ours = meta.target() == "cloudwatch_counters" || meta.target().starts_with("cloudwatch_counters::");
+        if !ours || *meta.level() > Level::WARN {
+            return;
+        }
+        let mut line = Line { text: format!("{} {}:", meta.level(), meta.target()) };
+        event.record(&mut line);
+        eprintln!("{}", line.text);
+    }
+}
+
+/// An event's fields as one line: the message first as it comes, then `name=value` pairs.
+struct Line {
+    text: String,
+}
+
+impl Visit for Line {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.record_debug(field, &format_args!("{value}"));
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        use std::fmt::Write;
+        let _ = if field.name() == "message" {
+            write!(self.text, " {value:?}")
+        } else {
+            write!(self.text, " {}={value:?}", field.name())
+        };
     }
 }

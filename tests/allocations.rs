@@ -333,7 +333,7 @@ fn a_span_named_by_its_counter_field_does_not_allocate_once_its_name_was_seen() 
     let _alone = labelled_spans_alone();
     let counters = CachedCounters::new(LogSink::to_writer(std::io::sink()), CountersOptions::default());
     let subscriber = tracing_subscriber::Registry::default().with(counters.layer());
-    tracing::subscriber::with_default(subscriber, || {
+    let rounds = tracing::subscriber::with_default(subscriber, || {
         let names = [String::from("orders.create"), String::from("orders.cancel")];
         let op = |i: usize| {
             let name = names[i % 2].as_str();
@@ -345,12 +345,15 @@ fn a_span_named_by_its_counter_field_does_not_allocate_once_its_name_was_seen() 
             span.record("counter", name);
             drop(span);
         };
-        (0..2).for_each(op);
-        let n = allocations_in(|| (0..1_000).for_each(op));
-        assert_eq!(n, 0, "allocations for 3000 spans named by their counter field");
+        // Warm until quiet: a batch of spare labels that a thread of another test hands over as it ends may
+        // reach this thread in its first rounds (taking it allocates, once).
+        rounds_until_warm_then_none("3,000 spans named by their counter field", || {
+            (0..1_000).for_each(op);
+        })
     });
     let count = |name: &str| counters.get(name, CounterType::Interval).count;
-    assert_eq!((count("orders.create.exec_time"), count("orders.cancel.exec_time")), (Some(1503), Some(1503)));
+    let each = Some(rounds * 1_500); // 3 spans a call, each name every other call
+    assert_eq!((count("orders.create.exec_time"), count("orders.cancel.exec_time")), (each, each));
 }
 
 #[test]

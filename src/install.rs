@@ -14,6 +14,7 @@ use crate::counters::{CloudWatchCounters, CloudWatchCountersBuilder};
 use crate::error::Error;
 use crate::exporter::driver::run_and_wait;
 use crate::exporter::DumpReport;
+use crate::frontend::layer::target_matches;
 
 impl CloudWatchCounters {
     /// Opens the counters, installs their recorder as the global `metrics` recorder and
@@ -154,8 +155,7 @@ struct OwnWarnings;
 impl<S: Subscriber> Layer<S> for OwnWarnings {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         let meta = event.metadata();
-        let ours = meta.target() == "cloudwatch_counters" || meta.target().starts_with("cloudwatch_counters::");
-        if !ours || *meta.level() > Level::WARN {
+        if !target_matches(meta.target(), "cloudwatch_counters") || *meta.level() > Level::WARN {
             return;
         }
         let mut line = Line { text: format!("{} {}:", meta.level(), meta.target()) };

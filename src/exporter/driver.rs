@@ -52,13 +52,9 @@ impl Exporter {
         if driver.timer.is_some() {
             return Ok(());
         }
-        let handle = if let Ok(current) = Handle::try_current() {
-            current
-        } else {
-            if driver.own.is_none() {
-                driver.own = Some(OwnRuntime::start()?);
-            }
-            driver.own.as_ref().map(|own| own.handle.clone()).expect("just started")
+        let handle = match Handle::try_current() {
+            Ok(current) => current,
+            Err(_) => driver.own_handle()?,
         };
         self.closing.store(false, std::sync::atomic::Ordering::Relaxed);
         self.start_timer(&mut driver, handle);
@@ -93,18 +89,14 @@ impl Exporter {
         if !current || self.closing.load(std::sync::atomic::Ordering::Relaxed) {
             return; // closed, or stopped by the counters' drop, or a newer task runs
         }
-        if driver.own.is_none() {
-            match OwnRuntime::start() {
-                Ok(own) => driver.own = Some(own),
-                Err(err) => {
-                    driver.timer = None; // not open any more: `open` may try again
-                    tracing::warn!(target: "cloudwatch_counters", error = %err, "the runtime the counters were opened in shut down, and no thread could be started to dump them every interval: call open() again, or close() to flush");
-                    return;
-                }
+        match driver.own_handle() {
+            Ok(handle) => self.start_timer(&mut driver, handle),
+            Err(err) => {
+                driver.timer = None; // not open any more: `open` may try again
+                warn_no_timer_thread(&err);
+                return;
             }
         }
-        let handle = driver.own.as_ref().map(|own| own.handle.clone()).expect("just started");
-        self.start_timer(&mut driver, handle);
         tracing::info!(target: "cloudwatch_counters", "the runtime the counters were opened in shut down: they now dump every interval on a thread of their own");
     }
 
@@ -266,6 +258,16 @@ where
     Ok(())
 }
 
+impl Driver {
+    /// Our own runtime thread's handle, starting the thread if there is none.
+    fn own_handle(&mut self) -> Result<Handle, Error> {
+        if self.own.is_none() {
+            self.own = Some(OwnRuntime::start()?);
+        }
+        Ok(self.own.as_ref().map(|own| own.handle.clone()).expect("just started"))
+    }
+}
+
 impl OwnRuntime {
     fn start() -> Result<OwnRuntime, Error> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Error::Thread)?;
@@ -320,9 +322,14 @@ impl Drop for TimerGone {
             exporter.timer_gone(driver, generation);
         };
         if let Err(err) = std::thread::Builder::new().name("cloudwatch-counters".into()).spawn(decide) {
-            tracing::warn!(target: "cloudwatch_counters", error = %err, "the runtime the counters were opened in shut down, and no thread could be started to dump them every interval: call open() again, or close() to flush");
+            warn_no_timer_thread(&err);
         }
     }
+}
+
+/// The warning when the interval task cannot go on on a thread of our own after its runtime shut down.
+fn warn_no_timer_thread(err: &dyn std::fmt::Display) {
+    tracing::warn!(target: "cloudwatch_counters", error = %err, "the runtime the counters were opened in shut down, and no thread could be started to dump them every interval: call open() again, or close() to flush");
 }
 
 /// The interval task: dump at the exporter's phase of every interval (wall-clock multiples of the interval plus

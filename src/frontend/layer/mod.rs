@@ -63,6 +63,7 @@ use open_spans::{CallsiteCells, OpenSpans};
 use span_cache::{Callsites, SpanCells};
 
 mod builder;
+pub(crate) use builder::target_matches;
 mod events;
 mod key_buffers;
 mod open_spans;
@@ -155,7 +156,7 @@ pub struct CountersLayer {
 
 impl CountersLayer {
     fn is_excluded(&self, target: &str) -> bool {
-        self.excluded.iter().any(|pattern| builder::target_matches(target, pattern))
+        self.excluded.iter().any(|pattern| target_matches(target, pattern))
     }
 
     /// Whether the layer acts on a span or event of `meta`'s level at all.

@@ -347,3 +347,59 @@ fn counters_closed_then_dropped_write_nothing_more() {
     drop(counters);
     assert_eq!(out.text(), after_close, "the close flushed: the drop sends the gauge no second time");
 }
+
+/// A writer that refuses every write while `broken` is set.
+#[derive(Clone)]
+struct Breakable {
+    out: SharedWriter,
+    broken: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl std::io::Write for Breakable {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.broken.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(std::io::Error::other("broken pipe"));
+        }
+        self.out.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The sum of `name` over the documents of `text`.
+fn total(text: &str, name: &str) -> i64 {
+    parse(text).iter().filter_map(|d| d[name].as_i64()).sum()
+}
+
+#[test]
+fn counters_whose_close_failed_write_what_it_kept_when_dropped() {
+    let out = SharedWriter::default();
+    let broken = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let counters = EmfCounters::builder()
+        .namespace("Shop")
+        .writer(Breakable { out: out.clone(), broken: broken.clone() })
+        .options(CountersOptions::default().telemetry(false))
+        .build()
+        .expect("valid");
+    counters.increment("calls", 5);
+    counters.last("queue_depth", 4.0);
+    counters.close_blocking().expect_err("the writer is broken: the data is kept");
+    broken.store(false, std::sync::atomic::Ordering::Relaxed);
+    drop(counters);
+    let text = out.text();
+    assert_eq!((total(&text, "calls"), total(&text, "queue_depth")), (5, 4), "{text}");
+}
+
+#[test]
+fn counters_closed_then_updated_write_the_updates_once_when_dropped() {
+    let out = SharedWriter::default();
+    let counters = writing_to(&out, "Shop");
+    counters.increment("calls", 1);
+    counters.close_blocking().expect("close");
+    counters.increment("calls", 2);
+    drop(counters);
+    let text = out.text();
+    assert_eq!((parse(&text).len(), total(&text, "calls")), (2, 3), "{text}");
+}

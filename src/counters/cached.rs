@@ -128,8 +128,9 @@ impl CachedCounters {
         Ok(())
     }
 
-    /// Makes the last owner's drop dump in place when the counters were never opened (no interval task, no
-    /// close flushed them): for a sink that saves without waiting (EMF).
+    /// Makes the last owner's drop dump in place when no interval task runs (never opened, or closed; after a
+    /// close that saved everything, only for what was recorded since besides the gauges' levels): for a sink that
+    /// saves without waiting (EMF).
     pub(crate) fn dump_in_place_on_drop(&self) {
         self.exporter.dump_in_place_on_drop();
     }

@@ -109,6 +109,7 @@ impl Exporter {
         let deadline = tokio::time::Instant::now() + timeout;
         let cut_off_before = self.cut_off_datums();
         self.closing.store(true, std::sync::atomic::Ordering::Relaxed);
+        self.close_saved.store(false, std::sync::atomic::Ordering::Relaxed);
         let timer = self.lock_driver().timer.take();
         if let Some((stop, mut task)) = timer {
             stop.notify_one();
@@ -133,7 +134,9 @@ impl Exporter {
             // No time left: the final dump is not started (a save begun now would only be cut off at once).
             return Err(cut_off());
         }
-        tokio::time::timeout_at(deadline, self.dump()).await.unwrap_or_else(|_| Err(cut_off()))
+        let result = tokio::time::timeout_at(deadline, self.dump()).await.unwrap_or_else(|_| Err(cut_off()));
+        self.close_saved.store(result.is_ok(), std::sync::atomic::Ordering::Relaxed);
+        result
     }
 
     /// Stops our own runtime thread, if there is one and no timer runs on it (an `open` that came between a

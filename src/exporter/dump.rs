@@ -14,6 +14,7 @@ use crate::error::Error;
 use crate::model::Counter;
 use crate::publishing;
 use crate::sink::SinkView;
+use crate::store::cell::Period;
 use crate::store::{TakeAll, Taken};
 
 /// What one dump did.
@@ -71,6 +72,18 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// What started a dump.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    /// A call (`dump`, `close`, a flush), or the drop of counters never opened or whose close failed.
+    Call,
+    /// The interval task: no dump once `close` has begun.
+    Timer,
+    /// The drop of counters whose `close` saved everything: a dump only for what was recorded since (the
+    /// gauges' levels alone, which the close published, would go twice).
+    DropAfterClose,
+}
+
 /// What a dump hands the sink: the counters, and for each the index of the period it came from.
 #[derive(Debug, Default)]
 struct Prepared {
@@ -78,6 +91,9 @@ struct Prepared {
     sources: Vec<usize>,
     /// Whether anything but the crate's own telemetry has something to publish.
     worth_saving: bool,
+    /// Whether anything but the crate's own telemetry and the gauges' levels (which every dump publishes again
+    /// while they are set) has something to publish.
+    beyond_levels: bool,
     /// The counters that carry properties (their index in `counters`) and their keys: a period that goes back
     /// takes its properties back with it.
     with_properties: Vec<(usize, Key)>,
@@ -87,17 +103,17 @@ impl Exporter {
     /// One dump: take every counter's period, hand the sink its view of them, then commit what was saved and
     /// put back what was not (it goes out with the next dump; nothing is sent twice).
     pub(crate) async fn dump(&self) -> Result<DumpReport, Error> {
-        publishing::scope(self.dump_inner(false)).await
+        publishing::scope(self.dump_inner(Trigger::Call)).await
     }
 
     /// A dump of the interval task: none once `close` has begun.
     pub(crate) async fn timer_dump(&self) -> Result<DumpReport, Error> {
-        publishing::scope(self.dump_inner(true)).await
+        publishing::scope(self.dump_inner(Trigger::Timer)).await
     }
 
-    async fn dump_inner(&self, from_timer: bool) -> Result<DumpReport, Error> {
+    async fn dump_inner(&self, trigger: Trigger) -> Result<DumpReport, Error> {
         let mut state = self.state.lock().await;
-        if from_timer && self.closing.load(Relaxed) {
+        if trigger == Trigger::Timer && self.closing.load(Relaxed) {
             return Ok(DumpReport::default());
         }
         if self.publish_telemetry.load(Relaxed) {
@@ -116,8 +132,8 @@ impl Exporter {
         let mut report = DumpReport { saved: 0, reset: false, rejected_values: all.rejected };
         let mut flight =
             InFlight { exporter: self, taken: &all.taken, prepared: &prepared, sending: false, settled: false };
-        if !prepared.worth_saving {
-            // Only the crate's own telemetry changed: it waits for the next save of the service's counters.
+        if !prepared.worth_saving || (trigger == Trigger::DropAfterClose && !prepared.beyond_levels) {
+            // Only the crate's own telemetry changed (or, in the drop after a clean close, the gauges' levels): it waits for the next save of the service's counters.
             drop(flight); // puts the periods back
             self.expire_idle(&all);
             return Ok(report);
@@ -195,6 +211,7 @@ impl Exporter {
     fn prepare(&self, prepared: &mut Prepared, view: SinkView, i: usize, key: &Key, t: &Taken) {
         let empty = t.cell.is_empty_period(&t.period);
         prepared.worth_saving |= !empty && !t.cell.is_reserved();
+        prepared.beyond_levels |= !empty && !t.cell.is_reserved() && !matches!(t.period, Period::Level);
         if empty && view != SinkView::Totals {
             // Nothing happened in the period: no counter to build (most of a large store, most dumps).
             return;
@@ -245,9 +262,11 @@ impl Drop for Exporter {
         if let Some(own) = driver.own {
             own.stop(false);
         }
-        // Not after a `close`, which flushed: a dump now would only send the gauges' values again.
-        if self.dump_in_place_on_drop.load(Relaxed) && !self.closing.load(Relaxed) {
-            self.dump_in_place();
+        if self.dump_in_place_on_drop.load(Relaxed) {
+            // After a `close` that saved everything, only what was recorded since: a dump of the gauges' levels
+            // alone would send them twice. After one that failed, what it kept, gauges and all.
+            let closed_clean = self.closing.load(Relaxed) && self.close_saved.load(Relaxed);
+            self.dump_in_place(if closed_clean { Trigger::DropAfterClose } else { Trigger::Call });
         }
     }
 }
@@ -264,11 +283,12 @@ impl Drop for Unfinished {
 }
 
 impl Exporter {
-    /// The last dump of counters dropped never opened, right here: their sink saves without
-    /// waiting on anything (EMF: written, or buffered for its agent), so the dump completes at its first poll,
-    /// with no runtime. One that fails (or would wait) is warned about: what it held is lost.
-    fn dump_in_place(&self) {
-        let mut dump = std::pin::pin!(self.dump());
+    /// The last dump of counters dropped with no interval task running (never opened, or closed), right here:
+    /// their sink saves without waiting on anything (EMF: written, or buffered for its agent), so the dump
+    /// completes at its first poll, with no runtime. One that fails (or would wait) is warned about: what it held
+    /// is lost.
+    fn dump_in_place(&self, trigger: Trigger) {
+        let mut dump = std::pin::pin!(publishing::scope(self.dump_inner(trigger)));
         let why = match std::future::Future::poll(
             dump.as_mut(),
             &mut std::task::Context::from_waker(std::task::Waker::noop()),
@@ -277,7 +297,7 @@ impl Exporter {
             std::task::Poll::Ready(Err(err)) => err.to_string(),
             std::task::Poll::Pending => "the dump would have had to wait".to_owned(),
         };
-        tracing::warn!(target: "cloudwatch_counters", "counters were dropped without close() and their last dump failed, so what it held is lost: {why}");
+        tracing::warn!(target: "cloudwatch_counters", "counters were dropped holding values no close() saved, and their last dump failed, so what it held is lost: {why}");
     }
 
     fn flush_on_drop(&mut self, handle: &Handle, own: Option<OwnRuntime>) {

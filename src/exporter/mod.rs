@@ -63,8 +63,11 @@ pub(crate) struct Exporter {
     close_timeout_ms: AtomicU64,
     /// Set by `close`: the interval task starts no more dumps (it checks under the dump lock).
     closing: AtomicBool,
-    /// The sink saves without waiting on anything (EMF): dropped never opened (so with no interval task to flush
-    /// them, and no close that did), the counters dump in place.
+    /// Set by `close` when its final dump saved everything, for the drop (see `dump_in_place_on_drop`).
+    close_saved: AtomicBool,
+    /// The sink saves without waiting on anything (EMF): dropped with no interval task to flush them (never
+    /// opened, or closed), the counters dump in place; after a close that saved everything, only when something
+    /// besides the gauges' levels was recorded since.
     dump_in_place_on_drop: AtomicBool,
     warn_rejected: WarnEvery,
     state: tokio::sync::Mutex<DumpState>,
@@ -93,6 +96,7 @@ impl Exporter {
             cut_off_datums: AtomicU64::new(0),
             close_timeout_ms: AtomicU64::new(0),
             closing: AtomicBool::new(false),
+            close_saved: AtomicBool::new(false),
             dump_in_place_on_drop: AtomicBool::new(false),
             warn_rejected: WarnEvery::default(),
             state: tokio::sync::Mutex::new(DumpState { last_reset: Instant::now(), published: Telemetry::default() }),
@@ -108,7 +112,8 @@ impl Exporter {
         self.invalid_options.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
-    /// Makes a drop of counters never opened dump in place (for a sink that saves without waiting).
+    /// Makes a drop of counters with no interval task running dump in place (for a sink that saves without
+    /// waiting).
     pub(crate) fn dump_in_place_on_drop(&self) {
         self.dump_in_place_on_drop.store(true, Relaxed);
     }

@@ -80,6 +80,29 @@ async fn updates_past_a_full_cap_are_counted_as_well_as_the_refused_key() {
     assert_eq!((t.keys_dropped, t.values_rejected), (1, 2));
 }
 
+#[tokio::test]
+async fn the_crates_own_counters_take_no_place_under_the_cap() {
+    let c =
+        cloudwatch_counters::CachedCounters::new(RecordingSink::default(), CountersOptions::default().max_counters(1));
+    let a = c.handle("a", CounterType::Increment);
+    a.set_last(1.0); // refused (no call of an Increment) and counted: a problem the telemetry publishes
+    a.increment(1);
+    c.dump().await.unwrap(); // counts the refusal
+    a.increment(1);
+    c.dump().await.unwrap(); // records it into `cloudwatch_counters.values_rejected`, a counter of the store
+    let own = |c: &cloudwatch_counters::CachedCounters| {
+        c.get_all().iter().filter(|x| x.name.starts_with("cloudwatch_counters.")).count()
+    };
+    assert_eq!(own(&c), 1, "{:?}", c.get_all());
+    c.clear("a");
+    assert!(!c.handle("b", CounterType::Increment).is_detached(), "the user's one place is free again");
+    assert!(c.handle("c", CounterType::Increment).is_detached(), "and the cap still holds");
+    // Cleared with the rest, the crate's own counters give back no place they did not take.
+    c.clear_all();
+    assert!(!c.handle("d", CounterType::Increment).is_detached());
+    assert!(c.handle("e", CounterType::Increment).is_detached());
+}
+
 #[test]
 fn a_span_open_across_clear_all_is_timed_into_the_counter_that_has_its_name_now() {
     let c = recording_counters();

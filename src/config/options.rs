@@ -189,8 +189,9 @@ impl CountersOptions {
     }
 
     /// Caps the number of live counters (default [`DEFAULT_MAX_COUNTERS`]; at least 1, checked by
-    /// [`validate`](Self::validate)). Past the cap, updates to new keys are dropped, counted
-    /// (`Telemetry::keys_dropped`) and warned about once a minute; existing counters go on.
+    /// [`validate`](Self::validate)); the crate's own telemetry counters take no place under it. Past the cap,
+    /// updates to new keys are dropped, counted (`Telemetry::keys_dropped`) and warned about once a minute;
+    /// existing counters go on.
     pub fn max_counters(mut self, max: usize) -> Self {
         self.max_counters = max;
         self

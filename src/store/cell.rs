@@ -304,9 +304,10 @@ impl CounterCell {
         }
     }
 
-    /// Marks one of the crate's own counters: it never makes a dump send on its own.
-    pub(crate) fn reserve(&self) {
-        self.flags.fetch_or(RESERVED, Relaxed);
+    /// Marks one of the crate's own counters: it never makes a dump send on its own, and takes no place under
+    /// the cap. Whether it was not marked yet.
+    pub(crate) fn reserve(&self) -> bool {
+        self.flags.fetch_or(RESERVED, Relaxed) & RESERVED == 0
     }
 
     /// Whether this is one of the crate's own counters.

@@ -6,7 +6,8 @@
 //! is retired.
 //!
 //! The number of live counters is capped ([`Store::set_max_counters`]): past the cap a new key gets a detached
-//! cell, whose updates are never published, and the refusal is counted and warned about (once a minute).
+//! cell, whose updates are never published, and the refusal is counted and warned about (once a minute). The
+//! crate's own counters (self-telemetry) take no place under the cap.
 
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed, Ordering::Release};
@@ -140,6 +141,8 @@ pub(crate) struct Store {
     described: AtomicBool,
     /// Live counters (kept beside the map: `DashMap::len` locks every shard).
     live: AtomicUsize,
+    /// The crate's own counters among the live ones (self-telemetry): they take no place under the cap.
+    reserved: AtomicUsize,
     max: AtomicUsize,
     /// Whether Interval and Statistics counters also count their samples in buckets (for percentiles).
     percentiles: AtomicBool,
@@ -189,6 +192,7 @@ impl Store {
             units: DashMap::new(),
             described: AtomicBool::new(false),
             live: AtomicUsize::new(0),
+            reserved: AtomicUsize::new(0),
             max: AtomicUsize::new(max),
             percentiles: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
@@ -316,7 +320,9 @@ impl Store {
     pub(crate) fn reserved_cell(&self, key: &Key, kind: CounterType) -> Arc<CounterCell> {
         self.existing(key, kind, Fit::Exact).unwrap_or_else(|| {
             let cell = self.insert_within(key, kind, 1.0, usize::MAX, Fit::Exact);
-            cell.reserve();
+            if cell.reserve() {
+                self.reserved.fetch_add(1, Relaxed);
+            }
             cell
         })
     }
@@ -344,19 +350,23 @@ impl Store {
         if let Some(cell) = self.revive(key, kind, fit) {
             return cell;
         }
-        if self.live.load(Relaxed) >= max && !self.map.contains_key(key) {
+        if self.counted_live() >= max && !self.map.contains_key(key) {
             return self.refuse(key, kind);
         }
         match self.map.entry(key.to_retained()) {
             Entry::Occupied(entry) if fit.serves(entry.get().kind(), kind) => Arc::clone(entry.get()),
             Entry::Occupied(mut entry) => {
                 let cell = self.new_cell(kind, scale);
-                self.retire(entry.insert(Arc::clone(&cell)));
+                let replaced = entry.insert(Arc::clone(&cell));
+                if replaced.is_reserved() {
+                    self.reserved.fetch_sub(1, Relaxed);
+                }
+                self.retire(replaced);
                 cell
             }
             Entry::Vacant(entry) => {
                 // Reserve a place first, so racing inserts cannot overshoot the cap.
-                if self.live.fetch_add(1, Relaxed) >= max {
+                if self.live.fetch_add(1, Relaxed).saturating_sub(self.reserved.load(Relaxed)) >= max {
                     self.live.fetch_sub(1, Relaxed);
                     drop(entry);
                     return self.refuse(key, kind);
@@ -480,10 +490,12 @@ impl Store {
 
     /// Removes one counter (its cell is retired). Returns whether it existed.
     pub(crate) fn remove(&self, key: &Key) -> bool {
-        let removed = self.forget_expired(Some(key), || self.map.remove(key).map(|(_, cell)| self.retire(cell)));
-        if removed.is_some() {
-            self.live.fetch_sub(1, Relaxed);
-        }
+        let removed = self.forget_expired(Some(key), || {
+            self.map.remove(key).map(|(_, cell)| {
+                self.leaves(&cell);
+                self.retire(cell);
+            })
+        });
         removed.is_some()
     }
 
@@ -491,11 +503,24 @@ impl Store {
     pub(crate) fn clear(&self) {
         self.forget_expired(None, || {
             self.map.retain(|_, cell| {
+                self.leaves(cell);
                 self.retire(Arc::clone(cell));
-                self.live.fetch_sub(1, Relaxed);
                 false
             });
         });
+    }
+
+    /// Counts `cell` out of the live counters, as it leaves the map.
+    fn leaves(&self, cell: &CounterCell) {
+        self.live.fetch_sub(1, Relaxed);
+        if cell.is_reserved() {
+            self.reserved.fetch_sub(1, Relaxed);
+        }
+    }
+
+    /// The live counters that take a place under the cap: all but the crate's own.
+    fn counted_live(&self) -> usize {
+        self.live.load(Relaxed).saturating_sub(self.reserved.load(Relaxed))
     }
 
     /// How many cells were retired so far (cleared, removed, replaced by another type, expired and retired):

@@ -118,3 +118,33 @@ fn a_span_open_across_clear_all_is_timed_into_the_counter_that_has_its_name_now(
     assert_eq!(work.len(), 1, "{all:?}");
     assert_eq!(work[0].count, Some(1), "the span closed after the clear is in the new counter");
 }
+
+#[test]
+fn a_span_with_dimensions_open_across_clear_all_leaves_a_counter_of_another_type_alone() {
+    let c = recording_counters();
+    let recorder = c.recorder();
+    let subscriber = Registry::default().with(c.layer_builder().span_dimensions(["method"]).build());
+    let name = tracing::subscriber::with_default(subscriber, || {
+        let first = tracing::info_span!("work", method = "GET").entered();
+        drop(first);
+        let all = c.get_all();
+        let name = all.iter().find(|x| x.name.ends_with(".work.exec_time")).expect("timed").name.clone();
+        let open = tracing::info_span!("work", method = "GET").entered();
+        c.clear_all();
+        // The span's counter names, with its dimension, now gauges'.
+        metrics::with_local_recorder(&recorder, || {
+            metrics::gauge!(name.clone(), "method" => "GET").set(42.0);
+            metrics::gauge!(name.replace("exec_time", "errors"), "method" => "GET").set(7.0);
+        });
+        tracing::error!(parent: open.id(), "failed");
+        drop(open);
+        name
+    });
+    let all = c.get_all();
+    for (name, value) in [(name.clone(), 42.0), (name.replace("exec_time", "errors"), 7.0)] {
+        let gauge = all.iter().find(|x| x.name == name).expect("the gauge");
+        assert_eq!((gauge.counter_type, gauge.last), (CounterType::LastValue, Some(value)), "{all:?}");
+    }
+    c.dump_blocking().unwrap();
+    assert_eq!(c.telemetry().values_rejected, 2, "the span's time and error refused and counted");
+}

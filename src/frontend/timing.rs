@@ -35,7 +35,7 @@ impl Target {
                     // Refused at the start (an empty name, the cap) and counted then: not looked up again.
                     cell.sample(elapsed_ms);
                 } else if !cell.sample_unless_retired(elapsed_ms) {
-                    store.sample_after_retire(&key, &cell, elapsed_ms);
+                    store.sample_after_retire(&key, &cell, elapsed_ms, crate::store::Fit::Exact);
                 }
             }
             Target::Callback(callback) => callback(elapsed_ms),

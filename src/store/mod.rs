@@ -295,21 +295,25 @@ impl Store {
         (cell, stored)
     }
 
-    /// The cell for `key` of type `kind`, created if missing; `None` when a counter of another type has the name.
-    pub(crate) fn cell_if_free(&self, key: &Key, kind: CounterType) -> Option<Arc<CounterCell>> {
+    /// The cell for `key` of type `kind` (or of a type `fit` lets serve it), created if missing; `None` when a
+    /// counter of another type has the name.
+    pub(crate) fn cell_if_free(&self, key: &Key, kind: CounterType, fit: Fit) -> Option<Arc<CounterCell>> {
         match self.map.get(key).map(|cell| Arc::clone(&cell)) {
-            Some(cell) if cell.kind() == kind => Some(cell),
+            Some(cell) if fit.serves(cell.kind(), kind) => Some(cell),
             Some(_) => None,
-            None => Some(self.cell(key, kind)),
+            None => Some(match fit {
+                Fit::Exact => self.cell(key, kind),
+                Fit::EitherSampled => self.scaled_cell(key, kind, 1.0),
+            }),
         }
     }
 
     /// An Interval sample for `key` from a holder of `retired`, its cell until a clear or a replacement: into the
-    /// Interval counter that has the name now, unless another type took the name meanwhile (then it is refused
-    /// and counted on `retired`, and that counter is left alone).
+    /// counter that has the name now if `fit` lets it serve an Interval, unless another type took the name
+    /// meanwhile (then it is refused and counted on `retired`, and that counter is left alone).
     #[cold]
-    pub(crate) fn sample_after_retire(&self, key: &Key, retired: &CounterCell, value: f64) {
-        match self.cell_if_free(key, CounterType::Interval) {
+    pub(crate) fn sample_after_retire(&self, key: &Key, retired: &CounterCell, value: f64, fit: Fit) {
+        match self.cell_if_free(key, CounterType::Interval, fit) {
             Some(cell) => cell.sample(value),
             None => retired.sample(value),
         }

@@ -57,7 +57,7 @@ use crate::frontend::Owner;
 use crate::model::{CounterType, MAX_LABELS};
 use crate::publishing::is_publishing;
 use crate::store::cell::CounterCell;
-use crate::store::{Fit::Exact, Store};
+use crate::store::{Fit, Store};
 use events::EventPlan;
 use open_spans::{CallsiteCells, OpenSpans};
 use span_cache::{Callsites, SpanCells};
@@ -237,7 +237,9 @@ impl CountersLayer {
         let labelled = meta.fields().iter().any(|f| self.span_dimensions.iter().any(|d| d == f.name()));
         let with_properties = meta.fields().iter().any(|f| self.properties.iter().any(|p| p == f.name()));
         let exec_name = format!("{base}.exec_time");
-        let exec_time = self.store.cell(&Key::from_name(exec_name.clone()), CounterType::Interval);
+        // A histogram's counter of the name (Statistics) takes the spans' samples too, as a histogram takes the
+        // spans' counter.
+        let exec_time = self.store.scaled_cell(&Key::from_name(exec_name.clone()), CounterType::Interval, 1.0);
         let errors_name = format!("{base}.errors");
         let errors = std::sync::OnceLock::new();
         Arc::new(SpanCells { base, exec_name, errors_name, labelled, with_properties, exec_time, errors, index })
@@ -344,16 +346,28 @@ impl CountersLayer {
         if span_labels.len() > MAX_LABELS {
             self.store.count_labels_cut(&cells.base, span_labels.len());
         }
+        // Open across a clear (the callsite's cells were retired meanwhile): a counter of another type that took
+        // the name since is left alone, and the span's update refused and counted (on a retired cell), as for a
+        // span without dimensions. Otherwise another type is replaced (pip's rule).
+        let open_across_clear = cells.exec_time.is_retired();
         // An existing counter is found by its parts, with no key built; a new one (or one with properties, which
         // are kept by key) with a key built in reused buffers, handed back with the cell.
         let resolve = |kind, name: &str| {
             let labels = span_labels.named_values().take(MAX_LABELS);
-            let existing = cacheable.then(|| self.store.existing_by_parts(name, labels.clone(), kind, Exact)).flatten();
-            let (cell, key) = if let Some(cell) = existing {
+            let existing =
+                cacheable.then(|| self.store.existing_by_parts(name, labels.clone(), kind, Fit::EitherSampled));
+            let (cell, key) = if let Some(cell) = existing.flatten() {
                 (cell, None)
             } else {
                 let key = key_buffers::key(key_buffers::Name::Copied(name), labels);
-                (self.store.cell(&key, kind), Some(key))
+                let cell = if open_across_clear {
+                    self.store
+                        .cell_if_free(&key, kind, Fit::EitherSampled)
+                        .unwrap_or_else(|| Arc::clone(&cells.exec_time))
+                } else {
+                    self.store.scaled_cell(&key, kind, 1.0)
+                };
+                (cell, Some(key))
             };
             if cacheable && !cell.is_retired() {
                 span_labels.cache_cell(self.id, kind, name, &cell);
@@ -364,11 +378,12 @@ impl CountersLayer {
             let (cell, key) = resolve(CounterType::Interval, &cells.exec_name);
             cell.sample(elapsed_ms);
             // A key is built for every counter with properties (they are not cacheable).
-            if let Some(key) = &key {
+            if let Some(key) = key.as_ref().filter(|_| !cell.is_retired()) {
                 self.record_properties(timing, key);
             }
         } // the key dropped here: its buffers, for the next miss
         if !counted {
+            // On the retired cell of a refused error, counted as a refused update (not an Interval's call).
             resolve(CounterType::Increment, &cells.errors_name).0.add(1);
         }
     }
@@ -436,10 +451,15 @@ impl CountersLayer {
 
     /// Adds 1 to the span's `<base>.errors` counter (resolved once, again only if it was cleared or replaced).
     fn count_error(&self, cells: &SpanCells) {
-        let resolve = || self.store.cell(&Key::from_name(cells.errors_name.clone()), CounterType::Increment);
-        let cell = cells.errors.get_or_init(resolve);
+        let key = || Key::from_name(cells.errors_name.clone());
+        let cell = cells.errors.get_or_init(|| self.store.cell(&key(), CounterType::Increment));
         if cell.is_retired() {
-            resolve().add(1);
+            // Cleared (or replaced) while the span was open: into the counter that has the name now, unless
+            // another type took it (then refused, and counted on the retired cell).
+            self.store
+                .cell_if_free(&key(), CounterType::Increment, Fit::Exact)
+                .unwrap_or_else(|| Arc::clone(cell))
+                .add(1);
         } else {
             cell.add(1);
         }
@@ -485,7 +505,7 @@ impl CountersLayer {
     #[cold]
     fn record_after_clear(&self, cells: &SpanCells, elapsed_ms: f64) {
         let key = Key::from_name(cells.exec_name.clone());
-        self.store.sample_after_retire(&key, &cells.exec_time, elapsed_ms);
+        self.store.sample_after_retire(&key, &cells.exec_time, elapsed_ms, Fit::EitherSampled);
     }
 
     /// Takes this layer's timing out of a closing span's extensions (one map operation for a single counters

@@ -1,4 +1,4 @@
-//! Events with metric fields become counters, their other fields dimensions (at most 29).
+//! Events with metric fields become counters, their other fields dimensions (of at most 29 names).
 
 mod common;
 
@@ -366,4 +366,49 @@ fn a_metric_field_past_an_events_32nd_field_is_recorded_with_its_labels_cut() {
     assert_eq!(late.dimensions.len(), 29, "labels past 29 are cut");
     c.dump_blocking().expect("dump");
     assert_eq!(c.telemetry().labels_cut, 1);
+}
+
+#[test]
+fn a_field_name_repeated_among_more_than_29_fields_counts_once() {
+    let c = counters();
+    tracing::subscriber::with_default(Registry::default().with(c.layer()), || {
+        tracing::info!(
+            counter.m = 1,
+            k = "a",
+            l01 = 1,
+            l02 = 1,
+            l03 = 1,
+            l04 = 1,
+            l05 = 1,
+            l06 = 1,
+            l07 = 1,
+            l08 = 1,
+            l09 = 1,
+            l10 = 1,
+            l11 = 1,
+            l12 = 1,
+            l13 = 1,
+            l14 = 1,
+            l15 = 1,
+            l16 = 1,
+            l17 = 1,
+            l18 = 1,
+            l19 = 1,
+            l20 = 1,
+            l21 = 1,
+            l22 = 1,
+            l23 = 1,
+            l24 = 1,
+            l25 = 1,
+            l26 = 1,
+            l27 = 1,
+            l28 = 1,
+            k = "b"
+        );
+    });
+    let all = c.get_all();
+    let m = all.iter().find(|x| x.name == "m").unwrap_or_else(|| panic!("{all:?}"));
+    let k = m.dimensions.iter().rev().find(|(n, _)| n == "k").map(|(_, v)| v.as_str());
+    assert_eq!((k, m.dimensions.len()), (Some("b"), 30), "30 fields of 29 names: none cut");
+    assert_eq!(c.telemetry().labels_cut, 0);
 }

@@ -3,8 +3,9 @@
 //! `counter!` -> Increment (`increment` adds, `absolute` sets); `gauge!` -> LastValue (`set`, `increment`,
 //! `decrement`); `histogram!` -> Statistics, or Interval in milliseconds when the histogram was described with a
 //! time unit (seconds, milliseconds, microseconds or nanoseconds; samples are converted to ms). Labels become
-//! CloudWatch dimensions; past 29 labels (30 with InstanceID) the rest are cut, counted (`Telemetry::labels_cut`)
-//! and warned about at most once a minute.
+//! CloudWatch dimensions (a name repeated counts once: the last value is published); labels of names past the
+//! first 29 (30 dimensions with InstanceID) are cut, counted (`Telemetry::labels_cut`) and warned about at most
+//! once a minute.
 //! Units: a described unit is published with every dump after the description, mapped to the CloudWatch unit that
 //! means exactly the same (none for nanoseconds and the binary Kibibytes and up). A histogram must be described
 //! before it is first registered (its first `histogram!` call on any thread) for a time unit to turn it into
@@ -29,7 +30,7 @@ use metrics::{SharedString, Unit};
 
 use super::cached_cell::CachedCell;
 use super::Owner;
-use crate::model::{CounterType, MAX_LABELS};
+use crate::model::{labels_kept, CounterType};
 use crate::store::cell::CounterCell;
 use crate::store::thread_cache::{self, Slots};
 use crate::store::Store;
@@ -79,9 +80,9 @@ impl CountersRecorder {
 
     fn miss(&self, key: &Key, hash: u64, kind: impl FnOnce() -> (CounterType, f64)) -> Handle {
         let (kind, scale) = kind();
-        if key.labels().len() > MAX_LABELS {
+        if let Some(kept) = labels_kept(key.labels().as_slice(), metrics::Label::key) {
             // A key whose labels are cut is counted at each registration: not cached.
-            return Handle::Cell(self.cut_labels(key, kind, scale));
+            return Handle::Cell(self.cut_labels(key, &kept, kind, scale));
         }
         if !thread_cache::admits(&CACHE, hash) {
             // A thread cycling through more keys than its cache holds: served from the store, uncached.
@@ -98,9 +99,10 @@ impl CountersRecorder {
     }
 
     #[cold]
-    fn cut_labels(&self, key: &Key, kind: CounterType, scale: f64) -> Arc<CounterCell> {
+    fn cut_labels(&self, key: &Key, kept: &[bool], kind: CounterType, scale: f64) -> Arc<CounterCell> {
         self.store.count_labels_cut(key.name(), key.labels().len());
-        let cut = Key::from_parts(key.name().to_owned(), key.labels().take(MAX_LABELS).cloned().collect::<Vec<_>>());
+        let labels = key.labels().zip(kept).filter(|&(_, &kept)| kept).map(|(label, _)| label.clone());
+        let cut = Key::from_parts(key.name().to_owned(), labels.collect::<Vec<_>>());
         self.store.scaled_cell(&cut, kind, scale)
     }
 

@@ -17,8 +17,34 @@ pub const TELEMETRY_PREFIX: &str = "cloudwatch_counters.";
 /// Most dimensions one CloudWatch datum (or EMF metric) may carry, InstanceID included.
 pub const MAX_DIMENSIONS: usize = 30;
 
-/// Most labels a counter keeps: [`MAX_DIMENSIONS`] less the InstanceID dimension.
+/// Most labels a counter keeps: [`MAX_DIMENSIONS`] less the InstanceID dimension. Labels of one name count once
+/// (the sinks publish the last one's value).
 pub const MAX_LABELS: usize = MAX_DIMENSIONS - 1;
+
+/// Which of `labels` (named by `name`) a counter keeps, when they have more than [`MAX_LABELS`] names: those
+/// whose name is one of the first [`MAX_LABELS`] (a name repeated later counts once, and the sinks publish its
+/// last value). `None` when every label is kept.
+pub(crate) fn labels_kept<T>(labels: &[T], name: impl Fn(&T) -> &str) -> Option<Vec<bool>> {
+    if labels.len() <= MAX_LABELS {
+        return None;
+    }
+    let mut names: Vec<&str> = Vec::with_capacity(MAX_LABELS);
+    let kept: Vec<bool> = labels
+        .iter()
+        .map(|label| {
+            let name = name(label);
+            if names.contains(&name) {
+                return true;
+            }
+            let room = names.len() < MAX_LABELS;
+            if room {
+                names.push(name);
+            }
+            room
+        })
+        .collect();
+    kept.contains(&false).then_some(kept)
+}
 
 /// The largest magnitude CloudWatch accepts for a value: 2^360. Samples and levels beyond it are refused when
 /// they are recorded, so that one bad value never makes a counter unpublishable.

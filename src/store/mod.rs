@@ -254,7 +254,7 @@ impl Store {
                 metric = %shown_name(metric),
                 labels,
                 cut_so_far = total,
-                "metric has more labels than CloudWatch's 30 dimensions allow (InstanceID included); labels after the first {MAX_LABELS} are dropped",
+                "metric has labels of more names than CloudWatch's 30 dimensions allow (InstanceID included); labels of names after the first {MAX_LABELS} are dropped",
             );
         }
     }

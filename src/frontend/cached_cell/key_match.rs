@@ -60,7 +60,7 @@ impl PinnedKey {
             self.labels.push((0, self.text.len()));
         }
         self.name_at = 0;
-        // At most 29 labels are cached (past that they are cut, not cached).
+        // A key of more labels than fit in a `u32` is never cached (past 29 names they are cut, not cached).
         (self.name_end, self.label_count) = if u32::try_from(self.text.len()).is_ok() {
             (name_end as u32, (self.labels.len() / 2) as u32)
         } else {

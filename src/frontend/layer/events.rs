@@ -14,7 +14,7 @@ use tracing_subscriber::field::RecordFields;
 use super::{key_buffers, span_cache};
 
 use crate::frontend::cached_cell::{CachedCell, EventLabels};
-use crate::model::{CounterType, MAX_LABELS};
+use crate::model::{labels_kept, CounterType};
 use crate::store::cell::CounterCell;
 use crate::store::thread_cache::{self, Slots};
 use crate::store::{Fit::EitherSampled, Store};
@@ -31,7 +31,7 @@ thread_local! {
 }
 
 /// Records the metric fields of `event` into `store`; its other fields (not `message`) become labels, at most
-/// [`MAX_LABELS`], except those named in `properties`, which become the metrics' properties. `layer` tells the
+/// [`MAX_LABELS`](crate::model::MAX_LABELS), except those named in `properties`, which become the metrics' properties. `layer` tells the
 /// layer's cached handles apart.
 ///
 /// An event whose counters and label values this thread recorded lately costs no allocation and builds no
@@ -155,9 +155,10 @@ impl Fields {
         if self.metrics.is_empty() {
             return;
         }
-        if self.labels.len() > MAX_LABELS {
+        if let Some(kept) = labels_kept(&self.labels, |&(name, _, _)| name) {
             store.count_labels_cut(self.metrics[0].0, self.labels.len());
-            self.labels.truncate(MAX_LABELS);
+            let mut kept = kept.into_iter();
+            self.labels.retain(|_| kept.next().unwrap_or(false));
         }
         for &(name, kind, value) in &self.metrics {
             with_cell(store, layer, name, kind, self, memo, |cell| value.record(cell, kind));

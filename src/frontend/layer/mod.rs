@@ -14,8 +14,9 @@
 //!   Increment counter `X` (a negative `monotonic_counter.` value is refused and counted in `values_rejected`;
 //!   `counter.` ones may go down), `histogram.X` records into Statistics `X` (an Interval in milliseconds when
 //!   `X` was described with a time unit), `gauge.X` sets LastValue `X`; integers of any width and floats are
-//!   numbers. The event's other fields (not `message`) become dimensions, at most 29 (30 with InstanceID); one
-//!   with an empty value is none (CloudWatch refuses an empty dimension value).
+//!   numbers. The event's other fields (not `message`) become dimensions, of at most 29 names (30 with
+//!   InstanceID; a name repeated counts once, its last value published); one with an empty value is none
+//!   (CloudWatch refuses an empty dimension value).
 //! - Only spans and metric events at INFO or above are acted on by default (`#[instrument]`'s level; each timed
 //!   callsite becomes a billed CloudWatch metric): DEBUG and TRACE ones are not. `layer_builder().level(..)`
 //!   changes it. The layer gives no `max_level_hint` (a hint from a layer without a filter would silence other

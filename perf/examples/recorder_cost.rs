@@ -9,9 +9,10 @@
 //!
 //! WORKLOAD keeps the workloads whose name contains it. Prints, per workload, each recorder's minimum and 10th
 //! percentile per call, ours as a fraction of prometheus' (of the fastest batches, of the 10th percentiles, and
-//! the median of each pair's ratio), and the fastest batch through `metrics::NoopRecorder` (what the workload
-//! costs before any recorder: ours minus it is our part). It checks that ours recorded every call and that
-//! prometheus rendered the workload's metric.
+//! the median of each pair's ratio), the fastest batch through `metrics::NoopRecorder` (what the workload
+//! costs before any recorder: ours minus it is our part), and ours' part as a fraction of prometheus' part (of
+//! the fastest batches: what each recorder adds to the workload). It checks that ours recorded every call and
+//! that prometheus rendered the workload's metric.
 
 use cloudwatch_counters::{CachedCounters, CountersOptions, LogSink};
 use metrics_exporter_prometheus::PrometheusBuilder;
@@ -41,8 +42,14 @@ fn main() {
     let prometheus = PrometheusBuilder::new().build_recorder();
     let handle = prometheus.handle();
     println!(
-        "{:<26} {:>20} {:>20} {:>17} {:>12} {:>13}",
-        "workload", "ours min / p10", "prometheus min / p10", "ratio min / p10", "median pair", "noop min"
+        "{:<26} {:>20} {:>20} {:>17} {:>12} {:>13} {:>11}",
+        "workload",
+        "ours min / p10",
+        "prometheus min / p10",
+        "ratio min / p10",
+        "median pair",
+        "noop min",
+        "part ratio"
     );
     for workload in common::workloads().into_iter().filter(|w| w.group.contains(only.as_str())) {
         let (counters, ours) = match workload.kind {
@@ -74,8 +81,9 @@ fn main() {
         noop.sort_by(f64::total_cmp);
         let (ours_min, ours_p10) = (quantile(&mine, 0.0), quantile(&mine, 0.1));
         let (their_min, their_p10) = (quantile(&theirs, 0.0), quantile(&theirs, 0.1));
+        let noop_min = quantile(&noop, 0.0);
         println!(
-            "{:<26} {:>8.1} / {:>6.1} ns {:>8.1} / {:>6.1} ns {:>7.3} / {:.3} {:>12.3} {:>10.1} ns",
+            "{:<26} {:>8.1} / {:>6.1} ns {:>8.1} / {:>6.1} ns {:>7.3} / {:.3} {:>12.3} {:>10.1} ns {:>11.3}",
             workload.group,
             ours_min,
             ours_p10,
@@ -84,7 +92,8 @@ fn main() {
             ours_min / their_min,
             ours_p10 / their_p10,
             median_pair,
-            quantile(&noop, 0.0)
+            noop_min,
+            (ours_min - noop_min) / (their_min - noop_min)
         );
     }
 }

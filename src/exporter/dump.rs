@@ -133,7 +133,8 @@ impl Exporter {
         let mut flight =
             InFlight { exporter: self, taken: &all.taken, prepared: &prepared, sending: false, settled: false };
         if !prepared.worth_saving || (trigger == Trigger::DropAfterClose && !prepared.beyond_levels) {
-            // Only the crate's own telemetry changed (or, in the drop after a clean close, the gauges' levels): it waits for the next save of the service's counters.
+            // Only the crate's own telemetry changed (or, in the drop after a clean close, the gauges' levels): it
+            // waits for the next save of the service's counters.
             drop(flight); // puts the periods back
             self.expire_idle(&all);
             return Ok(report);

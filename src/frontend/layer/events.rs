@@ -30,9 +30,9 @@ thread_local! {
     static SCRATCH: RefCell<Fields> = const { RefCell::new(Fields::new()) };
 }
 
-/// Records the metric fields of `event` into `store`; its other fields (not `message`) become labels, at most
-/// [`MAX_LABELS`](crate::model::MAX_LABELS), except those named in `properties`, which become the metrics' properties. `layer` tells the
-/// layer's cached handles apart.
+/// Records the metric fields of `event` into `store`; its other fields (not `message`) become labels, of at most
+/// [`MAX_LABELS`](crate::model::MAX_LABELS) names, except those named in `properties`, which become the metrics'
+/// properties. `layer` tells the layer's cached handles apart.
 ///
 /// An event whose counters and label values this thread recorded lately costs no allocation and builds no
 /// `Key`: its fields are written into a reused buffer, and the counters are found in a per-thread cache by a

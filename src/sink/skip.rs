@@ -28,7 +28,9 @@ pub enum SkipReason {
     /// The destination refused the datum itself (CloudWatch answered 400 for a request holding only it).
     Rejected,
     /// An EMF document of this metric alone, without properties, is larger than the destination takes (256 KB;
-    /// 65,000 bytes in a UDP datagram): its dimensions and dimension sets are too long.
+    /// 65,000 bytes in a UDP datagram): its dimensions and dimension sets are too long. For CloudWatch, a rollup
+    /// datum left out because the counter's datums (its own, then its rollups, which travel in one request) would
+    /// pass one request's limits (1 MB, 1000 datums): one count per datum left out.
     TooLarge,
 }
 
@@ -87,7 +89,8 @@ impl SkipReason {
             SkipReason::Rejected => "the destination refused the datum (a validation error for it alone)",
             SkipReason::TooLarge => {
                 "an EMF document may be at most 256 KB (65,000 bytes over UDP), and this metric's alone, without \
-                 properties, is larger"
+                 properties, is larger; or a metric's datums and rollups pass one PutMetricData request's limits \
+                 (1 MB, 1000 datums), and the rollups that do not fit are left out"
             }
         }
     }

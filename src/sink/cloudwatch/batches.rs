@@ -8,7 +8,9 @@ use aws_sdk_cloudwatch::types::MetricDatum;
 
 use super::datum::{estimated_size, to_datum, DatumContext};
 use super::{SinkTelemetry, MAX_REQUEST_BYTES};
+use crate::config::MAX_BATCH_SIZE;
 use crate::model::Counter;
+use crate::sink::SkipReason;
 
 /// One request's datums and the indices of the counters they came from.
 #[derive(Default)]
@@ -55,6 +57,25 @@ impl<'a, I: Iterator<Item = usize>> Batches<'a, I> {
         }
     }
 
+    /// Keeps as many of a counter's `datums` (its own first, then its rollups) as one request holds (under 1 MB,
+    /// at most 1000: a counter's datums travel in one request, which may pass `batch_size` for them), and returns
+    /// their estimated size. Many long rollups could pass those limits on their own, and their request would be
+    /// refused whole, at every dump.
+    fn fit_one_request(&self, datums: &mut Vec<MetricDatum>) -> usize {
+        let mut size = 0;
+        let mut kept = 0;
+        for datum in datums.iter() {
+            let next = estimated_size(datum);
+            if kept == MAX_BATCH_SIZE || size + next > MAX_REQUEST_BYTES {
+                break;
+            }
+            size += next;
+            kept += 1;
+        }
+        datums.truncate(kept.max(1));
+        size.max(datums.first().map_or(0, estimated_size))
+    }
+
     /// The datums of the next counter that has any, with its index and their estimated size.
     fn next_counter(&mut self) -> Option<(usize, Vec<MetricDatum>, usize)> {
         if let Some(carried) = self.carried.take() {
@@ -63,11 +84,18 @@ impl<'a, I: Iterator<Item = usize>> Batches<'a, I> {
         for i in self.indices.by_ref() {
             let counter = &self.counters[i];
             match to_datum(counter, self.ctx) {
-                Ok(built) => {
+                Ok(mut built) => {
                     if built.deduplicated && self.first {
                         self.telemetry.dimensions_deduplicated.fetch_add(1, Relaxed);
                     }
-                    let size = built.datums.iter().map(estimated_size).sum();
+                    let all = built.datums.len();
+                    let size = self.fit_one_request(&mut built.datums);
+                    if self.first {
+                        // The rollups left out, each a datum skipped.
+                        for _ in built.datums.len()..all {
+                            self.telemetry.skipped.skip(SkipReason::TooLarge, &counter.name);
+                        }
+                    }
                     return Some((i, built.datums, size));
                 }
                 Err(reason) => {
@@ -149,5 +177,45 @@ mod tests {
         let sources: Vec<&[usize]> = batches.iter().map(|b| b.sources.as_slice()).collect();
         assert_eq!(sources, [&[0, 1][..], &[2][..]]);
         assert_eq!(telemetry.skipped.get(SkipReason::MetricName), 1);
+    }
+
+    #[test]
+    fn a_counter_whose_rollups_pass_a_requests_limits_keeps_those_that_fit_and_counts_the_rest() {
+        // 29 labels of 1,024 characters: about 31 KB a datum.
+        let long = "v".repeat(1024);
+        let mut c = counter("m");
+        c.dimensions = (0..29).map(|k| (format!("k{k:02}"), long.clone())).collect();
+        // Rollup sets of all labels but one (29), and of all but two neighbours (10): 40 datums, about 1.2 MB.
+        let without =
+            |skipped: &[usize]| (0..29).filter(|k| !skipped.contains(k)).map(|k| format!("k{k:02}")).collect();
+        let rollups: Vec<Vec<String>> =
+            (0..29).map(|k| without(&[k])).chain((0..10).map(|k| without(&[k, k + 1]))).collect();
+        let ctx = DatumContext {
+            instance: None,
+            dimensions: &[],
+            rollup: false,
+            rollups: &rollups,
+            storage_resolution: 60,
+            high_resolution: &[],
+            now: SystemTime::now(),
+        };
+        let all = to_datum(&c, &ctx).expect("valid").datums.len();
+        assert_eq!(all, 40);
+        let counters = [c.clone(), counter("next")];
+        for (batch_size, limit) in [(1000, "bytes"), (5, "batch size")] {
+            let telemetry = SinkTelemetry::default();
+            let batches: Vec<Batch> = Batches::new(&counters, 0..2, &ctx, &telemetry, batch_size, true).collect();
+            let first = &batches[0];
+            let bytes: usize = first.datums.iter().map(estimated_size).sum();
+            assert!(bytes <= MAX_REQUEST_BYTES, "{limit}: {bytes} bytes");
+            assert_eq!(first.sources[0], 0, "{limit}");
+            assert_eq!(first.datums[0].dimensions().len(), 29, "{limit}: its own datum first");
+            let skipped = telemetry.skipped.get(SkipReason::TooLarge);
+            let sent = first.datums.iter().filter(|d| d.metric_name() == Some("m")).count();
+            assert_eq!(sent as u64 + skipped, all as u64, "{limit}: each rollup left out counted");
+            assert!(skipped > 0 && sent > 5, "{limit}: cut to the request's limits, not to the batch size");
+            let sources: Vec<usize> = batches.iter().flat_map(|b| b.sources.clone()).collect();
+            assert_eq!(sources, [0, 1], "{limit}: the next counter follows");
+        }
     }
 }

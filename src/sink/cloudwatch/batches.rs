@@ -57,25 +57,6 @@ impl<'a, I: Iterator<Item = usize>> Batches<'a, I> {
         }
     }
 
-    /// Keeps as many of a counter's `datums` (its own first, then its rollups) as one request holds (under 1 MB,
-    /// at most 1000: a counter's datums travel in one request, which may pass `batch_size` for them), and returns
-    /// their estimated size. Many long rollups could pass those limits on their own, and their request would be
-    /// refused whole, at every dump.
-    fn fit_one_request(&self, datums: &mut Vec<MetricDatum>) -> usize {
-        let mut size = 0;
-        let mut kept = 0;
-        for datum in datums.iter() {
-            let next = estimated_size(datum);
-            if kept == MAX_BATCH_SIZE || size + next > MAX_REQUEST_BYTES {
-                break;
-            }
-            size += next;
-            kept += 1;
-        }
-        datums.truncate(kept.max(1));
-        size.max(datums.first().map_or(0, estimated_size))
-    }
-
     /// The datums of the next counter that has any, with its index and their estimated size.
     fn next_counter(&mut self) -> Option<(usize, Vec<MetricDatum>, usize)> {
         if let Some(carried) = self.carried.take() {
@@ -89,7 +70,7 @@ impl<'a, I: Iterator<Item = usize>> Batches<'a, I> {
                         self.telemetry.dimensions_deduplicated.fetch_add(1, Relaxed);
                     }
                     let all = built.datums.len();
-                    let size = self.fit_one_request(&mut built.datums);
+                    let size = fit_one_request(&mut built.datums);
                     if self.first {
                         // The rollups left out, each a datum skipped.
                         for _ in built.datums.len()..all {
@@ -130,6 +111,25 @@ impl<I: Iterator<Item = usize>> Iterator for Batches<'_, I> {
         }
         (!batch.datums.is_empty()).then_some(batch)
     }
+}
+
+/// Keeps as many of a counter's `datums` (its own first, then its rollups) as one request holds (under 1 MB,
+/// at most 1000: a counter's datums travel in one request, which may pass `batch_size` for them), and returns
+/// their estimated size. Many long rollups could pass those limits on their own, and their request would be
+/// refused whole, at every dump.
+fn fit_one_request(datums: &mut Vec<MetricDatum>) -> usize {
+    let mut size = 0;
+    let mut kept = 0;
+    for datum in datums.iter() {
+        let next = estimated_size(datum);
+        if kept == MAX_BATCH_SIZE || size + next > MAX_REQUEST_BYTES {
+            break;
+        }
+        size += next;
+        kept += 1;
+    }
+    datums.truncate(kept.max(1));
+    size.max(datums.first().map_or(0, estimated_size))
 }
 
 #[cfg(test)]

@@ -175,3 +175,21 @@ async fn every_bad_input_is_refused_skipped_or_corrected_counted_and_warned_once
         counters.close().await.unwrap();
     }
 }
+
+/// LastValue and Timestamp counters both hold one level, of different meanings: a handle's call of the other
+/// type is refused and counted, as every call that does not match the counter's type, never written.
+#[test]
+fn a_level_call_of_the_other_level_type_is_refused_and_counted() {
+    let c = common::recording_counters();
+    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let gauge = c.handle("queue.depth", CounterType::LastValue);
+    gauge.set_last(5.0);
+    gauge.timestamp(at);
+    let time = c.handle("backup.at", CounterType::Timestamp);
+    time.timestamp(at);
+    time.set_last(1.5);
+    time.add_last(1.0);
+    assert_eq!(c.get("queue.depth", CounterType::LastValue).last, Some(5.0));
+    assert_eq!(c.get("backup.at", CounterType::Timestamp).time, Some(at));
+    assert_eq!(c.dump_blocking().unwrap().rejected_values, 3);
+}

@@ -489,7 +489,8 @@ impl CounterCell {
     /// LastValue: sets the level; a non-finite or out-of-range one is refused and counted.
     #[inline]
     pub(crate) fn set_last(&self, value: f64) {
-        let Body::Level(level) = &self.body else { return self.reject() };
+        // A Timestamp holds a level too, of another meaning: refused as any call of another type.
+        let (Body::Level(level), CounterType::LastValue) = (&self.body, self.kind) else { return self.reject() };
         if !self.accepts_updates() {
             return;
         }
@@ -503,7 +504,7 @@ impl CounterCell {
     /// counts as 0). A delta that is not finite, or a level it would take out of range, is refused and counted.
     #[inline]
     pub(crate) fn add_last(&self, delta: f64) {
-        let Body::Level(level) = &self.body else { return self.reject() };
+        let (Body::Level(level), CounterType::LastValue) = (&self.body, self.kind) else { return self.reject() };
         if !self.accepts_updates() {
             return;
         }
@@ -524,7 +525,7 @@ impl CounterCell {
     /// Timestamp: sets the time.
     #[inline]
     pub(crate) fn set_time(&self, time: SystemTime) {
-        let Body::Level(level) = &self.body else { return self.reject() };
+        let (Body::Level(level), CounterType::Timestamp) = (&self.body, self.kind) else { return self.reject() };
         if !self.accepts_updates() {
             return;
         }

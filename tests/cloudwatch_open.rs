@@ -67,3 +67,22 @@ async fn a_failed_put_returns_the_error_counts_it_and_keeps_the_data() {
     // close() reports the failed flush and stays connected so it can be retried.
     assert!(counters.close().await.is_err());
 }
+
+/// `configure` reads the keys it is given over the settings in effect: those set through `counters()` (pip's
+/// `set_interval`, `set_options`) too, which a key it is not given leaves alone.
+#[test]
+fn configure_keeps_what_was_set_through_counters_where_its_keys_are_not_given() {
+    use std::time::Duration;
+    let cw = CloudWatchCounters::new();
+    cw.counters().set_interval(Duration::from_secs(60));
+    cw.counters().set_reset_timeout(Duration::from_secs(120));
+    let options = cw.counters().options().max_counters(77);
+    cw.counters().set_options(&options).unwrap();
+    cw.configure(&ConfigParams::from_tuples([("source", "MyService"), ("options.close_timeout", "5000")])).unwrap();
+    assert_eq!(cw.counters().interval(), Duration::from_secs(60));
+    assert_eq!(cw.counters().reset_timeout(), Duration::from_secs(120));
+    let settings = cw.settings();
+    assert_eq!(settings.counters.get_max_counters(), 77);
+    assert_eq!(settings.counters.get_close_timeout(), Duration::from_secs(5));
+    assert_eq!(settings.counters.get_interval(), Duration::from_secs(60));
+}

@@ -118,6 +118,12 @@ impl CachedCounters {
         self.exporter.set_reset_timeout(reset_timeout);
     }
 
+    /// The options in effect: those the counters were made with or last given ([`set_options`](Self::set_options)),
+    /// with the interval and reset timeout as last changed.
+    pub fn options(&self) -> CountersOptions {
+        self.exporter.options()
+    }
+
     /// Applies `options`: interval, reset timeout, counter cap and telemetry switch.
     ///
     /// # Errors

@@ -76,6 +76,8 @@ impl CloudWatchCounters {
     pub fn configure(&self, config: &ConfigParams) -> Result<(), ConfigError> {
         let mut setup = self.lock_setup();
         let mut settings = setup.0.clone();
+        // Over the options in effect: set through `counters()` too (its interval, its options).
+        settings.counters = self.counters.options();
         settings.apply_config(config)?;
         self.counters.set_options(&settings.counters).map_err(|err| match err {
             Error::Config(err) => err,
@@ -91,7 +93,9 @@ impl CloudWatchCounters {
 
     /// The current settings.
     pub fn settings(&self) -> CloudWatchSettings {
-        self.lock_setup().0.clone()
+        let mut settings = self.lock_setup().0.clone();
+        settings.counters = self.counters.options();
+        settings
     }
 
     /// Checks the settings, builds the CloudWatch client and starts the interval dumps. Idempotent.

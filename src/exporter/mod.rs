@@ -75,6 +75,8 @@ pub(crate) struct Exporter {
     /// What was wrong with the options the counters were made with, refused by `open` until options that pass
     /// are set (`new` cannot fail).
     invalid_options: Mutex<Option<ConfigError>>,
+    /// The options in effect: the last set, with the interval and reset timeout as last changed.
+    options: Mutex<CountersOptions>,
 }
 
 impl Exporter {
@@ -102,6 +104,7 @@ impl Exporter {
             state: tokio::sync::Mutex::new(DumpState { last_reset: Instant::now(), published: Telemetry::default() }),
             driver: Mutex::new(driver::Driver::default()),
             invalid_options: Mutex::new(None),
+            options: Mutex::new(options.clone()),
         };
         exporter.set_options(options);
         exporter
@@ -126,6 +129,7 @@ impl Exporter {
     /// Applies the interval, reset timeout, counter cap, percentiles and telemetry switches.
     pub(crate) fn set_options(&self, options: &CountersOptions) {
         *self.invalid_options.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = options.validate().err();
+        *self.lock_options() = options.clone();
         self.set_interval(options.get_interval());
         self.idle_timeout_ns.store(u64::try_from(options.get_idle_timeout().as_nanos()).unwrap_or(u64::MAX), Relaxed);
         if let Some(phase) = options.get_dump_phase() {
@@ -187,9 +191,20 @@ impl Exporter {
     /// Sets the interval; a running interval task schedules its next dump by it at once.
     pub(crate) fn set_interval(&self, interval: Duration) {
         let ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX).max(1);
+        let mut options = self.lock_options();
+        *options = options.clone().interval(Duration::from_millis(ms));
         if self.interval_ms.swap(ms, Relaxed) != ms {
             self.interval_changed.notify_one();
         }
+    }
+
+    /// The options in effect (see [`CachedCounters::options`](crate::CachedCounters::options)).
+    pub(crate) fn options(&self) -> CountersOptions {
+        self.lock_options().clone()
+    }
+
+    fn lock_options(&self) -> std::sync::MutexGuard<'_, CountersOptions> {
+        self.options.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn reset_timeout(&self) -> Duration {
@@ -197,6 +212,8 @@ impl Exporter {
     }
 
     pub(crate) fn set_reset_timeout(&self, reset_timeout: Duration) {
+        let mut options = self.lock_options();
+        *options = options.clone().reset_timeout(reset_timeout);
         self.reset_timeout_ns.store(u64::try_from(reset_timeout.as_nanos()).unwrap_or(u64::MAX), Relaxed);
     }
 }

@@ -403,3 +403,13 @@ fn counters_closed_then_updated_write_the_updates_once_when_dropped() {
     let text = out.text();
     assert_eq!((parse(&text).len(), total(&text, "calls")), (2, 3), "{text}");
 }
+
+#[test]
+fn an_agent_uri_with_a_user_or_password_is_refused_without_showing_them() {
+    for uri in ["tcp://agent:TOPSECRET@127.0.0.1", "udp://agent:TOPSECRET@127.0.0.1:25888"] {
+        let config = cloudwatch_counters::ConfigParams::from_tuples([("connection.uri", uri)]);
+        let err = EmfCounters::builder().namespace("Shop").config(&config).build().expect_err("refused");
+        let shown = err.to_string();
+        assert!(shown.contains("connection.uri") && !shown.contains("TOPSECRET"), "{uri}: {shown}");
+    }
+}

@@ -323,8 +323,8 @@ impl EmfCountersBuilder {
 }
 
 fn agent_output(uri: &str, buffer: usize) -> Result<Output, ConfigError> {
-    let endpoint =
-        AgentEndpoint::parse(uri).map_err(|expected| crate::config::invalid("connection.uri", expected, uri))?;
+    let endpoint = AgentEndpoint::parse(uri)
+        .map_err(|expected| crate::config::invalid("connection.uri", expected, &crate::error::redact_userinfo(uri)))?;
     Agent::start(endpoint, buffer)
         .map(Output::Agent)
         .map_err(|e| crate::config::invalid("connection.uri", "an agent endpoint a thread can send to", &e.to_string()))

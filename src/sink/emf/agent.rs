@@ -26,6 +26,10 @@ impl AgentEndpoint {
     /// Parses `tcp://host:port` or `udp://host:port`.
     pub(crate) fn parse(url: &str) -> Result<AgentEndpoint, &'static str> {
         let (scheme, address) = url.trim().split_once("://").ok_or("tcp://host:port or udp://host:port")?;
+        if address.contains('@') {
+            // An agent takes no credentials: a user or password here is a mistake, and is never echoed.
+            return Err("tcp://host:port or udp://host:port, with no user or password");
+        }
         if address.rsplit_once(':').is_none_or(|(host, port)| host.is_empty() || port.parse::<u16>().is_err()) {
             return Err("tcp://host:port or udp://host:port, with a host and a port number");
         }

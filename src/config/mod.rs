@@ -78,13 +78,13 @@ impl ConfigParams {
         Ok(Some(Duration::from_secs_f64(ms / 1000.0)))
     }
 
-    /// [`get_millis`](Self::get_millis) for a duration that must not be zero.
+    /// [`get_millis`](Self::get_millis) for a duration of at least 1 ms.
     ///
     /// # Errors
-    /// [`ConfigError::Invalid`] when the value is not a positive number of milliseconds up to 10^15.
+    /// [`ConfigError::Invalid`] when the value is not a number of milliseconds from 1 to 10^15.
     pub fn get_positive_millis(&self, keys: &[&str]) -> Result<Option<Duration>, ConfigError> {
         match self.get_millis(keys)? {
-            Some(d) if d.is_zero() => {
+            Some(d) if d < Duration::from_millis(1) => {
                 let (key, value) = self.get_last_of(keys).unwrap_or_default();
                 Err(invalid(key, POSITIVE_MILLIS, value))
             }
@@ -177,7 +177,7 @@ pub(crate) fn set_pair(pairs: &mut Vec<(String, String)>, name: String, value: S
 }
 
 /// What a duration setting that must not be zero expects.
-const POSITIVE_MILLIS: &str = "a positive number of milliseconds";
+const POSITIVE_MILLIS: &str = "a number of milliseconds of at least 1";
 /// What a count setting that must not be zero expects.
 const POSITIVE_COUNT: &str = "a positive integer";
 

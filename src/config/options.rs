@@ -269,6 +269,17 @@ mod tests {
     }
 
     #[test]
+    fn a_sub_millisecond_interval_or_timeout_is_refused_where_it_is_read_as_validate_would() {
+        for key in ["options.interval", "options.close_timeout"] {
+            let c = ConfigParams::from_tuples([(key, "0.5")]);
+            let err = CountersOptions::from_config(&c).unwrap_err().to_string();
+            assert!(err.contains(key) && err.contains("at least 1"), "{err}");
+            let one = CountersOptions::from_config(&ConfigParams::from_tuples([(key, "1")])).unwrap();
+            assert!(one.validate().is_ok(), "{key} of 1 ms");
+        }
+    }
+
+    #[test]
     fn cap_and_telemetry_are_read() {
         let o = CountersOptions::from_config(&ConfigParams::default()).unwrap();
         assert_eq!((o.get_max_counters(), o.get_telemetry()), (DEFAULT_MAX_COUNTERS, true));

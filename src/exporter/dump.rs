@@ -21,7 +21,8 @@ use crate::store::{TakeAll, Taken};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub struct DumpReport {
-    /// Counters handed to the sink (0 when nothing was updated since the last dump).
+    /// Counters handed to the sink; 0 when nothing was saved: nothing updated since the last dump and no gauge
+    /// (LastValue, Timestamp) set, which every dump publishes again, or only the crate's own telemetry changed.
     pub saved: usize,
     /// Whether this dump reset the local totals (`options.reset_timeout` had passed).
     pub reset: bool,

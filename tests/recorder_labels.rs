@@ -55,3 +55,26 @@ fn labels_are_cut_past_29_names_not_past_29_labels() {
     assert!(sink.last_save().iter().all(|c| c.dimensions.iter().all(|(n, _)| n != "l29")));
     assert_eq!(c.telemetry().labels_cut, 1, "only the key of 30 names");
 }
+
+/// Labels of 30 names fit a datum without InstanceID (`without_instance()`) and an EMF metric: none is cut there.
+/// With InstanceID, the 30th name is cut and counted.
+#[cfg(feature = "cloudwatch")]
+#[test]
+fn thirty_label_names_are_kept_where_no_instance_dimension_is_published() {
+    use cloudwatch_counters::{CloudWatchCounters, EmfCounters};
+    let thirty = || (0..30).map(|k| metrics::Label::new(format!("k{k:02}"), format!("v{k}"))).collect::<Vec<_>>();
+    let cloudwatch = |instance: bool| {
+        let builder = CloudWatchCounters::builder().namespace("Shop").region("us-east-1").credentials("id", "secret");
+        let builder = if instance { builder.instance("host-1") } else { builder.without_instance() };
+        builder.build().expect("valid")
+    };
+    let emf = EmfCounters::builder().namespace("Shop").writer(common::SharedWriter::default()).build().expect("valid");
+    let (with, without) = (cloudwatch(true), cloudwatch(false));
+    for (counters, kept) in [(with.counters(), 29), (without.counters(), 30), (emf.counters(), 30)] {
+        metrics::with_local_recorder(&counters.recorder(), || metrics::counter!("m", thirty()).increment(1));
+        let all = counters.get_all();
+        let m = all.iter().find(|c| c.name == "m").expect("recorded");
+        assert_eq!(m.dimensions.len(), kept, "{:?}", m.dimensions);
+        assert_eq!(counters.telemetry().labels_cut, u64::from(kept < 30));
+    }
+}

@@ -118,6 +118,12 @@ impl CachedCounters {
         self.exporter.set_reset_timeout(reset_timeout);
     }
 
+    /// Most label names a counter keeps (see [`MAX_LABELS`](crate::MAX_LABELS)): 30 for a sink that adds no
+    /// dimension of its own (no InstanceID).
+    pub(crate) fn set_max_labels(&self, max: usize) {
+        self.exporter.store().set_max_labels(max);
+    }
+
     /// The options in effect: those the counters were made with or last given ([`set_options`](Self::set_options)),
     /// with the interval and reset timeout as last changed.
     pub fn options(&self) -> CountersOptions {

@@ -50,6 +50,16 @@ impl Default for CloudWatchCounters {
     }
 }
 
+/// Most label names a counter keeps: all the dimensions a datum takes but InstanceID, unless it is not published
+/// (`instance` set empty).
+fn label_room(settings: &CloudWatchSettings) -> usize {
+    if settings.instance.as_deref() == Some("") {
+        crate::MAX_DIMENSIONS
+    } else {
+        crate::MAX_LABELS
+    }
+}
+
 impl CloudWatchCounters {
     /// Counters with pip's defaults (5 minute interval, no reset), not yet configured or open.
     pub fn new() -> CloudWatchCounters {
@@ -64,6 +74,7 @@ impl CloudWatchCounters {
     fn with_settings(settings: CloudWatchSettings, source: ClientSource) -> CloudWatchCounters {
         let sink = Arc::new(CloudWatchSink::default());
         let counters = CachedCounters::new(Arc::clone(&sink), settings.counters.clone());
+        counters.set_max_labels(label_room(&settings));
         CloudWatchCounters { counters, sink, setup: Mutex::new((settings, source)) }
     }
 
@@ -83,6 +94,7 @@ impl CloudWatchCounters {
             Error::Config(err) => err,
             other => unreachable!("set_options fails only on configuration: {other}"),
         })?;
+        self.counters.set_max_labels(label_room(&settings));
         setup.0 = settings;
         Ok(())
     }

@@ -318,6 +318,8 @@ impl EmfCountersBuilder {
         let counters = CachedCounters::with_shared_sink(Arc::clone(&sink) as Arc<dyn crate::sink::Sink>, self.options);
         // A Lambda handler flushes per invocation and never opens them: dropped, they still write what is left.
         counters.dump_in_place_on_drop();
+        // EMF adds no dimension of its own: a metric keeps labels of up to 30 names.
+        counters.set_max_labels(crate::MAX_DIMENSIONS);
         Ok(EmfCounters { counters, sink })
     }
 }

@@ -17,18 +17,19 @@ pub const TELEMETRY_PREFIX: &str = "cloudwatch_counters.";
 /// Most dimensions one CloudWatch datum (or EMF metric) may carry, InstanceID included.
 pub const MAX_DIMENSIONS: usize = 30;
 
-/// Most labels a counter keeps: [`MAX_DIMENSIONS`] less the InstanceID dimension. Labels of one name count once
-/// (the sinks publish the last one's value).
+/// Most labels a counter keeps where an InstanceID dimension is published (CloudWatch's default):
+/// [`MAX_DIMENSIONS`] less that one; without it (`without_instance()`, EMF), [`MAX_DIMENSIONS`]. Labels of one
+/// name count once (the sinks publish the last one's value).
 pub const MAX_LABELS: usize = MAX_DIMENSIONS - 1;
 
-/// Which of `labels` (named by `name`) a counter keeps, when they have more than [`MAX_LABELS`] names: those
-/// whose name is one of the first [`MAX_LABELS`] (a name repeated later counts once, and the sinks publish its
-/// last value). `None` when every label is kept.
-pub(crate) fn labels_kept<T>(labels: &[T], name: impl Fn(&T) -> &str) -> Option<Vec<bool>> {
-    if labels.len() <= MAX_LABELS {
+/// Which of `labels` (named by `name`) a counter keeps, when they have more than `max` names: those whose name
+/// is one of the first `max` (a name repeated later counts once, and the sinks publish its last value). `None`
+/// when every label is kept.
+pub(crate) fn labels_kept<T>(labels: &[T], max: usize, name: impl Fn(&T) -> &str) -> Option<Vec<bool>> {
+    if labels.len() <= max {
         return None;
     }
-    let mut names: Vec<&str> = Vec::with_capacity(MAX_LABELS);
+    let mut names: Vec<&str> = Vec::with_capacity(max);
     let kept: Vec<bool> = labels
         .iter()
         .map(|label| {
@@ -36,7 +37,7 @@ pub(crate) fn labels_kept<T>(labels: &[T], name: impl Fn(&T) -> &str) -> Option<
             if names.contains(&name) {
                 return true;
             }
-            let room = names.len() < MAX_LABELS;
+            let room = names.len() < max;
             if room {
                 names.push(name);
             }

@@ -144,6 +144,8 @@ pub(crate) struct Store {
     /// The crate's own counters among the live ones (self-telemetry): they take no place under the cap.
     reserved: AtomicUsize,
     max: AtomicUsize,
+    /// Most label names a counter keeps (see [`MAX_LABELS`]): fewer where the sink adds a dimension of its own.
+    max_labels: AtomicUsize,
     /// Whether Interval and Statistics counters also count their samples in buckets (for percentiles).
     percentiles: AtomicBool,
     /// New keys refused because the store was full.
@@ -194,6 +196,7 @@ impl Store {
             live: AtomicUsize::new(0),
             reserved: AtomicUsize::new(0),
             max: AtomicUsize::new(max),
+            max_labels: AtomicUsize::new(MAX_LABELS),
             percentiles: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
             warn_dropped: WarnEvery::default(),
@@ -211,6 +214,17 @@ impl Store {
             properties: DashMap::new(),
             has_properties: AtomicBool::new(false),
         }
+    }
+
+    /// Most label names a counter keeps: the dimensions a datum takes, less those the sink adds on its own.
+    #[inline]
+    pub(crate) fn max_labels(&self) -> usize {
+        self.max_labels.load(Relaxed)
+    }
+
+    /// Sets [`Store::max_labels`], for keys registered from now on.
+    pub(crate) fn set_max_labels(&self, max: usize) {
+        self.max_labels.store(max, Relaxed);
     }
 
     /// Changes the cap on live counters. Counters already there stay, even past a lowered cap.
@@ -244,7 +258,7 @@ impl Store {
         self.labels_cut.load(Relaxed)
     }
 
-    /// Counts (and warns about, once a minute) a metric whose `labels` were cut to [`MAX_LABELS`].
+    /// Counts (and warns about, once a minute) a metric whose `labels` were cut to [`Store::max_labels`] names.
     #[cold]
     pub(crate) fn count_labels_cut(&self, metric: &str, labels: usize) {
         let total = self.labels_cut.fetch_add(1, Relaxed) + 1;
@@ -254,7 +268,8 @@ impl Store {
                 metric = %shown_name(metric),
                 labels,
                 cut_so_far = total,
-                "metric has labels of more names than CloudWatch's 30 dimensions allow (InstanceID included); labels of names after the first {MAX_LABELS} are dropped",
+                max_names = self.max_labels(),
+                "metric has labels of more names than CloudWatch's 30 dimensions allow (InstanceID included, when published); labels of names past the first max_names are dropped",
             );
         }
     }

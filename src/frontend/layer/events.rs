@@ -31,7 +31,7 @@ thread_local! {
 }
 
 /// Records the metric fields of `event` into `store`; its other fields (not `message`) become labels, of at most
-/// [`MAX_LABELS`](crate::model::MAX_LABELS) names, except those named in `properties`, which become the metrics'
+/// [`Store::max_labels`] names, except those named in `properties`, which become the metrics'
 /// properties. `layer` tells the layer's cached handles apart.
 ///
 /// An event whose counters and label values this thread recorded lately costs no allocation and builds no
@@ -155,7 +155,7 @@ impl Fields {
         if self.metrics.is_empty() {
             return;
         }
-        if let Some(kept) = labels_kept(&self.labels, |&(name, _, _)| name) {
+        if let Some(kept) = labels_kept(&self.labels, store.max_labels(), |&(name, _, _)| name) {
             store.count_labels_cut(self.metrics[0].0, self.labels.len());
             let mut kept = kept.into_iter();
             self.labels.retain(|_| kept.next().unwrap_or(false));

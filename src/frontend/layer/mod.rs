@@ -15,8 +15,8 @@
 //!   `counter.` ones may go down), `histogram.X` records into Statistics `X` (an Interval in milliseconds when
 //!   `X` was described with a time unit), `gauge.X` sets LastValue `X`; integers of any width and floats are
 //!   numbers. The event's other fields (not `message`) become dimensions, of at most 29 names (30 with
-//!   InstanceID; a name repeated counts once, its last value published); one with an empty value is none
-//!   (CloudWatch refuses an empty dimension value).
+//!   InstanceID; 30 names without it; a name repeated counts once, its last value published); one with an empty
+//!   value is none (CloudWatch refuses an empty dimension value).
 //! - Only spans and metric events at INFO or above are acted on by default (`#[instrument]`'s level; each timed
 //!   callsite becomes a billed CloudWatch metric): DEBUG and TRACE ones are not. `layer_builder().level(..)`
 //!   changes it. The layer gives no `max_level_hint` (a hint from a layer without a filter would silence other
@@ -55,7 +55,7 @@ use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::frontend::Owner;
-use crate::model::{CounterType, MAX_LABELS};
+use crate::model::CounterType;
 use crate::publishing::is_publishing;
 use crate::store::cell::CounterCell;
 use crate::store::{Fit, Store};
@@ -310,7 +310,8 @@ impl CountersLayer {
     /// values' text: no `Key` is built and nothing is allocated; the others are looked up in the store.
     fn record_labelled(&self, timing: &SpanTiming, span_labels: &SpanLabels, elapsed_ms: f64) {
         let (cells, error) = (&timing.cells, timing.error);
-        let cacheable = span_labels.len() <= MAX_LABELS && timing.properties.as_ref().is_none_or(SpanLabels::is_empty);
+        let max_labels = self.store.max_labels();
+        let cacheable = span_labels.len() <= max_labels && timing.properties.as_ref().is_none_or(SpanLabels::is_empty);
         let timed = cacheable
             && span_labels.with_cached_cell(self.id, CounterType::Interval, &cells.exec_name, |cell| {
                 cell.sample_unless_retired(elapsed_ms)
@@ -344,7 +345,8 @@ impl CountersLayer {
         cacheable: bool,
     ) {
         let cells = &timing.cells;
-        if span_labels.len() > MAX_LABELS {
+        let max_labels = self.store.max_labels();
+        if span_labels.len() > max_labels {
             self.store.count_labels_cut(&cells.base, span_labels.len());
         }
         // Open across a clear (the callsite's cells were retired meanwhile): a counter of another type that took
@@ -354,7 +356,7 @@ impl CountersLayer {
         // An existing counter is found by its parts, with no key built; a new one (or one with properties, which
         // are kept by key) with a key built in reused buffers, handed back with the cell.
         let resolve = |kind, name: &str| {
-            let labels = span_labels.named_values().take(MAX_LABELS);
+            let labels = span_labels.named_values().take(max_labels);
             let existing =
                 cacheable.then(|| self.store.existing_by_parts(name, labels.clone(), kind, Fit::EitherSampled));
             let (cell, key) = if let Some(cell) = existing.flatten() {

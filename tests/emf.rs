@@ -24,9 +24,14 @@ fn metric<'a>(docs: &'a [Value], metric: &str) -> &'a Value {
 
 /// EMF counters of `namespace` writing to `out`, without self-telemetry (the tests count what they recorded).
 fn writing_to(out: &SharedWriter, namespace: &str) -> EmfCounters {
+    writing_into(out.clone(), namespace)
+}
+
+/// [`writing_to`] any writer.
+fn writing_into(writer: impl std::io::Write + Send + 'static, namespace: &str) -> EmfCounters {
     EmfCounters::builder()
         .namespace(namespace)
-        .writer(out.clone())
+        .writer(writer)
         .options(CountersOptions::default().telemetry(false))
         .build()
         .expect("valid")
@@ -277,12 +282,7 @@ fn a_write_that_fails_part_way_leaves_no_broken_line_and_nothing_counted_twice()
     for cut_before_end in [10, 0] {
         let out = SharedWriter::default();
         let budget = std::sync::Arc::new(std::sync::Mutex::new(None));
-        let counters = EmfCounters::builder()
-            .namespace("Shop")
-            .writer(FailsOnce { out: out.clone(), budget: budget.clone() })
-            .options(CountersOptions::default().telemetry(false))
-            .build()
-            .expect("valid");
+        let counters = writing_into(FailsOnce { out: out.clone(), budget: budget.clone() }, "Shop");
         counters.increment("calls", 1);
         counters.flush_blocking().expect("a first flush");
         let first_len = out.text().len() - 1; // its document, without the newline
@@ -377,12 +377,7 @@ fn total(text: &str, name: &str) -> i64 {
 fn counters_whose_close_failed_write_what_it_kept_when_dropped() {
     let out = SharedWriter::default();
     let broken = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let counters = EmfCounters::builder()
-        .namespace("Shop")
-        .writer(Breakable { out: out.clone(), broken: broken.clone() })
-        .options(CountersOptions::default().telemetry(false))
-        .build()
-        .expect("valid");
+    let counters = writing_into(Breakable { out: out.clone(), broken: broken.clone() }, "Shop");
     counters.increment("calls", 5);
     counters.last("queue_depth", 4.0);
     counters.close_blocking().expect_err("the writer is broken: the data is kept");

@@ -103,7 +103,7 @@ fn counted(outcome: Outcome, t: &Telemetry) -> (u64, &'static str) {
         Outcome::Rejected => (t.values_rejected, "were passed to counters and not recorded"),
         Outcome::NameEmpty => (t.names_empty, "Counter name was not set"),
         Outcome::Skipped(reason) => (t.skipped(reason), "a datum was not sent to CloudWatch"),
-        Outcome::LabelsCut => (t.labels_cut, "more labels than CloudWatch"),
+        Outcome::LabelsCut => (t.labels_cut, "labels of more names than CloudWatch"),
         Outcome::Arrives(..) => (2, ""),
     }
 }

@@ -31,6 +31,8 @@ pub(crate) struct OwnRuntime {
     pub(crate) handle: Handle,
     pub(crate) stop: oneshot::Sender<()>,
     join: std::thread::JoinHandle<()>,
+    /// Disconnected once the thread has dropped its runtime (a bounded join).
+    ended: std::sync::mpsc::Receiver<()>,
 }
 
 impl Exporter {
@@ -139,18 +141,20 @@ impl Exporter {
         result
     }
 
-    /// Stops our own runtime thread, if there is one and no timer runs on it (an `open` that came between a
-    /// `close` and this call keeps it; a later `open` starts a new one). `join` waits for it.
+    /// Stops our own runtime thread, if there is one, no timer runs on it (an `open` that came between a
+    /// `close` and this call keeps it; a later `open` starts a new one) and no other blocking call runs on it (a
+    /// `dump_blocking` beside a `close_blocking`: the last `close` or the drop stops it then). `join` waits for
+    /// it, within `options.close_timeout`.
     pub(crate) fn stop_thread(&self, join: bool) {
         let own = {
             let mut driver = self.lock_driver();
-            if driver.timer.is_some() {
+            if driver.timer.is_some() || self.blocking_calls.load(std::sync::atomic::Ordering::Relaxed) > 0 {
                 return;
             }
             driver.own.take()
         };
         if let Some(own) = own {
-            own.stop(join);
+            own.stop(join.then(|| self.close_timeout()));
         }
     }
 
@@ -171,8 +175,16 @@ impl Exporter {
         if Handle::try_current().is_ok() && tokio::task::try_id().is_none() {
             return Err(Error::BlockingInRuntime(what));
         }
-        let own = self.lock_driver().own.as_ref().map(|own| own.handle.clone());
-        run_and_wait(own, what, future, self.close_timeout())
+        let own = {
+            // Counted under the driver's lock, which `stop_thread` reads it under: the thread is not stopped
+            // under a call that runs on it.
+            let driver = self.lock_driver();
+            self.blocking_calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            driver.own.as_ref().map(|own| own.handle.clone())
+        };
+        let output = run_and_wait(own, what, future, self.close_timeout());
+        self.blocking_calls.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        output
     }
 }
 
@@ -276,22 +288,28 @@ impl OwnRuntime {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(Error::Thread)?;
         let handle = runtime.handle().clone();
         let (stop, stopped) = oneshot::channel::<()>();
+        let (ending, ended) = std::sync::mpsc::channel::<()>();
         let join = std::thread::Builder::new()
             .name("cloudwatch-counters".into())
             .spawn(move || {
                 runtime.block_on(async {
                     let _ = stopped.await;
                 });
+                drop(runtime);
+                drop(ending);
             })
             .map_err(Error::Thread)?;
-        Ok(OwnRuntime { handle, stop, join })
+        Ok(OwnRuntime { handle, stop, join, ended })
     }
 
-    /// Stops the thread; `join` waits for it to end.
-    pub(crate) fn stop(self, join: bool) {
+    /// Stops the thread; with `join_within`, waits for it to end, for at most that long: a save that blocks the
+    /// thread (a writer on a full pipe) is not waited for past it, and the thread ends on its own when it returns.
+    pub(crate) fn stop(self, join_within: Option<Duration>) {
         let _ = self.stop.send(());
-        if join {
-            let _ = self.join.join();
+        if let Some(limit) = join_within {
+            if matches!(self.ended.recv_timeout(limit), Err(std::sync::mpsc::RecvTimeoutError::Disconnected)) {
+                let _ = self.join.join();
+            }
         }
     }
 }

@@ -262,7 +262,7 @@ impl Drop for Exporter {
             return;
         }
         if let Some(own) = driver.own {
-            own.stop(false);
+            own.stop(None);
         }
         if self.dump_in_place_on_drop.load(Relaxed) {
             // After a `close` that saved everything, only what was recorded since: a dump of the gauges' levels
@@ -306,7 +306,7 @@ impl Exporter {
         let (_all, prepared) = self.take_and_prepare();
         if !prepared.worth_saving {
             if let Some(own) = own {
-                own.stop(false);
+                own.stop(None);
             }
             return;
         }

@@ -63,6 +63,8 @@ pub(crate) struct Exporter {
     close_timeout_ms: AtomicU64,
     /// Set by `close`: the interval task starts no more dumps (it checks under the dump lock).
     closing: AtomicBool,
+    /// Blocking calls (`*_blocking`) under way: our own runtime thread is not stopped under them.
+    blocking_calls: std::sync::atomic::AtomicUsize,
     /// Set by `close` when its final dump saved everything, for the drop (see `dump_in_place_on_drop`).
     close_saved: AtomicBool,
     /// The sink saves without waiting on anything (EMF): dropped with no interval task to flush them (never
@@ -98,6 +100,7 @@ impl Exporter {
             cut_off_datums: AtomicU64::new(0),
             close_timeout_ms: AtomicU64::new(0),
             closing: AtomicBool::new(false),
+            blocking_calls: std::sync::atomic::AtomicUsize::new(0),
             close_saved: AtomicBool::new(false),
             dump_in_place_on_drop: AtomicBool::new(false),
             warn_rejected: WarnEvery::default(),

@@ -104,12 +104,17 @@ impl Exporter {
     /// One dump: take every counter's period, hand the sink its view of them, then commit what was saved and
     /// put back what was not (it goes out with the next dump; nothing is sent twice).
     pub(crate) async fn dump(&self) -> Result<DumpReport, Error> {
-        publishing::scope(self.dump_inner(Trigger::Call)).await
+        self.dump_for(Trigger::Call).await
     }
 
     /// A dump of the interval task: none once `close` has begun.
     pub(crate) async fn timer_dump(&self) -> Result<DumpReport, Error> {
-        publishing::scope(self.dump_inner(Trigger::Timer)).await
+        self.dump_for(Trigger::Timer).await
+    }
+
+    /// A dump `trigger` started, marked as publishing (see `publishing`).
+    async fn dump_for(&self, trigger: Trigger) -> Result<DumpReport, Error> {
+        publishing::scope(self.dump_inner(trigger)).await
     }
 
     async fn dump_inner(&self, trigger: Trigger) -> Result<DumpReport, Error> {
@@ -290,7 +295,7 @@ impl Exporter {
     /// completes at its first poll, with no runtime. One that fails (or would wait) is warned about: what it held
     /// is lost.
     fn dump_in_place(&self, trigger: Trigger) {
-        let mut dump = std::pin::pin!(publishing::scope(self.dump_inner(trigger)));
+        let mut dump = std::pin::pin!(self.dump_for(trigger));
         let why = match std::future::Future::poll(
             dump.as_mut(),
             &mut std::task::Context::from_waker(std::task::Waker::noop()),

@@ -77,7 +77,7 @@ pub(crate) struct Exporter {
     /// What was wrong with the options the counters were made with, refused by `open` until options that pass
     /// are set (`new` cannot fail).
     invalid_options: Mutex<Option<ConfigError>>,
-    /// The options in effect: the last set, with the interval and reset timeout as last changed.
+    /// The options last set (their interval and reset timeout may have changed since: those are read from above).
     options: Mutex<CountersOptions>,
 }
 
@@ -194,16 +194,15 @@ impl Exporter {
     /// Sets the interval; a running interval task schedules its next dump by it at once.
     pub(crate) fn set_interval(&self, interval: Duration) {
         let ms = u64::try_from(interval.as_millis()).unwrap_or(u64::MAX).max(1);
-        let mut options = self.lock_options();
-        *options = options.clone().interval(Duration::from_millis(ms));
         if self.interval_ms.swap(ms, Relaxed) != ms {
             self.interval_changed.notify_one();
         }
     }
 
-    /// The options in effect (see [`CachedCounters::options`](crate::CachedCounters::options)).
+    /// The options in effect (see [`CachedCounters::options`](crate::CachedCounters::options)): those last set,
+    /// with the interval and reset timeout as they are now.
     pub(crate) fn options(&self) -> CountersOptions {
-        self.lock_options().clone()
+        self.lock_options().clone().interval(self.interval()).reset_timeout(self.reset_timeout())
     }
 
     fn lock_options(&self) -> std::sync::MutexGuard<'_, CountersOptions> {
@@ -215,8 +214,6 @@ impl Exporter {
     }
 
     pub(crate) fn set_reset_timeout(&self, reset_timeout: Duration) {
-        let mut options = self.lock_options();
-        *options = options.clone().reset_timeout(reset_timeout);
         self.reset_timeout_ns.store(u64::try_from(reset_timeout.as_nanos()).unwrap_or(u64::MAX), Relaxed);
     }
 }

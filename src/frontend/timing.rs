@@ -8,7 +8,7 @@ use metrics::Key;
 
 use crate::model::CounterType;
 use crate::store::cell::CounterCell;
-use crate::store::Store;
+use crate::store::{Fit, Store};
 
 /// Where a timing's elapsed milliseconds go.
 enum Target {
@@ -35,7 +35,7 @@ impl Target {
                     // Refused at the start (an empty name, the cap) and counted then: not looked up again.
                     cell.sample(elapsed_ms);
                 } else if !cell.sample_unless_retired(elapsed_ms) {
-                    store.sample_after_retire(&key, &cell, elapsed_ms, crate::store::Fit::Exact);
+                    store.cell_after_retire(&key, CounterType::Interval, Fit::Exact, &cell).sample(elapsed_ms);
                 }
             }
             Target::Callback(callback) => callback(elapsed_ms),

@@ -310,27 +310,25 @@ impl Store {
         (cell, stored)
     }
 
-    /// The cell for `key` of type `kind` (or of a type `fit` lets serve it), created if missing; `None` when a
-    /// counter of another type has the name.
-    pub(crate) fn cell_if_free(&self, key: &Key, kind: CounterType, fit: Fit) -> Option<Arc<CounterCell>> {
+    /// The cell an update for `key` goes into from a holder of `retired`, its cell until a clear or a replacement:
+    /// the counter that has the name now if `fit` lets it serve `kind` (created if missing), unless a counter of
+    /// another type took the name meanwhile: then `retired` itself, on which the update is refused and counted,
+    /// and that counter is left alone.
+    #[cold]
+    pub(crate) fn cell_after_retire(
+        &self,
+        key: &Key,
+        kind: CounterType,
+        fit: Fit,
+        retired: &Arc<CounterCell>,
+    ) -> Arc<CounterCell> {
         match self.map.get(key).map(|cell| Arc::clone(&cell)) {
-            Some(cell) if fit.serves(cell.kind(), kind) => Some(cell),
-            Some(_) => None,
-            None => Some(match fit {
+            Some(cell) if fit.serves(cell.kind(), kind) => cell,
+            Some(_) => Arc::clone(retired),
+            None => match fit {
                 Fit::Exact => self.cell(key, kind),
                 Fit::EitherSampled => self.scaled_cell(key, kind, 1.0),
-            }),
-        }
-    }
-
-    /// An Interval sample for `key` from a holder of `retired`, its cell until a clear or a replacement: into the
-    /// counter that has the name now if `fit` lets it serve an Interval, unless another type took the name
-    /// meanwhile (then it is refused and counted on `retired`, and that counter is left alone).
-    #[cold]
-    pub(crate) fn sample_after_retire(&self, key: &Key, retired: &CounterCell, value: f64, fit: Fit) {
-        match self.cell_if_free(key, CounterType::Interval, fit) {
-            Some(cell) => cell.sample(value),
-            None => retired.sample(value),
+            },
         }
     }
 

@@ -364,9 +364,7 @@ impl CountersLayer {
             } else {
                 let key = key_buffers::key(key_buffers::Name::Copied(name), labels);
                 let cell = if open_across_clear {
-                    self.store
-                        .cell_if_free(&key, kind, Fit::EitherSampled)
-                        .unwrap_or_else(|| Arc::clone(&cells.exec_time))
+                    self.store.cell_after_retire(&key, kind, Fit::EitherSampled, &cells.exec_time)
                 } else {
                     self.store.scaled_cell(&key, kind, 1.0)
                 };
@@ -459,10 +457,7 @@ impl CountersLayer {
         if cell.is_retired() {
             // Cleared (or replaced) while the span was open: into the counter that has the name now, unless
             // another type took it (then refused, and counted on the retired cell).
-            self.store
-                .cell_if_free(&key(), CounterType::Increment, Fit::Exact)
-                .unwrap_or_else(|| Arc::clone(cell))
-                .add(1);
+            self.store.cell_after_retire(&key(), CounterType::Increment, Fit::Exact, cell).add(1);
         } else {
             cell.add(1);
         }
@@ -504,11 +499,13 @@ fn ms_per_tick(clock: &quanta::Clock) -> f64 {
 }
 
 impl CountersLayer {
-    /// Records into the counter that has the span's name now (see [`Store::sample_after_retire`]).
+    /// Records into the counter that has the span's name now (see [`Store::cell_after_retire`]).
     #[cold]
     fn record_after_clear(&self, cells: &SpanCells, elapsed_ms: f64) {
         let key = Key::from_name(cells.exec_name.clone());
-        self.store.sample_after_retire(&key, &cells.exec_time, elapsed_ms, Fit::EitherSampled);
+        self.store
+            .cell_after_retire(&key, CounterType::Interval, Fit::EitherSampled, &cells.exec_time)
+            .sample(elapsed_ms);
     }
 
     /// Takes this layer's timing out of a closing span's extensions (one map operation for a single counters

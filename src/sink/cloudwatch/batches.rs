@@ -122,14 +122,15 @@ fn fit_one_request(datums: &mut Vec<MetricDatum>) -> usize {
     let mut kept = 0;
     for datum in datums.iter() {
         let next = estimated_size(datum);
-        if kept == MAX_BATCH_SIZE || size + next > MAX_REQUEST_BYTES {
+        // The counter's own datum is always kept (one datum is far under the limits).
+        if kept > 0 && (kept == MAX_BATCH_SIZE || size + next > MAX_REQUEST_BYTES) {
             break;
         }
         size += next;
         kept += 1;
     }
-    datums.truncate(kept.max(1));
-    size.max(datums.first().map_or(0, estimated_size))
+    datums.truncate(kept);
+    size
 }
 
 #[cfg(test)]

@@ -28,7 +28,17 @@ fn dropping_open_counters_outside_async_code_waits_for_the_flush() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dropping_open_counters_inside_a_runtime_flushes_in_the_background() {
+async fn dropping_open_counters_in_a_multi_thread_runtime_waits_for_the_flush() {
+    let sink = RecordingSink::default();
+    let counters = hourly(&sink);
+    counters.open().await.unwrap();
+    counters.stats("size", 4.0);
+    drop(counters);
+    assert_eq!(find(&sink.last_save(), "size").sum, Some(4.0), "flushed once the drop returns");
+}
+
+#[tokio::test]
+async fn dropping_open_counters_in_a_current_thread_runtime_flushes_in_the_background() {
     let sink = RecordingSink::default();
     let counters = hourly(&sink);
     counters.open().await.unwrap();
@@ -133,4 +143,82 @@ async fn close_that_cuts_off_a_timer_dump_counts_what_that_dump_was_sending() {
         matches!(err, cloudwatch_counters::Error::CloseTimeout { datums_unconfirmed: 1, .. }),
         "the timer dump's counter was being sent: {err}"
     );
+}
+
+/// A sink whose first save is slow (an endpoint taking its time) and says when it starts; it records every save.
+struct SlowFirst {
+    saves: RecordingSink,
+    started: std::sync::Mutex<Option<mpsc::Sender<()>>>,
+}
+
+impl cloudwatch_counters::Sink for SlowFirst {
+    fn save<'a>(&'a self, counters: &'a [cloudwatch_counters::Counter]) -> cloudwatch_counters::SaveFuture<'a> {
+        let first = self.started.lock().unwrap().take();
+        Box::pin(async move {
+            if let Some(started) = first {
+                let _ = started.send(());
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+            self.saves.save(counters).await
+        })
+    }
+}
+
+/// Counters dumping every 10 ms into a [`SlowFirst`] sink, the sink's saves, and word of its first save.
+fn slow_first() -> (CachedCounters, RecordingSink, mpsc::Receiver<()>) {
+    let (started, first) = mpsc::channel();
+    let saves = RecordingSink::default();
+    let sink = SlowFirst { saves: saves.clone(), started: std::sync::Mutex::new(Some(started)) };
+    let options = CountersOptions::default().interval(Duration::from_millis(10)).telemetry(false);
+    (CachedCounters::new(sink, options), saves, first)
+}
+
+/// The `calls` counted across every save.
+fn calls_saved(sink: &RecordingSink) -> i64 {
+    calls_in(&sink.saves())
+}
+
+fn calls_in(saves: &[Vec<cloudwatch_counters::Counter>]) -> i64 {
+    saves.iter().filter_map(|save| save.iter().find(|c| c.name == "calls")?.count).sum()
+}
+
+/// Waits (bounded) for the first save to start, from async code.
+async fn first_save_started(first_save: mpsc::Receiver<()>) {
+    let waited = tokio::task::spawn_blocking(move || first_save.recv_timeout(Duration::from_secs(30))).await;
+    waited.unwrap().expect("an interval dump started saving");
+}
+
+#[test]
+fn dropping_counters_during_an_interval_dump_on_their_own_thread_waits_for_it_and_flushes_the_rest() {
+    let (counters, sink, first_save) = slow_first();
+    counters.open_blocking().unwrap(); // no runtime here: the counters run their own thread
+    counters.increment("calls", 1);
+    first_save.recv_timeout(Duration::from_secs(30)).expect("an interval dump started saving");
+    counters.increment("calls", 10);
+    drop(counters);
+    assert_eq!(calls_saved(&sink), 11, "all saved once the drop returns: {:?}", sink.saves());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_counters_during_an_interval_dump_in_a_multi_thread_runtime_waits_for_it_and_flushes_the_rest() {
+    let (counters, sink, first_save) = slow_first();
+    counters.open().await.unwrap();
+    counters.increment("calls", 1);
+    first_save_started(first_save).await;
+    counters.increment("calls", 10);
+    drop(counters); // as at the end of `#[tokio::main]`, after which the runtime stops
+    assert_eq!(calls_saved(&sink), 11, "all saved once the drop returns: {:?}", sink.saves());
+}
+
+#[tokio::test]
+async fn dropping_counters_during_an_interval_dump_in_a_current_thread_runtime_closes_them_in_the_background() {
+    let (counters, sink, first_save) = slow_first();
+    counters.open().await.unwrap();
+    counters.increment("calls", 1);
+    first_save_started(first_save).await;
+    counters.increment("calls", 10);
+    drop(counters); // cannot wait here: the interval dump runs on this very thread
+    let all_saved = sink.wait_until(|saves| calls_in(saves) >= 11);
+    tokio::time::timeout(Duration::from_secs(30), all_saved).await.expect("the background close saved the rest");
+    assert_eq!(calls_saved(&sink), 11);
 }

@@ -8,7 +8,7 @@ use metrics::{Key, KeyName};
 
 use crate::config::CountersOptions;
 use crate::error::Error;
-use crate::exporter::{DumpReport, Exporter, Telemetry};
+use crate::exporter::{DumpReport, Exporter, LastOwner, Telemetry};
 use crate::frontend::counters_api::Counters;
 use crate::frontend::handle::CounterHandle;
 use crate::frontend::layer::{CountersLayer, CountersLayerBuilder};
@@ -28,14 +28,18 @@ use crate::sink::Sink;
 /// counted (`Telemetry::values_rejected`), as are updates through handles of cleared counters.
 ///
 /// **Shutdown.** Call `close()` (or `close_blocking()`): it flushes everything and reports errors. Dropping the
-/// last clone (and every layer and recorder made from it) of open counters without `close()` flushes
-/// best-effort: counters running their own thread flush there; otherwise outside async code it waits up to
-/// `options.close_timeout` for the save, and inside async code it spawns the save on the runtime, which completes
-/// only if the runtime keeps running. A flush that fails, times out or is dropped unfinished is warned about.
-/// Counters never opened are not flushed.
+/// last clone (and every layer and recorder made from it) of open counters without `close()` closes them
+/// best-effort, as `close` would: an interval dump under way may finish, then the rest is flushed, within
+/// `options.close_timeout`. Outside async code and in a multi-thread runtime the drop waits for that (the work
+/// runs on the counters' own thread, or a helper thread, never on the caller's runtime); in a current-thread
+/// runtime it cannot wait, so the close runs in the background there and completes only if the runtime keeps
+/// running. A close that fails, times out or is dropped unfinished is warned about. Counters never opened are
+/// not flushed.
 #[derive(Clone)]
 pub struct CachedCounters {
     exporter: Arc<Exporter>,
+    /// Shared with every clone and front-end: its drop, the last owner's, closes open counters.
+    owner: Arc<LastOwner>,
 }
 
 impl CachedCounters {
@@ -48,7 +52,8 @@ impl CachedCounters {
 
     /// Counters that dump to a shared sink.
     pub fn with_shared_sink(sink: Arc<dyn Sink>, options: CountersOptions) -> CachedCounters {
-        CachedCounters { exporter: Arc::new(Exporter::new(sink, &options)) }
+        let exporter = Arc::new(Exporter::new(sink, &options));
+        CachedCounters { owner: Arc::new(LastOwner::new(Arc::clone(&exporter))), exporter }
     }
 
     /// A handle to the counter `name` (no labels) of type `counter_type`, created if needed.
@@ -257,7 +262,7 @@ impl CachedCounters {
 
     /// What a front-end holds to keep these counters publishing while it lives.
     fn owner(&self) -> Owner {
-        Arc::clone(&self.exporter) as Owner
+        Arc::clone(&self.owner) as Owner
     }
 
     #[cfg(feature = "cloudwatch")]

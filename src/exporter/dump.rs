@@ -1,14 +1,11 @@
 //! One dump: take every counter's period out of the store, save the sink's view of it, commit what was saved
-//! and put back what was not; and the best-effort flush when the last owner is dropped without `close()`.
+//! and put back what was not.
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
 
 use metrics::Key;
-use tokio::runtime::Handle;
 use tokio::time::Instant;
 
-use super::driver::{spawn_on_helper_thread, OwnRuntime};
 use super::{telemetry, Exporter};
 use crate::error::Error;
 use crate::model::Counter;
@@ -75,7 +72,7 @@ impl Drop for InFlight<'_> {
 
 /// What started a dump.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Trigger {
+pub(super) enum Trigger {
     /// A call (`dump`, `close`, a flush), or the drop of counters never opened or whose close failed.
     Call,
     /// The interval task: no dump once `close` has begun.
@@ -113,7 +110,7 @@ impl Exporter {
     }
 
     /// A dump `trigger` started, marked as publishing (see `publishing`).
-    async fn dump_for(&self, trigger: Trigger) -> Result<DumpReport, Error> {
+    pub(super) async fn dump_for(&self, trigger: Trigger) -> Result<DumpReport, Error> {
         publishing::scope(self.dump_inner(trigger)).await
     }
 
@@ -250,120 +247,17 @@ impl Exporter {
     }
 }
 
-/// Dropping open counters (the last clone, layer and recorder included) without `close()` flushes best-effort
-/// (and so does dropping EMF counters that are not open: their last dump runs in place, see `dump_in_place`).
-/// Counters that run their own runtime thread flush there, and the thread stops after the flush, whatever
-/// runtime the drop happens in. Otherwise, outside async code the drop waits up to `options.close_timeout` for
-/// the save; inside async code it spawns the save on the runtime, where it completes only if the runtime keeps
-/// running. A flush that fails, times out or is dropped unfinished is warned about, with what was lost.
+/// The exporter goes when the last owner (see `last_owner`) and the last task using it are gone: the owner's drop
+/// has closed it (or left it to close in the background). What is left to stop: an interval task the owner's
+/// drop could not (a background close dropped unfinished with its runtime), and our own runtime thread.
 impl Drop for Exporter {
     fn drop(&mut self) {
         let driver = std::mem::take(&mut *self.lock_driver());
         if let Some((stop, _task)) = &driver.timer {
             stop.notify_one();
         }
-        if let (true, Some(handle)) = (driver.timer.is_some(), &driver.handle) {
-            self.flush_on_drop(handle, driver.own);
-            return;
-        }
         if let Some(own) = driver.own {
             own.stop(None);
         }
-        if self.dump_in_place_on_drop.load(Relaxed) {
-            // After a `close` that saved everything, only what was recorded since: a dump of the gauges' levels
-            // alone would send them twice. After one that failed, what it kept, gauges and all.
-            let closed_clean = self.closing.load(Relaxed) && self.close_saved.load(Relaxed);
-            self.dump_in_place(if closed_clean { Trigger::DropAfterClose } else { Trigger::Call });
-        }
     }
-}
-
-/// Warns, when dropped armed, that a drop's flush never finished (its runtime stopped first).
-struct Unfinished(Option<usize>);
-
-impl Drop for Unfinished {
-    fn drop(&mut self) {
-        if let Some(counters) = self.0 {
-            warn_lost(counters, &"the runtime stopped before the flush finished");
-        }
-    }
-}
-
-impl Exporter {
-    /// The last dump of counters dropped with no interval task running (never opened, or closed), right here:
-    /// their sink saves without waiting on anything (EMF: written, or buffered for its agent), so the dump
-    /// completes at its first poll, with no runtime. One that fails (or would wait) is warned about: what it held
-    /// is lost.
-    fn dump_in_place(&self, trigger: Trigger) {
-        let mut dump = std::pin::pin!(self.dump_for(trigger));
-        let why = match std::future::Future::poll(
-            dump.as_mut(),
-            &mut std::task::Context::from_waker(std::task::Waker::noop()),
-        ) {
-            std::task::Poll::Ready(Ok(_)) => return,
-            std::task::Poll::Ready(Err(err)) => err.to_string(),
-            std::task::Poll::Pending => "the dump would have had to wait".to_owned(),
-        };
-        tracing::warn!(target: "cloudwatch_counters", "counters were dropped holding values no close() saved, and their last dump failed, so what it held is lost: {why}");
-    }
-
-    fn flush_on_drop(&mut self, handle: &Handle, own: Option<OwnRuntime>) {
-        let (_all, prepared) = self.take_and_prepare();
-        if !prepared.worth_saving {
-            if let Some(own) = own {
-                own.stop(None);
-            }
-            return;
-        }
-        let sink = Arc::clone(&self.sink);
-        let counters = prepared.counters;
-        let n = counters.len();
-        let (done_tx, done_rx) = std::sync::mpsc::sync_channel(1);
-        // Our own runtime thread runs the flush and stops once it is done: nothing waits on the caller's runtime.
-        let own_thread = own.is_some();
-        let (runtime, stop_own) = match own {
-            Some(own) => (own.handle, Some(own.stop)),
-            None => (handle.clone(), None),
-        };
-        let in_async_code = Handle::try_current().is_ok();
-        if in_async_code && stop_own.is_none() {
-            tracing::debug!(target: "cloudwatch_counters", counters = n, "counters dropped without close(): flushing in the background");
-        }
-        let flush = publishing::scope(async move {
-            let mut unfinished = Unfinished(Some(n));
-            if let Err(err) = sink.save(&counters).await {
-                warn_lost(n, &err);
-            }
-            unfinished.0 = None;
-            let _ = done_tx.send(());
-            if let Some(stop) = stop_own {
-                let _ = stop.send(());
-            }
-        });
-        if in_async_code || own_thread {
-            runtime.spawn(flush);
-        } else {
-            // Outside async code, the runtime the counters ran on may be driven by nobody now: flush on a helper
-            // thread of our own, and wait for it below.
-            if let Err(err) = spawn_on_helper_thread("cloudwatch-counters-flush", flush) {
-                warn_lost(n, &err);
-                return;
-            }
-        }
-        if in_async_code {
-            return;
-        }
-        let timeout = self.close_timeout();
-        if done_rx.recv_timeout(timeout).is_err() {
-            warn_lost(n, &format!("the flush did not finish within options.close_timeout ({timeout:?})"));
-        }
-    }
-}
-
-fn warn_lost(counters: usize, why: &dyn std::fmt::Display) {
-    tracing::warn!(
-        target: "cloudwatch_counters",
-        counters,
-        "counters were dropped without close() and their last flush failed, so these values are lost: {why}"
-    );
 }

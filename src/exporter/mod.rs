@@ -1,7 +1,7 @@
 //! The exporter: reads the store on an interval or on demand and hands the counters to a [`Sink`].
 //!
-//! - [`dump`]: one dump — take the periods, save, commit or put back — and the flush when the last owner is
-//!   dropped.
+//! - [`dump`]: one dump — take the periods, save, commit or put back.
+//! - [`last_owner`]: what the user's side holds; its drop closes open counters best-effort.
 //! - [`driver`]: the background interval task, the thread of our own for programs without a runtime, and the
 //!   bridge that runs async work from synchronous code.
 //! - [`backoff`]: how long to wait after throttling.
@@ -24,6 +24,8 @@ pub(crate) mod backoff;
 pub(crate) mod driver;
 pub(crate) use driver::block_on_here;
 pub(crate) mod dump;
+mod last_owner;
+pub(crate) use last_owner::LastOwner;
 pub(crate) mod telemetry;
 
 pub use dump::DumpReport;

@@ -83,6 +83,12 @@ impl RecordingSink {
         let mut rx = self.inner.saved.subscribe();
         rx.wait_for(|&count| count >= n).await.expect("sink dropped");
     }
+
+    /// Waits until `done` holds of the successful saves so far (checked now and after each save).
+    pub async fn wait_until(&self, done: impl Fn(&[Vec<Counter>]) -> bool) {
+        let mut rx = self.inner.saved.subscribe();
+        rx.wait_for(|_| done(&self.inner.saves.lock().unwrap())).await.expect("sink dropped");
+    }
 }
 
 impl RecordingSink {

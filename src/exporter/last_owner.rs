@@ -1,0 +1,125 @@
+//! The drop of the last owner (every clone of the counters, and every layer and recorder made from them): open
+//! counters close best-effort, counters of a sink that saves without waiting (EMF) dump in place.
+//!
+//! The owners are the user's side alone. The interval task holds the exporter during each of its dumps, so the
+//! exporter's own drop may run at the end of such a dump, inside that task, where nothing can wait: the flush is
+//! decided here, when the user lets go, and a dump under way is waited for as `close` waits for it.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use tokio::runtime::{Handle, RuntimeFlavor};
+
+use super::driver::run_and_wait;
+use super::dump::Trigger;
+use super::Exporter;
+
+/// Held (shared) by every clone of the counters and every front-end made from them; its drop is the last
+/// owner's.
+pub(crate) struct LastOwner(Arc<Exporter>);
+
+impl LastOwner {
+    pub(crate) fn new(exporter: Arc<Exporter>) -> LastOwner {
+        LastOwner(exporter)
+    }
+}
+
+/// Dropping open counters (the last clone, layer and recorder included) without `close()` closes them
+/// best-effort, as `close` does: a dump under way may finish, then the rest is flushed, within
+/// `options.close_timeout`. Outside async code and in a multi-thread runtime the drop waits for it (on our own
+/// runtime thread if the counters run one, else on a helper thread: never on the caller's runtime). In a
+/// current-thread runtime it cannot wait: the close runs in the background there and completes only if the
+/// runtime keeps running. A close that fails, times out or is dropped unfinished is warned about.
+///
+/// Dropping counters that are not open stops their own thread, if any; those of a sink that saves without
+/// waiting (EMF) dump in place first (see [`Exporter::dump_in_place`]).
+impl Drop for LastOwner {
+    fn drop(&mut self) {
+        let exporter = &self.0;
+        let (open, own) = {
+            let driver = exporter.lock_driver();
+            (driver.timer.is_some(), driver.own.as_ref().map(|own| own.handle.clone()))
+        };
+        if !open {
+            exporter.stop_thread(false);
+            if exporter.dump_in_place_on_drop.load(Relaxed) {
+                // After a `close` that saved everything, only what was recorded since: a dump of the gauges'
+                // levels alone would send them twice. After one that failed, what it kept, gauges and all.
+                let closed_clean = exporter.closing.load(Relaxed) && exporter.close_saved.load(Relaxed);
+                exporter.dump_in_place(if closed_clean { Trigger::DropAfterClose } else { Trigger::Call });
+            }
+            return;
+        }
+        let counters = exporter.store().len();
+        let closing = Arc::clone(exporter);
+        let close = async move { closing.close().await };
+        if let Ok(current) = Handle::try_current() {
+            if current.runtime_flavor() == RuntimeFlavor::CurrentThread {
+                close_in_the_background(exporter, own.unwrap_or(current), counters);
+                return;
+            }
+        }
+        let result = run_and_wait(own, "dropping the counters", close, exporter.close_timeout());
+        exporter.stop_thread(true);
+        if let Err(err) = result.and_then(|closed| closed) {
+            warn_lost(counters, &err);
+        }
+    }
+}
+
+/// The close of counters dropped in a current-thread runtime, which cannot wait: spawned on our own runtime
+/// thread if they run one, else on the runtime they run on (the caller's).
+fn close_in_the_background(exporter: &Arc<Exporter>, runtime: Handle, counters: usize) {
+    let own_thread = exporter.lock_driver().own.is_some();
+    let runtime = if own_thread { runtime } else { exporter.lock_driver().handle.clone().unwrap_or(runtime) };
+    if !own_thread {
+        tracing::debug!(target: "cloudwatch_counters", counters, "counters dropped without close() in a current-thread runtime: closing in the background");
+    }
+    let exporter = Arc::clone(exporter);
+    drop(runtime.spawn(async move {
+        let mut unfinished = Unfinished(Some(counters));
+        if let Err(err) = exporter.close().await {
+            warn_lost(counters, &err);
+        }
+        unfinished.0 = None;
+        exporter.stop_thread(false);
+    }));
+}
+
+/// Warns, when dropped armed, that a drop's close never finished (its runtime stopped first).
+struct Unfinished(Option<usize>);
+
+impl Drop for Unfinished {
+    fn drop(&mut self) {
+        if let Some(counters) = self.0 {
+            warn_lost(counters, &"the runtime stopped before the flush finished");
+        }
+    }
+}
+
+fn warn_lost(counters: usize, why: &dyn std::fmt::Display) {
+    tracing::warn!(
+        target: "cloudwatch_counters",
+        counters,
+        "counters were dropped without close() and their last flush failed, so these values are lost: {why}"
+    );
+}
+
+impl Exporter {
+    /// The last dump of counters dropped with no interval task running (never opened, or closed), right here:
+    /// their sink saves without waiting on anything (EMF: written, or buffered for its agent), so the dump
+    /// completes at its first poll, with no runtime. One that fails (or would wait) is warned about: what it held
+    /// is lost.
+    fn dump_in_place(&self, trigger: Trigger) {
+        let mut dump = std::pin::pin!(self.dump_for(trigger));
+        let why = match std::future::Future::poll(
+            dump.as_mut(),
+            &mut std::task::Context::from_waker(std::task::Waker::noop()),
+        ) {
+            std::task::Poll::Ready(Ok(_)) => return,
+            std::task::Poll::Ready(Err(err)) => err.to_string(),
+            std::task::Poll::Pending => "the dump would have had to wait".to_owned(),
+        };
+        tracing::warn!(target: "cloudwatch_counters", "counters were dropped holding values no close() saved, and their last dump failed, so what it held is lost: {why}");
+    }
+}

@@ -276,10 +276,11 @@ where
 impl Driver {
     /// Our own runtime thread's handle, starting the thread if there is none.
     fn own_handle(&mut self) -> Result<Handle, Error> {
-        if self.own.is_none() {
-            self.own = Some(OwnRuntime::start()?);
-        }
-        Ok(self.own.as_ref().map(|own| own.handle.clone()).expect("just started"))
+        let own = match &mut self.own {
+            Some(own) => own,
+            None => self.own.insert(OwnRuntime::start()?),
+        };
+        Ok(own.handle.clone())
     }
 }
 

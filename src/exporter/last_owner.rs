@@ -55,7 +55,7 @@ impl Drop for LastOwner {
         let close = async move { closing.close().await };
         if let Ok(current) = Handle::try_current() {
             if current.runtime_flavor() == RuntimeFlavor::CurrentThread {
-                close_in_the_background(exporter, own.unwrap_or(current), counters);
+                close_in_the_background(exporter, own, current, counters);
                 return;
             }
         }
@@ -67,14 +67,15 @@ impl Drop for LastOwner {
     }
 }
 
-/// The close of counters dropped in a current-thread runtime, which cannot wait: spawned on our own runtime
-/// thread if they run one, else on the runtime they run on (the caller's).
-fn close_in_the_background(exporter: &Arc<Exporter>, runtime: Handle, counters: usize) {
-    let own_thread = exporter.lock_driver().own.is_some();
-    let runtime = if own_thread { runtime } else { exporter.lock_driver().handle.clone().unwrap_or(runtime) };
-    if !own_thread {
+/// The close of counters dropped in a current-thread runtime (`current`), which cannot wait: spawned on our own
+/// runtime thread (`own`) if they run one, else on the runtime their interval task runs on.
+fn close_in_the_background(exporter: &Arc<Exporter>, own: Option<Handle>, current: Handle, counters: usize) {
+    let runtime = if let Some(own) = own {
+        own
+    } else {
         tracing::debug!(target: "cloudwatch_counters", counters, "counters dropped without close() in a current-thread runtime: closing in the background");
-    }
+        exporter.lock_driver().handle.clone().unwrap_or(current)
+    };
     let exporter = Arc::clone(exporter);
     drop(runtime.spawn(async move {
         let mut unfinished = Unfinished(Some(counters));

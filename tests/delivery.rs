@@ -1,7 +1,7 @@
 //! Delivery that neither loses nor double-counts, against the local CloudWatch behind a proxy: an endpoint that
 //! hangs and then resumes (every request sent during the hang is stored when it resumes: CloudWatch must end up
-//! with exactly what was recorded), a response lost after the server stored the request, and `close()` bounded
-//! while the endpoint hangs.
+//! with exactly what was recorded), a response lost after the server stored the request, `close()` bounded
+//! while the endpoint hangs, and counters dropped while an interval dump waits on a slow endpoint.
 
 mod common;
 
@@ -119,4 +119,30 @@ async fn a_response_lost_after_the_server_stored_the_request_is_not_sent_again()
         Some(12.0),
         "the lost-response request was stored once: neither the SDK nor the next dump sent it again"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the local CloudWatch: run scripts/test.sh"]
+async fn counters_dropped_while_an_interval_dump_waits_on_a_slow_endpoint_have_delivered_everything_when_the_drop_returns(
+) {
+    let proxy = Proxy::start(&localstack::endpoint()).await;
+    let ns = unique_namespace("drop-slow");
+    let counters = counters_through(&proxy, &ns, Duration::from_millis(200));
+    counters.open().await.expect("open");
+    proxy.set(Mode::Hang);
+    counters.increment("orders", 1);
+    wait_for("an interval dump held by the hanging endpoint", || proxy.holds()).await;
+    counters.increment("orders", 10);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            // The endpoint answers after 300 ms (within the request timeout): a slow one, not a dead one.
+            std::thread::sleep(Duration::from_millis(300));
+            proxy.set(Mode::Forward);
+        });
+        // As at the end of `#[tokio::main]`: the runtime stops right after, so the drop must not leave the rest
+        // to the interval task.
+        drop(counters);
+    });
+    let orders = statistics(&localstack::reader(), &ns, "orders", &[("InstanceID", "delivery-host")]).await;
+    assert_eq!(orders.sum(), Some(11.0), "the held dump's 1 and the 10 recorded during it, each once");
 }

@@ -61,6 +61,11 @@ impl Proxy {
         self.mode.send_replace(mode);
     }
 
+    /// Whether request bytes are held (a request is hanging).
+    pub fn holds(&self) -> bool {
+        self.held.load(SeqCst) > 0
+    }
+
     /// Waits (at most `limit`) until no request bytes are held.
     pub async fn wait_until_nothing_is_held(&self, limit: Duration) {
         tokio::time::timeout(limit, async {

@@ -113,8 +113,9 @@ impl Drop for CountersGuard {
                 drop(handle);
                 // On a helper thread with a runtime of its own, waited for by the wall clock: a guard dropped
                 // with its task while the runtime shuts down finds no one driving that runtime's timers, which
-                // `close` is bounded by.
-                tokio::task::block_in_place(|| self.close_on_helper_thread())
+                // `close` is bounded by. A worker hands its tasks on while it waits (never in a `LocalSet`, where
+                // tokio forbids it).
+                self.close_on_helper_thread()
             }
             Ok(_) => {
                 warn_unflushed(&"a current-thread runtime cannot wait in drop: call `guard.close().await`");

@@ -33,8 +33,8 @@ use crate::sink::Sink;
 /// `options.close_timeout`. Outside async code and in a multi-thread runtime the drop waits for that (the work
 /// runs on the counters' own thread, or a helper thread, never on the caller's runtime); in a current-thread
 /// runtime it cannot wait, so the close runs in the background there and completes only if the runtime keeps
-/// running. A close that fails, times out or is dropped unfinished is warned about. Counters never opened are
-/// not flushed.
+/// running. A close that fails, times out or is dropped unfinished is warned about, and so are values left
+/// unsaved by a `close()` that failed or was cancelled before the drop. Counters never opened are not flushed.
 #[derive(Clone)]
 pub struct CachedCounters {
     exporter: Arc<Exporter>,

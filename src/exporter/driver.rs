@@ -163,8 +163,8 @@ impl Exporter {
     /// that it never needs the caller's runtime (which a blocked caller may be driving). Refused in the root
     /// future of a runtime (`#[tokio::main]`'s body, `block_on`), where blocking stalls every task; allowed in
     /// `spawn_blocking` and in plain threads (a thread that entered a runtime with `Handle::enter` counts as its
-    /// root future). In a task of a multi-thread runtime, the worker hands its other tasks on while it waits
-    /// (`block_in_place`). Tokio cannot tell a task of a current-thread runtime from `spawn_blocking`, so there it
+    /// root future). In a task on a worker of a multi-thread runtime, the worker hands its other tasks on while
+    /// it waits (see [`letting_the_runtime_go_on`]). Tokio cannot tell a task of a current-thread runtime from `spawn_blocking`, so there it
     /// blocks the runtime's only thread: an interval dump under way on it, or a pooled connection of the SDK, then
     /// waits too, and the call may take all of `close_timeout` and fail: use the async forms in async code.
     pub(crate) fn block_on<F>(&self, what: &'static str, future: F) -> Result<F::Output, Error>
@@ -246,21 +246,33 @@ pub(crate) fn block_on_here<F: Future>(what: &'static str, future: F, timeout: D
     })
 }
 
-/// Runs `wait` (a blocking wait) so that the caller's runtime goes on: in a task of a multi-thread runtime, the
-/// worker first hands its other tasks to another thread (`block_in_place`), so that an interval dump under way on
-/// that runtime, which the wait may be for, can finish even when every other worker is busy or there is none.
-/// Elsewhere (a plain thread, `spawn_blocking`) it just waits; a task of a current-thread runtime cannot hand its
-/// runtime on, and blocks it (see [`Exporter::block_on`]).
-fn letting_the_runtime_go_on<T>(wait: impl FnOnce() -> T) -> T {
-    let in_multi_thread_task = Handle::try_current()
-        .is_ok_and(|runtime| runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
-        && tokio::task::try_id().is_some();
-    if in_multi_thread_task {
+/// Runs `wait` (a blocking wait) so that the caller's runtime goes on: in a task on a worker of a multi-thread
+/// runtime, the worker first hands its other tasks to another thread (`block_in_place`), so that an interval dump
+/// under way on that runtime, which the wait may be for, can finish even when every other worker is busy or there
+/// is none. Elsewhere (a plain thread, `spawn_blocking`, a runtime's root future) it just waits; a task of a
+/// current-thread runtime cannot hand its runtime on, and blocks it (see [`Exporter::block_on`]).
+pub(crate) fn letting_the_runtime_go_on<T>(wait: impl FnOnce() -> T) -> T {
+    if on_a_multi_thread_worker() {
         tokio::task::block_in_place(wait)
     } else {
         wait()
     }
 }
+
+/// Whether this thread runs a task on a worker of a multi-thread runtime, where `block_in_place` is allowed.
+/// Elsewhere inside a runtime tokio refuses it with a panic: a `LocalSet`'s task driven by `block_on` on another
+/// thread, a current-thread runtime's task with a multi-thread runtime's handle entered. Tokio does not say which
+/// threads are its workers; they are known by its default thread names (`#[tokio::main]`'s). Workers named
+/// otherwise just wait: never a panic, at worst a runtime of one worker that waits with the caller.
+fn on_a_multi_thread_worker() -> bool {
+    Handle::try_current().is_ok_and(|runtime| runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread)
+        && tokio::task::try_id().is_some()
+        && std::thread::current().name().is_some_and(|name| TOKIO_WORKER_NAMES.contains(&name))
+}
+
+/// The names tokio gives the threads of a runtime built without `thread_name`: the current one, and the one
+/// older versions gave.
+const TOKIO_WORKER_NAMES: [&str; 2] = ["tokio-rt-worker", "tokio-runtime-worker"];
 
 /// Runs `future` on a new thread with a current-thread runtime of its own: for work that must not need the
 /// caller's runtime, which may be blocked or driven by nobody.

@@ -174,6 +174,15 @@ impl Exporter {
         }
     }
 
+    /// How many counters hold something to publish that no dump saved (the gauges' levels alone, which every
+    /// dump publishes again, do not count), if any: every period is taken and put back, as by a failed save.
+    /// For the drop of counters that are not dumped any more.
+    pub(super) fn unsaved(&self) -> Option<usize> {
+        let (all, prepared) = self.take_and_prepare();
+        self.settle(&all.taken, &prepared, |_| true);
+        prepared.beyond_levels.then_some(prepared.counters.len())
+    }
+
     /// Idle expiry after a dump. Not for a sink of pip's running view (the log): its totals would go.
     fn expire_idle(&self, all: &TakeAll) {
         if self.sink.view() != SinkView::Totals {

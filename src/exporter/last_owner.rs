@@ -13,6 +13,7 @@ use tokio::runtime::{Handle, RuntimeFlavor};
 use super::driver::run_and_wait;
 use super::dump::Trigger;
 use super::Exporter;
+use crate::error::Error;
 
 /// Held (shared) by every clone of the counters and every front-end made from them; its drop is the last
 /// owner's.
@@ -26,13 +27,15 @@ impl LastOwner {
 
 /// Dropping open counters (the last clone, layer and recorder included) without `close()` closes them
 /// best-effort, as `close` does: a dump under way may finish, then the rest is flushed, within
-/// `options.close_timeout`. Outside async code and in a multi-thread runtime the drop waits for it (on our own
-/// runtime thread if the counters run one, else on a helper thread: never on the caller's runtime). In a
-/// current-thread runtime it cannot wait: the close runs in the background there and completes only if the
-/// runtime keeps running. A close that fails, times out or is dropped unfinished is warned about.
+/// `options.close_timeout`. Outside async code and in a multi-thread runtime the drop waits for it
+/// (on our own runtime thread if the counters run one, else on a helper thread: never on the caller's runtime).
+/// In a current-thread runtime (its tasks and its blocking threads alike) it cannot wait: the close runs in the
+/// background there and completes only if the runtime keeps running, but for a sink that saves without waiting
+/// (EMF), which flushes right there. A close that fails, times out or is dropped unfinished is warned about.
 ///
-/// Dropping counters that are not open stops their own thread, if any; those of a sink that saves without
-/// waiting (EMF) dump in place first (see [`Exporter::dump_in_place`]).
+/// Dropping counters that are not open stops their own thread, if any. Those of a sink that saves without
+/// waiting dump in place (see [`Exporter::dump_in_place`]); the others, after a `close` that failed or was
+/// cancelled, warn about what it left unsaved.
 impl Drop for LastOwner {
     fn drop(&mut self) {
         let exporter = &self.0;
@@ -40,30 +43,64 @@ impl Drop for LastOwner {
             let driver = exporter.lock_driver();
             (driver.timer.is_some(), driver.own.as_ref().map(|own| own.handle.clone()))
         };
+        let in_place = exporter.dump_in_place_on_drop.load(Relaxed);
         if !open {
             exporter.stop_thread(false);
-            if exporter.dump_in_place_on_drop.load(Relaxed) {
+            let closed_clean = exporter.closing.load(Relaxed) && exporter.close_saved.load(Relaxed);
+            if in_place {
                 // After a `close` that saved everything, only what was recorded since: a dump of the gauges'
                 // levels alone would send them twice. After one that failed, what it kept, gauges and all.
-                let closed_clean = exporter.closing.load(Relaxed) && exporter.close_saved.load(Relaxed);
                 exporter.dump_in_place(if closed_clean { Trigger::DropAfterClose } else { Trigger::Call });
+            } else if exporter.closing.load(Relaxed) && !closed_clean {
+                if let Some(counters) = exporter.unsaved() {
+                    warn_lost(counters, &"their close() failed or was cancelled");
+                }
             }
             return;
         }
+        // No more interval dumps, and no restart of the interval task on a thread of its own should its runtime
+        // stop before the close below runs.
+        exporter.closing.store(true, Relaxed);
         let counters = exporter.store().len();
-        let closing = Arc::clone(exporter);
-        let close = async move { closing.close().await };
         if let Ok(current) = Handle::try_current() {
             if current.runtime_flavor() == RuntimeFlavor::CurrentThread {
-                close_in_the_background(exporter, own, current, counters);
+                if !(in_place && exporter.close_in_place()) {
+                    close_in_the_background(exporter, own, current, counters);
+                }
                 return;
             }
         }
+        let closing = Arc::clone(exporter);
+        let close = async move { closing.close().await };
         let result = run_and_wait(own, "dropping the counters", close, exporter.close_timeout());
         exporter.stop_thread(true);
-        if let Err(err) = result.and_then(|closed| closed) {
-            warn_lost(counters, &err);
+        match result {
+            Ok(Ok(_)) => {}
+            Err(err @ Error::Timeout { .. }) => tracing::warn!(
+                target: "cloudwatch_counters",
+                counters,
+                "counters were dropped without close(), and their close did not finish in time: {err}; it goes on in the background, and what it holds is lost if the program ends first"
+            ),
+            Ok(Err(err)) | Err(err) => warn_lost(counters, &err),
         }
+    }
+}
+
+impl Exporter {
+    /// Closes counters of a sink that saves without waiting right here, with no runtime: stops the interval
+    /// task and dumps in place. Not when a dump is under way (on our own thread): `false` then, nothing done.
+    fn close_in_place(&self) -> bool {
+        let Ok(idle) = self.state.try_lock() else {
+            return false;
+        };
+        if let Some((stop, task)) = self.lock_driver().timer.take() {
+            stop.notify_one();
+            task.abort();
+        }
+        drop(idle);
+        self.dump_in_place(Trigger::Call);
+        self.stop_thread(false);
+        true
     }
 }
 
@@ -77,8 +114,10 @@ fn close_in_the_background(exporter: &Arc<Exporter>, own: Option<Handle>, curren
         exporter.lock_driver().handle.clone().unwrap_or(current)
     };
     let exporter = Arc::clone(exporter);
+    // Armed outside the task: a task its runtime drops before it ever runs warns too.
+    let unfinished = Unfinished(Some(counters));
     drop(runtime.spawn(async move {
-        let mut unfinished = Unfinished(Some(counters));
+        let mut unfinished = unfinished;
         if let Err(err) = exporter.close().await {
             warn_lost(counters, &err);
         }

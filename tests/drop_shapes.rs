@@ -1,0 +1,187 @@
+//! The last owner's drop in the runtime shapes where tokio refuses to block or a runtime stops right after: no
+//! panic, flushed where the drop can wait, and warned about (never silently lost) where it cannot.
+
+mod common;
+
+use std::time::Duration;
+
+use cloudwatch_counters::{CachedCounters, Counter, Counters, CountersOptions, EmfCounters, SaveFuture, Sink};
+use common::{capture_logs, RecordingSink, SharedWriter};
+
+fn hourly(sink: &RecordingSink) -> CachedCounters {
+    let options = CountersOptions::default().interval(Duration::from_secs(3600)).telemetry(false);
+    CachedCounters::new(sink.clone(), options.close_timeout(Duration::from_secs(5)))
+}
+
+fn calls_saved(sink: &RecordingSink) -> i64 {
+    sink.saves().iter().filter_map(|save| save.iter().find(|c| c.name == "calls")?.count).sum()
+}
+
+fn multi_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+fn current_thread() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+#[test]
+fn dropped_in_a_local_set_task_on_a_multi_thread_runtime_they_flush_without_a_panic() {
+    let sink = RecordingSink::default();
+    let counters = hourly(&sink);
+    let local = tokio::task::LocalSet::new();
+    local.block_on(&multi_thread(), async move {
+        counters.open().await.unwrap();
+        counters.increment("calls", 3);
+        // tokio panics at `block_in_place` here: the drop must not call it.
+        tokio::task::spawn_local(async move { drop(counters) }).await.expect("the drop did not panic");
+    });
+    assert_eq!(calls_saved(&sink), 3, "flushed once the drop returned");
+}
+
+#[test]
+fn close_blocking_in_a_local_set_task_on_a_multi_thread_runtime_closes_without_a_panic() {
+    let sink = RecordingSink::default();
+    let counters = hourly(&sink);
+    let local = tokio::task::LocalSet::new();
+    let closed = local.block_on(&multi_thread(), async move {
+        counters.open().await.unwrap();
+        counters.increment("calls", 3);
+        tokio::task::spawn_local(async move { counters.close_blocking().map(|report| report.saved) }).await
+    });
+    assert_eq!(closed.expect("no panic").expect("closed"), 1);
+    assert_eq!(calls_saved(&sink), 3);
+}
+
+#[test]
+fn dropped_in_a_current_thread_task_with_a_multi_thread_handle_entered_they_flush_without_a_panic() {
+    let sink = RecordingSink::default();
+    let counters = hourly(&sink);
+    let runtime = multi_thread();
+    runtime.block_on(counters.open()).unwrap();
+    counters.increment("calls", 3);
+    let handle = runtime.handle().clone();
+    current_thread().block_on(async move {
+        let dropping = tokio::spawn(async move {
+            let _entered = handle.enter();
+            drop(counters);
+        });
+        dropping.await.expect("the drop did not panic");
+    });
+    assert_eq!(calls_saved(&sink), 3);
+}
+
+#[test]
+fn a_current_thread_runtime_that_ends_right_after_the_drop_warns_that_the_values_are_lost() {
+    let (_capture, logs) = capture_logs();
+    let sink = RecordingSink::default();
+    let counters = hourly(&sink);
+    let runtime = current_thread();
+    runtime.block_on(async move {
+        counters.open().await.unwrap();
+        counters.increment("calls", 3);
+        drop(counters); // the end of `#[tokio::main(flavor = "current_thread")]`: the close never gets to run
+    });
+    drop(runtime);
+    assert_eq!(calls_saved(&sink), 0);
+    let logs = logs.text();
+    assert!(logs.contains("these values are lost"), "{logs}");
+    assert!(!logs.contains("on a thread of their own"), "counters nobody owns do not go on dumping: {logs}");
+}
+
+#[test]
+fn emf_counters_dropped_open_in_a_current_thread_runtime_write_their_documents_right_there() {
+    let out = SharedWriter::default();
+    let runtime = current_thread();
+    runtime.block_on(async {
+        let options = CountersOptions::default().interval(Duration::from_secs(3600)).telemetry(false);
+        let counters = EmfCounters::builder().namespace("Drop").writer(out.clone()).options(options).build().unwrap();
+        counters.open().await.unwrap();
+        counters.increment("calls", 3);
+        drop(counters);
+    });
+    drop(runtime);
+    let documents = out.text().lines().filter(|line| line.contains("\"calls\"")).count();
+    assert_eq!(documents, 1, "{}", out.text());
+}
+
+/// A sink whose saves take a while, saying when each starts.
+struct Slow(RecordingSink, tokio::sync::mpsc::UnboundedSender<()>);
+
+impl Sink for Slow {
+    fn save<'a>(&'a self, counters: &'a [Counter]) -> SaveFuture<'a> {
+        let _ = self.1.send(());
+        Box::pin(async move {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            self.0.save(counters).await
+        })
+    }
+}
+
+#[test]
+fn counters_dropped_after_a_close_the_caller_gave_up_on_warn_that_the_values_are_lost() {
+    let (_capture, logs) = capture_logs();
+    let sink = RecordingSink::default();
+    let (started, mut saves) = tokio::sync::mpsc::unbounded_channel();
+    let counters = CachedCounters::new(Slow(sink.clone(), started), CountersOptions::default().telemetry(false));
+    multi_thread().block_on(async move {
+        counters.open().await.unwrap();
+        counters.increment("calls", 3);
+        let dumping = counters.clone();
+        let dump = tokio::spawn(async move { dumping.dump().await.map(|report| report.saved) });
+        tokio::time::timeout(Duration::from_secs(30), saves.recv()).await.expect("the dump started saving");
+        // The close waits for that dump before its own: the caller gives up first, with 4 not saved.
+        counters.increment("calls", 4);
+        let closed = tokio::time::timeout(Duration::from_millis(100), counters.close()).await;
+        assert!(closed.is_err(), "the caller gave up on the close");
+        assert_eq!(dump.await.unwrap().expect("dumped"), 1);
+        drop(counters);
+    });
+    assert_eq!(calls_saved(&sink), 3);
+    assert_eq!(logs.lines_with("their close() failed or was cancelled"), 1, "{}", logs.text());
+}
+
+#[test]
+fn counters_dropped_after_a_failed_close_warn_that_the_values_are_lost() {
+    let (_capture, logs) = capture_logs();
+    let sink = RecordingSink::default();
+    let counters = hourly(&sink);
+    counters.open_blocking().unwrap();
+    counters.increment("calls", 3);
+    sink.set_failing(true);
+    assert!(counters.close_blocking().is_err());
+    drop(counters);
+    assert_eq!(logs.lines_with("their close() failed or was cancelled"), 1, "{}", logs.text());
+}
+
+#[test]
+fn counters_dropped_after_a_clean_close_warn_of_nothing() {
+    let (_capture, logs) = capture_logs();
+    let sink = RecordingSink::default();
+    let counters = hourly(&sink);
+    counters.open_blocking().unwrap();
+    counters.increment("calls", 3);
+    counters.last("level", 2.0); // a gauge's level is published again at every dump: not a loss
+    counters.close_blocking().expect("closed");
+    drop(counters);
+    assert_eq!(calls_saved(&sink), 3);
+    assert!(!logs.text().contains("lost"), "{}", logs.text());
+}
+
+#[test]
+fn dropped_in_a_task_on_workers_named_by_the_user_they_flush_without_a_panic() {
+    let sink = RecordingSink::default();
+    let counters = hourly(&sink);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("service-worker")
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async move {
+        counters.open().await.unwrap();
+        counters.increment("calls", 3);
+        tokio::spawn(async move { drop(counters) }).await.expect("the drop did not panic");
+    });
+    assert_eq!(calls_saved(&sink), 3, "flushed once the drop returned");
+}

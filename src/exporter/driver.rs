@@ -164,9 +164,10 @@ impl Exporter {
     /// future of a runtime (`#[tokio::main]`'s body, `block_on`), where blocking stalls every task; allowed in
     /// `spawn_blocking` and in plain threads (a thread that entered a runtime with `Handle::enter` counts as its
     /// root future). In a task on a worker of a multi-thread runtime, the worker hands its other tasks on while
-    /// it waits (see [`letting_the_runtime_go_on`]). Tokio cannot tell a task of a current-thread runtime from `spawn_blocking`, so there it
-    /// blocks the runtime's only thread: an interval dump under way on it, or a pooled connection of the SDK, then
-    /// waits too, and the call may take all of `close_timeout` and fail: use the async forms in async code.
+    /// it waits (see [`letting_the_runtime_go_on`]). Tokio cannot tell a task of a current-thread runtime from
+    /// `spawn_blocking`, so there it blocks the runtime's only thread: an interval dump under way on it, or a
+    /// pooled connection of the SDK, then waits too, and the call may take all of `close_timeout` and fail: use
+    /// the async forms in async code.
     pub(crate) fn block_on<F>(&self, what: &'static str, future: F) -> Result<F::Output, Error>
     where
         F: Future + Send + 'static,

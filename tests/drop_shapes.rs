@@ -90,6 +90,51 @@ fn a_current_thread_runtime_that_ends_right_after_the_drop_warns_that_the_values
 }
 
 #[test]
+fn a_current_thread_runtime_that_ends_after_everything_was_dumped_warns_of_nothing() {
+    let (_capture, logs) = capture_logs();
+    let sink = RecordingSink::default();
+    let counters = hourly(&sink);
+    let runtime = current_thread();
+    runtime.block_on(async move {
+        counters.open().await.unwrap();
+        counters.increment("calls", 3);
+        counters.dump().await.expect("dumped");
+        drop(counters); // the close never gets to run, but it had nothing left to save
+    });
+    drop(runtime);
+    assert_eq!(calls_saved(&sink), 3);
+    assert!(!logs.text().contains("lost"), "{}", logs.text());
+}
+
+/// The sum of the `calls` values in EMF documents.
+fn emf_calls(out: &SharedWriter) -> f64 {
+    let text = out.text();
+    let documents = text.lines().filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok());
+    documents.filter_map(|document| document.get("calls")?.as_f64()).sum()
+}
+
+#[test]
+fn emf_counters_dropped_open_in_a_current_thread_runtime_never_lose_the_race_with_their_own_interval_dump() {
+    let (_capture, logs) = capture_logs();
+    let out = SharedWriter::default();
+    let runtime = current_thread();
+    let rounds = 1000;
+    for _ in 0..rounds {
+        // A dump every millisecond on the counters' own thread, racing the drop's close in place.
+        let options = CountersOptions::default().interval(Duration::from_millis(1)).telemetry(false);
+        let counters = EmfCounters::builder().namespace("Drop").writer(out.clone()).options(options).build().unwrap();
+        counters.open_blocking().unwrap();
+        for _ in 0..20 {
+            counters.increment("calls", 1);
+            std::thread::sleep(Duration::from_micros(100));
+        }
+        runtime.block_on(async move { drop(counters) });
+    }
+    assert_eq!(emf_calls(&out), f64::from(rounds * 20), "{}", logs.text());
+    assert!(!logs.text().contains("lost"), "{}", logs.text());
+}
+
+#[test]
 fn emf_counters_dropped_open_in_a_current_thread_runtime_write_their_documents_right_there() {
     let out = SharedWriter::default();
     let runtime = current_thread();
@@ -141,31 +186,32 @@ fn counters_dropped_after_a_close_the_caller_gave_up_on_warn_that_the_values_are
     assert_eq!(logs.lines_with("their close() failed or was cancelled"), 1, "{}", logs.text());
 }
 
-#[test]
-fn counters_dropped_after_a_failed_close_warn_that_the_values_are_lost() {
+/// Counters opened on their own thread holding 3 calls and a gauge's level, closed (through a sink that fails,
+/// or not) and dropped: what they logged.
+fn closed_then_dropped(sink: &RecordingSink, close_fails: bool) -> String {
     let (_capture, logs) = capture_logs();
-    let sink = RecordingSink::default();
-    let counters = hourly(&sink);
+    let counters = hourly(sink);
     counters.open_blocking().unwrap();
     counters.increment("calls", 3);
-    sink.set_failing(true);
-    assert!(counters.close_blocking().is_err());
+    counters.last("level", 2.0); // a gauge's level is published again at every dump: never a loss
+    sink.set_failing(close_fails);
+    assert_eq!(counters.close_blocking().is_err(), close_fails);
     drop(counters);
-    assert_eq!(logs.lines_with("their close() failed or was cancelled"), 1, "{}", logs.text());
+    logs.text()
+}
+
+#[test]
+fn counters_dropped_after_a_failed_close_warn_that_the_values_are_lost() {
+    let logs = closed_then_dropped(&RecordingSink::default(), true);
+    assert_eq!(logs.lines().filter(|line| line.contains("their close() failed or was cancelled")).count(), 1, "{logs}");
 }
 
 #[test]
 fn counters_dropped_after_a_clean_close_warn_of_nothing() {
-    let (_capture, logs) = capture_logs();
     let sink = RecordingSink::default();
-    let counters = hourly(&sink);
-    counters.open_blocking().unwrap();
-    counters.increment("calls", 3);
-    counters.last("level", 2.0); // a gauge's level is published again at every dump: not a loss
-    counters.close_blocking().expect("closed");
-    drop(counters);
+    let logs = closed_then_dropped(&sink, false);
     assert_eq!(calls_saved(&sink), 3);
-    assert!(!logs.text().contains("lost"), "{}", logs.text());
+    assert!(!logs.contains("lost"), "{logs}");
 }
 
 #[test]

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use metrics::Key;
 use tokio::time::Instant;
 
-use super::{telemetry, Exporter};
+use super::{telemetry, DumpState, Exporter};
 use crate::error::Error;
 use crate::model::Counter;
 use crate::publishing;
@@ -111,11 +111,15 @@ impl Exporter {
 
     /// A dump `trigger` started, marked as publishing (see `publishing`).
     pub(super) async fn dump_for(&self, trigger: Trigger) -> Result<DumpReport, Error> {
-        publishing::scope(self.dump_inner(trigger)).await
+        publishing::scope(async { self.dump_locked(trigger, self.state.lock().await).await }).await
     }
 
-    async fn dump_inner(&self, trigger: Trigger) -> Result<DumpReport, Error> {
-        let mut state = self.state.lock().await;
+    /// [`dump_for`](Self::dump_for) under the dump lock `state`, already taken.
+    pub(super) async fn dump_locked(
+        &self,
+        trigger: Trigger,
+        mut state: tokio::sync::MutexGuard<'_, DumpState>,
+    ) -> Result<DumpReport, Error> {
         if trigger == Trigger::Timer && self.closing.load(Relaxed) {
             return Ok(DumpReport::default());
         }

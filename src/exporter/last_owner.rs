@@ -14,6 +14,7 @@ use super::driver::run_and_wait;
 use super::dump::Trigger;
 use super::Exporter;
 use crate::error::Error;
+use crate::publishing;
 
 /// Held (shared) by every clone of the counters and every front-end made from them; its drop is the last
 /// owner's.
@@ -50,7 +51,7 @@ impl Drop for LastOwner {
             if in_place {
                 // After a `close` that saved everything, only what was recorded since: a dump of the gauges'
                 // levels alone would send them twice. After one that failed, what it kept, gauges and all.
-                exporter.dump_in_place(if closed_clean { Trigger::DropAfterClose } else { Trigger::Call });
+                exporter.dump_in_place(if closed_clean { Trigger::DropAfterClose } else { Trigger::Call }, None);
             } else if exporter.closing.load(Relaxed) && !closed_clean {
                 if let Some(counters) = exporter.unsaved() {
                     warn_lost(counters, &"their close() failed or was cancelled");
@@ -97,8 +98,9 @@ impl Exporter {
             stop.notify_one();
             task.abort();
         }
-        drop(idle);
-        self.dump_in_place(Trigger::Call);
+        // Under the lock taken above: an interval dump woken meanwhile on our own thread waits for this one (and
+        // then, closing, does nothing).
+        self.dump_in_place(Trigger::Call, Some(idle));
         self.stop_thread(false);
         true
     }
@@ -113,11 +115,11 @@ fn close_in_the_background(exporter: &Arc<Exporter>, own: Option<Handle>, curren
         tracing::debug!(target: "cloudwatch_counters", counters, "counters dropped without close() in a current-thread runtime: closing in the background");
         exporter.lock_driver().handle.clone().unwrap_or(current)
     };
-    let exporter = Arc::clone(exporter);
     // Armed outside the task: a task its runtime drops before it ever runs warns too.
-    let unfinished = Unfinished(Some(counters));
+    let unfinished = Unfinished(Some(Arc::clone(exporter)));
     drop(runtime.spawn(async move {
         let mut unfinished = unfinished;
+        let Some(exporter) = unfinished.0.clone() else { return };
         if let Err(err) = exporter.close().await {
             warn_lost(counters, &err);
         }
@@ -126,12 +128,13 @@ fn close_in_the_background(exporter: &Arc<Exporter>, own: Option<Handle>, curren
     }));
 }
 
-/// Warns, when dropped armed, that a drop's close never finished (its runtime stopped first).
-struct Unfinished(Option<usize>);
+/// Warns, when dropped armed, that a drop's close never finished (its runtime stopped first), if the counters
+/// hold something no dump saved.
+struct Unfinished(Option<Arc<Exporter>>);
 
 impl Drop for Unfinished {
     fn drop(&mut self) {
-        if let Some(counters) = self.0 {
+        if let Some(counters) = self.0.take().and_then(|exporter| exporter.unsaved()) {
             warn_lost(counters, &"the runtime stopped before the flush finished");
         }
     }
@@ -150,8 +153,14 @@ impl Exporter {
     /// their sink saves without waiting on anything (EMF: written, or buffered for its agent), so the dump
     /// completes at its first poll, with no runtime. One that fails (or would wait) is warned about: what it held
     /// is lost.
-    fn dump_in_place(&self, trigger: Trigger) {
-        let mut dump = std::pin::pin!(self.dump_for(trigger));
+    fn dump_in_place(&self, trigger: Trigger, locked: Option<tokio::sync::MutexGuard<'_, super::DumpState>>) {
+        let mut dump = std::pin::pin!(publishing::scope(async {
+            let state = match locked {
+                Some(state) => state,
+                None => self.state.lock().await,
+            };
+            self.dump_locked(trigger, state).await
+        }));
         let why = match std::future::Future::poll(
             dump.as_mut(),
             &mut std::task::Context::from_waker(std::task::Waker::noop()),

@@ -71,8 +71,10 @@ fn dropped_in_a_current_thread_task_with_a_multi_thread_handle_entered_they_flus
     assert_eq!(calls_saved(&sink), 3);
 }
 
-#[test]
-fn a_current_thread_runtime_that_ends_right_after_the_drop_warns_that_the_values_are_lost() {
+/// The end of `#[tokio::main(flavor = "current_thread")]`: open counters holding 3 calls (dumped first, or not)
+/// dropped as the body's last statement, then the runtime ends, so the drop's close never gets to run. What the
+/// sink saved, and what was logged.
+fn current_thread_main_dropping_counters(dump_first: bool) -> (i64, String) {
     let (_capture, logs) = capture_logs();
     let sink = RecordingSink::default();
     let counters = hourly(&sink);
@@ -80,30 +82,28 @@ fn a_current_thread_runtime_that_ends_right_after_the_drop_warns_that_the_values
     runtime.block_on(async move {
         counters.open().await.unwrap();
         counters.increment("calls", 3);
-        drop(counters); // the end of `#[tokio::main(flavor = "current_thread")]`: the close never gets to run
+        if dump_first {
+            counters.dump().await.expect("dumped");
+        }
+        drop(counters);
     });
     drop(runtime);
-    assert_eq!(calls_saved(&sink), 0);
-    let logs = logs.text();
+    (calls_saved(&sink), logs.text())
+}
+
+#[test]
+fn a_current_thread_runtime_that_ends_right_after_the_drop_warns_that_the_values_are_lost() {
+    let (saved, logs) = current_thread_main_dropping_counters(false);
+    assert_eq!(saved, 0);
     assert!(logs.contains("these values are lost"), "{logs}");
     assert!(!logs.contains("on a thread of their own"), "counters nobody owns do not go on dumping: {logs}");
 }
 
 #[test]
 fn a_current_thread_runtime_that_ends_after_everything_was_dumped_warns_of_nothing() {
-    let (_capture, logs) = capture_logs();
-    let sink = RecordingSink::default();
-    let counters = hourly(&sink);
-    let runtime = current_thread();
-    runtime.block_on(async move {
-        counters.open().await.unwrap();
-        counters.increment("calls", 3);
-        counters.dump().await.expect("dumped");
-        drop(counters); // the close never gets to run, but it had nothing left to save
-    });
-    drop(runtime);
-    assert_eq!(calls_saved(&sink), 3);
-    assert!(!logs.text().contains("lost"), "{}", logs.text());
+    let (saved, logs) = current_thread_main_dropping_counters(true);
+    assert_eq!(saved, 3);
+    assert!(!logs.contains("lost"), "nothing was left to save: {logs}");
 }
 
 /// The sum of the `calls` values in EMF documents.

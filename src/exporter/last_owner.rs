@@ -115,11 +115,11 @@ fn close_in_the_background(exporter: &Arc<Exporter>, own: Option<Handle>, curren
         tracing::debug!(target: "cloudwatch_counters", counters, "counters dropped without close() in a current-thread runtime: closing in the background");
         exporter.lock_driver().handle.clone().unwrap_or(current)
     };
+    let exporter = Arc::clone(exporter);
     // Armed outside the task: a task its runtime drops before it ever runs warns too.
-    let unfinished = Unfinished(Some(Arc::clone(exporter)));
+    let unfinished = Unfinished(Some(Arc::clone(&exporter)));
     drop(runtime.spawn(async move {
         let mut unfinished = unfinished;
-        let Some(exporter) = unfinished.0.clone() else { return };
         if let Err(err) = exporter.close().await {
             warn_lost(counters, &err);
         }

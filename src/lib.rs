@@ -124,5 +124,5 @@ pub use frontend::timing::CounterTiming;
 #[cfg(feature = "cloudwatch")]
 pub use install::CountersGuard;
 pub use model::{Bucket, Distribution, PercentileValues, KEPT_PERCENTILES};
-pub use model::{Counter, CounterType, MAX_DIMENSIONS, MAX_LABELS, MAX_VALUE, MIN_VALUE};
+pub use model::{Counter, CounterType, Dimensions, MAX_DIMENSIONS, MAX_LABELS, MAX_VALUE, MIN_VALUE};
 pub use sink::{LogSink, SaveFuture, Sink, SinkCounts, SinkView, SkipReason};

@@ -20,7 +20,7 @@ impl Sink for SlowSink {
         Box::pin(async move {
             self.saves_begun.fetch_add(1, SeqCst);
             tokio::time::sleep(self.delay).await;
-            let a: i64 = counters.iter().filter(|c| c.name == "a").filter_map(|c| c.count).sum();
+            let a: i64 = counters.iter().filter(|c| c.name() == "a").filter_map(|c| c.count).sum();
             self.total_a.fetch_add(a, SeqCst);
             Ok(())
         })

@@ -55,7 +55,7 @@ async fn a_million_label_values_stop_at_the_cap_with_memory_bounded() {
     let saved = sink.last_save();
     assert_eq!(saved.len(), CAP + 1, "the capped counters and the telemetry counter");
     assert_eq!(find(&saved, "cloudwatch_counters.keys_dropped").count, Some((KEYS - CAP) as i64));
-    let seven = saved.iter().find(|c| c.dimensions == [("user".to_owned(), "7".to_owned())]).unwrap();
+    let seven = saved.iter().find(|c| c.dimensions() == [("user".to_owned(), "7".to_owned())]).unwrap();
     assert_eq!(seven.count, Some(2));
 }
 

@@ -190,7 +190,7 @@ async fn publishing_never_feeds_the_layer_its_own_sdk_spans() {
         .counters()
         .get_all()
         .into_iter()
-        .map(|c| c.name)
+        .map(|c| c.name().to_owned())
         .filter(|name| !name.starts_with(cloudwatch_counters::TELEMETRY_PREFIX))
         .collect();
     names.sort();

@@ -61,13 +61,13 @@ fn assert_each_update_saved_once(sink: &RecordingSink, counters: &CachedCounters
     let saves = sink.saves();
     assert!(saves.len() > 1, "expected several saves, got {}", saves.len());
     let sum_of = |name: &str, f: fn(&cloudwatch_counters::Counter) -> f64| -> f64 {
-        saves.iter().flatten().filter(|c| c.name == name).map(f).sum()
+        saves.iter().flatten().filter(|c| c.name() == name).map(f).sum()
     };
     assert_eq!(sum_of("hits", |c| c.count.unwrap() as f64), total as f64);
     for name in ["sizes", "latency"] {
         assert_eq!(sum_of(name, |c| c.count.unwrap() as f64), total as f64, "{name} sample count");
         assert_eq!(sum_of(name, |c| c.sum.unwrap()), total as f64, "{name} sum");
-        for c in saves.iter().flatten().filter(|c| c.name == name) {
+        for c in saves.iter().flatten().filter(|c| c.name() == name) {
             assert_eq!((c.min, c.max), (Some(1.0), Some(1.0)), "{name} min/max in one save");
         }
     }

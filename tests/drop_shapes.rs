@@ -14,7 +14,7 @@ fn hourly(sink: &RecordingSink) -> CachedCounters {
 }
 
 fn calls_saved(sink: &RecordingSink) -> i64 {
-    sink.saves().iter().filter_map(|save| save.iter().find(|c| c.name == "calls")?.count).sum()
+    sink.saves().iter().filter_map(|save| save.iter().find(|c| c.name() == "calls")?.count).sum()
 }
 
 fn multi_thread() -> tokio::runtime::Runtime {

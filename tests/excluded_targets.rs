@@ -22,7 +22,7 @@ fn aws_sdk_hyper_and_own_targets_are_never_timed_or_counted() {
         tracing::info_span!(target: "tower::buffer", "worker").in_scope(|| {});
         tracing::info_span!(target: "aws_sdk_cloudwatch::client", "put").in_scope(|| {});
     });
-    let names: Vec<String> = c.get_all().into_iter().map(|x| x.name).collect();
+    let names: Vec<String> = c.get_all().into_iter().map(|x| x.name().to_owned()).collect();
     assert_eq!(names, vec!["app.x.exec_time".to_owned()]);
 }
 
@@ -35,7 +35,7 @@ fn extra_exclusions_and_switches_apply() {
         tracing::info!(counter.ignored = 1);
         tracing::info_span!(target: "quiet", "work").in_scope(|| {});
     });
-    let names: Vec<String> = c.get_all().into_iter().map(|x| x.name).collect();
+    let names: Vec<String> = c.get_all().into_iter().map(|x| x.name().to_owned()).collect();
     assert_eq!(names, vec!["quiet.work.exec_time".to_owned()]);
 }
 
@@ -88,7 +88,7 @@ fn opening_cloudwatch_counters_times_none_of_the_sdks_spans_even_with_no_exclusi
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
     tracing::subscriber::with_default(subscriber, || runtime.block_on(counters.open()).expect("opened"));
     assert!(seen.load(Ordering::SeqCst) > 0, "the SDK's set-up has spans (else this test proves nothing)");
-    let names: Vec<String> = counters.counters().get_all().into_iter().map(|x| x.name).collect();
+    let names: Vec<String> = counters.counters().get_all().into_iter().map(|x| x.name().to_owned()).collect();
     assert_eq!(names, Vec::<String>::new(), "none of them timed");
     runtime.block_on(counters.close()).expect("closed");
 }

@@ -102,13 +102,13 @@ async fn persistent_server_errors_fail_the_dump_and_keep_every_value() {
     assert_eq!(seen.count(), 3);
     c.increment("calls", 2);
     assert_eq!(
-        c.counters().get_all().iter().find(|x| x.name == "calls").and_then(|x| x.count),
+        c.counters().get_all().iter().find(|x| x.name() == "calls").and_then(|x| x.count),
         Some(7),
         "nothing was lost"
     );
     assert_eq!(c.dump().await.unwrap().saved, 3, "calls, and the telemetry's requests_failed and dumps_failed");
     assert_eq!(
-        c.counters().get_all().iter().find(|x| x.name == "calls").and_then(|x| x.count),
+        c.counters().get_all().iter().find(|x| x.name() == "calls").and_then(|x| x.count),
         None,
         "reset after the save"
     );

@@ -17,7 +17,7 @@ fn counters(max: usize) -> (CachedCounters, RecordingSink) {
 }
 
 fn names(counters: &[cloudwatch_counters::Counter]) -> Vec<&str> {
-    let mut names: Vec<&str> = counters.iter().map(|c| c.name.as_str()).collect();
+    let mut names: Vec<&str> = counters.iter().map(cloudwatch_counters::Counter::name).collect();
     names.sort_unstable();
     names
 }

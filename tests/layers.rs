@@ -25,7 +25,7 @@ fn recording_counters() -> (CachedCounters, RecordingSink) {
 
 /// The counter `name` among `all`, read with `get_all`.
 fn named<'a>(all: &'a [Counter], name: &str) -> &'a Counter {
-    all.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no counter {name} in {all:?}"))
+    all.iter().find(|c| c.name() == name).unwrap_or_else(|| panic!("no counter {name} in {all:?}"))
 }
 
 /// Three `work` spans, the last of which sees an ERROR event.
@@ -106,7 +106,7 @@ fn three_layers_time_nested_spans_and_a_span_closed_on_another_thread() {
         assert_eq!(named(&rec_all, name).count, Some(rec_count), "{name}: {rec_all:?}");
         assert_eq!(named(&log_all, name).count, Some(log_count), "{name}: {log_all:?}");
     }
-    assert!(rec_all.iter().all(|c| c.name != "layers.outer.errors"), "the error was inside inner only: {rec_all:?}");
+    assert!(rec_all.iter().all(|c| c.name() != "layers.outer.errors"), "the error was inside inner only: {rec_all:?}");
 }
 
 #[test]

@@ -98,7 +98,7 @@ async fn clear_removes_one_counter_and_clear_all_removes_every_one() {
     assert!(held.is_detached());
     c.clear("missing"); // no error for a missing name
     c.dump().await.unwrap();
-    let names: Vec<String> = sink.last_save().into_iter().map(|c| c.name).collect();
+    let names: Vec<String> = sink.last_save().into_iter().map(|c| c.name().to_owned()).collect();
     assert_eq!(names, vec!["b".to_owned()]);
     c.clear_all();
     assert!(c.is_empty());
@@ -127,7 +127,7 @@ async fn get_creates_an_empty_counter_that_is_never_sent() {
     assert_eq!(c.len(), 1);
     c.increment("real", 1);
     c.dump().await.unwrap();
-    let names: Vec<String> = sink.last_save().into_iter().map(|c| c.name).collect();
+    let names: Vec<String> = sink.last_save().into_iter().map(|c| c.name().to_owned()).collect();
     assert_eq!(names, vec!["real".to_owned()]);
 }
 
@@ -173,7 +173,7 @@ fn programs_without_a_runtime_open_dump_and_close_on_a_thread_of_their_own() {
     sink.wait_for_saves_blocking(1, Duration::from_secs(30));
     c.increment("calls", 1);
     c.close_blocking().unwrap();
-    let sent: i64 = sink.saves().iter().flatten().filter(|x| x.name == "calls").filter_map(|x| x.count).sum();
+    let sent: i64 = sink.saves().iter().flatten().filter(|x| x.name() == "calls").filter_map(|x| x.count).sum();
     assert_eq!(sent, 2, "each increment in exactly one save, the last one in the close flush");
     assert!(!c.is_open());
 }
@@ -209,7 +209,7 @@ async fn self_telemetry_is_published_with_the_next_save_unless_turned_off() {
         c.stats("size", 3.0);
         c.dump().await.unwrap();
         assert_eq!(c.telemetry().values_rejected, 1, "readable through the API either way");
-        let published = sink.last_save().into_iter().find(|x| x.name == "cloudwatch_counters.values_rejected");
+        let published = sink.last_save().into_iter().find(|x| x.name() == "cloudwatch_counters.values_rejected");
         assert_eq!(published.and_then(|x| x.count), on.then_some(1), "telemetry on: {on}");
     }
 }
@@ -268,7 +268,7 @@ fn options_that_break_a_rule_are_refused_at_open_until_good_ones_are_set() {
 
 /// The sum of the counts of `name` over every save of `sink`.
 fn sent(sink: &RecordingSink, name: &str) -> i64 {
-    sink.saves().iter().flatten().filter(|c| c.name == name).filter_map(|c| c.count).sum()
+    sink.saves().iter().flatten().filter(|c| c.name() == name).filter_map(|c| c.count).sum()
 }
 
 #[tokio::test]

@@ -48,7 +48,7 @@ async fn with_a_reset_timeout_the_local_view_starts_again_after_each_reset() {
     log.increment("calls", 4);
     log.dump().await.unwrap();
     assert_eq!(out.take_lines("calls"), ["Counter calls { \"type\": COUNT, \"count\": 4 }"]);
-    assert_eq!(log.counters().get_all().into_iter().find(|c| c.name == "calls").and_then(|c| c.count), Some(4));
+    assert_eq!(log.counters().get_all().into_iter().find(|c| c.name() == "calls").and_then(|c| c.count), Some(4));
 }
 
 /// A sink with the running view whose saves take 10 ms, as a real destination's do.

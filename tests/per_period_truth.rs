@@ -172,7 +172,7 @@ async fn default_configuration_publishes_each_value_in_exactly_one_period() {
     let recorded = run_scenario(&counters, &down).await;
     check_cloudwatch_holds(&ns, &recorded).await;
     // pip's running totals stay the local view (reset_timeout 0).
-    let orders = counters.counters().get_all().into_iter().find(|c| c.name == "orders").expect("orders");
+    let orders = counters.counters().get_all().into_iter().find(|c| c.name() == "orders").expect("orders");
     assert_eq!(orders.count, Some(recorded.orders as i64));
 }
 

@@ -64,7 +64,7 @@ fn a_span_and_a_histogram_of_one_name_share_its_counter_whichever_came_first() {
             }
             let all = c.get_all();
             let shared: Vec<_> =
-                all.iter().filter(|x| x.name == "shared.work.exec_time" && x.count.is_some()).collect();
+                all.iter().filter(|x| x.name() == "shared.work.exec_time" && x.count.is_some()).collect();
             assert_eq!(shared.len(), 1, "labels {labels:?}, histogram first: {histogram_first}: {all:?}");
             assert_eq!(shared[0].count, Some(2), "labels {labels:?}, histogram first: {histogram_first}: {all:?}");
             assert_eq!(c.telemetry().values_rejected, 0);

@@ -15,11 +15,11 @@ fn labels_become_dimensions_and_more_than_29_are_cut() {
         metrics::counter!("wide", many).increment(1);
     });
     assert_eq!(
-        find(&c, "http").dimensions,
+        find(&c, "http").dimensions(),
         vec![("route".to_owned(), "/a".to_owned()), ("status".to_owned(), "200".to_owned())]
     );
     let wide = find(&c, "wide");
-    assert_eq!(wide.dimensions.len(), 29);
+    assert_eq!(wide.dimensions().len(), 29);
     assert_eq!(wide.count, Some(2), "both calls land in the one cut key");
     assert_eq!(c.telemetry().labels_cut, 2, "each cut registration is counted");
 }
@@ -46,13 +46,12 @@ fn labels_are_cut_past_29_names_not_past_29_labels() {
         metrics::counter!("m", cut).increment(100);
     });
     c.dump_blocking().unwrap();
-    let k =
-        |c: &cloudwatch_counters::Counter| c.dimensions.iter().rev().find(|(n, _)| n == "k").map(|(_, v)| v.clone());
-    let mut published: Vec<_> = sink.last_save().iter().filter(|c| c.name == "m").map(|c| (k(c), c.count)).collect();
+    let k = |c: &cloudwatch_counters::Counter| c.dimensions().rev().find(|(n, _)| *n == "k").map(|(_, v)| v.to_owned());
+    let mut published: Vec<_> = sink.last_save().iter().filter(|c| c.name() == "m").map(|c| (k(c), c.count)).collect();
     published.sort();
     let k = |v: &str| Some(v.to_owned());
     assert_eq!(published, [(k("a"), Some(10)), (k("b"), Some(1)), (k("c"), Some(100))]);
-    assert!(sink.last_save().iter().all(|c| c.dimensions.iter().all(|(n, _)| n != "l29")));
+    assert!(sink.last_save().iter().all(|c| c.dimensions().all(|(n, _)| n != "l29")));
     assert_eq!(c.telemetry().labels_cut, 1, "only the key of 30 names");
 }
 
@@ -73,8 +72,8 @@ fn thirty_label_names_are_kept_where_no_instance_dimension_is_published() {
     for (counters, kept) in [(with.counters(), 29), (without.counters(), 30), (emf.counters(), 30)] {
         metrics::with_local_recorder(&counters.recorder(), || metrics::counter!("m", thirty()).increment(1));
         let all = counters.get_all();
-        let m = all.iter().find(|c| c.name == "m").expect("recorded");
-        assert_eq!(m.dimensions.len(), kept, "{:?}", m.dimensions);
+        let m = all.iter().find(|c| c.name() == "m").expect("recorded");
+        assert_eq!(m.dimensions().len(), kept, "{:?}", m.dimensions());
         assert_eq!(counters.telemetry().labels_cut, u64::from(kept < 30));
     }
 }

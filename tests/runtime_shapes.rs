@@ -27,7 +27,7 @@ fn hourly() -> (CachedCounters, RecordingSink) {
 
 /// The sum of the counts of `name` over every save of `sink`.
 fn sent(sink: &RecordingSink, name: &str) -> i64 {
-    sink.saves().iter().flatten().filter(|c| c.name == name).filter_map(|c| c.count).sum()
+    sink.saves().iter().flatten().filter(|c| c.name() == name).filter_map(|c| c.count).sum()
 }
 
 /// Runs `f` on a plain thread (no runtime) and returns its result, failing if it takes longer than [`LIMIT`].

@@ -179,7 +179,7 @@ fn calls_saved(sink: &RecordingSink) -> i64 {
 }
 
 fn calls_in(saves: &[Vec<cloudwatch_counters::Counter>]) -> i64 {
-    saves.iter().filter_map(|save| save.iter().find(|c| c.name == "calls")?.count).sum()
+    saves.iter().filter_map(|save| save.iter().find(|c| c.name() == "calls")?.count).sum()
 }
 
 /// Waits (bounded) for the first save to start, from async code.

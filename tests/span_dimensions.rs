@@ -10,7 +10,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::Registry;
 
 fn labels(c: &cloudwatch_counters::Counter) -> Vec<(&str, &str)> {
-    c.dimensions.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+    c.dimensions().collect()
 }
 
 #[test]
@@ -32,7 +32,7 @@ fn allow_listed_fields_label_the_span_counter_including_those_recorded_later() {
     });
     c.dump_blocking().expect("dump");
     let saved = sink.last_save();
-    let latency: Vec<_> = saved.iter().filter(|x| x.name == "api.request.exec_time").collect();
+    let latency: Vec<_> = saved.iter().filter(|x| x.name() == "api.request.exec_time").collect();
     let mut seen: Vec<_> = latency.iter().map(|x| (labels(x), x.count)).collect();
     seen.sort();
     assert_eq!(
@@ -60,7 +60,7 @@ fn the_allow_list_is_the_users_and_a_span_without_such_fields_keeps_its_plain_co
         tracing::info_span!(target: "jobs", "plain").in_scope(|| {});
     });
     let all = c.get_all();
-    let run = all.iter().find(|x| x.name == "jobs.run.exec_time" && !x.dimensions.is_empty()).expect("labelled");
+    let run = all.iter().find(|x| x.name() == "jobs.run.exec_time" && !x.dimensions().is_empty()).expect("labelled");
     assert_eq!(labels(run), [("tenant", "acme")]);
     assert_eq!(c.get("jobs.plain.exec_time", CounterType::Interval).count, Some(1));
 }
@@ -89,7 +89,7 @@ fn labelled_spans_closed_after_a_clear_go_into_the_new_counter_of_their_values()
     let count = |route: &str, status: &str| {
         let all = c.get_all();
         let wanted = vec![("route", route), ("status", status)];
-        all.iter().find(|x| x.name == "api.request.exec_time" && labels(x) == wanted).and_then(|x| x.count)
+        all.iter().find(|x| x.name() == "api.request.exec_time" && labels(x) == wanted).and_then(|x| x.count)
     };
     tracing::subscriber::with_default(Registry::default().with(c.layer()), || {
         for _ in 0..3 {
@@ -126,7 +126,7 @@ fn thousands_of_labelled_spans_open_at_once_are_each_counted_once_under_their_va
             })
             .collect()
     });
-    assert!(c.get_all().iter().all(|x| x.name != "api.request.exec_time" || x.count.unwrap_or(0) == 0), "all open");
+    assert!(c.get_all().iter().all(|x| x.name() != "api.request.exec_time" || x.count.unwrap_or(0) == 0), "all open");
     let second = spans.split_off(OPEN / 2);
     std::thread::scope(|s| {
         s.spawn(move || drop(spans));
@@ -135,7 +135,7 @@ fn thousands_of_labelled_spans_open_at_once_are_each_counted_once_under_their_va
     let all = c.get_all();
     let count = |name: &str, route: &str, status: &str| {
         let wanted = vec![("route", route), ("status", status)];
-        all.iter().find(|x| x.name == name && labels(x) == wanted).and_then(|x| x.count).unwrap_or(0)
+        all.iter().find(|x| x.name() == name && labels(x) == wanted).and_then(|x| x.count).unwrap_or(0)
     };
     let expected = |route_rest: usize, status_rest: usize, every: usize| {
         (0..OPEN).filter(|i| i % 2 == route_rest && i % 3 == status_rest && i % every == 0).count() as i64
@@ -149,7 +149,7 @@ fn thousands_of_labelled_spans_open_at_once_are_each_counted_once_under_their_va
             assert_eq!(errors, expected(route_rest, status_rest, 4), "errors {route} {status}");
         }
     }
-    let total: i64 = all.iter().filter(|x| x.name == "api.request.exec_time").filter_map(|x| x.count).sum();
+    let total: i64 = all.iter().filter(|x| x.name() == "api.request.exec_time").filter_map(|x| x.count).sum();
     assert_eq!(total, OPEN as i64, "each span counted once");
 }
 
@@ -178,7 +178,7 @@ fn a_field_value_that_logs_an_error_while_it_is_recorded_marks_its_span_without_
     recording.join().expect("no panic");
     let all = c.get_all();
     let with_value =
-        |name: &str| all.iter().find(|x| x.name == name && labels(x) == [("status", "logged")]).and_then(|x| x.count);
+        |name: &str| all.iter().find(|x| x.name() == name && labels(x) == [("status", "logged")]).and_then(|x| x.count);
     assert_eq!((with_value("api.request.exec_time"), with_value("api.request.errors")), (Some(1), Some(1)));
 }
 
@@ -190,7 +190,7 @@ fn errors_of_labelled_spans_go_into_the_new_counter_of_their_values_after_a_clea
     };
     let errors = |route: &str| {
         let all = c.get_all();
-        all.iter().find(|x| x.name == "api.request.errors" && labels(x) == [("route", route)]).and_then(|x| x.count)
+        all.iter().find(|x| x.name() == "api.request.errors" && labels(x) == [("route", route)]).and_then(|x| x.count)
     };
     tracing::subscriber::with_default(Registry::default().with(c.layer()), || {
         (0..3).for_each(|_| failed_request("/a")); // the thread caches the errors counter of these values
@@ -215,7 +215,8 @@ fn field_values_of_every_kind_become_dimensions_as_their_text() {
         span.in_scope(|| {});
     });
     let all = c.get_all();
-    let typed = all.iter().find(|x| x.name == "jobs.typed.exec_time" && !x.dimensions.is_empty()).expect("labelled");
+    let typed =
+        all.iter().find(|x| x.name() == "jobs.typed.exec_time" && !x.dimensions().is_empty()).expect("labelled");
     assert_eq!(
         labels(typed),
         [

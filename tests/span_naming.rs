@@ -88,7 +88,7 @@ fn a_counter_field_recorded_after_the_span_was_made_names_it() {
     let count = |name: &str, dimensions: &[(&str, &str)]| {
         let dimensions: Vec<(String, String)> =
             dimensions.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
-        all.iter().find(|c| c.name == name && c.dimensions == dimensions).and_then(|c| c.count)
+        all.iter().find(|c| c.name() == name && c.dimensions() == dimensions).and_then(|c| c.count)
     };
     assert_eq!(count("orders.create.exec_time", &[]), Some(1));
     assert_eq!(count("orders.create.errors", &[]), Some(1), "the error counts under the recorded name");
@@ -97,7 +97,7 @@ fn a_counter_field_recorded_after_the_span_was_made_names_it() {
     assert_eq!(count("orders.api.request.exec_time", &[]), Some(2), "never named, and named then emptied");
     assert_eq!(count("orders.list.exec_time", &[("status", "200")]), Some(1));
     // A name's counter is made when the name is first seen; one that no span closed under stays empty.
-    let counted: Vec<&str> = all.iter().filter(|c| c.count.is_some()).map(|c| c.name.as_str()).collect();
+    let counted: Vec<&str> = all.iter().filter(|c| c.count.is_some()).map(cloudwatch_counters::Counter::name).collect();
     assert_eq!(counted.len(), 6, "no other counter counts: {counted:?}");
 }
 
@@ -119,7 +119,7 @@ fn a_counter_field_recorded_on_a_span_the_layer_does_not_time_makes_no_counter()
         drop(open);
     });
     let all = c.get_all();
-    let named = |name: &str| all.iter().find(|c| c.name == name).map(|c| c.count);
+    let named = |name: &str| all.iter().find(|c| c.name() == name).map(|c| c.count);
     assert_eq!(named("held.named.exec_time"), Some(Some(3000)), "every held span, in the table or its extensions");
     assert_eq!(named("quiet.named.exec_time"), None, "a DEBUG span is not timed");
     assert_eq!(named("excluded.named.exec_time"), None, "nor one of an excluded target");
@@ -138,7 +138,7 @@ fn each_counters_layer_renames_only_the_spans_it_times() {
         span.record("counter", "request.named");
         drop(span);
     });
-    let named = |c: &CachedCounters, name: &str| c.get_all().iter().find(|c| c.name == name).map(|c| c.count);
+    let named = |c: &CachedCounters, name: &str| c.get_all().iter().find(|c| c.name() == name).map(|c| c.count);
     assert_eq!(named(&debug, "detail.named.exec_time"), Some(Some(1)), "the DEBUG layer times the DEBUG span");
     assert_eq!(named(&info, "detail.named.exec_time"), None, "the INFO layer neither times nor names it");
     assert_eq!(named(&info, "request.named.exec_time"), Some(Some(1)));

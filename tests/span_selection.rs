@@ -11,7 +11,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::{Layer, Registry};
 
 fn names(c: &cloudwatch_counters::CachedCounters) -> Vec<String> {
-    let mut names: Vec<String> = c.get_all().into_iter().map(|x| x.name).collect();
+    let mut names: Vec<String> = c.get_all().into_iter().map(|x| x.name().to_owned()).collect();
     names.sort();
     names
 }

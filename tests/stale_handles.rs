@@ -91,7 +91,7 @@ async fn the_crates_own_counters_take_no_place_under_the_cap() {
     a.increment(1);
     c.dump().await.unwrap(); // records it into `cloudwatch_counters.values_rejected`, a counter of the store
     let own = |c: &cloudwatch_counters::CachedCounters| {
-        c.get_all().iter().filter(|x| x.name.starts_with("cloudwatch_counters.")).count()
+        c.get_all().iter().filter(|x| x.name().starts_with("cloudwatch_counters.")).count()
     };
     assert_eq!(own(&c), 1, "{:?}", c.get_all());
     c.clear("a");
@@ -114,7 +114,7 @@ fn a_span_open_across_clear_all_is_timed_into_the_counter_that_has_its_name_now(
         drop(open);
     });
     let all = c.get_all();
-    let work: Vec<_> = all.iter().filter(|x| x.name.ends_with(".work.exec_time")).collect();
+    let work: Vec<_> = all.iter().filter(|x| x.name().ends_with(".work.exec_time")).collect();
     assert_eq!(work.len(), 1, "{all:?}");
     assert_eq!(work[0].count, Some(1), "the span closed after the clear is in the new counter");
 }
@@ -128,7 +128,7 @@ fn a_span_with_dimensions_open_across_clear_all_leaves_a_counter_of_another_type
         let first = tracing::info_span!("work", method = "GET").entered();
         drop(first);
         let all = c.get_all();
-        let name = all.iter().find(|x| x.name.ends_with(".work.exec_time")).expect("timed").name.clone();
+        let name = all.iter().find(|x| x.name().ends_with(".work.exec_time")).expect("timed").name().to_owned();
         let open = tracing::info_span!("work", method = "GET").entered();
         c.clear_all();
         // The span's counter names, with its dimension, now gauges'.
@@ -142,7 +142,7 @@ fn a_span_with_dimensions_open_across_clear_all_leaves_a_counter_of_another_type
     });
     let all = c.get_all();
     for (name, value) in [(name.clone(), 42.0), (name.replace("exec_time", "errors"), 7.0)] {
-        let gauge = all.iter().find(|x| x.name == name).expect("the gauge");
+        let gauge = all.iter().find(|x| x.name() == name).expect("the gauge");
         assert_eq!((gauge.counter_type, gauge.last), (CounterType::LastValue, Some(value)), "{all:?}");
     }
     c.dump_blocking().unwrap();

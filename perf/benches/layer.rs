@@ -95,7 +95,7 @@ fn counters() -> CachedCounters {
 /// The count (increments, or samples) our `counters` hold for the counters `mine` picks by name and labels.
 fn ours_total(counters: &CachedCounters, mine: impl Fn(&str, usize) -> bool) -> u64 {
     let total: i64 =
-        counters.get_all().iter().filter(|c| mine(&c.name, c.dimensions.len())).map(|c| c.count.unwrap_or(0)).sum();
+        counters.get_all().iter().filter(|c| mine(c.name(), c.dimensions().len())).map(|c| c.count.unwrap_or(0)).sum();
     total as u64
 }
 

@@ -276,7 +276,7 @@ fn threads(c: &mut Criterion) {
         },
     ];
     let ours_total = |mine: fn(&str) -> bool| -> i64 {
-        peers.counters.get_all().iter().filter(|c| mine(&c.name)).map(|c| c.count.unwrap_or(0)).sum()
+        peers.counters.get_all().iter().filter(|c| mine(c.name())).map(|c| c.count.unwrap_or(0)).sum()
     };
     for ThreadsWorkload { group: group_name, key, mine, prometheus: line } in workloads {
         let mut group = c.benchmark_group(group_name);

@@ -76,7 +76,7 @@ fn main() {
         with.push(batch(&layer, dimensions));
     }
     let timed: i64 =
-        counters.get_all().iter().filter(|c| c.name.ends_with(".request.exec_time")).filter_map(|c| c.count).sum();
+        counters.get_all().iter().filter(|c| c.name().ends_with(".request.exec_time")).filter_map(|c| c.count).sum();
     assert_eq!(timed, batches as i64 * i64::from(SPANS), "every span timed");
     // The machine's slow phases (a second or so, in which everything runs about 1.5 times slower) move both
     // batches of a pair: their ratio moves far less than a difference of times.

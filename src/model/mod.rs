@@ -5,9 +5,11 @@
 use std::fmt;
 use std::time::SystemTime;
 
+mod counter;
 pub(crate) mod distribution;
 mod percentiles;
 
+pub use counter::{Counter, Dimensions};
 pub use distribution::{Bucket, Distribution};
 pub use percentiles::{PercentileValues, KEPT_PERCENTILES};
 
@@ -121,70 +123,5 @@ impl fmt::Display for CounterType {
             CounterType::Timestamp => "TIME",
             CounterType::Increment => "COUNT",
         })
-    }
-}
-
-/// One counter's measurements at the moment of a snapshot, with pip's field names.
-///
-/// As in pip, a field the counter's type does not use stays `None`:
-/// Increment fills `count`; LastValue fills `last`; Timestamp fills `time`;
-/// Interval and Statistics fill `count`, `min`, `max`, `average`, `last` and (additions to pip) `sum` and, in a
-/// period view with percentiles on, `distribution`.
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct Counter {
-    /// The counter's name (a CloudWatch metric name).
-    pub name: String,
-    /// The counter's type (pip's `type` field).
-    pub counter_type: CounterType,
-    /// The latest sample (Interval, Statistics) or the value itself (LastValue).
-    pub last: Option<f64>,
-    /// The running total (Increment) or the number of samples (Interval, Statistics).
-    pub count: Option<i64>,
-    /// The smallest sample.
-    pub min: Option<f64>,
-    /// The largest sample.
-    pub max: Option<f64>,
-    /// The mean of the samples, derived as `sum / count`.
-    pub average: Option<f64>,
-    /// The sum of the samples. pip keeps only `average`; `count * average` equals it up to rounding.
-    pub sum: Option<f64>,
-    /// The recorded time (Timestamp).
-    pub time: Option<SystemTime>,
-    /// Name/value pairs (from `metrics` labels or event fields), published as CloudWatch dimensions.
-    pub dimensions: Vec<(String, String)>,
-    /// The unit a `metrics` description gave this name (`describe_counter!` etc.), if any.
-    pub unit: Option<metrics::Unit>,
-    /// Interval and Statistics, in a period view with `options.percentiles` on: the period's samples in
-    /// log-linear buckets, for [`percentile_values`](Counter::percentile_values).
-    pub distribution: Option<Distribution>,
-    /// Context recorded with the counter's updates in the period that is not a dimension (EMF properties: the
-    /// allow-listed fields of spans and events), last value of each name.
-    pub properties: Vec<(String, String)>,
-}
-
-impl Counter {
-    /// A new counter with every measurement unset, as pip's `Counter(name, type)`.
-    pub fn new(name: impl Into<String>, counter_type: CounterType) -> Counter {
-        Counter {
-            name: name.into(),
-            counter_type,
-            last: None,
-            count: None,
-            min: None,
-            max: None,
-            average: None,
-            sum: None,
-            time: None,
-            dimensions: Vec::new(),
-            unit: None,
-            distribution: None,
-            properties: Vec::new(),
-        }
-    }
-
-    /// Whether the counter holds no measurement at all (a sink skips such counters).
-    pub fn is_empty(&self) -> bool {
-        self.last.is_none() && self.count.is_none() && self.time.is_none()
     }
 }

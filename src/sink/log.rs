@@ -43,7 +43,7 @@ impl Sink for LogSink {
     fn save<'a>(&'a self, counters: &'a [Counter]) -> SaveFuture<'a> {
         Box::pin(async move {
             let mut sorted: Vec<&Counter> = counters.iter().collect();
-            sorted.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| a.dimensions.cmp(&b.dimensions)));
+            sorted.sort_by(|a, b| a.name().cmp(b.name()).then_with(|| a.dimensions().cmp(b.dimensions())));
             let text: String = sorted.into_iter().map(format_counter).collect();
             let mut writer = self.writer.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
             writer
@@ -56,9 +56,9 @@ impl Sink for LogSink {
 
 /// One counter as a log line (with its trailing newline).
 pub(crate) fn format_counter(counter: &Counter) -> String {
-    let mut line = format!("Counter {}", counter.name);
-    if !counter.dimensions.is_empty() {
-        let dims: Vec<String> = counter.dimensions.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let mut line = format!("Counter {}", counter.name());
+    if !counter.dimensions().is_empty() {
+        let dims: Vec<String> = counter.dimensions().map(|(k, v)| format!("{k}={v}")).collect();
         let _ = write!(line, "[{}]", dims.join(","));
     }
     let _ = write!(line, " {{ \"type\": {}", counter.counter_type);
@@ -106,7 +106,7 @@ mod tests {
         assert_eq!(format_counter(&c), "Counter a.calls { \"type\": COUNT, \"count\": 3 }\n");
         let mut t = Counter::new("a.time", CounterType::Timestamp);
         t.time = Some(UNIX_EPOCH + Duration::from_millis(1_234));
-        t.dimensions = vec![("k".into(), "v".into())];
+        t.set_dimensions(vec![("k", "v")]);
         assert_eq!(format_counter(&t), "Counter a.time[k=v] { \"type\": TIME, \"time\": 1234 }\n");
     }
 }

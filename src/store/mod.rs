@@ -659,8 +659,7 @@ impl Store {
 
     /// An empty counter for `key` and `cell`: name, dimensions, described unit.
     pub(crate) fn counter_for(&self, key: &Key, cell: &CounterCell) -> Counter {
-        let mut counter = Counter::new(key.name(), cell.kind());
-        counter.dimensions = key.labels().map(|l| (l.key().to_owned(), l.value().to_owned())).collect();
+        let mut counter = Counter::from_key(key.clone(), cell.kind());
         if self.has_units() {
             counter.unit = self.unit(key.name());
         }
@@ -706,7 +705,7 @@ mod tests {
         let taken: Vec<_> = keys.iter().zip(&all.taken).filter(|(_, t)| !t.cell.is_empty_period(&t.period)).collect();
         assert_eq!(taken.len(), 1);
         let (key, t) = taken[0];
-        assert_eq!(store.counter_for(key, &t.cell).dimensions, vec![("k".to_owned(), "v".to_owned())]);
+        assert_eq!(store.counter_for(key, &t.cell).dimensions(), vec![("k".to_owned(), "v".to_owned())]);
         assert!(t.key.is_none(), "an active period taken while no counter is idle keeps no key");
         assert!(all.taken.iter().filter(|t| t.cell.is_empty_period(&t.period)).all(|t| t.key.is_some()));
     }

@@ -155,7 +155,7 @@ impl std::io::Write for SharedWriter {
 
 /// The counter called `name` in `counters`.
 pub fn find<'a>(counters: &'a [Counter], name: &str) -> &'a Counter {
-    counters.iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no counter {name} in {counters:?}"))
+    counters.iter().find(|c| c.name() == name).unwrap_or_else(|| panic!("no counter {name} in {counters:?}"))
 }
 
 /// Counters with a recording sink and the default options.
@@ -165,7 +165,7 @@ pub fn recording_counters() -> cloudwatch_counters::CachedCounters {
 
 /// The counter called `name` among all of `counters`' counters.
 pub fn counter_named(counters: &cloudwatch_counters::CachedCounters, name: &str) -> Counter {
-    counters.get_all().into_iter().find(|c| c.name == name).unwrap_or_else(|| panic!("no counter {name}"))
+    counters.get_all().into_iter().find(|c| c.name() == name).unwrap_or_else(|| panic!("no counter {name}"))
 }
 
 /// Log output captured from this thread's `tracing` events (every level, every target).

@@ -173,7 +173,7 @@ impl Workload {
     /// The increments (counters) or samples (histograms) our `counters` hold for this workload's keys; for a
     /// gauge, how many of its gauges hold [`GAUGE_VALUE`].
     pub fn ours_total(&self, counters: &CachedCounters) -> i64 {
-        let mine = counters.get_all().into_iter().filter(|c| (self.ours)(&c.name, c.dimensions.len()));
+        let mine = counters.get_all().into_iter().filter(|c| (self.ours)(c.name(), c.dimensions().len()));
         match self.kind {
             Kind::Gauge => mine.filter(|c| c.last == Some(GAUGE_VALUE)).count() as i64,
             Kind::Counter | Kind::Histogram => mine.map(|c| c.count.unwrap_or(0)).sum(),

@@ -74,14 +74,14 @@ impl<'a, I: Iterator<Item = usize>> Batches<'a, I> {
                     if self.first {
                         // The rollups left out, each a datum skipped.
                         for _ in built.datums.len()..all {
-                            self.telemetry.skipped.skip(SkipReason::TooLarge, &counter.name);
+                            self.telemetry.skipped.skip(SkipReason::TooLarge, counter.name());
                         }
                     }
                     return Some((i, built.datums, size));
                 }
                 Err(reason) => {
                     if self.first {
-                        self.telemetry.skipped.skip(reason, &counter.name);
+                        self.telemetry.skipped.skip(reason, counter.name());
                         self.skipped.push(i);
                     }
                 }
@@ -185,7 +185,7 @@ mod tests {
         // 29 labels of 1,024 characters: about 31 KB a datum.
         let long = "v".repeat(1024);
         let mut c = counter("m");
-        c.dimensions = (0..29).map(|k| (format!("k{k:02}"), long.clone())).collect();
+        c.set_dimensions((0..29).map(|k| (format!("k{k:02}"), long.clone())));
         // Rollup sets of all labels but one (29), and of all but two neighbours (10): 40 datums, about 1.2 MB.
         let without =
             |skipped: &[usize]| (0..29).filter(|k| !skipped.contains(k)).map(|k| format!("k{k:02}")).collect();

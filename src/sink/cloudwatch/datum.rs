@@ -67,9 +67,9 @@ pub(crate) struct Built {
 /// a default dimension silently, and a label repeating InstanceID or another label is counted (the second
 /// value says whether that happened).
 fn dimension_pairs<'a>(counter: &'a Counter, ctx: &DatumContext<'a>) -> Result<(Pairs<'a>, bool), SkipReason> {
-    let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(counter.dimensions.len() + ctx.dimensions.len() + 1);
+    let mut pairs: Vec<(&str, &str)> = Vec::with_capacity(counter.dimensions().len() + ctx.dimensions.len() + 1);
     // The crate's own telemetry is one metric for the whole fleet, not one per instance.
-    if !counter.name.starts_with(TELEMETRY_PREFIX) {
+    if !counter.name().starts_with(TELEMETRY_PREFIX) {
         pairs.extend(ctx.instance.map(|instance| (INSTANCE_DIMENSION, instance)));
     }
     let defaults_from = pairs.len();
@@ -83,7 +83,7 @@ fn dimension_pairs<'a>(counter: &'a Counter, ctx: &DatumContext<'a>) -> Result<(
     let mut deduplicated = false;
     // The defaults a label replaced (a label replacing a default is no duplicate; a second label of that name is).
     let mut replaced: Vec<usize> = Vec::new();
-    for (name, value) in &counter.dimensions {
+    for (name, value) in counter.dimensions() {
         match pairs.iter().position(|(seen, _)| *seen == name) {
             Some(at) => {
                 pairs[at].1 = value;
@@ -127,7 +127,7 @@ fn dimension_sets<'a>(pairs: &[(&'a str, &'a str)], ctx: &DatumContext<'_>) -> V
 
 /// The datums for `counter` (its own, then its rollups), or why it cannot be sent.
 pub(crate) fn to_datum(counter: &Counter, ctx: &DatumContext<'_>) -> Result<Built, SkipReason> {
-    limits::check_metric_name(&counter.name)?;
+    limits::check_metric_name(counter.name())?;
     if ctx.storage_resolution != 1 && ctx.storage_resolution != DEFAULT_STORAGE_RESOLUTION {
         return Err(SkipReason::StorageResolution);
     }
@@ -135,7 +135,7 @@ pub(crate) fn to_datum(counter: &Counter, ctx: &DatumContext<'_>) -> Result<Buil
     // 60, CloudWatch's default, is left out: 20 of the 148 bytes a datum of one dimension takes in a request,
     // which would otherwise be encoded and gzipped again for every datum.
     let resolution = Some(storage_resolution(counter, ctx)).filter(|&r| r != DEFAULT_STORAGE_RESOLUTION);
-    let datum = MetricDatum::builder().metric_name(&counter.name).set_storage_resolution(resolution);
+    let datum = MetricDatum::builder().metric_name(counter.name()).set_storage_resolution(resolution);
     let datum = match counter.counter_type {
         CounterType::Increment => {
             // A fractional total (tracing events) is exact in `sum`; a whole one is `count`.
@@ -173,7 +173,7 @@ const DEFAULT_STORAGE_RESOLUTION: i32 = 60;
 
 /// 1 for a metric whose name starts with one of the high-resolution prefixes, else the configured one.
 fn storage_resolution(counter: &Counter, ctx: &DatumContext<'_>) -> i32 {
-    if ctx.high_resolution.iter().any(|prefix| counter.name.starts_with(prefix.as_str())) {
+    if ctx.high_resolution.iter().any(|prefix| counter.name().starts_with(prefix.as_str())) {
         1
     } else {
         ctx.storage_resolution
@@ -383,7 +383,7 @@ mod tests {
     fn labels_follow_instance_id_and_an_own_instance_id_wins() {
         let mut c = Counter::new("calls", CounterType::Increment);
         c.count = Some(1);
-        c.dimensions = vec![("status".into(), "200".into())];
+        c.set_dimensions(vec![("status", "200")]);
         let names: Vec<_> = to_datum(&c, &ctx())
             .unwrap()
             .datums
@@ -393,7 +393,7 @@ mod tests {
             .map(|d| d.name().unwrap().to_owned())
             .collect();
         assert_eq!(names, ["InstanceID", "status"]);
-        c.dimensions = vec![("InstanceID".into(), "mine".into())];
+        c.set_dimensions(vec![("InstanceID", "mine")]);
         let built = to_datum(&c, &ctx()).unwrap();
         assert_eq!(built.datums[0].dimensions().len(), 1);
         assert_eq!(built.datums[0].dimensions()[0].value(), Some("mine"));
@@ -410,7 +410,7 @@ mod tests {
         let ctx = DatumContext { dimensions: &defaults, ..ctx() };
         let mut c = Counter::new("calls", CounterType::Increment);
         c.count = Some(1);
-        c.dimensions = vec![("route".into(), "/pay".into()), ("env".into(), "canary".into())];
+        c.set_dimensions(vec![("route", "/pay"), ("env", "canary")]);
         let built = to_datum(&c, &ctx).unwrap();
         assert_eq!(
             dims(&built.datums[0]),
@@ -427,7 +427,7 @@ mod tests {
         let ctx = DatumContext { rollup: true, rollups: &sets, ..ctx() };
         let mut c = Counter::new("latency", CounterType::Increment);
         c.count = Some(3);
-        c.dimensions = vec![("route".into(), "/pay".into())];
+        c.set_dimensions(vec![("route", "/pay")]);
         let built = to_datum(&c, &ctx).unwrap();
         let all: Vec<_> = built.datums.iter().map(dims).collect();
         assert_eq!(
@@ -444,20 +444,20 @@ mod tests {
     fn a_repeated_dimension_name_keeps_its_last_value_and_is_counted() {
         let mut c = Counter::new("m", CounterType::Increment);
         c.count = Some(1);
-        c.dimensions = vec![("k".into(), "a".into()), ("j".into(), "x".into()), ("k".into(), "b".into())];
+        c.set_dimensions(vec![("k", "a"), ("j", "x"), ("k", "b")]);
         let built = to_datum(&c, &ctx()).unwrap();
         let dims: Vec<_> =
             built.datums[0].dimensions().iter().map(|d| (d.name().unwrap(), d.value().unwrap())).collect();
         assert_eq!(dims, [("InstanceID", "host-1"), ("k", "b"), ("j", "x")]);
         assert!(built.deduplicated);
-        c.dimensions.truncate(2);
+        c.set_dimensions(vec![("k", "a"), ("j", "x")]);
         assert!(!to_datum(&c, &ctx()).unwrap().deduplicated);
         // A label replacing a default dimension is no duplicate; a second label of that name is.
         let defaults = [("env".to_owned(), "prod".to_owned())];
         let with_defaults = DatumContext { dimensions: &defaults, ..ctx() };
-        c.dimensions = vec![("env".into(), "a".into())];
+        c.set_dimensions(vec![("env", "a")]);
         assert!(!to_datum(&c, &with_defaults).unwrap().deduplicated);
-        c.dimensions.push(("env".into(), "b".into()));
+        c.set_dimensions(vec![("env", "a"), ("env", "b")]);
         let built = to_datum(&c, &with_defaults).unwrap();
         assert!(built.deduplicated);
         assert_eq!(built.datums[0].dimensions()[1].value(), Some("b"), "the last label wins");
@@ -480,40 +480,39 @@ mod tests {
             f(&mut c);
             c
         };
+        let named = |name: String| {
+            let mut c = Counter::new(name, CounterType::Increment);
+            c.count = Some(1);
+            c
+        };
         assert!(ok(&inc).is_ok());
-        assert_eq!(ok(&with(&|c| c.name = String::new())).unwrap_err(), SkipReason::MetricName);
-        assert_eq!(ok(&with(&|c| c.name = "x".repeat(256))).unwrap_err(), SkipReason::MetricName);
-        assert!(ok(&with(&|c| c.name = "x".repeat(255))).is_ok());
-        assert_eq!(ok(&with(&|c| c.name = "caf\u{e9}".into())).unwrap_err(), SkipReason::MetricName);
-        assert_eq!(ok(&with(&|c| c.name = "a\nb".into())).unwrap_err(), SkipReason::MetricName);
+        assert_eq!(ok(&named(String::new())).unwrap_err(), SkipReason::MetricName);
+        assert_eq!(ok(&named("x".repeat(256))).unwrap_err(), SkipReason::MetricName);
+        assert!(ok(&named("x".repeat(255))).is_ok());
+        assert_eq!(ok(&named("caf\u{e9}".into())).unwrap_err(), SkipReason::MetricName);
+        assert_eq!(ok(&named("a\nb".into())).unwrap_err(), SkipReason::MetricName);
         let dims = |n: usize| (0..n).map(|i| (format!("k{i}"), "v".to_owned())).collect::<Vec<_>>();
-        assert!(ok(&with(&|c| c.dimensions = dims(29))).is_ok(), "29 + InstanceID = 30");
-        assert_eq!(ok(&with(&|c| c.dimensions = dims(30))).unwrap_err(), SkipReason::TooManyDimensions);
+        assert!(ok(&with(&|c| c.set_dimensions(dims(29)))).is_ok(), "29 + InstanceID = 30");
+        assert_eq!(ok(&with(&|c| c.set_dimensions(dims(30)))).unwrap_err(), SkipReason::TooManyDimensions);
         assert_eq!(
-            ok(&with(&|c| c.dimensions = vec![(String::new(), "v".into())])).unwrap_err(),
+            ok(&with(&|c| c.set_dimensions(vec![(String::new(), "v")]))).unwrap_err(),
+            SkipReason::DimensionName
+        );
+        assert_eq!(ok(&with(&|c| c.set_dimensions(vec![(":k", "v")]))).unwrap_err(), SkipReason::DimensionName);
+        assert_eq!(
+            ok(&with(&|c| c.set_dimensions(vec![("x".repeat(256), "v")]))).unwrap_err(),
             SkipReason::DimensionName
         );
         assert_eq!(
-            ok(&with(&|c| c.dimensions = vec![(":k".into(), "v".into())])).unwrap_err(),
-            SkipReason::DimensionName
-        );
-        assert_eq!(
-            ok(&with(&|c| c.dimensions = vec![("x".repeat(256), "v".into())])).unwrap_err(),
-            SkipReason::DimensionName
-        );
-        assert_eq!(
-            ok(&with(&|c| c.dimensions = vec![("k".into(), String::new())])).unwrap_err(),
+            ok(&with(&|c| c.set_dimensions(vec![("k", String::new())]))).unwrap_err(),
             SkipReason::DimensionValue
         );
         assert_eq!(
-            ok(&with(&|c| c.dimensions = vec![("k".into(), "v".repeat(1025))])).unwrap_err(),
+            ok(&with(&|c| c.set_dimensions(vec![("k", "v".repeat(1025))]))).unwrap_err(),
             SkipReason::DimensionValue
         );
-        assert!(ok(&with(&|c| c.dimensions = vec![("k".into(), "v".repeat(1024))])).is_ok());
-        assert_eq!(
-            ok(&with(&|c| c.dimensions = vec![("k".into(), "\u{fc}".into())])).unwrap_err(),
-            SkipReason::DimensionValue
-        );
+        assert!(ok(&with(&|c| c.set_dimensions(vec![("k", "v".repeat(1024))]))).is_ok());
+        assert_eq!(ok(&with(&|c| c.set_dimensions(vec![("k", "\u{fc}")]))).unwrap_err(), SkipReason::DimensionValue);
 
         let mut last = Counter::new("g", CounterType::LastValue);
         for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 2f64.powi(361), -(2f64.powi(361))] {

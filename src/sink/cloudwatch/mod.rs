@@ -204,7 +204,7 @@ impl CloudWatchSink {
             }
             if let [only] = sources[..] {
                 let why = format!("CloudWatch refused it: {}", summarize_sdk_error(&err));
-                self.telemetry.skipped.skip_because(SkipReason::Rejected, &counters[only].name, &why);
+                self.telemetry.skipped.skip_because(SkipReason::Rejected, counters[only].name(), &why);
                 self.progress().settled.push(only);
                 continue;
             }

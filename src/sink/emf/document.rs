@@ -161,7 +161,7 @@ pub(crate) fn documents(counters: &[Counter], ctx: &DocumentContext<'_>) -> Buil
             Ok(metric) => {
                 // Fewer dimensions than the defaults and the labels: a label replaced one of them, so another
                 // counter (another key) may have these dimensions and this name.
-                let merged = dimensions.len() < ctx.dimensions.len() + counter.dimensions.len();
+                let merged = dimensions.len() < ctx.dimensions.len() + counter.dimensions().len();
                 let mut properties: Pairs<'_> =
                     counter.properties.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
                 // In one order, so that the same properties compare equal (names are unique in a counter).
@@ -350,14 +350,14 @@ fn metric<'a>(
     ctx: &DocumentContext<'a>,
     dimensions: &mut Pairs<'a>,
 ) -> Result<Metric<'a>, SkipReason> {
-    let name = counter.name.as_str();
+    let name = counter.name();
     if !limits::valid_nonblank(name, MAX_NAME_LEN) || name == "_aws" {
         return Err(SkipReason::MetricName);
     }
     dimensions.clear();
     dimensions.extend(ctx.dimensions.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    for (key, value) in &counter.dimensions {
-        match dimensions.iter_mut().find(|(k, _)| k == key) {
+    for (key, value) in counter.dimensions() {
+        match dimensions.iter_mut().find(|(k, _)| *k == key) {
             Some(entry) => entry.1 = value,
             None => dimensions.push((key, value)),
         }

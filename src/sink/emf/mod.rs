@@ -102,14 +102,14 @@ impl EmfSink {
         };
         let mut built = documents(counters, &ctx);
         for (i, reason) in built.skipped {
-            self.skipped.skip(reason, &counters[i].name);
+            self.skipped.skip(reason, counters[i].name());
         }
         if let Some(&first) = built.without_properties.first() {
             if self.warn_properties.ready() {
                 tracing::warn!(
                     target: "cloudwatch_counters",
                     metrics = built.without_properties.len(),
-                    first = %shown_name(&counters[first].name),
+                    first = %shown_name(counters[first].name()),
                     max_bytes = ctx.max_bytes,
                     "EMF documents written without their properties: with them, the document of a single metric is \
                      larger than the destination takes"

@@ -17,7 +17,7 @@ fn ctx<'a>(dimensions: &'a [(String, String)], rollups: &'a [Vec<String>]) -> Do
 fn increment(name: &str, count: i64, dims: &[(&str, &str)]) -> Counter {
     let mut c = Counter::new(name, CounterType::Increment);
     c.count = Some(count);
-    c.dimensions = dims.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    c.set_dimensions(dims.iter().copied());
     c
 }
 
@@ -65,7 +65,7 @@ fn limits_split_documents_and_skip_what_cannot_be_sent() {
     let long_value = "v".repeat(1025);
     let dims31: Vec<(String, String)> = (0..31).map(|i| (format!("d{i}"), "x".to_owned())).collect();
     let mut too_many = increment("m", 1, &[]);
-    too_many.dimensions = dims31;
+    too_many.set_dimensions(dims31);
     let bad = [
         increment("", 1, &[]),
         increment("_aws", 1, &[]),

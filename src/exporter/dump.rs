@@ -219,7 +219,11 @@ impl Exporter {
     fn take_and_prepare(&self) -> (TakeAll, Prepared) {
         let view = self.sink.view();
         let mut prepared = Prepared::default();
+        let expected = self.last_prepared.load(Relaxed);
+        prepared.counters.reserve(expected);
+        prepared.sources.reserve(expected);
         let all = self.store.take_all_with(|i, key, t| self.prepare(&mut prepared, view, i, key, t));
+        self.last_prepared.store(prepared.counters.len(), Relaxed);
         (all, prepared)
     }
 

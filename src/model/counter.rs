@@ -17,7 +17,8 @@ use super::{CounterType, Distribution};
 ///
 /// The name and the dimensions are the counter's `metrics` key ([`name`](Counter::name),
 /// [`dimensions`](Counter::dimensions), [`key`](Counter::key)): a dump shares the store's own copy of it, so
-/// that a record costs no allocation for its text.
+/// that a record costs no allocation for its text. Two records compare equal whatever the order of their
+/// dimensions, as `metrics` keys do.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Counter {

@@ -21,7 +21,7 @@ pub(crate) const MAX_AHEAD: Duration = Duration::from_secs(2 * 3600);
 
 /// Whether `s` is non-empty, at most `max` characters, ASCII, and free of control characters.
 pub(crate) fn valid_text(s: &str, max: usize) -> bool {
-    !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii() && !b.is_ascii_control())
+    !s.is_empty() && s.len() <= max && super::text::printable_ascii(s)
 }
 
 /// [`valid_text`], and not blank. The space is the only whitespace `valid_text` lets through (the others are

@@ -15,6 +15,7 @@ pub(crate) mod emf;
 pub(crate) mod limits;
 mod log;
 mod skip;
+pub(crate) mod text;
 pub(crate) mod units;
 
 pub use log::LogSink;

@@ -439,8 +439,7 @@ fn push_number(out: &mut String, value: f64) {
 /// `s` as a JSON string.
 pub(crate) fn string(out: &mut String, s: &str) {
     out.push('"');
-    // Counted without an early exit, so that the compiler can check several bytes at a time.
-    if s.bytes().filter(|&b| b < 0x20 || b == b'"' || b == b'\\').count() == 0 {
+    if !crate::sink::text::needs_json_escape(s) {
         out.push_str(s);
         out.push('"');
         return;

@@ -30,24 +30,32 @@ const fn over_tilde(x: u64) -> u64 {
     (x.wrapping_add(ONES) | x) & HIGHS
 }
 
-/// Whether `marks` (a test of one word) marks a byte of any word of `bytes`; bytes under eight long are tested
-/// one by one with `byte`.
+/// Hands `word` every 64-bit word of `bytes` (at least eight long), the last one overlapping the one before.
 #[inline]
-fn any(bytes: &[u8], marks: impl Fn(u64) -> u64, byte: impl Fn(u8) -> bool) -> bool {
-    let Some(last) = bytes.len().checked_sub(8) else {
-        return bytes.iter().any(|&b| byte(b));
-    };
-    let word = |at: usize| {
+fn each_word(bytes: &[u8], mut word: impl FnMut(u64)) {
+    let read = |at: usize| {
         let mut w = [0; 8];
         w.copy_from_slice(&bytes[at..at + 8]);
         u64::from_le_bytes(w)
     };
-    let mut found = marks(word(last));
+    let last = bytes.len() - 8;
+    word(read(last));
     let mut at = 0;
     while at < last {
-        found |= marks(word(at));
+        word(read(at));
         at += 8;
     }
+}
+
+/// Whether `marks` (a test of one word) marks a byte of any word of `bytes`; bytes under eight long are tested
+/// one by one with `byte`.
+#[inline]
+fn any(bytes: &[u8], marks: impl Fn(u64) -> u64, byte: impl Fn(u8) -> bool) -> bool {
+    if bytes.len() < 8 {
+        return bytes.iter().any(|&b| byte(b));
+    }
+    let mut found = 0;
+    each_word(bytes, |x| found |= marks(x));
     found != 0
 }
 
@@ -61,6 +69,28 @@ pub(crate) fn printable_ascii(s: &str) -> bool {
 #[inline]
 pub(crate) fn needs_json_escape(s: &str) -> bool {
     escaped(s.as_bytes())
+}
+
+/// Whether every byte of `s` is printable ASCII ([`printable_ascii`]), and if so, whether it is also free of
+/// what a JSON string escapes (a quote, a backslash), in one pass: `None` when it is not printable.
+#[inline]
+pub(crate) fn printable_ascii_plain(s: &str) -> Option<bool> {
+    let bytes = s.as_bytes();
+    let (mut bad, mut escaped) = (false, false);
+    if bytes.len() < 8 {
+        for &b in bytes {
+            bad |= !(0x20..0x7f).contains(&b);
+            escaped |= b == b'"' || b == b'\\';
+        }
+    } else {
+        let (mut bad_marks, mut escape_marks) = (0, 0);
+        each_word(bytes, |x| {
+            bad_marks |= under(x, 0x20) | over_tilde(x);
+            escape_marks |= equal(x, b'"') | equal(x, b'\\');
+        });
+        (bad, escaped) = (bad_marks != 0, escape_marks != 0);
+    }
+    (!bad).then_some(!escaped)
 }
 
 #[inline]
@@ -93,6 +123,10 @@ mod tests {
                         }
                         assert_eq!(printable(&bytes), printable_bytes(&bytes), "printable {bytes:02x?}");
                         assert_eq!(escaped(&bytes), escaped_bytes(&bytes), "escaped {bytes:02x?}");
+                        if let Ok(text) = std::str::from_utf8(&bytes) {
+                            let both = printable_bytes(&bytes).then_some(!escaped_bytes(&bytes));
+                            assert_eq!(printable_ascii_plain(text), both, "both {bytes:02x?}");
+                        }
                     }
                 }
             }

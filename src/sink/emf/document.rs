@@ -26,9 +26,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rapidhash::{RapidHashMap, RapidHashSet};
 
 use crate::model::{epoch_millis, Counter, CounterType, MAX_DIMENSIONS};
-use crate::sink::limits;
 use crate::sink::units::unit_name;
 use crate::sink::SkipReason;
+use crate::sink::{limits, text};
 
 /// Most metrics in one document's directive.
 pub(crate) const MAX_METRICS: usize = 100;
@@ -123,9 +123,24 @@ impl<'a> Group<'a> {
 /// One metric ready for a document: its definition and its value.
 struct Metric<'a> {
     name: &'a str,
+    /// The name has nothing a JSON string escapes.
+    plain: bool,
     unit: &'static str,
     high_resolution: bool,
     value: Value,
+}
+
+impl Metric<'_> {
+    /// The metric's name as a JSON string.
+    fn write_name(&self, doc: &mut String) {
+        if self.plain {
+            doc.push('"');
+            doc.push_str(self.name);
+            doc.push('"');
+        } else {
+            string(doc, self.name);
+        }
+    }
 }
 
 /// A metric's value: a number, written as the document is, or a distribution object's JSON text.
@@ -270,7 +285,7 @@ fn document(
     doc.push_str("],\"Metrics\":[");
     for (i, (m, _, _)) in metrics.iter().enumerate() {
         doc.push_str(if i == 0 { "{\"Name\":" } else { ",{\"Name\":" });
-        string(&mut doc, m.name);
+        m.write_name(&mut doc);
         doc.push_str(",\"Unit\":\"");
         doc.push_str(m.unit);
         doc.push('"');
@@ -304,7 +319,10 @@ fn document(
         }
     }
     for (m, _, _) in metrics {
-        member(&mut doc, m.name, |doc| m.value.write(doc));
+        doc.push(',');
+        m.write_name(&mut doc);
+        doc.push(':');
+        m.value.write(&mut doc);
     }
     doc.push('}');
     doc
@@ -351,7 +369,12 @@ fn metric<'a>(
     dimensions: &mut Pairs<'a>,
 ) -> Result<Metric<'a>, SkipReason> {
     let name = counter.name();
-    if !limits::valid_nonblank(name, MAX_NAME_LEN) || name == "_aws" {
+    // Non-blank printable ASCII of at most 1024 bytes, as `limits::valid_nonblank` checks, read once for what
+    // its JSON string escapes too.
+    let plain = text::printable_ascii_plain(name)
+        .filter(|_| !name.is_empty() && name.len() <= MAX_NAME_LEN && name.bytes().any(|b| b != b' '))
+        .ok_or(SkipReason::MetricName)?;
+    if name == "_aws" {
         return Err(SkipReason::MetricName);
     }
     dimensions.clear();
@@ -388,7 +411,7 @@ fn metric<'a>(
         CounterType::Timestamp => ("None", Value::Number(epoch_millis(counter.time.ok_or(SkipReason::Value)?))),
     };
     let high_resolution = ctx.high_resolution.iter().any(|p| name.starts_with(p.as_str()));
-    Ok(Metric { name, unit, high_resolution, value })
+    Ok(Metric { name, plain, unit, high_resolution, value })
 }
 
 /// A period's samples: values and counts with the exact statistics, or the statistics alone.

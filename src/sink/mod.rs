@@ -30,6 +30,23 @@ pub type SaveFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SaveError>> + S
 /// was not saved ([`SaveError::partial`]; all of it if it does not say) goes back into the counters for the next
 /// dump, unless the error is [ambiguous](SaveError::ambiguous): then what the destination may hold is not sent
 /// again.
+///
+/// ```
+/// use cloudwatch_counters::{Counter, SaveFuture, Sink};
+///
+/// /// Prints each counter's name, dimensions and count.
+/// struct Print;
+///
+/// impl Sink for Print {
+///     fn save<'a>(&'a self, counters: &'a [Counter]) -> SaveFuture<'a> {
+///         for counter in counters {
+///             let dimensions: Vec<String> = counter.dimensions().map(|(k, v)| format!("{k}={v}")).collect();
+///             println!("{} [{}] {:?}", counter.name(), dimensions.join(","), counter.count);
+///         }
+///         Box::pin(async { Ok(()) })
+///     }
+/// }
+/// ```
 pub trait Sink: Send + Sync + 'static {
     /// Saves one dump's counters.
     ///

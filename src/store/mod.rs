@@ -658,6 +658,7 @@ impl Store {
     }
 
     /// An empty counter for `key` and `cell`: name, dimensions, described unit.
+    #[inline]
     pub(crate) fn counter_for(&self, key: &Key, cell: &CounterCell) -> Counter {
         let mut counter = Counter::from_key(key.clone(), cell.kind());
         if self.has_units() {

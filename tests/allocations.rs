@@ -444,3 +444,46 @@ fn labelled_spans_made_on_one_thread_and_closed_on_another_do_not_allocate_once_
     let timed = |name: &str| counters.get(name, CounterType::Interval).count;
     assert_eq!((timed("orders.create.exec_time"), timed("orders.cancel.exec_time")), (half, half));
 }
+
+/// A sink that keeps nothing: it checks each record it is handed and counts them (its future is the only
+/// allocation of a save).
+struct Checking(std::sync::atomic::AtomicUsize);
+
+impl cloudwatch_counters::Sink for Checking {
+    fn save<'a>(&'a self, counters: &'a [cloudwatch_counters::Counter]) -> cloudwatch_counters::SaveFuture<'a> {
+        let named = |c: &cloudwatch_counters::Counter| {
+            c.name().starts_with("dump.op") && c.dimensions().eq([("shard", c.dimensions().next().map_or("", |d| d.1))])
+        };
+        assert!(counters.iter().all(|c| named(c) && c.count == Some(1)), "every record its own name, label and count");
+        self.0.fetch_add(counters.len(), std::sync::atomic::Ordering::Relaxed);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+#[test]
+fn a_dump_of_ten_times_the_counters_allocates_no_more() {
+    use metrics::{Key, Label};
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let dump_of = |n: usize| {
+        let sink = std::sync::Arc::new(Checking(std::sync::atomic::AtomicUsize::new(0)));
+        let options = CountersOptions::default().telemetry(false);
+        let counters = CachedCounters::new(std::sync::Arc::clone(&sink), options);
+        let key =
+            |i: usize| Key::from_parts(format!("dump.op{}", i % 10), vec![Label::new("shard", (i / 10).to_string())]);
+        let handles: Vec<_> = (0..n).map(|i| counters.handle_for_key(&key(i), CounterType::Increment)).collect();
+        let touch = || handles.iter().for_each(|h| h.increment(1));
+        // The first dumps size the dump's buffers.
+        for _ in 0..2 {
+            touch();
+            runtime.block_on(counters.dump()).unwrap();
+        }
+        touch();
+        let allocations = allocations_in(|| assert_eq!(runtime.block_on(counters.dump()).unwrap().saved, n));
+        assert_eq!(sink.0.load(std::sync::atomic::Ordering::Relaxed), 3 * n, "every counter in every dump");
+        allocations
+    };
+    let (small, large) = (dump_of(200), dump_of(2_000));
+    println!("allocations of a dump: {small} for 200 counters, {large} for 2,000");
+    assert!(large <= small + 4, "a dump of 2,000 counters allocated {large} times, one of 200 {small}");
+    assert!(small < 50, "a dump of 200 counters allocated {small} times");
+}

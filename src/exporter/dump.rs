@@ -97,6 +97,18 @@ struct Prepared {
     with_properties: Vec<(usize, Key)>,
 }
 
+/// The records are dropped a run at a time, each run's keys read first (see `sink::read_ahead`): dropping a
+/// record lets go of its share of the store's key, memory the sink's pass may have left out of the caches.
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        let mut counters = std::mem::take(&mut self.counters).into_iter();
+        while !counters.as_slice().is_empty() {
+            crate::sink::read_ahead(counters.as_slice(), 0);
+            counters.by_ref().take(crate::sink::READ_AHEAD).for_each(drop);
+        }
+    }
+}
+
 impl Exporter {
     /// One dump: take every counter's period, hand the sink its view of them, then commit what was saved and
     /// put back what was not (it goes out with the next dump; nothing is sent twice).

@@ -452,7 +452,10 @@ struct Checking(std::sync::atomic::AtomicUsize);
 impl cloudwatch_counters::Sink for Checking {
     fn save<'a>(&'a self, counters: &'a [cloudwatch_counters::Counter]) -> cloudwatch_counters::SaveFuture<'a> {
         let named = |c: &cloudwatch_counters::Counter| {
-            c.name().starts_with("dump.op") && c.dimensions().eq([("shard", c.dimensions().next().map_or("", |d| d.1))])
+            let mut dimensions = c.dimensions();
+            c.name().starts_with("dump.op")
+                && dimensions.len() == 1
+                && dimensions.next().is_some_and(|d| d.0 == "shard")
         };
         assert!(counters.iter().all(|c| named(c) && c.count == Some(1)), "every record its own name, label and count");
         self.0.fetch_add(counters.len(), std::sync::atomic::Ordering::Relaxed);

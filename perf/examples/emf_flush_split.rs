@@ -10,6 +10,10 @@
 //! label), every one updated (untimed) before each flush. Flushes alternate between the three, all on this
 //! thread; each figure is the fastest flush of its kind (noise only ever adds time). It checks that every
 //! flush of ours saved every counter and that the peer wrote a document per label set.
+//!
+//! `only emf|nowhere|peer FLUSHES` runs that kind's flushes alone, untimed, for an instruction count: under
+//! `valgrind --tool=callgrind`, the total of `only emf 20` less that of `only emf 0`, divided by 20, is one flush
+//! with its 10,000 updates (BENCHMARKS.md, "Run AA").
 
 use std::time::{Duration, Instant};
 
@@ -47,7 +51,15 @@ fn time(touch: &dyn Fn(), flush: &dyn Fn()) -> f64 {
 }
 
 fn main() {
-    let flushes: usize = std::env::args().nth(1).and_then(|n| n.parse().ok()).unwrap_or(300);
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `only KIND FLUSHES`: that kind's flushes alone, untimed, for an instruction count.
+    let only = (args.first().map(String::as_str) == Some("only")).then(|| match args.get(1).map(String::as_str) {
+        Some("emf") => 0,
+        Some("nowhere") => 1,
+        Some("peer") => 2,
+        other => panic!("only emf, nowhere or peer, not {other:?}"),
+    });
+    let flushes: usize = args.get(if only.is_some() { 2 } else { 0 }).and_then(|n| n.parse().ok()).unwrap_or(300);
     let keys: Vec<Key> = (0..COUNTERS).map(|i| Key::from_parts(name(i), vec![Label::new("shard", shard(i))])).collect();
     let options = CountersOptions::default().telemetry(false).interval(Duration::from_secs(3600));
     let emf = EmfCounters::builder()
@@ -80,6 +92,14 @@ fn main() {
             theirs.flush(std::io::sink()).expect("flush");
         }),
     ];
+    if let Some(kind) = only {
+        let (_, touch, flush) = runs[kind];
+        for _ in 0..flushes {
+            touch();
+            flush();
+        }
+        return;
+    }
     let mut fastest = [f64::INFINITY; 3];
     for _ in 0..flushes {
         for (best, (_, touch, flush)) in fastest.iter_mut().zip(&runs) {

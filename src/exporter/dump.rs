@@ -123,11 +123,27 @@ impl Exporter {
 
     /// A dump `trigger` started, marked as publishing (see `publishing`).
     pub(super) async fn dump_for(&self, trigger: Trigger) -> Result<DumpReport, Error> {
-        publishing::scope(async { self.dump_locked(trigger, self.state.lock().await).await }).await
+        self.dump_with(trigger, None).await
+    }
+
+    /// [`dump_for`](Self::dump_for) under the dump lock: `locked` where the caller took it already, else taken here.
+    pub(super) async fn dump_with(
+        &self,
+        trigger: Trigger,
+        locked: Option<tokio::sync::MutexGuard<'_, DumpState>>,
+    ) -> Result<DumpReport, Error> {
+        publishing::scope(async {
+            let state = match locked {
+                Some(state) => state,
+                None => self.state.lock().await,
+            };
+            self.dump_locked(trigger, state).await
+        })
+        .await
     }
 
     /// [`dump_for`](Self::dump_for) under the dump lock `state`, already taken.
-    pub(super) async fn dump_locked(
+    async fn dump_locked(
         &self,
         trigger: Trigger,
         mut state: tokio::sync::MutexGuard<'_, DumpState>,

@@ -14,7 +14,6 @@ use super::driver::run_and_wait;
 use super::dump::Trigger;
 use super::Exporter;
 use crate::error::Error;
-use crate::publishing;
 
 /// Held (shared) by every clone of the counters and every front-end made from them; its drop is the last
 /// owner's.
@@ -154,13 +153,7 @@ impl Exporter {
     /// completes at its first poll, with no runtime. One that fails (or would wait) is warned about: what it held
     /// is lost.
     fn dump_in_place(&self, trigger: Trigger, locked: Option<tokio::sync::MutexGuard<'_, super::DumpState>>) {
-        let mut dump = std::pin::pin!(publishing::scope(async {
-            let state = match locked {
-                Some(state) => state,
-                None => self.state.lock().await,
-            };
-            self.dump_locked(trigger, state).await
-        }));
+        let mut dump = std::pin::pin!(self.dump_with(trigger, locked));
         let why = match std::future::Future::poll(
             dump.as_mut(),
             &mut std::task::Context::from_waker(std::task::Waker::noop()),

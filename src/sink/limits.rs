@@ -21,13 +21,30 @@ pub(crate) const MAX_AHEAD: Duration = Duration::from_secs(2 * 3600);
 
 /// Whether `s` is non-empty, at most `max` characters, ASCII, and free of control characters.
 pub(crate) fn valid_text(s: &str, max: usize) -> bool {
-    !s.is_empty() && s.len() <= max && super::text::printable_ascii(s)
+    fits(s, max) && super::text::printable_ascii(s)
+}
+
+/// Whether `s` is non-empty and at most `max` bytes long.
+fn fits(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.len() <= max
 }
 
 /// [`valid_text`], and not blank. The space is the only whitespace `valid_text` lets through (the others are
 /// control characters), so this looks for a byte that is not one instead of trimming.
 pub(crate) fn valid_nonblank(s: &str, max: usize) -> bool {
-    valid_text(s, max) && s.bytes().any(|b| b != b' ')
+    valid_text(s, max) && not_blank(s)
+}
+
+/// [`valid_nonblank`] read in the same pass as whether `s` is free of what a JSON string escapes: `None` when it
+/// is not valid, else whether it is plain.
+#[inline]
+pub(crate) fn valid_nonblank_plain(s: &str, max: usize) -> Option<bool> {
+    super::text::printable_ascii_plain(s).filter(|_| fits(s, max) && not_blank(s))
+}
+
+/// Whether `s` has a byte that is not a space.
+fn not_blank(s: &str) -> bool {
+    s.bytes().any(|b| b != b' ')
 }
 
 /// Checks a metric name.
@@ -178,6 +195,12 @@ mod tests {
         assert!(!valid_text("caf\u{e9}", 255));
         assert!(!valid_text("a\tb", 255));
         assert!(!valid_text("a\u{7f}", 255));
+        // The same checks with whether the text has something a JSON string escapes.
+        for s in ["a.b", "a\"b", "a\\b", "   ", "", "a\tb", "caf\u{e9}", "a longer \"quoted\" name"] {
+            let plain = valid_nonblank(s, 255).then(|| !crate::sink::text::needs_json_escape(s));
+            assert_eq!(valid_nonblank_plain(s, 255), plain, "{s:?}");
+        }
+        assert_eq!(valid_nonblank_plain(&"x".repeat(256), 255), None);
     }
 
     #[test]

@@ -47,6 +47,30 @@ fn each_word(bytes: &[u8], mut word: impl FnMut(u64)) {
     }
 }
 
+/// The bytes printable ASCII is not (control characters, DEL and every byte that is not ASCII) among the eight
+/// of `x`, marked by their high bit; and whether `b` is one.
+#[inline]
+const fn unprintable(x: u64) -> u64 {
+    under(x, 0x20) | over_tilde(x)
+}
+
+#[inline]
+const fn unprintable_byte(b: u8) -> bool {
+    b < 0x20 || b > 0x7e
+}
+
+/// The quotes and backslashes (which a JSON string escapes besides control characters) among the eight bytes of
+/// `x`, marked by their high bit; and whether `b` is one.
+#[inline]
+const fn quote_or_backslash(x: u64) -> u64 {
+    equal(x, b'"') | equal(x, b'\\')
+}
+
+#[inline]
+const fn quote_or_backslash_byte(b: u8) -> bool {
+    b == b'"' || b == b'\\'
+}
+
 /// Whether `marks` (a test of one word) marks a byte of any word of `bytes`; bytes under eight long are tested
 /// one by one with `byte`.
 #[inline]
@@ -76,31 +100,27 @@ pub(crate) fn needs_json_escape(s: &str) -> bool {
 #[inline]
 pub(crate) fn printable_ascii_plain(s: &str) -> Option<bool> {
     let bytes = s.as_bytes();
-    let (mut bad, mut escaped) = (false, false);
-    if bytes.len() < 8 {
-        for &b in bytes {
-            bad |= !(0x20..0x7f).contains(&b);
-            escaped |= b == b'"' || b == b'\\';
-        }
+    let (bad, quoted) = if bytes.len() < 8 {
+        (bytes.iter().any(|&b| unprintable_byte(b)), bytes.iter().any(|&b| quote_or_backslash_byte(b)))
     } else {
-        let (mut bad_marks, mut escape_marks) = (0, 0);
+        let (mut bad, mut quoted) = (0, 0);
         each_word(bytes, |x| {
-            bad_marks |= under(x, 0x20) | over_tilde(x);
-            escape_marks |= equal(x, b'"') | equal(x, b'\\');
+            bad |= unprintable(x);
+            quoted |= quote_or_backslash(x);
         });
-        (bad, escaped) = (bad_marks != 0, escape_marks != 0);
-    }
-    (!bad).then_some(!escaped)
+        (bad != 0, quoted != 0)
+    };
+    (!bad).then_some(!quoted)
 }
 
 #[inline]
 fn printable(bytes: &[u8]) -> bool {
-    !any(bytes, |x| under(x, 0x20) | over_tilde(x), |b| !(0x20..0x7f).contains(&b))
+    !any(bytes, unprintable, unprintable_byte)
 }
 
 #[inline]
 fn escaped(bytes: &[u8]) -> bool {
-    any(bytes, |x| under(x, 0x20) | equal(x, b'"') | equal(x, b'\\'), |b| b < 0x20 || b == b'"' || b == b'\\')
+    any(bytes, |x| under(x, 0x20) | quote_or_backslash(x), |b| b < 0x20 || quote_or_backslash_byte(b))
 }
 
 #[cfg(test)]

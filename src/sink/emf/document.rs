@@ -133,13 +133,7 @@ struct Metric<'a> {
 impl Metric<'_> {
     /// The metric's name as a JSON string.
     fn write_name(&self, doc: &mut String) {
-        if self.plain {
-            doc.push('"');
-            doc.push_str(self.name);
-            doc.push('"');
-        } else {
-            string(doc, self.name);
-        }
+        escaped_string(doc, self.name, !self.plain);
     }
 }
 
@@ -370,11 +364,8 @@ fn metric<'a>(
     dimensions: &mut Pairs<'a>,
 ) -> Result<Metric<'a>, SkipReason> {
     let name = counter.name();
-    // Non-blank printable ASCII of at most 1024 bytes, as `limits::valid_nonblank` checks, read once for what
-    // its JSON string escapes too.
-    let plain = text::printable_ascii_plain(name)
-        .filter(|_| !name.is_empty() && name.len() <= MAX_NAME_LEN && name.bytes().any(|b| b != b' '))
-        .ok_or(SkipReason::MetricName)?;
+    // Read once for what its JSON string escapes too.
+    let plain = limits::valid_nonblank_plain(name, MAX_NAME_LEN).ok_or(SkipReason::MetricName)?;
     if name == "_aws" {
         return Err(SkipReason::MetricName);
     }
@@ -462,8 +453,13 @@ fn push_number(out: &mut String, value: f64) {
 
 /// `s` as a JSON string.
 pub(crate) fn string(out: &mut String, s: &str) {
+    escaped_string(out, s, text::needs_json_escape(s));
+}
+
+/// `s` as a JSON string, escaped only if `escape` (whether it has something to escape, found already).
+fn escaped_string(out: &mut String, s: &str, escape: bool) {
     out.push('"');
-    if !crate::sink::text::needs_json_escape(s) {
+    if !escape {
         out.push_str(s);
         out.push('"');
         return;

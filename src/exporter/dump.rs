@@ -1,6 +1,7 @@
 //! One dump: take every counter's period out of the store, save the sink's view of it, commit what was saved
 //! and put back what was not.
 
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 
 use metrics::Key;
@@ -8,6 +9,7 @@ use tokio::time::Instant;
 
 use super::{telemetry, DumpState, Exporter};
 use crate::error::Error;
+use crate::model::dump_text::DumpTextWriter;
 use crate::model::Counter;
 use crate::publishing;
 use crate::sink::SinkView;
@@ -97,16 +99,14 @@ struct Prepared {
     with_properties: Vec<(usize, Key)>,
 }
 
-/// The records are dropped a run at a time, each run's keys read first (see `sink::read_ahead`): dropping a
-/// record lets go of its share of the store's key, memory the sink's pass may have left out of the caches.
-impl Drop for Prepared {
-    fn drop(&mut self) {
-        let mut counters = std::mem::take(&mut self.counters).into_iter();
-        while !counters.as_slice().is_empty() {
-            crate::sink::read_ahead(counters.as_slice(), 0);
-            counters.by_ref().take(crate::sink::READ_AHEAD).for_each(drop);
-        }
-    }
+/// The sizes of the last dump's buffers: the next dump makes room for as much at once (growing a vector of
+/// 10,000 records copied each of them about twice more).
+#[derive(Debug, Default)]
+pub(super) struct LastSizes {
+    /// Records prepared for the sink.
+    records: AtomicUsize,
+    /// The records' text, and its bounds (see `DumpTextWriter::size`).
+    text: (AtomicUsize, AtomicUsize),
 }
 
 impl Exporter {
@@ -247,17 +247,31 @@ impl Exporter {
     fn take_and_prepare(&self) -> (TakeAll, Prepared) {
         let view = self.sink.view();
         let mut prepared = Prepared::default();
-        let expected = self.last_prepared.load(Relaxed);
+        let last = &self.last_sizes;
+        let expected = last.records.load(Relaxed);
         prepared.counters.reserve(expected);
         prepared.sources.reserve(expected);
-        let all = self.store.take_all_with(|i, key, t| self.prepare(&mut prepared, view, i, key, t));
-        self.last_prepared.store(prepared.counters.len(), Relaxed);
+        let mut text = DumpTextWriter::with_capacity((last.text.0.load(Relaxed), last.text.1.load(Relaxed)));
+        let all = self.store.take_all_with(|i, key, t| self.prepare(&mut prepared, &mut text, view, i, key, t));
+        last.records.store(prepared.counters.len(), Relaxed);
+        let (bytes, bounds) = text.size();
+        last.text.0.store(bytes, Relaxed);
+        last.text.1.store(bounds, Relaxed);
+        text.finish();
         (all, prepared)
     }
 
-    /// Adds the sink's view of the period `t` (the `i`th taken, of the counter `key`) to `prepared`, unless
-    /// there is nothing to send.
-    fn prepare(&self, prepared: &mut Prepared, view: SinkView, i: usize, key: &Key, t: &Taken) {
+    /// Adds the sink's view of the period `t` (the `i`th taken, of the counter `key`) to `prepared`, its name and
+    /// dimensions written into the dump's `text`, unless there is nothing to send.
+    fn prepare(
+        &self,
+        prepared: &mut Prepared,
+        text: &mut DumpTextWriter,
+        view: SinkView,
+        i: usize,
+        key: &Key,
+        t: &Taken,
+    ) {
         let empty = t.cell.is_empty_period(&t.period);
         prepared.worth_saving |= !empty && !t.cell.is_reserved();
         prepared.beyond_levels |= !empty && !t.cell.is_reserved() && !matches!(t.period, Period::Level);
@@ -266,7 +280,7 @@ impl Exporter {
             return;
         }
         // Built where it goes (a record is 240 bytes: building it aside and moving it in copied each twice).
-        prepared.counters.push(self.store.counter_for(key, &t.cell));
+        prepared.counters.push(self.store.record_for(key, &t.cell, text));
         let at = prepared.counters.len() - 1;
         let counter = &mut prepared.counters[at];
         match view {

@@ -74,9 +74,8 @@ pub(crate) struct Exporter {
     /// besides the gauges' levels was recorded since.
     dump_in_place_on_drop: AtomicBool,
     warn_rejected: WarnEvery,
-    /// How many counters the last dump prepared for the sink: the next one makes room for as many at once
-    /// (growing a vector of 10,000 records copied each of them about twice more).
-    last_prepared: std::sync::atomic::AtomicUsize,
+    /// The sizes of the last dump's buffers, for the next one.
+    last_sizes: dump::LastSizes,
     state: tokio::sync::Mutex<DumpState>,
     driver: Mutex<driver::Driver>,
     /// What was wrong with the options the counters were made with, refused by `open` until options that pass
@@ -109,7 +108,7 @@ impl Exporter {
             close_saved: AtomicBool::new(false),
             dump_in_place_on_drop: AtomicBool::new(false),
             warn_rejected: WarnEvery::default(),
-            last_prepared: std::sync::atomic::AtomicUsize::new(0),
+            last_sizes: dump::LastSizes::default(),
             state: tokio::sync::Mutex::new(DumpState { last_reset: Instant::now(), published: Telemetry::default() }),
             driver: Mutex::new(driver::Driver::default()),
             invalid_options: Mutex::new(None),

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 
 mod counter;
 pub(crate) mod distribution;
+pub(crate) mod dump_text;
 mod percentiles;
 
 pub use counter::{Counter, Dimensions};

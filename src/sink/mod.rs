@@ -21,23 +21,6 @@ pub(crate) mod units;
 pub use log::LogSink;
 pub use skip::SkipReason;
 
-/// How many records [`read_ahead`] reads at once.
-pub(crate) const READ_AHEAD: usize = 32;
-
-/// Reads the text of the [`READ_AHEAD`] records from `at` on (the first byte of each name and dimension value),
-/// one right after the other, when `at` starts such a run. A record's text is the store's own copy of its key,
-/// wherever the counter was registered: read as each record is written, a dump of 100,000 counters (more than
-/// the processor's caches hold) waited on a cache miss per record, one after the other; read ahead, the misses
-/// of a run overlap (the dump of 100,000 counters was 110-117% of ten dumps of 10,000 without it).
-pub(crate) fn read_ahead(counters: &[Counter], at: usize) {
-    if at % READ_AHEAD != 0 {
-        return;
-    }
-    for counter in counters.iter().skip(at).take(READ_AHEAD) {
-        crate::model::read_key_text(counter.key());
-    }
-}
-
 /// The future a [`Sink::save`] returns.
 pub type SaveFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SaveError>> + Send + 'a>>;
 

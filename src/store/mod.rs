@@ -17,6 +17,7 @@ use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use metrics::Key;
 
+use crate::model::dump_text::DumpTextWriter;
 use crate::model::{Counter, CounterType, MAX_LABELS};
 use crate::warn::{shown_name, WarnEvery};
 use cell::{CounterCell, Period};
@@ -656,9 +657,22 @@ impl Store {
     /// An empty counter for `key` and `cell`: name, dimensions, described unit.
     #[inline]
     pub(crate) fn counter_for(&self, key: &Key, cell: &CounterCell) -> Counter {
-        let mut counter = Counter::from_key(key.clone(), cell.kind());
+        self.described(Counter::from_key(key.clone(), cell.kind()), key.name())
+    }
+
+    /// A dump's empty record for `key` and `cell`, its name and dimensions written into the dump's `text`.
+    #[inline]
+    pub(crate) fn record_for(&self, key: &Key, cell: &CounterCell, text: &mut DumpTextWriter) -> Counter {
+        match text.write(key) {
+            Some(at) => self.described(Counter::dumped(at, cell.kind()), key.name()),
+            None => self.counter_for(key, cell),
+        }
+    }
+
+    /// `counter`, with the unit described for `name`, if any.
+    fn described(&self, mut counter: Counter, name: &str) -> Counter {
         if self.has_units() {
-            counter.unit = self.unit(key.name());
+            counter.unit = self.unit(name);
         }
         counter
     }

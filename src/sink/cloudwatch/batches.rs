@@ -63,7 +63,6 @@ impl<'a, I: Iterator<Item = usize>> Batches<'a, I> {
             return Some(carried);
         }
         for i in self.indices.by_ref() {
-            crate::sink::read_ahead(self.counters, i);
             let counter = &self.counters[i];
             match to_datum(counter, self.ctx) {
                 Ok(mut built) => {

@@ -166,7 +166,6 @@ pub(crate) fn documents(counters: &[Counter], ctx: &DocumentContext<'_>) -> Buil
     // Each counter's dimensions, in one buffer: only a new group keeps a copy.
     let mut dimensions: Pairs<'_> = Vec::new();
     for (i, counter) in counters.iter().enumerate() {
-        crate::sink::read_ahead(counters, i);
         match metric(counter, ctx, &mut dimensions) {
             Ok(metric) => {
                 // Fewer dimensions than the defaults and the labels: a label replaced one of them, so another

@@ -60,7 +60,7 @@ impl Counter {
 
     /// A new counter for `key` (its name, and its labels as dimensions) with every measurement unset.
     pub fn from_key(key: Key, counter_type: CounterType) -> Counter {
-        Counter::with_text(Text::Key(key), counter_type)
+        Counter::with_text(Text::Key(Box::new(key)), counter_type)
     }
 
     /// A dump's record of a counter whose name and dimensions lie in the dump's text.
@@ -99,7 +99,7 @@ impl Counter {
     /// Replaces the counter's dimensions with `dimensions` (name/value pairs, in order).
     pub fn set_dimensions<K: Into<String>, V: Into<String>>(&mut self, dimensions: impl IntoIterator<Item = (K, V)>) {
         let labels: Vec<Label> = dimensions.into_iter().map(|(k, v)| Label::new(k.into(), v.into())).collect();
-        self.text = Text::Key(Key::from_parts(self.name().to_owned(), labels));
+        self.text = Text::Key(Box::new(Key::from_parts(self.name().to_owned(), labels)));
     }
 
     /// The counter's name (a CloudWatch metric name).
@@ -122,8 +122,9 @@ impl Counter {
 /// Where a record's name and dimensions lie.
 #[derive(Clone)]
 enum Text {
-    /// In a key of its own (a record built by hand).
-    Key(Key),
+    /// In a key of its own (a record built by hand, or a local read): boxed, so that a dump's records, which
+    /// never are, stay small.
+    Key(Box<Key>),
     /// In the text of the dump that made the record.
     Dumped(TextAt),
 }

@@ -19,8 +19,9 @@ use super::{CounterType, Distribution};
 ///
 /// The name and the dimensions ([`name`](Counter::name), [`dimensions`](Counter::dimensions)) are those of the
 /// counter's `metrics` key. A dump copies them into one buffer its records share, so that a record costs no
-/// allocation for its text. Two records compare equal whatever the order of their dimensions, as `metrics` keys
-/// do.
+/// allocation for its text; a sink that keeps a clone of a record past its save keeps that buffer, the text of
+/// every record of the dump, until the clone goes. Two records compare equal whatever the order of their
+/// dimensions, as `metrics` keys do.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Counter {

@@ -114,6 +114,8 @@ impl<'a> DimensionBounds<'a> {
 pub(crate) struct DumpTextWriter {
     shared: Arc<DumpText>,
     parts: Parts,
+    /// The most text and bounds it holds: what a `u32` counts.
+    max: usize,
 }
 
 impl DumpTextWriter {
@@ -123,6 +125,7 @@ impl DumpTextWriter {
         DumpTextWriter {
             shared: Arc::default(),
             parts: Parts { text: String::with_capacity(text), bounds: Vec::with_capacity(bounds) },
+            max: u32::MAX as usize,
         }
     }
 
@@ -146,7 +149,7 @@ impl DumpTextWriter {
             write(label.key());
             write(label.value());
         }
-        if text.len() > u32::MAX as usize || bounds.len() > u32::MAX as usize {
+        if text.len() > self.max || bounds.len() > self.max {
             text.truncate(start);
             bounds.truncate(at);
             return None;
@@ -174,6 +177,20 @@ mod tests {
             pairs.push((k.to_owned(), v.to_owned()));
         }
         (text.name().to_owned(), pairs)
+    }
+
+    #[test]
+    fn a_key_past_what_the_bounds_count_is_not_written() {
+        let mut writer = DumpTextWriter::with_capacity((0, 0));
+        writer.max = 12;
+        let first = writer.write(&Key::from_parts("abc", vec![Label::new("k", "v")])).unwrap();
+        assert_eq!(writer.write(&Key::from_parts("defghijk", vec![Label::new("k", "v")])).map(|_| ()), None);
+        assert_eq!(writer.size(), (5, 4), "what the key began to write is taken back");
+        let last = writer.write(&Key::from_name("lmnopqr")).unwrap();
+        assert_eq!(writer.write(&Key::from_name("s")).map(|_| ()), None);
+        writer.finish();
+        assert_eq!(all(&first), ("abc".to_owned(), vec![("k".to_owned(), "v".to_owned())]));
+        assert_eq!(all(&last), ("lmnopqr".to_owned(), vec![]));
     }
 
     #[test]

@@ -279,7 +279,7 @@ impl Exporter {
             // Nothing happened in the period: no counter to build (most of a large store, most dumps).
             return;
         }
-        // Built where it goes (a record is 240 bytes: building it aside and moving it in copied each twice).
+        // Built where it goes (a record is 200 bytes: building it aside and moving it in copied each twice).
         prepared.counters.push(self.store.record_for(key, &t.cell, text));
         let at = prepared.counters.len() - 1;
         let counter = &mut prepared.counters[at];

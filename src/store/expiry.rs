@@ -60,15 +60,14 @@ impl Store {
     /// (zero: never). Called after a dump, with the periods it took.
     pub(crate) fn expire_idle(&self, all: &TakeAll, timeout: Duration, now: Instant) {
         // No period kept its key: every counter was active and none is idle (nothing to read again, nor to lock).
-        if timeout.is_zero() || all.keys_kept == 0 {
+        if timeout.is_zero() || all.kept.is_empty() {
             return;
         }
         let mut idle_since = lock(&self.expiry.idle_since);
         let mut due = Vec::new();
-        // A period without its key is an active one taken while no counter was idle: none to forget.
-        // The key is looked at first: most periods have none, and their cells (memory the dump has already left
-        // behind) are not read again.
-        for (key, t) in all.taken.iter().filter_map(|t| Some((t.key.as_ref()?, t))) {
+        // A period without its key is an active one taken while no counter was idle: none to forget. Only the
+        // periods that kept theirs are read again: the others' cells are memory the dump has already left behind.
+        for (key, t) in all.kept.iter().map(|(i, key)| (key, &all.taken[*i])) {
             if t.cell.is_reserved() || t.cell.holds_state() {
                 continue;
             }
@@ -238,7 +237,7 @@ impl Store {
                     self.retire(Arc::clone(cell));
                     return false;
                 }
-                all.push(Taken { key: Some(key.clone()), cell: Arc::clone(cell), period });
+                all.push(Taken { cell: Arc::clone(cell), period }, Some(key.clone()));
                 match self.map.entry(key.clone()) {
                     Entry::Vacant(entry) => {
                         self.live.fetch_add(1, Relaxed);

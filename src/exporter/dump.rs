@@ -105,8 +105,10 @@ struct Prepared {
 pub(super) struct LastSizes {
     /// Records prepared for the sink.
     records: AtomicUsize,
-    /// The records' text, and its bounds (see `DumpTextWriter::size`).
-    text: (AtomicUsize, AtomicUsize),
+    /// The records' text, in bytes (see `DumpTextWriter::size`).
+    text_bytes: AtomicUsize,
+    /// The bounds of the parts of that text.
+    text_bounds: AtomicUsize,
 }
 
 impl Exporter {
@@ -251,12 +253,12 @@ impl Exporter {
         let expected = last.records.load(Relaxed);
         prepared.counters.reserve(expected);
         prepared.sources.reserve(expected);
-        let mut text = DumpTextWriter::with_capacity((last.text.0.load(Relaxed), last.text.1.load(Relaxed)));
+        let mut text = DumpTextWriter::with_capacity((last.text_bytes.load(Relaxed), last.text_bounds.load(Relaxed)));
         let all = self.store.take_all_with(|i, key, t| self.prepare(&mut prepared, &mut text, view, i, key, t));
         last.records.store(prepared.counters.len(), Relaxed);
         let (bytes, bounds) = text.size();
-        last.text.0.store(bytes, Relaxed);
-        last.text.1.store(bounds, Relaxed);
+        last.text_bytes.store(bytes, Relaxed);
+        last.text_bounds.store(bounds, Relaxed);
         text.finish();
         (all, prepared)
     }

@@ -50,17 +50,6 @@ pub(crate) fn labels_kept<T>(labels: &[T], max: usize, name: impl Fn(&T) -> &str
     kept.contains(&false).then_some(kept)
 }
 
-/// Reads the first byte of `key`'s name and of each of its label values: a read-ahead of the key's text (the
-/// bytes themselves, `copied`: a reference to them would only read the key's pointers), so that the cache
-/// misses of a run of keys read one after the other overlap instead of each being waited on in turn.
-#[inline]
-pub(crate) fn read_key_text(key: &metrics::Key) {
-    std::hint::black_box(key.name().as_bytes().first().copied());
-    key.labels().for_each(|label| {
-        std::hint::black_box(label.value().as_bytes().first().copied());
-    });
-}
-
 /// The largest magnitude CloudWatch accepts for a value: 2^360. Samples and levels beyond it are refused when
 /// they are recorded, so that one bad value never makes a counter unpublishable.
 pub const MAX_VALUE: f64 = 2.348_542_582_773_833_2e108;

@@ -21,8 +21,10 @@
 //! Maximum and Sum exact and carry the percentiles of any number of samples.
 
 use std::fmt::Write as _;
+use std::hash::{Hash, Hasher};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use rapidhash::v3::{rapidhash_v3_nano_inline, RapidSecrets};
 use rapidhash::{RapidHashMap, RapidHashSet};
 
 use crate::model::{epoch_millis, Counter, CounterType, MAX_DIMENSIONS};
@@ -74,6 +76,30 @@ pub(crate) struct Built {
 
 /// Dimension (or property) names and values.
 type Pairs<'a> = Vec<(&'a str, &'a str)>;
+
+/// A group's dimensions and their hash ([`dimensions_hash`], worked out once): the map hashes the hash alone.
+#[derive(Clone, Default, PartialEq, Eq)]
+struct GroupKey<'a> {
+    hash: u64,
+    dimensions: Pairs<'a>,
+}
+
+impl Hash for GroupKey<'_> {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.hash);
+    }
+}
+
+/// A hash of `dimensions`, in their order: each name and value hashed alone (its length included), then folded.
+/// Cheaper than hashing the pairs as a slice, which mixes every part's length and end marker in one by one.
+fn dimensions_hash(dimensions: &[(&str, &str)]) -> u64 {
+    const NAME: RapidSecrets = RapidSecrets::seed_cpp(1);
+    const VALUE: RapidSecrets = RapidSecrets::seed_cpp(2);
+    let hash = |text: &str, secrets: &RapidSecrets| rapidhash_v3_nano_inline::<false, false>(text.as_bytes(), secrets);
+    dimensions.iter().fold(dimensions.len() as u64, |sum, (name, value)| {
+        (sum.rotate_left(29) ^ hash(name, &NAME)).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ hash(value, &VALUE)
+    })
+}
 
 /// A counter's metric, its properties and its index among the dump's counters.
 type Entry<'a> = (Metric<'a>, Vec<(&'a str, &'a str)>, usize);
@@ -162,28 +188,27 @@ pub(crate) fn documents(counters: &[Counter], ctx: &DocumentContext<'_>) -> Buil
     let mut out = Built::default();
     // Counters grouped by their dimensions (found by hash), the groups then in the order of their dimensions.
     let mut groups: Vec<Group<'_>> = Vec::new();
-    let mut group_of: RapidHashMap<Pairs<'_>, usize> = RapidHashMap::default();
+    let mut group_of: RapidHashMap<GroupKey<'_>, usize> = RapidHashMap::default();
     // Each counter's dimensions, in one buffer: only a new group keeps a copy.
-    let mut dimensions: Pairs<'_> = Vec::new();
+    let mut key = GroupKey::default();
     for (i, counter) in counters.iter().enumerate() {
-        match metric(counter, ctx, &mut dimensions) {
-            Ok(metric) => {
-                // Fewer dimensions than the defaults and the labels: a label replaced one of them, so another
-                // counter (another key) may have these dimensions and this name.
-                let merged = dimensions.len() < ctx.dimensions.len() + counter.dimensions().len();
+        match metric(counter, ctx, &mut key.dimensions) {
+            Ok((metric, merged)) => {
                 let mut properties: Pairs<'_> =
                     counter.properties.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
                 // In one order, so that the same properties compare equal (names are unique in a counter).
                 properties.sort_unstable();
                 let name = metric.name;
                 let entry = (metric, properties, i);
-                if let Some(&group) = group_of.get(dimensions.as_slice()) {
+                key.hash = dimensions_hash(&key.dimensions);
+                if let Some(&group) = group_of.get(&key) {
                     let group = Group::taking(&mut groups, group, name, merged);
                     groups[group].entries.push(entry);
                 } else {
-                    group_of.insert(dimensions.clone(), groups.len());
+                    group_of.insert(key.clone(), groups.len());
                     let names = merged.then(|| std::iter::once(name).collect());
-                    groups.push(Group { dimensions: dimensions.clone(), entries: vec![entry], names, next: None });
+                    let dimensions = key.dimensions.clone();
+                    groups.push(Group { dimensions, entries: vec![entry], names, next: None });
                 }
             }
             Err(reason) => out.skipped.push((i, reason)),
@@ -356,12 +381,13 @@ pub(crate) fn check_dimension(key: &str, value: &str) -> Result<(), SkipReason> 
     Ok(())
 }
 
-/// A counter's metric, its dimensions written into `dimensions`, or why it cannot be sent.
+/// A counter's metric, its dimensions written into `dimensions`, or why it cannot be sent; with whether a label
+/// replaced one of the dimensions (then another counter, another key, may have these dimensions and this name).
 fn metric<'a>(
     counter: &'a Counter,
     ctx: &DocumentContext<'a>,
     dimensions: &mut Pairs<'a>,
-) -> Result<Metric<'a>, SkipReason> {
+) -> Result<(Metric<'a>, bool), SkipReason> {
     let name = counter.name();
     // Read once for what its JSON string escapes too.
     let plain = limits::valid_nonblank_plain(name, MAX_NAME_LEN).ok_or(SkipReason::MetricName)?;
@@ -370,12 +396,16 @@ fn metric<'a>(
     }
     dimensions.clear();
     dimensions.extend(ctx.dimensions.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    for (key, value) in counter.dimensions() {
+    let labels = counter.dimensions();
+    // Fewer dimensions than the defaults and the labels: a label replaced one of them.
+    let merged_from = ctx.dimensions.len() + labels.len();
+    for (key, value) in labels {
         match dimensions.iter_mut().find(|(k, _)| *k == key) {
             Some(entry) => entry.1 = value,
             None => dimensions.push((key, value)),
         }
     }
+    let merged = dimensions.len() < merged_from;
     if dimensions.len() > MAX_DIMENSIONS {
         return Err(SkipReason::TooManyDimensions);
     }
@@ -402,7 +432,7 @@ fn metric<'a>(
         CounterType::Timestamp => ("None", Value::Number(epoch_millis(counter.time.ok_or(SkipReason::Value)?))),
     };
     let high_resolution = ctx.high_resolution.iter().any(|p| name.starts_with(p.as_str()));
-    Ok(Metric { name, plain, unit, high_resolution, value })
+    Ok((Metric { name, plain, unit, high_resolution, value }, merged))
 }
 
 /// A period's samples: values and counts with the exact statistics, or the statistics alone.
@@ -443,7 +473,8 @@ fn list(out: &mut String, values: &[f64]) {
 /// Appends a finite number as JSON to `out` (whole numbers without a fraction, very large or small ones with
 /// an exponent).
 fn push_number(out: &mut String, value: f64) {
-    if value.fract() == 0.0 && value.abs() < 1e15 {
+    // Whole, by a round trip through an integer (`fract` is a call into libm).
+    if value.abs() < 1e15 && (value as i64) as f64 == value {
         out.push_str(itoa::Buffer::new().format(value as i64));
     } else {
         let _ = write!(out, "{value:?}");
@@ -456,13 +487,22 @@ pub(crate) fn string(out: &mut String, s: &str) {
 }
 
 /// `s` as a JSON string, escaped only if `escape` (whether it has something to escape, found already).
+#[inline]
 fn escaped_string(out: &mut String, s: &str, escape: bool) {
-    out.push('"');
-    if !escape {
+    if escape {
+        escaping(out, s);
+    } else {
+        out.reserve(s.len() + 2);
+        out.push('"');
         out.push_str(s);
         out.push('"');
-        return;
     }
+}
+
+/// `s` as a JSON string, escaped.
+#[cold]
+fn escaping(out: &mut String, s: &str) {
+    out.push('"');
     for c in s.chars() {
         match c {
             '"' => out.push_str("\\\""),

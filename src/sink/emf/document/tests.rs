@@ -214,3 +214,16 @@ fn counters_whose_properties_disagree_go_into_documents_of_their_own() {
     let sources: Vec<&[usize]> = built.documents.iter().map(|(_, s)| s.as_slice()).collect();
     assert_eq!(sources, [&[2, 3][..], &[0, 1][..]], "those without properties first");
 }
+
+#[test]
+fn numbers_are_written_whole_without_a_fraction_and_read_back_exactly() {
+    let whole = [0.0, -0.0, 1.0, -7.0, 42.0, 999_999_999_999_999.0, -999_999_999_999_999.0];
+    let other = [0.5, -2.25, 1e15, 1e300, -1e-300, 4503599627370497.0, 0.1 + 0.2, f64::MIN_POSITIVE];
+    for value in whole.into_iter().chain(other) {
+        let mut out = String::new();
+        push_number(&mut out, value);
+        assert_eq!(out.parse::<f64>().ok(), Some(value), "{value:?} written as {out}");
+        let is_whole = whole.contains(&value);
+        assert_eq!(!out.contains(['.', 'e', 'E']), is_whole, "{value:?} written as {out}");
+    }
+}

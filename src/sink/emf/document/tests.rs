@@ -218,7 +218,7 @@ fn counters_whose_properties_disagree_go_into_documents_of_their_own() {
 #[test]
 fn numbers_are_written_whole_without_a_fraction_and_read_back_exactly() {
     let whole = [0.0, -0.0, 1.0, -7.0, 42.0, 999_999_999_999_999.0, -999_999_999_999_999.0];
-    let other = [0.5, -2.25, 1e15, 1e300, -1e-300, 4503599627370497.0, 0.1 + 0.2, f64::MIN_POSITIVE];
+    let other = [0.5, -2.25, 1e15, 1e300, -1e-300, 4_503_599_627_370_497.0, 0.1 + 0.2, f64::MIN_POSITIVE];
     for value in whole.into_iter().chain(other) {
         let mut out = String::new();
         push_number(&mut out, value);

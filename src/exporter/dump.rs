@@ -281,10 +281,8 @@ impl Exporter {
             // Nothing happened in the period: no counter to build (most of a large store, most dumps).
             return;
         }
-        // Built where it goes (a record is 200 bytes: building it aside and moving it in copied each twice).
-        prepared.counters.push(self.store.record_for(key, &t.cell, text));
-        let at = prepared.counters.len() - 1;
-        let counter = &mut prepared.counters[at];
+        let at = prepared.counters.len();
+        let counter = self.store.push_record(&mut prepared.counters, key, &t.cell, text);
         match view {
             SinkView::Totals => t.cell.fill_totals(counter),
             _ => t.cell.fill_period(&t.period, counter),

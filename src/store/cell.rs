@@ -613,10 +613,14 @@ impl CounterCell {
     }
 
     /// The save of `period` succeeded: an absolute value becomes the published baseline.
+    /// Only a period with an absolute value reads the cell: a dump larger than the caches commits the others
+    /// without waiting on their cells' memory.
     pub(crate) fn commit(&self, period: &Period) {
-        if let (Body::Increment(inc), Period::Increment(p)) = (&self.body, period) {
-            if let (Some(extra), Some(absolute)) = (inc.extra.get(), p.absolute) {
-                extra.published.store(absolute, Relaxed);
+        if let Period::Increment(IncrementPeriod { absolute: Some(absolute), .. }) = period {
+            if let Body::Increment(inc) = &self.body {
+                if let Some(extra) = inc.extra.get() {
+                    extra.published.store(*absolute, Relaxed);
+                }
             }
         }
     }

@@ -613,6 +613,7 @@ impl CounterCell {
     }
 
     /// The save of `period` succeeded: an absolute value becomes the published baseline.
+    ///
     /// Only a period with an absolute value reads the cell: a dump larger than the caches commits the others
     /// without waiting on their cells' memory.
     pub(crate) fn commit(&self, period: &Period) {

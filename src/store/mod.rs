@@ -663,12 +663,14 @@ impl Store {
     /// An empty counter for `key` and `cell`: name, dimensions, described unit.
     #[inline]
     pub(crate) fn counter_for(&self, key: &Key, cell: &CounterCell) -> Counter {
-        self.described(Counter::from_key(key.clone(), cell.kind()), key.name())
+        let mut counter = Counter::from_key(key.clone(), cell.kind());
+        self.give_unit(&mut counter, key.name());
+        counter
     }
 
     /// Pushes onto `records` a dump's empty record for `key` and `cell`, its name and dimensions written into the
-    /// dump's `text`, and returns it. Built where it goes: a record is 200 bytes, and one built aside and moved
-    /// in was copied twice.
+    /// dump's `text`, and returns it, given its unit in place: a record is 200 bytes, and one returned, given its
+    /// unit and then pushed was copied once more.
     #[inline]
     pub(crate) fn push_record<'r>(
         &self,
@@ -682,18 +684,15 @@ impl Store {
             None => records.push(Counter::from_key(key.clone(), cell.kind())),
         }
         let record = records.last_mut().expect("just pushed");
-        if self.has_units() {
-            record.unit = self.unit(key.name());
-        }
+        self.give_unit(record, key.name());
         record
     }
 
-    /// `counter`, with the unit described for `name`, if any.
-    fn described(&self, mut counter: Counter, name: &str) -> Counter {
+    /// Gives `counter` the unit described for `name`, if any.
+    fn give_unit(&self, counter: &mut Counter, name: &str) {
         if self.has_units() {
             counter.unit = self.unit(name);
         }
-        counter
     }
 }
 

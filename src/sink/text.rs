@@ -1,5 +1,5 @@
-//! Byte checks of the text a dump sends (names, dimensions, JSON strings), eight bytes at a time (four to
-//! eight bytes as one word).
+//! Byte checks of the text a dump sends (names, dimensions, JSON strings), eight bytes at a time (a text of
+//! four to seven bytes as one word).
 //!
 //! Every sink checks each name and dimension of every counter of every dump, and the EMF sink looks for what a
 //! JSON string escapes in each: byte by byte, those loops were a third of an EMF flush's own instructions.

@@ -31,9 +31,20 @@ const fn over_tilde(x: u64) -> u64 {
     (x.wrapping_add(ONES) | x) & HIGHS
 }
 
-/// Hands `word` every 64-bit word of `bytes` (at least eight long), the last one overlapping the one before.
+/// Hands `word` 64-bit words that together hold every byte of `bytes` (at least four long) and no other: from
+/// eight bytes on, every word of it, the last one overlapping the one before; under eight, one word of its first
+/// four and its last four bytes (overlapping). A test of any byte of the words then reads `bytes` exactly.
 #[inline]
 fn each_word(bytes: &[u8], mut word: impl FnMut(u64)) {
+    if bytes.len() < 8 {
+        let half = |at: usize| {
+            let mut w = [0; 4];
+            w.copy_from_slice(&bytes[at..at + 4]);
+            u64::from(u32::from_le_bytes(w))
+        };
+        word(half(0) | half(bytes.len() - 4) << 32);
+        return;
+    }
     let read = |at: usize| {
         let mut w = [0; 8];
         w.copy_from_slice(&bytes[at..at + 8]);
@@ -72,31 +83,16 @@ const fn quote_or_backslash_byte(b: u8) -> bool {
     b == b'"' || b == b'\\'
 }
 
-/// The bytes of `bytes` (four to eight long) as one word: its first four and its last four, which overlap when
-/// it is shorter than eight. Every byte of the word is one of `bytes`, so a test of any byte reads it exactly.
-#[inline]
-fn short_word(bytes: &[u8]) -> u64 {
-    let read = |at: usize| {
-        let mut w = [0; 4];
-        w.copy_from_slice(&bytes[at..at + 4]);
-        u64::from(u32::from_le_bytes(w))
-    };
-    read(0) | read(bytes.len() - 4) << 32
-}
-
 /// Whether `marks` (a test of one word) marks a byte of any word of `bytes`; bytes under four long are tested
 /// one by one with `byte`.
 #[inline]
 fn any(bytes: &[u8], marks: impl Fn(u64) -> u64, byte: impl Fn(u8) -> bool) -> bool {
-    match bytes.len() {
-        0..4 => bytes.iter().any(|&b| byte(b)),
-        4..8 => marks(short_word(bytes)) != 0,
-        _ => {
-            let mut found = 0;
-            each_word(bytes, |x| found |= marks(x));
-            found != 0
-        }
+    if bytes.len() < 4 {
+        return bytes.iter().any(|&b| byte(b));
     }
+    let mut found = 0;
+    each_word(bytes, |x| found |= marks(x));
+    found != 0
 }
 
 /// Whether every byte of `s` is printable ASCII (0x20 to 0x7e): no control character, no DEL, nothing else.
@@ -116,20 +112,15 @@ pub(crate) fn needs_json_escape(s: &str) -> bool {
 #[inline]
 pub(crate) fn printable_ascii_plain(s: &str) -> Option<bool> {
     let bytes = s.as_bytes();
-    let (bad, quoted) = match bytes.len() {
-        0..4 => (bytes.iter().any(|&b| unprintable_byte(b)), bytes.iter().any(|&b| quote_or_backslash_byte(b))),
-        4..8 => {
-            let x = short_word(bytes);
-            (unprintable(x) != 0, quote_or_backslash(x) != 0)
-        }
-        _ => {
-            let (mut bad, mut quoted) = (0, 0);
-            each_word(bytes, |x| {
-                bad |= unprintable(x);
-                quoted |= quote_or_backslash(x);
-            });
-            (bad != 0, quoted != 0)
-        }
+    let (bad, quoted) = if bytes.len() < 4 {
+        (bytes.iter().any(|&b| unprintable_byte(b)), bytes.iter().any(|&b| quote_or_backslash_byte(b)))
+    } else {
+        let (mut bad, mut quoted) = (0, 0);
+        each_word(bytes, |x| {
+            bad |= unprintable(x);
+            quoted |= quote_or_backslash(x);
+        });
+        (bad != 0, quoted != 0)
     };
     (!bad).then_some(!quoted)
 }

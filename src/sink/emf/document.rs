@@ -107,6 +107,9 @@ type Entry<'a> = (Metric<'a>, Vec<(&'a str, &'a str)>, usize);
 /// Counters of the same dimensions, none of the same name.
 struct Group<'a> {
     dimensions: Pairs<'a>,
+    /// The first of the dimensions that cannot be sent, its index and why, checked once when the group was made:
+    /// every counter of these dimensions is skipped (for its name, if a dimension up to that one has its name).
+    invalid: Option<(usize, SkipReason)>,
     entries: Vec<Entry<'a>>,
     /// The names of the entries, kept once a counter whose labels replaced a dimension joined the group (only
     /// then can two of its counters have one name: otherwise each has its own key, and a dump takes each key
@@ -134,6 +137,7 @@ impl<'a> Group<'a> {
             } else {
                 let copy = Group {
                     dimensions: g.dimensions.clone(),
+                    invalid: g.invalid,
                     entries: Vec::new(),
                     names: Some(RapidHashSet::default()),
                     next: None,
@@ -192,24 +196,36 @@ pub(crate) fn documents(counters: &[Counter], ctx: &DocumentContext<'_>) -> Buil
     // Each counter's dimensions, in one buffer: only a new group keeps a copy.
     let mut key = GroupKey::default();
     for (i, counter) in counters.iter().enumerate() {
-        match metric(counter, ctx, &mut key.dimensions) {
-            Ok((metric, merged)) => {
+        let name = counter.name();
+        // Read once for what its JSON string escapes too.
+        let Some(plain) = limits::valid_nonblank_plain(name, MAX_NAME_LEN).filter(|_| name != "_aws") else {
+            out.skipped.push((i, SkipReason::MetricName));
+            continue;
+        };
+        let merged = merge_dimensions(counter, ctx, &mut key.dimensions);
+        if key.dimensions.len() > MAX_DIMENSIONS {
+            out.skipped.push((i, SkipReason::TooManyDimensions));
+            continue;
+        }
+        key.hash = dimensions_hash(&key.dimensions);
+        let group = if let Some(&group) = group_of.get(&key) {
+            group
+        } else {
+            // The dimensions are checked once, for every counter that has them.
+            group_of.insert(key.clone(), groups.len());
+            let invalid = invalid_dimension(&key.dimensions);
+            let dimensions = key.dimensions.clone();
+            groups.push(Group { dimensions, invalid, entries: Vec::new(), names: None, next: None });
+            groups.len() - 1
+        };
+        match sendable(&groups[group], name).and_then(|()| metric(counter, ctx, name, plain)) {
+            Ok(metric) => {
                 let mut properties: Pairs<'_> =
                     counter.properties.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
                 // In one order, so that the same properties compare equal (names are unique in a counter).
                 properties.sort_unstable();
-                let name = metric.name;
-                let entry = (metric, properties, i);
-                key.hash = dimensions_hash(&key.dimensions);
-                if let Some(&group) = group_of.get(&key) {
-                    let group = Group::taking(&mut groups, group, name, merged);
-                    groups[group].entries.push(entry);
-                } else {
-                    group_of.insert(key.clone(), groups.len());
-                    let names = merged.then(|| std::iter::once(name).collect());
-                    let dimensions = key.dimensions.clone();
-                    groups.push(Group { dimensions, entries: vec![entry], names, next: None });
-                }
+                let group = Group::taking(&mut groups, group, name, merged);
+                groups[group].entries.push((metric, properties, i));
             }
             Err(reason) => out.skipped.push((i, reason)),
         }
@@ -217,6 +233,10 @@ pub(crate) fn documents(counters: &[Counter], ctx: &DocumentContext<'_>) -> Buil
     groups.sort_by(|a, b| a.dimensions.cmp(&b.dimensions));
     let timestamp = ctx.now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis());
     for Group { dimensions, mut entries, .. } in groups {
+        if entries.is_empty() {
+            // Every counter of these dimensions was skipped.
+            continue;
+        }
         let sets = dimension_sets(&dimensions, ctx.rollups);
         if entries.iter().any(|(_, properties, _)| !properties.is_empty()) {
             // The counters of the same properties next to each other: as few documents as they allow.
@@ -381,19 +401,10 @@ pub(crate) fn check_dimension(key: &str, value: &str) -> Result<(), SkipReason> 
     Ok(())
 }
 
-/// A counter's metric, its dimensions written into `dimensions`, or why it cannot be sent; with whether a label
-/// replaced one of the dimensions (then another counter, another key, may have these dimensions and this name).
-fn metric<'a>(
-    counter: &'a Counter,
-    ctx: &DocumentContext<'a>,
-    dimensions: &mut Pairs<'a>,
-) -> Result<(Metric<'a>, bool), SkipReason> {
-    let name = counter.name();
-    // Read once for what its JSON string escapes too.
-    let plain = limits::valid_nonblank_plain(name, MAX_NAME_LEN).ok_or(SkipReason::MetricName)?;
-    if name == "_aws" {
-        return Err(SkipReason::MetricName);
-    }
+/// Writes a counter's dimensions into `dimensions`: the defaults, then its labels (a label of a default's name
+/// takes its place). Returns whether a label replaced one of them (then another counter, another key, may have
+/// these dimensions and this name).
+fn merge_dimensions<'a>(counter: &'a Counter, ctx: &DocumentContext<'a>, dimensions: &mut Pairs<'a>) -> bool {
     dimensions.clear();
     dimensions.extend(ctx.dimensions.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let labels = counter.dimensions();
@@ -405,16 +416,33 @@ fn metric<'a>(
             None => dimensions.push((key, value)),
         }
     }
-    let merged = dimensions.len() < merged_from;
-    if dimensions.len() > MAX_DIMENSIONS {
-        return Err(SkipReason::TooManyDimensions);
+    dimensions.len() < merged_from
+}
+
+/// The first of `dimensions` that cannot go into a document ([`check_dimension`]), its index and why.
+fn invalid_dimension(dimensions: &[(&str, &str)]) -> Option<(usize, SkipReason)> {
+    dimensions.iter().enumerate().find_map(|(i, (key, value))| check_dimension(key, value).err().map(|r| (i, r)))
+}
+
+/// Whether a metric named `name` can go into a document of `group`'s dimensions, read in their order as a
+/// counter's own checks would be: a dimension of its name ([`SkipReason::DimensionName`]) or one that cannot be
+/// sent, whichever comes first.
+fn sendable(group: &Group<'_>, name: &str) -> Result<(), SkipReason> {
+    let checked = group.invalid.map_or(group.dimensions.len(), |(at, _)| at + 1);
+    if group.dimensions[..checked].iter().any(|(key, _)| *key == name) {
+        return Err(SkipReason::DimensionName);
     }
-    for (key, value) in dimensions.iter() {
-        if *key == name {
-            return Err(SkipReason::DimensionName);
-        }
-        check_dimension(key, value)?;
-    }
+    group.invalid.map_or(Ok(()), |(_, reason)| Err(reason))
+}
+
+/// The metric of a counter named `name` (a valid metric name; `plain`: with nothing a JSON string escapes), or
+/// why its value cannot be sent.
+fn metric<'a>(
+    counter: &'a Counter,
+    ctx: &DocumentContext<'a>,
+    name: &'a str,
+    plain: bool,
+) -> Result<Metric<'a>, SkipReason> {
     let described = counter.unit.and_then(unit_name);
     let (unit, value) = match counter.counter_type {
         CounterType::Increment => {
@@ -432,7 +460,7 @@ fn metric<'a>(
         CounterType::Timestamp => ("None", Value::Number(epoch_millis(counter.time.ok_or(SkipReason::Value)?))),
     };
     let high_resolution = ctx.high_resolution.iter().any(|p| name.starts_with(p.as_str()));
-    Ok((Metric { name, plain, unit, high_resolution, value }, merged))
+    Ok(Metric { name, plain, unit, high_resolution, value })
 }
 
 /// A period's samples: values and counts with the exact statistics, or the statistics alone.

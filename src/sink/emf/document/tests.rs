@@ -227,3 +227,42 @@ fn numbers_are_written_whole_without_a_fraction_and_read_back_exactly() {
         assert_eq!(!out.contains(['.', 'e', 'E']), is_whole, "{value:?} written as {out}");
     }
 }
+
+#[test]
+fn dimensions_checked_once_for_their_group_skip_each_of_its_counters_for_the_reason_it_meets_first() {
+    let long_value = "v".repeat(1025);
+    let bad = [("a", "1"), ("b", long_value.as_str()), ("c", "3")];
+    let counters = [
+        increment("ok", 1, &[("a", "1")]),
+        increment("x", 1, &bad),
+        increment("a", 1, &bad),
+        increment("b", 1, &bad),
+        increment("c", 1, &bad),
+        increment("y", 2, &bad),
+        increment("a", 1, &[("a", "1")]),
+        increment("ok2", 4, &[("a", "1")]),
+        increment("z", 1, &[("d", ""), ("e", "5")]),
+        increment("e", 1, &[("d", ""), ("e", "5")]),
+    ];
+    let built = documents(&counters, &ctx(&[], &[]));
+    let skipped: Vec<(usize, SkipReason)> = built.skipped;
+    assert_eq!(
+        skipped,
+        [
+            (1, SkipReason::DimensionValue),
+            // Its name is a dimension before the one that cannot be sent: that is what a counter meets first.
+            (2, SkipReason::DimensionName),
+            // The dimension of its name is the one that cannot be sent: its name is checked first.
+            (3, SkipReason::DimensionName),
+            // The dimension of its name comes after the one that cannot be sent.
+            (4, SkipReason::DimensionValue),
+            (5, SkipReason::DimensionValue),
+            (6, SkipReason::DimensionName),
+            (8, SkipReason::DimensionValue),
+            (9, SkipReason::DimensionValue),
+        ]
+    );
+    // The group every counter of which was skipped writes no document; the other holds the two that are sent.
+    let sources: Vec<&[usize]> = built.documents.iter().map(|(_, s)| s.as_slice()).collect();
+    assert_eq!(sources, [&[0, 7][..]]);
+}

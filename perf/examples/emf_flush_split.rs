@@ -13,7 +13,7 @@
 //!
 //! `only emf|nowhere|peer FLUSHES` runs that kind's flushes alone, untimed, for an instruction count: under
 //! `valgrind --tool=callgrind`, the total of `only emf 20` less that of `only emf 0`, divided by 20, is one flush
-//! with its 10,000 updates (BENCHMARKS.md, "Run AA").
+//! with its 10,000 updates (perf/HISTORY.md, "Run AA").
 
 use std::time::{Duration, Instant};
 

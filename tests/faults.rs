@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{future, ProvideCredentials};
@@ -417,6 +418,43 @@ async fn close_cut_off_while_a_request_waits_to_retry_after_a_refused_connection
     assert_eq!(c.telemetry().requests_ambiguous, 0, "nothing left this machine");
     assert_eq!(c.dump().await.expect("the server answers now").saved, 1, "the kept counter goes out");
     assert_eq!(seen.count(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_operation_timeout_while_a_request_waits_to_retry_after_an_error_answer_keeps_its_data() {
+    let (http, seen) = scripted(|n| (n == 0).then_some(("InternalServiceError", 503)));
+    // The user's SDK configuration bounds the whole operation at 5 s; the retry after the 503 waits 10 s.
+    let retries = RetryConfig::standard()
+        .with_max_attempts(2)
+        .with_initial_backoff(Duration::from_secs(10))
+        .with_use_static_exponential_base(true);
+    let operation = TimeoutConfig::builder().operation_timeout(Duration::from_secs(5)).build();
+    let sdk = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .http_client(http)
+        .retry_config(retries)
+        .timeout_config(operation)
+        .build();
+    let c = CloudWatchCounters::builder()
+        .namespace("faults")
+        .instance("test-host")
+        .region("us-east-1")
+        .credentials("test", "test")
+        .options(hour().telemetry(false))
+        .sdk_config(sdk)
+        .build()
+        .expect("valid settings");
+    c.open().await.unwrap();
+    c.increment("calls", 3);
+    let err = c.dump().await.expect_err("the operation times out before the retry");
+    assert_eq!(seen.count(), 1, "one attempt, answered 503: CloudWatch stored nothing");
+    assert!(matches!(&err, Error::Save(e) if !e.is_ambiguous()), "{err}");
+    assert_eq!(c.telemetry().datums_ambiguous, 0, "{err}");
+    let calls =
+        |c: &CloudWatchCounters| c.counters().get_all().iter().find(|x| x.name() == "calls").and_then(|x| x.count);
+    assert_eq!(calls(&c), Some(3), "kept for the next dump");
+    assert_eq!(c.dump().await.expect("the server answers now").saved, 1, "the kept counter goes out");
+    assert_eq!(seen.count(), 2);
 }
 
 /// Counters that send through `http` in requests of one counter each, with no retries, and whose `close` is

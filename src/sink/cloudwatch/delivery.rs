@@ -1,7 +1,7 @@
 //! What a failed PutMetricData means for the data in it: CloudWatch surely did not store it (the last attempt
 //! failed before it was handed to the HTTP client (see [`super::attempt`]), no connection was made, or CloudWatch
-//! answered with an error), or it may have (the request was sent and then the attempt timed out, or the
-//! connection broke before the answer).
+//! answered with an error, whatever ended the request after that answer), or it may have (the request was sent
+//! and then the attempt timed out, or the connection broke before the answer).
 //!
 //! Data CloudWatch surely did not store is kept for the next dump. Data it may have stored is never sent again,
 //! neither by the SDK's retries ([`NoAmbiguousRetries`] forbids them) nor by the next dump (the exporter counts it
@@ -28,9 +28,11 @@ pub(crate) enum Delivery {
 
 /// What a failed PutMetricData means for its data, given how far its last attempt got.
 pub(crate) fn delivery(err: &SdkError<PutMetricDataError, HttpResponse>, attempt: Attempt) -> Delivery {
-    if attempt == Attempt::NotTransmitted {
-        // It failed before it was handed to the HTTP client (credentials, signing, the endpoint, a timeout
-        // there): no byte of it left.
+    // Not transmitted: it failed before it was handed to the HTTP client (credentials, signing, the endpoint, a
+    // timeout there), and no byte of it left. Refused: its last attempt was answered with an error status,
+    // whatever ended the request after that (an operation timeout during the wait to retry, the error answer's
+    // body read past the attempt timeout); CloudWatch decided, and stored nothing.
+    if matches!(attempt, Attempt::NotTransmitted | Attempt::Refused) {
         return Delivery::NotStored;
     }
     match err {

@@ -59,6 +59,11 @@ fn sdk(http: SharedHttpClient, retries: RetryConfig) -> SdkConfig {
 }
 
 fn counters(http: SharedHttpClient, retries: RetryConfig, options: CountersOptions) -> CloudWatchCounters {
+    counters_on(sdk(http, retries), options)
+}
+
+/// Counters that send through the SDK configuration `sdk`.
+fn counters_on(sdk: SdkConfig, options: CountersOptions) -> CloudWatchCounters {
     CloudWatchCounters::builder()
         .namespace("faults")
         .instance("test-host")
@@ -66,7 +71,7 @@ fn counters(http: SharedHttpClient, retries: RetryConfig, options: CountersOptio
         .credentials("test", "test")
         .connect_timeout(Duration::from_secs(2))
         .options(options)
-        .sdk_config(sdk(http, retries))
+        .sdk_config(sdk)
         .build()
         .expect("valid settings")
 }
@@ -429,21 +434,7 @@ async fn an_operation_timeout_while_a_request_waits_to_retry_after_an_error_answ
         .with_initial_backoff(Duration::from_secs(10))
         .with_use_static_exponential_base(true);
     let operation = TimeoutConfig::builder().operation_timeout(Duration::from_secs(5)).build();
-    let sdk = SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .http_client(http)
-        .retry_config(retries)
-        .timeout_config(operation)
-        .build();
-    let c = CloudWatchCounters::builder()
-        .namespace("faults")
-        .instance("test-host")
-        .region("us-east-1")
-        .credentials("test", "test")
-        .options(hour().telemetry(false))
-        .sdk_config(sdk)
-        .build()
-        .expect("valid settings");
+    let c = counters_on(sdk(http, retries).into_builder().timeout_config(operation).build(), hour().telemetry(false));
     c.open().await.unwrap();
     c.increment("calls", 3);
     let err = c.dump().await.expect_err("the operation times out before the retry");

@@ -80,6 +80,19 @@ fn hour() -> CountersOptions {
     CountersOptions::default().interval(Duration::from_secs(3600))
 }
 
+/// Two attempts, the retry 10 s after the first.
+fn retry_after_ten_seconds() -> RetryConfig {
+    RetryConfig::standard()
+        .with_max_attempts(2)
+        .with_initial_backoff(Duration::from_secs(10))
+        .with_use_static_exponential_base(true)
+}
+
+/// The local view of the counter `name`'s count.
+fn count_of(c: &CloudWatchCounters, name: &str) -> Option<i64> {
+    c.counters().get_all().iter().find(|x| x.name() == name).and_then(|x| x.count)
+}
+
 #[tokio::test(start_paused = true)]
 async fn server_errors_are_retried_with_backoff_and_the_dump_succeeds() {
     let (http, seen) = scripted(|n| (n < 2).then_some(("InternalServiceError", 503)));
@@ -107,17 +120,9 @@ async fn persistent_server_errors_fail_the_dump_and_keep_every_value() {
     assert!(matches!(&err, Error::Save(e) if !e.is_throttled()), "{err}");
     assert_eq!(seen.count(), 3);
     c.increment("calls", 2);
-    assert_eq!(
-        c.counters().get_all().iter().find(|x| x.name() == "calls").and_then(|x| x.count),
-        Some(7),
-        "nothing was lost"
-    );
+    assert_eq!(count_of(&c, "calls"), Some(7), "nothing was lost");
     assert_eq!(c.dump().await.unwrap().saved, 3, "calls, and the telemetry's requests_failed and dumps_failed");
-    assert_eq!(
-        c.counters().get_all().iter().find(|x| x.name() == "calls").and_then(|x| x.count),
-        None,
-        "reset after the save"
-    );
+    assert_eq!(count_of(&c, "calls"), None, "reset after the save");
     let telemetry = c.telemetry();
     assert_eq!((telemetry.requests_failed, telemetry.dumps_failed, telemetry.datums_sent), (1, 1, 3));
 }
@@ -388,11 +393,7 @@ async fn a_request_that_fails_for_its_credentials_sent_nothing_and_keeps_its_dat
 /// Counters through `http` (two attempts, 10 s apart) that recorded `calls` 3 and were closed with a 1 s bound:
 /// the close is cut off during the wait before the retry, and reports no datum unconfirmed.
 async fn closed_during_a_retry_wait(http: SharedHttpClient) -> CloudWatchCounters {
-    let retries = RetryConfig::standard()
-        .with_max_attempts(2)
-        .with_initial_backoff(Duration::from_secs(10))
-        .with_use_static_exponential_base(true);
-    let c = counters(http, retries, hour().close_timeout(Duration::from_secs(1)).telemetry(false));
+    let c = counters(http, retry_after_ten_seconds(), hour().close_timeout(Duration::from_secs(1)).telemetry(false));
     c.open().await.unwrap();
     c.increment("calls", 3);
     let err = c.close().await.unwrap_err();
@@ -429,21 +430,16 @@ async fn close_cut_off_while_a_request_waits_to_retry_after_a_refused_connection
 async fn an_operation_timeout_while_a_request_waits_to_retry_after_an_error_answer_keeps_its_data() {
     let (http, seen) = scripted(|n| (n == 0).then_some(("InternalServiceError", 503)));
     // The user's SDK configuration bounds the whole operation at 5 s; the retry after the 503 waits 10 s.
-    let retries = RetryConfig::standard()
-        .with_max_attempts(2)
-        .with_initial_backoff(Duration::from_secs(10))
-        .with_use_static_exponential_base(true);
     let operation = TimeoutConfig::builder().operation_timeout(Duration::from_secs(5)).build();
-    let c = counters_on(sdk(http, retries).into_builder().timeout_config(operation).build(), hour().telemetry(false));
+    let sdk = sdk(http, retry_after_ten_seconds()).into_builder().timeout_config(operation).build();
+    let c = counters_on(sdk, hour().telemetry(false));
     c.open().await.unwrap();
     c.increment("calls", 3);
     let err = c.dump().await.expect_err("the operation times out before the retry");
     assert_eq!(seen.count(), 1, "one attempt, answered 503: CloudWatch stored nothing");
     assert!(matches!(&err, Error::Save(e) if !e.is_ambiguous()), "{err}");
     assert_eq!(c.telemetry().datums_ambiguous, 0, "{err}");
-    let calls =
-        |c: &CloudWatchCounters| c.counters().get_all().iter().find(|x| x.name() == "calls").and_then(|x| x.count);
-    assert_eq!(calls(&c), Some(3), "kept for the next dump");
+    assert_eq!(count_of(&c, "calls"), Some(3), "kept for the next dump");
     assert_eq!(c.dump().await.expect("the server answers now").saved, 1, "the kept counter goes out");
     assert_eq!(seen.count(), 2);
 }

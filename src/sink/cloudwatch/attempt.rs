@@ -45,6 +45,16 @@ impl AttemptMark {
     }
 }
 
+impl Attempt {
+    /// Whether CloudWatch may hold the request, whatever ended it after this attempt: only an attempt that was
+    /// transmitted and got no error answer. Not transmitted, no byte of it left; refused, CloudWatch decided and
+    /// stored nothing (an operation timeout during the wait to retry, or an error answer's body read past the
+    /// attempt timeout, changes neither).
+    pub(crate) fn may_have_arrived(self) -> bool {
+        self == Attempt::Transmitted
+    }
+}
+
 impl Intercept for AttemptMark {
     fn name(&self) -> &'static str {
         "cloudwatch-counters attempt mark"

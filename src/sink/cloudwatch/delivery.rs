@@ -28,11 +28,8 @@ pub(crate) enum Delivery {
 
 /// What a failed PutMetricData means for its data, given how far its last attempt got.
 pub(crate) fn delivery(err: &SdkError<PutMetricDataError, HttpResponse>, attempt: Attempt) -> Delivery {
-    // Not transmitted: it failed before it was handed to the HTTP client (credentials, signing, the endpoint, a
-    // timeout there), and no byte of it left. Refused: its last attempt was answered with an error status,
-    // whatever ended the request after that (an operation timeout during the wait to retry, the error answer's
-    // body read past the attempt timeout); CloudWatch decided, and stored nothing.
-    if matches!(attempt, Attempt::NotTransmitted | Attempt::Refused) {
+    if !attempt.may_have_arrived() {
+        // Never transmitted (credentials, signing, the endpoint, a timeout there), or answered with an error.
         return Delivery::NotStored;
     }
     match err {

@@ -21,7 +21,7 @@ pub(crate) mod datum;
 mod delivery;
 mod guard;
 
-use attempt::{Attempt, AttemptMark};
+use attempt::AttemptMark;
 use delivery::{delivery, Delivery, NoAmbiguousRetries};
 use guard::EndpointGuard;
 
@@ -310,7 +310,7 @@ impl Sink for CloudWatchSink {
         let mut progress = self.progress();
         let in_flight = std::mem::take(&mut progress.in_flight);
         let mut maybe = std::mem::take(&mut progress.settled);
-        if !in_flight.is_empty() && progress.in_flight_attempt.get() == Attempt::Transmitted {
+        if !in_flight.is_empty() && progress.in_flight_attempt.get().may_have_arrived() {
             self.telemetry.requests_ambiguous.fetch_add(1, Relaxed);
             self.telemetry.datums_ambiguous.fetch_add(progress.in_flight_datums, Relaxed);
             maybe.extend(in_flight);

@@ -245,9 +245,8 @@ fn dimensions_checked_once_for_their_group_skip_each_of_its_counters_for_the_rea
         increment("e", 1, &[("d", ""), ("e", "5")]),
     ];
     let built = documents(&counters, &ctx(&[], &[]));
-    let skipped: Vec<(usize, SkipReason)> = built.skipped;
     assert_eq!(
-        skipped,
+        built.skipped,
         [
             (1, SkipReason::DimensionValue),
             // Its name is a dimension before the one that cannot be sent: that is what a counter meets first.

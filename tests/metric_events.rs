@@ -413,3 +413,62 @@ fn a_field_name_repeated_among_more_than_29_fields_counts_once() {
     assert_eq!((k, m.dimensions().len()), (Some("b"), 30), "30 fields of 29 names: none cut");
     assert_eq!(c.telemetry().labels_cut, 0);
 }
+
+/// One callsite of 32 fields: `k`, 28 more names, `x` (the 30th name: cut), then `k` again (kept, and published).
+fn event_with_a_cut_label(x: &str, k: &str) {
+    tracing::info!(
+        counter.m = 1,
+        k = "a",
+        l01 = 1,
+        l02 = 1,
+        l03 = 1,
+        l04 = 1,
+        l05 = 1,
+        l06 = 1,
+        l07 = 1,
+        l08 = 1,
+        l09 = 1,
+        l10 = 1,
+        l11 = 1,
+        l12 = 1,
+        l13 = 1,
+        l14 = 1,
+        l15 = 1,
+        l16 = 1,
+        l17 = 1,
+        l18 = 1,
+        l19 = 1,
+        l20 = 1,
+        l21 = 1,
+        l22 = 1,
+        l23 = 1,
+        l24 = 1,
+        l25 = 1,
+        l26 = 1,
+        l27 = 1,
+        l28 = 1,
+        x = x,
+        k = k
+    );
+}
+
+#[test]
+fn a_cut_labels_value_does_not_make_two_label_values_pass_for_each_other() {
+    let c = counters();
+    tracing::subscriber::with_default(Registry::default().with(c.layer()), || {
+        // The values of `x` and the last `k` side by side read "pqr" in both events.
+        event_with_a_cut_label("pq", "r");
+        event_with_a_cut_label("p", "qr");
+        event_with_a_cut_label("p", "qr");
+    });
+    let all = c.get_all();
+    let last_k =
+        |x: &cloudwatch_counters::Counter| x.dimensions().rev().find(|(n, _)| *n == "k").map(|(_, v)| v.to_owned());
+    let count_with = |value: &str| {
+        let with_value = all.iter().filter(|x| x.name() == "m" && last_k(x).as_deref() == Some(value));
+        with_value.map(|x| x.count).collect::<Vec<_>>()
+    };
+    assert_eq!((count_with("r"), count_with("qr")), (vec![Some(1)], vec![Some(2)]), "{all:?}");
+    c.dump_blocking().expect("dump");
+    assert_eq!(c.telemetry().labels_cut, 3, "each event's cut counted");
+}

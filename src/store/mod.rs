@@ -466,6 +466,12 @@ impl Store {
         }
     }
 
+    /// How many counters have properties kept for their next period.
+    #[cfg(test)]
+    pub(crate) fn properties_kept(&self) -> usize {
+        self.properties.len()
+    }
+
     /// Takes the properties of the counter `key`'s period.
     pub(crate) fn take_properties(&self, key: &Key) -> Vec<(String, String)> {
         if !self.has_properties.load(Relaxed) {

@@ -157,12 +157,33 @@ impl Fields {
         }
         if let Some(kept) = labels_kept(&self.labels, store.max_labels(), |&(name, _, _)| name) {
             store.count_labels_cut(self.metrics[0].0, self.labels.len());
-            let mut kept = kept.into_iter();
-            self.labels.retain(|_| kept.next().unwrap_or(false));
+            self.keep_labels(&kept);
         }
         for &(name, kind, value) in &self.metrics {
             with_cell(store, layer, name, kind, self, memo, |cell| value.record(cell, kind));
         }
+    }
+}
+
+impl Fields {
+    /// Keeps the labels `kept` says, and only their values in `text`, each starting where the one before it
+    /// ends: a cached handle knows the values by their ends and the whole text, so a cut value left in between
+    /// would let `x = "pq", y = "r"` pass for `x = "p", y = "qr"` once `x` is cut.
+    #[cold]
+    fn keep_labels(&mut self, kept: &[bool]) {
+        let mut removed = 0;
+        let mut kept = kept.iter();
+        self.labels.retain_mut(|(_, start, end)| {
+            let (from, to) = (*start - removed, *end - removed);
+            if kept.next().copied().unwrap_or(false) {
+                (*start, *end) = (from, to);
+                true
+            } else {
+                self.text.replace_range(from..to, "");
+                removed += to - from;
+                false
+            }
+        });
     }
 }
 
@@ -237,14 +258,17 @@ fn store_cell(
         }
     }
     let key = key_buffers::key(key_buffers::Name::Static(name), labels_text);
-    if !fields.properties.is_empty() {
-        store.set_properties(&key, fields.properties.clone());
-    }
     // As the cache's hits: a histogram's samples go into the name's sampled counter of either type (one a
     // `metrics` histogram described with a time unit made an Interval), never replacing it, and scaled as its
     // samples are. A new one is what a `metrics` histogram of the name would get.
     let (kind, scale) = if kind == CounterType::Statistics { store.histogram_kind(name) } else { (kind, 1.0) };
-    (store.scaled_cell(&key, kind, scale), kind)
+    let cell = store.scaled_cell(&key, kind, scale);
+    // Before the value is recorded, so that the period holding it has them; not for a key the store refused,
+    // which no dump takes them for.
+    if !fields.properties.is_empty() && !cell.is_retired() {
+        store.set_properties(&key, fields.properties.clone());
+    }
+    (cell, kind)
 }
 
 /// Keeps `handle` in `memo` if it is empty.

@@ -377,11 +377,12 @@ impl CountersLayer {
         };
         if !timed {
             let (cell, key) = resolve(CounterType::Interval, &cells.exec_name);
-            cell.sample(elapsed_ms);
-            // A key is built for every counter with properties (they are not cacheable).
+            // A key is built for every counter with properties (they are not cacheable); they are kept before the
+            // sample, so that the period holding it has them, and not for a key the store refused.
             if let Some(key) = key.as_ref().filter(|_| !cell.is_retired()) {
                 self.record_properties(timing, key);
             }
+            cell.sample(elapsed_ms);
         } // the key dropped here: its buffers, for the next miss
         if !counted {
             // On the retired cell of a refused error, counted as a refused update (not an Interval's call).
@@ -608,7 +609,7 @@ impl CountersLayer {
             self.record_labelled(timing, labels, elapsed_ms);
             return;
         }
-        if timing.properties.is_some() {
+        if timing.properties.is_some() && !timing.cells.exec_time.is_retired() {
             self.record_properties(timing, &Key::from_name(timing.cells.exec_name.clone()));
         }
         if !timing.cells.exec_time.sample_unless_retired(elapsed_ms) {

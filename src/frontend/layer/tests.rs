@@ -61,3 +61,23 @@ fn labelled_spans_past_the_cache_find_their_existing_counters_with_no_key_built(
     let errors = VALUES.div_ceil(3);
     assert_eq!(built, [VALUES + errors, 0], "a key for each new counter, none for the existing ones");
 }
+
+#[test]
+fn properties_of_counters_the_store_refused_are_not_kept() {
+    let store = Arc::new(Store::default());
+    store.set_max_counters(1);
+    store.cell(&Key::from_static_name("first"), CounterType::Increment);
+    let layer = CountersLayerBuilder::new(Arc::clone(&store), Arc::new(()))
+        .span_dimensions(["route"])
+        .properties(["request_id"])
+        .build();
+    tracing::subscriber::with_default(tracing_subscriber::Registry::default().with(layer), || {
+        for i in 0..100 {
+            tracing::event!(target: "app", tracing::Level::INFO, monotonic_counter.hits = 1, route = i, request_id = "r");
+            drop(tracing::info_span!(target: "app", "request", route = i, request_id = "r"));
+            drop(tracing::info_span!(target: "app", "plain", request_id = "r"));
+        }
+    });
+    assert_eq!(store.len(), 1, "every other counter refused past the cap");
+    assert_eq!(store.properties_kept(), 0, "no dump takes a refused counter's properties");
+}

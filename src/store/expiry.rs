@@ -80,11 +80,15 @@ impl Store {
                 idle_since.remove(key);
             }
         }
+        let made_room = !due.is_empty();
         for (key, t) in due {
             idle_since.remove(key);
             self.expire(key, &t.cell);
         }
         self.expiry.idle_len.store(idle_since.len(), Relaxed);
+        if made_room {
+            self.room_made();
+        }
     }
 
     /// Runs `f` on every cell, the map's and those kept aside, holding the latter's lock throughout: a cell moves

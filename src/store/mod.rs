@@ -152,6 +152,8 @@ pub(crate) struct Store {
     percentiles: AtomicBool,
     /// New keys refused because the store was full.
     dropped: AtomicU64,
+    /// Whether a key was refused since room last appeared (see [`Store::retirements`]).
+    refused_since_room: AtomicBool,
     warn_dropped: WarnEvery,
     /// Metric keys or events whose labels past [`MAX_LABELS`] were cut.
     labels_cut: AtomicU64,
@@ -168,8 +170,8 @@ pub(crate) struct Store {
     /// Cells removed from the map that handles may still update: their refused updates are counted at each take,
     /// and a cell is forgotten once nothing else holds it.
     retired: Mutex<Vec<Arc<CounterCell>>>,
-    /// Cells retired so far: a front-end that caches cells (the layer's span callsites) looks them up again when
-    /// this changed.
+    /// Cells retired so far, and times room appeared after refusals: a front-end that caches cells (the layer's
+    /// span callsites) looks them up again when this changed.
     retirements: AtomicU64,
     /// Refusals counted by retired cells that were forgotten before a take collected them.
     refused_by_forgotten: AtomicU64,
@@ -201,6 +203,7 @@ impl Store {
             max_labels: AtomicUsize::new(MAX_LABELS),
             percentiles: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
+            refused_since_room: AtomicBool::new(false),
             warn_dropped: WarnEvery::default(),
             labels_cut: AtomicU64::new(0),
             warn_labels: WarnEvery::default(),
@@ -231,7 +234,18 @@ impl Store {
 
     /// Changes the cap on live counters. Counters already there stay, even past a lowered cap.
     pub(crate) fn set_max_counters(&self, max: usize) {
-        self.max.store(max, Relaxed);
+        if self.max.swap(max, Relaxed) < max {
+            self.room_made();
+        }
+    }
+
+    /// Room for more counters appeared (some expired, or the cap was raised): a front-end that kept the detached
+    /// cell of a key refused meanwhile looks it up again (see [`Store::retirements`]). A refusal racing the
+    /// expiry that makes room is seen at the next room made (its updates are counted as refused until then).
+    fn room_made(&self) {
+        if self.refused_since_room.swap(false, Relaxed) {
+            self.retirements.fetch_add(1, Release);
+        }
     }
 
     /// Whether Interval and Statistics counters count their samples in buckets, for percentiles: new counters
@@ -398,6 +412,7 @@ impl Store {
     #[cold]
     fn refuse(&self, key: &Key, kind: CounterType) -> Arc<CounterCell> {
         let dropped = self.dropped.fetch_add(1, Relaxed) + 1;
+        self.refused_since_room.store(true, Relaxed);
         if self.warn_dropped.ready() {
             tracing::warn!(
                 target: "cloudwatch_counters",
@@ -548,8 +563,9 @@ impl Store {
         self.live.load(Relaxed).saturating_sub(self.reserved.load(Relaxed))
     }
 
-    /// How many cells were retired so far (cleared, removed, replaced by another type, expired and retired):
-    /// while it stays the same, cells a front-end found are still in service.
+    /// How many cells were retired so far (cleared, removed, replaced by another type, expired and retired), plus
+    /// how many times room appeared for counters after keys were refused past the cap: while it stays the same,
+    /// cells a front-end found are still in service, and a key that was refused would be refused still.
     #[inline]
     pub(crate) fn retirements(&self) -> u64 {
         self.retirements.load(Acquire)

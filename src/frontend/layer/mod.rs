@@ -453,7 +453,7 @@ impl CountersLayer {
 
     /// Adds 1 to the span's `<base>.errors` counter (resolved once, again only if it was cleared or replaced).
     fn count_error(&self, cells: &SpanCells) {
-        let key = || Key::from_name(cells.errors_name.clone());
+        let key = || key_buffers::key(key_buffers::Name::Copied(&cells.errors_name), std::iter::empty());
         let cell = cells.errors.get_or_init(|| self.store.cell(&key(), CounterType::Increment));
         if cell.is_retired() {
             // Cleared (or replaced) while the span was open: into the counter that has the name now, unless
@@ -503,7 +503,7 @@ impl CountersLayer {
     /// Records into the counter that has the span's name now (see [`Store::cell_after_retire`]).
     #[cold]
     fn record_after_clear(&self, cells: &SpanCells, elapsed_ms: f64) {
-        let key = Key::from_name(cells.exec_name.clone());
+        let key = key_buffers::key(key_buffers::Name::Copied(&cells.exec_name), std::iter::empty());
         self.store
             .cell_after_retire(&key, CounterType::Interval, Fit::EitherSampled, &cells.exec_time)
             .sample(elapsed_ms);
@@ -610,7 +610,8 @@ impl CountersLayer {
             return;
         }
         if timing.properties.is_some() && !timing.cells.exec_time.is_retired() {
-            self.record_properties(timing, &Key::from_name(timing.cells.exec_name.clone()));
+            let key = key_buffers::key(key_buffers::Name::Copied(&timing.cells.exec_name), std::iter::empty());
+            self.record_properties(timing, &key);
         }
         if !timing.cells.exec_time.sample_unless_retired(elapsed_ms) {
             // The counters were cleared (or the name taken by another type) while the span was open: record

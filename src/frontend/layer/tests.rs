@@ -81,3 +81,37 @@ fn properties_of_counters_the_store_refused_are_not_kept() {
     assert_eq!(store.len(), 1, "every other counter refused past the cap");
     assert_eq!(store.properties_kept(), 0, "no dump takes a refused counter's properties");
 }
+
+#[test]
+fn a_span_callsite_refused_past_the_cap_finds_its_counter_once_room_appears() {
+    let idle = std::time::Duration::from_secs(10);
+    let t0 = std::time::Instant::now();
+    for room in ["the cap raised", "a counter expired"] {
+        let store = Arc::new(Store::default());
+        store.set_max_counters(1);
+        store.cell(&Key::from_static_name("first"), CounterType::Increment).add(1);
+        let layer = CountersLayerBuilder::new(Arc::clone(&store), Arc::new(())).build();
+        let exec_time = Key::from_static_name("app.refused.exec_time");
+        tracing::subscriber::with_default(tracing_subscriber::Registry::default().with(layer), || {
+            let span = || drop(tracing::info_span!(target: "app", "refused"));
+            span();
+            assert!(store.get(&exec_time).is_none(), "{room}: refused at the cap");
+            match room {
+                "the cap raised" => store.set_max_counters(10),
+                _ => {
+                    for at in [t0, t0, t0 + idle] {
+                        let all = store.take_all();
+                        store.settle(&all.taken, |_| false);
+                        store.expire_idle(&all, idle, at);
+                    }
+                    assert_eq!(store.len(), 0, "{room}");
+                }
+            }
+            span();
+            let before = built_on_this_thread();
+            (0..100).for_each(|_| span());
+            assert_eq!(built_on_this_thread() - before, 0, "{room}: straight into its counter, no key built");
+        });
+        assert_eq!(store.get(&exec_time).and_then(|c| c.count), Some(101), "{room}: every span once room appeared");
+    }
+}

@@ -490,3 +490,31 @@ fn a_dump_of_ten_times_the_counters_allocates_no_more() {
     assert!(large <= small + 4, "a dump of 2,000 counters allocated {large} times, one of 200 {small}");
     assert!(small < 50, "a dump of 200 counters allocated {small} times");
 }
+
+#[test]
+fn events_and_spans_with_properties_do_not_allocate_once_warm() {
+    use tracing_subscriber::layer::SubscriberExt;
+    let _alone = labelled_spans_alone();
+    let counters = CachedCounters::new(LogSink::to_writer(std::io::sink()), CountersOptions::default());
+    let layer = counters.layer_builder().span_dimensions(["route"]).properties(["request_id"]).build();
+    let ids: Vec<String> = (0..100).map(|i| format!("req-{i:04}")).collect();
+    let round = || {
+        // A new request id at every call, as a service's are: written over the one the period keeps.
+        for (i, id) in ids.iter().enumerate() {
+            let route = if i % 2 == 0 { "/a" } else { "/b" };
+            tracing::info!(monotonic_counter.orders = 1, route, request_id = id.as_str());
+            tracing::info!(monotonic_counter.logins = 1, request_id = id.as_str());
+            drop(tracing::info_span!("request", route, request_id = id.as_str()));
+            drop(tracing::info_span!("job", request_id = id.as_str()));
+        }
+    };
+    let rounds = tracing::subscriber::with_default(tracing_subscriber::Registry::default().with(layer), || {
+        rounds_until_warm_then_none("400 events and spans with a property", round)
+    });
+    let all = counters.get_all();
+    let count = |name: &str| all.iter().filter(|c| c.name() == name).map(|c| c.count.unwrap_or(0)).sum::<i64>();
+    assert_eq!(count("orders"), 100 * rounds);
+    assert_eq!(count("logins"), 100 * rounds);
+    assert_eq!(count("allocations.request.exec_time"), 100 * rounds);
+    assert_eq!(count("allocations.job.exec_time"), 100 * rounds);
+}

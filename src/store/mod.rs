@@ -461,13 +461,18 @@ impl Store {
         overflow + refused + self.refused_by_forgotten.swap(0, Relaxed)
     }
 
-    /// Keeps `properties` for the current period of the counter `key` (the last value of each name wins).
-    pub(crate) fn set_properties(&self, key: &Key, properties: Vec<(String, String)>) {
-        self.has_properties.store(true, Relaxed);
-        let mut entry = self.properties.entry(key.clone()).or_default();
-        for (name, value) in properties {
-            crate::config::set_pair(&mut entry, name, value);
+    /// Keeps `properties` for the current period of the counter `key` (the last value of each name wins), written
+    /// over the strings kept for it already: a counter given them at every event allocates nothing once its
+    /// period has them (only the first of each period copies the key and the names).
+    pub(crate) fn set_properties<'a>(&self, key: &Key, properties: impl IntoIterator<Item = (&'a str, &'a str)>) {
+        if !self.has_properties.load(Relaxed) {
+            self.has_properties.store(true, Relaxed);
         }
+        if let Some(mut kept) = self.properties.get_mut(key) {
+            set_pairs(&mut kept, properties);
+            return;
+        }
+        set_pairs(&mut self.properties.entry(key.clone()).or_default(), properties);
     }
 
     /// Puts back the properties of the counter `key`'s period when the period goes back (its save failed):
@@ -714,6 +719,19 @@ impl Store {
     fn give_unit(&self, counter: &mut Counter, name: &str) {
         if self.has_units() {
             counter.unit = self.unit(name);
+        }
+    }
+}
+
+/// Sets each of `properties` in `kept`: the value of a name kept already written over its string.
+fn set_pairs<'a>(kept: &mut Vec<(String, String)>, properties: impl IntoIterator<Item = (&'a str, &'a str)>) {
+    for (name, value) in properties {
+        match kept.iter_mut().find(|(kept, _)| kept == name) {
+            Some((_, kept)) => {
+                kept.clear();
+                kept.push_str(value);
+            }
+            None => kept.push((name.to_owned(), value.to_owned())),
         }
     }
 }

@@ -136,12 +136,20 @@ struct Fields {
     /// Each label's name and where its value is in `text`.
     labels: Vec<(&'static str, usize, usize)>,
     text: String,
-    properties: Vec<(String, String)>,
+    /// Each property's name and where its value is in `properties_text`.
+    properties: Vec<(&'static str, usize, usize)>,
+    properties_text: String,
 }
 
 impl Fields {
     const fn new() -> Fields {
-        Fields { metrics: Vec::new(), labels: Vec::new(), text: String::new(), properties: Vec::new() }
+        Fields {
+            metrics: Vec::new(),
+            labels: Vec::new(),
+            text: String::new(),
+            properties: Vec::new(),
+            properties_text: String::new(),
+        }
     }
 
     fn clear(&mut self) {
@@ -149,6 +157,13 @@ impl Fields {
         self.labels.clear();
         self.text.clear();
         self.properties.clear();
+        self.properties_text.clear();
+    }
+
+    /// The properties' names and values.
+    fn properties(&self) -> impl Iterator<Item = (&str, &str)> {
+        let text = &self.properties_text;
+        self.properties.iter().map(|&(name, start, end)| (name, text.get(start..end).unwrap_or_default()))
     }
 
     fn record(&mut self, store: &Store, layer: u64, memo: &Memo) {
@@ -266,7 +281,7 @@ fn store_cell(
     // Before the value is recorded, so that the period holding it has them; not for a key the store refused,
     // which no dump takes them for.
     if !fields.properties.is_empty() && !cell.is_retired() {
-        store.set_properties(&key, fields.properties.clone());
+        store.set_properties(&key, fields.properties());
     }
     (cell, kind)
 }
@@ -561,9 +576,9 @@ impl MetricVisitor<'_> {
     fn label(&mut self, field: &Field, write: impl FnOnce(&mut String) -> fmt::Result) {
         // Writing into a `String` does not fail.
         if self.properties_allowed.iter().any(|p| p == field.name()) {
-            let mut value = String::new();
-            let _ = write(&mut value);
-            self.fields.properties.push((field.name().to_owned(), value));
+            let start = self.fields.properties_text.len();
+            let _ = write(&mut self.fields.properties_text);
+            self.fields.properties.push((field.name(), start, self.fields.properties_text.len()));
         } else if !self.roles.is_message(field) {
             let start = self.fields.text.len();
             let _ = write(&mut self.fields.text);

@@ -301,7 +301,7 @@ impl CountersLayer {
     /// Keeps a closing span's property values for the period of its counter `key`.
     fn record_properties(&self, timing: &SpanTiming, key: &Key) {
         if let Some(properties) = timing.properties.as_ref().filter(|p| !p.is_empty()) {
-            self.store.set_properties(key, properties.pairs());
+            self.store.set_properties(key, properties.pairs_iter());
         }
     }
 

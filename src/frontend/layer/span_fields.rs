@@ -118,7 +118,7 @@ impl SpanLabels {
     }
 
     /// The names and values, borrowed.
-    fn pairs_iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
+    pub(crate) fn pairs_iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
         self.live().iter().map(|(name, value)| (*name, value.as_str()))
     }
 
@@ -149,11 +149,6 @@ impl SpanLabels {
             let make = |evicted| CachedCell::reuse(evicted, Arc::clone(cell), kind, name, self.pairs_iter());
             thread_cache::insert_with(&CACHE, layer, hash, make, |_| ());
         }
-    }
-
-    /// The names and values, as properties.
-    pub(crate) fn pairs(&self) -> Vec<(String, String)> {
-        self.live().iter().map(|(name, value)| ((*name).to_owned(), value.clone())).collect()
     }
 
     /// Sets each of `recorded`'s labels here, as recording its fields here would have (no allocation where the

@@ -96,16 +96,15 @@ fn a_span_callsite_refused_past_the_cap_finds_its_counter_once_room_appears() {
             let span = || drop(tracing::info_span!(target: "app", "refused"));
             span();
             assert!(store.get(&exec_time).is_none(), "{room}: refused at the cap");
-            match room {
-                "the cap raised" => store.set_max_counters(10),
-                _ => {
-                    for at in [t0, t0, t0 + idle] {
-                        let all = store.take_all();
-                        store.settle(&all.taken, |_| false);
-                        store.expire_idle(&all, idle, at);
-                    }
-                    assert_eq!(store.len(), 0, "{room}");
+            if room == "the cap raised" {
+                store.set_max_counters(10);
+            } else {
+                for at in [t0, t0, t0 + idle] {
+                    let all = store.take_all();
+                    store.settle(&all.taken, |_| false);
+                    store.expire_idle(&all, idle, at);
                 }
+                assert_eq!(store.len(), 0, "{room}");
             }
             span();
             let before = built_on_this_thread();

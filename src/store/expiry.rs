@@ -11,9 +11,10 @@
 //! into the live counter, and nothing is lost or counted twice; values it refuses are counted at the next take.
 //! A registration that raced an expiry may have made a newer cell for the key: what the kept cell records then
 //! moves into the newer cell at each take (one record a key in a dump), and a key may have several cells aside
-//! (the newer one expired in turn while the older was held): each is taken. A kept cell whose key now has a live
-//! cell of another type is retired, as a replaced counter is. A cell with nothing in it that nothing holds any
-//! more is dropped.
+//! (the newer one expired in turn while the older was held): each is taken. Interval and Statistics cells take
+//! each other's samples there, as a live sampled cell serves a histogram of either type. A kept cell whose key
+//! now has a live cell of another type is retired, as a replaced counter is. A cell with nothing in it that
+//! nothing holds any more is dropped.
 
 use std::collections::HashMap;
 use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed};
@@ -180,11 +181,11 @@ impl Store {
     }
 
     /// At a take, before the live counters are taken: the period of each expired cell whose key has a newer live
-    /// cell of the same kind moves into that cell (see [`CounterCell::absorb`]), so that the dump publishes the
-    /// key once (two records of one name and dimensions would each be a datum to CloudWatch, but one EMF
-    /// document keeps one of them). Cells nothing holds any more are then dropped. An expired cell whose key has
-    /// a live cell of another kind is retired, its data dropped and its holders' updates refused: the name
-    /// changed type, as when a registration of another type replaces a live counter.
+    /// cell of the same kind (or either sampled kind) moves into that cell (see [`CounterCell::absorb`]), so that
+    /// the dump publishes the key once (two records of one name and dimensions would each be a datum to
+    /// CloudWatch, but one EMF document keeps one of them). Cells nothing holds any more are then dropped. An
+    /// expired cell whose key has a live cell of another kind is retired, its data dropped and its holders'
+    /// updates refused: the name changed type, as when a registration of another type replaces a live counter.
     pub(super) fn absorb_expired(&self, all: &mut TakeAll) {
         if self.expiry.expired_len.load(Relaxed) == 0 {
             return;
@@ -196,7 +197,7 @@ impl Store {
                 if Arc::ptr_eq(cell, &live) || live.is_retired() {
                     return true;
                 }
-                if live.kind() != cell.kind() {
+                if !Fit::EitherSampled.serves(live.kind(), cell.kind()) {
                     self.retire(Arc::clone(cell));
                     return false;
                 }
@@ -235,7 +236,7 @@ impl Store {
                 // type replaced it (see `absorb_expired`).
                 let newer = self.newer_cell(key).filter(|live| !Arc::ptr_eq(live, cell) && !live.is_retired());
                 if let Some(live) = newer {
-                    if live.kind() == cell.kind() && move_into(&live, cell, &period) {
+                    if Fit::EitherSampled.serves(live.kind(), cell.kind()) && move_into(&live, cell, &period) {
                         return held;
                     }
                     self.retire(Arc::clone(cell));
@@ -585,6 +586,41 @@ mod tests {
         assert!(old.is_retired());
         old.add(1);
         assert_eq!(store.take_all().rejected, 1, "its holder's updates refused and counted");
+    }
+
+    #[test]
+    fn samples_of_a_cell_kept_aside_go_out_with_a_newer_cell_of_the_other_sampled_type() {
+        for (kind, live_kind) in
+            [(CounterType::Interval, CounterType::Statistics), (CounterType::Statistics, CounterType::Interval)]
+        {
+            let store = Store::default();
+            let [old, newer] = aside_beside_a_newer_cell(&store, kind, live_kind);
+            old.sample(5.0);
+            let taken = dump(&store);
+            let route = published(&taken, "route").unwrap_or_else(|| panic!("{kind:?} aside: published"));
+            assert_eq!((route.counter_type, route.count, route.min), (live_kind, Some(1), Some(5.0)), "{kind:?}");
+            assert!(!old.is_retired(), "{kind:?}: a live sampled cell would have served it, so it still records");
+            old.sample(7.0);
+            newer.sample(9.0);
+            let route = published(&dump(&store), "route").unwrap_or_else(|| panic!("{kind:?}: published again"));
+            assert_eq!((route.count, route.min, route.max), (Some(2), Some(7.0), Some(9.0)), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn a_reset_of_the_totals_reaches_a_cell_kept_aside() {
+        let store = Store::default();
+        let handle = store.cell(&key("jobs"), CounterType::Increment);
+        handle.add(5);
+        dump(&store);
+        dump(&store);
+        dump(&store);
+        assert_eq!((store.len(), store.expired()), (0, 1), "aside for its holder");
+        store.reset_totals();
+        handle.add(1);
+        dump(&store);
+        let jobs = store.get(&key("jobs")).expect("back in the store");
+        assert_eq!(jobs.count, Some(1), "the totals since the reset only");
     }
 
     #[test]

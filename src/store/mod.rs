@@ -395,6 +395,8 @@ impl Store {
                     self.reserved.fetch_sub(1, Relaxed);
                 }
                 self.retire(replaced);
+                // The replaced counter's properties go with its data.
+                self.properties.remove(key);
                 cell
             }
             Entry::Vacant(entry) => {
@@ -541,6 +543,8 @@ impl Store {
                 self.retire(cell);
             })
         });
+        // The counter's properties go with it, not into the period of a counter of the key made later.
+        self.properties.remove(key);
         removed.is_some()
     }
 
@@ -553,6 +557,7 @@ impl Store {
                 false
             });
         });
+        self.properties.clear();
     }
 
     /// Counts `cell` out of the live counters, as it leaves the map.
@@ -684,7 +689,8 @@ impl Store {
     /// Resets every counter's local totals (pip's reset after `reset_timeout`).
     pub(crate) fn reset_totals(&self) {
         let _takes = self.lock_takes();
-        self.map.iter().for_each(|entry| entry.value().reset_totals());
+        // Those kept aside after their expiry too: one going back into the store brings back its totals.
+        self.each_cell_with_expired(CounterCell::reset_totals);
     }
 
     /// An empty counter for `key` and `cell`: name, dimensions, described unit.
@@ -753,6 +759,23 @@ fn forget_unheld(retired: &mut Vec<Arc<CounterCell>>) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn properties_go_with_their_counter_when_it_is_cleared_removed_or_replaced() {
+        for how in ["cleared", "removed", "replaced by another type"] {
+            let store = Store::default();
+            let jobs = Key::from_static_name("jobs");
+            store.cell(&jobs, CounterType::Statistics).sample(1.0);
+            store.set_properties(&jobs, [("user", "a")]);
+            match how {
+                "cleared" => store.clear(),
+                "removed" => assert!(store.remove(&jobs)),
+                _ => drop(store.cell(&jobs, CounterType::Increment)),
+            }
+            store.cell(&jobs, CounterType::Increment).add(1);
+            assert_eq!(store.take_properties(&jobs), [], "{how}: none for the counter of the key made later");
+        }
+    }
 
     #[test]
     fn same_key_and_type_share_one_cell() {

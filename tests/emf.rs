@@ -108,7 +108,13 @@ fn over_tcp_the_agent_going_away_and_back_loses_nothing_buffered_and_the_overflo
         counters.flush_blocking().expect("a flush never waits on the agent");
     }
     assert!(counters.agent_counts().1 >= 2, "the buffer holds 3 documents: the rest is dropped and counted");
-    assert_eq!(counters.telemetry().documents_dropped, counters.agent_counts().1);
+    let telemetry = counters.telemetry();
+    assert_eq!(telemetry.documents_dropped, counters.agent_counts().1);
+    assert_eq!(
+        (telemetry.requests_sent + telemetry.documents_dropped, telemetry.datums_sent + telemetry.documents_dropped),
+        (6, 6),
+        "each document of one metric counted once: taken into the buffer, or dropped"
+    );
     let listener = TcpListener::bind(addr).expect("the agent comes back on its port");
     let (stream, _) = listener.accept().expect("the output reconnects");
     stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");

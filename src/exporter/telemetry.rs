@@ -40,9 +40,10 @@ pub use crate::model::TELEMETRY_PREFIX;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Telemetry {
-    /// Datums the destination accepted.
+    /// Datums the destination accepted (EMF: metrics written, or taken into the agent output's buffer).
     pub datums_sent: u64,
-    /// Requests the destination accepted.
+    /// Requests the destination accepted (EMF: documents written, or taken into the agent output's buffer; not
+    /// those [dropped](Self::documents_dropped)).
     pub requests_sent: u64,
     /// Requests that failed (after the SDK's own retries).
     pub requests_failed: u64,

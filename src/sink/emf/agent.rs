@@ -85,16 +85,18 @@ impl Agent {
         Ok(Agent { udp: matches!(endpoint, AgentEndpoint::Udp(_)), queue })
     }
 
-    /// Buffers `document` for the agent; drops and counts it when the buffer is full. Never waits.
-    pub(crate) fn send(&self, document: String) {
+    /// Buffers `document` for the agent; drops and counts it when the buffer is full. Never waits. Whether it
+    /// was buffered.
+    pub(crate) fn send(&self, document: String) -> bool {
         let mut documents = self.queue.lock();
         if documents.len() >= self.queue.capacity {
             self.queue.dropped.fetch_add(1, Relaxed);
-            return;
+            return false;
         }
         documents.push_back(document);
         drop(documents);
         self.queue.changed.notify_all();
+        true
     }
 
     /// Documents dropped because the buffer was full.

@@ -117,6 +117,8 @@ impl EmfSink {
             }
         }
         let mut written = 0;
+        // Documents dropped because the agent's buffer was full are counted there (`documents_dropped`), not here.
+        let mut dropped = (0, 0);
         let result = match &self.output {
             Output::Stdout => {
                 write_lines(&mut std::io::stdout().lock(), &built.documents, &mut written, &self.line_open)
@@ -127,16 +129,19 @@ impl EmfSink {
             }
             Output::Agent(agent) => {
                 // Handed over, not copied: only each document's counters are needed after this.
-                for (document, _) in &mut built.documents {
-                    agent.send(std::mem::take(document));
+                for (document, sources) in &mut built.documents {
+                    if !agent.send(std::mem::take(document)) {
+                        dropped = (dropped.0 + 1, dropped.1 + sources.len() as u64);
+                    }
                     written += 1;
                 }
                 Ok(())
             }
         };
         let sent = &built.documents[..written];
-        self.documents_sent.fetch_add(sent.len() as u64, Relaxed);
-        self.datums_sent.fetch_add(sent.iter().map(|(_, sources)| sources.len() as u64).sum(), Relaxed);
+        self.documents_sent.fetch_add(sent.len() as u64 - dropped.0, Relaxed);
+        let datums: u64 = sent.iter().map(|(_, sources)| sources.len() as u64).sum();
+        self.datums_sent.fetch_add(datums - dropped.1, Relaxed);
         result.map_err(|err| {
             self.writes_failed.fetch_add(1, Relaxed);
             // What was written is out; the rest goes back into the counters for the next dump.

@@ -414,3 +414,84 @@ fn an_agent_uri_with_a_user_or_password_is_refused_without_showing_them() {
         assert!(shown.contains("connection.uri") && !shown.contains("TOPSECRET"), "{uri}: {shown}");
     }
 }
+
+/// How counters sending to the agent are dropped without `close`.
+#[derive(Debug, Clone, Copy)]
+enum DropShape {
+    /// Never opened (a Lambda handler's), dropped outside any runtime.
+    NeverOpened,
+    /// Opened and dropped in a task of a multi-thread runtime.
+    MultiThread,
+    /// Opened and dropped in a current-thread runtime.
+    CurrentThread,
+}
+
+#[test]
+fn counters_dropped_while_the_agent_is_away_wait_for_it_to_take_their_last_documents() {
+    for shape in [DropShape::NeverOpened, DropShape::MultiThread, DropShape::CurrentThread] {
+        // The agent is away (its port closed) when the counters are dropped, and back 300 ms later.
+        let addr = TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("address");
+        let counters = EmfCounters::builder()
+            .namespace("Drop")
+            .agent(format!("tcp://{addr}"))
+            .options(CountersOptions::default().telemetry(false).close_timeout(Duration::from_secs(20)))
+            .build()
+            .expect("valid");
+        let (listening_tx, listening) = std::sync::mpsc::channel();
+        let agent = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(300));
+            let listener = TcpListener::bind(addr).expect("the agent comes back on its port");
+            listening_tx.send(()).expect("the test waits");
+            let (stream, _) = listener.accept().expect("a connection");
+            stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+            BufReader::new(stream).lines().next().and_then(Result::ok)
+        });
+        match shape {
+            DropShape::NeverOpened => used_then_dropped(counters),
+            DropShape::MultiThread => {
+                let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
+                runtime.expect("runtime").block_on(async move {
+                    let task = tokio::spawn(async move {
+                        counters.open().await.expect("open");
+                        used_then_dropped(counters);
+                    });
+                    task.await.expect("the task");
+                });
+            }
+            DropShape::CurrentThread => {
+                let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                runtime.block_on(async move {
+                    counters.open().await.expect("open");
+                    used_then_dropped(counters);
+                });
+            }
+        }
+        // Whatever the drop did, the agent's accept ends: with the output's connection, or with this one, closed
+        // at once (no document).
+        listening.recv_timeout(Duration::from_secs(20)).expect("the agent listens again");
+        drop(std::net::TcpStream::connect(addr));
+        let line = agent.join().expect("the agent");
+        let document: Value = serde_json::from_str(&line.unwrap_or_else(|| panic!("{shape:?}: no document")))
+            .unwrap_or_else(|err| panic!("{shape:?}: {err}"));
+        assert_eq!(document["last"], 1, "{shape:?}");
+    }
+}
+
+fn used_then_dropped(counters: EmfCounters) {
+    counters.increment("last", 1);
+    drop(counters);
+}
+
+#[test]
+fn counters_dropped_while_the_agent_stays_away_say_what_it_did_not_take() {
+    let addr = TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("address"); // closed
+    let counters = EmfCounters::builder()
+        .namespace("Drop")
+        .agent(format!("tcp://{addr}"))
+        .options(CountersOptions::default().telemetry(false).close_timeout(Duration::from_millis(200)))
+        .build()
+        .expect("valid");
+    let (_capture, logs) = common::capture_logs();
+    used_then_dropped(counters);
+    assert_eq!(logs.lines_with("did not take their last EMF documents"), 1, "{}", logs.text());
+}

@@ -152,6 +152,12 @@ impl CachedCounters {
         self.exporter.dump_in_place_on_drop();
     }
 
+    /// Makes the last owner's drop wait, within `options.close_timeout`, for what `drain` waits for (an EMF agent
+    /// output's buffer to empty); `drain` returns what is still waiting.
+    pub(crate) fn drain_output_on_drop(&self, drain: impl Fn(Duration) -> usize + Send + Sync + 'static) {
+        self.exporter.drain_output_on_drop(Box::new(drain));
+    }
+
     /// [`dump_blocking`](Self::dump_blocking) on this thread, for a sink that writes synchronously (EMF to a
     /// writer): no helper thread per call.
     pub(crate) fn dump_here(&self) -> Result<DumpReport, Error> {

@@ -318,6 +318,13 @@ impl EmfCountersBuilder {
         let counters = CachedCounters::with_shared_sink(Arc::clone(&sink) as Arc<dyn crate::sink::Sink>, self.options);
         // A Lambda handler flushes per invocation and never opens them: dropped, they still write what is left.
         counters.dump_in_place_on_drop();
+        // Dropped without `close`, they still wait (within the close timeout) for the agent to take the rest.
+        if sink.agent().is_some() {
+            let agent_sink = Arc::clone(&sink);
+            counters.drain_output_on_drop(move |timeout| {
+                agent_sink.agent().map_or(0, |agent| if agent.drain(timeout) { 0 } else { agent.buffered() })
+            });
+        }
         // EMF adds no dimension of its own: a metric keeps labels of up to 30 names.
         counters.set_max_labels(crate::MAX_DIMENSIONS);
         Ok(EmfCounters { counters, sink })

@@ -7,10 +7,11 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use std::time::Instant;
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 
-use super::driver::run_and_wait;
+use super::driver::{letting_the_runtime_go_on, run_and_wait};
 use super::dump::Trigger;
 use super::Exporter;
 use crate::error::Error;
@@ -32,6 +33,9 @@ impl LastOwner {
 /// In a current-thread runtime (its tasks and its blocking threads alike) it cannot wait: the close runs in the
 /// background there and completes only if the runtime keeps running, but for a sink that saves without waiting
 /// (EMF), which flushes right there. A close that fails, times out or is dropped unfinished is warned about.
+/// For a sink that hands its output to a thread of its own (EMF to the CloudWatch agent), the drop then waits, in
+/// every runtime shape and within the same `options.close_timeout`, for that output to go out, and warns about
+/// what is still waiting: a program that ends right after the drop would lose it.
 ///
 /// Dropping counters that are not open stops their own thread, if any. Those of a sink that saves without
 /// waiting dump in place (see [`Exporter::dump_in_place`]); the others, after a `close` that failed or was
@@ -39,6 +43,7 @@ impl LastOwner {
 impl Drop for LastOwner {
     fn drop(&mut self) {
         let exporter = &self.0;
+        let deadline = Instant::now() + exporter.close_timeout();
         let (open, own) = {
             let driver = exporter.lock_driver();
             (driver.timer.is_some(), driver.own.as_ref().map(|own| own.handle.clone()))
@@ -51,6 +56,7 @@ impl Drop for LastOwner {
                 // After a `close` that saved everything, only what was recorded since: a dump of the gauges'
                 // levels alone would send them twice. After one that failed, what it kept, gauges and all.
                 exporter.dump_in_place(if closed_clean { Trigger::DropAfterClose } else { Trigger::Call }, None);
+                letting_the_runtime_go_on(|| exporter.drain_output(deadline));
             } else if exporter.closing.load(Relaxed) && !closed_clean {
                 if let Some(counters) = exporter.unsaved() {
                     warn_lost(counters, &"their close() failed or was cancelled");
@@ -64,8 +70,10 @@ impl Drop for LastOwner {
         let counters = exporter.store().len();
         if let Ok(current) = Handle::try_current() {
             if current.runtime_flavor() == RuntimeFlavor::CurrentThread {
-                if !(in_place && exporter.close_in_place()) {
-                    close_in_the_background(exporter, own, current, counters);
+                if in_place && exporter.close_in_place() {
+                    exporter.drain_output(deadline);
+                } else {
+                    close_in_the_background(exporter, own, current, counters, deadline);
                 }
                 return;
             }
@@ -75,7 +83,7 @@ impl Drop for LastOwner {
         let result = run_and_wait(own, "dropping the counters", close, exporter.close_timeout());
         exporter.stop_thread(true);
         match result {
-            Ok(Ok(_)) => {}
+            Ok(Ok(_)) => letting_the_runtime_go_on(|| exporter.drain_output(deadline)),
             Err(err @ Error::Timeout { .. }) => tracing::warn!(
                 target: "cloudwatch_counters",
                 counters,
@@ -107,7 +115,13 @@ impl Exporter {
 
 /// The close of counters dropped in a current-thread runtime (`current`), which cannot wait: spawned on our own
 /// runtime thread (`own`) if they run one, else on the runtime their interval task runs on.
-fn close_in_the_background(exporter: &Arc<Exporter>, own: Option<Handle>, current: Handle, counters: usize) {
+fn close_in_the_background(
+    exporter: &Arc<Exporter>,
+    own: Option<Handle>,
+    current: Handle,
+    counters: usize,
+    deadline: Instant,
+) {
     let runtime = if let Some(own) = own {
         own
     } else {
@@ -119,8 +133,12 @@ fn close_in_the_background(exporter: &Arc<Exporter>, own: Option<Handle>, curren
     let unfinished = Unfinished(Some(Arc::clone(&exporter)));
     drop(runtime.spawn(async move {
         let mut unfinished = unfinished;
-        if let Err(err) = exporter.close().await {
-            warn_lost(counters, &err);
+        match exporter.close().await {
+            Ok(_) => {
+                let draining = Arc::clone(&exporter);
+                let _ = tokio::task::spawn_blocking(move || draining.drain_output(deadline)).await;
+            }
+            Err(err) => warn_lost(counters, &err),
         }
         unfinished.0 = None;
         exporter.stop_thread(false);
@@ -148,6 +166,21 @@ fn warn_lost(counters: usize, why: &dyn std::fmt::Display) {
 }
 
 impl Exporter {
+    /// Waits, until `deadline`, for the output the sink hands to a thread of its own to go out (see
+    /// `drain_output_on_drop`); warns about what is still waiting then.
+    fn drain_output(&self, deadline: Instant) {
+        let Some(drain) = self.drain_output.get() else { return };
+        let waiting = drain(deadline.saturating_duration_since(Instant::now()));
+        if waiting > 0 {
+            tracing::warn!(
+                target: "cloudwatch_counters",
+                documents = waiting,
+                "counters were dropped and the CloudWatch agent did not take their last EMF documents within \
+                 options.close_timeout: they go out if it comes back while the program runs, and are lost if it ends"
+            );
+        }
+    }
+
     /// The last dump of counters dropped with no interval task running (never opened, or closed), right here:
     /// their sink saves without waiting on anything (EMF: written, or buffered for its agent), so the dump
     /// completes at its first poll, with no runtime. One that fails (or would wait) is warned about: what it held

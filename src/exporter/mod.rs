@@ -73,6 +73,9 @@ pub(crate) struct Exporter {
     /// opened, or closed), the counters dump in place; after a close that saved everything, only when something
     /// besides the gauges' levels was recorded since.
     dump_in_place_on_drop: AtomicBool,
+    /// For a sink that hands its output to a thread of its own (EMF to the agent): waits, at most the time given,
+    /// for that output to go out, and says how much is still waiting. The last owner's drop waits with it.
+    drain_output: std::sync::OnceLock<DrainOutput>,
     warn_rejected: WarnEvery,
     /// The sizes of the last dump's buffers, for the next one.
     last_sizes: dump::LastSizes,
@@ -84,6 +87,9 @@ pub(crate) struct Exporter {
     /// The options last set (their interval and reset timeout may have changed since: those are read from above).
     options: Mutex<CountersOptions>,
 }
+
+/// Waits, at most the time given, for a sink's output to leave its own thread; returns how much is still waiting.
+pub(crate) type DrainOutput = Box<dyn Fn(Duration) -> usize + Send + Sync>;
 
 impl Exporter {
     pub(crate) fn new(sink: Arc<dyn Sink>, options: &CountersOptions) -> Exporter {
@@ -107,6 +113,7 @@ impl Exporter {
             blocking_calls: std::sync::atomic::AtomicUsize::new(0),
             close_saved: AtomicBool::new(false),
             dump_in_place_on_drop: AtomicBool::new(false),
+            drain_output: std::sync::OnceLock::new(),
             warn_rejected: WarnEvery::default(),
             last_sizes: dump::LastSizes::default(),
             state: tokio::sync::Mutex::new(DumpState { last_reset: Instant::now(), published: Telemetry::default() }),
@@ -127,6 +134,12 @@ impl Exporter {
     /// waiting).
     pub(crate) fn dump_in_place_on_drop(&self) {
         self.dump_in_place_on_drop.store(true, Relaxed);
+    }
+
+    /// Makes the last owner's drop wait, within `options.close_timeout`, for the output the sink hands to a thread
+    /// of its own (see `drain_output`).
+    pub(crate) fn drain_output_on_drop(&self, drain: DrainOutput) {
+        let _ = self.drain_output.set(drain);
     }
 
     /// The store this exporter reads.

@@ -222,3 +222,18 @@ async fn dropping_counters_during_an_interval_dump_in_a_current_thread_runtime_c
     tokio::time::timeout(Duration::from_secs(30), all_saved).await.expect("the background close saved the rest");
     assert_eq!(calls_saved(&sink), 11);
 }
+
+#[test]
+fn a_dump_dropped_during_its_save_other_than_by_close_warns_that_its_data_may_be_lost() {
+    let (started, mut saves) = tokio::sync::mpsc::unbounded_channel();
+    let counters = CachedCounters::new(Hung(started), CountersOptions::default().telemetry(false));
+    counters.increment("orders", 1);
+    let (_capture, logs) = common::capture_logs();
+    let mut dump = Box::pin(counters.dump());
+    let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(std::future::Future::poll(dump.as_mut(), &mut context).is_pending(), "the save under way");
+    assert!(saves.try_recv().is_ok(), "the save began");
+    drop(dump);
+    assert_eq!(counters.telemetry().datums_ambiguous, 1, "counted: the sink may have sent it; {}", logs.text());
+    assert_eq!(logs.lines_with("a dump was dropped while its save was under way"), 1, "{}", logs.text());
+}

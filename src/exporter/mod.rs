@@ -77,6 +77,8 @@ pub(crate) struct Exporter {
     /// for that output to go out, and says how much is still waiting. The last owner's drop waits with it.
     drain_output: std::sync::OnceLock<DrainOutput>,
     warn_rejected: WarnEvery,
+    /// Warns about dumps cut off during their save other than by `close` (which reports them in its error).
+    warn_cut_off: WarnEvery,
     /// The sizes of the last dump's buffers, for the next one.
     last_sizes: dump::LastSizes,
     state: tokio::sync::Mutex<DumpState>,
@@ -115,6 +117,7 @@ impl Exporter {
             dump_in_place_on_drop: AtomicBool::new(false),
             drain_output: std::sync::OnceLock::new(),
             warn_rejected: WarnEvery::default(),
+            warn_cut_off: WarnEvery::default(),
             last_sizes: dump::LastSizes::default(),
             state: tokio::sync::Mutex::new(DumpState { last_reset: Instant::now(), published: Telemetry::default() }),
             driver: Mutex::new(driver::Driver::default()),

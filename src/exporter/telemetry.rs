@@ -114,7 +114,8 @@ impl Telemetry {
         }
     }
 
-    /// Datums skipped for `reason`.
+    /// Datums skipped for `reason`: a counter that cannot be sent at all (or that CloudWatch refused alone)
+    /// counts once, whatever rollup datums it would have made; a rollup datum left out on its own counts once.
     pub fn skipped(&self, reason: SkipReason) -> u64 {
         self.skipped[reason.index()]
     }

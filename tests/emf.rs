@@ -431,12 +431,7 @@ fn counters_dropped_while_the_agent_is_away_wait_for_it_to_take_their_last_docum
     for shape in [DropShape::NeverOpened, DropShape::MultiThread, DropShape::CurrentThread] {
         // The agent is away (its port closed) when the counters are dropped, and back 300 ms later.
         let addr = TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("address");
-        let counters = EmfCounters::builder()
-            .namespace("Drop")
-            .agent(format!("tcp://{addr}"))
-            .options(CountersOptions::default().telemetry(false).close_timeout(Duration::from_secs(20)))
-            .build()
-            .expect("valid");
+        let counters = sending_to_the_agent_at(addr, Duration::from_secs(20));
         let (listening_tx, listening) = std::sync::mpsc::channel();
         let agent = std::thread::spawn(move || {
             std::thread::sleep(Duration::from_millis(300));
@@ -477,6 +472,13 @@ fn counters_dropped_while_the_agent_is_away_wait_for_it_to_take_their_last_docum
     }
 }
 
+/// Counters sending to the agent at `addr` over TCP, closing (or dropped) within `close_timeout`.
+fn sending_to_the_agent_at(addr: std::net::SocketAddr, close_timeout: Duration) -> EmfCounters {
+    let options = CountersOptions::default().telemetry(false).close_timeout(close_timeout);
+    let builder = EmfCounters::builder().namespace("Drop").agent(format!("tcp://{addr}")).options(options);
+    builder.build().expect("valid")
+}
+
 fn used_then_dropped(counters: EmfCounters) {
     counters.increment("last", 1);
     drop(counters);
@@ -485,12 +487,7 @@ fn used_then_dropped(counters: EmfCounters) {
 #[test]
 fn counters_dropped_while_the_agent_stays_away_say_what_it_did_not_take() {
     let addr = TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("address"); // closed
-    let counters = EmfCounters::builder()
-        .namespace("Drop")
-        .agent(format!("tcp://{addr}"))
-        .options(CountersOptions::default().telemetry(false).close_timeout(Duration::from_millis(200)))
-        .build()
-        .expect("valid");
+    let counters = sending_to_the_agent_at(addr, Duration::from_millis(200));
     let (_capture, logs) = common::capture_logs();
     used_then_dropped(counters);
     assert_eq!(logs.lines_with("did not take their last EMF documents"), 1, "{}", logs.text());

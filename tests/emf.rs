@@ -433,7 +433,10 @@ fn counters_dropped_while_the_agent_is_away_wait_for_it_to_take_their_last_docum
         let addr = TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("address");
         let counters = sending_to_the_agent_at(addr, Duration::from_secs(20));
         let (listening_tx, listening) = std::sync::mpsc::channel();
+        let (dropping, dropped) = std::sync::mpsc::channel();
         let agent = std::thread::spawn(move || {
+            // Back 300 ms after the drop began, whatever opening the counters took.
+            dropped.recv_timeout(Duration::from_secs(60)).expect("the counters are dropped");
             std::thread::sleep(Duration::from_millis(300));
             let listener = TcpListener::bind(addr).expect("the agent comes back on its port");
             listening_tx.send(()).expect("the test waits");
@@ -442,13 +445,13 @@ fn counters_dropped_while_the_agent_is_away_wait_for_it_to_take_their_last_docum
             BufReader::new(stream).lines().next().and_then(Result::ok)
         });
         match shape {
-            DropShape::NeverOpened => used_then_dropped(counters),
+            DropShape::NeverOpened => used_then_dropped(counters, &dropping),
             DropShape::MultiThread => {
                 let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build();
                 runtime.expect("runtime").block_on(async move {
                     let task = tokio::spawn(async move {
                         counters.open().await.expect("open");
-                        used_then_dropped(counters);
+                        used_then_dropped(counters, &dropping);
                     });
                     task.await.expect("the task");
                 });
@@ -457,7 +460,7 @@ fn counters_dropped_while_the_agent_is_away_wait_for_it_to_take_their_last_docum
                 let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
                 runtime.block_on(async move {
                     counters.open().await.expect("open");
-                    used_then_dropped(counters);
+                    used_then_dropped(counters, &dropping);
                 });
             }
         }
@@ -479,8 +482,10 @@ fn sending_to_the_agent_at(addr: std::net::SocketAddr, close_timeout: Duration) 
     builder.build().expect("valid")
 }
 
-fn used_then_dropped(counters: EmfCounters) {
+/// Records into `counters`, says so on `dropping`, and drops them.
+fn used_then_dropped(counters: EmfCounters, dropping: &std::sync::mpsc::Sender<()>) {
     counters.increment("last", 1);
+    let _ = dropping.send(());
     drop(counters);
 }
 
@@ -489,6 +494,6 @@ fn counters_dropped_while_the_agent_stays_away_say_what_it_did_not_take() {
     let addr = TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("address"); // closed
     let counters = sending_to_the_agent_at(addr, Duration::from_millis(200));
     let (_capture, logs) = common::capture_logs();
-    used_then_dropped(counters);
+    used_then_dropped(counters, &std::sync::mpsc::channel().0);
     assert_eq!(logs.lines_with("did not take their last EMF documents"), 1, "{}", logs.text());
 }

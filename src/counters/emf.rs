@@ -126,6 +126,7 @@ impl EmfCounters {
         if drained {
             Ok(())
         } else {
+            self.counters.output_waited_out();
             let timeout = self.counters.close_timeout();
             Err(Error::Timeout { what: "the CloudWatch agent taking the buffered EMF documents", timeout })
         }

@@ -69,13 +69,14 @@ impl Drop for InFlight<'_> {
         done.sort_unstable();
         self.exporter.settle(self.taken, self.prepared, |i| done.binary_search(&i).is_err());
         self.exporter.cut_off_datums.fetch_add(unconfirmed, Relaxed);
-        // A `close` says so in its error; anything else that drops a dump under way (a runtime shutting down, a
-        // caller giving up on `dump()`) would lose them unsaid.
-        if unconfirmed > 0 && !self.exporter.closing.load(Relaxed) && self.exporter.warn_cut_off.ready() {
+        // Said whatever cut it off: a `close` (which says so in its error too), a runtime shutting down, a caller
+        // giving up on `dump()`.
+        if unconfirmed > 0 && self.exporter.warn_cut_off.ready() {
             tracing::warn!(
                 target: "cloudwatch_counters",
                 datums = unconfirmed,
-                "a dump was dropped while its save was under way (its runtime stopped, or its caller gave up on it): \
+                "a dump was dropped while its save was under way (a close cut it off, its runtime stopped, or its \
+                 caller gave up on it): \
                  the destination may hold these datums, so they are not sent again; if it does not, they are lost"
             );
         }

@@ -7,7 +7,7 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 
@@ -33,9 +33,10 @@ impl LastOwner {
 /// In a current-thread runtime (its tasks and its blocking threads alike) it cannot wait: the close runs in the
 /// background there and completes only if the runtime keeps running, but for a sink that saves without waiting
 /// (EMF), which flushes right there. A close that fails, times out or is dropped unfinished is warned about.
-/// For a sink that hands its output to a thread of its own (EMF to the CloudWatch agent), the drop then waits, in
-/// every runtime shape and within the same `options.close_timeout`, for that output to go out, and warns about
-/// what is still waiting: a program that ends right after the drop would lose it.
+/// For a sink that hands its output to a thread of its own (EMF to the CloudWatch agent), the drop then waits,
+/// within the same `options.close_timeout`, for that output to go out (in a current-thread runtime, in a blocking
+/// task of the runtime, which its shutdown waits for), and warns about what is still waiting: a program that ends
+/// right after the drop would lose it.
 ///
 /// Dropping counters that are not open stops their own thread, if any. Those of a sink that saves without
 /// waiting dump in place (see [`Exporter::dump_in_place`]); the others, after a `close` that failed or was
@@ -43,7 +44,8 @@ impl LastOwner {
 impl Drop for LastOwner {
     fn drop(&mut self) {
         let exporter = &self.0;
-        let deadline = Instant::now() + exporter.close_timeout();
+        // None: past what an `Instant` holds (`close_timeout(Duration::MAX)`), no deadline.
+        let deadline = exporter.drain_deadline();
         let (open, own) = {
             let driver = exporter.lock_driver();
             (driver.timer.is_some(), driver.own.as_ref().map(|own| own.handle.clone()))
@@ -56,7 +58,7 @@ impl Drop for LastOwner {
                 // After a `close` that saved everything, only what was recorded since: a dump of the gauges'
                 // levels alone would send them twice. After one that failed, what it kept, gauges and all.
                 exporter.dump_in_place(if closed_clean { Trigger::DropAfterClose } else { Trigger::Call }, None);
-                letting_the_runtime_go_on(|| exporter.drain_output(deadline));
+                drain_output_after_drop(exporter, deadline);
             } else if exporter.closing.load(Relaxed) && !closed_clean {
                 if let Some(counters) = exporter.unsaved() {
                     warn_lost(counters, &"their close() failed or was cancelled");
@@ -71,7 +73,7 @@ impl Drop for LastOwner {
         if let Ok(current) = Handle::try_current() {
             if current.runtime_flavor() == RuntimeFlavor::CurrentThread {
                 if in_place && exporter.close_in_place() {
-                    exporter.drain_output(deadline);
+                    drain_output_after_drop(exporter, deadline);
                 } else {
                     close_in_the_background(exporter, own, current, counters, deadline);
                 }
@@ -83,7 +85,7 @@ impl Drop for LastOwner {
         let result = run_and_wait(own, "dropping the counters", close, exporter.close_timeout());
         exporter.stop_thread(true);
         match result {
-            Ok(Ok(_)) => letting_the_runtime_go_on(|| exporter.drain_output(deadline)),
+            Ok(Ok(_)) => drain_output_after_drop(exporter, deadline),
             Err(err @ Error::Timeout { .. }) => tracing::warn!(
                 target: "cloudwatch_counters",
                 counters,
@@ -120,7 +122,7 @@ fn close_in_the_background(
     own: Option<Handle>,
     current: Handle,
     counters: usize,
-    deadline: Instant,
+    deadline: Option<Instant>,
 ) {
     let runtime = if let Some(own) = own {
         own
@@ -165,12 +167,37 @@ fn warn_lost(counters: usize, why: &dyn std::fmt::Display) {
     );
 }
 
+/// After the last dump of dropped counters: waits for the output their sink hands to a thread of its own (see
+/// `Exporter::drain_output`), where waiting holds up no runtime: in a current-thread runtime, in a blocking task of
+/// that runtime (its shutdown waits for it, within the deadline); on a multi-thread runtime's worker, in
+/// `block_in_place`; elsewhere, right here.
+fn drain_output_after_drop(exporter: &Arc<Exporter>, deadline: Option<Instant>) {
+    if exporter.drain_output.get().is_none() {
+        return;
+    }
+    match Handle::try_current() {
+        Ok(current) if current.runtime_flavor() == RuntimeFlavor::CurrentThread => {
+            let exporter = Arc::clone(exporter);
+            drop(current.spawn_blocking(move || exporter.drain_output(deadline)));
+        }
+        _ => letting_the_runtime_go_on(|| exporter.drain_output(deadline)),
+    }
+}
+
 impl Exporter {
+    /// Until when the last owner's drop waits for the sink's output: `options.close_timeout` from now, unless a
+    /// `close` already waited that long for it in vain (then it only says what is left); `None` past what an
+    /// `Instant` holds.
+    fn drain_deadline(&self) -> Option<Instant> {
+        let wait = if self.output_waited_out.load(Relaxed) { Duration::ZERO } else { self.close_timeout() };
+        Instant::now().checked_add(wait)
+    }
+
     /// Waits, until `deadline`, for the output the sink hands to a thread of its own to go out (see
     /// `drain_output_on_drop`); warns about what is still waiting then.
-    fn drain_output(&self, deadline: Instant) {
+    fn drain_output(&self, deadline: Option<Instant>) {
         let Some(drain) = self.drain_output.get() else { return };
-        let waiting = drain(deadline.saturating_duration_since(Instant::now()));
+        let waiting = drain(deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now())));
         if waiting > 0 {
             tracing::warn!(
                 target: "cloudwatch_counters",

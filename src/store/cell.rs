@@ -267,6 +267,12 @@ impl CounterCell {
         CounterCell { scale: exponent, ..CounterCell::new(kind) }
     }
 
+    /// Whether `other` multiplies its `metrics` histogram samples as this cell does (their samples are in the same
+    /// unit).
+    pub(crate) fn same_scale(&self, other: &CounterCell) -> bool {
+        self.scale == other.scale
+    }
+
     /// `value` times the cell's histogram scale (a division for a negative exponent, which is exact where the
     /// result is representable).
     #[inline]

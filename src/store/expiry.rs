@@ -12,8 +12,9 @@
 //! A registration that raced an expiry may have made a newer cell for the key: what the kept cell records then
 //! moves into the newer cell at each take (one record a key in a dump), and a key may have several cells aside
 //! (the newer one expired in turn while the older was held): each is taken. Interval and Statistics cells take
-//! each other's samples there, as a live sampled cell serves a histogram of either type. A kept cell whose key
-//! now has a live cell of another type is retired, as a replaced counter is. A cell with nothing in it that
+//! each other's samples there, as a live sampled cell serves a histogram of either type, when their samples are
+//! in the same unit. A kept cell whose key now has a live cell of another type (or unit) is retired, as a
+//! replaced counter is. A cell with nothing in it that
 //! nothing holds any more is dropped.
 
 use std::collections::HashMap;
@@ -197,7 +198,7 @@ impl Store {
                 if Arc::ptr_eq(cell, &live) || live.is_retired() {
                     return true;
                 }
-                if !Fit::EitherSampled.serves(live.kind(), cell.kind()) {
+                if !takes_from(&live, cell) {
                     self.retire(Arc::clone(cell));
                     return false;
                 }
@@ -236,7 +237,7 @@ impl Store {
                 // type replaced it (see `absorb_expired`).
                 let newer = self.newer_cell(key).filter(|live| !Arc::ptr_eq(live, cell) && !live.is_retired());
                 if let Some(live) = newer {
-                    if Fit::EitherSampled.serves(live.kind(), cell.kind()) && move_into(&live, cell, &period) {
+                    if takes_from(&live, cell) && move_into(&live, cell, &period) {
                         return held;
                     }
                     self.retire(Arc::clone(cell));
@@ -293,6 +294,13 @@ fn take_kept(cell: &Arc<CounterCell>, all: &mut TakeAll) -> (bool, Period) {
     all.rejected += cell.take_rejected();
     all.saturated += cell.take_saturated();
     (held, cell.take())
+}
+
+/// Whether the live cell `live` takes the periods of the kept cell `kept` of its key: of its type, or both sampled
+/// (as a live sampled cell serves a histogram of either type) with their samples in the same unit (one described
+/// with a time unit after the other was made keeps milliseconds).
+fn takes_from(live: &CounterCell, kept: &CounterCell) -> bool {
+    Fit::EitherSampled.serves(live.kind(), kept.kind()) && live.same_scale(kept)
 }
 
 /// Moves `period`, taken from the kept cell `cell`, into the live cell `live` of its key, and commits it on
@@ -605,6 +613,18 @@ mod tests {
             let route = published(&dump(&store), "route").unwrap_or_else(|| panic!("{kind:?}: published again"));
             assert_eq!((route.count, route.min, route.max), (Some(2), Some(7.0), Some(9.0)), "{kind:?}");
         }
+    }
+
+    #[test]
+    fn a_cell_kept_aside_gives_no_samples_to_a_newer_cell_that_keeps_them_in_another_unit() {
+        let store = Store::default();
+        let [old, _] = aside_beside_a_newer_cell(&store, CounterType::Statistics, CounterType::Statistics);
+        // A histogram described in seconds after the old cell was made: the newer cell keeps milliseconds.
+        let newer = Arc::new(CounterCell::with_scale(CounterType::Interval, 1e3));
+        store.map.insert(key("route"), Arc::clone(&newer));
+        old.sample(5.0); // seconds
+        assert!(published(&dump(&store), "route").is_none(), "not 5 s among milliseconds");
+        assert!(old.is_retired(), "retired, as a counter whose name changed type");
     }
 
     #[test]

@@ -503,10 +503,14 @@ impl CountersLayer {
     /// Records into the counter that has the span's name now (see [`Store::cell_after_retire`]).
     #[cold]
     fn record_after_clear(&self, cells: &SpanCells, elapsed_ms: f64) {
+        self.cell_after_clear(cells).sample(elapsed_ms);
+    }
+
+    /// The cell of the counter that has the span's name now (see [`Store::cell_after_retire`]).
+    #[cold]
+    fn cell_after_clear(&self, cells: &SpanCells) -> Arc<CounterCell> {
         let key = key_buffers::key(key_buffers::Name::Copied(&cells.exec_name), std::iter::empty());
-        self.store
-            .cell_after_retire(&key, CounterType::Interval, Fit::EitherSampled, &cells.exec_time)
-            .sample(elapsed_ms);
+        self.store.cell_after_retire(&key, CounterType::Interval, Fit::EitherSampled, &cells.exec_time)
     }
 
     /// Takes this layer's timing out of a closing span's extensions (one map operation for a single counters
@@ -609,17 +613,23 @@ impl CountersLayer {
             self.record_labelled(timing, labels, elapsed_ms);
             return;
         }
-        if timing.properties.is_some() && !timing.cells.exec_time.is_retired() {
-            let key = key_buffers::key(key_buffers::Name::Copied(&timing.cells.exec_name), std::iter::empty());
+        // Properties are kept before the sample, for the counter that takes it (the name's counter now, when the
+        // callsite's was cleared or refused while the span was open), unless the store refused that one.
+        let cells = &timing.cells;
+        let now = (timing.properties.is_some() && cells.exec_time.is_retired()).then(|| self.cell_after_clear(cells));
+        if timing.properties.is_some() && !now.as_ref().unwrap_or(&cells.exec_time).is_retired() {
+            let key = key_buffers::key(key_buffers::Name::Copied(&cells.exec_name), std::iter::empty());
             self.record_properties(timing, &key);
         }
-        if !timing.cells.exec_time.sample_unless_retired(elapsed_ms) {
-            // The counters were cleared (or the name taken by another type) while the span was open: record
-            // into the counter that has the name now.
-            self.record_after_clear(&timing.cells, elapsed_ms);
+        match now {
+            Some(cell) => cell.sample(elapsed_ms),
+            // The counters were cleared (or the name taken by another type) while the span was open: record into
+            // the counter that has the name now.
+            None if !cells.exec_time.sample_unless_retired(elapsed_ms) => self.record_after_clear(cells, elapsed_ms),
+            None => {}
         }
         if timing.error {
-            self.count_error(&timing.cells);
+            self.count_error(cells);
         }
     }
 }

@@ -116,10 +116,17 @@ impl Agent {
 
     /// Waits until every buffered document was sent, at most `timeout`; whether they were.
     pub(crate) fn drain(&self, timeout: Duration) -> bool {
-        let deadline = Instant::now() + timeout;
+        // None: no deadline (a timeout past what an `Instant` holds).
+        let deadline = Instant::now().checked_add(timeout);
         let mut documents = self.queue.lock();
         while !documents.is_empty() {
-            let Some(left) = deadline.checked_duration_since(Instant::now()) else { return false };
+            let left = match deadline {
+                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
+                    Some(left) => left,
+                    None => return false,
+                },
+                None => Duration::from_secs(3600),
+            };
             documents = self.queue.changed.wait_timeout(documents, left).unwrap_or_else(PoisonError::into_inner).0;
         }
         true

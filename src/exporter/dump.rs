@@ -76,8 +76,8 @@ impl Drop for InFlight<'_> {
                 target: "cloudwatch_counters",
                 datums = unconfirmed,
                 "a dump was dropped while its save was under way (a close cut it off, its runtime stopped, or its \
-                 caller gave up on it): \
-                 the destination may hold these datums, so they are not sent again; if it does not, they are lost"
+                 caller gave up on it): the destination may hold these datums, so they are not sent again; if it \
+                 does not, they are lost"
             );
         }
     }

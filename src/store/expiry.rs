@@ -14,8 +14,7 @@
 //! (the newer one expired in turn while the older was held): each is taken. Interval and Statistics cells take
 //! each other's samples there, as a live sampled cell serves a histogram of either type, when their samples are
 //! in the same unit. A kept cell whose key now has a live cell of another type (or unit) is retired, as a
-//! replaced counter is. A cell with nothing in it that
-//! nothing holds any more is dropped.
+//! replaced counter is. A cell with nothing in it that nothing holds any more is dropped.
 
 use std::collections::HashMap;
 use std::sync::atomic::{fence, AtomicU64, AtomicUsize, Ordering::Acquire, Ordering::Relaxed};
@@ -182,11 +181,12 @@ impl Store {
     }
 
     /// At a take, before the live counters are taken: the period of each expired cell whose key has a newer live
-    /// cell of the same kind (or either sampled kind) moves into that cell (see [`CounterCell::absorb`]), so that
-    /// the dump publishes the key once (two records of one name and dimensions would each be a datum to
-    /// CloudWatch, but one EMF document keeps one of them). Cells nothing holds any more are then dropped. An
-    /// expired cell whose key has a live cell of another kind is retired, its data dropped and its holders'
-    /// updates refused: the name changed type, as when a registration of another type replaces a live counter.
+    /// cell of the same kind (or either sampled kind, in the same unit: [`takes_from`]) moves into that cell (see
+    /// [`CounterCell::absorb`]), so that the dump publishes the key once (two records of one name and dimensions
+    /// would each be a datum to CloudWatch, but one EMF document keeps one of them). Cells nothing holds any more
+    /// are then dropped. An expired cell whose key has a live cell that does not take from it is retired, its data
+    /// dropped and its holders' updates refused: the name changed type, as when a registration of another type
+    /// replaces a live counter.
     pub(super) fn absorb_expired(&self, all: &mut TakeAll) {
         if self.expiry.expired_len.load(Relaxed) == 0 {
             return;

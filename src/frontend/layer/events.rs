@@ -178,9 +178,7 @@ impl Fields {
             with_cell(store, layer, name, kind, self, memo, |cell| value.record(cell, kind));
         }
     }
-}
 
-impl Fields {
     /// Keeps the labels `kept` says, and only their values in `text`, each starting where the one before it
     /// ends: a cached handle knows the values by their ends and the whole text, so a cut value left in between
     /// would let `x = "pq", y = "r"` pass for `x = "p", y = "qr"` once `x` is cut.

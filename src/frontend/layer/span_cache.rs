@@ -5,8 +5,8 @@
 //!
 //! A cached entry is a hit only while the store has retired no cell since it was cached (one load of the
 //! store's count of retirements, not a walk to the entry's cell): after a clear, a removal or a replacement, or
-//! once room appears for keys refused past the cap, each thread looks each callsite up again once. A span that was open across a retirement is checked when it
-//! closes.
+//! once room appears for keys refused past the cap, each thread looks each callsite up again once. A span that
+//! was open across a retirement is checked when it closes.
 
 use std::cell::{Cell, RefCell};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};

@@ -390,12 +390,7 @@ mod tests {
     #[test]
     fn percentiles_turned_on_reach_a_cell_kept_aside() {
         let store = Store::default();
-        let held = store.cell(&key("latency"), CounterType::Interval);
-        held.sample(5.0);
-        dump(&store);
-        dump(&store);
-        dump(&store);
-        assert_eq!((store.len(), store.expired()), (0, 1), "expired, kept aside for its holder");
+        let held = kept_aside(&store, "latency", CounterType::Interval, |cell| cell.sample(5.0));
         store.set_percentiles(true);
         held.sample(7.0);
         let latency = published(&dump(&store), "latency").expect("published");
@@ -448,12 +443,7 @@ mod tests {
     #[test]
     fn an_update_through_a_handle_dropped_before_the_next_take_is_published() {
         let store = Store::default();
-        let handle = store.cell(&key("jobs"), CounterType::Increment);
-        handle.add(1);
-        dump(&store);
-        dump(&store);
-        dump(&store);
-        assert_eq!((store.len(), store.expired()), (0, 1));
+        let handle = kept_aside(&store, "jobs", CounterType::Increment, |cell| cell.add(1));
         handle.add(5);
         drop(handle);
         assert_eq!(published(&dump(&store), "jobs").and_then(|c| c.count), Some(5));
@@ -504,19 +494,28 @@ mod tests {
         assert_eq!((store.len(), store.live.load(Relaxed)), (1, 1), "one live counter, counted once");
     }
 
+    /// The cell `name` of `kind`, given `update`, then expired by three dumps and kept aside for its holder (the
+    /// handle returned).
+    fn kept_aside(
+        store: &Store,
+        name: &'static str,
+        kind: CounterType,
+        update: impl FnOnce(&CounterCell),
+    ) -> Arc<CounterCell> {
+        let held = store.cell(&key(name), kind);
+        update(&held);
+        dump(store);
+        dump(store);
+        dump(store);
+        assert_eq!((store.len(), store.expired()), (0, 1), "{name}: expired, kept aside for its holder");
+        held
+    }
+
     /// An expired cell of `kind` kept aside for its holder (returned), and a newer live cell of `live_kind` for the
     /// same key, made by a registration that raced the expiry (returned too).
     fn aside_beside_a_newer_cell(store: &Store, kind: CounterType, live_kind: CounterType) -> [Arc<CounterCell>; 2] {
-        let old = store.cell(&key("route"), kind);
-        if kind.is_sampled() {
-            old.sample(1.0);
-        } else {
-            old.add(1);
-        }
-        dump(store);
-        dump(store);
-        dump(store);
-        assert_eq!((store.len(), store.expired()), (0, 1), "aside for its holder");
+        let old =
+            kept_aside(store, "route", kind, |cell| if kind.is_sampled() { cell.sample(1.0) } else { cell.add(1) });
         let newer = Arc::new(CounterCell::new(live_kind));
         store.map.insert(key("route"), Arc::clone(&newer));
         store.live.fetch_add(1, Relaxed);
@@ -630,12 +629,7 @@ mod tests {
     #[test]
     fn a_reset_of_the_totals_reaches_a_cell_kept_aside() {
         let store = Store::default();
-        let handle = store.cell(&key("jobs"), CounterType::Increment);
-        handle.add(5);
-        dump(&store);
-        dump(&store);
-        dump(&store);
-        assert_eq!((store.len(), store.expired()), (0, 1), "aside for its holder");
+        let handle = kept_aside(&store, "jobs", CounterType::Increment, |cell| cell.add(5));
         store.reset_totals();
         handle.add(1);
         dump(&store);
@@ -669,12 +663,7 @@ mod tests {
     #[test]
     fn values_refused_through_a_cell_kept_aside_are_counted() {
         let store = Store::default();
-        let held = store.cell(&key("latency"), CounterType::Interval);
-        held.sample(5.0);
-        dump(&store);
-        dump(&store);
-        dump(&store);
-        assert_eq!((store.len(), store.expired()), (0, 1), "aside for its holder");
+        let held = kept_aside(&store, "latency", CounterType::Interval, |cell| cell.sample(5.0));
         held.sample(f64::NAN);
         held.sample(f64::INFINITY);
         assert_eq!(store.take_all().rejected, 2);
@@ -683,11 +672,7 @@ mod tests {
     #[test]
     fn clear_retires_expired_cells_so_kept_handles_are_refused() {
         let store = Store::default();
-        let handle = store.cell(&key("gone"), CounterType::Increment);
-        handle.add(1);
-        dump(&store);
-        dump(&store);
-        dump(&store);
+        let handle = kept_aside(&store, "gone", CounterType::Increment, |cell| cell.add(1));
         store.clear();
         handle.add(4);
         let (all, keys) = store.take_all_keyed();

@@ -164,7 +164,7 @@ impl CloudWatchSettings {
             s.instance = Some(String::new()); // set empty: no InstanceID dimension
         }
         for (name, value) in config.get_section("dimensions").iter() {
-            super::set_pair(&mut s.dimensions, name.to_owned(), value.to_owned());
+            super::set_pair(&mut s.dimensions, name, value);
         }
         if let Some(on) = config.get_bool(&["rollup", "options.rollup"])? {
             s.rollup = on;

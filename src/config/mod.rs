@@ -168,11 +168,15 @@ pub(crate) fn rollup_sets(value: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// Sets `name` to `value` in `pairs` (dimensions, properties): replaced where the name is there, else added last.
-pub(crate) fn set_pair(pairs: &mut Vec<(String, String)>, name: String, value: String) {
-    match pairs.iter_mut().find(|(n, _)| *n == name) {
-        Some(pair) => pair.1 = value,
-        None => pairs.push((name, value)),
+/// Sets `name` to `value` in `pairs` (dimensions, properties): written over the value's string where the name is
+/// there (no allocation while it is long enough), else added last.
+pub(crate) fn set_pair(pairs: &mut Vec<(String, String)>, name: &str, value: &str) {
+    match pairs.iter_mut().find(|(n, _)| n == name) {
+        Some((_, kept)) => {
+            kept.clear();
+            kept.push_str(value);
+        }
+        None => pairs.push((name.to_owned(), value.to_owned())),
     }
 }
 

@@ -229,7 +229,7 @@ impl CloudWatchCountersBuilder {
     /// A dimension every datum carries after InstanceID (`dimensions.<name>` keys): service, environment, ...
     /// A counter's own label of the same name wins.
     pub fn dimension(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        crate::config::set_pair(&mut self.settings.dimensions, name.into(), value.into());
+        crate::config::set_pair(&mut self.settings.dimensions, &name.into(), &value.into());
         self
     }
 

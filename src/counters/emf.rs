@@ -255,13 +255,13 @@ impl EmfCountersBuilder {
     /// A dimension of every metric (a counter's own label of the same name wins). One CloudWatch would not take
     /// (not ASCII, blank, too long, a name starting with `:` or named `_aws`) is refused by [`build`](Self::build).
     pub fn dimension(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        crate::config::set_pair(&mut self.layout.dimensions, name.into(), value.into());
+        crate::config::set_pair(&mut self.layout.dimensions, &name.into(), &value.into());
         self
     }
 
     /// A property of every document: context that is logged with the metrics but is not a dimension.
     pub fn property(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
-        crate::config::set_pair(&mut self.layout.properties, name.into(), value.into());
+        crate::config::set_pair(&mut self.layout.properties, &name.into(), &value.into());
         self
     }
 

@@ -463,18 +463,29 @@ impl Store {
         overflow + refused + self.refused_by_forgotten.swap(0, Relaxed)
     }
 
-    /// Keeps `properties` for the current period of the counter `key` (the last value of each name wins), written
-    /// over the strings kept for it already: a counter given them at every event allocates nothing once its
-    /// period has them (only the first of each period copies the key and the names).
-    pub(crate) fn set_properties<'a>(&self, key: &Key, properties: impl IntoIterator<Item = (&'a str, &'a str)>) {
+    /// Keeps `properties` for the current period of the counter `key`, whose cell is `cell` (the last value of
+    /// each name wins), written over the strings kept for it already: a counter given them at every event
+    /// allocates nothing once its period has them (only the first of each period copies the key and the names).
+    /// Not for a cell out of service (refused past the cap, cleared, replaced): no dump takes them for it.
+    pub(crate) fn set_properties<'a>(
+        &self,
+        key: &Key,
+        cell: &CounterCell,
+        properties: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) {
+        if cell.is_retired() {
+            return;
+        }
         if !self.has_properties.load(Relaxed) {
             self.has_properties.store(true, Relaxed);
         }
-        if let Some(mut kept) = self.properties.get_mut(key) {
-            set_pairs(&mut kept, properties);
-            return;
+        let set = |kept: &mut Vec<(String, String)>| {
+            properties.into_iter().for_each(|(name, value)| crate::config::set_pair(kept, name, value));
+        };
+        match self.properties.get_mut(key) {
+            Some(mut kept) => set(&mut kept),
+            None => set(&mut self.properties.entry(key.clone()).or_default()),
         }
-        set_pairs(&mut self.properties.entry(key.clone()).or_default(), properties);
     }
 
     /// Puts back the properties of the counter `key`'s period when the period goes back (its save failed):
@@ -729,19 +740,6 @@ impl Store {
     }
 }
 
-/// Sets each of `properties` in `kept`: the value of a name kept already written over its string.
-fn set_pairs<'a>(kept: &mut Vec<(String, String)>, properties: impl IntoIterator<Item = (&'a str, &'a str)>) {
-    for (name, value) in properties {
-        match kept.iter_mut().find(|(kept, _)| kept == name) {
-            Some((_, kept)) => {
-                kept.clear();
-                kept.push_str(value);
-            }
-            None => kept.push((name.to_owned(), value.to_owned())),
-        }
-    }
-}
-
 /// Takes the refusals counted by the retired cells and forgets those nothing else holds. Who holds a cell is read
 /// before its count: a holder that refuses an update and lets go after this read keeps the cell for the next
 /// call, which counts it.
@@ -765,8 +763,9 @@ mod tests {
         for how in ["cleared", "removed", "replaced by another type"] {
             let store = Store::default();
             let jobs = Key::from_static_name("jobs");
-            store.cell(&jobs, CounterType::Statistics).sample(1.0);
-            store.set_properties(&jobs, [("user", "a")]);
+            let cell = store.cell(&jobs, CounterType::Statistics);
+            cell.sample(1.0);
+            store.set_properties(&jobs, &cell, [("user", "a")]);
             match how {
                 "cleared" => store.clear(),
                 "removed" => assert!(store.remove(&jobs)),

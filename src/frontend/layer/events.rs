@@ -276,10 +276,9 @@ fn store_cell(
     // samples are. A new one is what a `metrics` histogram of the name would get.
     let (kind, scale) = if kind == CounterType::Statistics { store.histogram_kind(name) } else { (kind, 1.0) };
     let cell = store.scaled_cell(&key, kind, scale);
-    // Before the value is recorded, so that the period holding it has them; not for a key the store refused,
-    // which no dump takes them for.
-    if !fields.properties.is_empty() && !cell.is_retired() {
-        store.set_properties(&key, fields.properties());
+    // Before the value is recorded, so that the period holding it has them.
+    if !fields.properties.is_empty() {
+        store.set_properties(&key, &cell, fields.properties());
     }
     (cell, kind)
 }

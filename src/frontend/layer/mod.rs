@@ -298,10 +298,11 @@ impl CountersLayer {
         }
     }
 
-    /// Keeps a closing span's property values for the period of its counter `key`.
-    fn record_properties(&self, timing: &SpanTiming, key: &Key) {
+    /// Keeps a closing span's property values for the period of its counter `key`, whose cell is `cell` (see
+    /// [`Store::set_properties`]): before its sample, so that the period holding it has them.
+    fn record_properties(&self, timing: &SpanTiming, key: &Key, cell: &CounterCell) {
         if let Some(properties) = timing.properties.as_ref().filter(|p| !p.is_empty()) {
-            self.store.set_properties(key, properties.pairs_iter());
+            self.store.set_properties(key, cell, properties.pairs_iter());
         }
     }
 
@@ -377,10 +378,9 @@ impl CountersLayer {
         };
         if !timed {
             let (cell, key) = resolve(CounterType::Interval, &cells.exec_name);
-            // A key is built for every counter with properties (they are not cacheable); they are kept before the
-            // sample, so that the period holding it has them, and not for a key the store refused.
-            if let Some(key) = key.as_ref().filter(|_| !cell.is_retired()) {
-                self.record_properties(timing, key);
+            // A key is built for every counter with properties (they are not cacheable).
+            if let Some(key) = &key {
+                self.record_properties(timing, key, &cell);
             }
             cell.sample(elapsed_ms);
         } // the key dropped here: its buffers, for the next miss
@@ -613,13 +613,13 @@ impl CountersLayer {
             self.record_labelled(timing, labels, elapsed_ms);
             return;
         }
-        // Properties are kept before the sample, for the counter that takes it (the name's counter now, when the
-        // callsite's was cleared or refused while the span was open), unless the store refused that one.
+        // Properties go with the counter that takes the sample: the name's counter now, when the callsite's was
+        // cleared or refused while the span was open.
         let cells = &timing.cells;
         let now = (timing.properties.is_some() && cells.exec_time.is_retired()).then(|| self.cell_after_clear(cells));
-        if timing.properties.is_some() && !now.as_ref().unwrap_or(&cells.exec_time).is_retired() {
+        if timing.properties.is_some() {
             let key = key_buffers::key(key_buffers::Name::Copied(&cells.exec_name), std::iter::empty());
-            self.record_properties(timing, &key);
+            self.record_properties(timing, &key, now.as_ref().unwrap_or(&cells.exec_time));
         }
         match now {
             Some(cell) => cell.sample(elapsed_ms),

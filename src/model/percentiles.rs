@@ -270,22 +270,24 @@ fn place(groups: &[Group], sum: f64) -> PercentileValues {
     PercentileValues { values, counts, max_relative_error }
 }
 
-/// Moves the values of the groups with the most room (count times width) within their bounds until the values
-/// times their counts add up to `sum`.
+/// Moves the values of the groups with the most room (count times width) within their bounds, as many as it
+/// takes, until the values times their counts add up to `sum`. The rounding to [`VALUE_BITS`] can leave every
+/// group off the same way (samples at the same place in each bucket), so a few groups may not have room enough.
 fn settle(groups: &[Group], placed: &mut [f64], sum: f64) {
     let mut by_room: Vec<usize> = (0..groups.len()).filter(|&i| groups[i].lower < groups[i].upper).collect();
     by_room.sort_unstable_by(|&a, &b| {
         let room = |g: &Group| g.count as f64 * (g.upper - g.lower);
         room(&groups[b]).total_cmp(&room(&groups[a]))
     });
-    for i in by_room.into_iter().take(4) {
-        let total: f64 = groups.iter().zip(placed.iter()).map(|(g, v)| g.count as f64 * v).sum();
+    let mut total: f64 = groups.iter().zip(placed.iter()).map(|(g, v)| g.count as f64 * v).sum();
+    for i in by_room {
         let rest = sum - total;
         if rest == 0.0 {
             return;
         }
-        let g = &groups[i];
-        placed[i] = (placed[i] + rest / g.count as f64).clamp(g.lower, g.upper);
+        let (g, before) = (&groups[i], placed[i]);
+        placed[i] = (before + rest / g.count as f64).clamp(g.lower, g.upper);
+        total += g.count as f64 * (placed[i] - before);
     }
 }
 

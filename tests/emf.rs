@@ -497,3 +497,42 @@ fn counters_dropped_while_the_agent_stays_away_say_what_it_did_not_take() {
     used_then_dropped(counters, &std::sync::mpsc::channel().0);
     assert_eq!(logs.lines_with("did not take their last EMF documents"), 1, "{}", logs.text());
 }
+
+#[test]
+fn counters_dropped_after_a_close_that_waited_for_the_agent_in_vain_wait_again_once_it_is_back() {
+    let addr = TcpListener::bind("127.0.0.1:0").expect("a free port").local_addr().expect("address"); // closed
+    let counters = sending_to_the_agent_at(addr, Duration::from_secs(2));
+    let (_capture, logs) = common::capture_logs();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        counters.open().await.expect("open");
+        counters.increment("first", 1);
+        let closed = counters.close().await;
+        assert!(matches!(closed, Err(cloudwatch_counters::Error::Timeout { .. })), "the agent is away: {closed:?}");
+    });
+    // The agent comes back and takes the close's document.
+    let listener = TcpListener::bind(addr).expect("the agent comes back on its port");
+    let (lines_tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let (stream, _) = listener.accept().expect("a connection");
+        stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+        for line in BufReader::new(stream).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let first: Value =
+        serde_json::from_str(&lines.recv_timeout(Duration::from_secs(20)).expect("a document")).expect("JSON");
+    assert_eq!(first["first"], 1);
+    let taken = std::time::Instant::now() + Duration::from_secs(20);
+    while counters.agent_counts().0 < 1 {
+        assert!(std::time::Instant::now() < taken, "the agent's document is counted as sent");
+        std::thread::yield_now();
+    }
+    // Dropped now, the counters wait for the agent to take what was recorded since, as any drop does.
+    counters.increment("later", 1);
+    drop(counters);
+    assert_eq!(logs.lines_with("did not take their last EMF documents"), 0, "{}", logs.text());
+    let later: Value =
+        serde_json::from_str(&lines.recv_timeout(Duration::from_secs(20)).expect("a document")).expect("JSON");
+    assert_eq!((later["later"].as_i64(), later.get("first")), (Some(1), None));
+}

@@ -158,12 +158,6 @@ impl CachedCounters {
         self.exporter.drain_output_on_drop(Box::new(drain));
     }
 
-    /// Records that a `close` waited its whole time for the output `drain_output_on_drop` waits for, in vain: the
-    /// drop then does not wait again.
-    pub(crate) fn output_waited_out(&self) {
-        self.exporter.output_waited_out();
-    }
-
     /// [`dump_blocking`](Self::dump_blocking) on this thread, for a sink that writes synchronously (EMF to a
     /// writer): no helper thread per call.
     pub(crate) fn dump_here(&self) -> Result<DumpReport, Error> {

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::io::Write;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::cached::{forward_counters_api, CachedCounters};
 use crate::config::{ConfigParams, CountersOptions};
@@ -111,9 +111,9 @@ impl EmfCounters {
     async fn drain_agent(&self, deadline: Instant) -> Result<(), Error> {
         let sink = Arc::clone(&self.sink);
         let left = deadline.saturating_duration_since(Instant::now());
-        let drained =
-            tokio::task::spawn_blocking(move || sink.agent().is_none_or(|a| a.drain(left))).await.unwrap_or(false);
-        self.drained(drained)
+        // Not run at all when the runtime is shutting down: no wait in vain.
+        let drained = tokio::task::spawn_blocking(move || sink.agent().is_none_or(|a| a.drain(left))).await;
+        self.drained(drained.map_err(|_| Error::RuntimeGone)?)
     }
 
     /// [`drain_agent`](Self::drain_agent) on this thread.
@@ -126,7 +126,6 @@ impl EmfCounters {
         if drained {
             Ok(())
         } else {
-            self.counters.output_waited_out();
             let timeout = self.counters.close_timeout();
             Err(Error::Timeout { what: "the CloudWatch agent taking the buffered EMF documents", timeout })
         }
@@ -322,8 +321,10 @@ impl EmfCountersBuilder {
         // Dropped without `close`, they still wait (within the close timeout) for the agent to take the rest.
         if sink.agent().is_some() {
             let agent_sink = Arc::clone(&sink);
+            // Not again after a close that waited for it in vain, unless the agent took documents since.
             counters.drain_output_on_drop(move |timeout| {
-                agent_sink.agent().map_or(0, |agent| if agent.drain(timeout) { 0 } else { agent.buffered() })
+                let wait = |agent: &Agent| if agent.stalled() { Duration::ZERO } else { timeout };
+                agent_sink.agent().map_or(0, |agent| if agent.drain(wait(agent)) { 0 } else { agent.buffered() })
             });
         }
         // EMF adds no dimension of its own: a metric keeps labels of up to 30 names.

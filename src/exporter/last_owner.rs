@@ -185,12 +185,10 @@ fn drain_output_after_drop(exporter: &Arc<Exporter>, deadline: Option<Instant>) 
 }
 
 impl Exporter {
-    /// Until when the last owner's drop waits for the sink's output: `options.close_timeout` from now, unless a
-    /// `close` already waited that long for it in vain (then it only says what is left); `None` past what an
-    /// `Instant` holds.
+    /// Until when the last owner's drop waits for the sink's output: `options.close_timeout` from now (the sink's
+    /// `drain` may wait less: see `EmfCounters`); `None` past what an `Instant` holds.
     fn drain_deadline(&self) -> Option<Instant> {
-        let wait = if self.output_waited_out.load(Relaxed) { Duration::ZERO } else { self.close_timeout() };
-        Instant::now().checked_add(wait)
+        Instant::now().checked_add(self.close_timeout())
     }
 
     /// Waits, until `deadline`, for the output the sink hands to a thread of its own to go out (see

@@ -76,8 +76,6 @@ pub(crate) struct Exporter {
     /// For a sink that hands its output to a thread of its own (EMF to the agent): waits, at most the time given,
     /// for that output to go out, and says how much is still waiting. The last owner's drop waits with it.
     drain_output: std::sync::OnceLock<DrainOutput>,
-    /// Set when a `close` waited its whole time for that output in vain: the drop does not wait again.
-    output_waited_out: AtomicBool,
     warn_rejected: WarnEvery,
     /// Warns about dumps cut off during their save (by a bounded `close`, a runtime that stopped, a caller that
     /// gave up on them).
@@ -119,7 +117,6 @@ impl Exporter {
             close_saved: AtomicBool::new(false),
             dump_in_place_on_drop: AtomicBool::new(false),
             drain_output: std::sync::OnceLock::new(),
-            output_waited_out: AtomicBool::new(false),
             warn_rejected: WarnEvery::default(),
             warn_cut_off: WarnEvery::default(),
             last_sizes: dump::LastSizes::default(),
@@ -147,11 +144,6 @@ impl Exporter {
     /// of its own (see `drain_output`).
     pub(crate) fn drain_output_on_drop(&self, drain: DrainOutput) {
         let _ = self.drain_output.set(drain);
-    }
-
-    /// Records that a `close` waited its whole time for the sink's output in vain (see `drain_output_on_drop`).
-    pub(crate) fn output_waited_out(&self) {
-        self.output_waited_out.store(true, Relaxed);
     }
 
     /// The store this exporter reads.

@@ -65,6 +65,9 @@ impl Queue {
 pub(crate) struct Agent {
     udp: bool,
     queue: Arc<Queue>,
+    /// What [`Agent::sent`] was when a [`drain`](Agent::drain) last gave up with documents still waiting, plus
+    /// one; 0 before any did.
+    stalled_at: AtomicU64,
 }
 
 impl Agent {
@@ -82,7 +85,7 @@ impl Agent {
         std::thread::Builder::new()
             .name("cloudwatch-counters-emf-agent".into())
             .spawn(move || run(&thread_queue, &thread_endpoint))?;
-        Ok(Agent { udp: matches!(endpoint, AgentEndpoint::Udp(_)), queue })
+        Ok(Agent { udp: matches!(endpoint, AgentEndpoint::Udp(_)), queue, stalled_at: AtomicU64::new(0) })
     }
 
     /// Buffers `document` for the agent; drops and counts it when the buffer is full. Never waits. Whether it
@@ -123,13 +126,22 @@ impl Agent {
             let left = match deadline {
                 Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
                     Some(left) => left,
-                    None => return false,
+                    None => {
+                        self.stalled_at.store(self.sent() + 1, Relaxed);
+                        return false;
+                    }
                 },
                 None => Duration::from_secs(3600),
             };
             documents = self.queue.changed.wait_timeout(documents, left).unwrap_or_else(PoisonError::into_inner).0;
         }
         true
+    }
+
+    /// Whether the agent took no document since a [`drain`](Agent::drain) gave up waiting for it: waiting for it
+    /// again would most likely be in vain too.
+    pub(crate) fn stalled(&self) -> bool {
+        self.stalled_at.load(Relaxed) == self.sent() + 1
     }
 
     /// Whether documents go out as UDP datagrams (so each must fit in one).

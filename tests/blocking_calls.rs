@@ -87,16 +87,17 @@ impl std::io::Write for BlockingWriter {
 #[test]
 fn close_blocking_returns_within_its_bound_while_a_save_blocks_the_counters_thread() {
     let (release, released) = mpsc::channel();
-    let options =
-        CountersOptions::default().interval(Duration::from_secs(3600)).close_timeout(Duration::from_millis(200));
+    let options = CountersOptions::default().interval(Duration::from_secs(3600)).close_timeout(Duration::from_secs(3));
     let counters = LogCounters::to_writer(BlockingWriter(Mutex::new(released)), options);
     counters.open_blocking().expect("open on a thread of their own");
     counters.increment("a", 1);
     let (tx, rx) = mpsc::channel();
     let closing = counters.clone();
     std::thread::spawn(move || tx.send(closing.close_blocking().map(|_| ())));
-    let result = rx.recv_timeout(Duration::from_secs(5));
+    // Its bound is close_timeout and a second (4 s), the wait for the blocked thread to end included: not
+    // another close_timeout on top (7 s).
+    let result = rx.recv_timeout(Duration::from_millis(5_500));
     let _ = release.send(());
-    let result = result.expect("close_blocking returned within 5 s (close_timeout 200 ms, and a second more)");
+    let result = result.expect("close_blocking returned within its bound (close_timeout 3 s, and a second more)");
     assert!(matches!(result, Err(Error::Timeout { .. })), "{result:?}");
 }

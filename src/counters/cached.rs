@@ -231,7 +231,7 @@ impl CachedCounters {
     /// [`Error::Save`] when the final flush failed; the data is kept, and `dump` or `close` can be retried.
     pub async fn close(&self) -> Result<DumpReport, Error> {
         let report = self.exporter.close().await;
-        self.exporter.stop_thread(false);
+        self.exporter.stop_thread(None);
         report
     }
 
@@ -241,10 +241,11 @@ impl CachedCounters {
     /// As [`close`](Self::close); also [`Error::BlockingInRuntime`] inside async code.
     pub fn close_blocking(&self) -> Result<DumpReport, Error> {
         let exporter = Arc::clone(&self.exporter);
+        let deadline = self.exporter.call_deadline();
         let report = self.exporter.block_on("close_blocking", async move { exporter.close().await });
         if !matches!(report, Err(Error::BlockingInRuntime(_))) {
             // Closed (or timed out closing): our own runtime thread, if any, is no longer needed.
-            self.exporter.stop_thread(true);
+            self.exporter.stop_thread(Some(deadline));
         }
         report?
     }

@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::runtime::Handle;
 use tokio::sync::{oneshot, Notify};
@@ -143,9 +143,10 @@ impl Exporter {
 
     /// Stops our own runtime thread, if there is one, no timer runs on it (an `open` that came between a
     /// `close` and this call keeps it; a later `open` starts a new one) and no other blocking call runs on it (a
-    /// `dump_blocking` beside a `close_blocking`: the last `close` or the drop stops it then). `join` waits for
-    /// it, within `options.close_timeout`.
-    pub(crate) fn stop_thread(&self, join: bool) {
+    /// `dump_blocking` beside a `close_blocking`: the last `close` or the drop stops it then). `join_by` waits
+    /// for it to end, until then at most (what is left of the caller's bound: a thread a save still blocks is not
+    /// waited for past it).
+    pub(crate) fn stop_thread(&self, join_by: Option<CallDeadline>) {
         let own = {
             let mut driver = self.lock_driver();
             if driver.timer.is_some() || self.blocking_calls.load(std::sync::atomic::Ordering::Relaxed) > 0 {
@@ -154,8 +155,13 @@ impl Exporter {
             driver.own.take()
         };
         if let Some(own) = own {
-            own.stop(join.then(|| self.close_timeout()));
+            own.stop(join_by.map(CallDeadline::left));
         }
+    }
+
+    /// The bound of a blocking call made now ([`run_and_wait`]'s): `options.close_timeout` and a second.
+    pub(crate) fn call_deadline(&self) -> CallDeadline {
+        CallDeadline(Instant::now().checked_add(self.close_timeout().saturating_add(RUN_AND_WAIT_MARGIN)))
     }
 
     /// Runs `future` to completion from synchronous code, within `options.close_timeout` (and a second more): on
@@ -189,6 +195,20 @@ impl Exporter {
     }
 }
 
+/// What [`run_and_wait`] waits past its timeout, for the future's output to reach the caller.
+const RUN_AND_WAIT_MARGIN: Duration = Duration::from_secs(1);
+
+/// When a blocking call must return by (`None`: past what an `Instant` holds, no bound).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct CallDeadline(Option<Instant>);
+
+impl CallDeadline {
+    /// What is left of it.
+    fn left(self) -> Duration {
+        self.0.map_or(Duration::MAX, |deadline| deadline.saturating_duration_since(Instant::now()))
+    }
+}
+
 /// Runs `future` on `runtime`, or with none on a helper thread of its own ([`spawn_on_helper_thread`]), and waits
 /// for its output by the wall clock, at most `timeout` and a second: bounded even when the caller's runtime
 /// drives nothing.
@@ -211,7 +231,7 @@ where
     } else {
         spawn_on_helper_thread("cloudwatch-counters-blocking", run)?;
     }
-    letting_the_runtime_go_on(|| rx.recv_timeout(timeout + Duration::from_secs(1))).map_err(|err| match err {
+    letting_the_runtime_go_on(|| rx.recv_timeout(timeout + RUN_AND_WAIT_MARGIN)).map_err(|err| match err {
         std::sync::mpsc::RecvTimeoutError::Timeout => Error::Timeout { what, timeout },
         // The runtime running it stopped (a `close` elsewhere) before it finished.
         std::sync::mpsc::RecvTimeoutError::Disconnected => Error::RuntimeGone,
@@ -462,13 +482,13 @@ mod tests {
         let closing = Arc::clone(&exporter);
         exporter.block_on("close", async move { closing.close().await }).expect("ran").expect("closed");
         exporter.open().expect("open again, on the same thread");
-        exporter.stop_thread(true);
+        exporter.stop_thread(Some(exporter.call_deadline()));
         assert!(exporter.lock_driver().own.is_some(), "the thread the timer runs on is kept");
         let task = exporter.lock_driver().timer.as_ref().map(|(_, task)| task.is_finished());
         assert_eq!(task, Some(false), "the timer is alive");
         let closing = Arc::clone(&exporter);
         exporter.block_on("close", async move { closing.close().await }).expect("ran").expect("closed");
-        exporter.stop_thread(true);
+        exporter.stop_thread(Some(exporter.call_deadline()));
         assert!(exporter.lock_driver().own.is_none(), "stopped once nothing runs on it");
     }
 }

@@ -52,7 +52,7 @@ impl Drop for LastOwner {
         };
         let in_place = exporter.dump_in_place_on_drop.load(Relaxed);
         if !open {
-            exporter.stop_thread(false);
+            exporter.stop_thread(None);
             let closed_clean = exporter.closing.load(Relaxed) && exporter.close_saved.load(Relaxed);
             if in_place {
                 // After a `close` that saved everything, only what was recorded since: a dump of the gauges'
@@ -82,8 +82,9 @@ impl Drop for LastOwner {
         }
         let closing = Arc::clone(exporter);
         let close = async move { closing.close().await };
+        let bound = exporter.call_deadline();
         let result = run_and_wait(own, "dropping the counters", close, exporter.close_timeout());
-        exporter.stop_thread(true);
+        exporter.stop_thread(Some(bound));
         match result {
             Ok(Ok(_)) => drain_output_after_drop(exporter, deadline),
             Err(err @ Error::Timeout { .. }) => tracing::warn!(
@@ -110,7 +111,7 @@ impl Exporter {
         // Under the lock taken above: an interval dump woken meanwhile on our own thread waits for this one (and
         // then, closing, does nothing).
         self.dump_in_place(Trigger::Call, Some(idle));
-        self.stop_thread(false);
+        self.stop_thread(None);
         true
     }
 }
@@ -143,7 +144,7 @@ fn close_in_the_background(
             Err(err) => warn_lost(counters, &err),
         }
         unfinished.0 = None;
-        exporter.stop_thread(false);
+        exporter.stop_thread(None);
     }));
 }
 

@@ -164,6 +164,30 @@ impl Sink for Slow {
 }
 
 #[test]
+fn counters_a_task_holds_when_a_current_thread_runtime_ends_are_flushed_before_it_is_gone() {
+    let (_capture, logs) = capture_logs();
+    let sink = RecordingSink::default();
+    let (started, _saves) = tokio::sync::mpsc::unbounded_channel();
+    let counters = CachedCounters::new(Slow(sink.clone(), started), CountersOptions::default().telemetry(false));
+    let runtime = current_thread();
+    runtime.block_on(async move {
+        counters.open().await.unwrap();
+        counters.increment("calls", 3);
+        // The last owner is a task, which the runtime drops as it ends: after the interval task (the older one),
+        // which goes on on a thread of our own.
+        drop(tokio::spawn(async move {
+            let _held = counters;
+            std::future::pending::<()>().await;
+        }));
+        tokio::task::yield_now().await;
+    });
+    drop(runtime);
+    // The program could end here: the drop waited for the close on that thread (a save of 500 ms).
+    assert_eq!(calls_saved(&sink), 3, "{}", logs.text());
+    assert!(!logs.text().contains("lost"), "{}", logs.text());
+}
+
+#[test]
 fn counters_dropped_after_a_close_the_caller_gave_up_on_warn_that_the_values_are_lost() {
     let (_capture, logs) = capture_logs();
     let sink = RecordingSink::default();

@@ -55,6 +55,7 @@ async fn sum_reaches(namespace: &str, metric: &str, expected: f64) -> aws_sdk_cl
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local CloudWatch: run scripts/test.sh"]
 async fn a_hung_endpoint_that_resumes_ends_with_exactly_what_was_recorded_and_close_stays_bounded() {
+    localstack::warm_up().await;
     let proxy = Proxy::start(&localstack::endpoint()).await;
     let ns = unique_namespace("hang");
     let counters = counters_through(&proxy, &ns, Duration::from_millis(300));
@@ -100,6 +101,7 @@ async fn a_hung_endpoint_that_resumes_ends_with_exactly_what_was_recorded_and_cl
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs the local CloudWatch: run scripts/test.sh"]
 async fn a_response_lost_after_the_server_stored_the_request_is_not_sent_again() {
+    localstack::warm_up().await;
     let proxy = Proxy::start(&localstack::endpoint()).await;
     let ns = unique_namespace("lost-response");
     let counters = counters_through(&proxy, &ns, Duration::from_secs(3600));
@@ -125,6 +127,7 @@ async fn a_response_lost_after_the_server_stored_the_request_is_not_sent_again()
 #[ignore = "needs the local CloudWatch: run scripts/test.sh"]
 async fn counters_dropped_while_an_interval_dump_waits_on_a_slow_endpoint_have_delivered_everything_when_the_drop_returns(
 ) {
+    localstack::warm_up().await;
     let proxy = Proxy::start(&localstack::endpoint()).await;
     let ns = unique_namespace("drop-slow");
     let counters = counters_through(&proxy, &ns, Duration::from_millis(200));

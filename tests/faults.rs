@@ -229,6 +229,31 @@ async fn a_connection_that_never_opens_times_out_after_connect_timeout() {
     assert!(format!("{err:?}").contains("HTTP connect timeout"), "the connect timeout fired: {err:?}");
 }
 
+#[tokio::test(start_paused = true)]
+async fn close_cut_off_while_the_connection_is_still_being_made_keeps_its_data() {
+    // The SDK's real HTTP client, connecting to a loopback port whose connections never open: nothing is sent.
+    let port = UnopenablePort::listen();
+    let c = CloudWatchCounters::builder()
+        .namespace("faults")
+        .region("us-east-1")
+        .credentials("test", "test")
+        .endpoint_url(port.endpoint())
+        .connect_timeout(Duration::from_secs(30))
+        .options(hour().close_timeout(Duration::from_secs(1)).telemetry(false))
+        .sdk_config(sdk(real_http_client(), RetryConfig::disabled()))
+        .build()
+        .unwrap();
+    c.open().await.unwrap();
+    c.increment("calls", 3);
+    let (_capture, logs) = common::capture_logs();
+    let err = c.close().await.unwrap_err();
+    assert!(matches!(err, Error::CloseTimeout { datums_unconfirmed: 0, .. }), "nothing left the machine: {err}");
+    assert_eq!((c.telemetry().requests_ambiguous, c.telemetry().datums_ambiguous), (0, 0));
+    // Kept, not written off: dropped now, the counters say these values are lost.
+    drop(c);
+    assert_eq!(logs.lines_with("their close() failed or was cancelled"), 1, "{}", logs.text());
+}
+
 #[tokio::test]
 async fn requests_to_aws_use_https() {
     let (http, seen) = scripted(|_| None);

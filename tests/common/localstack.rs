@@ -111,6 +111,15 @@ pub fn reader() -> Client {
     Client::from_conf(config().build())
 }
 
+/// Puts one datum (in a namespace of its own) with the SDK's default timeouts: the local CloudWatch's first
+/// PutMetricData after it starts takes seconds (it loads its handlers then), more than the tight timeouts of the
+/// tests that make an endpoint hang would let any request take.
+pub async fn warm_up() {
+    let datum = MetricDatum::builder().metric_name("warm-up").value(1.0).build();
+    let put = reader().put_metric_data().namespace("cwc-test/warm-up").metric_data(datum).send().await;
+    put.expect("the local CloudWatch takes a datum");
+}
+
 /// A client that records the requests it sends, to hand to the crate.
 pub fn recording_client() -> (Client, Requests) {
     let requests = Requests::default();

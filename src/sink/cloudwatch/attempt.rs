@@ -2,17 +2,19 @@
 //! cuts it off) means for the data in it. Nothing of an attempt leaves this machine before it is transmitted:
 //! an attempt that failed earlier (credentials, signing, endpoint resolution) or a request that waits for a retry
 //! after an error answer, or after a connection that could not be made ([`failed_before_sending`]), holds data
-//! CloudWatch surely did not store.
+//! CloudWatch surely did not store. So does an attempt handed to the SDK's HTTP client whose connection is still
+//! being made (DNS, TCP, TLS): the client says when it has a connection, and until then nothing was sent.
 
 use std::error::Error as StdError;
 use std::sync::atomic::{AtomicU8, Ordering::Relaxed};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use aws_sdk_cloudwatch::config::interceptors::{
     BeforeDeserializationInterceptorContextRef, BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
 };
 use aws_sdk_cloudwatch::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_cloudwatch::error::BoxError;
+use aws_smithy_runtime_api::client::connection::{CaptureSmithyConnection, ConnectionMetadata};
 use aws_smithy_runtime_api::client::result::ConnectorError;
 
 /// How far the current attempt got.
@@ -20,7 +22,8 @@ use aws_smithy_runtime_api::client::result::ConnectorError;
 pub(crate) enum Attempt {
     /// Nothing of it was handed to the HTTP client (yet).
     NotTransmitted,
-    /// Handed to the HTTP client: it may have arrived, and no error answer came back.
+    /// Handed to the HTTP client, and connected (as far as the client says): it may have arrived, and no error
+    /// answer came back.
     Transmitted,
     /// CloudWatch answered with an error status: it stored nothing (a retry may follow).
     Refused,
@@ -32,16 +35,31 @@ const REFUSED: u8 = 2;
 
 /// Marks, for one request, how far its current attempt got (shared with the sink through the clone it keeps).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct AttemptMark(Arc<AtomicU8>);
+pub(crate) struct AttemptMark {
+    stage: Arc<AtomicU8>,
+    /// The current attempt's connection, as the SDK's HTTP client reports it (see [`AttemptMark::connecting`]).
+    connection: Arc<Mutex<Option<CaptureSmithyConnection>>>,
+}
 
 impl AttemptMark {
     /// How far the current (or last) attempt got.
     pub(crate) fn get(&self) -> Attempt {
-        match self.0.load(Relaxed) {
+        match self.stage.load(Relaxed) {
             NOT_TRANSMITTED => Attempt::NotTransmitted,
             REFUSED => Attempt::Refused,
+            _ if self.connecting() => Attempt::NotTransmitted,
             _ => Attempt::Transmitted,
         }
+    }
+
+    /// Whether the attempt handed to the HTTP client is still waiting for its connection. The SDK's own (hyper)
+    /// client says when it has one, through the `CaptureSmithyConnection` its connection-poisoning interceptor
+    /// puts in every request: it replaces the retriever [`Intercept::read_before_transmit`] set below with one
+    /// that returns nothing until the connection is made. A client that does not report its connections leaves
+    /// that retriever, which returns a connection: such a client's attempts count as sent once handed over.
+    fn connecting(&self) -> bool {
+        let connection = self.connection.lock().unwrap_or_else(PoisonError::into_inner);
+        connection.as_ref().is_some_and(|capture| capture.get().is_none())
     }
 }
 
@@ -66,7 +84,7 @@ impl Intercept for AttemptMark {
         _components: &RuntimeComponents,
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        self.0.store(NOT_TRANSMITTED, Relaxed);
+        self.stage.store(NOT_TRANSMITTED, Relaxed);
         Ok(())
     }
 
@@ -74,9 +92,18 @@ impl Intercept for AttemptMark {
         &self,
         _context: &BeforeTransmitInterceptorContextRef<'_>,
         _components: &RuntimeComponents,
-        _cfg: &mut ConfigBag,
+        cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
-        self.0.store(TRANSMITTED, Relaxed);
+        // Right before the request goes to the HTTP client: a client that reports its connections replaces this
+        // retriever (see `connecting`).
+        let capture = cfg.load::<CaptureSmithyConnection>().cloned();
+        if let Some(capture) = &capture {
+            capture.set_connection_retriever(|| {
+                Some(ConnectionMetadata::builder().proxied(false).poison_fn(|| {}).build())
+            });
+        }
+        *self.connection.lock().unwrap_or_else(PoisonError::into_inner) = capture;
+        self.stage.store(TRANSMITTED, Relaxed);
         Ok(())
     }
 
@@ -87,7 +114,7 @@ impl Intercept for AttemptMark {
         _cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if context.response().status().as_u16() >= 300 {
-            self.0.store(REFUSED, Relaxed);
+            self.stage.store(REFUSED, Relaxed);
         }
         Ok(())
     }
@@ -103,7 +130,7 @@ impl Intercept for AttemptMark {
     ) -> Result<(), BoxError> {
         if let Some(Err(err)) = context.output_or_error() {
             if err.as_connector_error().is_some_and(failed_before_sending) {
-                self.0.store(NOT_TRANSMITTED, Relaxed);
+                self.stage.store(NOT_TRANSMITTED, Relaxed);
             }
         }
         Ok(())

@@ -123,15 +123,10 @@ impl Agent {
         let deadline = Instant::now().checked_add(timeout);
         let mut documents = self.queue.lock();
         while !documents.is_empty() {
-            let left = match deadline {
-                Some(deadline) => match deadline.checked_duration_since(Instant::now()) {
-                    Some(left) => left,
-                    None => {
-                        self.stalled_at.store(self.sent() + 1, Relaxed);
-                        return false;
-                    }
-                },
-                None => Duration::from_secs(3600),
+            let left = deadline.map_or(Some(Duration::from_secs(3600)), |d| d.checked_duration_since(Instant::now()));
+            let Some(left) = left else {
+                self.stalled_at.store(self.sent() + 1, Relaxed);
+                return false;
             };
             documents = self.queue.changed.wait_timeout(documents, left).unwrap_or_else(PoisonError::into_inner).0;
         }

@@ -205,6 +205,41 @@ async fn a_server_that_never_answers_times_out_and_the_request_is_not_sent_again
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_client_handed_in_keeps_its_own_attempt_timeout_and_gets_the_settings_where_it_has_none() {
+    // Its own attempt timeout, or none: then the settings' connect_timeout + request_timeout (12 s).
+    for (own, bound) in [(None, 12), (Some(5), 5)] {
+        let http = NeverClient::new();
+        let mut config = aws_sdk_cloudwatch::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .http_client(SharedHttpClient::new(http.clone()))
+            .retry_config(RetryConfig::disabled());
+        if let Some(secs) = own {
+            config = config
+                .timeout_config(TimeoutConfig::builder().operation_attempt_timeout(Duration::from_secs(secs)).build());
+        }
+        let c = CloudWatchCounters::builder()
+            .namespace("faults")
+            .instance("test-host")
+            .client(aws_sdk_cloudwatch::Client::from_conf(config.build()))
+            .connect_timeout(Duration::from_secs(2))
+            .request_timeout(Duration::from_secs(10))
+            .options(hour().telemetry(false))
+            .build()
+            .expect("valid settings");
+        c.open().await.unwrap();
+        c.increment("calls", 1);
+        let start = Instant::now();
+        let dump = tokio::time::timeout(Duration::from_secs(600), c.dump()).await;
+        let err = dump.expect("the attempt timed out").unwrap_err();
+        assert_eq!(start.elapsed(), Duration::from_secs(bound), "{own:?}: {err}");
+        assert!(matches!(&err, Error::Save(e) if e.is_ambiguous()), "{err}");
+        assert_eq!(http.num_calls(), 1);
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_connection_that_never_opens_times_out_after_connect_timeout() {
     // The SDK's real HTTP client, connecting to a loopback port whose connections never open.
     let port = UnopenablePort::listen();

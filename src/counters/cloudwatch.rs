@@ -314,7 +314,9 @@ impl CloudWatchCountersBuilder {
         self
     }
 
-    /// Uses this ready client as it is.
+    /// Uses this ready client as it is, but for the timeouts it leaves unset: those are the settings'
+    /// (`connect_timeout`, and each attempt bounded by `connect_timeout` plus `request_timeout`), so that an
+    /// endpoint that never answers cannot hold the dumps forever.
     pub fn client(mut self, client: Client) -> Self {
         self.source = ClientSource::Client(Box::new(client));
         self

@@ -50,8 +50,13 @@ pub(crate) async fn connect(settings: &CloudWatchSettings, source: ClientSource)
         ClientSource::SdkConfig(sdk) => client_from(settings, *sdk).await?,
         ClientSource::Settings => client_from(settings, load_sdk_config(settings).await).await?,
     };
+    // A client handed in keeps the timeouts it sets; those it leaves unset are the settings', so that no attempt
+    // waits forever (a hung endpoint would hold every later dump).
+    let mut timeouts = client.config().timeout_config().cloned().unwrap_or_else(|| TimeoutConfig::builder().build());
+    timeouts.take_defaults_from(&settings_timeouts(settings));
     Ok(Connection {
         client,
+        timeouts,
         namespace,
         instance,
         batch_size: settings.batch_size,
@@ -61,6 +66,15 @@ pub(crate) async fn connect(settings: &CloudWatchSettings, source: ClientSource)
         rollup: settings.rollup,
         rollups: settings.rollups.clone().into(),
     })
+}
+
+/// The settings' timeouts: `connect_timeout` for the connection, and an attempt bounded by it plus
+/// `request_timeout`.
+fn settings_timeouts(settings: &CloudWatchSettings) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(settings.connect_timeout)
+        .operation_attempt_timeout(settings.connect_timeout.saturating_add(settings.request_timeout))
+        .build()
 }
 
 async fn load_sdk_config(settings: &CloudWatchSettings) -> SdkConfig {
@@ -81,10 +95,7 @@ fn static_credentials(id: &str, key: &Secret) -> Credentials {
 /// A CloudWatch client from `sdk`, with the settings' region, endpoint, credentials and timeouts on top; checks
 /// that a region and credentials are there.
 async fn client_from(settings: &CloudWatchSettings, sdk: SdkConfig) -> Result<Client, Error> {
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(settings.connect_timeout)
-        .operation_attempt_timeout(settings.connect_timeout + settings.request_timeout)
-        .build();
+    let timeouts = settings_timeouts(settings);
     let region = settings.region.clone().map(Region::new).or_else(|| sdk.region().cloned());
     let Some(region) = region else {
         return Err(Error::NoRegion);

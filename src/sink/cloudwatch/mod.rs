@@ -43,6 +43,8 @@ const THROTTLING_CODES: &[&str] =
 pub(crate) struct Connection {
     /// The CloudWatch client.
     pub(crate) client: Client,
+    /// The timeouts of every request: the client's, with those it leaves unset taken from the settings.
+    pub(crate) timeouts: aws_smithy_types::timeout::TimeoutConfig,
     /// The namespace of every metric.
     pub(crate) namespace: String,
     /// The InstanceID dimension's value; `None`: no InstanceID dimension.
@@ -168,6 +170,7 @@ impl CloudWatchSink {
                 .customize()
                 .config_override(
                     aws_sdk_cloudwatch::config::Builder::default()
+                        .timeout_config(conn.timeouts.clone())
                         .retry_classifier(NoAmbiguousRetries)
                         .interceptor(EndpointGuard)
                         .interceptor(attempt.clone()),

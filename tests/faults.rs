@@ -522,6 +522,43 @@ fn one_counter_a_request(http: &NeverClient, rollup: bool) -> CloudWatchCounters
 }
 
 #[tokio::test(start_paused = true)]
+async fn after_a_request_that_timed_out_unconfirmed_the_rest_of_the_dump_is_kept_for_the_next() {
+    // The first request hangs (it times out, sent and unconfirmed); every later one is answered at once.
+    let never = NeverClient::new();
+    let answered = Arc::new(AtomicUsize::new(0));
+    let (seen, counted) = (never.clone(), Arc::clone(&answered));
+    let http = gate(SharedHttpClient::new(never.clone()), move |_| {
+        (seen.num_calls() > 0).then(|| {
+            counted.fetch_add(1, SeqCst);
+            Intercepted::Respond(cbor_response(None))
+        })
+    });
+    let c = CloudWatchCounters::builder()
+        .namespace("faults")
+        .instance("test-host")
+        .region("us-east-1")
+        .credentials("test", "test")
+        .connect_timeout(Duration::from_secs(2))
+        .batch_size(1)
+        .rollup(false)
+        .options(hour().telemetry(false))
+        .sdk_config(sdk(http, RetryConfig::disabled()))
+        .build()
+        .unwrap();
+    c.open().await.unwrap();
+    for name in ["first", "second", "third"] {
+        c.increment(name, 1);
+    }
+    let err = c.dump().await.expect_err("the first request timed out");
+    assert!(matches!(&err, Error::Save(e) if e.is_ambiguous()), "{err}");
+    let t = c.telemetry();
+    assert_eq!((never.num_calls(), answered.load(SeqCst)), (1, 0), "nothing sent after the timeout");
+    assert_eq!((t.requests_ambiguous, t.datums_ambiguous), (1, 1), "only the hung request is written off");
+    assert_eq!(c.dump().await.expect("the endpoint answers again").saved, 2, "the two kept go out next");
+    assert_eq!((never.num_calls(), answered.load(SeqCst)), (1, 2));
+}
+
+#[tokio::test(start_paused = true)]
 async fn close_cut_off_reports_as_unconfirmed_the_datums_in_flight_not_those_already_accepted() {
     // The first request is accepted, the second never answered.
     let http = NeverClient::answering_first(1);

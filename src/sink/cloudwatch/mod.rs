@@ -144,13 +144,16 @@ impl CloudWatchSink {
         *self.progress() = Progress::default();
         let mut failed: Vec<usize> = Vec::new();
         let mut first_error: Option<SaveError> = None;
+        // Throttled, or a request sent and not confirmed (an endpoint that hangs, or lost its answer): the rest is
+        // not pressed on with now, but kept for the next dump, rather than sent where it would likely fare the
+        // same (each such request is written off as maybe stored, and a hung one takes an attempt's whole time).
+        let mut holding_back = false;
         while let Some(Batch { datums, sources, .. }) = queue.pop_front().or_else(|| batches.next()) {
             if !batches.skipped.is_empty() {
                 // Skipped and counted: never sent, and not put back by a cut-off either (counted twice then).
                 self.progress().settled.append(&mut batches.skipped);
             }
-            if first_error.as_ref().is_some_and(SaveError::is_throttled) {
-                // Throttled: do not press on with the rest now; it is all kept for the next attempt.
+            if holding_back {
                 failed.extend(sources);
                 continue;
             }
@@ -187,6 +190,7 @@ impl CloudWatchSink {
             if delivery(&err, attempt.get()) == Delivery::MaybeStored {
                 // Never sent again: CloudWatch may hold it already (see `delivery`).
                 self.settle_in_flight(true);
+                holding_back = true;
                 self.count_ambiguous(n, &err);
                 first_error.get_or_insert_with(|| {
                     let message = format!(
@@ -201,6 +205,7 @@ impl CloudWatchSink {
             // Not stored: these go back into the counters.
             self.settle_in_flight(false);
             if !is_invalid_request(&err) {
+                holding_back |= is_throttling(&err);
                 failed.extend(sources);
                 first_error.get_or_insert_with(|| save_error(err));
                 continue;

@@ -229,3 +229,42 @@ async fn metrics_named_with_a_high_resolution_prefix_are_sent_at_one_second_reso
         assert_eq!((p.sample_count(), p.sum()), (Some(1.0), Some(ms)), "{name} stored");
     }
 }
+
+#[tokio::test]
+#[ignore = "needs the local CloudWatch: run scripts/test.sh"]
+async fn default_dimensions_take_room_from_the_labels_and_the_cut_counter_arrives() {
+    let ns = unique_namespace("default-dimension-room");
+    let counters = localstack::builder(&ns, "room-host").dimension("service", "checkout").build().unwrap();
+    counters.open().await.expect("open");
+    let labels: Vec<Label> = (0..29).map(|i| Label::new(format!("k{i:02}"), "v")).collect();
+    metrics::with_local_recorder(&counters.recorder(), || metrics::counter!("wide", labels).increment(1));
+    counters.close().await.expect("closed");
+    let t = counters.telemetry();
+    assert_eq!((t.labels_cut, t.skipped_total()), (1, 0), "cut to 28 labels, not skipped");
+    // InstanceID, the default dimension and the first 28 labels: 30 dimensions.
+    let names: Vec<String> = (0..28).map(|i| format!("k{i:02}")).collect();
+    let mut dims: Vec<(&str, &str)> = names.iter().map(|k| (k.as_str(), "v")).collect();
+    dims.extend([("InstanceID", "room-host"), ("service", "checkout")]);
+    let point = statistics(&localstack::reader(), &ns, "wide", &dims).await;
+    assert_eq!(point.sum(), Some(1.0));
+}
+
+#[tokio::test]
+async fn more_default_dimensions_than_a_datum_takes_are_refused_at_open() {
+    // InstanceID takes one of the 30 dimensions; without it (`instance("")`) the defaults may take all 30.
+    for (instance, most) in [("host", 29), ("", 30)] {
+        let with = |n: usize| {
+            let builder = CloudWatchCounters::builder()
+                .namespace("too-many-dimensions")
+                .instance(instance)
+                .region("us-east-1")
+                .credentials("test", "test")
+                .endpoint_url("http://127.0.0.1:9");
+            (0..n).fold(builder, |b, i| b.dimension(format!("d{i:02}"), "v")).build().unwrap()
+        };
+        let err = with(most + 1).open().await.expect_err("too many dimensions");
+        assert!(err.to_string().contains("dimensions"), "{err}");
+        let counters = with(most);
+        counters.open().await.unwrap_or_else(|e| panic!("{most} default dimensions are allowed: {e}"));
+    }
+}

@@ -50,14 +50,12 @@ impl Default for CloudWatchCounters {
     }
 }
 
-/// Most label names a counter keeps: all the dimensions a datum takes but InstanceID, unless it is not published
-/// (`instance` set empty).
+/// Most label names a counter keeps: all the dimensions a datum takes but InstanceID (unless it is not published:
+/// `instance` set empty) and the default dimensions. A label of a default dimension's name, which takes its place,
+/// counts too.
 fn label_room(settings: &CloudWatchSettings) -> usize {
-    if settings.instance.as_deref() == Some("") {
-        crate::MAX_DIMENSIONS
-    } else {
-        crate::MAX_LABELS
-    }
+    let instance = if settings.instance.as_deref() == Some("") { 0 } else { 1 };
+    crate::MAX_DIMENSIONS.saturating_sub(instance + settings.dimensions.len())
 }
 
 impl CloudWatchCounters {

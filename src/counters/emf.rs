@@ -298,6 +298,10 @@ impl EmfCountersBuilder {
                 crate::config::invalid("dimensions", expected, &format!("{name}={value}"))
             })?;
         }
+        let dimensions = self.layout.dimensions.len();
+        if dimensions > crate::MAX_DIMENSIONS {
+            return Err(crate::config::invalid("dimensions", "at most 30", &format!("{dimensions} dimensions")));
+        }
         let namespace = self
             .namespace
             .or_else(|| std::env::var("AWS_EMF_NAMESPACE").ok().filter(|n| !n.trim().is_empty()))
@@ -327,8 +331,8 @@ impl EmfCountersBuilder {
                 agent_sink.agent().map_or(0, |agent| if agent.drain(wait(agent)) { 0 } else { agent.buffered() })
             });
         }
-        // EMF adds no dimension of its own: a metric keeps labels of up to 30 names.
-        counters.set_max_labels(crate::MAX_DIMENSIONS);
+        // EMF adds no dimension of its own: a metric keeps labels of up to 30 names, less the default dimensions.
+        counters.set_max_labels(crate::MAX_DIMENSIONS - dimensions);
         Ok(EmfCounters { counters, sink })
     }
 }

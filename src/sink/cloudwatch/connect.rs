@@ -45,6 +45,12 @@ pub(crate) async fn connect(settings: &CloudWatchSettings, source: ClientSource)
             invalid("dimensions", "names and values of 1-255 / 1-1024 ASCII characters", &format!("{name}={value}"))
         })?;
     }
+    let room = crate::MAX_DIMENSIONS - usize::from(instance.is_some());
+    if settings.dimensions.len() > room {
+        let given = format!("{} dimensions", settings.dimensions.len());
+        let expected = if instance.is_some() { "at most 29 (InstanceID is the 30th)" } else { "at most 30" };
+        return Err(invalid("dimensions", expected, &given).into());
+    }
     let client = match source {
         ClientSource::Client(client) => *client,
         ClientSource::SdkConfig(sdk) => client_from(settings, *sdk).await?,

@@ -54,7 +54,7 @@ impl Default for CloudWatchCounters {
 /// `instance` set empty) and the default dimensions. A label of a default dimension's name, which takes its place,
 /// counts too.
 fn label_room(settings: &CloudWatchSettings) -> usize {
-    let instance = if settings.instance.as_deref() == Some("") { 0 } else { 1 };
+    let instance = usize::from(settings.instance.as_deref() != Some(""));
     crate::MAX_DIMENSIONS.saturating_sub(instance + settings.dimensions.len())
 }
 

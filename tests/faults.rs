@@ -558,6 +558,34 @@ async fn after_a_request_that_timed_out_unconfirmed_the_rest_of_the_dump_is_kept
     assert_eq!((never.num_calls(), answered.load(SeqCst)), (1, 2));
 }
 
+#[tokio::test]
+async fn after_a_request_whose_connection_broke_unconfirmed_the_rest_of_the_close_goes_on() {
+    // The first request's connection is reset after it was sent; the endpoint answers every later one.
+    let (ok, seen) = scripted(|_| None);
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&calls);
+    let http = gate(ok, move |_| (counted.fetch_add(1, SeqCst) == 0).then_some(Intercepted::Reset));
+    let c = CloudWatchCounters::builder()
+        .namespace("faults")
+        .instance("test-host")
+        .region("us-east-1")
+        .credentials("test", "test")
+        .batch_size(1)
+        .rollup(false)
+        .options(hour().telemetry(false))
+        .sdk_config(sdk(http, RetryConfig::disabled()))
+        .build()
+        .unwrap();
+    c.open().await.unwrap();
+    for name in ["first", "second", "third"] {
+        c.increment(name, 1);
+    }
+    let err = c.close().await.expect_err("the first request is unconfirmed");
+    assert!(matches!(&err, Error::Save(e) if e.is_ambiguous()), "{err}");
+    let t = c.telemetry();
+    assert_eq!((seen.count(), t.requests_sent, t.datums_ambiguous), (2, 2, 1), "the other two delivered by the close");
+}
+
 #[tokio::test(start_paused = true)]
 async fn close_cut_off_reports_as_unconfirmed_the_datums_in_flight_not_those_already_accepted() {
     // The first request is accepted, the second never answered.

@@ -150,6 +150,8 @@ pub enum Intercepted {
     Respond(http::Response<Vec<u8>>),
     /// Fails it as a refused connection would: the server surely did not see it.
     Refuse,
+    /// Fails it as a connection reset after the request was sent would: the server may have stored it.
+    Reset,
 }
 
 type Intercept = dyn Fn(&HttpRequest) -> Option<Intercepted> + Send + Sync;
@@ -189,6 +191,9 @@ impl HttpConnector for GateConnector {
             }
             Some(Intercepted::Refuse) => HttpConnectorFuture::ready(Err(ConnectorError::io(
                 std::io::Error::new(ErrorKind::ConnectionRefused, "connection refused (injected)").into(),
+            ))),
+            Some(Intercepted::Reset) => HttpConnectorFuture::ready(Err(ConnectorError::io(
+                std::io::Error::new(ErrorKind::ConnectionReset, "connection reset (injected)").into(),
             ))),
         }
     }

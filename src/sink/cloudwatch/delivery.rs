@@ -48,6 +48,16 @@ pub(crate) fn delivery(err: &SdkError<PutMetricDataError, HttpResponse>, attempt
     }
 }
 
+/// Whether a failed PutMetricData ran out of time (its attempt, or the read of the answer): the endpoint hangs,
+/// rather than broke the connection or lost one answer.
+pub(crate) fn timed_out(err: &SdkError<PutMetricDataError, HttpResponse>) -> bool {
+    match err {
+        SdkError::TimeoutError(_) => true,
+        SdkError::DispatchFailure(failure) => failure.is_timeout(),
+        _ => false,
+    }
+}
+
 /// A retry classifier that forbids the SDK to retry a PutMetricData CloudWatch may have stored. It runs after
 /// the SDK's own classifiers, so everything else (throttling, 5xx answers, connections that could not be made) is
 /// retried as the SDK does.

@@ -22,7 +22,7 @@ mod delivery;
 mod guard;
 
 use attempt::AttemptMark;
-use delivery::{delivery, Delivery, NoAmbiguousRetries};
+use delivery::{delivery, timed_out, Delivery, NoAmbiguousRetries};
 use guard::EndpointGuard;
 
 use crate::sink::limits::SkipCounts;
@@ -144,9 +144,10 @@ impl CloudWatchSink {
         *self.progress() = Progress::default();
         let mut failed: Vec<usize> = Vec::new();
         let mut first_error: Option<SaveError> = None;
-        // Throttled, or a request sent and not confirmed (an endpoint that hangs, or lost its answer): the rest is
-        // not pressed on with now, but kept for the next dump, rather than sent where it would likely fare the
-        // same (each such request is written off as maybe stored, and a hung one takes an attempt's whole time).
+        // Throttled, or a request sent that timed out unconfirmed (an endpoint that hangs): the rest is not pressed
+        // on with now, but kept for the next dump, rather than sent where it would likely fare the same (each such
+        // request takes an attempt's whole time and is written off as maybe stored). After a connection broken or
+        // an answer lost, the rest goes on: the endpoint answers.
         let mut holding_back = false;
         while let Some(Batch { datums, sources, .. }) = queue.pop_front().or_else(|| batches.next()) {
             if !batches.skipped.is_empty() {
@@ -190,7 +191,7 @@ impl CloudWatchSink {
             if delivery(&err, attempt.get()) == Delivery::MaybeStored {
                 // Never sent again: CloudWatch may hold it already (see `delivery`).
                 self.settle_in_flight(true);
-                holding_back = true;
+                holding_back |= timed_out(&err);
                 self.count_ambiguous(n, &err);
                 first_error.get_or_insert_with(|| {
                     let message = format!(

@@ -280,9 +280,11 @@ fn settle(groups: &[Group], placed: &mut [f64], sum: f64) {
         room(&groups[b]).total_cmp(&room(&groups[a]))
     });
     let mut total: f64 = groups.iter().zip(placed.iter()).map(|(g, v)| g.count as f64 * v).sum();
+    // Within rounding of the sum, the rest of the values keep their short form.
+    let close_enough = sum.abs() * 1e-12;
     for i in by_room {
         let rest = sum - total;
-        if rest == 0.0 {
+        if rest.abs() <= close_enough {
             return;
         }
         let (g, before) = (&groups[i], placed[i]);

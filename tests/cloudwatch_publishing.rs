@@ -232,19 +232,20 @@ async fn metrics_named_with_a_high_resolution_prefix_are_sent_at_one_second_reso
 
 #[tokio::test]
 #[ignore = "needs the local CloudWatch: run scripts/test.sh"]
-async fn default_dimensions_take_room_from_the_labels_and_the_cut_counter_arrives() {
-    let ns = unique_namespace("default-dimension-room");
+async fn a_label_named_as_a_default_dimension_takes_its_place_among_29_labels() {
+    let ns = unique_namespace("default-dimension-label");
     let counters = localstack::builder(&ns, "room-host").dimension("service", "checkout").build().unwrap();
     counters.open().await.expect("open");
-    let labels: Vec<Label> = (0..29).map(|i| Label::new(format!("k{i:02}"), "v")).collect();
+    let mut labels: Vec<Label> = (0..28).map(|i| Label::new(format!("k{i:02}"), "v")).collect();
+    labels.push(Label::new("service", "payments"));
     metrics::with_local_recorder(&counters.recorder(), || metrics::counter!("wide", labels).increment(1));
     counters.close().await.expect("closed");
     let t = counters.telemetry();
-    assert_eq!((t.labels_cut, t.skipped_total()), (1, 0), "cut to 28 labels, not skipped");
-    // InstanceID, the default dimension and the first 28 labels: 30 dimensions.
+    assert_eq!((t.labels_cut, t.skipped_total()), (0, 0), "29 names: nothing cut, nothing skipped");
+    // InstanceID, the label's value in the default dimension's place and the other 28 labels: 30 dimensions.
     let names: Vec<String> = (0..28).map(|i| format!("k{i:02}")).collect();
     let mut dims: Vec<(&str, &str)> = names.iter().map(|k| (k.as_str(), "v")).collect();
-    dims.extend([("InstanceID", "room-host"), ("service", "checkout")]);
+    dims.extend([("InstanceID", "room-host"), ("service", "payments")]);
     let point = statistics(&localstack::reader(), &ns, "wide", &dims).await;
     assert_eq!(point.sum(), Some(1.0));
 }

@@ -123,8 +123,8 @@ impl CachedCounters {
         self.exporter.set_reset_timeout(reset_timeout);
     }
 
-    /// Most label names a counter keeps (see [`MAX_LABELS`](crate::MAX_LABELS)): 30 less the dimensions the sink
-    /// adds of its own (InstanceID, default dimensions).
+    /// Most label names a counter keeps (see [`MAX_LABELS`](crate::MAX_LABELS)): 30 for a sink that adds no
+    /// dimension of its own (no InstanceID).
     pub(crate) fn set_max_labels(&self, max: usize) {
         self.exporter.store().set_max_labels(max);
     }

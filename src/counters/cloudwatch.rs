@@ -50,12 +50,14 @@ impl Default for CloudWatchCounters {
     }
 }
 
-/// Most label names a counter keeps: all the dimensions a datum takes but InstanceID (unless it is not published:
-/// `instance` set empty) and the default dimensions. A label of a default dimension's name, which takes its place,
-/// counts too.
+/// Most label names a counter keeps: all the dimensions a datum takes but InstanceID, unless it is not published
+/// (`instance` set empty).
 fn label_room(settings: &CloudWatchSettings) -> usize {
-    let instance = usize::from(settings.instance.as_deref() != Some(""));
-    crate::MAX_DIMENSIONS.saturating_sub(instance + settings.dimensions.len())
+    if settings.instance.as_deref() == Some("") {
+        crate::MAX_DIMENSIONS
+    } else {
+        crate::MAX_LABELS
+    }
 }
 
 impl CloudWatchCounters {

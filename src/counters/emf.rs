@@ -331,8 +331,8 @@ impl EmfCountersBuilder {
                 agent_sink.agent().map_or(0, |agent| if agent.drain(wait(agent)) { 0 } else { agent.buffered() })
             });
         }
-        // EMF adds no dimension of its own: a metric keeps labels of up to 30 names, less the default dimensions.
-        counters.set_max_labels(crate::MAX_DIMENSIONS - dimensions);
+        // EMF adds no dimension of its own: a metric keeps labels of up to 30 names.
+        counters.set_max_labels(crate::MAX_DIMENSIONS);
         Ok(EmfCounters { counters, sink })
     }
 }

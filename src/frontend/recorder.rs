@@ -4,8 +4,8 @@
 //! `decrement`); `histogram!` -> Statistics, or Interval in milliseconds when the histogram was described with a
 //! time unit (seconds, milliseconds, microseconds or nanoseconds; samples are converted to ms). Labels become
 //! CloudWatch dimensions (a name repeated counts once: the last value is published); labels of names past the
-//! first 29 (30 dimensions with InstanceID; 30 without it; fewer by the sink's default dimensions) are cut,
-//! counted (`Telemetry::labels_cut`) and warned about at most once a minute.
+//! first 29 (30 dimensions with InstanceID; 30 without it) are cut, counted (`Telemetry::labels_cut`) and
+//! warned about at most once a minute.
 //! Units: a described unit is published with every dump after the description, mapped to the CloudWatch unit that
 //! means exactly the same (none for nanoseconds and the binary Kibibytes and up). A histogram must be described
 //! before it is first registered (its first `histogram!` call on any thread) for a time unit to turn it into

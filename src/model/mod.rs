@@ -21,8 +21,8 @@ pub const TELEMETRY_PREFIX: &str = "cloudwatch_counters.";
 pub const MAX_DIMENSIONS: usize = 30;
 
 /// Most labels a counter keeps where an InstanceID dimension is published (CloudWatch's default):
-/// [`MAX_DIMENSIONS`] less that one; without it (`without_instance()`, EMF), [`MAX_DIMENSIONS`]; less one more for
-/// each default dimension the sink adds. Labels of one name count once (the sinks publish the last one's value).
+/// [`MAX_DIMENSIONS`] less that one; without it (`without_instance()`, EMF), [`MAX_DIMENSIONS`]. Labels of one
+/// name count once (the sinks publish the last one's value).
 pub const MAX_LABELS: usize = MAX_DIMENSIONS - 1;
 
 /// Which of `labels` (named by `name`) a counter keeps, when they have more than `max` names: those whose name

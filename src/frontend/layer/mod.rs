@@ -15,8 +15,7 @@
 //!   `counter.` ones may go down), `histogram.X` records into Statistics `X` (an Interval in milliseconds when
 //!   `X` was described with a time unit), `gauge.X` sets LastValue `X`; integers of any width and floats are
 //!   numbers. The event's other fields (not `message`) become dimensions, of at most 29 names (30 with
-//!   InstanceID; 30 names without it; fewer by the sink's default dimensions; a name repeated counts once, its
-//!   last value published); one with an empty
+//!   InstanceID; 30 names without it; a name repeated counts once, its last value published); one with an empty
 //!   value is none (CloudWatch refuses an empty dimension value).
 //! - Only spans and metric events at INFO or above are acted on by default (`#[instrument]`'s level; each timed
 //!   callsite becomes a billed CloudWatch metric): DEBUG and TRACE ones are not. `layer_builder().level(..)`

@@ -188,6 +188,30 @@ fn counters_a_task_holds_when_a_current_thread_runtime_ends_are_flushed_before_i
 }
 
 #[test]
+fn counters_a_task_holds_after_dumping_on_an_ending_current_thread_runtime_warn_that_the_close_may_be_lost() {
+    let (_capture, logs) = capture_logs();
+    let sink = RecordingSink::default();
+    let (started, _saves) = tokio::sync::mpsc::unbounded_channel();
+    let counters = CachedCounters::new(Slow(sink.clone(), started), CountersOptions::default().telemetry(false));
+    let runtime = current_thread();
+    runtime.block_on(async move {
+        counters.open().await.unwrap();
+        counters.increment("calls", 3);
+        // A dump on this runtime: the sink may keep work here (the AWS SDK's pooled connections), which a drop
+        // that blocked the runtime's only thread would wait on in vain. The drop does not wait, and says so.
+        counters.dump().await.expect("dumped");
+        counters.increment("calls", 4);
+        drop(tokio::spawn(async move {
+            let _held = counters;
+            std::future::pending::<()>().await;
+        }));
+        tokio::task::yield_now().await;
+    });
+    drop(runtime);
+    assert_eq!(logs.lines_with("is lost if the program ends first"), 1, "{}", logs.text());
+}
+
+#[test]
 fn counters_dropped_after_a_close_the_caller_gave_up_on_warn_that_the_values_are_lost() {
     let (_capture, logs) = capture_logs();
     let sink = RecordingSink::default();

@@ -30,10 +30,10 @@ use crate::sink::Sink;
 /// **Shutdown.** Call `close()` (or `close_blocking()`): it flushes everything and reports errors. Dropping the
 /// last clone (and every layer and recorder made from it) of open counters without `close()` closes them
 /// best-effort, as `close` would: an interval dump under way may finish, then the rest is flushed, within
-/// `options.close_timeout`. Outside async code, in a multi-thread runtime and wherever the counters run on their
-/// own thread, the drop waits for that (the work runs on the counters' own thread, or a helper thread, never on
-/// the caller's runtime); in a current-thread runtime that runs their interval dumps it cannot wait, so the close
-/// runs in the background there and completes only if the runtime keeps running. A close that fails, times out or is dropped unfinished is warned about, and so are values left
+/// `options.close_timeout`. Outside async code, in a multi-thread runtime, and in a current-thread runtime that
+/// never ran their dumps while the counters run on their own thread, the drop waits for that (the work runs on the
+/// counters' own thread, or a helper thread, never on the caller's runtime); elsewhere in a current-thread runtime
+/// it cannot wait, so the close runs in the background and completes only if the program goes on. A close that fails, times out or is dropped unfinished is warned about, and so are values left
 /// unsaved by a `close()` that failed or was cancelled before the drop. Counters never opened are not flushed.
 #[derive(Clone)]
 pub struct CachedCounters {

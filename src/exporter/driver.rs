@@ -348,6 +348,47 @@ impl OwnRuntime {
     }
 }
 
+/// Runtimes that matter to the last owner's drop in a current-thread runtime: those the counters' dumps ran on
+/// (the sink may keep work there: the AWS SDK's pooled connections are tasks of the runtime that made them, and a
+/// drop that blocked that runtime's only thread would wait on them in vain), and the one whose shutdown moved the
+/// interval task to our own thread.
+#[derive(Debug, Default)]
+pub(crate) struct RuntimesSeen {
+    dumped_on: Vec<tokio::runtime::Id>,
+    gone: Option<tokio::runtime::Id>,
+}
+
+/// Most runtimes [`RuntimesSeen`] remembers dumps on (the oldest forgotten first).
+const RUNTIMES_REMEMBERED: usize = 16;
+
+impl Exporter {
+    fn runtimes(&self) -> std::sync::MutexGuard<'_, RuntimesSeen> {
+        self.runtimes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Notes the runtime a dump runs on, if any.
+    pub(crate) fn dumping_on_this_runtime(&self) {
+        let Ok(runtime) = Handle::try_current() else { return };
+        let mut seen = self.runtimes();
+        if !seen.dumped_on.contains(&runtime.id()) {
+            if seen.dumped_on.len() == RUNTIMES_REMEMBERED {
+                seen.dumped_on.remove(0);
+            }
+            seen.dumped_on.push(runtime.id());
+        }
+    }
+
+    /// Whether a dump of these counters ran on `runtime`.
+    pub(crate) fn dumped_on(&self, runtime: &Handle) -> bool {
+        self.runtimes().dumped_on.contains(&runtime.id())
+    }
+
+    /// Whether `runtime` is shutting down: its shutdown dropped the interval task.
+    pub(crate) fn shutting_down(&self, runtime: &Handle) -> bool {
+        self.runtimes().gone == Some(runtime.id())
+    }
+}
+
 /// How long `close` waits for a cut-off timer dump to settle after aborting it.
 const SETTLE_AFTER_ABORT: Duration = Duration::from_secs(1);
 
@@ -365,6 +406,9 @@ impl Drop for TimerGone {
         };
         if exporter.closing.load(std::sync::atomic::Ordering::Relaxed) {
             return; // stopped by `close`
+        }
+        if let Ok(runtime) = Handle::try_current() {
+            exporter.runtimes().gone = Some(runtime.id());
         }
         let generation = self.generation;
         if exporter.timer_gone_unless_locked(generation) {

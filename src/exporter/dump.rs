@@ -145,6 +145,7 @@ impl Exporter {
         trigger: Trigger,
         locked: Option<tokio::sync::MutexGuard<'_, DumpState>>,
     ) -> Result<DumpReport, Error> {
+        self.dumping_on_this_runtime();
         publishing::scope(async {
             let state = match locked {
                 Some(state) => state,

@@ -28,11 +28,13 @@ impl LastOwner {
 
 /// Dropping open counters (the last clone, layer and recorder included) without `close()` closes them
 /// best-effort, as `close` does: a dump under way may finish, then the rest is flushed, within
-/// `options.close_timeout`. Outside async code, in a multi-thread runtime, and wherever the counters run on our
-/// own runtime thread, the drop waits for it (on that thread if the counters run one, else on a helper thread:
-/// never on the caller's runtime). In a current-thread runtime (its tasks and its blocking threads alike) with
-/// the counters' interval task on it, it cannot wait: the close runs in the background there and completes only
-/// if the runtime keeps running, but for a sink that saves without waiting (EMF), which flushes right there. A close that fails, times out or is dropped unfinished is warned about.
+/// `options.close_timeout`. Outside async code, in a multi-thread runtime, and in a current-thread runtime that
+/// ran none of their dumps while the counters run on our own runtime thread, the drop waits for it (on that thread
+/// if the counters run one, else on a helper thread: never on the caller's runtime). Elsewhere in a current-thread
+/// runtime (its tasks and its blocking threads alike) it cannot wait, as the close would need that runtime (the
+/// interval task's, or one the sink keeps work on, such as the SDK's pooled connections): the close runs in the
+/// background and completes only if the program goes on (warned about when that runtime is ending), but for a
+/// sink that saves without waiting (EMF), which flushes right there. A close that fails, times out or is dropped unfinished is warned about.
 /// For a sink that hands its output to a thread of its own (EMF to the CloudWatch agent), the drop then waits,
 /// within the same `options.close_timeout`, for that output to go out (in a current-thread runtime, in a blocking
 /// task of the runtime, which its shutdown waits for), and warns about what is still waiting: a program that ends
@@ -76,13 +78,14 @@ impl Drop for LastOwner {
                     drain_output_after_drop(exporter, deadline);
                     return;
                 }
-                if own.is_none() {
-                    close_in_the_background(exporter, current, counters, deadline);
+                if own.is_none() || exporter.dumped_on(&current) {
+                    close_in_the_background(exporter, own, current, counters, deadline);
                     return;
                 }
-                // On our own thread, the close needs nothing of this runtime: waited for below. Run in the
-                // background, it would be lost without a word when this runtime is ending (its tasks dropped as
-                // it shuts down, the interval task first, which moves to our own thread) and the program with it.
+                // On our own thread, and with nothing of the sink's on this runtime (no dump ran here), the close
+                // needs nothing of it: waited for below. Run in the background, it would be lost without a word
+                // when this runtime is ending (its tasks dropped as it shuts down, the interval task first, which
+                // moves to our own thread) and the program with it.
             }
         }
         let closing = Arc::clone(exporter);
@@ -121,11 +124,27 @@ impl Exporter {
     }
 }
 
-/// The close of counters dropped in a current-thread runtime (`current`), which cannot wait for a close that runs
-/// on a runtime (theirs) and not on our own thread: spawned on the runtime their interval task runs on.
-fn close_in_the_background(exporter: &Arc<Exporter>, current: Handle, counters: usize, deadline: Option<Instant>) {
-    tracing::debug!(target: "cloudwatch_counters", counters, "counters dropped without close() in a current-thread runtime: closing in the background");
-    let runtime = exporter.lock_driver().handle.clone().unwrap_or(current);
+/// The close of counters dropped in a current-thread runtime (`current`), which cannot wait for it: when it runs on
+/// their interval task's runtime, or when their dumps ran on this one (their sink may need it, blocked by a wait).
+/// Spawned on our own runtime thread (`own`) if they run one, else on the runtime their interval task runs on.
+/// Where this runtime is shutting down (it moved their interval task to our own thread), the program may end with
+/// it: warned about, as the close goes on in the background.
+fn close_in_the_background(
+    exporter: &Arc<Exporter>,
+    own: Option<Handle>,
+    current: Handle,
+    counters: usize,
+    deadline: Option<Instant>,
+) {
+    if own.is_some() && exporter.shutting_down(&current) {
+        tracing::warn!(target: "cloudwatch_counters", counters, "counters were dropped without close() while the runtime that ran their dumps shuts down: their close goes on in the background, on a thread of their own, and what it holds is lost if the program ends first; call close().await before the runtime ends");
+    } else {
+        tracing::debug!(target: "cloudwatch_counters", counters, "counters dropped without close() in a current-thread runtime: closing in the background");
+    }
+    let runtime = match own {
+        Some(own) => own,
+        None => exporter.lock_driver().handle.clone().unwrap_or(current),
+    };
     let exporter = Arc::clone(exporter);
     // Armed outside the task: a task its runtime drops before it ever runs warns too.
     let unfinished = Unfinished(Some(Arc::clone(&exporter)));

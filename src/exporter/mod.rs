@@ -80,6 +80,9 @@ pub(crate) struct Exporter {
     /// Warns about dumps cut off during their save (by a bounded `close`, a runtime that stopped, a caller that
     /// gave up on them).
     warn_cut_off: WarnEvery,
+    /// The runtimes dumps of these counters ran on, and the one whose shutdown moved the interval task to our own
+    /// thread: what the last owner's drop in a current-thread runtime may wait on (see `last_owner`).
+    runtimes: Mutex<driver::RuntimesSeen>,
     /// The sizes of the last dump's buffers, for the next one.
     last_sizes: dump::LastSizes,
     state: tokio::sync::Mutex<DumpState>,
@@ -119,6 +122,7 @@ impl Exporter {
             drain_output: std::sync::OnceLock::new(),
             warn_rejected: WarnEvery::default(),
             warn_cut_off: WarnEvery::default(),
+            runtimes: Mutex::new(driver::RuntimesSeen::default()),
             last_sizes: dump::LastSizes::default(),
             state: tokio::sync::Mutex::new(DumpState { last_reset: Instant::now(), published: Telemetry::default() }),
             driver: Mutex::new(driver::Driver::default()),

@@ -54,12 +54,19 @@ impl Sink for LogSink {
     }
 }
 
-/// One counter as a log line (with its trailing newline).
+/// One counter as a log line (with its trailing newline). Control characters in its name and dimensions (a label
+/// value taken from a request may hold a newline) are escaped, so that a counter never writes more than its line.
 pub(crate) fn format_counter(counter: &Counter) -> String {
-    let mut line = format!("Counter {}", counter.name());
+    let mut line = String::from("Counter ");
+    push_escaped(&mut line, counter.name());
+    for (i, (key, value)) in counter.dimensions().enumerate() {
+        line.push(if i == 0 { '[' } else { ',' });
+        push_escaped(&mut line, key);
+        line.push('=');
+        push_escaped(&mut line, value);
+    }
     if !counter.dimensions().is_empty() {
-        let dims: Vec<String> = counter.dimensions().map(|(k, v)| format!("{k}={v}")).collect();
-        let _ = write!(line, "[{}]", dims.join(","));
+        line.push(']');
     }
     let _ = write!(line, " {{ \"type\": {}", counter.counter_type);
     let fields = [
@@ -86,6 +93,17 @@ pub(crate) fn format_counter(counter: &Counter) -> String {
     line
 }
 
+/// `text`, its control characters escaped (`\n`, `\u{1b}`, ...).
+fn push_escaped(line: &mut String, text: &str) {
+    for c in text.chars() {
+        if c.is_control() {
+            line.extend(c.escape_default());
+        } else {
+            line.push(c);
+        }
+    }
+}
+
 /// `time` as milliseconds since the Unix epoch, the value CloudWatchCounters publishes for Timestamp counters.
 fn format_time(time: SystemTime) -> String {
     match time.duration_since(UNIX_EPOCH) {
@@ -108,5 +126,16 @@ mod tests {
         t.time = Some(UNIX_EPOCH + Duration::from_millis(1_234));
         t.set_dimensions(vec![("k", "v")]);
         assert_eq!(format_counter(&t), "Counter a.time[k=v] { \"type\": TIME, \"time\": 1234 }\n");
+    }
+
+    #[test]
+    fn a_counter_never_writes_more_than_its_line() {
+        let mut c = Counter::new("a\ncalls", CounterType::Increment);
+        c.count = Some(1);
+        c.set_dimensions(vec![("k", "v\nCounter forged { \"type\": COUNT, \"count\": 999 }"), ("j\r", "\u{1b}[31m")]);
+        let line = format_counter(&c);
+        assert_eq!(line.matches('\n').count(), 1, "{line}");
+        assert!(line.starts_with("Counter a\\ncalls[k=v\\nCounter forged"), "{line}");
+        assert!(line.contains(",j\\r=\\u{1b}[31m]"), "{line}");
     }
 }

@@ -545,3 +545,27 @@ fn more_default_dimensions_than_a_metric_takes_are_refused() {
     assert!(with(30).build().is_ok(), "30 default dimensions");
     assert!(with(31).build().is_err(), "31 default dimensions");
 }
+
+#[test]
+fn a_label_name_given_twice_is_published_once_with_its_last_value_and_counted() {
+    let out = SharedWriter::default();
+    let counters = EmfCounters::builder()
+        .namespace("Dedup")
+        .writer(out.clone())
+        .dimension("service", "checkout")
+        .options(CountersOptions::default().telemetry(false))
+        .build()
+        .expect("valid");
+    metrics::with_local_recorder(&counters.recorder(), || {
+        metrics::counter!("twice", "k" => "a", "k" => "b").increment(1);
+        // A label in a default dimension's place is no duplicate.
+        metrics::counter!("replaced", "service" => "payments").increment(1);
+    });
+    assert_eq!(counters.flush_blocking().expect("flush").saved, 2);
+    assert_eq!(counters.telemetry().dimensions_deduplicated, 1);
+    let docs = parse(&out.text());
+    let twice = docs.iter().find(|d| d.get("twice").is_some()).expect("a document of `twice`");
+    assert_eq!((twice["k"].as_str(), twice["service"].as_str()), (Some("b"), Some("checkout")));
+    let replaced = docs.iter().find(|d| d.get("replaced").is_some()).expect("a document of `replaced`");
+    assert_eq!(replaced["service"].as_str(), Some("payments"));
+}

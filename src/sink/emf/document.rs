@@ -72,6 +72,8 @@ pub(crate) struct Built {
     pub(crate) skipped: Vec<(usize, SkipReason)>,
     /// Counters whose document went without its properties, too large with them.
     pub(crate) without_properties: Vec<usize>,
+    /// Counters written whose labels repeated a name (the last value is published).
+    pub(crate) deduplicated: u64,
 }
 
 /// Dimension (or property) names and values.
@@ -202,7 +204,7 @@ pub(crate) fn documents(counters: &[Counter], ctx: &DocumentContext<'_>) -> Buil
             out.skipped.push((i, SkipReason::MetricName));
             continue;
         };
-        let merged = merge_dimensions(counter, ctx, &mut key.dimensions);
+        let (merged, deduplicated) = merge_dimensions(counter, ctx, &mut key.dimensions);
         if key.dimensions.len() > MAX_DIMENSIONS {
             out.skipped.push((i, SkipReason::TooManyDimensions));
             continue;
@@ -226,6 +228,7 @@ pub(crate) fn documents(counters: &[Counter], ctx: &DocumentContext<'_>) -> Buil
                 properties.sort_unstable();
                 let group = Group::taking(&mut groups, group, name, merged);
                 groups[group].entries.push((metric, properties, i));
+                out.deduplicated += u64::from(deduplicated);
             }
             Err(reason) => out.skipped.push((i, reason)),
         }
@@ -402,21 +405,27 @@ pub(crate) fn check_dimension(key: &str, value: &str) -> Result<(), SkipReason> 
 }
 
 /// Writes a counter's dimensions into `dimensions`: the defaults, then its labels (a label of a default's name
-/// takes its place). Returns whether a label replaced one of them (then another counter, another key, may have
-/// these dimensions and this name).
-fn merge_dimensions<'a>(counter: &'a Counter, ctx: &DocumentContext<'a>, dimensions: &mut Pairs<'a>) -> bool {
+/// takes its place; of an earlier label's name, too: the last value is published). Returns whether a label
+/// replaced one of them (then another counter, another key, may have these dimensions and this name), and whether
+/// it replaced an earlier label (counted as `dimensions_deduplicated`, as the CloudWatch sink does).
+fn merge_dimensions<'a>(counter: &'a Counter, ctx: &DocumentContext<'a>, dimensions: &mut Pairs<'a>) -> (bool, bool) {
     dimensions.clear();
     dimensions.extend(ctx.dimensions.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     let labels = counter.dimensions();
+    let defaults = ctx.dimensions.len();
     // Fewer dimensions than the defaults and the labels: a label replaced one of them.
-    let merged_from = ctx.dimensions.len() + labels.len();
+    let merged_from = defaults + labels.len();
+    let mut deduplicated = false;
     for (key, value) in labels {
-        match dimensions.iter_mut().find(|(k, _)| *k == key) {
-            Some(entry) => entry.1 = value,
+        match dimensions.iter().position(|(k, _)| *k == key) {
+            Some(at) => {
+                dimensions[at].1 = value;
+                deduplicated |= at >= defaults;
+            }
             None => dimensions.push((key, value)),
         }
     }
-    dimensions.len() < merged_from
+    (dimensions.len() < merged_from, deduplicated)
 }
 
 /// The first of `dimensions` that cannot go into a document ([`check_dimension`]), its index and why.

@@ -57,6 +57,7 @@ pub(crate) struct EmfSink {
     documents_sent: AtomicU64,
     datums_sent: AtomicU64,
     writes_failed: AtomicU64,
+    dimensions_deduplicated: AtomicU64,
     skipped: SkipCounts,
     warn_properties: WarnEvery,
     /// A failed write left a line unfinished on stdout or the writer: the next write ends it first, so that the
@@ -72,6 +73,7 @@ impl EmfSink {
             documents_sent: AtomicU64::new(0),
             datums_sent: AtomicU64::new(0),
             writes_failed: AtomicU64::new(0),
+            dimensions_deduplicated: AtomicU64::new(0),
             skipped: SkipCounts::default(),
             warn_properties: WarnEvery::default(),
             line_open: AtomicBool::new(false),
@@ -101,6 +103,7 @@ impl EmfSink {
             now: SystemTime::now(),
         };
         let mut built = documents(counters, &ctx);
+        self.dimensions_deduplicated.fetch_add(built.deduplicated, Relaxed);
         for (i, reason) in built.skipped {
             self.skipped.skip(reason, counters[i].name());
         }
@@ -208,6 +211,7 @@ impl Sink for EmfSink {
             datums_sent: self.datums_sent.load(Relaxed),
             requests_sent: self.documents_sent.load(Relaxed),
             requests_failed: self.writes_failed.load(Relaxed),
+            dimensions_deduplicated: self.dimensions_deduplicated.load(Relaxed),
             ..SinkCounts::default()
         };
         counts.skipped = self.skipped.to_array();

@@ -521,18 +521,8 @@ fn one_counter_a_request(http: &NeverClient, rollup: bool) -> CloudWatchCounters
         .unwrap()
 }
 
-#[tokio::test(start_paused = true)]
-async fn after_a_request_that_timed_out_unconfirmed_the_rest_of_the_dump_is_kept_for_the_next() {
-    // The first request hangs (it times out, sent and unconfirmed); every later one is answered at once.
-    let never = NeverClient::new();
-    let answered = Arc::new(AtomicUsize::new(0));
-    let (seen, counted) = (never.clone(), Arc::clone(&answered));
-    let http = gate(SharedHttpClient::new(never.clone()), move |_| {
-        (seen.num_calls() > 0).then(|| {
-            counted.fetch_add(1, SeqCst);
-            Intercepted::Respond(cbor_response(None))
-        })
-    });
+/// Open counters through `http` (no retries), a request per counter, holding `first`, `second` and `third`.
+async fn three_counters_a_request_each(http: SharedHttpClient) -> CloudWatchCounters {
     let c = CloudWatchCounters::builder()
         .namespace("faults")
         .instance("test-host")
@@ -549,6 +539,22 @@ async fn after_a_request_that_timed_out_unconfirmed_the_rest_of_the_dump_is_kept
     for name in ["first", "second", "third"] {
         c.increment(name, 1);
     }
+    c
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_request_that_timed_out_unconfirmed_the_rest_of_the_dump_is_kept_for_the_next() {
+    // The first request hangs (it times out, sent and unconfirmed); every later one is answered at once.
+    let never = NeverClient::new();
+    let answered = Arc::new(AtomicUsize::new(0));
+    let (seen, counted) = (never.clone(), Arc::clone(&answered));
+    let http = gate(SharedHttpClient::new(never.clone()), move |_| {
+        (seen.num_calls() > 0).then(|| {
+            counted.fetch_add(1, SeqCst);
+            Intercepted::Respond(cbor_response(None))
+        })
+    });
+    let c = three_counters_a_request_each(http).await;
     let err = c.dump().await.expect_err("the first request timed out");
     assert!(matches!(&err, Error::Save(e) if e.is_ambiguous()), "{err}");
     let t = c.telemetry();
@@ -565,21 +571,7 @@ async fn after_a_request_whose_connection_broke_unconfirmed_the_rest_of_the_clos
     let calls = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&calls);
     let http = gate(ok, move |_| (counted.fetch_add(1, SeqCst) == 0).then_some(Intercepted::Reset));
-    let c = CloudWatchCounters::builder()
-        .namespace("faults")
-        .instance("test-host")
-        .region("us-east-1")
-        .credentials("test", "test")
-        .batch_size(1)
-        .rollup(false)
-        .options(hour().telemetry(false))
-        .sdk_config(sdk(http, RetryConfig::disabled()))
-        .build()
-        .unwrap();
-    c.open().await.unwrap();
-    for name in ["first", "second", "third"] {
-        c.increment(name, 1);
-    }
+    let c = three_counters_a_request_each(http).await;
     let err = c.close().await.expect_err("the first request is unconfirmed");
     assert!(matches!(&err, Error::Save(e) if e.is_ambiguous()), "{err}");
     let t = c.telemetry();

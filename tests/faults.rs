@@ -473,12 +473,9 @@ async fn close_cut_off_while_a_request_waits_to_retry_after_an_error_answer_keep
 
 #[tokio::test(start_paused = true)]
 async fn close_cut_off_while_a_request_waits_to_retry_after_a_refused_connection_keeps_its_data() {
-    let (server, seen) = scripted(|_| None);
-    let attempts = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&attempts);
     // The first attempt's connection is refused (it was handed to the HTTP client, and no byte left); the
     // retry would reach the server.
-    let http = gate(server, move |_| (counted.fetch_add(1, SeqCst) == 0).then_some(Intercepted::Refuse));
+    let (http, seen, attempts) = first_attempt(|| Intercepted::Refuse);
     let c = closed_during_a_retry_wait(http).await;
     assert_eq!((attempts.load(SeqCst), seen.count()), (1, 0), "one attempt, refused before the server saw it");
     assert_eq!(c.telemetry().requests_ambiguous, 0, "nothing left this machine");
@@ -519,6 +516,15 @@ fn one_counter_a_request(http: &NeverClient, rollup: bool) -> CloudWatchCounters
         .sdk_config(sdk(SharedHttpClient::new(http.clone()), RetryConfig::disabled()))
         .build()
         .unwrap()
+}
+
+/// A server that answers every request but the first attempt, which `how` fails on the way; what it saw, and
+/// how many attempts were made.
+fn first_attempt(how: fn() -> Intercepted) -> (SharedHttpClient, Seen, Arc<AtomicUsize>) {
+    let (server, seen) = scripted(|_| None);
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&attempts);
+    (gate(server, move |_| (counted.fetch_add(1, SeqCst) == 0).then(how)), seen, attempts)
 }
 
 /// Open counters through `http` (no retries), a request per counter, holding `first`, `second` and `third`.
@@ -567,10 +573,7 @@ async fn after_a_request_that_timed_out_unconfirmed_the_rest_of_the_dump_is_kept
 #[tokio::test]
 async fn after_a_request_whose_connection_broke_unconfirmed_the_rest_of_the_close_goes_on() {
     // The first request's connection is reset after it was sent; the endpoint answers every later one.
-    let (ok, seen) = scripted(|_| None);
-    let calls = Arc::new(AtomicUsize::new(0));
-    let counted = Arc::clone(&calls);
-    let http = gate(ok, move |_| (counted.fetch_add(1, SeqCst) == 0).then_some(Intercepted::Reset));
+    let (http, seen, _) = first_attempt(|| Intercepted::Reset);
     let c = three_counters_a_request_each(http).await;
     let err = c.close().await.expect_err("the first request is unconfirmed");
     assert!(matches!(&err, Error::Save(e) if e.is_ambiguous()), "{err}");

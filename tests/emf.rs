@@ -558,11 +558,12 @@ fn a_label_name_given_twice_is_published_once_with_its_last_value_and_counted() 
         .expect("valid");
     metrics::with_local_recorder(&counters.recorder(), || {
         metrics::counter!("twice", "k" => "a", "k" => "b").increment(1);
-        // A label in a default dimension's place is no duplicate.
+        // A label in a default dimension's place is no duplicate; a second one of that name is.
         metrics::counter!("replaced", "service" => "payments").increment(1);
+        metrics::counter!("again", "service" => "a", "service" => "b").increment(1);
     });
-    assert_eq!(counters.flush_blocking().expect("flush").saved, 2);
-    assert_eq!(counters.telemetry().dimensions_deduplicated, 1);
+    assert_eq!(counters.flush_blocking().expect("flush").saved, 3);
+    assert_eq!(counters.telemetry().dimensions_deduplicated, 2);
     let docs = parse(&out.text());
     let twice = docs.iter().find(|d| d.get("twice").is_some()).expect("a document of `twice`");
     assert_eq!((twice["k"].as_str(), twice["service"].as_str()), (Some("b"), Some("checkout")));

@@ -27,14 +27,15 @@ use crate::sink::Sink;
 /// the counter, dropping its data, as in pip; updates through handles to the old counter are then refused and
 /// counted (`Telemetry::values_rejected`), as are updates through handles of cleared counters.
 ///
-/// **Shutdown.** Call `close()` (or `close_blocking()`): it flushes everything and reports errors. Dropping the
-/// last clone (and every layer and recorder made from it) of open counters without `close()` closes them
-/// best-effort, as `close` would: an interval dump under way may finish, then the rest is flushed, within
-/// `options.close_timeout`. Outside async code, in a multi-thread runtime, and in a current-thread runtime that
-/// never ran their dumps while the counters run on their own thread, the drop waits for that (the work runs on the
-/// counters' own thread, or a helper thread, never on the caller's runtime); elsewhere in a current-thread runtime
-/// it cannot wait, so the close runs in the background and completes only if the program goes on. A close that fails, times out or is dropped unfinished is warned about, and so are values left
-/// unsaved by a `close()` that failed or was cancelled before the drop. Counters never opened are not flushed.
+/// **Shutdown.** Call `close()` (or `close_blocking()`): it flushes everything and reports errors. Dropping the last
+/// clone (and every layer and recorder made from it) of open counters without `close()` closes them best-effort, as
+/// `close` would: an interval dump under way may finish, then the rest is flushed, within `options.close_timeout`.
+/// Outside async code, in a multi-thread runtime, and in a current-thread runtime that never ran their dumps while the
+/// counters run on their own thread, the drop waits for that (the work runs on the counters' own thread, or a helper
+/// thread, never on the caller's runtime); elsewhere in a current-thread runtime it cannot wait, so the close runs in
+/// the background and completes only if the program goes on. A close that fails, times out or is dropped unfinished is
+/// warned about, and so are values left unsaved by a `close()` that failed or was cancelled before the drop. Counters
+/// never opened are not flushed.
 #[derive(Clone)]
 pub struct CachedCounters {
     exporter: Arc<Exporter>,

@@ -26,15 +26,15 @@ impl LastOwner {
     }
 }
 
-/// Dropping open counters (the last clone, layer and recorder included) without `close()` closes them
-/// best-effort, as `close` does: a dump under way may finish, then the rest is flushed, within
-/// `options.close_timeout`. Outside async code, in a multi-thread runtime, and in a current-thread runtime that
-/// ran none of their dumps while the counters run on our own runtime thread, the drop waits for it (on that thread
-/// if the counters run one, else on a helper thread: never on the caller's runtime). Elsewhere in a current-thread
-/// runtime (its tasks and its blocking threads alike) it cannot wait, as the close would need that runtime (the
-/// interval task's, or one the sink keeps work on, such as the SDK's pooled connections): the close runs in the
-/// background and completes only if the program goes on (warned about when that runtime is ending), but for a
-/// sink that saves without waiting (EMF), which flushes right there. A close that fails, times out or is dropped unfinished is warned about.
+/// Dropping open counters (the last clone, layer and recorder included) without `close()` closes them best-effort, as
+/// `close` does: a dump under way may finish, then the rest is flushed, within `options.close_timeout`. Outside async
+/// code, in a multi-thread runtime, and in a current-thread runtime that ran none of their dumps while the counters run
+/// on our own runtime thread, the drop waits for it (on that thread if the counters run one, else on a helper thread:
+/// never on the caller's runtime). Elsewhere in a current-thread runtime (its tasks and its blocking threads alike) it
+/// cannot wait, as the close would need that runtime (the interval task's, or one the sink keeps work on, such as the
+/// SDK's pooled connections): the close runs in the background and completes only if the program goes on (warned about
+/// when that runtime is ending), but for a sink that saves without waiting (EMF), which flushes right there. A close
+/// that fails, times out or is dropped unfinished is warned about.
 /// For a sink that hands its output to a thread of its own (EMF to the CloudWatch agent), the drop then waits,
 /// within the same `options.close_timeout`, for that output to go out (in a current-thread runtime, in a blocking
 /// task of the runtime, which its shutdown waits for), and warns about what is still waiting: a program that ends

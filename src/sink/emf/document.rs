@@ -416,11 +416,15 @@ fn merge_dimensions<'a>(counter: &'a Counter, ctx: &DocumentContext<'a>, dimensi
     // Fewer dimensions than the defaults and the labels: a label replaced one of them.
     let merged_from = defaults + labels.len();
     let mut deduplicated = false;
+    // The defaults a label replaced already (at most 30 of them: a bit each): another label of the name repeats it.
+    let mut replaced: u32 = 0;
     for (key, value) in labels {
         match dimensions.iter().position(|(k, _)| *k == key) {
             Some(at) => {
                 dimensions[at].1 = value;
-                deduplicated |= at >= defaults;
+                let default = 1_u32.checked_shl(at as u32).filter(|_| at < defaults);
+                deduplicated |= default.is_none_or(|bit| replaced & bit != 0);
+                replaced |= default.unwrap_or(0);
             }
             None => dimensions.push((key, value)),
         }

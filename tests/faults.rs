@@ -389,7 +389,7 @@ async fn a_success_answer_whose_body_cannot_be_read_is_not_retried() {
 #[tokio::test(start_paused = true)]
 async fn close_cut_off_mid_save_gives_up_only_what_was_sent_and_keeps_the_rest() {
     let http = NeverClient::new();
-    let c = one_counter_a_request(&http, false);
+    let c = one_counter_a_request(SharedHttpClient::new(http.clone()), false);
     c.open().await.unwrap();
     c.increment("first", 1);
     c.increment("second", 2);
@@ -503,7 +503,7 @@ async fn an_operation_timeout_while_a_request_waits_to_retry_after_an_error_answ
 
 /// Counters that send through `http` in requests of one counter each, with no retries, and whose `close` is
 /// cut off after 1 s.
-fn one_counter_a_request(http: &NeverClient, rollup: bool) -> CloudWatchCounters {
+fn one_counter_a_request(http: SharedHttpClient, rollup: bool) -> CloudWatchCounters {
     CloudWatchCounters::builder()
         .namespace("faults")
         .instance("test-host")
@@ -513,7 +513,7 @@ fn one_counter_a_request(http: &NeverClient, rollup: bool) -> CloudWatchCounters
         .batch_size(1)
         .rollup(rollup)
         .options(hour().close_timeout(Duration::from_secs(1)).telemetry(false))
-        .sdk_config(sdk(SharedHttpClient::new(http.clone()), RetryConfig::disabled()))
+        .sdk_config(sdk(http, RetryConfig::disabled()))
         .build()
         .unwrap()
 }
@@ -527,20 +527,9 @@ fn first_attempt(how: fn() -> Intercepted) -> (SharedHttpClient, Seen, Arc<Atomi
     (gate(server, move |_| (counted.fetch_add(1, SeqCst) == 0).then(how)), seen, attempts)
 }
 
-/// Open counters through `http` (no retries), a request per counter, holding `first`, `second` and `third`.
+/// [`one_counter_a_request`] without rollups, open, holding `first`, `second` and `third`.
 async fn three_counters_a_request_each(http: SharedHttpClient) -> CloudWatchCounters {
-    let c = CloudWatchCounters::builder()
-        .namespace("faults")
-        .instance("test-host")
-        .region("us-east-1")
-        .credentials("test", "test")
-        .connect_timeout(Duration::from_secs(2))
-        .batch_size(1)
-        .rollup(false)
-        .options(hour().telemetry(false))
-        .sdk_config(sdk(http, RetryConfig::disabled()))
-        .build()
-        .unwrap();
+    let c = one_counter_a_request(http, false);
     c.open().await.unwrap();
     for name in ["first", "second", "third"] {
         c.increment(name, 1);
@@ -585,7 +574,7 @@ async fn after_a_request_whose_connection_broke_unconfirmed_the_rest_of_the_clos
 async fn close_cut_off_reports_as_unconfirmed_the_datums_in_flight_not_those_already_accepted() {
     // The first request is accepted, the second never answered.
     let http = NeverClient::answering_first(1);
-    let c = one_counter_a_request(&http, false);
+    let c = one_counter_a_request(SharedHttpClient::new(http.clone()), false);
     c.open().await.unwrap();
     c.increment("first", 1);
     c.increment("second", 2);
@@ -597,7 +586,7 @@ async fn close_cut_off_reports_as_unconfirmed_the_datums_in_flight_not_those_alr
 
     // With the rollup, the one counter in flight is two datums (its own and the rollup's).
     let http = NeverClient::new();
-    let c = one_counter_a_request(&http, true);
+    let c = one_counter_a_request(SharedHttpClient::new(http.clone()), true);
     c.open().await.unwrap();
     c.increment("calls", 1);
     let err = c.close().await.unwrap_err();
@@ -608,7 +597,7 @@ async fn close_cut_off_reports_as_unconfirmed_the_datums_in_flight_not_those_alr
 #[tokio::test(start_paused = true)]
 async fn close_cut_off_does_not_put_back_a_counter_the_save_skipped_so_it_is_counted_once() {
     let http = NeverClient::new();
-    let c = one_counter_a_request(&http, false);
+    let c = one_counter_a_request(SharedHttpClient::new(http.clone()), false);
     c.open().await.unwrap();
     c.increment(&"n".repeat(300), 1); // past CloudWatch's 255 characters: skipped and counted
     c.increment("calls", 2);

@@ -9,6 +9,7 @@ use crate::model::Counter;
 
 #[cfg(feature = "cloudwatch")]
 pub(crate) mod cloudwatch;
+mod dimensions;
 pub(crate) mod emf;
 // Some checks serve only the CloudWatch sink.
 #[cfg_attr(not(feature = "cloudwatch"), allow(dead_code))]
@@ -18,6 +19,7 @@ mod skip;
 pub(crate) mod text;
 pub(crate) mod units;
 
+pub(crate) use dimensions::merge_labels;
 pub use log::LogSink;
 pub use skip::SkipReason;
 

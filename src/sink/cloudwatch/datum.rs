@@ -25,7 +25,7 @@ use aws_sdk_cloudwatch::types::{Dimension, MetricDatum, StandardUnit, StatisticS
 use crate::model::{epoch_millis, MAX_DIMENSIONS, TELEMETRY_PREFIX};
 use crate::model::{Counter, CounterType};
 use crate::sink::limits;
-use crate::sink::SkipReason;
+use crate::sink::{merge_labels, SkipReason};
 
 /// Most values one datum's `Values` may hold.
 pub(crate) const MAX_VALUES_PER_DATUM: usize = 150;
@@ -80,22 +80,7 @@ fn dimension_pairs<'a>(counter: &'a Counter, ctx: &DatumContext<'a>) -> Result<(
         }
     }
     let defaults = defaults_from..pairs.len();
-    let mut deduplicated = false;
-    // The defaults a label replaced (a label replacing a default is no duplicate; a second label of that name is).
-    let mut replaced: Vec<usize> = Vec::new();
-    for (name, value) in counter.dimensions() {
-        match pairs.iter().position(|(seen, _)| *seen == name) {
-            Some(at) => {
-                pairs[at].1 = value;
-                if defaults.contains(&at) && !replaced.contains(&at) {
-                    replaced.push(at);
-                } else {
-                    deduplicated = true;
-                }
-            }
-            None => pairs.push((name, value)),
-        }
-    }
+    let deduplicated = merge_labels(&mut pairs, defaults, counter.dimensions());
     if pairs.len() > MAX_DIMENSIONS {
         return Err(SkipReason::TooManyDimensions);
     }

@@ -29,8 +29,8 @@ use rapidhash::{RapidHashMap, RapidHashSet};
 
 use crate::model::{epoch_millis, Counter, CounterType, MAX_DIMENSIONS};
 use crate::sink::units::unit_name;
-use crate::sink::SkipReason;
 use crate::sink::{limits, text};
+use crate::sink::{merge_labels, SkipReason};
 
 /// Most metrics in one document's directive.
 pub(crate) const MAX_METRICS: usize = 100;
@@ -415,20 +415,7 @@ fn merge_dimensions<'a>(counter: &'a Counter, ctx: &DocumentContext<'a>, dimensi
     let defaults = ctx.dimensions.len();
     // Fewer dimensions than the defaults and the labels: a label replaced one of them.
     let merged_from = defaults + labels.len();
-    let mut deduplicated = false;
-    // The defaults a label replaced already (at most 30 of them: a bit each): another label of the name repeats it.
-    let mut replaced: u32 = 0;
-    for (key, value) in labels {
-        match dimensions.iter().position(|(k, _)| *k == key) {
-            Some(at) => {
-                dimensions[at].1 = value;
-                let default = 1_u32.checked_shl(at as u32).filter(|_| at < defaults);
-                deduplicated |= default.is_none_or(|bit| replaced & bit != 0);
-                replaced |= default.unwrap_or(0);
-            }
-            None => dimensions.push((key, value)),
-        }
-    }
+    let deduplicated = merge_labels(dimensions, 0..defaults, labels);
     (dimensions.len() < merged_from, deduplicated)
 }
 

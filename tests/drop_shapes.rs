@@ -163,47 +163,81 @@ impl Sink for Slow {
     }
 }
 
-/// Counters through a slow sink (saves of 500 ms) opened in a current-thread runtime, holding 3 calls (dumped on
-/// that runtime first, or not), then 4 more, whose last owner is a task: the runtime ends, dropping its tasks
-/// (the interval task, the older one, first: it goes on on a thread of our own), then the holder. What the sink
-/// saved once the runtime is gone, and what was logged.
-fn held_by_a_task_as_a_current_thread_runtime_ends(dump_first: bool) -> (i64, String) {
-    let (_capture, logs) = capture_logs();
-    let sink = RecordingSink::default();
-    let (started, _saves) = tokio::sync::mpsc::unbounded_channel();
-    let counters = CachedCounters::new(Slow(sink.clone(), started), CountersOptions::default().telemetry(false));
-    let runtime = current_thread();
-    runtime.block_on(async move {
-        counters.open().await.unwrap();
-        counters.increment("calls", 3);
-        if dump_first {
-            counters.dump().await.expect("dumped");
+/// Which of the interval task and the counters' last holder a current-thread runtime's shutdown drops first.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Dropped {
+    IntervalTaskFirst,
+    HolderFirst,
+}
+
+/// Spawns empty tasks on the current runtime until the last one's id is `residue` modulo 4. A current-thread
+/// runtime's shutdown drops its tasks by their id's residue modulo 4 (its task list's shard), then oldest first:
+/// this sets the residue the next task spawned likely gets (other tests spawn tasks at the same time).
+fn spend_task_ids_to(residue: u64) {
+    for _ in 0..64 {
+        let id: u64 = tokio::spawn(async {}).id().to_string().parse().expect("a task id is a number");
+        if id % 4 == residue {
+            return;
         }
-        counters.increment("calls", 4);
-        drop(tokio::spawn(async move {
-            let _held = counters;
-            std::future::pending::<()>().await;
-        }));
-        tokio::task::yield_now().await;
-    });
-    drop(runtime);
-    (calls_saved(&sink), logs.text())
+    }
+}
+
+/// Counters through a slow sink (saves of 500 ms) opened in a current-thread runtime, holding 3 calls (dumped on
+/// that runtime first, or not), then 4 more, whose last owner is a task: the runtime ends, dropping its tasks,
+/// the interval task and the holder in the `order` asked for (the interval task, dropped first, goes on on a
+/// thread of our own). What the sink saved once the runtime is gone, and what was logged. Tried again (up to 20
+/// times) while other tests' tasks upset the order.
+fn held_by_a_task_as_a_current_thread_runtime_ends(dump_first: bool, order: Dropped) -> (i64, String) {
+    for _ in 0..20 {
+        let (_capture, logs) = capture_logs();
+        let sink = RecordingSink::default();
+        let (started, _saves) = tokio::sync::mpsc::unbounded_channel();
+        let counters = CachedCounters::new(Slow(sink.clone(), started), CountersOptions::default().telemetry(false));
+        let runtime = current_thread();
+        runtime.block_on(async move {
+            spend_task_ids_to(0);
+            counters.open().await.unwrap(); // the interval task: 1 modulo 4
+            counters.increment("calls", 3);
+            if dump_first {
+                counters.dump().await.expect("dumped");
+            }
+            counters.increment("calls", 4);
+            spend_task_ids_to(if order == Dropped::HolderFirst { 3 } else { 1 });
+            drop(tokio::spawn(async move {
+                let _held = counters;
+                std::future::pending::<()>().await;
+            }));
+            tokio::task::yield_now().await;
+        });
+        drop(runtime);
+        let text = logs.text();
+        let moved = text.contains("they now dump every interval on a thread of their own");
+        if moved == (order == Dropped::IntervalTaskFirst) {
+            return (calls_saved(&sink), text);
+        }
+    }
+    panic!("the runtime never dropped its tasks in the order {order:?}");
 }
 
 #[test]
 fn counters_a_task_holds_when_a_current_thread_runtime_ends_are_flushed_before_it_is_gone() {
-    let (saved, logs) = held_by_a_task_as_a_current_thread_runtime_ends(false);
-    // The program could end here: the drop waited for the close on that thread.
-    assert_eq!(saved, 7, "{logs}");
-    assert!(!logs.contains("lost"), "{logs}");
+    for order in [Dropped::IntervalTaskFirst, Dropped::HolderFirst] {
+        let (saved, logs) = held_by_a_task_as_a_current_thread_runtime_ends(false, order);
+        // The program could end here: the drop waited for the close on that thread.
+        assert_eq!(saved, 7, "{order:?}: {logs}");
+        assert!(!logs.contains("lost"), "{order:?}: {logs}");
+    }
 }
 
 #[test]
 fn counters_a_task_holds_after_dumping_on_an_ending_current_thread_runtime_warn_that_the_close_may_be_lost() {
     // A dump ran on the runtime: the sink may keep work there (the AWS SDK's pooled connections), which a drop
     // that blocked the runtime's only thread would wait on in vain. The drop does not wait, and says so.
-    let (_, logs) = held_by_a_task_as_a_current_thread_runtime_ends(true);
-    assert_eq!(logs.matches("is lost if the program ends first").count(), 1, "{logs}");
+    for order in [Dropped::IntervalTaskFirst, Dropped::HolderFirst] {
+        let (_, logs) = held_by_a_task_as_a_current_thread_runtime_ends(true, order);
+        assert_eq!(logs.matches("is lost if the program ends first").count(), 1, "{order:?}: {logs}");
+        assert!(!logs.contains("the runtime stopped before the flush finished"), "{order:?}: {logs}");
+    }
 }
 
 #[test]

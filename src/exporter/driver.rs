@@ -308,7 +308,7 @@ where
 
 impl Driver {
     /// Our own runtime thread's handle, starting the thread if there is none.
-    fn own_handle(&mut self) -> Result<Handle, Error> {
+    pub(super) fn own_handle(&mut self) -> Result<Handle, Error> {
         let own = match &mut self.own {
             Some(own) => own,
             None => self.own.insert(OwnRuntime::start()?),
@@ -348,14 +348,12 @@ impl OwnRuntime {
     }
 }
 
-/// Runtimes that matter to the last owner's drop in a current-thread runtime: those the counters' dumps ran on
-/// (the sink may keep work there: the AWS SDK's pooled connections are tasks of the runtime that made them, and a
-/// drop that blocked that runtime's only thread would wait on them in vain), and the one whose shutdown moved the
-/// interval task to our own thread.
+/// The runtimes the counters' dumps ran on, which matter to the last owner's drop in a current-thread runtime: the
+/// sink may keep work there (the AWS SDK's pooled connections are tasks of the runtime that made them), and a drop
+/// that blocked that runtime's only thread would wait on them in vain.
 #[derive(Debug, Default)]
 pub(crate) struct RuntimesSeen {
     dumped_on: Vec<tokio::runtime::Id>,
-    gone: Option<tokio::runtime::Id>,
 }
 
 /// Most runtimes [`RuntimesSeen`] remembers dumps on (the oldest forgotten first).
@@ -382,11 +380,15 @@ impl Exporter {
     pub(crate) fn dumped_on(&self, runtime: &Handle) -> bool {
         self.runtimes().dumped_on.contains(&runtime.id())
     }
+}
 
-    /// Whether `runtime` is shutting down: its shutdown dropped the interval task.
-    pub(crate) fn shutting_down(&self, runtime: &Handle) -> bool {
-        self.runtimes().gone == Some(runtime.id())
-    }
+/// Whether `runtime` is shutting down (it takes no more tasks: a task spawned now is cancelled at once). Its
+/// shutdown drops its tasks in no set order, so this is asked of the runtime, not inferred from which of them went.
+pub(crate) fn shutting_down(runtime: &Handle) -> bool {
+    let mut probe = std::pin::pin!(runtime.spawn(async {}));
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    // Ran already (from a blocking thread of that runtime), or not yet: Ok or pending, not shutting down.
+    matches!(probe.as_mut().poll(&mut cx), std::task::Poll::Ready(Err(err)) if err.is_cancelled())
 }
 
 /// How long `close` waits for a cut-off timer dump to settle after aborting it.
@@ -406,9 +408,6 @@ impl Drop for TimerGone {
         };
         if exporter.closing.load(std::sync::atomic::Ordering::Relaxed) {
             return; // stopped by `close`
-        }
-        if let Ok(runtime) = Handle::try_current() {
-            exporter.runtimes().gone = Some(runtime.id());
         }
         let generation = self.generation;
         if exporter.timer_gone_unless_locked(generation) {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 
-use super::driver::{letting_the_runtime_go_on, run_and_wait};
+use super::driver::{letting_the_runtime_go_on, run_and_wait, shutting_down};
 use super::dump::Trigger;
 use super::Exporter;
 use crate::error::Error;
@@ -48,7 +48,7 @@ impl Drop for LastOwner {
         let exporter = &self.0;
         // None: past what an `Instant` holds (`close_timeout(Duration::MAX)`), no deadline.
         let deadline = exporter.drain_deadline();
-        let (open, own) = {
+        let (open, mut own) = {
             let driver = exporter.lock_driver();
             (driver.timer.is_some(), driver.own.as_ref().map(|own| own.handle.clone()))
         };
@@ -78,14 +78,19 @@ impl Drop for LastOwner {
                     drain_output_after_drop(exporter, deadline);
                     return;
                 }
+                // Shutting down, this runtime runs none of its tasks again (the interval task, if it runs here, is
+                // dropped before or after this drop, in no set order): the close needs our own thread.
+                let ending = shutting_down(&current);
+                if ending && own.is_none() {
+                    own = exporter.lock_driver().own_handle().ok();
+                }
                 if own.is_none() || exporter.dumped_on(&current) {
-                    close_in_the_background(exporter, own, current, counters, deadline);
+                    close_in_the_background(exporter, own, ending, current, counters, deadline);
                     return;
                 }
                 // On our own thread, and with nothing of the sink's on this runtime (no dump ran here), the close
                 // needs nothing of it: waited for below. Run in the background, it would be lost without a word
-                // when this runtime is ending (its tasks dropped as it shuts down, the interval task first, which
-                // moves to our own thread) and the program with it.
+                // when this runtime is ending, and the program with it.
             }
         }
         let closing = Arc::clone(exporter);
@@ -127,16 +132,17 @@ impl Exporter {
 /// The close of counters dropped in a current-thread runtime (`current`), which cannot wait for it: when it runs on
 /// their interval task's runtime, or when their dumps ran on this one (their sink may need it, blocked by a wait).
 /// Spawned on our own runtime thread (`own`) if they run one, else on the runtime their interval task runs on.
-/// Where this runtime is shutting down (it moved their interval task to our own thread), the program may end with
-/// it: warned about, as the close goes on in the background.
+/// Where this runtime is `ending` (shutting down), the program may end with it: warned about, as the close goes on
+/// in the background.
 fn close_in_the_background(
     exporter: &Arc<Exporter>,
     own: Option<Handle>,
+    ending: bool,
     current: Handle,
     counters: usize,
     deadline: Option<Instant>,
 ) {
-    if own.is_some() && exporter.shutting_down(&current) {
+    if own.is_some() && ending {
         tracing::warn!(target: "cloudwatch_counters", counters, "counters were dropped without close() while the runtime that ran their dumps shuts down: their close goes on in the background, on a thread of their own, and what it holds is lost if the program ends first; call close().await before the runtime ends");
     } else {
         tracing::debug!(target: "cloudwatch_counters", counters, "counters dropped without close() in a current-thread runtime: closing in the background");

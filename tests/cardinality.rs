@@ -3,8 +3,6 @@
 
 mod common;
 
-use tokio::sync::Mutex;
-
 use cloudwatch_counters::{CachedCounters, CounterType, Counters, CountersOptions};
 use common::bytes_in_use::{in_use, BytesInUse};
 use common::{capture_logs, find, RecordingSink};
@@ -12,14 +10,22 @@ use common::{capture_logs, find, RecordingSink};
 #[global_allocator]
 static GLOBAL: BytesInUse = BytesInUse;
 
-/// The tests of this file measure process-wide memory: one at a time.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+/// Runs `test` alone (the tests of this file measure process-wide memory), on a runtime built once the others
+/// are done: a runtime built meanwhile would count in another test's measure.
+fn one_at_a_time(test: impl std::future::Future<Output = ()>) {
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _serial = ONE_AT_A_TIME.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime").block_on(test);
+}
 
-#[tokio::test]
-async fn a_million_label_values_stop_at_the_cap_with_memory_bounded() {
+#[test]
+fn a_million_label_values_stop_at_the_cap_with_memory_bounded() {
+    one_at_a_time(a_million_label_values());
+}
+
+async fn a_million_label_values() {
     const CAP: usize = 10_000;
     const KEYS: usize = 1_000_000;
-    let _serial = ONE_AT_A_TIME.lock().await;
     let sink = RecordingSink::default();
     let counters = CachedCounters::new(sink.clone(), CountersOptions::default().max_counters(CAP));
     let recorder = counters.recorder();
@@ -59,9 +65,12 @@ async fn a_million_label_values_stop_at_the_cap_with_memory_bounded() {
     assert_eq!(seven.count, Some(2));
 }
 
-#[tokio::test]
-async fn a_long_outage_holds_no_more_memory_than_the_counters_themselves() {
-    let _serial = ONE_AT_A_TIME.lock().await;
+#[test]
+fn a_long_outage_holds_no_more_memory_than_the_counters_themselves() {
+    one_at_a_time(a_long_outage());
+}
+
+async fn a_long_outage() {
     let sink = RecordingSink::default();
     let options = CountersOptions::default().reset_timeout(std::time::Duration::from_nanos(1));
     let counters = CachedCounters::new(sink.clone(), options);

@@ -11,7 +11,8 @@ use cloudwatch_counters::{CloudWatchCounters, Counters, CountersOptions, Error};
 use common::localstack::{self, statistics, unique_namespace};
 use common::proxy::{Mode, Proxy};
 
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+/// Past a request's bound (`connect_timeout` + `request_timeout`), with room for a first attempt.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(8);
 
 fn counters_through(proxy: &Proxy, namespace: &str, interval: Duration) -> CloudWatchCounters {
     CloudWatchCounters::builder()
@@ -20,8 +21,9 @@ fn counters_through(proxy: &Proxy, namespace: &str, interval: Duration) -> Cloud
         .region("us-east-1")
         .credentials("test", "test")
         .endpoint_url(proxy.endpoint())
+        // Well past what the local CloudWatch takes on a loaded machine: only a hung endpoint times out.
         .connect_timeout(Duration::from_secs(1))
-        .request_timeout(Duration::from_secs(1))
+        .request_timeout(Duration::from_secs(5))
         .options(CountersOptions::default().interval(interval).close_timeout(CLOSE_TIMEOUT))
         .build()
         .expect("valid settings")
@@ -138,7 +140,7 @@ async fn counters_dropped_while_an_interval_dump_waits_on_a_slow_endpoint_have_d
     counters.increment("orders", 10);
     std::thread::scope(|scope| {
         scope.spawn(|| {
-            // The endpoint answers after 300 ms (within the request timeout): a slow one, not a dead one.
+            // The endpoint answers after 300 ms (well within the request timeout): a slow one, not a dead one.
             std::thread::sleep(Duration::from_millis(300));
             proxy.set(Mode::Forward);
         });

@@ -21,7 +21,7 @@ fn a_guard_dropped_while_its_runtime_shuts_down_closes_within_the_close_timeout(
         .http_client(SharedHttpClient::new(http.clone()))
         .retry_config(RetryConfig::disabled())
         .build();
-    let options = CountersOptions::default().interval(Duration::from_secs(3600)).close_timeout(Duration::from_secs(1));
+    let options = CountersOptions::default().interval(Duration::from_secs(3600)).close_timeout(Duration::from_secs(5));
     let guard = runtime
         .block_on(
             CloudWatchCounters::builder()

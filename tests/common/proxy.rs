@@ -44,8 +44,7 @@ impl Proxy {
         let (modes, counter) = (mode.clone(), Arc::clone(&held));
         let task = tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                let Ok(server) = TcpStream::connect(upstream).await else { continue };
-                tokio::spawn(carry(client, server, modes.subscribe(), Arc::clone(&counter)));
+                tokio::spawn(carry(client, upstream, modes.subscribe(), Arc::clone(&counter)));
             }
         });
         Proxy { address, mode, held, task }
@@ -89,24 +88,38 @@ async fn unless_hung(modes: &mut watch::Receiver<Mode>) -> Mode {
     modes.wait_for(|mode| *mode != Mode::Hang).await.map_or(Mode::Forward, |mode| *mode)
 }
 
-async fn carry(client: TcpStream, server: TcpStream, modes: watch::Receiver<Mode>, held: Arc<AtomicUsize>) {
+/// Carries one client's connection. The server hears of it when its first bytes are let through: a connection
+/// opened at once and held while the proxy hangs would be closed by the server as idle (the local CloudWatch does
+/// after a few seconds), and the request held on it lost.
+async fn carry(client: TcpStream, upstream: SocketAddr, mut modes: watch::Receiver<Mode>, held: Arc<AtomicUsize>) {
     let (mut client_read, mut client_write) = client.into_split();
+    let mut buf = vec![0u8; 64 * 1024];
+    let first = match client_read.read(&mut buf).await {
+        Ok(0) | Err(_) => return,
+        Ok(n) => n,
+    };
+    held.fetch_add(1, SeqCst);
+    unless_hung(&mut modes).await;
+    let Ok(server) = TcpStream::connect(upstream).await else {
+        held.fetch_sub(1, SeqCst);
+        return;
+    };
     let (mut server_read, mut server_write) = server.into_split();
     let mut up_modes = modes.clone();
     let up = async move {
-        let mut buf = vec![0u8; 64 * 1024];
+        let mut n = first;
         loop {
-            let n = match client_read.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            };
-            held.fetch_add(1, SeqCst);
-            unless_hung(&mut up_modes).await;
             let written = server_write.write_all(&buf[..n]).await;
             held.fetch_sub(1, SeqCst);
             if written.is_err() {
                 break;
             }
+            n = match client_read.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            held.fetch_add(1, SeqCst);
+            unless_hung(&mut up_modes).await;
         }
     };
     let mut down_modes = modes;

@@ -19,6 +19,8 @@ async fn sleepy() {
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
+// The lower bounds allow 1% for the span clock's calibration against the system's (done once per process).
+
 #[tokio::test]
 async fn an_instrumented_async_fn_is_timed_once_per_call_in_milliseconds() {
     let c = counters();
@@ -27,7 +29,7 @@ async fn an_instrumented_async_fn_is_timed_once_per_call_in_milliseconds() {
     sleepy().await;
     let got = c.get("span_timing.sleepy.exec_time", CounterType::Interval);
     assert_eq!(got.count, Some(2));
-    assert!(got.min.unwrap() >= 50.0, "min {:?} ms", got.min);
+    assert!(got.min.unwrap() >= 49.5, "min {:?} ms", got.min);
     assert!(got.max.unwrap() < 5_000.0, "milliseconds, not microseconds: {:?}", got.max);
 }
 
@@ -43,7 +45,7 @@ fn nested_spans_are_each_timed_and_the_outer_one_lasts_longer() {
     let inner = c.get("span_timing.inner.exec_time", CounterType::Interval);
     assert_eq!((outer.count, inner.count), (Some(1), Some(1)));
     assert!(outer.last.unwrap() >= inner.last.unwrap());
-    assert!(inner.last.unwrap() >= 5.0);
+    assert!(inner.last.unwrap() >= 4.95);
 }
 
 #[test]
@@ -58,7 +60,7 @@ fn a_span_closed_on_another_thread_is_timed_from_creation_to_close() {
     .unwrap();
     let got = c.get("span_timing.handoff.exec_time", CounterType::Interval);
     assert_eq!(got.count, Some(1));
-    assert!(got.last.unwrap() >= 10.0);
+    assert!(got.last.unwrap() >= 9.9);
 }
 
 #[test]

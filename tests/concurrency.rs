@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -13,29 +13,43 @@ const THREADS: usize = 4;
 const UPDATES: usize = 20_000;
 
 /// Runs THREADS x UPDATES updates of an Increment, a Statistics and an Interval counter (each sample is 1.0)
-/// while another thread dumps in a loop until the writers finish; then one last dump.
+/// while another thread dumps in a loop until the writers finish; then one last dump. Halfway, each writer waits
+/// for two more dumps (one started after it got there), so that dumps run among the updates whatever the scheduler
+/// does.
 fn hammer(counters: &CachedCounters) {
     let done = Arc::new(AtomicBool::new(false));
+    let dumps_done = Arc::new(AtomicUsize::new(0));
     let dumper = {
-        let (counters, done) = (counters.clone(), Arc::clone(&done));
+        let (counters, done, dumps_done) = (counters.clone(), Arc::clone(&done), Arc::clone(&dumps_done));
         std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             let mut dumps = 0;
             while !done.load(Ordering::SeqCst) {
                 runtime.block_on(counters.dump()).unwrap();
                 dumps += 1;
+                dumps_done.fetch_add(1, Ordering::SeqCst);
             }
             dumps
         })
     };
+    let two_more_dumps = |dumps_done: &AtomicUsize| {
+        let (from, limit) = (dumps_done.load(Ordering::SeqCst), std::time::Instant::now() + Duration::from_secs(30));
+        while dumps_done.load(Ordering::SeqCst) < from + 2 {
+            assert!(std::time::Instant::now() < limit, "the dumper made no progress in 30 s");
+            std::thread::yield_now();
+        }
+    };
     std::thread::scope(|scope| {
         for t in 0..THREADS {
-            let counters = counters.clone();
+            let (counters, dumps_done) = (counters.clone(), Arc::clone(&dumps_done));
             scope.spawn(move || {
                 // Half the threads go through held handles, half through names.
                 let inc = counters.handle("hits", CounterType::Increment);
                 let stat = counters.handle("sizes", CounterType::Statistics);
-                for _ in 0..UPDATES {
+                for i in 0..UPDATES {
+                    if i == UPDATES / 2 {
+                        two_more_dumps(&dumps_done);
+                    }
                     if t % 2 == 0 {
                         inc.increment(1);
                         stat.record(1.0);

@@ -163,6 +163,19 @@ impl Sink for Slow {
     }
 }
 
+/// A sink whose saves wait until the test lets them through (a permit of the semaphore), saying when each starts.
+struct Gated(RecordingSink, tokio::sync::mpsc::UnboundedSender<()>, std::sync::Arc<tokio::sync::Semaphore>);
+
+impl Sink for Gated {
+    fn save<'a>(&'a self, counters: &'a [Counter]) -> SaveFuture<'a> {
+        let _ = self.1.send(());
+        Box::pin(async move {
+            let _let_through = self.2.acquire().await;
+            self.0.save(counters).await
+        })
+    }
+}
+
 /// Which of the interval task and the counters' last holder a current-thread runtime's shutdown drops first.
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Dropped {
@@ -245,7 +258,9 @@ fn counters_dropped_after_a_close_the_caller_gave_up_on_warn_that_the_values_are
     let (_capture, logs) = capture_logs();
     let sink = RecordingSink::default();
     let (started, mut saves) = tokio::sync::mpsc::unbounded_channel();
-    let counters = CachedCounters::new(Slow(sink.clone(), started), CountersOptions::default().telemetry(false));
+    let gate = std::sync::Arc::new(tokio::sync::Semaphore::new(0));
+    let gated = Gated(sink.clone(), started, std::sync::Arc::clone(&gate));
+    let counters = CachedCounters::new(gated, CountersOptions::default().telemetry(false));
     multi_thread().block_on(async move {
         counters.open().await.unwrap();
         counters.increment("calls", 3);
@@ -256,6 +271,7 @@ fn counters_dropped_after_a_close_the_caller_gave_up_on_warn_that_the_values_are
         counters.increment("calls", 4);
         let closed = tokio::time::timeout(Duration::from_millis(100), counters.close()).await;
         assert!(closed.is_err(), "the caller gave up on the close");
+        gate.add_permits(1);
         assert_eq!(dump.await.unwrap().expect("dumped"), 1);
         drop(counters);
     });

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, UdpSocket};
 use std::time::Duration;
 
-use cloudwatch_counters::{Counters, CountersOptions, EmfCounters};
+use cloudwatch_counters::{Counters, CountersOptions, EmfCounters, EmfCountersBuilder};
 use common::SharedWriter;
 use serde_json::Value;
 use tracing_subscriber::layer::SubscriberExt;
@@ -29,23 +29,20 @@ fn writing_to(out: &SharedWriter, namespace: &str) -> EmfCounters {
 
 /// [`writing_to`] any writer.
 fn writing_into(writer: impl std::io::Write + Send + 'static, namespace: &str) -> EmfCounters {
-    EmfCounters::builder()
-        .namespace(namespace)
-        .writer(writer)
-        .options(CountersOptions::default().telemetry(false))
-        .build()
-        .expect("valid")
+    builder_into(writer, namespace).build().expect("valid")
+}
+
+/// The builder of [`writing_into`], for a test to add dimensions or properties.
+fn builder_into(writer: impl std::io::Write + Send + 'static, namespace: &str) -> EmfCountersBuilder {
+    EmfCounters::builder().namespace(namespace).writer(writer).options(CountersOptions::default().telemetry(false))
 }
 
 #[test]
 fn a_flush_writes_the_periods_metrics_with_their_dimensions_and_properties() {
     let out = SharedWriter::default();
-    let counters = EmfCounters::builder()
-        .namespace("Shop")
-        .writer(out.clone())
+    let counters = builder_into(out.clone(), "Shop")
         .dimension("service", "checkout")
         .property("version", "1.4.2")
-        .options(CountersOptions::default().telemetry(false))
         .build()
         .expect("valid");
     let layer = counters.layer_builder().properties(["request_id"]).build();
@@ -549,13 +546,7 @@ fn more_default_dimensions_than_a_metric_takes_are_refused() {
 #[test]
 fn a_label_name_given_twice_is_published_once_with_its_last_value_and_counted() {
     let out = SharedWriter::default();
-    let counters = EmfCounters::builder()
-        .namespace("Dedup")
-        .writer(out.clone())
-        .dimension("service", "checkout")
-        .options(CountersOptions::default().telemetry(false))
-        .build()
-        .expect("valid");
+    let counters = builder_into(out.clone(), "Dedup").dimension("service", "checkout").build().expect("valid");
     metrics::with_local_recorder(&counters.recorder(), || {
         metrics::counter!("twice", "k" => "a", "k" => "b").increment(1);
         // A label in a default dimension's place is no duplicate; a second one of that name is.

@@ -146,7 +146,7 @@ impl Exporter {
     /// `dump_blocking` beside a `close_blocking`: the last `close` or the drop stops it then). `join_by` waits
     /// for it to end, until then at most (what is left of the caller's bound: a thread a save still blocks is not
     /// waited for past it).
-    pub(crate) fn stop_thread(&self, join_by: Option<CallDeadline>) {
+    pub(crate) fn stop_thread(&self, join_by: Option<Deadline>) {
         let own = {
             let mut driver = self.lock_driver();
             if driver.timer.is_some() || self.blocking_calls.load(std::sync::atomic::Ordering::Relaxed) > 0 {
@@ -155,13 +155,13 @@ impl Exporter {
             driver.own.take()
         };
         if let Some(own) = own {
-            own.stop(join_by.map(CallDeadline::left));
+            own.stop(join_by.map(Deadline::left));
         }
     }
 
     /// The bound of a blocking call made now ([`run_and_wait`]'s): `options.close_timeout` and a second.
-    pub(crate) fn call_deadline(&self) -> CallDeadline {
-        CallDeadline(Instant::now().checked_add(self.close_timeout().saturating_add(RUN_AND_WAIT_MARGIN)))
+    pub(crate) fn call_deadline(&self) -> Deadline {
+        Deadline::after(self.close_timeout().saturating_add(RUN_AND_WAIT_MARGIN))
     }
 
     /// Runs `future` to completion from synchronous code, within `options.close_timeout` (and a second more): on
@@ -198,13 +198,19 @@ impl Exporter {
 /// What [`run_and_wait`] waits past its timeout, for the future's output to reach the caller.
 const RUN_AND_WAIT_MARGIN: Duration = Duration::from_secs(1);
 
-/// When a blocking call must return by (`None`: past what an `Instant` holds, no bound).
+/// When a wait bounded by `options.close_timeout` must end by: a blocking call, or the drop's wait for a sink's
+/// output (`None`: past what an `Instant` holds, no bound).
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct CallDeadline(Option<Instant>);
+pub(crate) struct Deadline(Option<Instant>);
 
-impl CallDeadline {
+impl Deadline {
+    /// `timeout` from now.
+    pub(crate) fn after(timeout: Duration) -> Deadline {
+        Deadline(Instant::now().checked_add(timeout))
+    }
+
     /// What is left of it.
-    fn left(self) -> Duration {
+    pub(crate) fn left(self) -> Duration {
         self.0.map_or(Duration::MAX, |deadline| deadline.saturating_duration_since(Instant::now()))
     }
 }
@@ -348,37 +354,30 @@ impl OwnRuntime {
     }
 }
 
-/// The runtimes the counters' dumps ran on, which matter to the last owner's drop in a current-thread runtime: the
-/// sink may keep work there (the AWS SDK's pooled connections are tasks of the runtime that made them), and a drop
-/// that blocked that runtime's only thread would wait on them in vain.
-#[derive(Debug, Default)]
-pub(crate) struct RuntimesSeen {
-    dumped_on: Vec<tokio::runtime::Id>,
-}
-
-/// Most runtimes [`RuntimesSeen`] remembers dumps on (the oldest forgotten first).
+/// Most runtimes an exporter remembers dumps on (the oldest forgotten first).
 const RUNTIMES_REMEMBERED: usize = 16;
 
 impl Exporter {
-    fn runtimes(&self) -> std::sync::MutexGuard<'_, RuntimesSeen> {
-        self.runtimes.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    /// The runtimes dumps ran on, locked.
+    fn dumped_on_runtimes(&self) -> std::sync::MutexGuard<'_, Vec<tokio::runtime::Id>> {
+        self.dumped_on.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Notes the runtime a dump runs on, if any.
     pub(crate) fn dumping_on_this_runtime(&self) {
         let Ok(runtime) = Handle::try_current() else { return };
-        let mut seen = self.runtimes();
-        if !seen.dumped_on.contains(&runtime.id()) {
-            if seen.dumped_on.len() == RUNTIMES_REMEMBERED {
-                seen.dumped_on.remove(0);
+        let mut seen = self.dumped_on_runtimes();
+        if !seen.contains(&runtime.id()) {
+            if seen.len() == RUNTIMES_REMEMBERED {
+                seen.remove(0);
             }
-            seen.dumped_on.push(runtime.id());
+            seen.push(runtime.id());
         }
     }
 
     /// Whether a dump of these counters ran on `runtime`.
     pub(crate) fn dumped_on(&self, runtime: &Handle) -> bool {
-        self.runtimes().dumped_on.contains(&runtime.id())
+        self.dumped_on_runtimes().contains(&runtime.id())
     }
 }
 

@@ -7,11 +7,10 @@
 
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use tokio::runtime::{Handle, RuntimeFlavor};
 
-use super::driver::{letting_the_runtime_go_on, run_and_wait, shutting_down};
+use super::driver::{letting_the_runtime_go_on, run_and_wait, shutting_down, Deadline};
 use super::dump::Trigger;
 use super::Exporter;
 use crate::error::Error;
@@ -46,8 +45,8 @@ impl LastOwner {
 impl Drop for LastOwner {
     fn drop(&mut self) {
         let exporter = &self.0;
-        // None: past what an `Instant` holds (`close_timeout(Duration::MAX)`), no deadline.
-        let deadline = exporter.drain_deadline();
+        // Until when the drop waits for the sink's output (its `drain` may wait less: see `EmfCounters`).
+        let deadline = Deadline::after(exporter.close_timeout());
         let (open, mut own) = {
             let driver = exporter.lock_driver();
             (driver.timer.is_some(), driver.own.as_ref().map(|own| own.handle.clone()))
@@ -140,7 +139,7 @@ fn close_in_the_background(
     ending: bool,
     current: Handle,
     counters: usize,
-    deadline: Option<Instant>,
+    deadline: Deadline,
 ) {
     if own.is_some() && ending {
         tracing::warn!(target: "cloudwatch_counters", counters, "counters were dropped without close() while the runtime that ran their dumps shuts down: their close goes on in the background, on a thread of their own, and what it holds is lost if the program ends first; call close().await before the runtime ends");
@@ -192,7 +191,7 @@ fn warn_lost(counters: usize, why: &dyn std::fmt::Display) {
 /// `Exporter::drain_output`), where waiting holds up no runtime: in a current-thread runtime, in a blocking task of
 /// that runtime (its shutdown waits for it, within the deadline); on a multi-thread runtime's worker, in
 /// `block_in_place`; elsewhere, right here.
-fn drain_output_after_drop(exporter: &Arc<Exporter>, deadline: Option<Instant>) {
+fn drain_output_after_drop(exporter: &Arc<Exporter>, deadline: Deadline) {
     if exporter.drain_output.get().is_none() {
         return;
     }
@@ -206,17 +205,11 @@ fn drain_output_after_drop(exporter: &Arc<Exporter>, deadline: Option<Instant>) 
 }
 
 impl Exporter {
-    /// Until when the last owner's drop waits for the sink's output: `options.close_timeout` from now (the sink's
-    /// `drain` may wait less: see `EmfCounters`); `None` past what an `Instant` holds.
-    fn drain_deadline(&self) -> Option<Instant> {
-        Instant::now().checked_add(self.close_timeout())
-    }
-
     /// Waits, until `deadline`, for the output the sink hands to a thread of its own to go out (see
     /// `drain_output_on_drop`); warns about what is still waiting then.
-    fn drain_output(&self, deadline: Option<Instant>) {
+    fn drain_output(&self, deadline: Deadline) {
         let Some(drain) = self.drain_output.get() else { return };
-        let waiting = drain(deadline.map_or(Duration::MAX, |d| d.saturating_duration_since(Instant::now())));
+        let waiting = drain(deadline.left());
         if waiting > 0 {
             tracing::warn!(
                 target: "cloudwatch_counters",

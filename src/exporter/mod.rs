@@ -80,9 +80,10 @@ pub(crate) struct Exporter {
     /// Warns about dumps cut off during their save (by a bounded `close`, a runtime that stopped, a caller that
     /// gave up on them).
     warn_cut_off: WarnEvery,
-    /// The runtimes dumps of these counters ran on, and the one whose shutdown moved the interval task to our own
-    /// thread: what the last owner's drop in a current-thread runtime may wait on (see `last_owner`).
-    runtimes: Mutex<driver::RuntimesSeen>,
+    /// The runtimes dumps of these counters ran on, which matter to the last owner's drop in a current-thread
+    /// runtime: the sink may keep work there (the AWS SDK's pooled connections are tasks of the runtime that made
+    /// them), and a drop that blocked that runtime's only thread would wait on them in vain (see `last_owner`).
+    dumped_on: Mutex<Vec<tokio::runtime::Id>>,
     /// The sizes of the last dump's buffers, for the next one.
     last_sizes: dump::LastSizes,
     state: tokio::sync::Mutex<DumpState>,
@@ -122,7 +123,7 @@ impl Exporter {
             drain_output: std::sync::OnceLock::new(),
             warn_rejected: WarnEvery::default(),
             warn_cut_off: WarnEvery::default(),
-            runtimes: Mutex::new(driver::RuntimesSeen::default()),
+            dumped_on: Mutex::new(Vec::new()),
             last_sizes: dump::LastSizes::default(),
             state: tokio::sync::Mutex::new(DumpState { last_reset: Instant::now(), published: Telemetry::default() }),
             driver: Mutex::new(driver::Driver::default()),

@@ -133,7 +133,8 @@ async fn every_bad_input_is_refused_skipped_or_corrected_counted_and_warned_once
         let ns = unique_namespace("bad-input");
         // Reset mode: each dump sends what happened since the previous one.
         let hour = Duration::from_secs(3600);
-        let counters = localstack::reset_mode_counters(&ns, "bad-input-host", &localstack::endpoint(), hour);
+        let counters =
+            localstack::reset_mode_builder(&ns, "bad-input-host", &localstack::endpoint(), hour).build().unwrap();
         counters.open().await.unwrap();
         let (logs_guard, logs) = capture_logs();
         for _ in 0..2 {

@@ -559,6 +559,62 @@ async fn after_a_request_that_timed_out_unconfirmed_the_rest_of_the_dump_is_kept
     assert_eq!((never.num_calls(), answered.load(SeqCst)), (1, 2));
 }
 
+#[tokio::test(start_paused = true)]
+async fn after_a_connection_that_could_not_be_made_the_rest_of_the_dump_is_kept_for_the_next() {
+    // Every connection is refused (the server never sees the request) until `down` is cleared.
+    let (server, seen) = scripted(|_| None);
+    let (down, refused) = (Arc::new(AtomicBool::new(true)), Arc::new(AtomicUsize::new(0)));
+    let (gate_down, counted) = (Arc::clone(&down), Arc::clone(&refused));
+    let http = gate(server, move |_| {
+        gate_down.load(SeqCst).then(|| {
+            counted.fetch_add(1, SeqCst);
+            Intercepted::Refuse
+        })
+    });
+    let c = three_counters_a_request_each(http).await;
+    let err = c.dump().await.expect_err("no connection could be made");
+    assert!(matches!(&err, Error::Save(e) if !e.is_ambiguous()), "{err}");
+    assert_eq!((refused.load(SeqCst), seen.count()), (1, 0), "the first request only: the rest is not tried");
+    assert_eq!((c.telemetry().requests_failed, c.telemetry().requests_ambiguous), (1, 0));
+    for name in ["first", "second", "third"] {
+        assert_eq!(count_of(&c, name), Some(1), "{name} is kept for the next dump");
+    }
+    down.store(false, SeqCst);
+    assert_eq!(c.dump().await.expect("the endpoint answers now").saved, 3, "all three go out, once");
+    assert_eq!((refused.load(SeqCst), seen.count()), (1, 3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_connection_that_never_opened_the_rest_of_the_dump_is_kept_for_the_next() {
+    // The SDK's real HTTP client, connecting to a loopback port whose connections never open: three requests
+    // would wait `connect_timeout` each.
+    let port = UnopenablePort::listen();
+    let timeout = Duration::from_millis(1500);
+    let c = CloudWatchCounters::builder()
+        .namespace("faults")
+        .region("us-east-1")
+        .credentials("test", "test")
+        .endpoint_url(port.endpoint())
+        .connect_timeout(timeout)
+        .batch_size(1)
+        .options(hour().telemetry(false))
+        .sdk_config(sdk(real_http_client(), RetryConfig::disabled()))
+        .build()
+        .unwrap();
+    c.open().await.unwrap();
+    for name in ["first", "second", "third"] {
+        c.increment(name, 1);
+    }
+    let start = Instant::now();
+    let err = tokio::time::timeout(Duration::from_secs(600), c.dump()).await.expect("no timeout applied").unwrap_err();
+    assert_eq!(start.elapsed(), timeout, "one connect timeout, not one a request: {err}");
+    assert!(matches!(&err, Error::Save(e) if !e.is_ambiguous()), "nothing was sent: {err}");
+    assert_eq!(c.telemetry().requests_failed, 1, "the first request only");
+    for name in ["first", "second", "third"] {
+        assert_eq!(count_of(&c, name), Some(1), "{name} is kept for the next dump");
+    }
+}
+
 #[tokio::test]
 async fn after_a_request_whose_connection_broke_unconfirmed_the_rest_of_the_close_goes_on() {
     // The first request's connection is reset after it was sent; the endpoint answers every later one.

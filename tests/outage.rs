@@ -1,6 +1,7 @@
 //! Outage: a local CloudWatch of the test's own (on its own port, so other tests are not disturbed) is stopped
 //! in the middle of a run and started again. Recording never blocks, `dump()` reports the error, and once the
-//! server is back the next tick delivers everything recorded meanwhile, exactly. Run by `scripts/test.sh`.
+//! server is back the next tick delivers everything recorded meanwhile, exactly. While its connections are
+//! refused, a dump tries its first request only and keeps the rest. Run by `scripts/test.sh`.
 
 mod common;
 
@@ -71,7 +72,11 @@ async fn an_outage_loses_nothing_and_the_next_tick_delivers_it_all() {
     let endpoint = tokio::task::block_in_place(|| server.start());
     let reader = localstack::reader_at(&endpoint);
     let ns = unique_namespace("outage");
-    let counters = localstack::reset_mode_counters(&ns, "outage-host", &endpoint, Duration::from_millis(200));
+    // A request a datum: a dump is several requests (the telemetry's datums too).
+    let counters = localstack::reset_mode_builder(&ns, "outage-host", &endpoint, Duration::from_millis(200))
+        .batch_size(1)
+        .build()
+        .unwrap();
     counters.open().await.unwrap();
 
     // Before: delivered on the next tick.
@@ -81,7 +86,8 @@ async fn an_outage_loses_nothing_and_the_next_tick_delivers_it_all() {
 
     // The server goes away: recording goes on, dumps report the error and keep everything.
     tokio::task::block_in_place(|| server.stop());
-    let failed_before = counters.telemetry().dumps_failed;
+    let before = counters.telemetry();
+    let failed_before = before.dumps_failed;
     counters.increment("orders", 5);
     counters.stats("latency", 4.0);
     let mut recorded = 5;
@@ -94,6 +100,12 @@ async fn an_outage_loses_nothing_and_the_next_tick_delivers_it_all() {
         recorded += 1;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    // Refused connections: each failed dump tried its first request only and kept the rest without trying (one
+    // more request may belong to a dump under way).
+    let during = counters.telemetry();
+    let (dumps, requests) = (during.dumps_failed - failed_before, during.requests_failed - before.requests_failed);
+    assert!(requests <= dumps + 1, "{requests} failed requests in {dumps} failed dumps");
+    assert_eq!(during.requests_ambiguous, before.requests_ambiguous, "no connection: nothing may have arrived");
     counters.increment("orders", 7);
     counters.stats("latency", 5.0);
     recorded += 7;

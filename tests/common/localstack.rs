@@ -191,13 +191,13 @@ pub fn builder(namespace: &str, instance: &str) -> cloudwatch_counters::CloudWat
 }
 
 /// Reset-mode counters for `namespace`, with InstanceID `instance`, publishing to the local CloudWatch at
-/// `endpoint` every `interval`.
-pub fn reset_mode_counters(
+/// `endpoint` every `interval`: their builder.
+pub fn reset_mode_builder(
     namespace: &str,
     instance: &str,
     endpoint: &str,
     interval: Duration,
-) -> cloudwatch_counters::CloudWatchCounters {
+) -> cloudwatch_counters::CloudWatchCountersBuilder {
     let options =
         cloudwatch_counters::CountersOptions::default().interval(interval).reset_timeout(Duration::from_nanos(1));
     cloudwatch_counters::CloudWatchCounters::builder()
@@ -208,8 +208,6 @@ pub fn reset_mode_counters(
         .endpoint_url(endpoint)
         .connect_timeout(TIMEOUT)
         .options(options)
-        .build()
-        .expect("valid settings")
 }
 
 /// A client for reading data back from the local CloudWatch at `endpoint`.

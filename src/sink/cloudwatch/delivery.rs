@@ -58,6 +58,16 @@ pub(crate) fn timed_out(err: &SdkError<PutMetricDataError, HttpResponse>) -> boo
     }
 }
 
+/// Whether a PutMetricData that surely was not stored failed without reaching the endpoint: no connection could
+/// be made (refused, unreachable, no address for the name, the endpoint guard's refusal) or none opened in time, or
+/// its attempt timed out before it was sent. The dump's other requests would fare the same, each after all its
+/// retries (a connection that never opens costs `connect_timeout` an attempt).
+pub(crate) fn unreachable(err: &SdkError<PutMetricDataError, HttpResponse>) -> bool {
+    timed_out(err)
+        || matches!(err, SdkError::DispatchFailure(failure)
+            if failure.as_connector_error().is_some_and(failed_before_sending))
+}
+
 /// A retry classifier that forbids the SDK to retry a PutMetricData CloudWatch may have stored. It runs after
 /// the SDK's own classifiers, so everything else (throttling, 5xx answers, connections that could not be made) is
 /// retried as the SDK does.

@@ -22,7 +22,7 @@ mod delivery;
 mod guard;
 
 use attempt::AttemptMark;
-use delivery::{delivery, timed_out, Delivery, NoAmbiguousRetries};
+use delivery::{delivery, timed_out, unreachable, Delivery, NoAmbiguousRetries};
 use guard::EndpointGuard;
 
 use crate::sink::limits::SkipCounts;
@@ -144,10 +144,12 @@ impl CloudWatchSink {
         *self.progress() = Progress::default();
         let mut failed: Vec<usize> = Vec::new();
         let mut first_error: Option<SaveError> = None;
-        // Throttled, or a request sent that timed out unconfirmed (an endpoint that hangs): the rest is not pressed
-        // on with now, but kept for the next dump, rather than sent where it would likely fare the same (each such
-        // request takes an attempt's whole time and is written off as maybe stored). After a connection broken or
-        // an answer lost, the rest goes on: the endpoint answers.
+        // Throttled, a request sent that timed out unconfirmed (an endpoint that hangs), or one that never reached
+        // the endpoint (no connection could be made, or none opened in time): the rest is not pressed on with now,
+        // but kept for the next dump, rather than sent where it would likely fare the same (each such request takes
+        // an attempt's whole time, or all its retries, and a request sent that timed out is written off as maybe
+        // stored). After a connection broken or an answer lost, or an error answer, the rest goes on: the endpoint
+        // answers.
         let mut holding_back = false;
         while let Some(Batch { datums, sources, .. }) = queue.pop_front().or_else(|| batches.next()) {
             if !batches.skipped.is_empty() {
@@ -206,7 +208,7 @@ impl CloudWatchSink {
             // Not stored: these go back into the counters.
             self.settle_in_flight(false);
             if !is_invalid_request(&err) {
-                holding_back |= is_throttling(&err);
+                holding_back |= is_throttling(&err) || unreachable(&err);
                 failed.extend(sources);
                 first_error.get_or_insert_with(|| save_error(err));
                 continue;

@@ -504,6 +504,11 @@ async fn an_operation_timeout_while_a_request_waits_to_retry_after_an_error_answ
 /// Counters that send through `http` in requests of one counter each, with no retries, and whose `close` is
 /// cut off after 1 s.
 fn one_counter_a_request(http: SharedHttpClient, rollup: bool) -> CloudWatchCounters {
+    one_counter_a_request_on(sdk(http, RetryConfig::disabled()), rollup)
+}
+
+/// [`one_counter_a_request`] through the SDK configuration `sdk`.
+fn one_counter_a_request_on(sdk: SdkConfig, rollup: bool) -> CloudWatchCounters {
     CloudWatchCounters::builder()
         .namespace("faults")
         .instance("test-host")
@@ -513,7 +518,7 @@ fn one_counter_a_request(http: SharedHttpClient, rollup: bool) -> CloudWatchCoun
         .batch_size(1)
         .rollup(rollup)
         .options(hour().close_timeout(Duration::from_secs(1)).telemetry(false))
-        .sdk_config(sdk(http, RetryConfig::disabled()))
+        .sdk_config(sdk)
         .build()
         .unwrap()
 }
@@ -582,6 +587,29 @@ async fn after_a_connection_that_could_not_be_made_the_rest_of_the_dump_is_kept_
     down.store(false, SeqCst);
     assert_eq!(c.dump().await.expect("the endpoint answers now").saved, 3, "all three go out, once");
     assert_eq!((refused.load(SeqCst), seen.count()), (1, 3));
+}
+
+#[tokio::test(start_paused = true)]
+async fn after_a_request_that_ran_out_of_time_waiting_to_retry_the_rest_of_the_dump_is_kept_for_the_next() {
+    let (http, seen) = scripted(|n| (n == 0).then_some(("InternalServiceError", 503)));
+    // The operation is bounded at 5 s; the retry after the first request's 503 would wait 10 s.
+    let operation = TimeoutConfig::builder().operation_timeout(Duration::from_secs(5)).build();
+    let sdk = sdk(http, retry_after_ten_seconds()).into_builder().timeout_config(operation).build();
+    let c = one_counter_a_request_on(sdk, false);
+    c.open().await.unwrap();
+    for name in ["first", "second", "third"] {
+        c.increment(name, 1);
+    }
+    let start = Instant::now();
+    let err = c.dump().await.expect_err("the first request runs out of time");
+    assert_eq!(start.elapsed(), Duration::from_secs(5), "one operation's bound, not one a request: {err}");
+    assert!(matches!(&err, Error::Save(e) if !e.is_ambiguous()), "{err}");
+    assert_eq!(seen.count(), 1, "the first request's first attempt only");
+    for name in ["first", "second", "third"] {
+        assert_eq!(count_of(&c, name), Some(1), "{name} is kept for the next dump");
+    }
+    assert_eq!(c.dump().await.expect("the server answers now").saved, 3, "all three go out, once");
+    assert_eq!(seen.count(), 4);
 }
 
 #[tokio::test(start_paused = true)]

@@ -58,11 +58,12 @@ pub(crate) fn timed_out(err: &SdkError<PutMetricDataError, HttpResponse>) -> boo
     }
 }
 
-/// Whether a PutMetricData that surely was not stored failed without reaching the endpoint: no connection could
-/// be made (refused, unreachable, no address for the name, the endpoint guard's refusal) or none opened in time, or
-/// its attempt timed out before it was sent. The dump's other requests would fare the same, each after all its
-/// retries (a connection that never opens costs `connect_timeout` an attempt).
-pub(crate) fn unreachable(err: &SdkError<PutMetricDataError, HttpResponse>) -> bool {
+/// Whether a PutMetricData that surely was not stored failed for want of a connection or of time: no connection
+/// could be made (refused, unreachable, no address for the name, the endpoint guard's refusal), or it ran out of
+/// time before anything was sent (no connection opened within `connect_timeout`, or the attempt or the whole
+/// operation timed out first, for instance while waiting to retry after an error answer). The dump's other requests
+/// would fare the same, each after all its retries.
+pub(crate) fn unreachable_or_out_of_time(err: &SdkError<PutMetricDataError, HttpResponse>) -> bool {
     timed_out(err)
         || matches!(err, SdkError::DispatchFailure(failure)
             if failure.as_connector_error().is_some_and(failed_before_sending))

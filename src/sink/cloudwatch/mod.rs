@@ -22,7 +22,7 @@ mod delivery;
 mod guard;
 
 use attempt::AttemptMark;
-use delivery::{delivery, timed_out, unreachable, Delivery, NoAmbiguousRetries};
+use delivery::{delivery, timed_out, unreachable_or_out_of_time, Delivery, NoAmbiguousRetries};
 use guard::EndpointGuard;
 
 use crate::sink::limits::SkipCounts;
@@ -144,8 +144,8 @@ impl CloudWatchSink {
         *self.progress() = Progress::default();
         let mut failed: Vec<usize> = Vec::new();
         let mut first_error: Option<SaveError> = None;
-        // Throttled, a request sent that timed out unconfirmed (an endpoint that hangs), or one that never reached
-        // the endpoint (no connection could be made, or none opened in time): the rest is not pressed on with now,
+        // Throttled, a request sent that timed out unconfirmed (an endpoint that hangs), or one that could not be
+        // sent (no connection could be made, or it ran out of time first): the rest is not pressed on with now,
         // but kept for the next dump, rather than sent where it would likely fare the same (each such request takes
         // an attempt's whole time, or all its retries, and a request sent that timed out is written off as maybe
         // stored). After a connection broken or an answer lost, or an error answer, the rest goes on: the endpoint
@@ -208,7 +208,7 @@ impl CloudWatchSink {
             // Not stored: these go back into the counters.
             self.settle_in_flight(false);
             if !is_invalid_request(&err) {
-                holding_back |= is_throttling(&err) || unreachable(&err);
+                holding_back |= is_throttling(&err) || unreachable_or_out_of_time(&err);
                 failed.extend(sources);
                 first_error.get_or_insert_with(|| save_error(err));
                 continue;

@@ -100,12 +100,12 @@ async fn an_outage_loses_nothing_and_the_next_tick_delivers_it_all() {
         recorded += 1;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    // Refused connections: each failed dump tried its first request only and kept the rest without trying (one
-    // more request may belong to a dump under way).
+    // Refused connections: each failed dump tried its first request only and kept the rest without trying. A
+    // dump under way at either end may add one more request (one whose connection the stop broke, one whose
+    // dump has not ended yet).
     let during = counters.telemetry();
     let (dumps, requests) = (during.dumps_failed - failed_before, during.requests_failed - before.requests_failed);
-    assert!(requests <= dumps + 1, "{requests} failed requests in {dumps} failed dumps");
-    assert_eq!(during.requests_ambiguous, before.requests_ambiguous, "no connection: nothing may have arrived");
+    assert!(requests <= dumps + 2, "{requests} failed requests in {dumps} failed dumps");
     counters.increment("orders", 7);
     counters.stats("latency", 5.0);
     recorded += 7;

@@ -613,6 +613,46 @@ async fn after_a_request_that_ran_out_of_time_waiting_to_retry_the_rest_of_the_d
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_dump_throttled_after_another_failure_is_throttled_and_keeps_the_rest() {
+    // The first request is answered 500, the second throttled; the third is kept without being tried.
+    let (http, seen) = scripted(|n| match n {
+        0 => Some(("InternalServiceError", 500)),
+        1 => Some(("Throttling", 400)),
+        _ => None,
+    });
+    let c = three_counters_a_request_each(http).await;
+    let err = c.dump().await.expect_err("both requests failed");
+    assert!(matches!(&err, Error::Save(e) if e.is_throttled()), "the dumps back off: {err}");
+    assert_eq!(seen.count(), 2, "nothing sent after the throttling");
+    for name in ["first", "second", "third"] {
+        assert_eq!(count_of(&c, name), Some(1), "{name} is kept for the next dump");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn counters_kept_without_being_tried_are_not_counted_until_they_are_built_to_be_sent() {
+    // Every connection refused until `down` is cleared; three counters whose labels repeat a name, each counted
+    // once in `dimensions_deduplicated` when it is built for a request.
+    let (server, seen) = scripted(|_| None);
+    let down = Arc::new(AtomicBool::new(true));
+    let gate_down = Arc::clone(&down);
+    let http = gate(server, move |_| gate_down.load(SeqCst).then_some(Intercepted::Refuse));
+    let c = one_counter_a_request(http, false);
+    c.open().await.unwrap();
+    metrics::with_local_recorder(&c.recorder(), || {
+        for name in ["first", "second", "third"] {
+            metrics::counter!(name, "k" => "a", "k" => "b").increment(1);
+        }
+    });
+    c.dump().await.expect_err("no connection could be made");
+    assert_eq!(c.telemetry().dimensions_deduplicated, 1, "the one request tried");
+    down.store(false, SeqCst);
+    assert_eq!(c.dump().await.expect("the endpoint answers now").saved, 3);
+    assert_eq!(seen.count(), 3);
+    assert_eq!(c.telemetry().dimensions_deduplicated, 4, "that one again (it failed), and the two kept");
+}
+
+#[tokio::test(start_paused = true)]
 async fn after_a_connection_that_never_opened_the_rest_of_the_dump_is_kept_for_the_next() {
     // The SDK's real HTTP client, connecting to a loopback port whose connections never open: three requests
     // would wait `connect_timeout` each.

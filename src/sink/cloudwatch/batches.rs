@@ -12,6 +12,16 @@ use crate::config::MAX_BATCH_SIZE;
 use crate::model::Counter;
 use crate::sink::SkipReason;
 
+/// A counter's datums, ready for a batch: its index, the datums, their estimated size, and what the first pass
+/// counts once the counter is placed in a batch (its labels repeated a name; how many rollups were left out).
+struct Built {
+    index: usize,
+    datums: Vec<MetricDatum>,
+    size: usize,
+    deduplicated: bool,
+    rollups_cut: usize,
+}
+
 /// One request's datums and the indices of the counters they came from.
 #[derive(Default)]
 pub(super) struct Batch {
@@ -31,7 +41,7 @@ pub(super) struct Batches<'a, I> {
     batch_size: usize,
     first: bool,
     /// A counter's datums that did not fit the batch before: they open the next one.
-    carried: Option<(usize, Vec<MetricDatum>, usize)>,
+    carried: Option<Built>,
     /// The counters skipped (and counted) since the caller last emptied this.
     pub(super) skipped: Vec<usize>,
 }
@@ -57,8 +67,13 @@ impl<'a, I: Iterator<Item = usize>> Batches<'a, I> {
         }
     }
 
-    /// The datums of the next counter that has any, with its index and their estimated size.
-    fn next_counter(&mut self) -> Option<(usize, Vec<MetricDatum>, usize)> {
+    /// The counters not yet placed in a batch, unbuilt: for a save that keeps them without trying.
+    pub(super) fn untried(self) -> impl Iterator<Item = usize> {
+        self.carried.map(|built| built.index).into_iter().chain(self.indices)
+    }
+
+    /// The datums of the next counter that has any.
+    fn next_counter(&mut self) -> Option<Built> {
         if let Some(carried) = self.carried.take() {
             return Some(carried);
         }
@@ -66,18 +81,11 @@ impl<'a, I: Iterator<Item = usize>> Batches<'a, I> {
             let counter = &self.counters[i];
             match to_datum(counter, self.ctx) {
                 Ok(mut built) => {
-                    if built.deduplicated && self.first {
-                        self.telemetry.dimensions_deduplicated.fetch_add(1, Relaxed);
-                    }
                     let all = built.datums.len();
                     let size = fit_one_request(&mut built.datums);
-                    if self.first {
-                        // The rollups left out, each a datum skipped.
-                        for _ in built.datums.len()..all {
-                            self.telemetry.skipped.skip(SkipReason::TooLarge, counter.name());
-                        }
-                    }
-                    return Some((i, built.datums, size));
+                    let rollups_cut = all - built.datums.len();
+                    let deduplicated = built.deduplicated;
+                    return Some(Built { index: i, datums: built.datums, size, deduplicated, rollups_cut });
                 }
                 Err(reason) => {
                     if self.first {
@@ -96,18 +104,28 @@ impl<I: Iterator<Item = usize>> Iterator for Batches<'_, I> {
 
     fn next(&mut self) -> Option<Batch> {
         let mut batch = Batch::default();
-        while let Some((i, datums, size)) = self.next_counter() {
+        while let Some(built) = self.next_counter() {
             // A counter's datums (its own and its rollups) travel in one request: sent, failed or cut off
             // together.
             let fits = batch.datums.is_empty()
-                || (batch.datums.len() + datums.len() <= self.batch_size && batch.bytes + size <= MAX_REQUEST_BYTES);
+                || (batch.datums.len() + built.datums.len() <= self.batch_size
+                    && batch.bytes + built.size <= MAX_REQUEST_BYTES);
             if !fits {
-                self.carried = Some((i, datums, size));
+                self.carried = Some(built);
                 break;
             }
-            batch.datums.extend(datums);
-            batch.sources.push(i);
-            batch.bytes += size;
+            if self.first {
+                if built.deduplicated {
+                    self.telemetry.dimensions_deduplicated.fetch_add(1, Relaxed);
+                }
+                // The rollups left out, each a datum skipped.
+                for _ in 0..built.rollups_cut {
+                    self.telemetry.skipped.skip(SkipReason::TooLarge, self.counters[built.index].name());
+                }
+            }
+            batch.datums.extend(built.datums);
+            batch.sources.push(built.index);
+            batch.bytes += built.size;
         }
         (!batch.datums.is_empty()).then_some(batch)
     }

@@ -9,6 +9,7 @@ use std::time::SystemTime;
 use aws_sdk_cloudwatch::config::http::HttpResponse;
 use aws_sdk_cloudwatch::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudwatch::operation::put_metric_data::PutMetricDataError;
+use aws_sdk_cloudwatch::types::MetricDatum;
 use aws_sdk_cloudwatch::Client;
 
 use crate::error::SaveError;
@@ -21,7 +22,7 @@ pub(crate) mod datum;
 mod delivery;
 mod guard;
 
-use attempt::AttemptMark;
+use attempt::{Attempt, AttemptMark};
 use delivery::{delivery, timed_out, unreachable_or_out_of_time, Delivery, NoAmbiguousRetries};
 use guard::EndpointGuard;
 
@@ -151,38 +152,22 @@ impl CloudWatchSink {
         // stored). After a connection broken or an answer lost, or an error answer, the rest goes on: the endpoint
         // answers.
         let mut holding_back = false;
-        while let Some(Batch { datums, sources, .. }) = queue.pop_front().or_else(|| batches.next()) {
+        // Whether any request was throttled, whichever failure came first: the dumps then back off.
+        let mut throttled = false;
+        loop {
+            if holding_back {
+                // Kept as they are, not built: a counter's checks are counted once, when it is built to be sent.
+                failed.extend(queue.into_iter().flat_map(|batch| batch.sources));
+                failed.extend(batches.untried());
+                break;
+            }
+            let Some(Batch { datums, sources, .. }) = queue.pop_front().or_else(|| batches.next()) else { break };
             if !batches.skipped.is_empty() {
                 // Skipped and counted: never sent, and not put back by a cut-off either (counted twice then).
                 self.progress().settled.append(&mut batches.skipped);
             }
-            if holding_back {
-                failed.extend(sources);
-                continue;
-            }
             let n = datums.len() as u64;
-            let attempt = AttemptMark::default();
-            {
-                let mut progress = self.progress();
-                progress.in_flight.clone_from(&sources);
-                progress.in_flight_datums = n;
-                progress.in_flight_attempt = attempt.clone();
-            }
-            let result = conn
-                .client
-                .put_metric_data()
-                .namespace(&conn.namespace)
-                .set_metric_data(Some(datums))
-                .customize()
-                .config_override(
-                    aws_sdk_cloudwatch::config::Builder::default()
-                        .timeout_config(conn.timeouts.clone())
-                        .retry_classifier(NoAmbiguousRetries)
-                        .interceptor(EndpointGuard)
-                        .interceptor(attempt.clone()),
-                )
-                .send()
-                .await;
+            let (result, attempt) = self.put(&conn, datums, &sources).await;
             let Err(err) = result else {
                 self.settle_in_flight(true);
                 self.telemetry.requests_sent.fetch_add(1, Relaxed);
@@ -190,7 +175,7 @@ impl CloudWatchSink {
                 continue;
             };
             self.telemetry.requests_failed.fetch_add(1, Relaxed);
-            if delivery(&err, attempt.get()) == Delivery::MaybeStored {
+            if delivery(&err, attempt) == Delivery::MaybeStored {
                 // Never sent again: CloudWatch may hold it already (see `delivery`).
                 self.settle_in_flight(true);
                 holding_back |= timed_out(&err);
@@ -208,7 +193,8 @@ impl CloudWatchSink {
             // Not stored: these go back into the counters.
             self.settle_in_flight(false);
             if !is_invalid_request(&err) {
-                holding_back |= is_throttling(&err) || unreachable_or_out_of_time(&err);
+                throttled |= is_throttling(&err);
+                holding_back |= throttled || unreachable_or_out_of_time(&err);
                 failed.extend(sources);
                 first_error.get_or_insert_with(|| save_error(err));
                 continue;
@@ -230,12 +216,49 @@ impl CloudWatchSink {
         }
         match first_error {
             None => Ok(()),
-            Some(err) => Err(err.partial(failed)),
+            Some(err) => {
+                let err = if throttled { err.throttled() } else { err };
+                Err(err.partial(failed))
+            }
         }
     }
 }
 
 impl CloudWatchSink {
+    /// Sends one request of `datums` (from the counters at `sources`), marked in flight while it is under way:
+    /// its result, and how far its last attempt got.
+    async fn put(
+        &self,
+        conn: &Connection,
+        datums: Vec<MetricDatum>,
+        sources: &[usize],
+    ) -> (Result<(), SdkError<PutMetricDataError, HttpResponse>>, Attempt) {
+        let attempt = AttemptMark::default();
+        {
+            let mut progress = self.progress();
+            progress.in_flight.clear();
+            progress.in_flight.extend_from_slice(sources);
+            progress.in_flight_datums = datums.len() as u64;
+            progress.in_flight_attempt = attempt.clone();
+        }
+        let result = conn
+            .client
+            .put_metric_data()
+            .namespace(&conn.namespace)
+            .set_metric_data(Some(datums))
+            .customize()
+            .config_override(
+                aws_sdk_cloudwatch::config::Builder::default()
+                    .timeout_config(conn.timeouts.clone())
+                    .retry_classifier(NoAmbiguousRetries)
+                    .interceptor(EndpointGuard)
+                    .interceptor(attempt.clone()),
+            )
+            .send()
+            .await;
+        (result.map(drop), attempt.get())
+    }
+
     fn progress(&self) -> std::sync::MutexGuard<'_, Progress> {
         self.progress.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }

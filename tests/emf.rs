@@ -83,6 +83,7 @@ fn a_flush_writes_the_periods_metrics_with_their_dimensions_and_properties() {
 fn over_tcp_the_agent_going_away_and_back_loses_nothing_buffered_and_the_overflow_is_counted() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
     let addr = listener.local_addr().expect("address");
+    let (_capture, logs) = common::capture_every_thread();
     let counters = EmfCounters::builder()
         .namespace("Agent")
         .agent(format!("tcp://{addr}"))
@@ -116,7 +117,7 @@ fn over_tcp_the_agent_going_away_and_back_loses_nothing_buffered_and_the_overflo
     let (stream, _) = listener.accept().expect("the output reconnects");
     stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
     let mut lines = BufReader::new(stream).lines();
-    let (sent_before, dropped, _) = counters.agent_counts();
+    let (_, dropped, _) = counters.agent_counts();
     let buffered = 5 - dropped;
     let received: Vec<Value> = (0..buffered)
         .map(|_| serde_json::from_str(&lines.next().expect("a line").expect("readable")).expect("a whole document"))
@@ -124,8 +125,12 @@ fn over_tcp_the_agent_going_away_and_back_loses_nothing_buffered_and_the_overflo
     let names: Vec<&str> =
         ["a", "b", "c", "d", "e"].into_iter().filter(|n| received.iter().any(|d| d.get(*n).is_some())).collect();
     assert_eq!(names.len() as u64, buffered, "every buffered document arrived: {names:?}");
-    assert!(sent_before >= 1);
     counters.close_blocking().expect("close drains the buffer");
+    assert_eq!(counters.agent_counts().0, 1 + buffered, "the first document and the buffered ones, each sent once");
+    // The agent's thread said why documents waited: the connection the agent closed.
+    let failed = "sending a document to the CloudWatch agent failed";
+    let warned = logs.text().lines().filter(|l| l.contains(&addr.to_string()) && l.contains(failed)).count();
+    assert_eq!(warned, 1, "{}", logs.text());
 }
 
 #[test]

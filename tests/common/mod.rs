@@ -189,7 +189,10 @@ thread_local! {
     static CAPTURE: std::cell::RefCell<Option<Logs>> = const { std::cell::RefCell::new(None) };
 }
 
-/// Writes to the capture of the thread it runs on, if there is one.
+/// Captures of every thread's log lines ([`capture_every_thread`]), each with its id.
+static EVERY_THREAD: Mutex<Vec<(u64, Logs)>> = Mutex::new(Vec::new());
+
+/// Writes to the capture of the thread it runs on, if there is one, and to every capture of every thread.
 struct ThreadWriter;
 
 impl std::io::Write for ThreadWriter {
@@ -199,11 +202,46 @@ impl std::io::Write for ThreadWriter {
                 logs.0.lock().unwrap().extend_from_slice(buf);
             }
         });
+        for (_, logs) in EVERY_THREAD.lock().unwrap_or_else(std::sync::PoisonError::into_inner).iter() {
+            logs.0.lock().unwrap().extend_from_slice(buf);
+        }
         Ok(buf.len())
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// Captures the `tracing` events of every thread (the crate's own threads included) until the guard is dropped:
+/// other tests' lines too, so a test looks for lines only it can cause (its agent's address, say).
+pub fn capture_every_thread() -> (EveryThreadGuard, Logs) {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    install_capturing_subscriber();
+    let (id, logs) = (NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed), Logs::default());
+    EVERY_THREAD.lock().unwrap_or_else(std::sync::PoisonError::into_inner).push((id, logs.clone()));
+    (EveryThreadGuard(id), logs)
+}
+
+/// Makes the process's global subscriber the one that writes to the captures (once).
+fn install_capturing_subscriber() {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(|| ThreadWriter)
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber in the tests");
+    });
+}
+
+/// Ends a capture of every thread when dropped.
+pub struct EveryThreadGuard(u64);
+
+impl Drop for EveryThreadGuard {
+    fn drop(&mut self) {
+        EVERY_THREAD.lock().unwrap_or_else(std::sync::PoisonError::into_inner).retain(|(id, _)| *id != self.0);
     }
 }
 
@@ -221,15 +259,7 @@ impl Drop for CaptureGuard {
 /// The subscriber is the process's global one, installed once: a scoped (`set_default`) subscriber can miss
 /// events when other tests of the binary register the same callsites on threads without one.
 pub fn capture_logs() -> (CaptureGuard, Logs) {
-    static INSTALL: std::sync::Once = std::sync::Once::new();
-    INSTALL.call_once(|| {
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(|| ThreadWriter)
-            .finish();
-        tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber in the tests");
-    });
+    install_capturing_subscriber();
     let logs = Logs::default();
     CAPTURE.with(|capture| *capture.borrow_mut() = Some(logs.clone()));
     (CaptureGuard(()), logs)

@@ -3,8 +3,10 @@
 //!
 //! A dump never waits on the network: a document that finds the buffer full is dropped and counted. A document
 //! whose send fails stays first in the buffer and is sent again once the agent is back (for TCP, a connection
-//! the agent closed is noticed before a document is written to it), so an agent that goes away and comes back
-//! loses nothing that fit in the buffer.
+//! the agent closed is noticed before a document is written to it), so an agent over TCP that goes away and
+//! comes back loses nothing that fit in the buffer. Over UDP a datagram to an agent that is down leaves without
+//! an error (only a later send may see the refusal): it is lost, uncounted. Failures are warned about at most
+//! once a minute, each kind (no connection; a send that failed).
 
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
@@ -235,7 +237,7 @@ fn send_one(connection: &mut Connection, document: &str) -> std::io::Result<()> 
 fn run(queue: &Queue, endpoint: &AgentEndpoint) {
     let mut connection: Option<Connection> = None;
     let mut pause = Duration::from_millis(10);
-    let unreachable = WarnEvery::default();
+    let (unreachable, failing) = (WarnEvery::default(), WarnEvery::default());
     loop {
         let document = {
             let mut documents = queue.lock();
@@ -250,7 +252,17 @@ fn run(queue: &Queue, endpoint: &AgentEndpoint) {
             }
         };
         let result = match connection.as_mut() {
-            Some(c) => send_one(c, &document),
+            Some(c) => send_one(c, &document).inspect_err(|err| {
+                if failing.ready() {
+                    tracing::warn!(
+                        target: "cloudwatch_counters",
+                        agent = ?endpoint,
+                        error = %err,
+                        "sending a document to the CloudWatch agent failed: it stays first in the buffer and is sent \
+                         again (over a new connection for TCP)"
+                    );
+                }
+            }),
             None => match connect(endpoint) {
                 Ok(mut c) => {
                     let sent = send_one(&mut c, &document);

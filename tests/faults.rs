@@ -423,7 +423,7 @@ impl ProvideCredentials for Flaky {
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_request_that_fails_for_its_credentials_sent_nothing_and_keeps_its_data() {
+async fn a_request_that_fails_for_its_credentials_sent_nothing_and_keeps_the_dumps_data() {
     let (http, seen) = scripted(|_| None);
     let down = Arc::new(AtomicBool::new(true));
     let config = aws_sdk_cloudwatch::Config::builder()
@@ -437,17 +437,21 @@ async fn a_request_that_fails_for_its_credentials_sent_nothing_and_keeps_its_dat
         .namespace("faults")
         .instance("test-host")
         .client(aws_sdk_cloudwatch::Client::from_conf(config))
+        .batch_size(1)
         .options(hour().telemetry(false))
         .build()
         .expect("valid settings");
     c.open().await.unwrap();
-    c.increment("calls", 3);
+    for name in ["first", "second", "third"] {
+        c.increment(name, 3);
+    }
     let err = c.dump().await.expect_err("no credentials");
     assert!(matches!(&err, Error::Save(e) if !e.is_ambiguous()), "nothing was sent: {err}");
     assert_eq!((seen.count(), c.telemetry().requests_ambiguous), (0, 0));
+    assert_eq!(c.telemetry().requests_failed, 1, "the first request only: the rest is kept without trying");
     down.store(false, SeqCst);
-    assert_eq!(c.dump().await.expect("credentials again").saved, 1, "the kept counter goes out");
-    assert_eq!(seen.count(), 1);
+    assert_eq!(c.dump().await.expect("credentials again").saved, 3, "the kept counters go out");
+    assert_eq!(seen.count(), 3);
 }
 
 /// Counters through `http` (two attempts, 10 s apart) that recorded `calls` 3 and were closed with a 1 s bound:

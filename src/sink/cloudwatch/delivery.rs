@@ -58,15 +58,17 @@ pub(crate) fn timed_out(err: &SdkError<PutMetricDataError, HttpResponse>) -> boo
     }
 }
 
-/// Whether a PutMetricData that surely was not stored failed for want of a connection or of time: no connection
-/// could be made (refused, unreachable, no address for the name, the endpoint guard's refusal), or it ran out of
-/// time before anything was sent (no connection opened within `connect_timeout`, or the attempt or the whole
-/// operation timed out first, for instance while waiting to retry after an error answer). The dump's other requests
-/// would fare the same, each after all its retries.
-pub(crate) fn unreachable_or_out_of_time(err: &SdkError<PutMetricDataError, HttpResponse>) -> bool {
+/// Whether a PutMetricData that surely was not stored could not be sent from here, as the dump's other requests
+/// could not be either (each after all its retries): its last attempt failed before anything left this machine
+/// (credentials or signing failed, no connection could be made: refused, unreachable, no address for the name,
+/// the endpoint guard's refusal), or it ran out of time before anything was sent (no connection opened within
+/// `connect_timeout`, or the attempt or the whole operation timed out first, for instance while waiting to retry
+/// after an error answer). A request that could not be built is not one of them: that may be its data's doing.
+pub(crate) fn could_not_be_sent(err: &SdkError<PutMetricDataError, HttpResponse>, attempt: Attempt) -> bool {
     timed_out(err)
         || matches!(err, SdkError::DispatchFailure(failure)
-            if failure.as_connector_error().is_some_and(failed_before_sending))
+            if attempt == Attempt::NotTransmitted
+                || failure.as_connector_error().is_some_and(failed_before_sending))
 }
 
 /// A retry classifier that forbids the SDK to retry a PutMetricData CloudWatch may have stored. It runs after

@@ -23,7 +23,7 @@ mod delivery;
 mod guard;
 
 use attempt::{Attempt, AttemptMark};
-use delivery::{delivery, timed_out, unreachable_or_out_of_time, Delivery, NoAmbiguousRetries};
+use delivery::{could_not_be_sent, delivery, timed_out, Delivery, NoAmbiguousRetries};
 use guard::EndpointGuard;
 
 use crate::sink::limits::SkipCounts;
@@ -146,7 +146,7 @@ impl CloudWatchSink {
         let mut failed: Vec<usize> = Vec::new();
         let mut first_error: Option<SaveError> = None;
         // Throttled, a request sent that timed out unconfirmed (an endpoint that hangs), or one that could not be
-        // sent (no connection could be made, or it ran out of time first): the rest is not pressed on with now,
+        // sent (no credentials, no connection, or it ran out of time first): the rest is not pressed on with now,
         // but kept for the next dump, rather than sent where it would likely fare the same (each such request takes
         // an attempt's whole time, or all its retries, and a request sent that timed out is written off as maybe
         // stored). After a connection broken or an answer lost, or an error answer, the rest goes on: the endpoint
@@ -194,7 +194,7 @@ impl CloudWatchSink {
             self.settle_in_flight(false);
             if !is_invalid_request(&err) {
                 throttled |= is_throttling(&err);
-                holding_back |= throttled || unreachable_or_out_of_time(&err);
+                holding_back |= throttled || could_not_be_sent(&err, attempt);
                 failed.extend(sources);
                 first_error.get_or_insert_with(|| save_error(err));
                 continue;

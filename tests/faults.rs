@@ -656,6 +656,63 @@ async fn counters_kept_without_being_tried_are_not_counted_until_they_are_built_
     assert_eq!(c.telemetry().dimensions_deduplicated, 4, "that one again (it failed), and the two kept");
 }
 
+/// A user's interceptor that refuses the first request it sees, before it is transmitted (a check of its own).
+#[derive(Debug, Default)]
+struct RefuseFirst(AtomicUsize);
+
+impl aws_sdk_cloudwatch::config::Intercept for RefuseFirst {
+    fn name(&self) -> &'static str {
+        "refuse-first"
+    }
+
+    fn read_before_transmit(
+        &self,
+        _context: &aws_sdk_cloudwatch::config::interceptors::BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &aws_sdk_cloudwatch::config::RuntimeComponents,
+        _cfg: &mut aws_sdk_cloudwatch::config::ConfigBag,
+    ) -> Result<(), aws_sdk_cloudwatch::error::BoxError> {
+        if self.0.fetch_add(1, SeqCst) == 0 {
+            Err("refused by the user's own check".into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_a_users_interceptor_refused_does_not_hold_back_the_rest() {
+    // Refused before sending, for the request's own sake: kept (not written off as maybe stored), and the rest of
+    // the dump goes on.
+    let (http, seen) = scripted(|_| None);
+    let config = aws_sdk_cloudwatch::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .http_client(http)
+        .retry_config(RetryConfig::disabled())
+        .interceptor(RefuseFirst::default())
+        .build();
+    let c = CloudWatchCounters::builder()
+        .namespace("faults")
+        .instance("test-host")
+        .client(aws_sdk_cloudwatch::Client::from_conf(config))
+        .batch_size(1)
+        .options(hour().telemetry(false))
+        .build()
+        .expect("valid settings");
+    c.open().await.unwrap();
+    for name in ["first", "second", "third"] {
+        c.increment(name, 1);
+    }
+    let err = c.dump().await.expect_err("the first request was refused");
+    assert!(err.to_string().contains("refused by the user's own check"), "{err}");
+    assert!(matches!(&err, Error::Save(e) if !e.is_ambiguous()), "nothing of it left the machine: {err}");
+    assert_eq!(c.telemetry().datums_ambiguous, 0);
+    assert_eq!(seen.count(), 2, "the other two were sent");
+    assert_eq!(c.dump().await.expect("the interceptor lets it through now").saved, 1, "the refused one, kept");
+    assert_eq!(seen.count(), 3);
+}
+
 #[tokio::test(start_paused = true)]
 async fn after_a_connection_that_never_opened_the_rest_of_the_dump_is_kept_for_the_next() {
     // The SDK's real HTTP client, connecting to a loopback port whose connections never open: three requests

@@ -15,6 +15,7 @@ use aws_sdk_cloudwatch::config::interceptors::{
 use aws_sdk_cloudwatch::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_cloudwatch::error::BoxError;
 use aws_smithy_runtime_api::client::connection::{CaptureSmithyConnection, ConnectionMetadata};
+use aws_smithy_runtime_api::client::interceptors::error::InterceptorError;
 use aws_smithy_runtime_api::client::result::ConnectorError;
 
 /// How far the current attempt got.
@@ -140,8 +141,7 @@ impl Intercept for AttemptMark {
 /// Whether a connector error happened before any byte of the request left: the connection could not be made
 /// (refused, unreachable, DNS, the connect timeout).
 pub(crate) fn failed_before_sending(err: &ConnectorError) -> bool {
-    let mut source: Option<&(dyn StdError + 'static)> = Some(err);
-    while let Some(e) = source {
+    any_source(err, |e| {
         #[cfg(feature = "default-https-client")]
         if e.downcast_ref::<hyper_util::client::legacy::Error>()
             .is_some_and(hyper_util::client::legacy::Error::is_connect)
@@ -153,15 +153,31 @@ pub(crate) fn failed_before_sending(err: &ConnectorError) -> bool {
         {
             return true;
         }
-        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+        e.downcast_ref::<std::io::Error>().is_some_and(|io| {
             use std::io::ErrorKind::{AddrNotAvailable, ConnectionRefused, HostUnreachable, NetworkUnreachable};
-            if matches!(io.kind(), ConnectionRefused | AddrNotAvailable | HostUnreachable | NetworkUnreachable) {
-                return true;
-            }
-        }
-        source = e.source();
-    }
-    false
+            matches!(io.kind(), ConnectionRefused | AddrNotAvailable | HostUnreachable | NetworkUnreachable)
+        })
+    })
+}
+
+/// Whether a connector error is an interceptor's that refused the request before it was transmitted (after the
+/// attempt was marked as handed over, by ours or by one of the user's that runs after it): the SDK reports an
+/// interceptor's error as a dispatch failure only in the hooks before transmission (after it, as a response
+/// error).
+pub(crate) fn refused_by_an_interceptor(err: &ConnectorError) -> bool {
+    any_source(err, |e| e.downcast_ref::<InterceptorError>().is_some())
+}
+
+/// Whether a connector error is the credentials provider's: no credentials could be had to sign the request
+/// (the SDK reports that as a dispatch failure, before anything is sent).
+pub(crate) fn lacks_credentials(err: &ConnectorError) -> bool {
+    any_source(err, |e| e.downcast_ref::<aws_credential_types::provider::error::CredentialsError>().is_some())
+}
+
+/// Whether `err` or any error of its chain of sources is `found`.
+fn any_source(err: &ConnectorError, found: impl Fn(&(dyn StdError + 'static)) -> bool) -> bool {
+    let first: &(dyn StdError + 'static) = err;
+    std::iter::successors(Some(first), |&e| e.source()).any(found)
 }
 
 #[cfg(test)]

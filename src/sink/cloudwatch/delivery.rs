@@ -15,7 +15,7 @@ use aws_sdk_cloudwatch::operation::put_metric_data::PutMetricDataError;
 use aws_smithy_runtime_api::client::interceptors::context::InterceptorContext;
 use aws_smithy_runtime_api::client::retries::classifiers::{ClassifyRetry, RetryAction, RetryClassifierPriority};
 
-use super::attempt::{failed_before_sending, Attempt};
+use super::attempt::{failed_before_sending, lacks_credentials, refused_by_an_interceptor, Attempt};
 
 /// Whether CloudWatch may hold the data of a failed request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,7 +40,9 @@ pub(crate) fn delivery(err: &SdkError<PutMetricDataError, HttpResponse>, attempt
             _ => Delivery::MaybeStored,
         },
         SdkError::DispatchFailure(failure) => match failure.as_connector_error() {
-            Some(connector) if failed_before_sending(connector) => Delivery::NotStored,
+            Some(connector) if failed_before_sending(connector) || refused_by_an_interceptor(connector) => {
+                Delivery::NotStored
+            }
             _ => Delivery::MaybeStored,
         },
         // The attempt timed out, maybe after the request was sent; and whatever else may come.
@@ -59,16 +61,15 @@ pub(crate) fn timed_out(err: &SdkError<PutMetricDataError, HttpResponse>) -> boo
 }
 
 /// Whether a PutMetricData that surely was not stored could not be sent from here, as the dump's other requests
-/// could not be either (each after all its retries): its last attempt failed before anything left this machine
-/// (credentials or signing failed, no connection could be made: refused, unreachable, no address for the name,
-/// the endpoint guard's refusal), or it ran out of time before anything was sent (no connection opened within
-/// `connect_timeout`, or the attempt or the whole operation timed out first, for instance while waiting to retry
-/// after an error answer). A request that could not be built is not one of them: that may be its data's doing.
-pub(crate) fn could_not_be_sent(err: &SdkError<PutMetricDataError, HttpResponse>, attempt: Attempt) -> bool {
+/// could not be either (each after all its retries): no credentials could be had, no connection could be made
+/// (refused, unreachable, no address for the name, the endpoint guard's refusal), or it ran out of time (no
+/// connection opened within `connect_timeout`, or the attempt or the whole operation timed out, waiting to retry
+/// after an error answer included). Other failures before sending (a request that could not be built, a user's
+/// interceptor that refused it) may be its data's doing: the rest goes on.
+pub(crate) fn could_not_be_sent(err: &SdkError<PutMetricDataError, HttpResponse>) -> bool {
     timed_out(err)
         || matches!(err, SdkError::DispatchFailure(failure)
-            if attempt == Attempt::NotTransmitted
-                || failure.as_connector_error().is_some_and(failed_before_sending))
+            if failure.as_connector_error().is_some_and(|e| failed_before_sending(e) || lacks_credentials(e)))
 }
 
 /// A retry classifier that forbids the SDK to retry a PutMetricData CloudWatch may have stored. It runs after

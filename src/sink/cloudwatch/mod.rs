@@ -146,17 +146,17 @@ impl CloudWatchSink {
         let mut failed: Vec<usize> = Vec::new();
         let mut first_error: Option<SaveError> = None;
         // Throttled, a request sent that timed out unconfirmed (an endpoint that hangs), or one that could not be
-        // sent (no credentials, no connection, or it ran out of time first): the rest is not pressed on with now,
+        // sent (no credentials, no connection, or it ran out of time): the rest is not pressed on with now,
         // but kept for the next dump, rather than sent where it would likely fare the same (each such request takes
         // an attempt's whole time, or all its retries, and a request sent that timed out is written off as maybe
-        // stored). After a connection broken or an answer lost, or an error answer, the rest goes on: the endpoint
-        // answers.
+        // stored). After a connection broken or an answer lost, or an error answer (unless the operation's time ran
+        // out waiting to retry), the rest goes on: the endpoint answers.
         let mut holding_back = false;
         // Whether any request was throttled, whichever failure came first: the dumps then back off.
         let mut throttled = false;
         loop {
             if holding_back {
-                // Kept as they are, not built: a counter's checks are counted once, when it is built to be sent.
+                // Kept as they are, not built: a counter's checks are counted once, when it is placed in a request.
                 failed.extend(queue.into_iter().flat_map(|batch| batch.sources));
                 failed.extend(batches.untried());
                 break;
@@ -194,7 +194,7 @@ impl CloudWatchSink {
             self.settle_in_flight(false);
             if !is_invalid_request(&err) {
                 throttled |= is_throttling(&err);
-                holding_back |= throttled || could_not_be_sent(&err, attempt);
+                holding_back |= throttled || could_not_be_sent(&err);
                 failed.extend(sources);
                 first_error.get_or_insert_with(|| save_error(err));
                 continue;

@@ -5,7 +5,7 @@
 //! whose send fails stays first in the buffer and is sent again once the agent is back (for TCP, a connection
 //! the agent closed is noticed before a document is written to it), so an agent over TCP that goes away and
 //! comes back loses nothing that fit in the buffer. Over UDP a datagram to an agent that is down leaves without
-//! an error (only a later send may see the refusal): it is lost, uncounted. Failures are warned about at most
+//! an error (only a later send may see the refusal): it is lost, though counted as sent. Failures are warned about at most
 //! once a minute, each kind (no connection; a send that failed).
 
 use std::collections::VecDeque;
@@ -251,38 +251,35 @@ fn run(queue: &Queue, endpoint: &AgentEndpoint) {
                 documents = queue.changed.wait(documents).unwrap_or_else(PoisonError::into_inner);
             }
         };
-        let result = match connection.as_mut() {
-            Some(c) => send_one(c, &document).inspect_err(|err| {
-                if failing.ready() {
-                    tracing::warn!(
-                        target: "cloudwatch_counters",
-                        agent = ?endpoint,
-                        error = %err,
-                        "sending a document to the CloudWatch agent failed: it stays first in the buffer and is sent \
-                         again (over a new connection for TCP)"
-                    );
-                }
-            }),
+        // A send that failed, on the connection it had or on a new one; or no connection (`connecting`).
+        let (result, connecting) = match connection.as_mut() {
+            Some(c) => (send_one(c, &document), false),
             None => match connect(endpoint) {
                 Ok(mut c) => {
                     let sent = send_one(&mut c, &document);
                     connection = Some(c);
-                    sent
+                    (sent, false)
                 }
-                Err(err) => {
-                    if unreachable.ready() {
-                        tracing::warn!(
-                            target: "cloudwatch_counters",
-                            agent = ?endpoint,
-                            error = %err,
-                            "the CloudWatch agent cannot be reached: documents wait in the buffer, and what does not \
-                             fit is dropped and counted (documents_dropped)"
-                        );
-                    }
-                    Err(err)
-                }
+                Err(err) => (Err(err), true),
             },
         };
+        match &result {
+            Err(err) if connecting && unreachable.ready() => tracing::warn!(
+                target: "cloudwatch_counters",
+                agent = ?endpoint,
+                error = %err,
+                "the CloudWatch agent cannot be reached: documents wait in the buffer, and what does not fit is \
+                 dropped and counted (documents_dropped)"
+            ),
+            Err(err) if !connecting && failing.ready() => tracing::warn!(
+                target: "cloudwatch_counters",
+                agent = ?endpoint,
+                error = %err,
+                "sending a document to the CloudWatch agent failed: it stays first in the buffer and is sent again \
+                 (over a new connection for TCP)"
+            ),
+            _ => {}
+        }
         if result.is_ok() {
             queue.lock().pop_front();
             queue.sent.fetch_add(1, Relaxed);

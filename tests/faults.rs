@@ -422,29 +422,34 @@ impl ProvideCredentials for Flaky {
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_request_that_fails_for_its_credentials_sent_nothing_and_keeps_the_dumps_data() {
-    let (http, seen) = scripted(|_| None);
-    let down = Arc::new(AtomicBool::new(true));
-    let config = aws_sdk_cloudwatch::Config::builder()
+/// Counters on a client of `config` (its credentials and HTTP client, with no retries), in requests of one counter
+/// each, open, holding `first`, `second` and `third`.
+async fn three_counters_on_a_client(config: aws_sdk_cloudwatch::config::Builder) -> CloudWatchCounters {
+    let config = config
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
-        .credentials_provider(Flaky(Arc::clone(&down)))
-        .http_client(http)
-        .retry_config(RetryConfig::disabled())
-        .build();
+        .retry_config(RetryConfig::disabled());
     let c = CloudWatchCounters::builder()
         .namespace("faults")
         .instance("test-host")
-        .client(aws_sdk_cloudwatch::Client::from_conf(config))
+        .client(aws_sdk_cloudwatch::Client::from_conf(config.build()))
         .batch_size(1)
         .options(hour().telemetry(false))
         .build()
         .expect("valid settings");
     c.open().await.unwrap();
     for name in ["first", "second", "third"] {
-        c.increment(name, 3);
+        c.increment(name, 1);
     }
+    c
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_that_fails_for_its_credentials_sent_nothing_and_keeps_the_dumps_data() {
+    let (http, seen) = scripted(|_| None);
+    let down = Arc::new(AtomicBool::new(true));
+    let config = aws_sdk_cloudwatch::Config::builder().credentials_provider(Flaky(Arc::clone(&down)));
+    let c = three_counters_on_a_client(config.http_client(http)).await;
     let err = c.dump().await.expect_err("no credentials");
     assert!(matches!(&err, Error::Save(e) if !e.is_ambiguous()), "nothing was sent: {err}");
     assert_eq!((seen.count(), c.telemetry().requests_ambiguous), (0, 0));
@@ -685,25 +690,9 @@ async fn a_request_a_users_interceptor_refused_does_not_hold_back_the_rest() {
     // the dump goes on.
     let (http, seen) = scripted(|_| None);
     let config = aws_sdk_cloudwatch::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .http_client(http)
-        .retry_config(RetryConfig::disabled())
-        .interceptor(RefuseFirst::default())
-        .build();
-    let c = CloudWatchCounters::builder()
-        .namespace("faults")
-        .instance("test-host")
-        .client(aws_sdk_cloudwatch::Client::from_conf(config))
-        .batch_size(1)
-        .options(hour().telemetry(false))
-        .build()
-        .expect("valid settings");
-    c.open().await.unwrap();
-    for name in ["first", "second", "third"] {
-        c.increment(name, 1);
-    }
+        .interceptor(RefuseFirst::default());
+    let c = three_counters_on_a_client(config.http_client(http)).await;
     let err = c.dump().await.expect_err("the first request was refused");
     assert!(err.to_string().contains("refused by the user's own check"), "{err}");
     assert!(matches!(&err, Error::Save(e) if !e.is_ambiguous()), "nothing of it left the machine: {err}");

@@ -160,12 +160,26 @@ pub(crate) fn failed_before_sending(err: &ConnectorError) -> bool {
     })
 }
 
-/// Whether a connector error is an interceptor's that refused the request before it was transmitted (after the
-/// attempt was marked as handed over, by ours or by one of the user's that runs after it): the SDK reports an
-/// interceptor's error as a dispatch failure only in the hooks before transmission (after it, as a response
-/// error).
+/// Whether a connector error is an interceptor's refusal in a hook before transmission (a user's own check, say,
+/// which may run after ours marked the attempt handed over): nothing was sent. Told by the hook its message names,
+/// among those before transmission; an error of a hook after the attempt (which the SDK reports the same way when
+/// a connection broke with nothing answered) or of any other does not count.
 pub(crate) fn refused_by_an_interceptor(err: &ConnectorError) -> bool {
-    any_source(err, |e| e.downcast_ref::<InterceptorError>().is_some())
+    const BEFORE_TRANSMISSION: [&str; 7] = [
+        "modify_before_retry_loop",
+        "read_before_attempt",
+        "modify_before_signing",
+        "read_before_signing",
+        "read_after_signing",
+        "modify_before_transmit",
+        "read_before_transmit",
+    ];
+    any_source(err, |e| {
+        e.downcast_ref::<InterceptorError>().is_some_and(|refusal| {
+            let message = refusal.to_string().to_ascii_lowercase();
+            BEFORE_TRANSMISSION.iter().any(|hook| message.contains(&format!(" {hook} interceptor encountered")))
+        })
+    })
 }
 
 /// Whether a connector error is the credentials provider's: no credentials could be had to sign the request
@@ -192,5 +206,32 @@ mod tests {
         assert!(!failed_before_sending(&reset));
         let timeout = ConnectorError::timeout("read timed out".into());
         assert!(!failed_before_sending(&timeout));
+    }
+
+    #[test]
+    fn an_interceptors_refusal_counts_only_in_a_hook_before_transmission() {
+        let refusal = |error: InterceptorError| ConnectorError::other(error.into(), None);
+        let before = [
+            InterceptorError::read_before_transmit("check", "no"),
+            InterceptorError::modify_before_transmit("check", "no"),
+            InterceptorError::read_before_signing("check", "no"),
+            InterceptorError::read_before_attempt("check", "no"),
+        ];
+        for error in before {
+            let shown = error.to_string();
+            assert!(refused_by_an_interceptor(&refusal(error)), "{shown}");
+        }
+        let after = [
+            InterceptorError::read_after_attempt("check", "no"),
+            InterceptorError::modify_before_attempt_completion("check", "no"),
+            InterceptorError::read_after_execution("check", "no"),
+            // An interceptor named like a hook before transmission, failing after the attempt.
+            InterceptorError::read_after_attempt("read_before_transmit", "no"),
+        ];
+        for error in after {
+            let shown = error.to_string();
+            assert!(!refused_by_an_interceptor(&refusal(error)), "{shown}");
+        }
+        assert!(!refused_by_an_interceptor(&ConnectorError::io("broken pipe".into())));
     }
 }

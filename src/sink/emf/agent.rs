@@ -5,8 +5,8 @@
 //! whose send fails stays first in the buffer and is sent again once the agent is back (for TCP, a connection
 //! the agent closed is noticed before a document is written to it), so an agent over TCP that goes away and
 //! comes back loses nothing that fit in the buffer. Over UDP a datagram to an agent that is down leaves without
-//! an error (only a later send may see the refusal): it is lost, though counted as sent. Failures are warned about at most
-//! once a minute, each kind (no connection; a send that failed).
+//! an error (only a later send may see the refusal): it is lost, though counted as sent. Failures are warned
+//! about at most once a minute, each kind (no connection; a send that failed).
 
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};

@@ -437,6 +437,11 @@ async fn three_counters_on_a_client(config: aws_sdk_cloudwatch::config::Builder)
         .options(hour().telemetry(false))
         .build()
         .expect("valid settings");
+    open_holding_three(c).await
+}
+
+/// `c`, open, holding `first`, `second` and `third` (1 each).
+async fn open_holding_three(c: CloudWatchCounters) -> CloudWatchCounters {
     c.open().await.unwrap();
     for name in ["first", "second", "third"] {
         c.increment(name, 1);
@@ -543,12 +548,7 @@ fn first_attempt(how: fn() -> Intercepted) -> (SharedHttpClient, Seen, Arc<Atomi
 
 /// [`one_counter_a_request`] without rollups, open, holding `first`, `second` and `third`.
 async fn three_counters_a_request_each(http: SharedHttpClient) -> CloudWatchCounters {
-    let c = one_counter_a_request(http, false);
-    c.open().await.unwrap();
-    for name in ["first", "second", "third"] {
-        c.increment(name, 1);
-    }
-    c
+    open_holding_three(one_counter_a_request(http, false)).await
 }
 
 #[tokio::test(start_paused = true)]
@@ -601,11 +601,7 @@ async fn after_a_request_that_ran_out_of_time_waiting_to_retry_the_rest_of_the_d
     // The operation is bounded at 5 s; the retry after the first request's 503 would wait 10 s.
     let operation = TimeoutConfig::builder().operation_timeout(Duration::from_secs(5)).build();
     let sdk = sdk(http, retry_after_ten_seconds()).into_builder().timeout_config(operation).build();
-    let c = one_counter_a_request_on(sdk, false);
-    c.open().await.unwrap();
-    for name in ["first", "second", "third"] {
-        c.increment(name, 1);
-    }
+    let c = open_holding_three(one_counter_a_request_on(sdk, false)).await;
     let start = Instant::now();
     let err = c.dump().await.expect_err("the first request runs out of time");
     assert_eq!(start.elapsed(), Duration::from_secs(5), "one operation's bound, not one a request: {err}");
@@ -712,10 +708,7 @@ async fn after_a_connection_that_never_opened_the_rest_of_the_dump_is_kept_for_t
         .sdk_config(sdk(real_http_client(), RetryConfig::disabled()))
         .build()
         .unwrap();
-    c.open().await.unwrap();
-    for name in ["first", "second", "third"] {
-        c.increment(name, 1);
-    }
+    let c = open_holding_three(c).await;
     let start = Instant::now();
     let err = tokio::time::timeout(Duration::from_secs(600), c.dump()).await.expect("no timeout applied").unwrap_err();
     assert_eq!(start.elapsed(), timeout, "one connect timeout, not one a request: {err}");

@@ -15,7 +15,9 @@ use aws_credential_types::provider::error::CredentialsError;
 use aws_credential_types::provider::{future, ProvideCredentials};
 use aws_credential_types::Credentials;
 use aws_sdk_cloudwatch::config::SharedHttpClient;
-use cloudwatch_counters::{CloudWatchCounters, ConfigParams, Counters, CountersOptions, Error, SkipReason};
+use cloudwatch_counters::{
+    CloudWatchCounters, CloudWatchCountersBuilder, ConfigParams, Counters, CountersOptions, Error, SkipReason,
+};
 use common::http::{
     cbor_response, gate, infallible_client_fn, real_http_client, Intercepted, NeverClient, UnopenablePort,
 };
@@ -162,11 +164,7 @@ async fn throttling_backs_off_two_four_eight_intervals_with_jitter() {
 #[tokio::test(start_paused = true)]
 async fn a_failure_that_is_not_throttling_ends_the_back_off() {
     // Throttled once, then a 500, then success: the back-off of 2 intervals follows the throttling only.
-    let (http, seen) = scripted(|n| match n {
-        0 => Some(("Throttling", 400)),
-        1 => Some(("InternalServiceError", 500)),
-        _ => None,
-    });
+    let (http, seen) = scripted(|n| [("Throttling", 400), ("InternalServiceError", 500)].get(n).copied());
     let interval = Duration::from_secs(10);
     let c = counters(http, RetryConfig::disabled(), CountersOptions::default().interval(interval));
     c.open().await.unwrap();
@@ -239,21 +237,24 @@ async fn a_client_handed_in_keeps_its_own_attempt_timeout_and_gets_the_settings_
     }
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_connection_that_never_opens_times_out_after_connect_timeout() {
-    // The SDK's real HTTP client, connecting to a loopback port whose connections never open.
-    let port = UnopenablePort::listen();
-    let (sdk_http, timeout) = (real_http_client(), Duration::from_millis(1500));
-    let c = CloudWatchCounters::builder()
+/// Counters whose requests go through the SDK's real HTTP client to `port`, whose connections never open,
+/// each connection given up after `connect_timeout`; not retried.
+fn unopenable_builder(port: &UnopenablePort, connect_timeout: Duration) -> CloudWatchCountersBuilder {
+    CloudWatchCounters::builder()
         .namespace("faults")
         .region("us-east-1")
         .credentials("test", "test")
         .endpoint_url(port.endpoint())
-        .connect_timeout(timeout)
-        .options(hour())
-        .sdk_config(sdk(sdk_http, RetryConfig::disabled()))
-        .build()
-        .unwrap();
+        .connect_timeout(connect_timeout)
+        .sdk_config(sdk(real_http_client(), RetryConfig::disabled()))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_that_never_opens_times_out_after_connect_timeout() {
+    // The SDK's real HTTP client, connecting to a loopback port whose connections never open.
+    let port = UnopenablePort::listen();
+    let timeout = Duration::from_millis(1500);
+    let c = unopenable_builder(&port, timeout).options(hour()).build().unwrap();
     c.open().await.unwrap();
     c.increment("calls", 1);
     let start = Instant::now();
@@ -268,16 +269,8 @@ async fn a_connection_that_never_opens_times_out_after_connect_timeout() {
 async fn close_cut_off_while_the_connection_is_still_being_made_keeps_its_data() {
     // The SDK's real HTTP client, connecting to a loopback port whose connections never open: nothing is sent.
     let port = UnopenablePort::listen();
-    let c = CloudWatchCounters::builder()
-        .namespace("faults")
-        .region("us-east-1")
-        .credentials("test", "test")
-        .endpoint_url(port.endpoint())
-        .connect_timeout(Duration::from_secs(30))
-        .options(hour().close_timeout(Duration::from_secs(1)).telemetry(false))
-        .sdk_config(sdk(real_http_client(), RetryConfig::disabled()))
-        .build()
-        .unwrap();
+    let options = hour().close_timeout(Duration::from_secs(1)).telemetry(false);
+    let c = unopenable_builder(&port, Duration::from_secs(30)).options(options).build().unwrap();
     c.open().await.unwrap();
     c.increment("calls", 3);
     let (_capture, logs) = common::capture_logs();
@@ -614,11 +607,7 @@ async fn after_a_request_that_ran_out_of_time_waiting_to_retry_the_rest_of_the_d
 #[tokio::test(start_paused = true)]
 async fn a_dump_throttled_after_another_failure_is_throttled_and_keeps_the_rest() {
     // The first request is answered 500, the second throttled; the third is kept without being tried.
-    let (http, seen) = scripted(|n| match n {
-        0 => Some(("InternalServiceError", 500)),
-        1 => Some(("Throttling", 400)),
-        _ => None,
-    });
+    let (http, seen) = scripted(|n| [("InternalServiceError", 500), ("Throttling", 400)].get(n).copied());
     let c = three_counters_a_request_each(http).await;
     let err = c.dump().await.expect_err("both requests failed");
     assert!(matches!(&err, Error::Save(e) if e.is_throttled()), "the dumps back off: {err}");
@@ -697,17 +686,7 @@ async fn after_a_connection_that_never_opened_the_rest_of_the_dump_is_kept_for_t
     // would wait `connect_timeout` each.
     let port = UnopenablePort::listen();
     let timeout = Duration::from_millis(1500);
-    let c = CloudWatchCounters::builder()
-        .namespace("faults")
-        .region("us-east-1")
-        .credentials("test", "test")
-        .endpoint_url(port.endpoint())
-        .connect_timeout(timeout)
-        .batch_size(1)
-        .options(hour().telemetry(false))
-        .sdk_config(sdk(real_http_client(), RetryConfig::disabled()))
-        .build()
-        .unwrap();
+    let c = unopenable_builder(&port, timeout).batch_size(1).options(hour().telemetry(false)).build().unwrap();
     let c = open_holding_three(c).await;
     let start = Instant::now();
     let err = tokio::time::timeout(Duration::from_secs(600), c.dump()).await.expect("no timeout applied").unwrap_err();

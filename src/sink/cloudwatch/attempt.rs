@@ -211,26 +211,21 @@ mod tests {
     #[test]
     fn an_interceptors_refusal_counts_only_in_a_hook_before_transmission() {
         let refusal = |error: InterceptorError| ConnectorError::other(error.into(), None);
-        let before = [
-            InterceptorError::read_before_transmit("check", "no"),
-            InterceptorError::modify_before_transmit("check", "no"),
-            InterceptorError::read_before_signing("check", "no"),
-            InterceptorError::read_before_attempt("check", "no"),
-        ];
-        for error in before {
-            let shown = error.to_string();
-            assert!(refused_by_an_interceptor(&refusal(error)), "{shown}");
-        }
-        let after = [
-            InterceptorError::read_after_attempt("check", "no"),
-            InterceptorError::modify_before_attempt_completion("check", "no"),
-            InterceptorError::read_after_execution("check", "no"),
+        // Each error, and whether it counts as a refusal before transmission.
+        let cases = [
+            (InterceptorError::read_before_transmit("check", "no"), true),
+            (InterceptorError::modify_before_transmit("check", "no"), true),
+            (InterceptorError::read_before_signing("check", "no"), true),
+            (InterceptorError::read_before_attempt("check", "no"), true),
+            (InterceptorError::read_after_attempt("check", "no"), false),
+            (InterceptorError::modify_before_attempt_completion("check", "no"), false),
+            (InterceptorError::read_after_execution("check", "no"), false),
             // An interceptor named like a hook before transmission, failing after the attempt.
-            InterceptorError::read_after_attempt("read_before_transmit", "no"),
+            (InterceptorError::read_after_attempt("read_before_transmit", "no"), false),
         ];
-        for error in after {
+        for (error, before_transmission) in cases {
             let shown = error.to_string();
-            assert!(!refused_by_an_interceptor(&refusal(error)), "{shown}");
+            assert_eq!(refused_by_an_interceptor(&refusal(error)), before_transmission, "{shown}");
         }
         assert!(!refused_by_an_interceptor(&ConnectorError::io("broken pipe".into())));
     }
